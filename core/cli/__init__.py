@@ -1,0 +1,1 @@
+"""Command groups of `python -m core`; each module exposes register(subparsers)."""

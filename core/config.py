@@ -1,0 +1,258 @@
+"""Settings: one typed object from environment variables, then `.streamlit/secrets.toml`, then defaults.
+
+Every number the design names lives here with a name. Each field is read from the
+environment variable of its upper-cased name prefixed with ``STUDIO_`` (for example
+``STUDIO_RETRY_MAX_ATTEMPTS``), except the few well-known names in ``_PLAIN_ENV``
+(``DATABASE_URL``, ``ANTHROPIC_API_KEY``, ...). An invalid value fails at start with a
+message naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+__all__ = ["ROOT", "Settings", "SettingsError", "get_settings", "override_settings", "reload_settings"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_PLAIN_ENV = {
+    "database_url": "DATABASE_URL",
+    "anthropic_api_key": "ANTHROPIC_API_KEY",
+    "anthropic_base_url": "ANTHROPIC_BASE_URL",
+    "environment": "ENVIRONMENT",
+}
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names it."""
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def _non_negative(v: float) -> bool:
+    return v >= 0
+
+
+def _fraction(v: float) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+def _check(check: Any, rule: str) -> dict[str, Any]:
+    return {"check": check, "rule": rule}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings. Field metadata carries the validity rule shown in error messages."""
+
+    # where things live
+    environment: str = field(default="production", metadata=_check(
+        lambda v: v in ("development", "staging", "production", "test"),
+        "one of development, staging, production, test"))
+    database_url: str = ""  # empty: sqlite file under data_dir
+    data_dir: str = str(ROOT / "data")
+    user_name: str = "analyst"
+
+    # model access
+    anthropic_api_key: str = ""
+    anthropic_base_url: str = ""
+    default_model: str = "claude-sonnet-5-5"
+    request_timeout_s: float = field(default=120.0, metadata=_check(_positive, "a number > 0"))
+    max_output_tokens: int = field(default=4096, metadata=_check(_positive, "a whole number > 0"))
+
+    # retries (tenacity): full jitter, exponential
+    retry_max_attempts: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
+    retry_backoff_base_s: float = field(default=1.0, metadata=_check(_non_negative, "a number >= 0"))
+    retry_backoff_cap_s: float = field(default=32.0, metadata=_check(_non_negative, "a number >= 0"))
+    retry_after_cap_s: float = field(default=120.0, metadata=_check(_non_negative, "a number >= 0"))
+    retry_instant: bool = False  # tests: waits become zero
+    generation_invalid_retries: int = field(default=2, metadata=_check(_non_negative, "a whole number >= 0"))
+    db_retry_max_attempts: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
+    db_retry_backoff_base_s: float = field(default=0.05, metadata=_check(_non_negative, "a number >= 0"))
+    db_retry_backoff_cap_s: float = field(default=2.0, metadata=_check(_non_negative, "a number >= 0"))
+
+    # circuit breakers
+    breaker_failure_threshold: int = field(default=5, metadata=_check(_positive, "a whole number > 0"))
+    breaker_window_s: float = field(default=60.0, metadata=_check(_positive, "a number > 0"))
+    breaker_cooldown_s: float = field(default=30.0, metadata=_check(_non_negative, "a number >= 0"))
+    breaker_success_threshold: int = field(default=2, metadata=_check(_positive, "a whole number > 0"))
+
+    # rate limiting
+    rate_limit_rpm: int = field(default=50, metadata=_check(_positive, "a whole number > 0"))
+    rate_limit_input_tpm: int = field(default=40_000, metadata=_check(_positive, "a whole number > 0"))
+    rate_limit_output_tpm: int = field(default=16_000, metadata=_check(_positive, "a whole number > 0"))
+
+    # drafts, batches, workers
+    autosave_interval_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
+    lease_duration_s: float = field(default=30.0, metadata=_check(_positive, "a number > 0"))
+    heartbeat_interval_s: float = field(default=10.0, metadata=_check(_positive, "a number > 0"))
+    worker_concurrency: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
+    worker_poll_interval_s: float = field(default=1.0, metadata=_check(_positive, "a number > 0"))
+    item_max_attempts: int = field(default=3, metadata=_check(_positive, "a whole number > 0"))
+    batch_max_items: int = field(default=100_000, metadata=_check(_positive, "a whole number > 0"))
+    upload_max_bytes: int = field(default=10 * 1024 * 1024, metadata=_check(_positive, "a whole number > 0"))
+    draft_ttl_hours: float = field(default=24.0, metadata=_check(_positive, "a number > 0"))
+    draft_grace_days: float = field(default=7.0, metadata=_check(_non_negative, "a number >= 0"))
+    orphan_draft_minutes: float = field(default=30.0, metadata=_check(_positive, "a number > 0"))
+
+    # error log
+    retention_days_error: int = field(default=180, metadata=_check(_positive, "a whole number > 0"))
+    retention_days_other: int = field(default=30, metadata=_check(_positive, "a whole number > 0"))
+    log_sample_rate_debug: float = field(default=0.1, metadata=_check(_fraction, "a fraction from 0 to 1"))
+    log_sample_rate_info: float = field(default=1.0, metadata=_check(_fraction, "a fraction from 0 to 1"))
+    log_writer_batch_size: int = field(default=500, metadata=_check(_positive, "a whole number > 0"))
+    log_writer_interval_s: float = field(default=0.2, metadata=_check(_positive, "a number > 0"))
+    log_queue_max: int = field(default=100_000, metadata=_check(_positive, "a whole number > 0"))
+    log_ring_size: int = field(default=100, metadata=_check(_positive, "a whole number > 0"))
+    alert_webhook_url: str = ""
+    alert_webhook_min_interval_s: float = field(default=60.0, metadata=_check(_non_negative, "a number >= 0"))
+
+    # offline sandbox
+    sandbox_fault_rate: float = field(default=0.0, metadata=_check(_fraction, "a fraction from 0 to 1"))
+    sandbox_rpm: int = field(default=0, metadata=_check(_non_negative, "a whole number >= 0 (0: no limit)"))
+    sandbox_tpm: int = field(default=0, metadata=_check(_non_negative, "a whole number >= 0 (0: no limit)"))
+    sandbox_latency_ms: int = field(default=40, metadata=_check(_non_negative, "a whole number >= 0"))
+    sandbox_tokens_per_s: float = field(default=400.0, metadata=_check(_positive, "a number > 0"))
+    sandbox_seed: int = 0
+
+    # ---- derived -------------------------------------------------------------------
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{Path(self.data_dir) / 'studio.db'}"
+
+    @property
+    def provider(self) -> str:
+        """'endpoint' (ANTHROPIC_BASE_URL), 'claude' (API key) or 'sandbox' (neither)."""
+        if self.anthropic_base_url:
+            return "endpoint"
+        if self.anthropic_api_key:
+            return "claude"
+        return "sandbox"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with `changes` applied (values may be strings, as from a form)."""
+        hints = get_type_hints(Settings)
+        converted = {k: _convert(k, hints[k], v) for k, v in changes.items()}
+        new = dataclasses.replace(self, **converted)
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        for f in fields(self):
+            check = f.metadata.get("check")
+            if check is not None and not check(getattr(self, f.name)):
+                raise SettingsError(
+                    f"Setting {env_name(f.name)} = {getattr(self, f.name)!r} is invalid: "
+                    f"it must be {f.metadata['rule']}."
+                )
+        if self.retry_backoff_cap_s < self.retry_backoff_base_s:
+            raise SettingsError(
+                f"Setting {env_name('retry_backoff_cap_s')} must be >= {env_name('retry_backoff_base_s')}."
+            )
+        if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
+            raise SettingsError(
+                "Setting DATABASE_URL must start with sqlite:// or postgresql+psycopg:// "
+                "(Supabase: use the session pooler URL)."
+            )
+
+
+def env_name(name: str) -> str:
+    """The environment variable that sets field `name`."""
+    return _PLAIN_ENV.get(name, f"STUDIO_{name.upper()}")
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    if not isinstance(raw, str) or kind is str:
+        if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+            return float(raw)
+        return raw
+    text = raw.strip()
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text.replace("_", ""))
+        if kind is float:
+            return float(text)
+    except ValueError:
+        expected = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
+        raise SettingsError(f"Setting {env_name(name)} = {raw!r} is invalid: it must be {expected}.") from None
+    return raw
+
+
+def _secrets_file() -> dict[str, Any]:
+    path = Path(os.environ.get("STUDIO_SECRETS_FILE", ROOT / ".streamlit" / "secrets.toml"))
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path.name} cannot be read: {exc}") from exc
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from the environment, then secrets.toml, then defaults; validate them."""
+    env = os.environ if environ is None else environ
+    secrets = _secrets_file()
+    hints = get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        key = env_name(f.name)
+        if key in env:
+            values[f.name] = _convert(f.name, hints[f.name], env[key])
+        elif key in secrets:
+            values[f.name] = _convert(f.name, hints[f.name], secrets[key])
+        elif f.name in secrets:
+            values[f.name] = _convert(f.name, hints[f.name], secrets[f.name])
+    if "user_name" not in values and "STUDIO_USER" in env:
+        values["user_name"] = env["STUDIO_USER"]
+    settings = Settings(**values)
+    settings.validate()
+    return settings
+
+
+_lock = threading.Lock()
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The settings in force (loaded once, replaced by `override_settings`)."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = load_settings()
+    return _current
+
+
+def reload_settings() -> Settings:
+    global _current
+    with _lock:
+        _current = load_settings()
+    return _current
+
+
+def override_settings(**changes: Any) -> Settings:
+    """Apply validated changes to the settings in force, process-wide, without a restart."""
+    global _current
+    with _lock:
+        base = _current if _current is not None else load_settings()
+        _current = base.replace(**changes)
+    return _current

@@ -1,0 +1,77 @@
+"""Engine factory: one place that knows how to connect to SQLite or Postgres/Supabase."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from core.config import get_settings
+
+__all__ = ["create_store_engine", "get_engine", "reset_engine", "SUPABASE_TRANSACTION_POOLER_PORT"]
+
+# Supabase's transaction pooler (Supavisor, port 6543) cannot keep prepared statements.
+SUPABASE_TRANSACTION_POOLER_PORT = 6543
+
+
+def create_store_engine(url: str) -> Engine:
+    """A configured engine for `url` (sqlite:///path or postgresql+psycopg://...)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            # our "begin" listener owns transaction start; pysqlite's implicit BEGIN is off
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            # results are durable the moment a transaction commits
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            # a write transaction takes the write lock at BEGIN, so it waits (busy_timeout)
+            # instead of failing on a read-to-write lock upgrade; reads stay concurrent
+            if conn.get_execution_options().get("sqlite_immediate"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.port == SUPABASE_TRANSACTION_POOLER_PORT:
+            return create_engine(parsed, poolclass=NullPool, connect_args={"prepare_threshold": None})
+        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    raise ValueError(f"Unsupported DATABASE_URL scheme: {parsed.drivername}")
+
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for `url` (default: the configured database)."""
+    key = url or get_settings().effective_database_url
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = create_store_engine(key)
+        return engine
+
+
+def reset_engine() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

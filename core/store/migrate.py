@@ -1,0 +1,44 @@
+"""Bring a database to the newest schema with Alembic (`python -m core db migrate`)."""
+
+from __future__ import annotations
+
+import threading
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+from core.config import ROOT
+
+__all__ = ["migrate"]
+
+_done: set[str] = set()
+_lock = threading.Lock()
+
+
+def _alembic_config() -> Config:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    return cfg
+
+
+def migrate(engine: Engine, *, force: bool = False) -> None:
+    """Upgrade `engine`'s database to head. Idempotent; cheap after the first call per process."""
+    key = str(engine.url)
+    with _lock:
+        if key in _done and not force:
+            return
+        cfg = _alembic_config()
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                # one migrator at a time when several workers start together
+                conn.exec_driver_sql("SELECT pg_advisory_lock(7201)")
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                if engine.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_unlock(7201)")
+                    conn.commit()
+        _done.add(key)

@@ -1,0 +1,243 @@
+"""The one schema: SQLAlchemy Core tables shared by SQLite and Postgres.
+
+Timestamps are stored as UTC (aware datetimes in Python on both engines, via `UtcDateTime`).
+Dialect differences (hour buckets, full-text search, upserts) live in `core.store.dialect`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "metadata",
+    "error_logs",
+    "recovery_checkpoints",
+    "conversation_drafts",
+    "batch_jobs",
+    "batch_items",
+    "batch_resumes",
+    "conversations",
+    "app_settings",
+    "utcnow",
+    "UtcDateTime",
+]
+
+metadata = MetaData()
+
+# BIGINT on Postgres, INTEGER on SQLite (so it stays an alias of rowid and autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; timestamptz on Postgres, ISO text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+error_logs = Table(
+    "error_logs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("error_id", String(36), nullable=False, unique=True),  # uuid4 hex, shown to users
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("error_type", String(32), nullable=False),
+    Column("error_code", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("user_message", Text),
+    Column("context", JSON),
+    Column("stack_trace", Text),
+    Column("component", String(64)),
+    Column("request_id", String(128)),
+    Column("operation_id", String(64)),  # batch id when the error happened inside a batch
+    Column("attempt", Integer),
+    Column("fingerprint", String(32), nullable=False),
+    Column("user_id", String(128)),
+    Column("session_id", String(64)),
+    Column("environment", String(32)),
+    Column("is_recoverable", Boolean, nullable=False, default=False),
+    Column("recovery_action", String(32)),
+    Column("recovered", Boolean, nullable=False, default=False),  # recovered automatically (e.g. a retry won)
+    Column("resolved", Boolean, nullable=False, default=False),
+    Column("resolved_at", UtcDateTime()),
+    Column("resolved_by", String(128)),
+    Index("ix_error_logs_created_at", "created_at"),
+    Index("ix_error_logs_severity_created", "severity", "created_at"),
+    Index("ix_error_logs_type_created", "error_type", "created_at"),
+    Index("ix_error_logs_fingerprint_created", "fingerprint", "created_at"),
+    Index("ix_error_logs_operation", "operation_id"),
+    Index("ix_error_logs_request", "request_id"),
+    Index("ix_error_logs_code", "error_code"),
+)
+
+recovery_checkpoints = Table(
+    "recovery_checkpoints",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("operation_type", String(32), nullable=False),  # "batch"
+    Column("operation_id", String(64), nullable=False),
+    Column("completed_count", Integer, nullable=False, default=0),
+    Column("failed_count", Integer, nullable=False, default=0),
+    Column("skipped_count", Integer, nullable=False, default=0),
+    Column("last_processed_index", Integer),
+    Column("state", JSON),  # config needed to resume
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("expires_at", UtcDateTime()),
+    UniqueConstraint("operation_type", "operation_id", name="uq_checkpoint_operation"),
+)
+
+conversation_drafts = Table(
+    "conversation_drafts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("session_id", String(64)),
+    Column("template", String(64), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("partial_text", Text, nullable=False, default=""),
+    Column("turns", JSON),
+    Column("status", String(16), nullable=False, default="in_progress"),  # in_progress|completed|failed|discarded
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("error_message", Text),
+    Column("conversation_id", String(36)),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("expires_at", UtcDateTime()),
+    Index("ix_drafts_user_status", "user_id", "status", "updated_at"),
+)
+
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200)),
+    Column("template", String(64), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="queued"),  # queued|running|paused|failed|cancelled|completed
+    Column("status_reason", Text),
+    Column("total_items", Integer, nullable=False),
+    Column("concurrency", Integer, nullable=False, default=4),
+    Column("created_by", String(128)),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("started_at", UtcDateTime()),
+    Column("finished_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UtcDateTime()),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Index("ix_batch_jobs_status", "status", "lease_expires_at"),
+)
+
+batch_items = Table(
+    "batch_items",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), ForeignKey("batch_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("item_index", Integer, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending|running|done|failed|skipped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("last_error_code", String(64)),
+    Column("claimed_by", String(128)),
+    Column("claimed_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("conversation_id", String(36)),
+    UniqueConstraint("batch_id", "item_index", name="uq_batch_item"),
+    Index("ix_batch_items_status", "batch_id", "status"),
+)
+
+batch_resumes = Table(
+    "batch_resumes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), ForeignKey("batch_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("resumed_by", String(128)),
+    Column("resumed_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("failed_only", Boolean, nullable=False, default=False),
+    Column("requeued_count", Integer, nullable=False, default=0),
+    Column("previous_status", String(16)),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("batch_id", String(36), ForeignKey("batch_jobs.id", ondelete="SET NULL")),
+    Column("item_index", Integer),
+    Column("draft_id", String(36)),
+    Column("template", String(64), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("system_prompt", Text),
+    Column("turns", JSON, nullable=False),  # [{"role": "user"|"assistant", "content": str}]
+    Column("turn_count", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("status", String(16), nullable=False, default="ok"),
+    Column("created_by", String(128)),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    # error tracking
+    Column("last_error", Text),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("last_error_at", UtcDateTime()),
+    Column("is_recovering", Boolean, nullable=False, default=False),
+    Column("recovery_attempts", Integer, nullable=False, default=0),
+    Column("original_conversation_id", String(36)),
+    # a replayed batch item cannot write a second conversation
+    UniqueConstraint("batch_id", "item_index", name="uq_conversation_batch_item"),
+    Index("ix_conversations_created", "created_at"),
+    Index("ix_conversations_template", "template", "created_at"),
+)
+
+app_settings = Table(
+    "app_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_by", String(128)),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+)

@@ -1,0 +1,95 @@
+"""Shared fixtures: isolated settings per test, and a migrated store on SQLite and on Postgres.
+
+Every test that takes `engine` runs twice: on a fresh SQLite file and on a fresh Postgres
+database (marked `postgres`). If Postgres is unreachable those tests fail; they never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from core.config import reload_settings
+from core.store import create_store_engine, migrate, reset_engine
+
+PG_ADMIN_URL = os.environ.get("STUDIO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
+    """Each test gets its own data dir, test environment and instant retries."""
+    for key in list(os.environ):
+        if key.startswith("STUDIO_") or key in ("DATABASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STUDIO_SECRETS_FILE", str(tmp_path / "no-secrets.toml"))
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    monkeypatch.setenv("STUDIO_RETRY_INSTANT", "true")
+    reload_settings()
+    reset_engine()
+    yield
+    reset_engine()
+    reload_settings()
+
+
+class PostgresDatabases:
+    """Creates throw-away databases on the local server; drops them at the end of the session."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.created: list[str] = []
+        self._admin: Engine | None = None
+
+    def admin(self) -> Engine:
+        if self._admin is None:
+            self._admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        return self._admin
+
+    def new(self) -> str:
+        name = f"studio_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with self.admin().connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if self._admin is None:
+            return
+        with self._admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self._admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PostgresDatabases]:
+    dbs = PostgresDatabases(PG_ADMIN_URL)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path, monkeypatch) -> str:
+    """A fresh, empty database URL on each engine; also set as DATABASE_URL for the test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'studio.db'}"
+    else:
+        url = request.getfixturevalue("pg_databases").new()
+    monkeypatch.setenv("DATABASE_URL", url)
+    reload_settings()
+    reset_engine()
+    return url
+
+
+@pytest.fixture
+def engine(database_url) -> Iterator[Engine]:
+    """A migrated engine on SQLite and on Postgres."""
+    eng = create_store_engine(database_url)
+    migrate(eng, force=True)
+    yield eng
+    eng.dispose()

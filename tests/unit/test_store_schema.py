@@ -1,0 +1,45 @@
+"""The one schema migrates the same on both engines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from core.store import migrate
+from core.store.schema import error_logs
+from core.store.tx import write_tx
+
+
+def test_migrate_is_idempotent(engine):
+    """Migrating twice leaves one schema and no error."""
+    migrate(engine, force=True)
+    names = set(sa.inspect(engine).get_table_names())
+    assert {"error_logs", "batch_jobs", "batch_items", "conversations", "conversation_drafts",
+            "recovery_checkpoints"} <= names
+
+
+def test_timestamps_round_trip_as_utc(engine):
+    """A timestamp written in any zone reads back as the same instant, in UTC."""
+    local = datetime(2026, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    with write_tx(engine) as conn:
+        conn.execute(error_logs.insert().values(
+            error_id="e1", created_at=local, error_type="api", error_code="x", severity="error",
+            message="m", fingerprint="f", is_recoverable=False, recovered=False, resolved=False))
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(error_logs.c.created_at)).scalar_one()
+    assert got == local and got.tzinfo == UTC
+
+
+def test_failed_write_transaction_is_rolled_back_whole(engine):
+    """Nothing of a transaction that raises is kept."""
+    try:
+        with write_tx(engine) as conn:
+            conn.execute(error_logs.insert().values(
+                error_id="e2", error_type="api", error_code="x", severity="error", message="m",
+                fingerprint="f", is_recoverable=False, recovered=False, resolved=False))
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(error_logs)).scalar_one() == 0
