@@ -74,6 +74,8 @@ class Settings:
     retry_backoff_cap_s: float = field(default=32.0, metadata=_check(_non_negative, "a number >= 0"))
     retry_after_cap_s: float = field(default=120.0, metadata=_check(_non_negative, "a number >= 0"))
     retry_instant: bool = False  # tests: waits become zero
+    # opt-in for an integration test that measures a real retry-after wait while backoff stays instant
+    retry_after_when_instant: bool = False
     generation_invalid_retries: int = field(default=2, metadata=_check(_non_negative, "a whole number >= 0"))
     db_retry_max_attempts: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
     db_retry_backoff_base_s: float = field(default=0.05, metadata=_check(_non_negative, "a number >= 0"))
@@ -84,11 +86,22 @@ class Settings:
     breaker_window_s: float = field(default=60.0, metadata=_check(_positive, "a number > 0"))
     breaker_cooldown_s: float = field(default=30.0, metadata=_check(_non_negative, "a number >= 0"))
     breaker_success_threshold: int = field(default=2, metadata=_check(_positive, "a whole number > 0"))
+    breaker_half_open_max_calls: int = field(default=1, metadata=_check(_positive, "a whole number > 0"))
 
     # rate limiting
     rate_limit_rpm: int = field(default=50, metadata=_check(_positive, "a whole number > 0"))
     rate_limit_input_tpm: int = field(default=40_000, metadata=_check(_positive, "a whole number > 0"))
     rate_limit_output_tpm: int = field(default=16_000, metadata=_check(_positive, "a whole number > 0"))
+    # bucket capacity in seconds of the rate: spreads requests instead of a burst at a window boundary
+    rate_limit_burst_s: float = field(default=2.0, metadata=_check(_positive, "a number > 0"))
+    # AIMD after a 429: multiply the rate by this, then add relax_step back per quiet relax_after_s
+    rate_limit_decrease_factor: float = field(default=0.8, metadata=_check(
+        lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1 (exclusive)"))
+    rate_limit_min_factor: float = field(default=0.25, metadata=_check(
+        lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
+    rate_limit_relax_step: float = field(default=0.05, metadata=_check(_fraction, "a fraction from 0 to 1"))
+    rate_limit_relax_after_s: float = field(default=30.0, metadata=_check(_positive, "a number > 0"))
+    rate_limit_default_pause_s: float = field(default=5.0, metadata=_check(_non_negative, "a number >= 0"))
 
     # drafts, batches, workers
     autosave_interval_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
