@@ -155,6 +155,8 @@ batch_jobs = Table(
     Column("config", JSON, nullable=False),
     Column("status", String(16), nullable=False, default="queued"),  # queued|running|paused|failed|cancelled|completed
     Column("status_reason", Text),
+    # who paused it: "user" (stays paused) or "breaker" (the worker resumes it after the cool-down)
+    Column("pause_kind", String(16)),
     Column("total_items", Integer, nullable=False),
     Column("concurrency", Integer, nullable=False, default=4),
     Column("created_by", String(128)),
