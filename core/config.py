@@ -115,6 +115,18 @@ class Settings:
     draft_ttl_hours: float = field(default=24.0, metadata=_check(_positive, "a number > 0"))
     draft_grace_days: float = field(default=7.0, metadata=_check(_non_negative, "a number >= 0"))
     orphan_draft_minutes: float = field(default=30.0, metadata=_check(_positive, "a number > 0"))
+    # batches: live throughput is measured over this trailing window
+    batch_throughput_window_s: float = field(default=300.0, metadata=_check(_positive, "a number > 0"))
+    # SIGTERM: in-flight items get this long to finish before they go back to pending
+    worker_shutdown_grace_s: float = field(default=5.0, metadata=_check(_non_negative, "a number >= 0"))
+    # a worker with nothing to do waits this long before probing an open breaker again at the latest
+    worker_breaker_probe_max_s: float = field(default=60.0, metadata=_check(_positive, "a number > 0"))
+    checkpoint_retention_days: float = field(default=7.0, metadata=_check(_non_negative, "a number >= 0"))
+    csv_max_value_chars: int = field(default=2_000, metadata=_check(_positive, "a whole number > 0"))
+    # cost estimates before a batch starts: expected output tokens per message of a conversation
+    estimate_output_tokens_per_turn: int = field(default=80, metadata=_check(_positive, "a whole number > 0"))
+    # TEST HOOK (crash tests only): a worker os._exit(137)s after its k-th model reply, before the commit
+    test_crash_after_reply: int = field(default=0, metadata=_check(_non_negative, "a whole number >= 0"))
 
     # error log
     retention_days_error: int = field(default=180, metadata=_check(_positive, "a whole number > 0"))
