@@ -1,0 +1,46 @@
+"""Resilience for calls that leave the process: retry policies, circuit breakers, rate limiting.
+
+Calls to the model go rate limiter -> circuit breaker -> retry policy -> SDK; store
+operations go through `run_db` (the "database" breaker and a transient-error retry policy).
+"""
+
+from core.resilience._breaker import (
+    CircuitBreaker,
+    CircuitOpenError,
+    all_breakers,
+    counts_as_failure,
+    get_breaker,
+    reset_breakers,
+)
+from core.resilience._db import arun_db, run_db
+from core.resilience._limiter import RateLimiter, get_rate_limiter, reset_rate_limiters
+from core.resilience._retry import (
+    async_retry_policy,
+    full_jitter_backoff,
+    is_retryable,
+    is_retryable_db,
+    retry_after_of,
+    retry_policy,
+    wait_backoff_or_retry_after,
+)
+
+__all__ = [
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "RateLimiter",
+    "all_breakers",
+    "arun_db",
+    "async_retry_policy",
+    "counts_as_failure",
+    "full_jitter_backoff",
+    "get_breaker",
+    "get_rate_limiter",
+    "is_retryable",
+    "is_retryable_db",
+    "reset_breakers",
+    "reset_rate_limiters",
+    "retry_after_of",
+    "retry_policy",
+    "run_db",
+    "wait_backoff_or_retry_after",
+]

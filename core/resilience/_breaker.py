@@ -1,0 +1,339 @@
+"""Circuit breakers, one per service ("claude", "database"), in a process-wide registry.
+
+CLOSED -> OPEN after settings.breaker_failure_threshold counted failures within
+settings.breaker_window_s; OPEN -> HALF_OPEN once settings.breaker_cooldown_s has passed;
+HALF_OPEN lets settings.breaker_half_open_max_calls probe calls through at a time, closes
+after settings.breaker_success_threshold probe successes and re-opens on a probe failure.
+Settings are read at each transition check, so changes apply without a restart.
+
+Why not pybreaker or purgatory: pybreaker has no native asyncio, and purgatory is
+asyncio-first with a separate sync flavour. Here one small lock-based state machine serves
+threads and coroutines identically, because no operation awaits (or calls out) while
+holding the lock: `before_call`, `record_success` and `record_failure` are short critical
+sections, so calling them from a coroutine never blocks the event loop for longer than a
+dict update. State changes are written to the error log after the lock is released.
+
+Only failures that say the service itself is unhealthy count (`counts_as_failure`):
+5xx, 529, 408, timeouts, dropped connections, transient database errors. A 4xx (bad
+request, auth, rate limit), a validation error or an unusable model reply does not.
+
+`CircuitOpenError` is an AppError whose error_type follows the service: "database" for
+the database breaker, "api" for claude and any other service, so the error log groups it
+with the failures that opened it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from core.config import get_settings
+from core.errors import Action, APIError, AppError, DatabaseError, NetworkError, Severity, classify
+
+__all__ = [
+    "CLOSED",
+    "HALF_OPEN",
+    "OPEN",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "all_breakers",
+    "counts_as_failure",
+    "get_breaker",
+    "reset_breakers",
+]
+
+CLOSED = "closed"
+OPEN = "open"
+HALF_OPEN = "half_open"
+
+# services the UI always lists, even before their first call
+KNOWN_SERVICES = ("claude", "database")
+
+_SERVICE_LABEL = {"claude": "The model service", "database": "The database"}
+_PAUSED_WHAT = {"claude": "new calls", "database": "new saves"}
+
+T = TypeVar("T")
+
+
+def _error_type_for(service: str) -> str:
+    return "database" if service == "database" else "api"
+
+
+class CircuitOpenError(AppError):
+    """A call was refused because the service's breaker is open (or its probes are busy)."""
+
+    error_type = "api"
+    default_code = "circuit_open"
+    default_severity = Severity.WARN
+    default_recoverable = True
+    default_action = Action.RETRY
+
+    def __init__(self, service: str, retry_after_s: float, *, message: str = "") -> None:
+        wait = max(int(math.ceil(retry_after_s)), 0)
+        label = _SERVICE_LABEL.get(service, f"The {service} service")
+        what = _PAUSED_WHAT.get(service, "new calls")
+        super().__init__(
+            message or f"Circuit '{service}' is open; calls refused for {retry_after_s:.1f} s",
+            retry_after_s=max(retry_after_s, 0.0),
+            user_message=f"{label} is failing repeatedly; {what} are paused for {wait} s.",
+            context={"service": service},
+        )
+        self.service = service
+        self.error_type = _error_type_for(service)
+
+
+class _BreakerEvent(AppError):
+    """A state change, written to the error log (warn when it opens, info otherwise)."""
+
+    default_recoverable = True
+    default_action = Action.RETRY
+
+
+def counts_as_failure(error: BaseException) -> bool:
+    """True when `error` says the service itself is failing (5xx/529/408/timeout/connection/transient DB)."""
+    err = classify(error)
+    if isinstance(err, CircuitOpenError) or err.code in ("circuit_open", "spend_limit"):
+        return False
+    if not err.is_recoverable:
+        return False
+    if isinstance(err, NetworkError | DatabaseError):
+        return True
+    if isinstance(err, APIError):
+        status = err.status_code
+        # no status: an error event mid-stream (e.g. overloaded); 429/409 are pacing, not ill health
+        return status is None or status == 408 or status >= 500
+    return False
+
+
+class CircuitBreaker:
+    """A thread- and asyncio-safe breaker for one service. `clock` is monotonic seconds."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._lock = threading.Lock()
+        self._state = CLOSED
+        self._failures: deque[float] = deque()
+        self._opened_at: float | None = None
+        self._opened_at_wall: float | None = None
+        self._probes_in_flight = 0
+        self._last_probe_at: float | None = None
+        self._probe_successes = 0
+        self._total_opens = 0
+        self._last_failure: str | None = None
+        self.history: deque[tuple[str, float]] = deque(maxlen=50)  # (new state, wall time)
+
+    # ---- reading ----------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        with self._lock:
+            events = self._advance(self._clock())
+            state = self._state
+        self._emit(events)
+        return state
+
+    def snapshot(self) -> dict[str, Any]:
+        """name, state, failures in the window, opened_at (epoch s), retry_in_s, total_opens, ..."""
+        with self._lock:
+            now = self._clock()
+            events = self._advance(now)
+            self._prune(now)
+            snap = {
+                "name": self.name,
+                "state": self._state,
+                "failures": len(self._failures),
+                "opened_at": self._opened_at_wall if self._state != CLOSED else None,
+                "retry_in_s": self._retry_in(now) if self._state == OPEN else 0.0,
+                "total_opens": self._total_opens,
+                "probe_successes": self._probe_successes,
+                "last_failure": self._last_failure,
+            }
+        self._emit(events)
+        return snap
+
+    # ---- the protocol ------------------------------------------------------------------
+    def before_call(self) -> None:
+        """Let a call through, or raise CircuitOpenError with the remaining cool-down."""
+        with self._lock:
+            now = self._clock()
+            events = self._advance(now)
+            refusal: CircuitOpenError | None = None
+            if self._state == OPEN:
+                refusal = CircuitOpenError(self.name, self._retry_in(now))
+            elif self._state == HALF_OPEN:
+                s = get_settings()
+                # a probe that never reported back (its caller died) frees its slot after a cool-down
+                stale = self._last_probe_at is not None and now - self._last_probe_at >= s.breaker_cooldown_s
+                if self._probes_in_flight < s.breaker_half_open_max_calls or stale:
+                    if stale:
+                        self._probes_in_flight = 0
+                    self._probes_in_flight += 1
+                    self._last_probe_at = now
+                else:
+                    since = now - (self._last_probe_at or now)
+                    refusal = CircuitOpenError(
+                        self.name, max(s.breaker_cooldown_s - since, 0.0),
+                        message=f"Circuit '{self.name}' is half-open and its probe calls are in flight")
+        self._emit(events)
+        if refusal is not None:
+            raise refusal
+
+    def record_success(self) -> None:
+        """A call that passed `before_call` succeeded."""
+        with self._lock:
+            events = self._advance(self._clock())
+            if self._state == HALF_OPEN:
+                self._probes_in_flight = max(self._probes_in_flight - 1, 0)
+                self._probe_successes += 1
+                if self._probe_successes >= get_settings().breaker_success_threshold:
+                    events.append(self._to_closed())
+        self._emit(events)
+
+    def record_failure(self, error: BaseException) -> bool:
+        """A call that passed `before_call` failed; returns whether the failure counted."""
+        counted = counts_as_failure(error)
+        with self._lock:
+            now = self._clock()
+            events = self._advance(now)
+            if counted:
+                self._last_failure = classify(error).code
+            if self._state == HALF_OPEN:
+                self._probes_in_flight = max(self._probes_in_flight - 1, 0)
+                if counted:
+                    events.append(self._to_open(now, reason="a probe call failed"))
+            elif self._state == CLOSED and counted:
+                self._failures.append(now)
+                self._prune(now)
+                s = get_settings()
+                if len(self._failures) >= s.breaker_failure_threshold:
+                    events.append(self._to_open(
+                        now, reason=f"{len(self._failures)} failures within {s.breaker_window_s:g} s"))
+        self._emit(events)
+        return counted
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """`with breaker.guard(): call()` - before_call, then record the outcome (also inside async code)."""
+        self.before_call()
+        try:
+            yield
+        except BaseException as exc:
+            self.record_failure(exc)
+            raise
+        self.record_success()
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.guard():
+            return fn(*args, **kwargs)
+
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        with self.guard():
+            return await fn(*args, **kwargs)
+
+    # ---- transitions (called with the lock held; return events to emit after release) ---
+    def _advance(self, now: float) -> list[tuple[str, str]]:
+        if self._state == OPEN and self._opened_at is not None:
+            if now - self._opened_at >= get_settings().breaker_cooldown_s:
+                self._state = HALF_OPEN
+                self._probes_in_flight = 0
+                self._probe_successes = 0
+                self._last_probe_at = None
+                self.history.append((HALF_OPEN, self._wall_clock()))
+                return [(HALF_OPEN, "cool-down elapsed; letting probe calls through")]
+        return []
+
+    def _to_open(self, now: float, *, reason: str) -> tuple[str, str]:
+        self._state = OPEN
+        self._opened_at = now
+        self._opened_at_wall = self._wall_clock()
+        self._total_opens += 1
+        self._failures.clear()
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        self.history.append((OPEN, self._opened_at_wall))
+        return (OPEN, reason)
+
+    def _to_closed(self) -> tuple[str, str]:
+        self._state = CLOSED
+        self._opened_at = None
+        self._opened_at_wall = None
+        self._failures.clear()
+        self._probes_in_flight = 0
+        successes, self._probe_successes = self._probe_successes, 0
+        self.history.append((CLOSED, self._wall_clock()))
+        return (CLOSED, f"{successes} probe calls succeeded")
+
+    def _prune(self, now: float) -> None:
+        horizon = now - get_settings().breaker_window_s
+        while self._failures and self._failures[0] <= horizon:
+            self._failures.popleft()
+
+    def _retry_in(self, now: float) -> float:
+        if self._opened_at is None:
+            return 0.0
+        return max(get_settings().breaker_cooldown_s - (now - self._opened_at), 0.0)
+
+    # ---- error log ----------------------------------------------------------------------
+    def _emit(self, events: list[tuple[str, str]]) -> None:
+        for state, reason in events:
+            _record_transition(self, state, reason)
+
+
+def _record_transition(breaker: CircuitBreaker, state: str, reason: str) -> None:
+    try:
+        # imported here: the recorder imports the store, which must not import us back at load time
+        from core.errorlog import record
+    except ImportError:
+        return  # no recorder in this build: the state is still readable through snapshot()
+    severity = Severity.WARN if state == OPEN else Severity.INFO
+    event = _BreakerEvent(
+        f"Circuit '{breaker.name}' is now {state}: {reason}",
+        code=f"circuit_{state}",
+        severity=severity,
+        user_message=(CircuitOpenError(breaker.name, get_settings().breaker_cooldown_s).user_message
+                      if state == OPEN else f"{_SERVICE_LABEL.get(breaker.name, breaker.name)} is answering again."),
+        context={"service": breaker.name, "state": state, "reason": reason},
+    )
+    event.error_type = _error_type_for(breaker.name)
+    record(event, component=f"breaker.{breaker.name}", severity=str(severity),
+           context=event.context, recovered=state == CLOSED)
+
+
+_registry_lock = threading.Lock()
+_registry: dict[str, CircuitBreaker] = {}
+
+
+def get_breaker(name: str) -> CircuitBreaker:
+    """The process-wide breaker for service `name` ("claude", "database"), created on first use."""
+    with _registry_lock:
+        breaker = _registry.get(name)
+        if breaker is None:
+            breaker = _registry[name] = CircuitBreaker(name)
+        return breaker
+
+
+def all_breakers() -> list[dict[str, Any]]:
+    """Snapshots of every breaker (the known services always included), sorted by name."""
+    for name in KNOWN_SERVICES:
+        get_breaker(name)
+    with _registry_lock:
+        breakers = sorted(_registry.values(), key=lambda b: b.name)
+    return [b.snapshot() for b in breakers]
+
+
+def reset_breakers() -> None:
+    """Forget every breaker (tests; an operator's "reset" button)."""
+    with _registry_lock:
+        _registry.clear()

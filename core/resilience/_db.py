@@ -1,0 +1,84 @@
+"""Store operations through the "database" circuit breaker and a retry policy for transient errors.
+
+`run_db(fn, *args, **kwargs)` calls `fn(*args, **kwargs)`; if it fails with a transient
+database error (connection lost, pool or statement timeout, SQLite busy/locked) it is run
+again with the settings.db_retry_* backoff, up to settings.db_retry_max_attempts attempts.
+Constraint violations and other non-recoverable errors are raised at once.
+
+The contract for `fn`: it does its whole unit of work in ONE transaction, opened inside it
+(`with core.store.tx.write_tx(engine) as conn: ...`). A failed attempt is then rolled back
+whole by the transaction, and a retry re-runs the unit from the start, never half of it.
+Do not pass a connection or transaction opened outside `fn`: after a dropped connection it
+is dead, and a retry on it would fail again or, worse, apply the second half alone.
+
+Errors leave `run_db` classified: an AppError (usually DatabaseError; check `.code`, e.g.
+"duplicate_key") raised from the original exception, which stays in `__cause__`/`.cause`.
+An open database breaker raises CircuitOpenError (error_type "database") without calling fn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from core.errors import classify
+from core.resilience._breaker import CircuitBreaker, get_breaker
+from core.resilience._retry import async_retry_policy, retry_policy
+
+__all__ = ["DATABASE_SERVICE", "arun_db", "run_db"]
+
+DATABASE_SERVICE = "database"
+
+T = TypeVar("T")
+
+
+def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one store unit of work with the database breaker and transient-error retries."""
+    breaker = get_breaker(DATABASE_SERVICE)
+    return retry_policy(kind="db")(_attempt, breaker, fn, args, kwargs)
+
+
+async def arun_db(fn: Callable[..., T] | Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """`run_db` for asyncio: a coroutine function is awaited, a plain one runs in a worker thread."""
+    if inspect.iscoroutinefunction(fn):
+        breaker = get_breaker(DATABASE_SERVICE)
+        return await async_retry_policy(kind="db")(_async_attempt, breaker, fn, args, kwargs)
+    return await asyncio.to_thread(run_db, fn, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def _attempt(breaker: CircuitBreaker, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    breaker.before_call()
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        err = _count_and_classify(breaker, exc)
+        if err is exc:
+            raise
+        raise err from exc
+    breaker.record_success()
+    return result
+
+
+async def _async_attempt(
+    breaker: CircuitBreaker, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> T:
+    breaker.before_call()
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        err = _count_and_classify(breaker, exc)
+        if err is exc:
+            raise
+        raise err from exc
+    breaker.record_success()
+    return result
+
+
+def _count_and_classify(breaker: CircuitBreaker, exc: BaseException) -> BaseException:
+    """Count the failure on the breaker; the error to raise (cancellation passes through as is)."""
+    breaker.record_failure(exc)
+    if not isinstance(exc, Exception):
+        return exc  # KeyboardInterrupt, CancelledError, SystemExit: never wrapped, never retried
+    return classify(exc)
