@@ -77,6 +77,14 @@ class Settings:
     # opt-in for an integration test that measures a real retry-after wait while backoff stays instant
     retry_after_when_instant: bool = False
     generation_invalid_retries: int = field(default=2, metadata=_check(_non_negative, "a whole number >= 0"))
+    # one conversation: messages counted one by one (user and assistant), even so it ends on the assistant
+    generation_min_turns: int = field(default=2, metadata=_check(_positive, "a whole number > 0"))
+    generation_max_turns: int = field(default=40, metadata=_check(_positive, "a whole number > 0"))
+    generation_max_field_chars: int = field(default=500, metadata=_check(_positive, "a whole number > 0"))
+    generation_max_template_chars: int = field(default=20_000, metadata=_check(_positive, "a whole number > 0"))
+    # the rate limiter's input-token estimate before a call (corrected by the reply's usage)
+    estimate_chars_per_token: float = field(default=3.5, metadata=_check(_positive, "a number > 0"))
+    estimate_tokens_per_message: int = field(default=8, metadata=_check(_non_negative, "a whole number >= 0"))
     db_retry_max_attempts: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
     db_retry_backoff_base_s: float = field(default=0.05, metadata=_check(_non_negative, "a number >= 0"))
     db_retry_backoff_cap_s: float = field(default=2.0, metadata=_check(_non_negative, "a number >= 0"))
@@ -193,6 +201,10 @@ class Settings:
         if self.retry_backoff_cap_s < self.retry_backoff_base_s:
             raise SettingsError(
                 f"Setting {env_name('retry_backoff_cap_s')} must be >= {env_name('retry_backoff_base_s')}."
+            )
+        if self.generation_max_turns < self.generation_min_turns:
+            raise SettingsError(
+                f"Setting {env_name('generation_max_turns')} must be >= {env_name('generation_min_turns')}."
             )
         if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
             raise SettingsError(

@@ -1,0 +1,84 @@
+"""The price table: every SDK model priced, the default current, costs computed from usage."""
+
+from __future__ import annotations
+
+import typing
+from datetime import date
+
+import pytest
+from anthropic._data import DEPRECATED_MODELS
+from anthropic.types import ModelParam
+
+from core.config import get_settings
+from core.llm.pricing import DEFAULT_MODEL, FAMILY_ESTIMATE, MODELS, cost_usd, model_choices, priced_cost
+
+
+def _sdk_models() -> set[str]:
+    names: set[str] = set()
+    for arg in typing.get_args(ModelParam):
+        names.update(a for a in typing.get_args(arg) if isinstance(a, str))
+    return names
+
+
+def test_every_model_the_sdk_lists_has_a_price_row():
+    """Each model literal of the installed SDK's ModelParam is in MODELS with positive prices."""
+    missing = _sdk_models() - set(MODELS)
+    assert not missing
+    for info in MODELS.values():
+        assert info.input_per_mtok > 0 and info.output_per_mtok >= info.input_per_mtok
+        assert info.cache_read_per_mtok < info.input_per_mtok < info.cache_write_per_mtok
+
+
+def test_deprecated_flags_and_end_of_life_follow_the_sdk():
+    """A model is deprecated exactly when the SDK's DEPRECATED_MODELS lists it, with a parsed date."""
+    for name, info in MODELS.items():
+        assert info.deprecated == (name in DEPRECATED_MODELS)
+        if info.deprecated:
+            assert isinstance(info.end_of_life, date)
+    assert MODELS["claude-sonnet-4-5"].end_of_life == date(2026, 11, 30)
+
+
+def test_default_model_is_current_in_the_sdk_and_the_settings():
+    """The default model is in ModelParam, is not deprecated, and Settings.default_model agrees."""
+    assert DEFAULT_MODEL in _sdk_models()
+    assert not MODELS[DEFAULT_MODEL].deprecated
+    assert get_settings().default_model == DEFAULT_MODEL
+    assert model_choices()[0] == DEFAULT_MODEL
+    assert not any(MODELS[n].deprecated for n in model_choices())
+
+
+def test_cost_adds_the_four_token_kinds_at_their_prices():
+    """A million of each token kind costs the sum of the four list prices of the model."""
+    usage = {"input_tokens": 1_000_000, "output_tokens": 1_000_000,
+             "cache_creation_input_tokens": 1_000_000, "cache_read_input_tokens": 1_000_000}
+    assert cost_usd("claude-sonnet-5-5", usage) == pytest.approx(2.0 + 10.0 + 2.5 + 0.2)
+    assert cost_usd("claude-opus-4-8", {"input_tokens": 1000, "output_tokens": 200}) == pytest.approx(0.01)
+
+
+def test_cost_reads_usage_objects_and_missing_cache_fields():
+    """A usage object without cache counts (None) is priced on input and output alone."""
+
+    class SdkUsage:
+        input_tokens = 500_000
+        output_tokens = 100_000
+        cache_creation_input_tokens = None
+        cache_read_input_tokens = None
+
+    assert cost_usd("claude-haiku-4-5", SdkUsage()) == pytest.approx(0.5 + 0.5)
+
+
+def test_an_unknown_model_is_priced_as_the_default_and_flagged():
+    """An unknown model name costs what the default model costs, and the flag says it was unknown."""
+    usage = {"input_tokens": 1234, "output_tokens": 567}
+    cost, known = priced_cost("claude-imaginary-9", usage)
+    assert not known
+    assert cost == pytest.approx(cost_usd(DEFAULT_MODEL, usage))
+    assert priced_cost(DEFAULT_MODEL, usage)[1]
+
+
+def test_estimated_rows_say_so():
+    """Models without a published price of their own are marked as family estimates."""
+    estimates = {n for n, m in MODELS.items() if m.price_source == FAMILY_ESTIMATE}
+    assert "claude-mythos-preview" in estimates
+    assert DEFAULT_MODEL not in estimates
+    assert all(MODELS[n].is_estimate for n in estimates)
