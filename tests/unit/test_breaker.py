@@ -1,0 +1,274 @@
+"""Circuit breakers: open on repeated service failures, fail fast, probe, close; safe under threads and asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from core.config import override_settings
+from core.errors import APIError, DatabaseError, GenerationError, NetworkError, ValidationError
+from core.resilience import (
+    CircuitBreaker,
+    CircuitOpenError,
+    all_breakers,
+    counts_as_failure,
+    get_breaker,
+    reset_breakers,
+)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def server_error(status: int = 503) -> APIError:
+    return APIError(f"status {status}", code="service_unavailable", status_code=status, recoverable=True)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    override_settings(breaker_failure_threshold=3, breaker_window_s=10, breaker_cooldown_s=5,
+                      breaker_success_threshold=2, breaker_half_open_max_calls=1)
+    return FakeClock()
+
+
+@pytest.fixture
+def breaker(clock: FakeClock) -> CircuitBreaker:
+    return CircuitBreaker("claude", clock=clock)
+
+
+def fail(breaker: CircuitBreaker, times: int, error: BaseException | None = None) -> None:
+    for _ in range(times):
+        breaker.before_call()
+        breaker.record_failure(error or server_error())
+
+
+def test_opens_after_threshold_failures_in_the_window(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """Three service failures within ten seconds open the breaker; two do not."""
+    fail(breaker, 2)
+    assert breaker.state == "closed"
+    clock.advance(1)
+    fail(breaker, 1)
+    assert breaker.state == "open"
+    assert breaker.snapshot()["total_opens"] == 1
+
+
+def test_failures_spread_beyond_the_window_do_not_open(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """Failures further apart than the window never add up to the threshold."""
+    for _ in range(10):
+        fail(breaker, 1)
+        clock.advance(6)  # two failures at most inside any 10 s window
+    assert breaker.state == "closed"
+    assert breaker.snapshot()["failures"] <= 2
+
+
+def test_open_breaker_fails_fast_with_the_remaining_cooldown(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """While open, calls are refused at once with retry_after_s = the cool-down left."""
+    fail(breaker, 3)
+    clock.advance(2)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.before_call()
+    err = info.value
+    assert err.code == "circuit_open" and err.is_recoverable and err.error_type == "api"
+    assert err.retry_after_s == pytest.approx(3.0)
+    assert "paused for 3 s" in err.user_message
+    assert breaker.snapshot()["retry_in_s"] == pytest.approx(3.0)
+
+
+def test_half_opens_after_cooldown_and_limits_probes(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """After the cool-down one probe goes through; a second caller is refused while it runs."""
+    fail(breaker, 3)
+    clock.advance(5)
+    assert breaker.state == "half_open"
+    breaker.before_call()
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()
+
+
+def test_closes_after_enough_probe_successes(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """Two successful probes close the breaker and clear its failure count."""
+    fail(breaker, 3)
+    clock.advance(5)
+    breaker.before_call()
+    breaker.record_success()
+    assert breaker.state == "half_open"
+    breaker.before_call()
+    breaker.record_success()
+    snap = breaker.snapshot()
+    assert snap["state"] == "closed" and snap["failures"] == 0 and snap["opened_at"] is None
+    breaker.before_call()  # no refusal once closed
+
+
+def test_probe_failure_reopens(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """A failed probe re-opens the breaker for a full new cool-down."""
+    fail(breaker, 3)
+    clock.advance(5)
+    breaker.before_call()
+    breaker.record_failure(NetworkError("reset", code="connection_error"))
+    assert breaker.state == "open"
+    assert breaker.snapshot()["total_opens"] == 2
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.before_call()
+    assert info.value.retry_after_s == pytest.approx(5.0)
+
+
+def test_a_probe_that_never_reports_back_frees_its_slot(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """A probe whose caller vanished stops blocking others after a cool-down."""
+    fail(breaker, 3)
+    clock.advance(5)
+    breaker.before_call()  # this caller never reports
+    clock.advance(5)
+    breaker.before_call()  # let through: the first probe is presumed lost
+
+
+@pytest.mark.parametrize("error", [
+    APIError("bad", code="bad_request", status_code=400, recoverable=False),
+    APIError("key", code="authentication_failed", status_code=401, recoverable=False),
+    APIError("slow down", code="rate_limited", status_code=429, recoverable=True),
+    APIError("limit", code="spend_limit", status_code=429, recoverable=False),
+    ValidationError("count", field="count"),
+    GenerationError("not a conversation"),
+    KeyError("bug"),
+])
+def test_client_side_errors_do_not_trip_it(breaker: CircuitBreaker, error: BaseException) -> None:
+    """4xx, validation and unusable replies say nothing about the service's health."""
+    assert not counts_as_failure(error)
+    fail(breaker, 10, error)
+    assert breaker.state == "closed"
+
+
+@pytest.mark.parametrize("error", [
+    APIError("overloaded", code="overloaded", status_code=529, recoverable=True),
+    APIError("boom", code="server_error", status_code=500, recoverable=True),
+    APIError("timeout", code="request_timeout", status_code=408, recoverable=True),
+    APIError("stream", code="stream_error"),
+    NetworkError("timeout", code="timeout"),
+    DatabaseError("gone", code="db_connection"),
+])
+def test_service_failures_count(error: BaseException) -> None:
+    """5xx, 529, 408, stream errors, network and transient database errors count as failures."""
+    assert counts_as_failure(error)
+
+
+def test_database_breaker_error_names_the_database(clock: FakeClock) -> None:
+    """The database breaker's refusal is a database error that talks about saving."""
+    breaker = CircuitBreaker("database", clock=clock)
+    fail(breaker, 3, DatabaseError("locked", code="db_locked"))
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.before_call()
+    assert info.value.error_type == "database"
+    assert "database" in info.value.user_message.lower()
+
+
+def test_consistent_under_eight_threads(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """Eight threads failing at once open the breaker exactly once, and only one probe gets through."""
+    start = threading.Barrier(8)
+    refused = []
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        start.wait()
+        for _ in range(200):
+            try:
+                breaker.before_call()
+            except CircuitOpenError:
+                refused.append(1)
+                continue
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+                return
+            breaker.record_failure(server_error())
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    snap = breaker.snapshot()
+    assert snap["state"] == "open" and snap["total_opens"] == 1
+    assert len(refused) >= 8 * 200 - 3 - 8  # at most the threshold plus in-flight calls passed
+
+    clock.advance(5)
+    admitted = []
+    probe_start = threading.Barrier(8)
+
+    def probe() -> None:
+        probe_start.wait()
+        try:
+            breaker.before_call()
+            admitted.append(1)
+        except CircuitOpenError:
+            pass
+
+    threads = [threading.Thread(target=probe) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(admitted) == 1
+
+
+def test_consistent_under_asyncio_gather(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """Concurrent coroutines open it once, then fail fast; after the cool-down one probe closes it stepwise."""
+    calls = 0
+
+    async def failing() -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        raise server_error(529)
+
+    async def ok() -> str:
+        await asyncio.sleep(0)
+        return "ok"
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(breaker.acall(failing) for _ in range(50)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    refused = [r for r in results if isinstance(r, CircuitOpenError)]
+    # every coroutine passes before_call before any of them fails (they all start, then await)
+    assert calls + len(refused) == 50
+    assert breaker.snapshot()["total_opens"] == 1 and breaker.state == "open"
+
+    clock.advance(5)
+
+    async def probes() -> list[object]:
+        return await asyncio.gather(*(breaker.acall(ok) for _ in range(10)), return_exceptions=True)
+
+    first = asyncio.run(probes())
+    assert sum(1 for r in first if r == "ok") == 1
+    asyncio.run(probes())
+    assert breaker.state == "closed"
+
+
+def test_registry_lists_known_services_and_resets() -> None:
+    """all_breakers() always shows claude and database; reset_breakers() forgets state."""
+    names = [s["name"] for s in all_breakers()]
+    assert names == ["claude", "database"]
+    b = get_breaker("claude")
+    assert get_breaker("claude") is b
+    reset_breakers()
+    assert get_breaker("claude") is not b
+
+
+def test_state_changes_are_kept_in_history(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """Open, half-open and closed transitions are remembered in order."""
+    fail(breaker, 3)
+    clock.advance(5)
+    for _ in range(2):
+        breaker.before_call()
+        breaker.record_success()
+    assert [state for state, _ in breaker.history] == ["open", "half_open", "closed"]
