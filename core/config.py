@@ -155,6 +155,13 @@ class Settings:
     log_seed_chunk_rows: int = field(default=20_000, metadata=_check(_positive, "a whole number > 0"))
     alert_webhook_url: str = ""
     alert_webhook_min_interval_s: float = field(default=60.0, metadata=_check(_non_negative, "a number >= 0"))
+    alert_poll_interval_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
+    alert_webhook_timeout_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
+
+    # the app (Streamlit pages)
+    ui_background_worker: bool = True  # run batches in a thread of the app process
+    ui_live_refresh_s: float = field(default=2.0, metadata=_check(_positive, "a number > 0"))
+    ui_errors_page_size: int = field(default=50, metadata=_check(_positive, "a whole number > 0"))
 
     # offline sandbox
     sandbox_fault_rate: float = field(default=0.0, metadata=_check(_fraction, "a fraction from 0 to 1"))
