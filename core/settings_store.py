@@ -1,0 +1,82 @@
+"""Settings changed in the UI: saved to the `app_settings` table, applied without a restart.
+
+Only tunable numbers and names are stored. Secrets (the API key) and where things live
+(database URL, data dir, endpoint, environment) never go into the table: they come from
+the environment or secrets.toml only, so a row can never leak or override them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import Engine, delete, select
+
+from core.config import Settings, SettingsError, get_settings, override_settings
+from core.store.schema import app_settings, utcnow
+from core.store.tx import read_conn, write_tx
+
+__all__ = ["NOT_STORED", "STORABLE", "apply_persisted", "load", "reset", "save"]
+
+NOT_STORED = frozenset({
+    "anthropic_api_key", "anthropic_base_url", "database_url", "data_dir", "environment", "retry_instant",
+})
+STORABLE = frozenset(f.name for f in fields(Settings)) - NOT_STORED
+
+
+def load(engine: Engine) -> dict[str, Any]:
+    """The stored overrides, decoded; unknown or secret keys are ignored."""
+    with read_conn(engine) as conn:
+        rows = conn.execute(select(app_settings.c.key, app_settings.c.value)).all()
+    values: dict[str, Any] = {}
+    for key, raw in rows:
+        if key in STORABLE:
+            try:
+                values[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                values[key] = raw
+    return values
+
+
+def save(engine: Engine, changes: dict[str, Any], *, user: str | None = None) -> Settings:
+    """Validate `changes`, store them and apply them to the running process.
+
+    Raises SettingsError (naming the field) before anything is stored if a value is invalid,
+    and for a field that may not be stored.
+    """
+    refused = sorted(set(changes) - STORABLE)
+    if refused:
+        raise SettingsError(f"Setting {refused[0]} cannot be changed here; set it in the environment.")
+    new = get_settings().replace(**changes)  # validates; raises SettingsError naming the field
+    now = utcnow()
+    with write_tx(engine) as conn:
+        for key in changes:
+            value = json.dumps(getattr(new, key))
+            conn.execute(delete(app_settings).where(app_settings.c.key == key))
+            conn.execute(app_settings.insert().values(key=key, value=value, updated_by=user, updated_at=now))
+    return override_settings(**{k: getattr(new, k) for k in changes})
+
+
+def reset(engine: Engine, keys: list[str] | None = None) -> int:
+    """Forget stored overrides (all, or `keys`); they take effect at the next start."""
+    with write_tx(engine) as conn:
+        stmt = delete(app_settings)
+        if keys is not None:
+            stmt = stmt.where(app_settings.c.key.in_(keys))
+        return int(conn.execute(stmt).rowcount or 0)
+
+
+def apply_persisted(engine: Engine) -> tuple[Settings, list[str]]:
+    """Apply stored overrides at start; invalid ones are skipped and named in the returned list."""
+    skipped: list[str] = []
+    applied: dict[str, Any] = {}
+    for key, value in load(engine).items():
+        try:
+            get_settings().replace(**applied, **{key: value})
+        except (SettingsError, TypeError) as exc:
+            skipped.append(f"{key}: {exc}")
+            continue
+        applied[key] = value
+    settings = override_settings(**applied) if applied else get_settings()
+    return settings, skipped
