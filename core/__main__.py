@@ -16,6 +16,7 @@ from core.errors import AppError, classify
 # command groups, in the order --help lists them
 COMMAND_MODULES = [
     "core.cli.db",
+    "core.cli.sandbox",
 ]
 
 
