@@ -37,6 +37,18 @@ def isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     reload_settings()
 
 
+@pytest.fixture(autouse=True)
+def fresh_resilience() -> Iterator[None]:
+    """Each test starts with closed circuit breakers and fresh rate limiters (they are process-wide)."""
+    from core.resilience import reset_breakers, reset_rate_limiters
+
+    reset_breakers()
+    reset_rate_limiters()
+    yield
+    reset_breakers()
+    reset_rate_limiters()
+
+
 class PostgresDatabases:
     """Creates throw-away databases on the local server; drops them at the end of the session."""
 
