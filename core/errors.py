@@ -14,6 +14,8 @@ the page boundary). `classify()` never raises: an unknown exception becomes UIEr
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import sqlite3
 import traceback
@@ -278,7 +280,8 @@ def _from_sqlalchemy(exc: BaseException) -> AppError | None:
         return None
     if not isinstance(exc, sa_exc.SQLAlchemyError):
         return None
-    text = str(getattr(exc, "orig", None) or exc).splitlines()[0][:500]
+    # an empty driver message has no first line; keep "" rather than fail on [0]
+    text = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0][:500]
     if isinstance(exc, sa_exc.IntegrityError):
         lower = text.lower()
         code = "foreign_key_violation" if "foreign key" in lower else (
@@ -312,7 +315,9 @@ def classify(exc: BaseException, **overrides: Any) -> AppError:
             setattr(err, key, value)
         return err
     except Exception as inner:  # noqa: BLE001 - classify must never raise
-        return UIError(f"Could not classify {type(exc).__name__}: {inner}", code="internal", cause=exc)
+        # the exception's own __str__ may be what failed; name types only, never format values
+        return UIError(f"Could not classify {type(exc).__name__}: {type(inner).__name__}", code="internal",
+                       cause=exc if isinstance(exc, BaseException) else None)
 
 
 def _classify(exc: BaseException) -> AppError:
@@ -351,13 +356,22 @@ def _classify(exc: BaseException) -> AppError:
     return UIError(f"{type(exc).__name__}: {exc}", code="internal", cause=exc)
 
 
-def _is_httpx_error(exc: BaseException) -> bool:
+@functools.cache
+def _httpx_transport_errors() -> tuple[type[BaseException], ...]:
+    # looked up once: a failed import of an absent package searches the path on every call,
+    # which cost milliseconds per classify() and record() is meant to cost microseconds
+    bases: list[type[BaseException]] = []
     for mod_name in ("httpx2", "httpx"):
         try:
-            mod = __import__(mod_name)
+            mod = importlib.import_module(mod_name)
         except ImportError:
             continue
         base = getattr(mod, "TransportError", None)
-        if base is not None and isinstance(exc, base):
-            return True
-    return False
+        if isinstance(base, type) and issubclass(base, BaseException):
+            bases.append(base)
+    return tuple(bases)
+
+
+def _is_httpx_error(exc: BaseException) -> bool:
+    bases = _httpx_transport_errors()
+    return bool(bases) and isinstance(exc, bases)

@@ -1,0 +1,58 @@
+"""Figures for bench/errorlog.py: what record() costs its caller, and how fast the writer stores rows."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from core.errorlog.recorder import flush, record, recorder_stats
+from core.errors import APIError, Severity
+
+__all__ = ["measure_record_cost"]
+
+
+def _percentile(sorted_ns: list[int], q: float) -> float:
+    index = min(len(sorted_ns) - 1, int(q * len(sorted_ns)))
+    return sorted_ns[index] / 1000.0
+
+
+def measure_record_cost(n: int = 20_000, *, flush_timeout: float = 300.0) -> dict[str, Any]:
+    """Record `n` errors into the configured database and time both sides.
+
+    Half are ready AppErrors (what the client records per failed attempt), half raw exceptions
+    that record() has to classify. Returns µs per call (mean, p50, p99) for each half, and the
+    writer's rows per second from the first record() until flush() saw every row stored.
+    """
+    app_error = APIError("RateLimitError (429): Number of request tokens has exceeded your per-minute rate limit",
+                         code="rate_limited", severity=Severity.WARN, status_code=429,
+                         request_id="req_011CSHoEeqs5C35K2UUqR7Fy", retry_after_s=2.0)
+    raw_error = ConnectionResetError(104, "Connection reset by peer")
+    context = {"model": "claude-sonnet-5-5", "batch_item": 17, "api_key": "sk-ant-api03-not-a-real-key"}
+    before = recorder_stats()
+    timings: dict[str, list[int]] = {"app_error": [], "raw_exception": []}
+    clock = time.perf_counter_ns
+    start = time.perf_counter()
+    for i in range(n):
+        kind, exc = ("app_error", app_error) if i % 2 == 0 else ("raw_exception", raw_error)
+        t0 = clock()
+        record(exc, component="bench", context=context, operation_id="bench-batch", attempt=i % 4)
+        timings[kind].append(clock() - t0)
+    enqueued = time.perf_counter()
+    flushed = flush(flush_timeout)
+    done = time.perf_counter()
+    after = recorder_stats()
+    result: dict[str, Any] = {"n": n, "flushed": flushed}
+    for kind, values in timings.items():
+        values.sort()
+        result[kind] = {
+            "mean_us": round(statistics.fmean(values) / 1000.0, 2),
+            "p50_us": round(_percentile(values, 0.50), 2),
+            "p99_us": round(_percentile(values, 0.99), 2),
+        }
+    written = after["written"] - before["written"]
+    result["written"] = written
+    result["enqueue_s"] = round(enqueued - start, 3)
+    result["total_s"] = round(done - start, 3)
+    result["writer_rows_per_s"] = round(written / (done - start)) if done > start else None
+    return result

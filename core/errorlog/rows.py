@@ -1,0 +1,234 @@
+"""Turn a recorded error into an `error_logs` row: redacted, JSON-safe, within column limits.
+
+This is the expensive part of recording (redaction, traceback formatting, JSON sizing); it runs
+on the writer thread, never in the caller. Every string that reaches a row passed through
+`core.redact` here, so nothing unredacted is stored, spooled or shown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import traceback
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import String
+
+from core.errorlog.fingerprint import fingerprint
+from core.errors import AppError
+from core.redact import REDACTED, is_sensitive_key, redact_text, redact_traceback
+from core.store.schema import error_logs
+
+__all__ = ["Pending", "build_row", "json_safe"]
+
+# Column widths from the schema, so a long component or request id is cut, never rejected
+# by Postgres (which would fail the whole batch).
+_WIDTHS: dict[str, int] = {
+    col.name: col.type.length for col in error_logs.columns if isinstance(col.type, String) and col.type.length
+}
+# Integer columns are 32-bit on Postgres.
+_INT32 = (-(2**31), 2**31 - 1)
+# Guards for pathological context: deeper or wider data is summarised, not walked.
+_MAX_DEPTH = 8
+_MAX_ITEMS = 200
+
+
+class Pending(NamedTuple):
+    """What the caller hands to the writer: cheap to build, processed later."""
+
+    seq: int
+    error_id: str
+    created_at: datetime
+    error: AppError
+    original: Any  # what record() was given (exception or not), for the traceback
+    component: str
+    context: dict[str, Any] | None
+    request_id: str | None
+    operation_id: str | None
+    attempt: Any
+    user_id: str | None
+    session_id: str | None
+    severity: str
+    recovered: bool
+    environment: str
+
+
+def _safe_str(value: Any) -> str:
+    if type(value) is str:
+        return value
+    try:
+        # str() also turns str-based enums (Action, Severity) into their plain value
+        return str(value)
+    except Exception as exc:  # noqa: BLE001 - a broken __str__ must not lose the row
+        return f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not lose the row
+        return f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def _clean(text: str, limit: int) -> str:
+    """Cut to `limit` characters and drop NULs (Postgres text cannot hold them)."""
+    if len(text) > limit:
+        text = text[:limit] + f"... [{len(text) - limit} more characters]"
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text
+
+
+def json_safe(value: Any, limit: int, depth: int = 0) -> Any:
+    """A redacted, JSON-serialisable copy of `value`: unknown objects become their repr."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _clean(redact_text(value), limit)
+    if depth >= _MAX_DEPTH:
+        return f"[{type(value).__name__} nested too deep]"
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for i, (key, item) in enumerate(value.items()):
+            if i >= _MAX_ITEMS:
+                out["_more_items"] = len(value) - _MAX_ITEMS
+                break
+            name = _clean(redact_text(_safe_str(key)), 200)
+            out[name] = REDACTED if is_sensitive_key(name) else json_safe(item, limit, depth + 1)
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+        safe = [json_safe(item, limit, depth + 1) for item in items[:_MAX_ITEMS]]
+        if len(items) > _MAX_ITEMS:
+            safe.append(f"[{len(items) - _MAX_ITEMS} more items]")
+        return safe
+    if isinstance(value, bytes | bytearray):
+        return _clean(redact_text(bytes(value[: limit * 4]).decode("utf-8", errors="replace")), limit)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return _clean(redact_text(_safe_repr(value)), limit)
+
+
+def _context(p: Pending, limit: int) -> dict[str, Any] | None:
+    raw: dict[str, Any] = {}
+    err = p.error
+    if err.context:
+        raw.update(err.context)
+    if p.context:
+        raw.update(p.context)
+    for name in ("status_code", "retry_after_s", "field"):
+        value = getattr(err, name, None)
+        if value is not None:
+            raw.setdefault(name, value)
+    exc = err.cause if err.cause is not None else p.original
+    if isinstance(exc, BaseException) and not isinstance(exc, AppError):
+        raw.setdefault("exception", f"{type(exc).__module__}.{type(exc).__qualname__}")
+    if not isinstance(p.original, BaseException):
+        raw.setdefault("recorded_value", p.original)
+    if not raw:
+        return None
+    safe = json_safe(raw, limit)
+    text = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+    if len(text) > limit:
+        # already redacted above, so a cut preview cannot expose anything
+        return {"_truncated": True, "_chars": len(text), "_preview": _clean(text, limit)}
+    return safe
+
+
+def _stack_trace(p: Pending, limit: int) -> str | None:
+    """The traceback of a real exception (one that was raised), redacted; None otherwise."""
+    exc: BaseException | None = None
+    if isinstance(p.original, BaseException) and p.original.__traceback__ is not None:
+        exc = p.original
+    elif p.error.cause is not None and p.error.cause.__traceback__ is not None:
+        exc = p.error.cause
+    if exc is None:
+        return None
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception as inner:  # noqa: BLE001 - a traceback that cannot be formatted is summarised
+        text = f"<traceback could not be formatted: {type(inner).__name__}>"
+    # keep the end of a long trace: the frames nearest the failure matter most
+    if len(text) > limit:
+        text = f"[{len(text) - limit} earlier characters cut] ..." + text[-limit:]
+    return _clean(redact_traceback(text), limit + 100)
+
+
+def _width(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = _safe_str(value)
+    width = _WIDTHS.get(name)
+    if width is not None and len(text) > width:
+        text = text[:width]
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+def _attempt(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if _INT32[0] <= number <= _INT32[1] else None
+
+
+def build_row(p: Pending, *, text_limit: int, context_limit: int) -> dict[str, Any]:
+    """The `error_logs` row for pending error `p` (every text field redacted)."""
+    err = p.error
+    message = _clean(redact_text(_safe_str(err.message)), text_limit)
+    component = _width("component", redact_text(_safe_str(p.component))) or "unknown"
+    error_type = _width("error_type", err.error_type) or "internal"
+    error_code = _width("error_code", _safe_str(err.code)) or "internal"
+    return {
+        "error_id": p.error_id,
+        "created_at": p.created_at,
+        "error_type": error_type,
+        "error_code": error_code,
+        "severity": p.severity,
+        "message": message,
+        "user_message": _clean(redact_text(_safe_str(err.user_message)), text_limit),
+        "context": _context(p, context_limit),
+        "stack_trace": _stack_trace(p, text_limit),
+        "component": component,
+        "request_id": _width("request_id", redact_text(p.request_id) if p.request_id else None),
+        "operation_id": _width("operation_id", p.operation_id),
+        "attempt": _attempt(p.attempt),
+        "fingerprint": fingerprint(error_type, error_code, component, message),
+        "user_id": _width("user_id", p.user_id),
+        "session_id": _width("session_id", p.session_id),
+        "environment": _width("environment", p.environment),
+        "is_recoverable": bool(err.is_recoverable),
+        "recovery_action": _width("recovery_action", _safe_str(err.action)),
+        "recovered": bool(p.recovered),
+    }
+
+
+def fallback_row(p: Pending, problem: BaseException) -> dict[str, Any]:
+    """A minimal row when building the full one failed: the error is still counted, nothing leaks."""
+    return {
+        "error_id": p.error_id,
+        "created_at": p.created_at,
+        "error_type": "ui",
+        "error_code": "unrecordable",
+        "severity": p.severity,
+        "message": f"An error could not be prepared for the log ({type(problem).__name__}).",
+        "user_message": None,
+        "context": None,
+        "stack_trace": None,
+        "component": _width("component", redact_text(_safe_str(p.component))) or "unknown",
+        "request_id": None,
+        "operation_id": _width("operation_id", _safe_str(p.operation_id)) if p.operation_id else None,
+        "attempt": None,
+        "fingerprint": fingerprint("ui", "unrecordable", _safe_str(p.component), ""),
+        "user_id": None,
+        "session_id": None,
+        "environment": _width("environment", p.environment),
+        "is_recoverable": False,
+        "recovery_action": None,
+        "recovered": bool(p.recovered),
+    }
