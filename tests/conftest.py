@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from core.config import reload_settings
+from core.errorlog import reset_recorder
 from core.store import create_store_engine, migrate, reset_engine
 
 PG_ADMIN_URL = os.environ.get("STUDIO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -30,9 +31,11 @@ def isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     monkeypatch.setenv("STUDIO_SECRETS_FILE", str(tmp_path / "no-secrets.toml"))
     monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.setenv("STUDIO_RETRY_INSTANT", "true")
+    reset_recorder()  # empty error-log queue, ring and counters; writer follows this test's database
     reload_settings()
     reset_engine()
     yield
+    reset_recorder()  # stop the writer before the test's engines go away
     reset_engine()
     reload_settings()
 
