@@ -1,0 +1,219 @@
+"""The Batches page's pieces: create (grid or CSV) with an estimate, the live list, detail, actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.batches import csv_import
+from core.batches import service as batches
+from core.config import get_settings
+from core.errors import AppError, ValidationError
+from core.generation import get_template, template_names
+from core.llm.pricing import model_choices
+from core.store import get_engine
+from core.ui.boundaries import section_key
+from core.ui.toasts import notify_exception, success
+from core.ui.user import current_user
+from core.ui.widgets import status_badge
+
+__all__ = ["actions", "create_from_csv", "create_from_grid", "detail", "live_list", "selected_batch"]
+
+_K = "batches"
+_SELECTED = section_key(_K, "selected")
+
+
+def _key(name: str) -> str:
+    return section_key(_K, name)
+
+
+def selected_batch() -> str | None:
+    """The batch shown in detail: picked in the list, or given as ?batch=<id> by a link."""
+    return st.session_state.get(_SELECTED) or st.query_params.get("batch")
+
+
+def _select(batch_id: str) -> None:
+    st.session_state[_SELECTED] = batch_id
+
+
+def _estimate_line(template: str, count: int, model: str, turns: int) -> None:
+    est = batches.estimate(template, count, model, turns=turns)
+    minutes = est["seconds"] / 60
+    st.info(f"**Estimate:** {est['calls']:,} calls · {est['tokens']:,} tokens "
+            f"({est['input_tokens']:,} in / {est['output_tokens']:,} out) · about ${est['cost_usd']:,.2f} · "
+            f"about {minutes:,.1f} min at {est['rate_limit_rpm']} requests/min", icon=":material/calculate:")
+
+
+def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
+    try:
+        batch_id = batches.create_batch(get_engine(), user=current_user(), **kwargs)
+    except ValidationError as exc:
+        hints.get(exc.field or "", hints["_form"]).error(exc.user_message, icon=":material/error:")
+        return
+    except AppError as exc:
+        notify_exception(exc, component="ui.batches.create")
+        return
+    _select(batch_id)
+    success(f"Batch launched: {kwargs.get('count') or 'all'} items. Progress is below.")
+
+
+def _common(template: str, cols: Any, hints: dict[str, Any]) -> tuple[int, str, int]:
+    turns = cols[0].number_input("Turns per conversation", value=6, step=2, key=_key(f"turns_{template}"))
+    hints["turns"] = cols[0].empty()
+    models = model_choices()
+    model = cols[1].selectbox("Model", models, index=models.index(get_settings().default_model)
+                              if get_settings().default_model in models else 0, key=_key(f"model_{template}"))
+    hints["model"] = cols[1].empty()
+    concurrency = cols[2].number_input("Concurrency", value=get_settings().worker_concurrency, step=1,
+                                       key=_key(f"conc_{template}"))
+    hints["concurrency"] = cols[2].empty()
+    return int(turns), model, int(concurrency)
+
+
+def create_from_grid() -> None:
+    hints: dict[str, Any] = {}
+    names = template_names()
+    template = st.selectbox("Template", names, key=_key("template"), format_func=lambda n: get_template(n).title)
+    tmpl = get_template(template)
+    c1, c2, c3 = st.columns(3)
+    personas = c1.multiselect("Personas", tmpl.personas, default=list(tmpl.personas[:2]),
+                              key=_key(f"personas_{template}"), accept_new_options=True)
+    hints["persona"] = c1.empty()
+    emotions = c2.multiselect("Emotions", tmpl.emotions, default=list(tmpl.emotions[:2]),
+                              key=_key(f"emotions_{template}"), accept_new_options=True)
+    hints["emotion"] = c2.empty()
+    topics = c3.multiselect("Topics", tmpl.topics, default=list(tmpl.topics[:2]), key=_key(f"topics_{template}"),
+                            accept_new_options=True)
+    hints["topic"] = c3.empty()
+    c4, c5, c6, c7 = st.columns(4)
+    count = c4.number_input("Conversations", value=20, step=1, key=_key("count"))
+    hints["count"] = c4.empty()
+    turns, model, concurrency = _common(template, [c5, c6, c7], hints)
+    hints["_form"] = hints["status"] = st.empty()
+    grid = max(len(personas), 1) * max(len(emotions), 1) * max(len(topics), 1)
+    st.caption(f"{grid} combinations, cycled until {int(count):,} conversations are made.")
+    try:
+        _estimate_line(template, int(count), model, turns)
+    except ValidationError as exc:
+        hints.get(exc.field or "", hints["_form"]).error(exc.user_message, icon=":material/error:")
+        return
+    if st.button("Launch batch", type="primary", key=_key("launch_grid"), icon=":material/rocket_launch:"):
+        _launch(hints, template=template, count=int(count), personas=personas, emotions=emotions, topics=topics,
+                turns=turns, model=model, concurrency=concurrency)
+
+
+def create_from_csv() -> None:
+    hints: dict[str, Any] = {}
+    template = st.selectbox("Template", template_names(), key=_key("csv_template"),
+                            format_func=lambda n: get_template(n).title)
+    upload = st.file_uploader("CSV with columns persona, emotion, topic (turns optional)", type=["csv"],
+                              key=_key("csv_file"))
+    hints["csv"] = st.empty()
+    c1, c2, c3 = st.columns(3)
+    turns, model, concurrency = _common(f"csv_{template}", [c1, c2, c3], hints)
+    hints["_form"] = hints["count"] = hints["status"] = st.empty()
+    if upload is None:
+        st.caption("Upload a file to see a preview and an estimate.")
+        return
+    try:
+        rows = csv_import.parse_csv(upload)
+    except ValidationError as exc:
+        hints["csv"].error(exc.user_message, icon=":material/error:")
+        return
+    st.caption(f"{len(rows):,} rows · preview of the first 20")
+    st.dataframe(pd.DataFrame(rows[:20]), hide_index=True)
+    try:
+        _estimate_line(template, len(rows), model, turns)
+    except ValidationError as exc:
+        hints.get(exc.field or "", hints["_form"]).error(exc.user_message, icon=":material/error:")
+        return
+    if st.button("Launch batch from CSV", type="primary", key=_key("launch_csv"), icon=":material/rocket_launch:"):
+        _launch(hints, template=template, rows=rows, turns=turns, model=model, concurrency=concurrency)
+
+
+def _eta(seconds: int | None) -> str:
+    if seconds is None:
+        return "ETA —"
+    if seconds < 90:
+        return f"ETA {seconds} s"
+    return f"ETA {seconds / 60:.0f} min"
+
+
+def _act(label: str, fn: Any, batch_id: str, **kwargs: Any) -> None:
+    try:
+        result = fn(get_engine(), batch_id, user=current_user(), **kwargs)
+    except AppError as exc:
+        notify_exception(exc, component=f"ui.batches.{label.lower().replace(' ', '_')}")
+        return
+    success(f"{label}: done{f' ({result} items)' if isinstance(result, int) else ''}.")
+
+
+def actions(b: dict[str, Any], where: str) -> None:
+    """One-click Resume, Retry failed, Pause and Cancel — only those the batch's state allows."""
+    state, bid = b["state"], b["id"]
+    resumable = state in ("paused", "failed") or b.get("interrupted")
+    buttons: list[tuple[str, str, Any, dict[str, Any]]] = []
+    if resumable:
+        buttons.append(("Resume", ":material/play_arrow:", batches.resume_batch, {}))
+    if b.get("failed") and state not in ("cancelled", "completed", "running", "queued"):
+        buttons.append(("Retry failed", ":material/replay:", batches.resume_batch, {"failed_only": True}))
+    if state in ("queued", "running") and not b.get("interrupted"):
+        buttons.append(("Pause", ":material/pause:", batches.pause_batch, {}))
+    if state in ("queued", "running", "paused", "failed"):
+        buttons.append(("Cancel", ":material/cancel:", batches.cancel_batch, {}))
+    cols = st.columns(max(len(buttons), 1) + 1)
+    for col, (label, icon, fn, kw) in zip(cols, buttons, strict=False):
+        col.button(label, key=_key(f"{where}_{label}_{bid}"), icon=icon, on_click=_act, args=(label, fn, bid),
+                   kwargs=kw)
+    cols[-1].button("Details", key=_key(f"{where}_details_{bid}"), icon=":material/info:", on_click=_select,
+                    args=(bid,))
+
+
+def batch_card(b: dict[str, Any], where: str = "list") -> None:
+    with st.container(border=True):
+        top = st.columns([5, 3])
+        state = "interrupted" if b.get("interrupted") else b["state"]
+        top[0].markdown(f"**{b['name']}** {status_badge(state)}  \n<small>`{b['id']}` · {b['model']} · "
+                        f"by {b['created_by']}</small>", unsafe_allow_html=True)
+        top[1].caption(f"{b['throughput_per_min']:.1f} conv/min · {_eta(b['eta_s'])}  \n"
+                       f"{b['tokens']:,} tokens · ${b['cost_usd']:,.4f}")
+        done = b["done"] + b["failed"] + b["skipped"]
+        st.progress(min(b["progress"], 1.0),
+                    text=f"{done} / {b['total']} ({b['progress']:.0%}) — {b['done']} done, {b['failed']} failed, "
+                    f"{b['running']} running, {b['pending']} pending")
+        if b.get("status_reason") and state not in ("running", "completed"):
+            st.caption(f"Why: {b['status_reason']}")
+        actions(b, where)
+
+
+def live_list() -> None:
+    """The newest batches with live progress (the page refreshes this part every few seconds)."""
+    rows = batches.list_batches(get_engine(), limit=20)
+    if not rows:
+        st.caption("No batches yet. Create one above.")
+        return
+    for b in rows:
+        batch_card(b)
+
+
+def detail(batch_id: str) -> None:
+    b = batches.get_batch_status(get_engine(), batch_id)
+    st.subheader(f"Batch {b['name']}")
+    batch_card(b, "detail")
+    st.page_link("pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
+                 query_params={"batch": batch_id})
+    failed = batches.failed_items(get_engine(), batch_id, limit=200)
+    if failed:
+        st.markdown(f"**Failed items ({len(failed)})**")
+        st.dataframe(pd.DataFrame([{"item": f["item_index"], "attempts": f["attempts"], "code": f["last_error_code"],
+                                    "error": f["last_error"], "persona": (f["params"] or {}).get("persona"),
+                                    "topic": (f["params"] or {}).get("topic")} for f in failed]), hide_index=True)
+    else:
+        st.caption("No failed items.")
+    history = batches.resume_history(get_engine(), batch_id)
+    if history:
+        st.markdown("**Resumes**")
+        st.dataframe(pd.DataFrame(history)[["resumed_at", "resumed_by", "failed_only", "requeued_count",
+                                            "previous_status"]], hide_index=True)

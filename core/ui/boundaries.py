@@ -1,0 +1,142 @@
+"""Error boundaries: a failing section (or page) shows a fallback while the rest keeps working.
+
+`section(name)` is a context manager and a decorator. Whatever raises inside it is classified,
+recorded in the error log (component ``ui.<page>.<section>``, with the user and session id), and
+replaced on screen by a plain message, the error id and a "Try again" button that clears the
+section's session-state keys (those starting with ``section_key(name, "")``, plus any listed in
+`keys`). Stack traces appear only when ENVIRONMENT=development. Streamlit's own control flow
+(st.rerun, st.stop, fragment reruns) is a BaseException and passes through untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import streamlit as st
+
+from core.config import get_settings
+from core.errors import AppError, classify
+from core.ui.user import current_user, session_id
+
+__all__ = [
+    "SESSION_ERRORS_KEY",
+    "app_boundary",
+    "current_page",
+    "remember_error",
+    "report_error",
+    "section",
+    "section_key",
+    "set_current_page",
+]
+
+SESSION_ERRORS_KEY = "_studio_session_errors"
+_SESSION_ERRORS_MAX = 50
+_PAGE_KEY = "_studio_current_page"
+
+
+def set_current_page(name: str) -> None:
+    """Remember the page being rendered; components are named ``ui.<page>.<section>``."""
+    st.session_state[_PAGE_KEY] = _slug(name)
+
+
+def current_page() -> str:
+    return str(st.session_state.get(_PAGE_KEY, "app"))
+
+
+def section_key(section_name: str, key: str) -> str:
+    """A session-state key owned by `section_name`; "Try again" clears all of them."""
+    return f"{_slug(section_name)}.{key}"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or "section"
+
+
+def remember_error(err: AppError, error_id: str | None, component: str) -> None:
+    """Add an error to this session's panel (the last 50)."""
+    panel = st.session_state.get(SESSION_ERRORS_KEY)
+    if not isinstance(panel, deque):
+        panel = st.session_state[SESSION_ERRORS_KEY] = deque(maxlen=_SESSION_ERRORS_MAX)
+    from core.store import utcnow
+
+    panel.appendleft({
+        "at": utcnow(), "error_id": error_id, "code": err.code, "severity": str(err.severity),
+        "user_message": err.user_message, "component": component,
+    })
+
+
+def report_error(exc: BaseException, *, component: str, context: dict[str, Any] | None = None,
+                 recovered: bool = False) -> tuple[AppError, str | None]:
+    """Classify, record (with user and session) and remember an error; returns it and its id."""
+    from core.errorlog import record
+
+    err = classify(exc)
+    error_id = record(err, component=component, context=context, user_id=current_user(),
+                      session_id=session_id(), request_id=err.request_id, recovered=recovered)
+    remember_error(err, error_id, component)
+    return err, error_id
+
+
+def _reset_keys(prefix: str, keys: tuple[str, ...]) -> None:
+    for key in list(st.session_state.keys()):
+        if str(key).startswith(prefix) or key in keys:
+            del st.session_state[key]
+
+
+def _fallback(err: AppError, error_id: str | None, component: str, reset_prefix: str,
+              keys: tuple[str, ...], exc: BaseException) -> None:
+    with st.container(border=True):
+        st.error(err.user_message, icon=":material/error:")
+        st.caption(f"Error id: `{error_id or 'not recorded'}` · code `{err.code}` · {component}")
+        cols = st.columns([1, 1, 4])
+        cols[0].button("Try again", key=f"_retry.{component}", icon=":material/refresh:",
+                       on_click=_reset_keys, args=(reset_prefix, keys))
+        if str(err.action) == "fix_settings":
+            cols[1].page_link("pages/settings.py", label="Open Settings", icon=":material/settings:")
+        if get_settings().is_development:
+            with st.expander("Stack trace (development only)"):
+                st.code(err.stack_trace if isinstance(exc, AppError) else _trace(exc), language="text")
+
+
+def _trace(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+@contextmanager
+def section(name: str, *, keys: Iterable[str] = (), page: str | None = None) -> Iterator[None]:
+    """Render a page section; if it raises, show a fallback in its place and keep the page going."""
+    page_name = _slug(page) if page else current_page()
+    component = f"ui.{page_name}.{_slug(name)}"
+    holder = st.empty()
+    try:
+        with holder.container():
+            yield
+    except Exception as exc:  # noqa: BLE001 - the boundary's job: classify, record, show a fallback
+        err, error_id = report_error(exc, component=component)
+        holder.empty()
+        with holder.container():
+            _fallback(err, error_id, component, section_key(name, ""), tuple(keys), exc)
+
+
+@contextmanager
+def app_boundary(page_title: str) -> Iterator[None]:
+    """Around the whole page: nothing escapes as a raw traceback or a blank page."""
+    set_current_page(page_title)
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a page
+        component = f"ui.{current_page()}"
+        err, error_id = report_error(exc, component=component)
+        st.error(f"This page could not be shown. {err.user_message}", icon=":material/error:")
+        st.caption(f"Error id: `{error_id or 'not recorded'}` · code `{err.code}`")
+        st.button("Reload the page", key="_retry.app", icon=":material/refresh:",
+                  on_click=_reset_keys, args=(f"{current_page()}.", ()))
+        if get_settings().is_development:
+            with st.expander("Stack trace (development only)"):
+                st.code(_trace(exc), language="text")

@@ -1,0 +1,114 @@
+"""The Conversations page's pieces: filters, the paged list, one conversation as a chat, exports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core import conversations as convs
+from core.generation import get_template, template_names
+from core.store import get_engine
+from core.ui.boundaries import section_key
+
+__all__ = ["chat", "exports", "filters", "listing", "selected_id"]
+
+_K = "conversations"
+_SELECTED = section_key(_K, "selected")
+_RANGES = {"All time": None, "Last 24 hours": timedelta(days=1), "Last 7 days": timedelta(days=7),
+           "Last 30 days": timedelta(days=30)}
+
+
+def _key(name: str) -> str:
+    return section_key(_K, name)
+
+
+def filters() -> convs.ConversationFilter:
+    c1, c2, c3, c4 = st.columns(4)
+    template = c1.selectbox("Template", ["All", *template_names()], key=_key("template"),
+                            format_func=lambda n: n if n == "All" else get_template(n).title)
+    span = c2.selectbox("Created", list(_RANGES), key=_key("range"))
+    source = c3.selectbox("Source", ["All", "Single generations", "A batch"], key=_key("source"))
+    batch = c4.text_input("Batch id", value=st.query_params.get("batch", ""), key=_key("batch"),
+                          disabled=source != "A batch" and not st.query_params.get("batch"))
+    delta = _RANGES[span]
+    return convs.ConversationFilter(
+        template=None if template == "All" else template,
+        since=datetime.now(UTC) - delta if delta else None,
+        draft_only=source == "Single generations",
+        batch_id=batch.strip() or None,
+    )
+
+
+def listing(flt: convs.ConversationFilter) -> None:
+    page_no = int(st.session_state.get(_key("page"), 1))
+    page = convs.list_conversations(get_engine(), flt, page=page_no, page_size=25)
+    st.caption(f"{page.total:,} conversations · page {page.page} of {page.pages}")
+    if not page.rows:
+        st.info("No conversations match. Generate one, or run a batch.", icon=":material/forum:")
+        return
+    frame = pd.DataFrame([{
+        "created": r["created_at"], "template": r["template"], "persona": (r["params"] or {}).get("persona"),
+        "topic": (r["params"] or {}).get("topic"), "turns": r["turn_count"], "tokens": r["input_tokens"] +
+        r["output_tokens"], "cost $": r["cost_usd"], "batch": r["batch_id"] or "", "id": r["id"]} for r in page.rows])
+    event = st.dataframe(frame, key=_key("table"), on_select="rerun", selection_mode="single-row",
+                         hide_index=True)
+    rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
+    if rows:
+        st.session_state[_SELECTED] = page.rows[rows[0]]["id"]
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.button("Previous", key=_key("prev"), disabled=page.page <= 1, on_click=_move, args=(-1,))
+    c2.button("Next", key=_key("next"), disabled=page.page >= page.pages, on_click=_move, args=(1,))
+    ids = [r["id"] for r in page.rows]
+    current = st.session_state.get(_SELECTED)
+    st.selectbox("Open a conversation", ids, index=ids.index(current) if current in ids else 0, key=_SELECTED,
+                 format_func=lambda i: next(f"{r['created_at']:%Y-%m-%d %H:%M} · {r['template']} · "
+                                            f"{(r['params'] or {}).get('topic', '')}" for r in page.rows
+                                            if r["id"] == i))
+
+
+def _move(step: int) -> None:
+    st.session_state[_key("page")] = max(1, int(st.session_state.get(_key("page"), 1)) + step)
+    st.session_state.pop(_SELECTED, None)
+
+
+def chat(conversation_id: str | None) -> None:
+    if not conversation_id:
+        return
+    from sqlalchemy import select
+
+    from core.store.schema import conversations
+
+    with get_engine().connect() as conn:
+        row = conn.execute(select(conversations).where(conversations.c.id == conversation_id)).mappings().first()
+    if row is None:
+        st.warning("That conversation is no longer there.")
+        return
+    params: dict[str, Any] = row["params"] or {}
+    st.markdown(f"**{get_template(row['template']).title if row['template'] in template_names() else row['template']}**"
+                f" · {params.get('persona', '')} · {params.get('emotion', '')} · {params.get('topic', '')} · "
+                f"{row['model']} · {row['turn_count']} turns · ${row['cost_usd']:.4f}")
+    if row["system_prompt"]:
+        with st.expander("System prompt"):
+            st.write(row["system_prompt"])
+    for turn in row["turns"] or []:
+        with st.chat_message("user" if turn["role"] == "user" else "assistant"):
+            st.write(turn["content"])
+
+
+def exports(flt: convs.ConversationFilter) -> None:
+    """The filtered set as fine-tuning JSONL and as CSV, built when clicked."""
+    engine = get_engine()
+    c1, c2 = st.columns(2)
+    c1.download_button("Download JSONL (fine-tuning)", data=lambda: "".join(convs.iter_jsonl(engine, flt)),
+                       file_name="conversations.jsonl", mime="application/jsonl", key=_key("jsonl"),
+                       icon=":material/download:", on_click="ignore")
+    c2.download_button("Download CSV", data=lambda: "".join(convs.iter_csv(engine, flt)),
+                       file_name="conversations.csv", mime="text/csv", key=_key("csv"),
+                       icon=":material/download:", on_click="ignore")
+
+
+def selected_id() -> str | None:
+    return st.session_state.get(_SELECTED)

@@ -1,0 +1,280 @@
+"""The Errors page's pieces: filters, stats cards, charts, groups, the paged table, detail, export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.config import get_settings
+from core.errorlog import queries as q
+from core.errors import ValidationError
+from core.redact import redact
+from core.store import get_engine
+from core.ui.boundaries import section_key
+from core.ui.toasts import success
+from core.ui.user import current_user
+from core.ui.widgets import metric_cards, severity_badge
+
+__all__ = ["RANGES", "FilterForm", "charts", "detail_dialog", "export_button", "filters", "groups",
+           "stats_cards", "table"]
+
+RANGES: dict[str, timedelta | None] = {
+    "Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1), "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30), "All time": None, "Custom": None,
+}
+_K = "errors"  # session-state prefix shared by the page's sections
+_SEVERITY_COLORS = {"debug": "#adb5bd", "info": "#4dabf7", "warn": "#fab005", "error": "#fa5252",
+                    "critical": "#862e9c"}
+
+
+def _key(name: str) -> str:
+    return section_key(_K, name)
+
+
+@dataclass
+class FilterForm:
+    flt: q.ErrorFilter | None  # None: the form has an invalid field (its message is shown beside it)
+    since: datetime
+    until: datetime | None
+
+
+def _time_range(label: str, custom: tuple[Any, ...] | None) -> tuple[datetime | None, datetime | None]:
+    now = datetime.now(UTC)
+    if label == "Custom" and custom and len(custom) == 2:
+        start = datetime.combine(custom[0], time.min, UTC)
+        return start, datetime.combine(custom[1], time.min, UTC) + timedelta(days=1)
+    span = RANGES.get(label)
+    return (now - span if span else None), None
+
+
+def filters(code_options: list[str], component_options: list[str]) -> FilterForm:
+    """The filter bar; a bad field gets its message right beside it and the filter is not applied."""
+    params = st.query_params
+    c1, c2, c3 = st.columns([3, 2, 2])
+    search = c1.text_input("Search messages", key=_key("search"), placeholder="words from the error message")
+    hints = {"search": c1.empty()}
+    range_label = c2.selectbox("Time range", list(RANGES), index=2, key=_key("range"))
+    custom = None
+    if range_label == "Custom":
+        today = datetime.now(UTC).date()
+        custom = c2.date_input("From – to", value=(today - timedelta(days=7), today), key=_key("custom"))
+    hints["since"] = hints["until"] = c2.empty()
+    resolved_label = c3.selectbox("Status", ["All", "Open", "Resolved"], key=_key("resolved"))
+    c4, c5, c6, c7 = st.columns(4)
+    types = c4.multiselect("Type", q.ERROR_TYPE_NAMES, key=_key("types"))
+    severities = c5.multiselect("Severity", q.SEVERITY_ORDER, key=_key("severities"))
+    codes = c6.multiselect("Code", code_options, key=_key("codes"), accept_new_options=True)
+    components = c7.multiselect("Component", component_options, key=_key("components"), accept_new_options=True)
+    hints.update(type=c4.empty(), severity=c5.empty(), code=c6.empty(), component=c7.empty())
+    c8, c9 = st.columns(2)
+    batch = c8.text_input("Batch id", value=params.get("batch", ""), key=_key("batch"))
+    hints["operation_id"] = c8.empty()
+    request = c9.text_input("Request id", value=params.get("request", ""), key=_key("request"))
+    hints["request_id"] = c9.empty()
+    since, until = _time_range(range_label, custom)
+    try:
+        flt = q.ErrorFilter(
+            search=search.strip(), types=tuple(types), severities=tuple(severities), codes=tuple(codes),
+            components=tuple(components), since=since, until=until,
+            resolved={"All": None, "Open": False, "Resolved": True}[resolved_label],
+            request_id=request.strip() or None, operation_id=batch.strip() or None,
+        )
+    except ValidationError as exc:
+        hints.get(exc.field or "search", hints["search"]).error(exc.user_message, icon=":material/error:")
+        flt = None
+    stats_since = since or datetime.now(UTC) - timedelta(days=get_settings().retention_days_error)
+    return FilterForm(flt=flt, since=stats_since, until=until)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _stats(url: str, since: datetime, until: datetime | None, bucket: str) -> dict[str, Any]:
+    return q.error_stats(get_engine(url), since=since, until=until, bucket=bucket)
+
+
+def _bucket(since: datetime, until: datetime | None) -> str:
+    return "hour" if ((until or datetime.now(UTC)) - since) <= timedelta(days=3) else "day"
+
+
+def load_stats(form: FilterForm) -> dict[str, Any]:
+    # rounded to the minute so the 5 s cache is shared between reruns
+    since = form.since.replace(second=0, microsecond=0)
+    return _stats(get_settings().effective_database_url, since, form.until, _bucket(since, form.until))
+
+
+def stats_cards(stats: dict[str, Any]) -> None:
+    from core.resilience import all_breakers
+
+    open_breakers = sum(1 for b in all_breakers() if b.get("state") != "closed")
+    metric_cards([
+        ("Errors", f"{stats['total']:,}", "All rows in the time range"),
+        ("Critical", f"{stats['by_severity'].get('critical', 0):,}", "Severity critical"),
+        ("Recoverable", f"{stats['recoverable_share']:.0%}", "Share that a retry can fix"),
+        ("Recovered automatically", f"{stats['recovered_share']:.0%}", "Share that a retry did fix"),
+        ("Open breakers", f"{open_breakers}", "Circuit breakers not closed right now"),
+    ])
+
+
+def charts(stats: dict[str, Any]) -> None:
+    if not stats["total"]:
+        st.info("No errors in this time range.", icon=":material/check_circle:")
+        return
+    x = pd.to_datetime(stats["buckets"])
+    over_time = go.Figure()
+    for name, counts in stats["series_by_type"].items():
+        if any(counts):
+            over_time.add_bar(x=x, y=counts, name=name)
+    over_time.update_layout(barmode="stack", title="Errors over time by type", height=300,
+                            margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    sev = stats["by_severity"]
+    by_sev = go.Figure(go.Bar(x=list(sev), y=list(sev.values()),
+                              marker_color=[_SEVERITY_COLORS.get(s, "#868e96") for s in sev]))
+    by_sev.update_layout(title="By severity", height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    top = stats["top_codes"][::-1]
+    codes = go.Figure(go.Bar(x=[t["count"] for t in top], y=[t["code"] for t in top], orientation="h"))
+    codes.update_layout(title="Top codes", height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    c1, c2, c3 = st.columns([2, 1, 1])
+    c1.plotly_chart(over_time, key=_key("chart_time"))
+    c2.plotly_chart(by_sev, key=_key("chart_severity"))
+    c3.plotly_chart(codes, key=_key("chart_codes"))
+
+
+def groups(flt: q.ErrorFilter) -> None:
+    rows = q.error_groups(get_engine(), flt, limit=20)
+    if not rows:
+        st.caption("No groups for these filters.")
+        return
+    for g in rows:
+        c1, c2, c3 = st.columns([6, 2, 1.2])
+        c1.markdown(f"{severity_badge(g['severity'])} **{g['error_code']}** · {g['component'] or '—'}  \n"
+                    f"{(g['message'] or '')[:160]}")
+        c2.caption(f"{g['count']:,} rows · {g['unresolved']:,} open  \nfirst {g['first_seen']:%Y-%m-%d %H:%M} · "
+                   f"last {g['last_seen']:%Y-%m-%d %H:%M}")
+        if g["unresolved"]:
+            if c3.button("Resolve all", key=_key(f"resolve_group_{g['fingerprint']}"), icon=":material/done_all:"):
+                n = q.set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=True, user=current_user())
+                success(f"Resolved {n:,} rows of {g['error_code']}.")
+                st.rerun()
+        elif c3.button("Reopen", key=_key(f"reopen_group_{g['fingerprint']}"), icon=":material/undo:"):
+            q.set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=False, user=current_user())
+            st.rerun()
+
+
+_TABLE_COLUMNS = ["created_at", "severity", "error_type", "error_code", "component", "message", "operation_id",
+                  "request_id", "resolved", "error_id"]
+
+
+def table(flt: q.ErrorFilter) -> None:
+    """The server-paged table; selecting a row opens its detail."""
+    size = get_settings().ui_errors_page_size
+    page_no = int(st.session_state.get(_key("page"), 1))
+    page = q.search_errors(get_engine(), flt, page=page_no, page_size=size)
+    if page_no > page.pages:  # the filter shrank the result: go back to its last page
+        st.session_state[_key("page")] = page.pages
+        page = q.search_errors(get_engine(), flt, page=page.pages, page_size=size)
+    frame = pd.DataFrame(page.rows, columns=_TABLE_COLUMNS)
+    event = st.dataframe(
+        frame, key=_key("table"), on_select="rerun", selection_mode="single-row", hide_index=True,
+        column_config={"created_at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+                       "message": st.column_config.TextColumn("Message", width="large")},
+    )
+    c1, c2, c3, c4 = st.columns([1, 1, 3, 3])
+    c1.button("Previous", key=_key("prev"), disabled=page.page <= 1, icon=":material/chevron_left:",
+              on_click=_move_page, args=(-1,))
+    c2.button("Next", key=_key("next"), disabled=page.page >= page.pages, icon=":material/chevron_right:",
+              on_click=_move_page, args=(1,))
+    c3.caption(f"Page {page.page:,} of {page.pages:,} · {page.total:,} matching rows")
+    opened = c4.text_input("Open an error by id", key=_key("open_id"), placeholder="error id from a message")
+    selected = event.selection.rows if event is not None and hasattr(event, "selection") else []
+    if selected and selected[0] < len(page.rows):
+        detail_dialog(page.rows[selected[0]]["error_id"])
+    elif opened.strip():
+        detail_dialog(opened.strip())
+
+
+def _move_page(step: int) -> None:
+    st.session_state[_key("page")] = max(1, int(st.session_state.get(_key("page"), 1)) + step)
+
+
+@st.dialog("Error detail", width="large")
+def detail_dialog(error_id: str) -> None:
+    row = q.get_error(get_engine(), error_id)
+    if row is None:
+        st.warning(f"No error with id {error_id[:64]!r}.")
+        return
+    st.markdown(f"{severity_badge(row['severity'])} **{row['error_type']} / {row['error_code']}** · "
+                f"{row['created_at']:%Y-%m-%d %H:%M:%S} UTC")
+    st.write(row.get("user_message") or "")
+    st.code(row["message"], language="text", wrap_lines=True)
+    meta = {k: row.get(k) for k in ("error_id", "component", "request_id", "operation_id", "attempt", "user_id",
+                                    "session_id", "environment", "is_recoverable", "recovery_action",
+                                    "recovered", "resolved", "resolved_by", "fingerprint")}
+    st.json(meta, expanded=False)
+    st.caption("Context (secrets removed)")
+    st.json(_redacted(row.get("context") or {}), expanded=True)
+    if get_settings().is_development and row.get("stack_trace"):
+        with st.expander("Stack trace (development only)"):
+            st.code(row["stack_trace"], language="text")
+    c1, c2, c3 = st.columns(3)
+    if row.get("operation_id"):
+        c1.page_link("pages/batches.py", label="Open the batch", icon=":material/stacks:",
+                     query_params={"batch": row["operation_id"]})
+    if row.get("request_id"):
+        c2.page_link("pages/errors.py", label="All errors of this request", icon=":material/link:",
+                     query_params={"request": row["request_id"]})
+    label = "Reopen" if row["resolved"] else "Resolve"
+    if c3.button(label, key=_key("detail_resolve"), type="primary"):
+        q.set_resolved(get_engine(), error_ids=[error_id], resolved=not row["resolved"], user=current_user())
+        st.rerun()
+
+
+def _redacted(context: Any) -> Any:
+    # rows are redacted when recorded; scrubbing again on display costs little and guards old rows
+    return redact(context)
+
+
+def export_button(flt: q.ErrorFilter) -> None:
+    """Download CSV of exactly the filtered rows, generated when clicked."""
+    from core.errorlog import export
+
+    def build() -> bytes:
+        # Streamlit holds a download in memory anyway; the rows are read from the store in chunks
+        return "".join(export.iter_csv_chunks(get_engine(), flt)).encode("utf-8")
+
+    st.download_button("Download CSV", data=build, file_name="errors.csv", mime="text/csv",
+                       key=_key("download"), icon=":material/download:", on_click="ignore")
+
+
+def code_options(stats: dict[str, Any]) -> list[str]:
+    return [t["code"] for t in stats.get("top_codes", [])]
+
+
+def default_range() -> tuple[datetime, None]:
+    """(since, until) of the default time range, for option lists before the form is read."""
+    span = RANGES["Last 7 days"] or timedelta(days=7)
+    return datetime.now(UTC) - span, None
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _recent_components(url: str) -> list[str]:
+    return _components(url)
+
+
+def _components(url: str) -> list[str]:
+    from sqlalchemy import select
+
+    from core.store.schema import error_logs
+
+    # the newest rows only: a primary-key range, cheap at any table size
+    recent = select(error_logs.c.component).order_by(error_logs.c.id.desc()).limit(20_000).subquery()
+    with get_engine(url).connect() as conn:
+        values = conn.execute(select(recent.c.component).group_by(recent.c.component)).scalars().all()
+    return sorted(v for v in values if v)
+
+
+def component_options() -> list[str]:
+    return _recent_components(get_settings().effective_database_url)

@@ -1,0 +1,230 @@
+"""The Settings page's pieces: model, resilience numbers, sandbox chaos, health checks."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import fields
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import text
+
+from core import settings_store
+from core.config import SettingsError, env_name, get_settings
+from core.llm.pricing import MODELS, model_choices
+from core.store import get_engine
+from core.ui.boundaries import section_key
+from core.ui.toasts import success
+from core.ui.user import current_user
+
+__all__ = ["CHAOS_MODES", "GROUPS", "apply_chaos", "chaos", "form", "health", "model_prices", "provider"]
+
+# (heading, fields) shown as one form; every field is a plain number or text in Settings
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Model", ("default_model", "max_output_tokens", "request_timeout_s")),
+    ("Retries", ("retry_max_attempts", "retry_backoff_base_s", "retry_backoff_cap_s", "retry_after_cap_s")),
+    ("Circuit breakers", ("breaker_failure_threshold", "breaker_window_s", "breaker_cooldown_s",
+                          "breaker_success_threshold")),
+    ("Rate limits", ("rate_limit_rpm", "rate_limit_input_tpm", "rate_limit_output_tpm")),
+    ("Drafts and batches", ("autosave_interval_s", "worker_concurrency", "item_max_attempts")),
+    ("Alerts", ("alert_webhook_url", "alert_webhook_min_interval_s")),
+)
+_K = "settings"
+
+CHAOS_MODES: dict[str, dict[str, Any]] = {
+    "Off": {"fault_rate": 0.0, "force_status": None},
+    "Flaky (some calls fail and are retried)": {"force_status": None},
+    "Every call overloaded (529, retried)": {"fault_rate": 0.0, "force_status": 529},
+    "Every call rejected (401, key invalid)": {"fault_rate": 0.0, "force_status": 401},
+}
+
+
+def _label(name: str) -> str:
+    return name.replace("_s", " (s)").replace("_", " ").capitalize() if name.endswith("_s") else \
+        name.replace("_", " ").capitalize()
+
+
+def provider() -> None:
+    s = get_settings()
+    from core.ui.shell import PROVIDER_TEXT
+
+    st.markdown(f"**Provider:** {PROVIDER_TEXT.get(s.provider, s.provider)}")
+    st.caption("The API key and endpoint are read from the environment or `.streamlit/secrets.toml` "
+               "(ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL); they are never stored in the database.")
+
+
+def model_prices() -> None:
+    rows = [{"model": m.name, "label": m.label, "input $/MTok": m.input_per_mtok, "output $/MTok": m.output_per_mtok,
+             "price": m.price_source, "deprecated": m.deprecated} for m in (MODELS[n] for n in model_choices())]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, height=240)
+
+
+def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
+    key = section_key(_K, name)
+    label = f"{_label(name)}"
+    help_text = f"Environment variable {env_name(name)}"
+    if name == "default_model":
+        options = model_choices(include_deprecated=True)
+        value = st.selectbox(label, options, index=options.index(current) if current in options else 0, key=key,
+                             help=help_text, format_func=lambda n: f"{n} — ${MODELS[n].input_per_mtok:g} / "
+                             f"${MODELS[n].output_per_mtok:g} per MTok")
+    elif isinstance(current, bool):
+        value = st.toggle(label, value=current, key=key, help=help_text)
+    elif isinstance(current, int):
+        value = st.number_input(label, value=current, step=1, key=key, help=help_text)
+    elif isinstance(current, float):
+        value = st.number_input(label, value=current, key=key, help=help_text, format="%g")
+    else:
+        value = st.text_input(label, value=str(current), key=key, help=help_text)
+    hints[name] = st.empty()
+    return value
+
+
+def form() -> None:
+    """All tunable numbers in one form; a bad value is named beside its field and nothing is saved."""
+    s = get_settings()
+    hints: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    with st.form(section_key(_K, "form")):
+        for heading, names in GROUPS:
+            st.subheader(heading)
+            cols = st.columns(min(len(names), 4))
+            for i, name in enumerate(names):
+                with cols[i % len(cols)]:
+                    values[name] = _widget(name, getattr(s, name), hints)
+        submitted = st.form_submit_button("Save and apply", type="primary", icon=":material/save:")
+    if not submitted:
+        return
+    changes = {k: v for k, v in values.items() if v != getattr(s, k)}
+    if not changes:
+        st.info("Nothing changed.")
+        return
+    errors = field_errors(changes)
+    for name, message in errors.items():
+        hints[name].error(message, icon=":material/error:")
+    if errors:
+        return
+    try:
+        settings_store.save(get_engine(), changes, user=current_user())
+    except SettingsError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    success(f"Saved and applied: {', '.join(sorted(changes))}.")
+
+
+def field_errors(changes: dict[str, Any]) -> dict[str, str]:
+    """Each changed field checked on its own, then together (cross-field rules name their field)."""
+    base = get_settings()
+    errors: dict[str, str] = {}
+    for name, value in changes.items():
+        try:
+            base.replace(**{name: value})
+        except (SettingsError, TypeError) as exc:
+            errors[name] = str(exc)
+    if errors:
+        return errors
+    try:
+        base.replace(**changes)
+    except SettingsError as exc:
+        message = str(exc)
+        named = [n for n in changes if env_name(n) in message] or list(changes)[:1]
+        errors[named[0]] = message
+    return errors
+
+
+def _sandbox_admin(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read (or change) the sandbox's fault settings, in-process or over its admin endpoint."""
+    from core.llm import get_client
+
+    client = get_client()
+    if client.sandbox is not None:
+        if config:
+            client.sandbox.configure(**config)
+        current = client.sandbox.config
+        return {f.name: getattr(current, f.name) for f in fields(current)}
+    url = f"{client.base_url}/_sandbox/config"
+    data = json.dumps(config).encode() if config else None
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=get_settings().alert_webhook_timeout_s) as resp:  # noqa: S310
+        return dict(json.loads(resp.read() or b"{}"))
+
+
+def apply_chaos(mode: str, fault_rate: float) -> dict[str, Any]:
+    changes = dict(CHAOS_MODES[mode])
+    if "fault_rate" not in changes:
+        changes["fault_rate"] = fault_rate
+    current = _sandbox_admin(changes)
+    return current
+
+
+def _current_mode(config: dict[str, Any]) -> str:
+    status = config.get("force_status")
+    if status == 529:
+        return "Every call overloaded (529, retried)"
+    if status == 401:
+        return "Every call rejected (401, key invalid)"
+    return "Flaky (some calls fail and are retried)" if config.get("fault_rate") else "Off"
+
+
+def chaos() -> None:
+    """The chaos switch: make the offline sandbox fail on purpose, for demonstrations."""
+    if get_settings().provider == "claude":
+        st.caption("Fault injection is only available with the offline sandbox or a sandbox endpoint.")
+        return
+    config = _sandbox_admin()
+    modes = list(CHAOS_MODES)
+    mode = st.radio("Sandbox faults", modes, index=modes.index(_current_mode(config)), key=section_key(_K, "chaos"),
+                    horizontal=True)
+    rate = st.slider("Fault rate (share of calls that fail, spread over 429/500/503/529)", 0.0, 1.0,
+                     float(config.get("fault_rate") or 0.3), 0.05, key=section_key(_K, "chaos_rate"),
+                     disabled=mode != "Flaky (some calls fail and are retried)")
+    if st.button("Apply to the sandbox", key=section_key(_K, "chaos_apply"), icon=":material/bolt:"):
+        config = apply_chaos(mode, rate)
+        success(f"Sandbox faults: {mode}.")
+    st.caption(f"Now: fault rate {config.get('fault_rate')}, forced status {config.get('force_status')}, "
+               f"latency {config.get('latency_ms')} ms")
+
+
+def _check(name: str, fn: Any) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        detail = fn()
+        ok = True
+    except Exception as exc:  # noqa: BLE001 - a failing check is a result to show, classified and recorded
+        from core.ui.boundaries import report_error
+
+        err, error_id = report_error(exc, component="ui.settings.health")
+        detail, ok = f"{err.user_message} (id {error_id})", False
+    return {"check": name, "ok": ok, "detail": detail, "ms": round((time.perf_counter() - start) * 1000, 1)}
+
+
+def _db() -> str:
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return f"{get_engine().dialect.name} reachable"
+
+
+def _model_access() -> str:
+    from core.llm import get_client
+
+    client = get_client()
+    if client.sandbox is not None:
+        return f"offline sandbox answering at {client.base_url}"
+    # the cheapest authenticated call: list one model, no tokens spent
+    page = client.sdk.models.list(limit=1)
+    return f"key accepted ({len(page.data)} model listed)"
+
+
+def health() -> None:
+    if st.button("Run health checks", key=section_key(_K, "health"), icon=":material/monitor_heart:"):
+        st.session_state[section_key(_K, "health_result")] = [_check("Database", _db),
+                                                              _check("Model access", _model_access)]
+    for r in st.session_state.get(section_key(_K, "health_result"), []):
+        icon = ":material/check_circle:" if r["ok"] else ":material/cancel:"
+        (st.success if r["ok"] else st.error)(f"{r['check']}: {r['detail']} ({r['ms']} ms)", icon=icon)
+
+

@@ -1,0 +1,144 @@
+"""The frame around every page: start-up once per process, the page list, and the sidebar."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import streamlit as st
+
+from core.config import get_settings
+from core.ui.boundaries import SESSION_ERRORS_KEY, report_error
+from core.ui.user import current_user, session_id
+from core.ui.widgets import ago, breaker_badge, severity_badge
+
+__all__ = ["PAGES", "navigation", "session_errors", "session_panel", "sidebar", "startup"]
+
+# (file, title, material icon); the first is the default page
+PAGES: tuple[tuple[str, str, str], ...] = (
+    ("pages/home.py", "Home", ":material/home:"),
+    ("pages/generate.py", "Generate", ":material/edit_note:"),
+    ("pages/batches.py", "Batches", ":material/stacks:"),
+    ("pages/conversations.py", "Conversations", ":material/forum:"),
+    ("pages/errors.py", "Errors", ":material/bug_report:"),
+    ("pages/recovery.py", "Recovery", ":material/healing:"),
+    ("pages/settings.py", "Settings", ":material/settings:"),
+)
+
+PROVIDER_TEXT = {
+    "sandbox": "Offline sandbox — text is generated locally, not by Claude",
+    "claude": "Claude (Anthropic API)",
+    "endpoint": "Anthropic-compatible endpoint",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _startup(database_url: str) -> dict[str, Any]:
+    """Once per process and database: migrate, apply saved settings, start background threads."""
+    from core import settings_store
+    from core.errorlog.alerts import start_watcher
+    from core.store import get_engine, migrate
+
+    engine = get_engine(database_url)
+    migrate(engine)
+    settings, skipped = settings_store.apply_persisted(engine)
+    worker = None
+    if settings.ui_background_worker:
+        from core.batches.worker import start_background_worker
+
+        worker = start_background_worker()
+    start_watcher(engine)
+    return {"skipped_settings": skipped, "worker": worker}
+
+
+def startup() -> dict[str, Any]:
+    return _startup(get_settings().effective_database_url)
+
+
+def navigation() -> Any:
+    """st.navigation over PAGES (sidebar)."""
+    pages = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
+    return st.navigation(pages)
+
+
+def session_errors() -> list[dict[str, Any]]:
+    """This session's errors (newest first, at most 50): caught in pages, or recorded with its id."""
+    own = list(st.session_state.get(SESSION_ERRORS_KEY) or deque())
+    seen = {e.get("error_id") for e in own}
+    try:
+        from core.errorlog import recent
+
+        sid = session_id()
+        for e in recent(50):
+            if e.get("session_id") == sid and e.get("error_id") not in seen:
+                own.append({"at": e.get("created_at"), "error_id": e.get("error_id"), "code": e.get("error_code"),
+                            "severity": e.get("severity"), "user_message": e.get("user_message"),
+                            "component": e.get("component")})
+    except ImportError:
+        pass  # the recorder is optional for this panel: the session's own list is enough
+    own.sort(key=lambda e: str(e.get("at") or ""), reverse=True)
+    return own[:50]
+
+
+def _provider() -> None:
+    provider = get_settings().provider
+    text = PROVIDER_TEXT.get(provider, provider)
+    if provider == "sandbox":
+        st.warning(text, icon=":material/cloud_off:")
+    else:
+        st.success(text, icon=":material/cloud_done:")
+
+
+def _breakers() -> None:
+    from core.resilience import all_breakers
+
+    snaps = all_breakers()
+    if not snaps:
+        st.caption("Circuit breakers: no calls yet")
+        return
+    st.markdown("Circuit breakers  \n" + " ".join(breaker_badge(s) for s in snaps))
+
+
+def _critical_toasts() -> None:
+    """Toast each new critical error once per session (high-water mark in session state)."""
+    from core.errorlog.alerts import latest_error_pk, new_critical
+    from core.store import get_engine
+
+    engine = get_engine()
+    mark = st.session_state.get("_studio_critical_mark")
+    if mark is None:
+        st.session_state["_studio_critical_mark"] = latest_error_pk(engine)
+        return
+    rows, st.session_state["_studio_critical_mark"] = new_critical(engine, int(mark), limit=5)
+    for row in rows:
+        st.toast(f"Critical error: {row['user_message']} (`{row['error_code']}`, id `{row['error_id']}`) "
+                 "[Open Errors](/errors)", icon=":material/crisis_alert:", duration="long")
+
+
+def _live_status() -> None:
+    try:
+        _breakers()
+        _critical_toasts()
+    except Exception as exc:  # noqa: BLE001 - the sidebar must never take the page down
+        err, error_id = report_error(exc, component="ui.sidebar.status")
+        st.caption(f"Status unavailable: {err.user_message} (error id `{error_id}`)")
+
+
+def session_panel() -> None:
+    """The sidebar list of this session's errors; call it after the page ran so it includes them."""
+    errors = session_errors()
+    with st.sidebar, st.expander(f"Errors of this session ({len(errors)})", icon=":material/history:"):
+        if not errors:
+            st.caption("None so far.")
+        for e in errors:
+            st.markdown(f"{severity_badge(str(e.get('severity')))} {e.get('user_message')}  \n"
+                        f"<small>`{e.get('code')}` · {e.get('component')} · id `{e.get('error_id')}`"
+                        f" · {ago(e.get('at')) if hasattr(e.get('at'), 'tzinfo') else e.get('at')}</small>",
+                        unsafe_allow_html=True)
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        _provider()
+        st.fragment(run_every=max(get_settings().ui_live_refresh_s, 2.0) * 2.5)(_live_status)()
+        st.caption(f":material/person: {current_user()}")

@@ -1,0 +1,57 @@
+"""Toasts that tell apart three kinds of error: temporary, permanent and actionable.
+
+- temporary: recoverable, being retried (hourglass, short);
+- actionable: the user can fix it (settings or input) — the toast links to the fix;
+- permanent: not recoverable and nothing to fix here (recorded, with its id).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import streamlit as st
+
+from core.errors import AppError, classify
+from core.ui.boundaries import report_error
+
+__all__ = ["Kind", "error_kind", "notify", "notify_exception", "success"]
+
+Kind = Literal["temporary", "permanent", "actionable"]
+
+# page url paths (st.navigation derives them from the file names in pages/)
+_FIX_PAGES = {"fix_settings": ("settings", "Settings"), "fix_input": ("", "")}
+
+
+def error_kind(err: AppError) -> Kind:
+    """Which of the three kinds an error is."""
+    if str(err.action) in ("fix_settings", "fix_input"):
+        return "actionable"
+    if err.is_recoverable:
+        return "temporary"
+    return "permanent"
+
+
+def notify(err: AppError, error_id: str | None = None) -> Kind:
+    """Show one toast for `err`, worded by its kind; returns the kind."""
+    kind = error_kind(err)
+    ref = f" (error id `{error_id}`)" if error_id else ""
+    if kind == "temporary":
+        st.toast(f"{err.user_message}{ref}", icon=":material/hourglass_top:")
+    elif kind == "actionable":
+        path, label = _FIX_PAGES.get(str(err.action), ("", ""))
+        link = f" [Open {label}](/{path})" if path else " Correct the highlighted field."
+        st.toast(f"{err.user_message}{link}{ref}", icon=":material/build:", duration="long")
+    else:
+        st.toast(f"{err.user_message}{ref}", icon=":material/error:", duration="long")
+    return kind
+
+
+def notify_exception(exc: BaseException, *, component: str, context: dict[str, Any] | None = None) -> AppError:
+    """Record an exception caught by a page (with user and session), toast it, return it classified."""
+    err, error_id = report_error(classify(exc), component=component, context=context)
+    notify(err, error_id)
+    return err
+
+
+def success(message: str) -> None:
+    st.toast(message, icon=":material/check_circle:")

@@ -1,0 +1,35 @@
+"""Who is using the app: `st.user` when Streamlit's login is configured, else the settings name."""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from core.config import get_settings
+
+__all__ = ["current_user", "session_id"]
+
+_SESSION_KEY = "_studio_session_id"
+
+
+def current_user() -> str:
+    """The signed-in user's email or name; `settings.user_name` when login is not configured."""
+    try:
+        user = st.user
+        if user.get("is_logged_in"):
+            return str(user.get("email") or user.get("name") or get_settings().user_name)
+    except (AttributeError, KeyError, RuntimeError) as exc:
+        # st.user raises when auth is half-configured; the app still works with the settings name
+        from core.errorlog import record
+
+        record(exc, component="ui.user", severity="debug")
+    return get_settings().user_name
+
+
+def session_id() -> str:
+    """A stable id for this browser session, kept in session state."""
+    sid = st.session_state.get(_SESSION_KEY)
+    if not sid:
+        sid = st.session_state[_SESSION_KEY] = uuid.uuid4().hex[:16]
+    return str(sid)

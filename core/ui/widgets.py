@@ -1,0 +1,66 @@
+"""Small reusable pieces: status badges, metric cards, progress rows, relative times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import streamlit as st
+
+from core.store import utcnow
+
+__all__ = ["ago", "badge", "breaker_badge", "metric_cards", "progress_row", "severity_badge", "status_badge"]
+
+_STATUS_COLORS = {
+    "queued": "gray", "running": "blue", "paused": "orange", "failed": "red", "cancelled": "gray",
+    "completed": "green", "done": "green", "pending": "gray", "skipped": "gray",
+    "in_progress": "blue", "discarded": "gray", "interrupted": "orange",
+}
+_SEVERITY_COLORS = {"debug": "gray", "info": "blue", "warn": "orange", "error": "red", "critical": "violet"}
+_BREAKER = {"closed": ("green", "closed"), "half_open": ("orange", "half-open"), "open": ("red", "OPEN")}
+
+
+def badge(label: str, color: str = "gray", icon: str | None = None) -> str:
+    """Markdown for a coloured badge (renders inside st.markdown, captions, table-free text)."""
+    prefix = f"{icon} " if icon else ""
+    return f":{color}-badge[{prefix}{label}]"
+
+
+def status_badge(status: str) -> str:
+    return badge(status.replace("_", " "), _STATUS_COLORS.get(status, "gray"))
+
+
+def severity_badge(severity: str) -> str:
+    return badge(severity, _SEVERITY_COLORS.get(severity, "gray"))
+
+
+def breaker_badge(snapshot: dict[str, Any]) -> str:
+    color, label = _BREAKER.get(str(snapshot.get("state")), ("gray", str(snapshot.get("state"))))
+    return badge(f"{snapshot.get('name', '?')}: {label}", color, ":material/electrical_services:")
+
+
+def ago(when: datetime | None) -> str:
+    """'12 s ago', '5 min ago', '3 h ago', '2 d ago'."""
+    if when is None:
+        return "never"
+    seconds = max((utcnow() - when).total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s ago"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} d ago"
+
+
+def metric_cards(items: list[tuple[str, Any, str | None]]) -> None:
+    """A row of bordered metrics: (label, value, help)."""
+    cols = st.columns(len(items))
+    for col, (label, value, help_text) in zip(cols, items, strict=True):
+        col.metric(label, value, help=help_text, border=True)
+
+
+def progress_row(label: str, done: int, total: int, detail: str = "") -> None:
+    """A labelled progress bar with 'done / total' and optional detail text."""
+    fraction = (done / total) if total else 0.0
+    st.progress(min(max(fraction, 0.0), 1.0), text=f"{label} — {done} / {total} ({fraction:.0%}) {detail}".rstrip())

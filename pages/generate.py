@@ -1,0 +1,5 @@
+"""Generate: arriving soon."""
+
+import streamlit as st
+
+st.title("Generate")

@@ -1,0 +1,5 @@
+"""Recovery: arriving soon."""
+
+import streamlit as st
+
+st.title("Recovery")
