@@ -1,0 +1,174 @@
+"""Item outcomes: each commits the item's status, its conversation and the checkpoint counters in ONE transaction.
+
+The conversation row is unique on (batch_id, item_index): if a replay (a worker that died
+after its commit, or two workers racing for an item reset from a dead one) inserts it
+again, the insert does nothing and the item simply counts as done — never twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.batches._db import run_db
+from core.batches.leases import ClaimedItem
+from core.batches.service import CHECKPOINT_TYPE, sync_checkpoint
+from core.config import get_settings
+from core.errors import AppError
+from core.store.dialect import is_sqlite
+from core.store.schema import batch_items, batch_jobs, conversations, recovery_checkpoints, utcnow
+from core.store.tx import write_tx
+
+if TYPE_CHECKING:
+    from core.generation import GenerationResult
+
+__all__ = [
+    "commit_item",
+    "fail_batch",
+    "finalize_batch",
+    "pause_for_breaker",
+    "record_item_failure",
+    "resume_after_breaker",
+]
+
+
+def _insert_ignoring_duplicate(conn: Connection, table: sa.Table, values: dict[str, Any],
+                               unique: list[str]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True if the row is new. (Both dialects spell it the same way.)"""
+    insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(table)
+    return conn.execute(insert.values(**values).on_conflict_do_nothing(index_elements=unique)).rowcount == 1
+
+
+def _checkpoint(batch_id: str) -> sa.Update:
+    return recovery_checkpoints.update().where(recovery_checkpoints.c.operation_type == CHECKPOINT_TYPE,
+                                               recovery_checkpoints.c.operation_id == batch_id)
+
+
+def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, user: str | None = None) -> bool:
+    """Save an item's conversation, mark it done and count it; False if it was already done (a replay)."""
+    usage = result.usage
+    turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
+    params = item.params
+
+    def _commit() -> bool:
+        now = utcnow()
+        with write_tx(engine) as conn:
+            conversation_id = str(uuid.uuid4())
+            fresh = _insert_ignoring_duplicate(conn, conversations, {
+                "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
+                "template": params.get("template", ""), "model": result.llm.model or params.get("model") or "",
+                "params": params, "system_prompt": result.conversation.system_prompt, "turns": turns,
+                "turn_count": len(turns), "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                "cost_usd": result.cost_usd, "status": "ok", "created_by": user, "created_at": now,
+                "error_count": result.invalid_attempts, "is_recovering": False, "recovery_attempts": 0,
+            }, ["batch_id", "item_index"])
+            if not fresh:
+                conversation_id = conn.execute(sa.select(conversations.c.id).where(
+                    conversations.c.batch_id == item.batch_id,
+                    conversations.c.item_index == item.item_index)).scalar_one()
+            newly_done = conn.execute(batch_items.update().where(
+                batch_items.c.id == item.id, batch_items.c.status != "done").values(
+                status="done", conversation_id=conversation_id, claimed_by=None, updated_at=now)).rowcount == 1
+            # tokens were spent either way; the item counts once
+            conn.execute(batch_jobs.update().where(batch_jobs.c.id == item.batch_id).values(
+                input_tokens=batch_jobs.c.input_tokens + usage.input_tokens,
+                output_tokens=batch_jobs.c.output_tokens + usage.output_tokens,
+                cost_usd=batch_jobs.c.cost_usd + result.cost_usd, updated_at=now))
+            if newly_done:
+                conn.execute(_checkpoint(item.batch_id).values(
+                    completed_count=recovery_checkpoints.c.completed_count + 1,
+                    last_processed_index=item.item_index, updated_at=now))
+            return fresh and newly_done
+
+    return run_db(_commit)
+
+
+def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> str:
+    """Count a failed attempt: back to pending while attempts remain and the error is recoverable, else failed."""
+
+    def _record() -> str:
+        now = utcnow()
+        attempts = item.attempts + 1
+        final = attempts >= get_settings().item_max_attempts or not error.is_recoverable
+        status = "failed" if final else "pending"
+        with write_tx(engine) as conn:
+            changed = conn.execute(batch_items.update().where(
+                batch_items.c.id == item.id, batch_items.c.status == "running").values(
+                status=status, attempts=attempts, last_error=error.message[:2000], last_error_code=error.code,
+                claimed_by=None, claimed_at=None, updated_at=now)).rowcount
+            if changed and final:
+                conn.execute(_checkpoint(item.batch_id).values(
+                    failed_count=recovery_checkpoints.c.failed_count + 1,
+                    last_processed_index=item.item_index, updated_at=now))
+        return status
+
+    return run_db(_record)
+
+
+def _set_status(engine: Engine, batch_id: str, allowed_from: tuple[str, ...], values: dict[str, Any],
+                extra: sa.ColumnElement[bool] | None = None) -> bool:
+    def _write() -> bool:
+        cond = [batch_jobs.c.id == batch_id, batch_jobs.c.status.in_(allowed_from)]
+        if extra is not None:
+            cond.append(extra)
+        with write_tx(engine) as conn:
+            return conn.execute(batch_jobs.update().where(*cond).values(updated_at=utcnow(), **values)).rowcount == 1
+
+    return run_db(_write)
+
+
+def fail_batch(engine: Engine, batch_id: str, reason: str) -> bool:
+    """Fail a batch at once (a rejected key, a spend limit): its pending items stay pending for a resume."""
+    return _set_status(engine, batch_id, ("queued", "running", "paused"), {
+        "status": "failed", "status_reason": reason, "pause_kind": None, "finished_at": utcnow(),
+        "lease_owner": None, "lease_expires_at": None})
+
+
+def pause_for_breaker(engine: Engine, batch_id: str, reason: str) -> bool:
+    """Pause a running batch because the model service's breaker is open; it resumes by itself."""
+    return _set_status(engine, batch_id, ("running",), {"status": "paused", "pause_kind": "breaker",
+                                                        "status_reason": reason})
+
+
+def resume_after_breaker(engine: Engine, batch_id: str) -> bool:
+    """Set a breaker-paused batch running again; False if a user paused or cancelled it meanwhile."""
+    return _set_status(engine, batch_id, ("paused",), {"status": "running", "pause_kind": None,
+                                                       "status_reason": None},
+                       extra=batch_jobs.c.pause_kind == "breaker")
+
+
+def finalize_batch(engine: Engine, batch_id: str) -> str | None:
+    """Complete (or fail, if items failed) a running batch with no pending or running items; the new state or None."""
+
+    def _write() -> str | None:
+        now: datetime = utcnow()
+        with write_tx(engine) as conn:
+            status = conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == batch_id)).scalar()
+            if status != "running":
+                return None
+            counts = dict(conn.execute(sa.select(batch_items.c.status, sa.func.count())
+                                       .where(batch_items.c.batch_id == batch_id)
+                                       .group_by(batch_items.c.status)).all())
+            if counts.get("pending", 0) or counts.get("running", 0):
+                return None
+            failed = int(counts.get("failed", 0))
+            if failed:
+                total = sum(int(v) for v in counts.values())
+                values = {"status": "failed", "status_reason": (
+                    f"{failed} of {total} items failed (see failed items for each one's last error); "
+                    f"retry them with `python -m core batch resume {batch_id} --failed-only` (or Retry failed "
+                    "in the Batches page).")}
+            else:
+                values = {"status": "completed", "status_reason": None}
+            conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id, batch_jobs.c.status == "running")
+                         .values(finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None,
+                                 pause_kind=None, **values))
+            sync_checkpoint(conn, batch_id, now)
+            return str(values["status"])
+
+    return run_db(_write)

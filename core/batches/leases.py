@@ -1,0 +1,204 @@
+"""Leases and claims: which worker works on which batch and item, in conditional UPDATEs.
+
+A batch lease (lease_owner, lease_expires_at) makes one worker the batch's owner: it
+renews the lease by heartbeat, resets items a dead worker left running and finalizes the
+batch. Other workers may join a running batch and claim items too (item-level claims), so
+several workers on one Postgres database share a batch without taking the same item.
+
+Each claim is one conditional UPDATE, so two workers racing for the same row cannot both
+win. Dialect difference, kept here: on Postgres the item claim's subquery takes row
+locks with FOR UPDATE SKIP LOCKED, so racing workers pick different items instead of
+queueing; SQLite ignores the clause (its write transactions are serialized by BEGIN
+IMMEDIATE, see core.store.tx), so one query serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from core.batches._db import run_db
+from core.config import get_settings
+from core.store.schema import batch_items, batch_jobs, utcnow
+from core.store.tx import write_tx
+
+__all__ = [
+    "ClaimedBatch",
+    "ClaimedItem",
+    "claim_batch",
+    "claim_items",
+    "find_joinable_batch",
+    "release_items",
+    "release_lease",
+    "renew",
+]
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    batch_id: str
+    status: str  # "running", or "paused" when a breaker pause is inherited from a dead worker
+    pause_kind: str | None
+    concurrency: int
+    requeued: int  # items the previous owner left running, back to pending
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    id: int
+    batch_id: str
+    item_index: int
+    params: dict[str, Any]
+    attempts: int
+
+
+def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now)
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    """Queued batches, and running or breaker-paused ones whose owner is gone (lease expired or released)."""
+    return sa.or_(
+        batch_jobs.c.status == "queued",
+        sa.and_(batch_jobs.c.status == "running", _lease_free(now)),
+        sa.and_(batch_jobs.c.status == "paused", batch_jobs.c.pause_kind == "breaker", _lease_free(now)),
+    )
+
+
+def _lock_skipping_locked(query: sa.Select[Any]) -> sa.Select[Any]:
+    # Postgres: racing workers skip each other's locked rows; SQLite renders no clause at all.
+    return query.with_for_update(skip_locked=True)
+
+
+def claim_batch(engine: Engine, worker_id: str) -> ClaimedBatch | None:
+    """Take the lease of the oldest claimable batch, or None. Items its dead owner left running go back to pending."""
+
+    def _claim() -> ClaimedBatch | None:
+        settings = get_settings()
+        now = utcnow()
+        with write_tx(engine) as conn:
+            candidates = conn.execute(
+                sa.select(batch_jobs.c.id, batch_jobs.c.lease_owner, batch_jobs.c.lease_expires_at)
+                .where(_claimable(now)).order_by(batch_jobs.c.created_at, batch_jobs.c.id).limit(5)).all()
+            for batch_id, old_owner, old_expiry in candidates:
+                won = conn.execute(
+                    batch_jobs.update().where(batch_jobs.c.id == batch_id, _claimable(now)).values(
+                        lease_owner=worker_id,
+                        lease_expires_at=now + timedelta(seconds=settings.lease_duration_s),
+                        status=sa.case((batch_jobs.c.status == "queued", "running"), else_=batch_jobs.c.status),
+                        status_reason=sa.case((batch_jobs.c.status == "queued", None),
+                                              else_=batch_jobs.c.status_reason),
+                        started_at=sa.func.coalesce(batch_jobs.c.started_at, now),
+                        updated_at=now)).rowcount
+                if won != 1:
+                    continue
+                # an expired lease means its owner died: its running items are orphans now
+                dead = old_owner if old_owner and old_expiry is not None and old_expiry < now else None
+                requeued = _reset_orphans(conn, batch_id, now, dead_owner=dead)
+                row = conn.execute(sa.select(batch_jobs.c.status, batch_jobs.c.pause_kind, batch_jobs.c.concurrency)
+                                   .where(batch_jobs.c.id == batch_id)).one()
+                return ClaimedBatch(batch_id, row.status, row.pause_kind, int(row.concurrency), requeued)
+        return None
+
+    return run_db(_claim)
+
+
+def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner: str | None) -> int:
+    """Running items whose worker is dead (named, or silent for a lease period) go back to pending."""
+    stale = batch_items.c.claimed_at < now - timedelta(seconds=get_settings().lease_duration_s)
+    orphan = sa.or_(stale, batch_items.c.claimed_at.is_(None))
+    if dead_owner:
+        orphan = sa.or_(orphan, batch_items.c.claimed_by == dead_owner)
+    return int(conn.execute(batch_items.update().where(
+        batch_items.c.batch_id == batch_id, batch_items.c.status == "running", orphan).values(
+        status="pending", claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
+
+
+def find_joinable_batch(engine: Engine, worker_id: str) -> str | None:
+    """A running batch owned by another live worker that still has pending items (to share the work)."""
+    now = utcnow()
+    has_pending = sa.exists().where(batch_items.c.batch_id == batch_jobs.c.id, batch_items.c.status == "pending")
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(batch_jobs.c.id).where(
+                batch_jobs.c.status == "running", batch_jobs.c.lease_owner != worker_id,
+                batch_jobs.c.lease_expires_at >= now, has_pending)
+            .order_by(batch_jobs.c.created_at).limit(1)).scalar()
+
+
+def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int) -> list[ClaimedItem]:
+    """Claim up to n pending items of a running batch, lowest index first; [] when there are none."""
+    if n <= 0:
+        return []
+
+    def _claim() -> list[ClaimedItem]:
+        now = utcnow()
+        pick = _lock_skipping_locked(
+            sa.select(batch_items.c.id).where(batch_items.c.batch_id == batch_id, batch_items.c.status == "pending")
+            .order_by(batch_items.c.item_index).limit(n))
+        running = sa.exists().where(batch_jobs.c.id == batch_id, batch_jobs.c.status == "running")
+        with write_tx(engine) as conn:
+            rows = conn.execute(
+                batch_items.update().where(batch_items.c.id.in_(pick.scalar_subquery()),
+                                           batch_items.c.status == "pending", running)
+                .values(status="running", claimed_by=worker_id, claimed_at=now, updated_at=now)
+                .returning(batch_items.c.id, batch_items.c.item_index, batch_items.c.params,
+                           batch_items.c.attempts)).all()
+        return sorted((ClaimedItem(int(r.id), batch_id, int(r.item_index), dict(r.params), int(r.attempts))
+                       for r in rows), key=lambda it: it.item_index)
+
+    return run_db(_claim)
+
+
+def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool) -> bool:
+    """Heartbeat: extend the lease (owner) and mark this worker's items alive; False if the lease was lost."""
+
+    def _renew() -> bool:
+        settings = get_settings()
+        now = utcnow()
+        with write_tx(engine) as conn:
+            conn.execute(batch_items.update().where(
+                batch_items.c.claimed_by == worker_id, batch_items.c.status == "running").values(claimed_at=now))
+            if batch_id is None or not owner:
+                return False
+            kept = conn.execute(batch_jobs.update().where(
+                batch_jobs.c.id == batch_id, batch_jobs.c.lease_owner == worker_id).values(
+                lease_expires_at=now + timedelta(seconds=settings.lease_duration_s))).rowcount == 1
+            if kept:  # joiners that died leave items behind; the owner sweeps them
+                _reset_orphans(conn, batch_id, now, dead_owner=None)
+            return kept
+
+    return run_db(_renew)
+
+
+def release_lease(engine: Engine, batch_id: str, worker_id: str) -> bool:
+    """Give the lease up now so the next worker need not wait for it to expire."""
+
+    def _release() -> bool:
+        with write_tx(engine) as conn:
+            return conn.execute(batch_jobs.update().where(
+                batch_jobs.c.id == batch_id, batch_jobs.c.lease_owner == worker_id).values(
+                lease_owner=None, lease_expires_at=None, updated_at=utcnow())).rowcount == 1
+
+    return run_db(_release)
+
+
+def release_items(engine: Engine, worker_id: str, item_ids: list[int] | None = None) -> int:
+    """This worker's running items (all, or those listed) go back to pending, their attempt not counted."""
+
+    def _release() -> int:
+        now = utcnow()
+        cond = [batch_items.c.claimed_by == worker_id, batch_items.c.status == "running"]
+        if item_ids is not None:
+            if not item_ids:
+                return 0
+            cond.append(batch_items.c.id.in_(item_ids))
+        with write_tx(engine) as conn:
+            return int(conn.execute(batch_items.update().where(*cond).values(
+                status="pending", claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
+
+    return run_db(_release)

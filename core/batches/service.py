@@ -1,0 +1,416 @@
+"""Batch service: create, inspect, estimate, pause, cancel and resume batches. Pages and the CLI call this.
+
+A batch is one `batch_jobs` row, one `batch_items` row per conversation to generate and
+one `recovery_checkpoints` row (operation_type "batch"), all written in one transaction.
+Workers (core.batches.worker) do the generating; this module never calls the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from core.batches._db import run_db
+from core.batches.states import TERMINAL, check_transition
+from core.config import get_settings
+from core.errors import ValidationError
+from core.store.schema import batch_items, batch_jobs, batch_resumes, recovery_checkpoints, utcnow
+from core.store.tx import write_tx
+
+__all__ = [
+    "DEFAULT_TURNS",
+    "cancel_batch",
+    "create_batch",
+    "estimate",
+    "failed_items",
+    "get_batch_status",
+    "list_batches",
+    "pause_batch",
+    "resume_batch",
+]
+
+DEFAULT_TURNS = 6
+CHECKPOINT_TYPE = "batch"
+_INSERT_CHUNK = 2_000
+
+
+def _refuse(message: str, code: str, field: str) -> ValidationError:
+    return ValidationError(message, code=code, field=field, user_message=message)
+
+
+def _validate_count(count: Any) -> int:
+    limit = get_settings().batch_max_items
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise _refuse(f"The count must be a whole number from 1 to {limit:,}; got {count!r}.", "invalid_count",
+                      "count")
+    if count < 1 or count > limit:
+        raise _refuse(f"The count must be from 1 to {limit:,}; got {count:,}.", "invalid_count", "count")
+    return count
+
+
+def _grid_value(choices: Sequence[str] | None, default: Sequence[str], name: str) -> list[str]:
+    values = [v.strip() for v in (choices or default) if v and v.strip()]
+    if not values:
+        raise _refuse(f"Choose at least one {name}.", "empty_choice", name)
+    return values
+
+
+def _item_params(template: str, model: str, turns: int, persona: str, emotion: str, topic: str) -> dict[str, Any]:
+    return {"template": template, "persona": persona, "emotion": emotion, "topic": topic, "turns": turns,
+            "model": model}
+
+
+def _validated(params: dict[str, Any], where: str) -> None:
+    from core.generation import GenerationParams
+
+    try:
+        GenerationParams(**params).validate()
+    except ValidationError as exc:
+        message = f"{where}: {exc.user_message}" if where else exc.user_message
+        raise ValidationError(message, code=exc.code, field=exc.field, user_message=message) from exc
+
+
+def create_batch(
+    engine: Engine,
+    *,
+    template: str,
+    count: int | None = None,
+    personas: Sequence[str] | None = None,
+    emotions: Sequence[str] | None = None,
+    topics: Sequence[str] | None = None,
+    rows: Sequence[dict[str, Any]] | None = None,
+    turns: int = DEFAULT_TURNS,
+    model: str | None = None,
+    concurrency: int | None = None,
+    name: str | None = None,
+    user: str | None = None,
+) -> str:
+    """Create a queued batch in one transaction and return its id.
+
+    With `rows` (parsed CSV, see core.batches.csv_import) each row is one item (`count`
+    cuts them); otherwise the items cycle through personas x emotions x topics (each
+    defaulting to the template's suggestions) up to `count`. Refuses bad input with a
+    ValidationError before anything is written.
+    """
+    from core.generation import get_template
+
+    settings = get_settings()
+    tmpl = get_template(template)  # ValidationError for an unknown template
+    model = model or settings.default_model
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or concurrency < 1):
+        raise _refuse(f"Concurrency must be a whole number of at least 1; got {concurrency!r}.",
+                      "invalid_concurrency", "concurrency")
+    params: list[dict[str, Any]]
+    if rows is not None:
+        if not rows:
+            raise _refuse("The uploaded file has no rows.", "empty_upload", "csv")
+        n = _validate_count(len(rows) if count is None else count)
+        if n > len(rows):
+            raise _refuse(f"The count ({n:,}) is larger than the {len(rows):,} rows uploaded.", "invalid_count",
+                          "count")
+        params = []
+        for i, row in enumerate(rows[:n]):
+            p = _item_params(template, model, int(row.get("turns") or turns), str(row.get("persona", "")),
+                             str(row.get("emotion", "")), str(row.get("topic", "")))
+            _validated(p, f"Row {i + 1}")
+            params.append(p)
+        source: dict[str, Any] = {"source": "csv", "rows": len(rows)}
+    else:
+        n = _validate_count(count)
+        ps = _grid_value(personas, tmpl.personas, "persona")
+        es = _grid_value(emotions, tmpl.emotions, "emotion")
+        ts = _grid_value(topics, tmpl.topics, "topic")
+        for value, field in itertools.chain(((p, "persona") for p in ps), ((e, "emotion") for e in es),
+                                            ((t, "topic") for t in ts)):
+            _validated(_item_params(template, model, turns, value if field == "persona" else ps[0],
+                                    value if field == "emotion" else es[0], value if field == "topic" else ts[0]),
+                       "")
+        grid = len(ps) * len(es) * len(ts)
+        params = []
+        for i in range(n):
+            k = i % grid  # cycle through the grid without materialising it
+            params.append(_item_params(template, model, turns, ps[k // (len(es) * len(ts))],
+                                       es[(k // len(ts)) % len(es)], ts[k % len(ts)]))
+        source = {"source": "grid", "personas": ps, "emotions": es, "topics": ts}
+    batch_id = str(uuid.uuid4())
+    conc = concurrency or settings.worker_concurrency
+    config = {"template": template, "model": model, "turns": turns, "concurrency": conc, **source}
+    now = utcnow()
+
+    def _write() -> None:
+        with write_tx(engine) as conn:
+            conn.execute(batch_jobs.insert().values(
+                id=batch_id, name=name or f"{tmpl.title} x {n}", template=template, model=model, config=config,
+                status="queued", total_items=n, concurrency=conc, created_by=user or settings.user_name,
+                created_at=now, updated_at=now, input_tokens=0, output_tokens=0, cost_usd=0.0))
+            for start in range(0, n, _INSERT_CHUNK):
+                conn.execute(batch_items.insert(), [
+                    {"batch_id": batch_id, "item_index": start + j, "params": p, "status": "pending",
+                     "attempts": 0, "updated_at": now}
+                    for j, p in enumerate(params[start:start + _INSERT_CHUNK])])
+            conn.execute(recovery_checkpoints.insert().values(
+                operation_type=CHECKPOINT_TYPE, operation_id=batch_id, completed_count=0, failed_count=0,
+                skipped_count=0, last_processed_index=None,
+                state={"template": template, "model": model, "turns": turns, "concurrency": conc,
+                       "total_items": n},
+                created_at=now, updated_at=now))
+
+    run_db(_write)
+    return batch_id
+
+
+# ---- reading -------------------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _batch_row(conn: Connection, batch_id: str) -> Any:
+    row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == batch_id)).mappings().first()
+    if row is None:
+        raise _refuse(f"There is no batch with id {batch_id!r}.", "unknown_batch", "batch_id")
+    return row
+
+
+def _counts(conn: Connection, batch_id: str) -> dict[str, int]:
+    counts = dict.fromkeys(("done", "failed", "pending", "running", "skipped"), 0)
+    for status, n in conn.execute(
+        sa.select(batch_items.c.status, sa.func.count()).where(batch_items.c.batch_id == batch_id)
+        .group_by(batch_items.c.status)
+    ):
+        counts[status] = int(n)
+    return counts
+
+
+def _throughput_per_min(conn: Connection, row: Any, now: datetime) -> float:
+    window = get_settings().batch_throughput_window_s
+    since = now - timedelta(seconds=window)
+    recent = conn.execute(
+        sa.select(sa.func.count()).select_from(batch_items)
+        .where(batch_items.c.batch_id == row["id"], batch_items.c.status == "done",
+               batch_items.c.updated_at >= since)).scalar_one()
+    started = row["started_at"]
+    span = window if started is None else min(window, max((now - started).total_seconds(), 1.0))
+    return round(int(recent) * 60.0 / span, 2)
+
+
+def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
+    counts = _counts(conn, row["id"])
+    throughput = _throughput_per_min(conn, row, now) if row["status"] == "running" else 0.0
+    remaining = counts["pending"] + counts["running"]
+    eta = math.ceil(remaining / throughput * 60.0) if throughput > 0 and remaining else (0 if not remaining else None)
+    total = int(row["total_items"])
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "template": row["template"],
+        "model": row["model"],
+        "state": row["status"],
+        "status_reason": row["status_reason"],
+        "pause_kind": row["pause_kind"],
+        "total": total,
+        "counts": counts,
+        **counts,
+        "progress": round((counts["done"] + counts["failed"] + counts["skipped"]) / total, 4) if total else 0.0,
+        "input_tokens": int(row["input_tokens"]),
+        "output_tokens": int(row["output_tokens"]),
+        "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
+        "cost_usd": round(float(row["cost_usd"]), 6),
+        "throughput_per_min": throughput,
+        "eta_s": eta,
+        "concurrency": int(row["concurrency"]),
+        "created_by": row["created_by"],
+        "created_at": _iso(row["created_at"]),
+        "started_at": _iso(row["started_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "finished_at": _iso(row["finished_at"]),
+        "lease_owner": row["lease_owner"],
+        "lease_expires_at": _iso(row["lease_expires_at"]),
+        "interrupted": row["status"] == "running" and (
+            row["lease_expires_at"] is None or row["lease_expires_at"] < now),
+    }
+
+
+def get_batch_status(engine: Engine, batch_id: str) -> dict[str, Any]:
+    """State, item counts (done/failed/pending/running/skipped), tokens, cost, throughput/min, ETA and times."""
+    with engine.connect() as conn:
+        return _status_dict(conn, _batch_row(conn, batch_id), utcnow())
+
+
+def list_batches(
+    engine: Engine, *, status: str | Sequence[str] | None = None, user: str | None = None, limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Newest batches first, each as `get_batch_status` describes it."""
+    query = sa.select(batch_jobs).order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id)
+    if status:
+        query = query.where(batch_jobs.c.status.in_([status] if isinstance(status, str) else list(status)))
+    if user:
+        query = query.where(batch_jobs.c.created_by == user)
+    now = utcnow()
+    with engine.connect() as conn:
+        rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+        return [_status_dict(conn, row, now) for row in rows]
+
+
+def failed_items(engine: Engine, batch_id: str, *, limit: int = 1_000) -> list[dict[str, Any]]:
+    """The failed items of a batch: index, params, attempts, last error and its code."""
+    with engine.connect() as conn:
+        _batch_row(conn, batch_id)
+        rows = conn.execute(
+            sa.select(batch_items.c.item_index, batch_items.c.params, batch_items.c.attempts,
+                      batch_items.c.last_error, batch_items.c.last_error_code, batch_items.c.updated_at)
+            .where(batch_items.c.batch_id == batch_id, batch_items.c.status == "failed")
+            .order_by(batch_items.c.item_index).limit(limit)).mappings().all()
+    return [{**dict(r), "updated_at": _iso(r["updated_at"])} for r in rows]
+
+
+def estimate(template: str, count: int, model: str | None = None, *, turns: int = DEFAULT_TURNS) -> dict[str, Any]:
+    """Calls, tokens, dollar cost and minutes a batch would take at the configured request rate."""
+    from core.generation import GenerationParams, build_prompt, estimate_output_tokens, get_template
+    from core.llm.pricing import cost_usd
+
+    settings = get_settings()
+    n = _validate_count(count)
+    tmpl = get_template(template)
+    model = model or settings.default_model
+    params = GenerationParams(template=template, persona=tmpl.default_persona, emotion=tmpl.default_emotion,
+                              topic=tmpl.default_topic, turns=turns, model=model)
+    system, user_message = build_prompt(params)
+    input_per_call = max(1, math.ceil((len(system) + len(user_message)) / 4))  # ~4 characters a token
+    output_per_call = estimate_output_tokens(turns)
+    usage = {"input_tokens": input_per_call * n, "output_tokens": output_per_call * n}
+    return {
+        "calls": n,
+        "input_tokens": usage["input_tokens"],
+        "output_tokens": usage["output_tokens"],
+        "tokens": usage["input_tokens"] + usage["output_tokens"],
+        "cost_usd": round(cost_usd(model, usage), 4),
+        "minutes": round(n / settings.rate_limit_rpm, 2),
+        "seconds": math.ceil(n * 60.0 / settings.rate_limit_rpm),
+        "model": model,
+        "rate_limit_rpm": settings.rate_limit_rpm,
+    }
+
+
+# ---- changing state ------------------------------------------------------------------------------------
+
+
+def _locked_row(conn: Connection, batch_id: str) -> Any:
+    query = sa.select(batch_jobs).where(batch_jobs.c.id == batch_id).with_for_update()
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise _refuse(f"There is no batch with id {batch_id!r}.", "unknown_batch", "batch_id")
+    return row
+
+
+def sync_checkpoint(conn: Connection, batch_id: str, now: datetime) -> None:
+    """Recompute a checkpoint's counters from the items (after a resume or cancel moved many at once)."""
+    counts = _counts(conn, batch_id)
+    conn.execute(recovery_checkpoints.update().where(
+        recovery_checkpoints.c.operation_type == CHECKPOINT_TYPE,
+        recovery_checkpoints.c.operation_id == batch_id).values(
+        completed_count=counts["done"], failed_count=counts["failed"], skipped_count=counts["skipped"],
+        updated_at=now))
+
+
+def pause_batch(engine: Engine, batch_id: str, *, user: str | None = None, reason: str | None = None) -> None:
+    """Stop a queued or running batch from taking new items; in-flight items still finish and are kept."""
+    who = user or get_settings().user_name
+
+    def _write() -> None:
+        with write_tx(engine) as conn:
+            row = _locked_row(conn, batch_id)
+            if row["status"] == "paused" and row["pause_kind"] == "user":
+                return
+            check_transition(batch_id, row["status"], "paused")
+            now = utcnow()
+            conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
+                status="paused", pause_kind="user", status_reason=reason or f"paused by {who}", updated_at=now))
+
+    run_db(_write)
+
+
+def cancel_batch(engine: Engine, batch_id: str, *, user: str | None = None) -> int:
+    """Cancel a batch: pending items become skipped, finished ones are kept. Returns how many were skipped."""
+    who = user or get_settings().user_name
+
+    def _write() -> int:
+        with write_tx(engine) as conn:
+            row = _locked_row(conn, batch_id)
+            check_transition(batch_id, row["status"], "cancelled")
+            now = utcnow()
+            skipped = conn.execute(batch_items.update().where(
+                batch_items.c.batch_id == batch_id, batch_items.c.status == "pending").values(
+                status="skipped", updated_at=now)).rowcount
+            conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
+                status="cancelled", pause_kind=None, status_reason=f"cancelled by {who}", finished_at=now,
+                updated_at=now))
+            sync_checkpoint(conn, batch_id, now)
+            return int(skipped)
+
+    return run_db(_write)
+
+
+def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, user: str | None = None) -> int:
+    """Queue a paused, failed or interrupted batch again; done items are never redone.
+
+    Default: failed items (attempts reset) and items an interrupted worker left running go
+    back to pending; returns how many items the batch now has to process. `failed_only`:
+    only failed items are requeued; returns how many. Each resume writes a batch_resumes row.
+    """
+    who = user or get_settings().user_name
+
+    def _write() -> int:
+        with write_tx(engine) as conn:
+            row = _locked_row(conn, batch_id)
+            now = utcnow()
+            previous = row["status"]
+            interrupted = previous == "running" and (
+                row["lease_expires_at"] is None or row["lease_expires_at"] < now)
+            if previous == "running" and not interrupted:
+                raise _refuse(f"Batch {batch_id} is running (worker {row['lease_owner']}); there is nothing to "
+                              "resume.", "invalid_transition", "status")
+            if previous == "queued":
+                raise _refuse(f"Batch {batch_id} is already queued; a worker will pick it up.",
+                              "invalid_transition", "status")
+            if previous in TERMINAL:
+                check_transition(batch_id, previous, "queued")
+            failed = batch_items.c.status == "failed"
+            requeued = int(conn.execute(batch_items.update().where(batch_items.c.batch_id == batch_id, failed)
+                                        .values(status="pending", attempts=0, updated_at=now)).rowcount)
+            if not failed_only:
+                conn.execute(batch_items.update().where(
+                    batch_items.c.batch_id == batch_id, batch_items.c.status == "running").values(
+                    status="pending", claimed_by=None, claimed_at=None, updated_at=now))
+                requeued = int(conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(
+                    batch_items.c.batch_id == batch_id, batch_items.c.status == "pending")).scalar_one())
+            elif previous == "failed" and requeued == 0:
+                raise _refuse(f"Batch {batch_id} has no failed items to retry.", "nothing_to_retry", "status")
+            conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
+                status="queued", pause_kind=None, status_reason=f"resumed by {who}", lease_owner=None,
+                lease_expires_at=None, finished_at=None, updated_at=now))
+            conn.execute(batch_resumes.insert().values(
+                batch_id=batch_id, resumed_by=who, resumed_at=now, failed_only=failed_only,
+                requeued_count=requeued, previous_status="interrupted" if interrupted else previous))
+            sync_checkpoint(conn, batch_id, now)
+            return requeued
+
+    return run_db(_write)
+
+
+def resume_history(engine: Engine, batch_id: str) -> list[dict[str, Any]]:
+    """The audit trail of a batch's resumes, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(batch_resumes).where(batch_resumes.c.batch_id == batch_id)
+                            .order_by(batch_resumes.c.id)).mappings().all()
+    return [{**dict(r), "resumed_at": _iso(r["resumed_at"])} for r in rows]

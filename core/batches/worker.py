@@ -1,0 +1,400 @@
+"""The batch worker: an asyncio runner that claims batches by lease and generates their items.
+
+    claim a batch lease (or join a running batch) -> claim items (bounded by concurrency)
+      -> generate each through the client (limiter -> breaker -> retry -> SDK)
+      -> commit conversation + item status + checkpoint counters in one transaction
+
+- Heartbeat: every settings.heartbeat_interval_s the worker extends its lease and marks its
+  in-flight items alive; a worker that stops heartbeating loses both after lease_duration_s.
+- A rejected key, missing billing or spend limit fails the batch at once (status_reason says
+  what to fix); the items still pending stay pending for a resume.
+- An open "claude" breaker pauses the batch (pause_kind "breaker") without failing items;
+  the worker keeps the lease, waits the cool-down and sets it running again. A batch a
+  user paused stays paused.
+- request_stop() (SIGTERM/SIGINT in `python -m core worker`): no new items, the lease is
+  released at once, in-flight items get settings.worker_shutdown_grace_s to finish, the
+  rest go back to pending.
+
+TEST HOOK: settings.test_crash_after_reply = k (env STUDIO_TEST_CRASH_AFTER_REPLY) makes
+the process os._exit(137) right after its k-th model reply, before that item's commit,
+so crash tests can kill a worker at exactly the worst moment. 0 (the default) is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from core.batches import checkpoints, leases
+from core.batches.leases import ClaimedBatch, ClaimedItem
+from core.config import get_settings
+from core.errors import Action, AppError, classify
+from core.store.schema import batch_jobs
+
+__all__ = ["BatchWorker", "background_worker_status", "is_batch_fatal", "start_background_worker",
+           "stop_background_worker"]
+
+BREAKER_PAUSE_REASON = "model service failing; waiting for the circuit breaker"
+
+
+def _record(error: BaseException, **kwargs: Any) -> None:
+    from core.errorlog import record
+
+    record(error, component="batch_worker", **kwargs)
+
+
+def is_batch_fatal(err: AppError) -> bool:
+    """Errors every other item would hit too (a rejected key, billing, spend limit, unknown model)."""
+    return err.error_type == "api" and not err.is_recoverable and (
+        err.action == Action.FIX_SETTINGS or err.code in ("spend_limit", "authentication_failed"))
+
+
+def _fatal_reason(err: AppError) -> str:
+    return f"{err.user_message} Fix it, then resume the batch. ({err.code}: {err.message[:300]})"
+
+
+def _is_claude_circuit_open(err: AppError) -> bool:
+    return err.code == "circuit_open" and getattr(err, "service", err.context.get("service")) != "database"
+
+
+@dataclass
+class WorkerStats:
+    worker_id: str
+    started_at: float = field(default_factory=time.time)
+    items_done: int = 0
+    items_failed: int = 0
+    replies: int = 0
+    batches_claimed: int = 0
+    current_batch: str | None = None
+    last_error: str | None = None
+    state: str = "starting"  # starting | idle | working | paused_by_breaker | stopping | stopped
+
+
+class BatchWorker:
+    """Claims batches by lease and works their items with bounded concurrency."""
+
+    def __init__(self, engine: Engine | None = None, *, concurrency: int | None = None,
+                 worker_id: str | None = None, client: Any = None) -> None:
+        from core.store import get_engine
+
+        self.engine = engine or get_engine()
+        self.concurrency = concurrency  # None: each batch's own setting, capped by settings.worker_concurrency
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.client = client
+        self.stats = WorkerStats(self.worker_id)
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- control ---------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop taking items; safe to call from a signal handler or another thread."""
+        self.stats.state = "stopping"
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    async def run(self, *, once: bool = False) -> int:
+        """Work until stopped (or, with once=True, until nothing is left to claim). Returns an exit code."""
+        from core.store import migrate
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        await asyncio.to_thread(migrate, self.engine)
+        settings = get_settings()
+        try:
+            while not self.stopping:
+                claimed = await asyncio.to_thread(leases.claim_batch, self.engine, self.worker_id)
+                if claimed is not None:
+                    self.stats.batches_claimed += 1
+                    await self._work(claimed.batch_id, owner=True, claimed=claimed)
+                    continue
+                joinable = await asyncio.to_thread(leases.find_joinable_batch, self.engine, self.worker_id)
+                if joinable is not None:
+                    await self._work(joinable, owner=False)
+                    continue
+                if once:
+                    break
+                self.stats.state = "idle"
+                await self._sleep(settings.worker_poll_interval_s)
+        finally:
+            self.stats.state = "stopped"
+            self.stats.current_batch = None
+        return 0
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._stop is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=max(seconds, 0.0))
+
+    # ---- one batch -------------------------------------------------------------------------
+    async def _work(self, batch_id: str, *, owner: bool, claimed: ClaimedBatch | None = None) -> None:
+        settings = get_settings()
+        limit = self.concurrency or min(claimed.concurrency if claimed else settings.worker_concurrency,
+                                        settings.worker_concurrency)
+        limit = max(1, limit)
+        self.stats.current_batch = batch_id
+        self.stats.state = "working"
+        ctx = _BatchRun(batch_id=batch_id, owner=owner)
+        heartbeat = asyncio.create_task(self._heartbeat(ctx))
+        in_flight: dict[asyncio.Task[None], ClaimedItem] = {}
+        stop_wait = asyncio.create_task(self._stop.wait()) if self._stop else None
+        try:
+            if claimed is not None and claimed.status == "paused":  # a breaker pause inherited from a dead worker
+                ctx.breaker_wait_s = 0.0
+                if not await self._wait_out_breaker(ctx, in_flight):
+                    return
+            while not self.stopping and not ctx.fatal:
+                if ctx.breaker_wait_s is not None or _claude_breaker_open():
+                    if ctx.breaker_wait_s is None:
+                        ctx.breaker_wait_s = _breaker_retry_in()
+                    if not await self._wait_out_breaker(ctx, in_flight):
+                        break
+                    continue
+                free = limit - len(in_flight)
+                items = await asyncio.to_thread(leases.claim_items, self.engine, batch_id, self.worker_id, free) \
+                    if free > 0 else []
+                for item in items:
+                    task = asyncio.create_task(self._run_item(ctx, item))
+                    in_flight[task] = item
+                if not in_flight:
+                    if await self._others_still_working(ctx):
+                        await self._sleep(settings.worker_poll_interval_s)
+                        continue
+                    break
+                waiters: set[asyncio.Task[Any]] = set(in_flight)
+                if stop_wait is not None:
+                    waiters.add(stop_wait)
+                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED,
+                                             timeout=settings.worker_poll_interval_s)
+                for task in done:
+                    in_flight.pop(task, None)  # type: ignore[call-overload]
+        finally:
+            await self._wind_down(ctx, in_flight)
+            heartbeat.cancel()
+            if stop_wait is not None:
+                stop_wait.cancel()
+            self.stats.current_batch = None
+
+    async def _others_still_working(self, ctx: _BatchRun) -> bool:
+        """True if the batch is running and items are in flight at other workers (the owner waits for them)."""
+        if not ctx.owner:
+            return False
+        import sqlalchemy as sa
+
+        from core.store.schema import batch_items
+
+        def _check() -> bool:
+            with self.engine.connect() as conn:
+                status = conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == ctx.batch_id)).scalar()
+                if status != "running":
+                    return False
+                return bool(conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(
+                    batch_items.c.batch_id == ctx.batch_id,
+                    batch_items.c.status.in_(("running", "pending")))).scalar_one())
+
+        return await asyncio.to_thread(_check)
+
+    async def _wait_out_breaker(self, ctx: _BatchRun, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> bool:
+        """Pause the batch for the breaker's cool-down, then set it running again; False if it must be let go."""
+        settings = get_settings()
+        if in_flight:  # they fail fast on the open breaker and go back to pending
+            await asyncio.wait(set(in_flight))
+            in_flight.clear()
+        if ctx.fatal or self.stopping:
+            return False
+        self.stats.state = "paused_by_breaker"
+        await asyncio.to_thread(checkpoints.pause_for_breaker, self.engine, ctx.batch_id, BREAKER_PAUSE_REASON)
+        wait = min(max(ctx.breaker_wait_s or 0.0, _breaker_retry_in()), settings.worker_breaker_probe_max_s)
+        await self._sleep(wait)
+        ctx.breaker_wait_s = None
+        if self.stopping:
+            return False
+        resumed = await asyncio.to_thread(checkpoints.resume_after_breaker, self.engine, ctx.batch_id)
+        self.stats.state = "working"
+        if resumed:
+            return True
+        # not paused by the breaker any more: a user paused or cancelled it, or a resume requeued it
+        return await asyncio.to_thread(_status_of, self.engine, ctx.batch_id) == "running"
+
+    async def _wind_down(self, ctx: _BatchRun, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> None:
+        settings = get_settings()
+        if self.stopping:
+            # the next worker may start on this batch now, not when the lease would expire
+            if ctx.owner:
+                await asyncio.to_thread(leases.release_lease, self.engine, ctx.batch_id, self.worker_id)
+            if in_flight:
+                _, pending = await asyncio.wait(set(in_flight), timeout=settings.worker_shutdown_grace_s)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.to_thread(leases.release_items, self.engine, self.worker_id)
+            return
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        if not ctx.fatal:
+            await asyncio.to_thread(checkpoints.finalize_batch, self.engine, ctx.batch_id)
+        if ctx.owner:
+            await asyncio.to_thread(leases.release_lease, self.engine, ctx.batch_id, self.worker_id)
+
+    async def _heartbeat(self, ctx: _BatchRun) -> None:
+        interval = get_settings().heartbeat_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                kept = await asyncio.to_thread(leases.renew, self.engine, self.worker_id, ctx.batch_id,
+                                               owner=ctx.owner)
+            except Exception as exc:  # noqa: BLE001 - a missed heartbeat is recorded; the next one retries
+                _record(exc, operation_id=ctx.batch_id, context={"worker": self.worker_id, "step": "heartbeat"})
+                continue
+            if ctx.owner and not kept:
+                ctx.owner = False  # another worker took over (or a resume reset the lease): keep going as a joiner
+
+    # ---- one item --------------------------------------------------------------------------
+    async def _run_item(self, ctx: _BatchRun, item: ClaimedItem) -> None:
+        from core.generation import GenerationParams, agenerate_conversation
+
+        try:
+            params = GenerationParams(**item.params)
+            result = await agenerate_conversation(params, client=self.client, component="batch",
+                                                  operation_id=ctx.batch_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and decided on below
+            await self._item_failed(ctx, item, classify(exc))
+            return
+        self.stats.replies += 1
+        crash_after = get_settings().test_crash_after_reply
+        if crash_after and self.stats.replies >= crash_after:
+            os._exit(137)  # TEST HOOK: die between the model's reply and the commit
+        try:
+            await asyncio.to_thread(checkpoints.commit_item, self.engine, item, result)
+        except Exception as exc:  # noqa: BLE001 - the reply is lost; the attempt is counted and retried
+            err = classify(exc)
+            _record(err, operation_id=ctx.batch_id, context={"item_index": item.item_index, "step": "commit"})
+            self.stats.last_error = err.message
+            await self._settle(item, err)
+            return
+        self.stats.items_done += 1
+
+    async def _item_failed(self, ctx: _BatchRun, item: ClaimedItem, err: AppError) -> None:
+        self.stats.last_error = err.message
+        if _is_claude_circuit_open(err) or (err.is_recoverable and err.error_type in ("api", "network")
+                                            and _claude_breaker_open()):
+            # the service is down, not this item: no attempt counted, the batch pauses
+            ctx.breaker_wait_s = max(ctx.breaker_wait_s or 0.0, err.retry_after_s or _breaker_retry_in())
+            await asyncio.to_thread(leases.release_items, self.engine, self.worker_id, [item.id])
+            return
+        if is_batch_fatal(err):
+            ctx.fatal = True
+            await asyncio.to_thread(leases.release_items, self.engine, self.worker_id, [item.id])
+            if await asyncio.to_thread(checkpoints.fail_batch, self.engine, ctx.batch_id, _fatal_reason(err)):
+                _record(err, operation_id=ctx.batch_id, context={"item_index": item.item_index,
+                                                                 "step": "batch_failed"})
+            return
+        status = await self._settle(item, err)
+        if status == "failed":
+            self.stats.items_failed += 1
+            _record(err, operation_id=ctx.batch_id, attempt=item.attempts + 1,
+                    context={"item_index": item.item_index, "step": "item_failed"})
+
+    async def _settle(self, item: ClaimedItem, err: AppError) -> str | None:
+        try:
+            return await asyncio.to_thread(checkpoints.record_item_failure, self.engine, item, err)
+        except Exception as exc:  # noqa: BLE001 - the item stays claimed and returns to pending when stale
+            _record(exc, operation_id=item.batch_id, context={"item_index": item.item_index, "step": "settle"})
+            return None
+
+
+@dataclass
+class _BatchRun:
+    batch_id: str
+    owner: bool
+    fatal: bool = False
+    breaker_wait_s: float | None = None  # set when the model service's breaker is open
+
+
+def _claude_breaker_open() -> bool:
+    from core.resilience import get_breaker
+
+    return get_breaker("claude").state == "open"
+
+
+def _breaker_retry_in() -> float:
+    from core.resilience import get_breaker
+
+    snap = get_breaker("claude").snapshot()
+    return float(snap.get("retry_in_s") or 0.0)
+
+
+def _status_of(engine: Engine, batch_id: str) -> str | None:
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == batch_id)).scalar()
+
+
+# ---- one worker thread per server process ----------------------------------------------------
+_bg_lock = threading.Lock()
+_bg_thread: threading.Thread | None = None
+_bg_worker: BatchWorker | None = None
+_bg_error: str | None = None
+
+
+def start_background_worker(*, concurrency: int | None = None) -> dict[str, Any]:
+    """Start the in-app worker thread once per process (idempotent); returns its status."""
+    global _bg_thread, _bg_worker, _bg_error
+    with _bg_lock:
+        if _bg_thread is None or not _bg_thread.is_alive():
+            worker = BatchWorker(concurrency=concurrency)
+
+            def _main() -> None:
+                global _bg_error
+                try:
+                    asyncio.run(worker.run())
+                except Exception as exc:  # noqa: BLE001 - the thread must not die silently
+                    _bg_error = classify(exc).message
+                    _record(exc, context={"worker": worker.worker_id, "step": "background_worker"})
+
+            _bg_worker, _bg_error = worker, None
+            _bg_thread = threading.Thread(target=_main, name="batch-worker", daemon=True)
+            _bg_thread.start()
+    return background_worker_status()
+
+
+def stop_background_worker(timeout: float = 10.0) -> None:
+    """Ask the in-app worker to stop and wait for it (tests; the server's exit kills the daemon thread)."""
+    global _bg_thread
+    with _bg_lock:
+        thread, worker = _bg_thread, _bg_worker
+    if worker is not None:
+        worker.request_stop()
+    if thread is not None:
+        thread.join(timeout)
+    with _bg_lock:
+        if _bg_thread is thread:
+            _bg_thread = None
+
+
+def background_worker_status() -> dict[str, Any]:
+    """running, worker_id, state, current_batch, items_done, items_failed, started_at, last_error."""
+    with _bg_lock:
+        thread, worker, error = _bg_thread, _bg_worker, _bg_error
+    if worker is None:
+        return {"running": False, "worker_id": None, "state": "not started", "current_batch": None,
+                "items_done": 0, "items_failed": 0, "started_at": None, "last_error": error}
+    s = worker.stats
+    return {"running": bool(thread and thread.is_alive()), "worker_id": s.worker_id, "state": s.state,
+            "current_batch": s.current_batch, "items_done": s.items_done, "items_failed": s.items_failed,
+            "started_at": s.started_at, "last_error": error or s.last_error}

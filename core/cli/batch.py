@@ -1,0 +1,131 @@
+"""`python -m core batch create|status|list|resume|pause|cancel`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from core.store import get_engine, migrate
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    batch = sub.add_parser("batch", help="create, inspect and control batches")
+    bsub = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
+
+    p = bsub.add_parser("create", help="create a queued batch; prints its id")
+    p.add_argument("--template", required=True, help="built-in template name")
+    p.add_argument("--count", type=int, help="number of conversations (default: all CSV rows)")
+    p.add_argument("--concurrency", type=int, help="parallel calls for this batch")
+    p.add_argument("--csv", help="CSV file with columns persona,emotion,topic[,turns]")
+    p.add_argument("--personas", help="comma-separated personas (default: the template's)")
+    p.add_argument("--emotions", help="comma-separated emotions (default: the template's)")
+    p.add_argument("--topics", help="comma-separated topics (default: the template's)")
+    p.add_argument("--turns", type=int, default=None, help="messages per conversation (default 6)")
+    p.add_argument("--model", help="model name (default: settings)")
+    p.add_argument("--name", help="a label for the batch")
+    p.set_defaults(func=_create)
+
+    p = bsub.add_parser("status", help="state, counts, tokens, cost, throughput and ETA of a batch")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_status)
+
+    p = bsub.add_parser("list", help="recent batches")
+    p.add_argument("--status", help="only batches in this state")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_list)
+
+    p = bsub.add_parser("resume", help="resume a paused, failed or interrupted batch (done items are kept)")
+    p.add_argument("id")
+    p.add_argument("--failed-only", action="store_true", help="requeue only the failed items")
+    p.set_defaults(func=_resume)
+
+    p = bsub.add_parser("pause", help="stop taking new items; in-flight ones finish")
+    p.add_argument("id")
+    p.set_defaults(func=_pause)
+
+    p = bsub.add_parser("cancel", help="stop a batch for good; finished items are kept")
+    p.add_argument("id")
+    p.set_defaults(func=_cancel)
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    engine = get_engine()
+    migrate(engine)
+    return engine
+
+
+def _create(args: argparse.Namespace) -> int:
+    from core.batches.csv_import import parse_csv
+    from core.batches.service import DEFAULT_TURNS, create_batch
+
+    rows = parse_csv(args.csv) if args.csv else None
+    batch_id = create_batch(
+        _engine(), template=args.template, count=args.count, rows=rows, personas=_csv_list(args.personas),
+        emotions=_csv_list(args.emotions), topics=_csv_list(args.topics),
+        turns=args.turns or DEFAULT_TURNS, model=args.model, concurrency=args.concurrency, name=args.name)
+    print(batch_id)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from core.batches.service import get_batch_status
+
+    st = get_batch_status(_engine(), args.id)
+    if args.json:
+        print(json.dumps(st, indent=2, sort_keys=True))
+        return 0
+    eta = "-" if st["eta_s"] is None else f"{st['eta_s']} s"
+    print(f"{st['id']}  {st['state']}  {st['name']}")
+    print(f"  done {st['done']}  failed {st['failed']}  pending {st['pending']}  running {st['running']}  "
+          f"skipped {st['skipped']}  of {st['total']}")
+    print(f"  tokens {st['tokens']:,}  cost ${st['cost_usd']:.4f}  {st['throughput_per_min']} items/min  ETA {eta}")
+    if st["status_reason"]:
+        print(f"  {st['status_reason']}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from core.batches.service import list_batches
+
+    rows = list_batches(_engine(), status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return 0
+    for st in rows:
+        print(f"{st['id']}  {st['state']:<9}  {st['done']}/{st['total']} done  {st['failed']} failed  "
+              f"{st['created_at']}  {st['name']}")
+    if not rows:
+        print("no batches", file=sys.stderr)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from core.batches.service import resume_batch
+
+    n = resume_batch(_engine(), args.id, failed_only=args.failed_only)
+    what = "failed items requeued" if args.failed_only else "items to process"
+    print(f"resumed {args.id}: {n} {what}")
+    return 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    from core.batches.service import pause_batch
+
+    pause_batch(_engine(), args.id)
+    print(f"paused {args.id}")
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from core.batches.service import cancel_batch
+
+    n = cancel_batch(_engine(), args.id)
+    print(f"cancelled {args.id}: {n} pending items skipped")
+    return 0

@@ -1,0 +1,45 @@
+"""`python -m core conversations export --out FILE.jsonl [--batch ID] [--format jsonl|csv]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    conv = sub.add_parser("conversations", help="saved conversations")
+    csub = conv.add_subparsers(dest="conversations_command", required=True, metavar="ACTION")
+    p = csub.add_parser("export", help="stream conversations as fine-tuning JSONL (or CSV)")
+    p.add_argument("--out", required=True, help="file to write ('-' for stdout)")
+    p.add_argument("--batch", help="only this batch's conversations")
+    p.add_argument("--template", help="only this template")
+    p.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name, else jsonl")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from core.conversations import ConversationFilter, iter_csv, iter_jsonl
+    from core.store import get_engine, migrate
+
+    engine = get_engine()
+    migrate(engine)
+    fmt = args.format or ("csv" if args.out.lower().endswith(".csv") else "jsonl")
+    flt = ConversationFilter(batch_id=args.batch, template=args.template)
+    lines = iter_csv(engine, flt) if fmt == "csv" else iter_jsonl(engine, flt)
+    if args.out == "-":
+        n = sum(1 for line in lines if sys.stdout.write(line) is not None)
+    else:
+        out = Path(args.out)
+        tmp = out.with_name(out.name + ".part")
+        n = 0
+        with tmp.open("w", encoding="utf-8", newline="") as fh:  # a half-written export never has the final name
+            for line in lines:
+                fh.write(line)
+                n += 1
+        os.replace(tmp, out)
+    if fmt == "csv":
+        n -= 1  # the header line
+    print(f"exported {n} conversations to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,32 @@
+"""`python -m core worker [--once] [--concurrency N]`: a batch worker process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("worker", help="work queued batches (SIGTERM: release the lease and stop)")
+    p.add_argument("--once", action="store_true", help="exit 0 when nothing is left to claim")
+    p.add_argument("--concurrency", type=int, help="parallel items (default: settings.worker_concurrency)")
+    p.set_defaults(func=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from core.batches.worker import BatchWorker
+    from core.errors import ValidationError
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ValidationError("--concurrency must be at least 1.", field="concurrency",
+                              user_message="--concurrency must be at least 1.")
+    worker = BatchWorker(concurrency=args.concurrency)
+
+    async def _main() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.request_stop)
+        return await worker.run(once=args.once)
+
+    return asyncio.run(_main())

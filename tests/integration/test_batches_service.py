@@ -1,0 +1,199 @@
+"""Batch service on both engines: creation in one transaction, refusals that write nothing, state changes."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from core.batches.csv_import import parse_csv
+from core.batches.service import (
+    cancel_batch,
+    create_batch,
+    estimate,
+    failed_items,
+    get_batch_status,
+    list_batches,
+    pause_batch,
+    resume_batch,
+    resume_history,
+)
+from core.errors import ValidationError
+from core.store.schema import batch_items, batch_jobs, batch_resumes, recovery_checkpoints
+from core.store.tx import write_tx
+
+
+def _count(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def _nothing_written(engine) -> bool:
+    return all(_count(engine, t) == 0 for t in (batch_jobs, batch_items, recovery_checkpoints))
+
+
+def test_grid_batch_is_created_whole(engine):
+    """A grid batch writes its row, one item per count (cycling the grid) and one checkpoint."""
+    bid = create_batch(engine, template="tutoring", count=7, personas=["p1", "p2"], emotions=["e1"],
+                       topics=["t1", "t2", "t3"], user="ana")
+    with engine.connect() as conn:
+        items = conn.execute(sa.select(batch_items.c.item_index, batch_items.c.params)
+                             .where(batch_items.c.batch_id == bid).order_by(batch_items.c.item_index)).all()
+        cp = conn.execute(sa.select(recovery_checkpoints).where(
+            recovery_checkpoints.c.operation_id == bid)).mappings().one()
+    assert [i.item_index for i in items] == list(range(7))
+    combos = [(i.params["persona"], i.params["topic"]) for i in items]
+    assert combos[:6] == [("p1", "t1"), ("p1", "t2"), ("p1", "t3"), ("p2", "t1"), ("p2", "t2"), ("p2", "t3")]
+    assert combos[6] == ("p1", "t1")
+    assert cp["completed_count"] == 0 and cp["state"]["total_items"] == 7
+    st = get_batch_status(engine, bid)
+    assert st["state"] == "queued" and st["pending"] == 7 and st["total"] == 7 and st["created_by"] == "ana"
+
+
+def test_csv_rows_become_items(engine):
+    """Each parsed CSV row becomes one item, its own turns kept."""
+    rows = parse_csv(b"persona,emotion,topic,turns\na,b,c,4\nd,e,f,\n")
+    bid = create_batch(engine, template="tutoring", rows=rows, turns=6)
+    with engine.connect() as conn:
+        params = [r[0] for r in conn.execute(sa.select(batch_items.c.params).where(
+            batch_items.c.batch_id == bid).order_by(batch_items.c.item_index))]
+    assert [(p["persona"], p["turns"]) for p in params] == [("a", 4), ("d", 6)]
+
+
+@pytest.mark.parametrize("count, needle", [(0, "got 0"), (10_000_000, "10,000,000"), (-3, "got -3")])
+def test_bad_count_is_refused_and_nothing_written(engine, count, needle):
+    """A count of 0, 10,000,000 or below zero is refused with the allowed range; no row is written."""
+    with pytest.raises(ValidationError) as exc:
+        create_batch(engine, template="tutoring", count=count)
+    assert exc.value.field == "count" and needle in exc.value.user_message and "100,000" in exc.value.user_message
+    assert _nothing_written(engine)
+
+
+def test_unknown_template_is_refused_and_nothing_written(engine):
+    """An unknown template name is refused naming the choices; no row is written."""
+    with pytest.raises(ValidationError) as exc:
+        create_batch(engine, template="no_such_template", count=5)
+    assert exc.value.field == "template" and "tutoring" in exc.value.user_message
+    assert _nothing_written(engine)
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"persona,topic\nx,y\n", "missing_columns"),
+    (b"persona,emotion,topic\n\xff\xfe,b,c\n", "invalid_encoding"),
+    (None, "upload_too_large"),
+])
+def test_bad_csv_is_refused_and_nothing_written(engine, tmp_path, data, code):
+    """Missing columns, invalid UTF-8 and a 100 MB file are refused by name; no row is written."""
+    if data is None:
+        path = tmp_path / "huge.csv"
+        with path.open("wb") as fh:
+            fh.truncate(100 * 1024 * 1024)
+        source = path
+    else:
+        source = data
+    with pytest.raises(ValidationError) as exc:
+        create_batch(engine, template="tutoring", rows=parse_csv(source))
+    assert exc.value.code == code
+    assert _nothing_written(engine)
+
+
+def test_a_bad_row_refuses_the_whole_batch(engine):
+    """One row with an unusable value refuses the batch, naming the row; nothing is written."""
+    rows = [{"persona": "a", "emotion": "b", "topic": "c"}, {"persona": "a", "emotion": "b", "topic": "c",
+                                                             "turns": 999}]
+    with pytest.raises(ValidationError) as exc:
+        create_batch(engine, template="tutoring", rows=rows)
+    assert "Row 2" in exc.value.user_message
+    assert _nothing_written(engine)
+
+
+def _set_items(engine, bid, status, indexes):
+    with write_tx(engine) as conn:
+        conn.execute(batch_items.update().where(batch_items.c.batch_id == bid,
+                                                batch_items.c.item_index.in_(indexes))
+                     .values(status=status, attempts=3 if status == "failed" else 0,
+                             last_error="boom" if status == "failed" else None, last_error_code="x"))
+
+
+def _set_batch(engine, bid, **values):
+    with write_tx(engine) as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == bid).values(**values))
+
+
+def test_completed_batch_cannot_be_resumed(engine):
+    """Resuming a completed batch is refused in plain words."""
+    bid = create_batch(engine, template="tutoring", count=2)
+    _set_items(engine, bid, "done", [0, 1])
+    _set_batch(engine, bid, status="completed")
+    with pytest.raises(ValidationError) as exc:
+        resume_batch(engine, bid)
+    assert "finished" in exc.value.user_message
+    assert _count(engine, batch_resumes) == 0
+
+
+def test_failed_only_requeues_only_failed_items_and_is_audited(engine):
+    """--failed-only resets failed items (attempts too), keeps done ones, and records who resumed."""
+    bid = create_batch(engine, template="tutoring", count=5)
+    _set_items(engine, bid, "done", [0, 1, 2])
+    _set_items(engine, bid, "failed", [3, 4])
+    _set_batch(engine, bid, status="failed", status_reason="2 failed")
+    assert [i["item_index"] for i in failed_items(engine, bid)] == [3, 4]
+    assert resume_batch(engine, bid, failed_only=True, user="bo") == 2
+    st = get_batch_status(engine, bid)
+    assert (st["state"], st["done"], st["pending"], st["failed"]) == ("queued", 3, 2, 0)
+    with engine.connect() as conn:
+        attempts = conn.execute(sa.select(batch_items.c.attempts).where(
+            batch_items.c.batch_id == bid, batch_items.c.item_index == 3)).scalar_one()
+    assert attempts == 0
+    (audit,) = resume_history(engine, bid)
+    assert (audit["resumed_by"], audit["requeued_count"], audit["previous_status"], audit["failed_only"]) == (
+        "bo", 2, "failed", True)
+
+
+def test_interrupted_batch_resume_requeues_running_items(engine):
+    """A running batch whose lease expired is resumable; its running items go back to pending."""
+    bid = create_batch(engine, template="tutoring", count=4)
+    _set_items(engine, bid, "done", [0])
+    _set_items(engine, bid, "running", [1])
+    _set_batch(engine, bid, status="running", lease_owner="dead", lease_expires_at=None)
+    assert get_batch_status(engine, bid)["interrupted"] is True
+    assert resume_batch(engine, bid) == 3
+    assert resume_history(engine, bid)[0]["previous_status"] == "interrupted"
+
+
+def test_pause_then_cancel_keeps_finished_items(engine):
+    """Pause then cancel: done items stay done, pending ones are skipped, and a cancelled batch cannot resume."""
+    bid = create_batch(engine, template="tutoring", count=4)
+    _set_items(engine, bid, "done", [0])
+    pause_batch(engine, bid, user="cy")
+    st = get_batch_status(engine, bid)
+    assert st["state"] == "paused" and st["pause_kind"] == "user" and "cy" in st["status_reason"]
+    assert cancel_batch(engine, bid) == 3
+    st = get_batch_status(engine, bid)
+    assert (st["state"], st["done"], st["skipped"]) == ("cancelled", 1, 3)
+    with pytest.raises(ValidationError):
+        resume_batch(engine, bid)
+    with pytest.raises(ValidationError):
+        pause_batch(engine, bid)
+
+
+def test_list_and_unknown_batch(engine):
+    """Batches list newest first; an unknown id is a ValidationError naming it."""
+    a = create_batch(engine, template="tutoring", count=1)
+    b = create_batch(engine, template="travel_booking", count=1)
+    assert {r["id"] for r in list_batches(engine)} == {a, b}
+    assert [r["id"] for r in list_batches(engine, status="queued", limit=1)][0] in (a, b)
+    with pytest.raises(ValidationError) as exc:
+        get_batch_status(engine, "nope")
+    assert "nope" in exc.value.user_message
+
+
+def test_estimate_counts_calls_tokens_cost_and_time(monkeypatch):
+    """The estimate scales with the count and takes the configured request rate for its time."""
+    from core.config import override_settings
+
+    override_settings(rate_limit_rpm=60)
+    one, hundred = estimate("tutoring", 1), estimate("tutoring", 100)
+    assert hundred["calls"] == 100 and hundred["tokens"] == 100 * one["tokens"]
+    assert hundred["cost_usd"] > 0 and hundred["seconds"] == 100
+    with pytest.raises(ValidationError):
+        estimate("tutoring", 0)
