@@ -16,6 +16,9 @@ from core.errors import AppError, classify
 # command groups, in the order --help lists them
 COMMAND_MODULES = [
     "core.cli.db",
+    "core.cli.batch",
+    "core.cli.worker",
+    "core.cli.conversations",
     "core.cli.sandbox",
 ]
 
