@@ -47,16 +47,32 @@ NEVER_RETRY_CODES = frozenset({"spend_limit", "circuit_open"})
 PolicyKind = Literal["api", "db"]
 
 
+def _recoverable(exc: BaseException) -> bool:
+    return bool(classify(exc).is_recoverable)
+
+
+def _not_final(exc: BaseException) -> bool:
+    return classify(exc).code not in NEVER_RETRY_CODES
+
+
+def _from_the_store(exc: BaseException) -> bool:
+    return isinstance(classify(exc), DatabaseError)
+
+
+# the retry conditions, as tenacity pieces: exceptions are classified first (classify returns
+# an AppError unchanged), so SDK, SQLAlchemy and OS errors are judged the same way
+RETRY_TRANSIENT = retry_if_exception(_recoverable) & retry_if_exception(_not_final)
+RETRY_TRANSIENT_DB = RETRY_TRANSIENT & retry_if_exception(_from_the_store)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True for a recoverable error worth another attempt now (never spend limit or an open circuit)."""
-    err = classify(exc)
-    return bool(err.is_recoverable) and err.code not in NEVER_RETRY_CODES
+    return _recoverable(exc) and _not_final(exc)
 
 
 def is_retryable_db(exc: BaseException) -> bool:
     """True for a transient database error: connection lost, timeout, busy/locked (never a constraint)."""
-    err = classify(exc)
-    return isinstance(err, DatabaseError) and bool(err.is_recoverable) and err.code not in NEVER_RETRY_CODES
+    return is_retryable(exc) and _from_the_store(exc)
 
 
 def full_jitter_backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -134,9 +150,8 @@ def _policy_kwargs(
     reraise: bool,
     honour_retry_after_when_instant: bool | None,
 ) -> dict[str, Any]:
-    predicate = is_retryable_db if kind == "db" else is_retryable
     kwargs: dict[str, Any] = {
-        "retry": retry_if_exception(predicate),
+        "retry": RETRY_TRANSIENT_DB if kind == "db" else RETRY_TRANSIENT,
         "stop": stop_after_configured_attempts(kind, max_attempts),
         "wait": wait_backoff_or_retry_after(kind, honour_retry_after_when_instant=honour_retry_after_when_instant),
         "reraise": reraise,
