@@ -272,3 +272,19 @@ def test_state_changes_are_kept_in_history(breaker: CircuitBreaker, clock: FakeC
         breaker.before_call()
         breaker.record_success()
     assert [state for state, _ in breaker.history] == ["open", "half_open", "closed"]
+
+
+def test_state_changes_reach_the_error_log(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """Opening is logged as a warning and closing as info, under component breaker.<name>."""
+    from core.errorlog import flush, recent
+
+    fail(breaker, 3)
+    clock.advance(5)
+    for _ in range(2):
+        breaker.before_call()
+        breaker.record_success()
+    assert flush(30.0)
+    rows = [r for r in reversed(recent(20)) if r.get("component") == "breaker.claude"]
+    assert [(r["error_code"], r["severity"]) for r in rows] == [
+        ("circuit_open", "warn"), ("circuit_half_open", "info"), ("circuit_closed", "info")]
+    assert rows[0]["error_type"] == "api" and rows[-1]["recovered"] is True
