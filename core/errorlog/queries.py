@@ -1,0 +1,460 @@
+"""Error-log queries: paged search, statistics, groups by fingerprint, resolve, retention.
+
+Every function takes an Engine or a Connection and runs one SQLAlchemy Core query per
+question on both engines; the differences (text search, time buckets) live in
+`core.store.dialect`. Time ranges are half-open: ``since <= created_at < until``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, delete, func, select, update
+
+from core.config import get_settings
+from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
+from core.store.dialect import contains_text, time_bucket
+from core.store.schema import error_logs
+from core.store.tx import write_tx
+
+__all__ = [
+    "ErrorFilter",
+    "Page",
+    "SEVERITY_ORDER",
+    "ERROR_TYPE_NAMES",
+    "LIST_COLUMNS",
+    "bind_connection",
+    "filter_conditions",
+    "ordering",
+    "search_errors",
+    "error_stats",
+    "error_groups",
+    "get_error",
+    "set_resolved",
+    "retention_preview",
+    "apply_retention",
+]
+
+# lowest to highest; the groups view reports the highest severity seen in a group
+SEVERITY_ORDER: tuple[str, ...] = tuple(s.value for s in Severity)
+# AppError itself carries error_type "internal"
+ERROR_TYPE_NAMES: tuple[str, ...] = (*ERROR_TYPES, AppError.error_type)
+FTS_TABLE = "error_logs_fts"  # SQLite FTS5 trigram index over error_logs.message (migration 0001)
+TOP_CODES = 10
+ORDERS = ("newest", "oldest")
+# the list view leaves out the (large) stack trace; get_error returns everything
+LIST_COLUMNS = tuple(c for c in error_logs.c if c.name != "stack_trace")
+
+Bind = Engine | Connection
+
+
+def _invalid(field_name: str, message: str) -> ValidationError:
+    return ValidationError(message, field=field_name, user_message=message)
+
+
+def _as_utc(value: datetime | None, field_name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise _invalid(field_name, f"{field_name} must be a date and time, not {value!r}.")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _names(values: Iterable[str] | str | None, field_name: str, allowed: Sequence[str] | None) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    items = (values,) if isinstance(values, str) else tuple(values)
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise _invalid(field_name, f"{field_name} must be a list of non-empty names.")
+        name = item.strip()
+        if allowed is not None and name not in allowed:
+            raise _invalid(field_name, f"Unknown {field_name} {name!r}: use one of {', '.join(allowed)}.")
+        if len(name) > 128:
+            raise _invalid(field_name, f"{field_name} {name[:20]!r}... is longer than 128 characters.")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ErrorFilter:
+    """What the error log is narrowed to. Validated (and normalised) on construction.
+
+    Empty fields do not filter. `search` is matched literally and case-insensitively
+    against the message; list fields match any of their values; `resolved` None means both.
+    """
+
+    search: str = ""
+    types: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    resolved: bool | None = None
+    request_id: str | None = None
+    operation_id: str | None = None  # batch id
+    fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        search = self.search or ""
+        if not isinstance(search, str):
+            raise _invalid("search", "The search text must be text.")
+        limit = get_settings().log_search_max_chars
+        if len(search) > limit:
+            raise _invalid("search", f"The search text is {len(search)} characters long; the limit is {limit}.")
+        if "\x00" in search:
+            raise _invalid("search", "The search text contains a NUL character, which cannot be searched for.")
+        set_ = object.__setattr__  # frozen: normalise once, here
+        set_(self, "search", search)
+        set_(self, "types", _names(self.types, "type", ERROR_TYPE_NAMES))
+        set_(self, "severities", _names(self.severities, "severity", SEVERITY_ORDER))
+        set_(self, "codes", _names(self.codes, "code", None))
+        set_(self, "components", _names(self.components, "component", None))
+        since, until = _as_utc(self.since, "since"), _as_utc(self.until, "until")
+        if since is not None and until is not None and since > until:
+            raise _invalid("until", "The end of the time range is before its start.")
+        set_(self, "since", since)
+        set_(self, "until", until)
+        if self.resolved not in (None, True, False):
+            raise _invalid("resolved", "resolved must be true, false or empty.")
+        for name in ("request_id", "operation_id", "fingerprint"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or len(value) > 128):
+                raise _invalid(name, f"{name} must be text of at most 128 characters.")
+            set_(self, name, value or None)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of search results and the total number of matching rows."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+@contextmanager
+def bind_connection(bind: Bind) -> Iterator[Connection]:
+    """`bind` itself when it is a Connection (the caller owns it), else a new connection."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def filter_conditions(
+    bind: Bind, flt: ErrorFilter | None, *, use_text_index: bool = True
+) -> list[ColumnElement[bool]]:
+    """The WHERE conditions for `flt` (shared by search, groups and the CSV export)."""
+    if flt is None:
+        return []
+    c = error_logs.c
+    conds: list[ColumnElement[bool]] = []
+    if flt.search:
+        conds.append(contains_text(bind, c.message, flt.search, fts_table=FTS_TABLE if use_text_index else None))
+    for column, values in ((c.error_type, flt.types), (c.severity, flt.severities),
+                           (c.error_code, flt.codes), (c.component, flt.components)):
+        if len(values) == 1:
+            conds.append(column == values[0])
+        elif values:
+            conds.append(column.in_(values))
+    if flt.since is not None:
+        conds.append(c.created_at >= flt.since)
+    if flt.until is not None:
+        conds.append(c.created_at < flt.until)
+    if flt.resolved is not None:
+        conds.append(c.resolved.is_(flt.resolved))
+    if flt.request_id:
+        conds.append(c.request_id == flt.request_id)
+    if flt.operation_id:
+        conds.append(c.operation_id == flt.operation_id)
+    if flt.fingerprint:
+        conds.append(c.fingerprint == flt.fingerprint)
+    return conds
+
+
+def ordering(order: str) -> list[Any]:
+    """ORDER BY for the list and the export: newest (default) or oldest first, ties by id."""
+    if order not in ORDERS:
+        raise _invalid("order", f"order must be one of {', '.join(ORDERS)}.")
+    c = error_logs.c
+    return [c.created_at.desc(), c.id.desc()] if order == "newest" else [c.created_at.asc(), c.id.asc()]
+
+
+def search_errors(
+    bind: Bind, flt: ErrorFilter | None = None, *, page: int = 1, page_size: int = 50, order: str = "newest"
+) -> Page:
+    """One page of rows matching `flt` (newest first by default) and the total count."""
+    max_size = get_settings().log_page_size_max
+    if not isinstance(page, int) or page < 1:
+        raise _invalid("page", "page must be a whole number from 1.")
+    if not isinstance(page_size, int) or not 1 <= page_size <= max_size:
+        raise _invalid("page_size", f"page_size must be a whole number from 1 to {max_size}.")
+    with bind_connection(bind) as conn:
+        conds = filter_conditions(conn, flt)
+        total = conn.execute(select(func.count()).select_from(error_logs).where(*conds)).scalar_one()
+        stmt = (select(*LIST_COLUMNS).where(*conds).order_by(*ordering(order))
+                .limit(page_size).offset((page - 1) * page_size))
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+    return Page(rows=rows, total=int(total), page=page, page_size=page_size)
+
+
+def get_error(bind: Bind, error_id: str) -> dict[str, Any] | None:
+    """The whole row for `error_id` (the id shown to users), or None."""
+    with bind_connection(bind) as conn:
+        row = conn.execute(select(error_logs).where(error_logs.c.error_id == error_id)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def _bucket_key(value: Any, unit: str) -> datetime:
+    """Normalise a bucket value from either engine to an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    text = str(value)
+    return datetime.fromisoformat(text + (":00:00" if unit == "hour" else " 00:00:00")).replace(tzinfo=UTC)
+
+
+def _bucket_starts(since: datetime, until: datetime, unit: str) -> list[datetime]:
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    start = since.replace(minute=0, second=0, microsecond=0)
+    if unit == "day":
+        start = start.replace(hour=0)
+    out = []
+    while start < until:
+        out.append(start)
+        start += step
+    return out
+
+
+def error_stats(
+    bind: Bind, *, since: datetime, until: datetime | None = None, bucket: str = "hour"
+) -> dict[str, Any]:
+    """Counts over ``since <= created_at < until`` for the stats cards and the charts.
+
+    Returns totals, counts by severity and by type, the top codes, the recoverable and the
+    automatically recovered shares, the unresolved count, and per-bucket series (one list of
+    counts per type and per severity, aligned with ``buckets``; empty buckets are zeros).
+    """
+    if bucket not in ("hour", "day"):
+        raise _invalid("bucket", "bucket must be hour or day.")
+    since_utc = _as_utc(since, "since")
+    if since_utc is None:
+        raise _invalid("since", "since is required.")
+    until_utc = _as_utc(until, "until") or datetime.now(UTC)
+    if since_utc > until_utc:
+        raise _invalid("until", "The end of the time range is before its start.")
+    c = error_logs.c
+    window = and_(c.created_at >= since_utc, c.created_at < until_utc)
+    n = func.count().label("n")
+    with bind_connection(bind) as conn:
+        b = time_bucket(conn, c.created_at, bucket).label("bucket")
+        # one pass for the series; one pass for everything that is not per bucket
+        per_bucket = conn.execute(
+            select(b, c.error_type, c.severity, n).where(window).group_by(b, c.error_type, c.severity)
+        ).all()
+        overall = conn.execute(
+            select(c.error_type, c.severity, c.error_code, c.is_recoverable, c.recovered, c.resolved, n)
+            .where(window)
+            .group_by(c.error_type, c.severity, c.error_code, c.is_recoverable, c.recovered, c.resolved)
+        ).all()
+    total = sum(r.n for r in overall)
+    by_severity = dict.fromkeys(SEVERITY_ORDER, 0)
+    by_type: dict[str, int] = dict.fromkeys(ERROR_TYPE_NAMES, 0)
+    by_code: dict[str, int] = {}
+    recoverable = recovered = unresolved = 0
+    for r in overall:
+        by_severity[r.severity] = by_severity.get(r.severity, 0) + r.n
+        by_type[r.error_type] = by_type.get(r.error_type, 0) + r.n
+        by_code[r.error_code] = by_code.get(r.error_code, 0) + r.n
+        recoverable += r.n if r.is_recoverable else 0
+        recovered += r.n if r.recovered else 0
+        unresolved += 0 if r.resolved else r.n
+    starts = _bucket_starts(since_utc, until_utc, bucket)
+    index = {s: i for i, s in enumerate(starts)}
+    series_type = {t: [0] * len(starts) for t in by_type}
+    series_severity = {s: [0] * len(starts) for s in by_severity}
+    for r in per_bucket:
+        i = index.get(_bucket_key(r.bucket, bucket))
+        if i is None:  # cannot happen for rows inside the window; keep the totals honest anyway
+            continue
+        series_type.setdefault(r.error_type, [0] * len(starts))[i] += r.n
+        series_severity.setdefault(r.severity, [0] * len(starts))[i] += r.n
+    top = sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CODES]
+    return {
+        "since": since_utc.isoformat(),
+        "until": until_utc.isoformat(),
+        "bucket": bucket,
+        "total": total,
+        "by_severity": by_severity,
+        "by_type": by_type,
+        "top_codes": [{"code": k, "count": v} for k, v in top],
+        "recoverable": recoverable,
+        "recoverable_share": recoverable / total if total else 0.0,
+        "recovered": recovered,
+        "recovered_share": recovered / total if total else 0.0,
+        "unresolved": unresolved,
+        "buckets": [s.isoformat() for s in starts],
+        "series_by_type": series_type,
+        "series_by_severity": series_severity,
+    }
+
+
+def _severity_rank(column: Any) -> ColumnElement[int]:
+    return case({name: i for i, name in enumerate(SEVERITY_ORDER)}, value=column, else_=-1)
+
+
+def error_groups(bind: Bind, flt: ErrorFilter | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Rows matching `flt` grouped by fingerprint, most recently seen first.
+
+    Each group: fingerprint, count, first_seen, last_seen, severity (the highest seen),
+    batches (distinct batch ids), unresolved, and from its latest row: message,
+    error_type, error_code, component, error_id.
+    """
+    if not isinstance(limit, int) or not 1 <= limit <= get_settings().log_page_size_max:
+        raise _invalid("limit", f"limit must be a whole number from 1 to {get_settings().log_page_size_max}.")
+    c = error_logs.c
+    last_seen = func.max(c.created_at).label("last_seen")
+    with bind_connection(bind) as conn:
+        conds = filter_conditions(conn, flt)
+        groups = conn.execute(
+            select(
+                c.fingerprint,
+                func.count().label("count"),
+                func.min(c.created_at).label("first_seen"),
+                last_seen,
+                func.max(_severity_rank(c.severity)).label("severity_rank"),
+                func.count(c.operation_id.distinct()).label("batches"),
+                func.sum(case((c.resolved.is_(False), 1), else_=0)).label("unresolved"),
+            )
+            .where(*conds)
+            .group_by(c.fingerprint)
+            .order_by(last_seen.desc(), c.fingerprint)
+            .limit(limit)
+        ).all()
+        # the latest row of each group: an index seek on (fingerprint, created_at); the text
+        # condition is a plain recheck here, since the seek already narrows to a row or two
+        recheck = filter_conditions(conn, flt, use_text_index=False)
+        out = []
+        for g in groups:
+            sample = conn.execute(
+                select(c.error_id, c.message, c.error_type, c.error_code, c.component)
+                .where(c.fingerprint == g.fingerprint, c.created_at == g.last_seen, *recheck)
+                .order_by(c.id.desc())
+                .limit(1)
+            ).first()
+            rank = int(g.severity_rank)
+            out.append({
+                "fingerprint": g.fingerprint,
+                "count": int(g.count),
+                "first_seen": _as_utc(g.first_seen, "first_seen"),
+                "last_seen": _as_utc(g.last_seen, "last_seen"),
+                "severity": SEVERITY_ORDER[rank] if 0 <= rank < len(SEVERITY_ORDER) else "unknown",
+                "batches": int(g.batches),
+                "unresolved": int(g.unresolved or 0),
+                "error_id": sample.error_id if sample else None,
+                "message": sample.message if sample else "",
+                "error_type": sample.error_type if sample else "",
+                "error_code": sample.error_code if sample else "",
+                "component": sample.component if sample else None,
+            })
+    return out
+
+
+def set_resolved(
+    bind: Bind,
+    *,
+    error_ids: Sequence[str] = (),
+    fingerprint: str | None = None,
+    resolved: bool = True,
+    user: str | None = None,
+) -> int:
+    """Mark rows (by error id, or a whole fingerprint group) resolved or unresolved.
+
+    Returns how many rows changed state. Exactly one of `error_ids` / `fingerprint`.
+    """
+    ids = [error_ids] if isinstance(error_ids, str) else list(error_ids)
+    if bool(ids) == bool(fingerprint):
+        raise _invalid("error_ids", "Give either error ids or a fingerprint to resolve.")
+    c = error_logs.c
+    values = {
+        "resolved": resolved,
+        "resolved_at": datetime.now(UTC) if resolved else None,
+        "resolved_by": (user or get_settings().user_name) if resolved else None,
+    }
+    chunk = 500  # stay well inside every engine's bound-parameter limit
+    targets = [c.fingerprint == fingerprint] if fingerprint else [
+        c.error_id.in_(ids[i:i + chunk]) for i in range(0, len(ids), chunk)]
+
+    def run(conn: Connection) -> int:
+        return sum(conn.execute(update(error_logs).where(t, c.resolved.is_not(resolved)).values(**values)).rowcount
+                   for t in targets)
+
+    if isinstance(bind, Connection):
+        return run(bind)
+    with write_tx(bind) as conn:
+        return run(conn)
+
+
+@dataclass(frozen=True)
+class _Retention:
+    now: datetime
+    error_cutoff: datetime
+    other_cutoff: datetime
+    conditions: dict[str, ColumnElement[bool]] = field(default_factory=dict)
+
+
+_LONG_KEPT = (Severity.ERROR.value, Severity.CRITICAL.value)
+
+
+def _retention(now: datetime | None) -> _Retention:
+    s = get_settings()
+    now_utc = _as_utc(now, "now") or datetime.now(UTC)
+    r = _Retention(now_utc, now_utc - timedelta(days=s.retention_days_error),
+                   now_utc - timedelta(days=s.retention_days_other))
+    c = error_logs.c
+    r.conditions["error_or_critical"] = and_(c.severity.in_(_LONG_KEPT), c.created_at < r.error_cutoff)
+    r.conditions["other"] = and_(c.severity.not_in(_LONG_KEPT), c.created_at < r.other_cutoff)
+    return r
+
+
+def _retention_report(r: _Retention, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "now": r.now.isoformat(),
+        "error_cutoff": r.error_cutoff.isoformat(),
+        "other_cutoff": r.other_cutoff.isoformat(),
+        **counts,
+        "total": sum(counts.values()),
+    }
+
+
+def retention_preview(bind: Bind, now: datetime | None = None) -> dict[str, Any]:
+    """How many rows retention would remove now (error/critical and the rest), removing none."""
+    r = _retention(now)
+    with bind_connection(bind) as conn:
+        counts = {k: int(conn.execute(select(func.count()).select_from(error_logs).where(cond)).scalar_one())
+                  for k, cond in r.conditions.items()}
+    return _retention_report(r, counts)
+
+
+def apply_retention(bind: Engine, now: datetime | None = None) -> dict[str, Any]:
+    """Remove rows past retention (settings.retention_days_error / _other) in one transaction.
+
+    Returns the same report as `retention_preview`, with the numbers actually removed.
+    """
+    r = _retention(now)
+    with write_tx(bind) as conn:
+        counts = {k: int(conn.execute(delete(error_logs).where(cond)).rowcount) for k, cond in r.conditions.items()}
+    return _retention_report(r, counts)

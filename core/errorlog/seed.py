@@ -1,0 +1,206 @@
+"""Synthetic error-log rows for benchmarks, demos and screenshots (`python -m core demo seed-errors`).
+
+Rows look like what the app records: the same types, codes and severities as
+`core.errors.classify`, messages with varying request ids, batch ids and numbers, and
+fingerprints computed by the recorder's own `fingerprint()`, so groups form as in real use.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from core.config import get_settings
+from core.errorlog.fingerprint import fingerprint
+from core.errors import ValidationError
+from core.store.dialect import bulk_insert
+from core.store.schema import error_logs
+from core.store.tx import write_tx
+
+__all__ = ["seed_errors", "SCENARIOS", "COMPONENTS"]
+
+COMPONENTS = ("claude_client", "batch_worker", "generation", "drafts", "store", "page.generate", "page.batches")
+_USERS = ("ana", "ben", "chloe", "dev", "emil", "farah", "gus", "hana", "ivan", "jo", "kai", "lena")
+_TEMPLATES = ("customer_support", "tutoring", "therapy_intake", "code_review", "travel_agent", "onboarding")
+_MODELS = ("claude-sonnet-5-5", "claude-haiku-5-0", "claude-opus-5-1")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    error_type: str
+    code: str
+    severity: str
+    recoverable: bool
+    action: str
+    components: tuple[str, ...]
+    messages: tuple[str, ...]  # str.format templates over the fields of _fill()
+    user_message: str
+    weight: float
+    recovered_share: float = 0.0  # of rows a retry later recovered
+    in_batch_share: float = 0.6
+
+
+_API = ("claude_client", "batch_worker", "generation")
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("api", "rate_limited", "warn", True, "retry", _API, (
+        "RateLimitError (429): Number of request tokens has exceeded your per-minute rate limit ({req})",
+        "RateLimitError (429): This request would exceed the rate limit of {rpm} requests per minute ({req})",
+    ), "The rate limit was reached. The request will be retried.", 20, 0.92),
+    Scenario("api", "overloaded", "warn", True, "retry", _API, (
+        "OverloadedError (529): Overloaded ({req})",
+    ), "The model service is overloaded. It will be retried.", 12, 0.85),
+    Scenario("api", "server_error", "error", True, "retry", _API, (
+        "InternalServerError (500): Internal server error ({req})",
+    ), "The model service had an internal error. It will be retried.", 6, 0.7),
+    Scenario("api", "service_unavailable", "error", True, "retry", _API, (
+        "APIStatusError (503): Service temporarily unavailable ({req})",
+    ), "The model service is unavailable for a moment. It will be retried.", 3, 0.7),
+    Scenario("network", "timeout", "warn", True, "retry", _API, (
+        "Request to the model service timed out: no response after {secs}.{ms}s",
+        "Timed out: stream idle for {secs}s after {tokens} tokens",
+    ), "Could not reach the model service. It will be retried.", 8, 0.8),
+    Scenario("network", "connection_error", "warn", True, "retry", _API, (
+        "Could not connect to the model service: [Errno 111] Connection refused (10.0.{n}.{m}:443)",
+        "Could not connect to the model service: stream cut after {tokens} tokens",
+    ), "Could not reach the model service. It will be retried.", 5, 0.75),
+    Scenario("api", "authentication_failed", "critical", False, "fix_settings", ("claude_client",), (
+        "AuthenticationError (401): invalid x-api-key ({req})",
+    ), "The Anthropic API key was rejected. Check ANTHROPIC_API_KEY in Settings.", 1, 0.0, 0.3),
+    Scenario("api", "spend_limit", "critical", False, "fix_settings", ("claude_client", "batch_worker"), (
+        "Spend limit reached (429): You have reached your specified API usage limits ({req})",
+    ), "The Anthropic account's spend limit is reached.", 0.3, 0.0, 0.8),
+    Scenario("generation", "invalid_response", "warn", True, "retry", ("generation", "batch_worker"), (
+        "Reply had {n} blocks, expected {turns} (block {m} does not start with User: or Assistant:)",
+        "Reply ended after {n} of {turns} turns (stop_reason max_tokens at {tokens} tokens)",
+    ), "The model's reply was not a usable conversation. It will be generated again.", 8, 0.88),
+    Scenario("generation", "malformed_json", "warn", True, "retry", ("generation",), (
+        "Malformed JSON: Expecting ',' delimiter: line {n} column {m} (char {tokens})",
+    ), "The model's reply was not a usable conversation. It will be generated again.", 2, 0.8),
+    Scenario("database", "db_locked", "error", True, "retry", ("store", "batch_worker", "drafts"), (
+        "db_locked: database is locked (batch item {n}, waited {secs}s)",
+    ), "The database could not be reached. Your work is kept and will be saved shortly.", 4, 0.95),
+    Scenario("database", "db_connection", "error", True, "retry", ("store", "batch_worker", "drafts"), (
+        'db_connection: connection to server at "10.1.{n}.{m}", port 5432 failed: Connection refused',
+        "db_connection: server closed the connection unexpectedly (pid {tokens})",
+    ), "The database could not be reached. Your work is kept and will be saved shortly.", 2, 0.6),
+    Scenario("database", "duplicate_key", "error", False, "contact_support", ("store", "batch_worker"), (
+        "duplicate_key: UNIQUE constraint failed: conversations.batch_id, conversations.item_index (item {n})",
+    ), "The data conflicts with what is already saved; nothing was changed.", 1),
+    Scenario("validation", "invalid_input", "info", False, "fix_input", ("page.generate", "page.batches"), (
+        "Turns must be between 2 and 40, got {tokens}",
+        "Template {template!r} has an unknown placeholder {{field_{n}}}",
+        "Batch count must be between 1 and 100000, got {tokens}",
+    ), "Some input is not valid. Please correct it and try again.", 6, 0.0, 0.0),
+    Scenario("ui", "internal", "error", False, "contact_support", ("page.generate", "page.batches", "drafts"), (
+        "KeyError: 'turn_{n}'",
+        "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int' (row {tokens})",
+    ), "Something went wrong on this page. The error has been recorded.", 2, 0.0, 0.1),
+    Scenario("api", "rate_limited", "debug", True, "retry", ("claude_client",), (
+        "Rate limiter paused {ms} ms to stay under {rpm} requests per minute",
+    ), "The rate limit was reached. The request will be retried.", 3, 1.0),
+)
+
+_COLUMNS = (
+    "error_id", "created_at", "error_type", "error_code", "severity", "message", "user_message", "context",
+    "component", "request_id", "operation_id", "attempt", "fingerprint", "user_id", "session_id", "environment",
+    "is_recoverable", "recovery_action", "recovered", "resolved", "resolved_at", "resolved_by",
+)
+
+
+_FIELDS: dict[str, Callable[[random.Random], Any]] = {
+    "req": lambda r: f"req_{r.getrandbits(96):024x}",
+    "n": lambda r: r.randint(1, 250),
+    "m": lambda r: r.randint(1, 250),
+    "secs": lambda r: r.randint(1, 120),
+    "ms": lambda r: r.randint(1, 999),
+    "tokens": lambda r: r.randint(10, 9000),
+    "turns": lambda r: r.choice((4, 6, 8, 10, 12, 20)),
+    "rpm": lambda r: r.choice((50, 1000, 4000)),
+    "template": lambda r: r.choice(_TEMPLATES),
+}
+
+
+def _template_fields(template: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name))
+
+
+def _rows(count: int, days: float, rng: random.Random, now: datetime,
+          fp: Callable[[str, str, str, str], str]) -> Iterator[tuple[Any, ...]]:
+    span = days * 86400.0
+    # time order, as a recorder would write them, so ids follow created_at
+    offsets = sorted((rng.random() * span for _ in range(count)), reverse=True)
+    scenarios = rng.choices(SCENARIOS, weights=[s.weight for s in SCENARIOS], k=count)
+    fields = {t: _template_fields(t) for sc in SCENARIOS for t in sc.messages}
+    batches = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(max(1, min(5000, count // 200)))]
+    sessions = [f"{rng.getrandbits(64):016x}" for _ in range(max(1, min(2000, count // 50)))]
+    environment = get_settings().environment
+    # The recorder's fingerprint ignores numbers, ids and quoted text, which is all that varies
+    # within one template here, so one call per (template, component) gives every row's value
+    # (tests/integration/test_errorlog_queries.py checks seeded rows against fingerprint()).
+    fingerprints: dict[tuple[int, str, str], str] = {}
+    random_, getrandbits, choice, randint = rng.random, rng.getrandbits, rng.choice, rng.randint
+    for offset, sc in zip(offsets, scenarios, strict=True):
+        created = now - timedelta(seconds=offset)
+        template = choice(sc.messages)
+        values = {name: _FIELDS[name](rng) for name in fields[template]}
+        message = template.format(**values)
+        component = choice(sc.components)
+        key = (id(sc), template, component)
+        fingerprint_ = fingerprints.get(key)
+        if fingerprint_ is None:
+            fingerprint_ = fingerprints[key] = fp(sc.error_type, sc.code, component, message)
+        resolved = offset > 3 * 86400 and random_() < 0.15
+        yield (
+            f"{getrandbits(128):032x}",
+            created, sc.error_type, sc.code, sc.severity, message, sc.user_message,
+            {"model": choice(_MODELS), "template": values.get("template") or choice(_TEMPLATES),
+             "turns": values.get("turns") or randint(2, 40)},
+            component,
+            values.get("req") or (f"req_{getrandbits(96):024x}" if sc.error_type == "api" else None),
+            choice(batches) if random_() < sc.in_batch_share else None,
+            randint(1, 4) if sc.recoverable else 1,
+            fingerprint_,
+            choice(_USERS),
+            choice(sessions),
+            environment,
+            sc.recoverable,
+            sc.action,
+            random_() < sc.recovered_share,
+            resolved,
+            created + timedelta(hours=randint(1, 48)) if resolved else None,
+            choice(_USERS) if resolved else None,
+        )
+
+
+def _recorder_fingerprint(error_type: str, code: str, component: str, message: str) -> str:
+    return fingerprint(error_type, code, component, message)
+
+
+def seed_errors(engine: Engine, count: int, *, days: float = 30, seed: int = 0, now: datetime | None = None) -> int:
+    """Insert `count` synthetic rows spread over the last `days`; returns the number written.
+
+    Written in chunks (settings.log_seed_chunk_rows), one write transaction per chunk, through
+    the driver's bulk path (COPY on Postgres, executemany on SQLite).
+    """
+    limit = get_settings().log_seed_max_rows
+    if not isinstance(count, int) or not 1 <= count <= limit:
+        raise ValidationError(f"count must be a whole number from 1 to {limit}.", field="count",
+                              user_message=f"count must be a whole number from 1 to {limit}.")
+    if not days > 0:
+        raise ValidationError("days must be > 0.", field="days", user_message="days must be > 0.")
+    rng = random.Random(seed)
+    rows = _rows(count, days, rng, now or datetime.now(UTC), _recorder_fingerprint)
+    chunk_rows = get_settings().log_seed_chunk_rows
+    written = 0
+    while written < count:
+        chunk = [next(rows) for _ in range(min(chunk_rows, count - written))]
+        with write_tx(engine) as conn:
+            written += bulk_insert(conn, error_logs, _COLUMNS, chunk)
+    return written
