@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "core.cli.worker",
     "core.cli.conversations",
     "core.cli.sandbox",
+    "core.cli.errors",
+    "core.cli.demo",
 ]
 
 
