@@ -86,6 +86,10 @@ class CircuitOpenError(AppError):
         self.service = service
         self.error_type = _error_type_for(service)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # worker processes hand errors back pickled; the default would call __init__(message)
+        return (type(self), (self.service, self.retry_after_s or 0.0), self.__dict__)
+
 
 class _BreakerEvent(AppError):
     """A state change, written to the error log (warn when it opens, info otherwise)."""

@@ -288,3 +288,12 @@ def test_state_changes_reach_the_error_log(breaker: CircuitBreaker, clock: FakeC
     assert [(r["error_code"], r["severity"]) for r in rows] == [
         ("circuit_open", "warn"), ("circuit_half_open", "info"), ("circuit_closed", "info")]
     assert rows[0]["error_type"] == "api" and rows[-1]["recovered"] is True
+
+
+def test_circuit_open_error_survives_pickling() -> None:
+    """A refusal sent back from a worker process keeps its service, wait and messages."""
+    import pickle
+
+    err = pickle.loads(pickle.dumps(CircuitOpenError("database", 4.2)))
+    assert err.service == "database" and err.error_type == "database"
+    assert err.retry_after_s == pytest.approx(4.2) and "paused for 5 s" in err.user_message
