@@ -2,6 +2,7 @@
 
 Calls to the model go rate limiter -> circuit breaker -> retry policy -> SDK; store
 operations go through `run_db` (the "database" breaker and a transient-error retry policy).
+The names below are the whole public surface; the private modules hold the pieces.
 """
 
 from core.resilience._breaker import (
@@ -14,15 +15,7 @@ from core.resilience._breaker import (
 )
 from core.resilience._db import arun_db, run_db
 from core.resilience._limiter import RateLimiter, get_rate_limiter, reset_rate_limiters
-from core.resilience._retry import (
-    async_retry_policy,
-    full_jitter_backoff,
-    is_retryable,
-    is_retryable_db,
-    retry_after_of,
-    retry_policy,
-    wait_backoff_or_retry_after,
-)
+from core.resilience._retry import async_retry_policy, is_retryable, retry_policy
 
 __all__ = [
     "CircuitBreaker",
@@ -32,15 +25,11 @@ __all__ = [
     "arun_db",
     "async_retry_policy",
     "counts_as_failure",
-    "full_jitter_backoff",
     "get_breaker",
     "get_rate_limiter",
     "is_retryable",
-    "is_retryable_db",
     "reset_breakers",
     "reset_rate_limiters",
-    "retry_after_of",
     "retry_policy",
     "run_db",
-    "wait_backoff_or_retry_after",
 ]

@@ -12,14 +12,8 @@ from sqlalchemy import exc as sa_exc
 
 from core.config import override_settings
 from core.errors import APIError, ValidationError
-from core.resilience import (
-    CircuitOpenError,
-    async_retry_policy,
-    full_jitter_backoff,
-    is_retryable,
-    is_retryable_db,
-    retry_policy,
-)
+from core.resilience import CircuitOpenError, async_retry_policy, is_retryable, retry_policy
+from core.resilience._retry import full_jitter_backoff, is_retryable_db
 
 REQUEST = httpx2.Request("POST", "http://model.invalid/v1/messages")
 
