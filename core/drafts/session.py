@@ -1,0 +1,272 @@
+"""Draft autosave and resume for single generations, independent of any UI.
+
+A `DraftSession` holds one in-progress generation: its parameters, the text streamed so
+far, the turns finished so far, a status and a progress fraction. Feed it every streamed
+piece with `on_delta(text)`: it saves to `conversation_drafts` when
+settings.autosave_interval_s has passed since the last save, and whenever a new
+`User:`/`Assistant:` block starts (the one before it is then complete). So killing the
+server or closing the tab loses at most those seconds.
+
+`run()` generates (continuing from the saved text by assistant prefill, never starting
+over) and `finish()` writes the conversation and marks the draft completed in one
+transaction. Pages keep the session object in session state and wire it to widgets.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from core.batches._db import run_db
+from core.config import get_settings
+from core.errors import AppError, ValidationError, classify
+from core.store.schema import conversation_drafts, conversations, utcnow
+from core.store.tx import write_tx
+
+if TYPE_CHECKING:
+    from core.generation import GenerationParams, GenerationResult
+
+__all__ = ["DraftSession", "discard_draft", "get_draft", "list_unfinished_drafts", "resume_draft", "start_draft"]
+
+_BLOCK = re.compile(r"(?m)^(User|Assistant):")
+UNFINISHED = ("in_progress", "failed")
+
+
+def split_turns(text: str) -> list[dict[str, str]]:
+    """The complete blocks of a partial answer (the last block may still be streaming, so it is left out)."""
+    starts = [m for m in _BLOCK.finditer(text)]
+    turns: list[dict[str, str]] = []
+    for this, nxt in zip(starts, starts[1:], strict=False):
+        turns.append({"role": this.group(1).lower(), "content": text[this.end():nxt.start()].strip()})
+    return turns
+
+
+def _expiry(now: datetime) -> datetime:
+    return now + timedelta(hours=get_settings().draft_ttl_hours)
+
+
+@dataclass
+class DraftSession:
+    """One in-progress generation and its autosave bookkeeping."""
+
+    engine: Engine
+    id: str
+    user: str
+    params: GenerationParams
+    session_id: str | None = None
+    partial_text: str = ""
+    turns: list[dict[str, str]] = field(default_factory=list)
+    status: str = "in_progress"
+    progress: float = 0.0
+    error_message: str | None = None
+    conversation_id: str | None = None
+    saved_at: datetime | None = None
+    saves: int = 0
+    _saved_mono: float = field(default_factory=time.monotonic, repr=False)
+    _blocks: int = field(default=0, repr=False)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def start(cls, engine: Engine, params: GenerationParams, *, user: str | None = None,
+              session_id: str | None = None) -> DraftSession:
+        """Validate the parameters and save a new in-progress draft."""
+        params.validate()
+        draft = cls(engine=engine, id=str(uuid.uuid4()), user=user or get_settings().user_name, params=params,
+                    session_id=session_id)
+
+        def _insert() -> None:
+            now = utcnow()
+            with write_tx(engine) as conn:
+                conn.execute(conversation_drafts.insert().values(
+                    id=draft.id, user_id=draft.user, session_id=session_id, template=params.template,
+                    params=params.to_dict(), partial_text="", turns=[], status="in_progress", progress=0.0,
+                    created_at=now, updated_at=now, expires_at=_expiry(now)))
+            draft.saved_at = now
+
+        run_db(_insert)
+        draft._saved_mono = time.monotonic()
+        return draft
+
+    @classmethod
+    def load(cls, engine: Engine, draft_id: str) -> DraftSession:
+        """The saved draft `draft_id` (ValidationError if there is none)."""
+        from core.generation import GenerationParams
+
+        row = get_draft(engine, draft_id)
+        known = set(GenerationParams.__dataclass_fields__)
+        params = GenerationParams(**{k: v for k, v in (row["params"] or {}).items() if k in known})
+        draft = cls(engine=engine, id=row["id"], user=row["user_id"], params=params, session_id=row["session_id"],
+                    partial_text=row["partial_text"] or "", turns=list(row["turns"] or []), status=row["status"],
+                    progress=float(row["progress"] or 0.0), error_message=row["error_message"],
+                    conversation_id=row["conversation_id"], saved_at=row["updated_at"])
+        draft._blocks = len(_BLOCK.findall(draft.partial_text))
+        return draft
+
+    # ---- streaming -------------------------------------------------------------------------
+    def on_delta(self, text: str) -> bool:
+        """Append a streamed piece; save if a turn just completed or the autosave interval passed. True if saved."""
+        if not text:
+            return False
+        old_len = len(self.partial_text)
+        self.partial_text += text
+        # headers completed by this piece (one may straddle two pieces, so look a little back)
+        found = sum(1 for m in _BLOCK.finditer(self.partial_text, max(0, old_len - 16)) if m.end() > old_len)
+        blocks = self._blocks + found
+        new_turn = blocks > self._blocks and blocks > 1
+        self._blocks = blocks
+        if new_turn or self.seconds_since_save >= get_settings().autosave_interval_s:
+            self.save()
+            return True
+        return False
+
+    @property
+    def seconds_since_save(self) -> float:
+        return time.monotonic() - self._saved_mono
+
+    def _refresh(self) -> None:
+        self.turns = split_turns(self.partial_text)
+        self.progress = round(min(1.0, len(self.turns) / max(self.params.turns, 1)), 4)
+
+    def save(self) -> None:
+        """Write the partial text, finished turns and progress now."""
+        self._refresh()
+        values = {"partial_text": self.partial_text, "turns": self.turns, "progress": self.progress,
+                  "status": self.status, "error_message": self.error_message}
+
+        def _update() -> datetime:
+            now = utcnow()
+            with write_tx(self.engine) as conn:
+                conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == self.id).values(
+                    updated_at=now, expires_at=_expiry(now), **values))
+            return now
+
+        self.saved_at = run_db(_update)
+        self.saves += 1
+        self._saved_mono = time.monotonic()
+
+    # ---- outcome ---------------------------------------------------------------------------
+    def finish(self, result: GenerationResult) -> str:
+        """Write the conversation (draft_id set) and mark the draft completed, in one transaction."""
+        conversation_id = str(uuid.uuid4())
+        turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
+        usage = result.usage
+
+        def _write() -> None:
+            now = utcnow()
+            with write_tx(self.engine) as conn:
+                conn.execute(conversations.insert().values(
+                    id=conversation_id, batch_id=None, item_index=None, draft_id=self.id,
+                    template=self.params.template, model=result.llm.model or self.params.model or "",
+                    params=self.params.to_dict(), system_prompt=result.conversation.system_prompt, turns=turns,
+                    turn_count=len(turns), input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                    cost_usd=result.cost_usd, status="ok", created_by=self.user, created_at=now,
+                    error_count=result.invalid_attempts, is_recovering=False, recovery_attempts=0))
+                conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == self.id).values(
+                    status="completed", progress=1.0, partial_text=result.raw_text, turns=turns,
+                    conversation_id=conversation_id, error_message=None, updated_at=now, expires_at=_expiry(now)))
+
+        run_db(_write)
+        self.status, self.progress, self.conversation_id = "completed", 1.0, conversation_id
+        self.partial_text, self.turns = result.raw_text, turns
+        return conversation_id
+
+    def fail(self, error: BaseException) -> None:
+        """Keep what was streamed and say why it stopped; the draft stays resumable."""
+        err = error if isinstance(error, AppError) else classify(error)
+        partial = getattr(err, "partial_text", None)
+        if partial and len(partial) > len(self.partial_text) and partial.startswith(self.partial_text.rstrip()):
+            self.partial_text = partial
+        self.status, self.error_message = "failed", err.user_message
+        self.save()
+
+    def run(self, *, client: Any = None, on_delta: Callable[[str], None] | None = None) -> GenerationResult:
+        """Generate (continuing the saved text by prefill), autosaving as it streams; finish on success."""
+        from core.generation import generate_conversation
+
+        if self.status == "completed":
+            raise ValidationError("This draft is already finished.", code="draft_finished", field="draft",
+                                  user_message="This draft is already finished; open its conversation instead.")
+        # the API refuses a prefill ending in whitespace; the model writes that whitespace again
+        self.partial_text = self.partial_text.rstrip()
+        self._blocks = len(_BLOCK.findall(self.partial_text))
+        if self.status != "in_progress":
+            self.status, self.error_message = "in_progress", None
+            self.save()
+
+        def _delta(text: str) -> None:
+            self.on_delta(text)
+            if on_delta is not None:
+                on_delta(text)
+
+        try:
+            result = generate_conversation(self.params, client=client, on_delta=_delta, prefill=self.partial_text,
+                                           component="drafts", operation_id=self.id)
+        except Exception as exc:
+            self.fail(exc)
+            raise
+        self.finish(result)
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "user": self.user, "params": self.params.to_dict(), "partial_text": self.partial_text,
+                "turns": self.turns, "status": self.status, "progress": self.progress,
+                "error_message": self.error_message, "conversation_id": self.conversation_id,
+                "saved_at": self.saved_at.isoformat() if self.saved_at else None}
+
+
+# ---- module functions the pages call ---------------------------------------------------------
+
+
+def start_draft(engine: Engine, params: GenerationParams, *, user: str | None = None,
+                session_id: str | None = None) -> DraftSession:
+    return DraftSession.start(engine, params, user=user, session_id=session_id)
+
+
+def get_draft(engine: Engine, draft_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(conversation_drafts).where(conversation_drafts.c.id == draft_id)).mappings().first()
+    if row is None:
+        raise ValidationError(f"There is no draft with id {draft_id!r}.", code="unknown_draft", field="draft",
+                              user_message="This draft no longer exists (it may have expired or been discarded).")
+    return dict(row)
+
+
+def list_unfinished_drafts(engine: Engine, user: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+    """A user's in-progress and failed drafts, most recently saved first."""
+    who = user or get_settings().user_name
+    cols = [conversation_drafts.c[name] for name in (
+        "id", "template", "params", "status", "progress", "error_message", "created_at", "updated_at", "expires_at")]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*cols, sa.func.length(conversation_drafts.c.partial_text).label("chars"))
+                            .where(conversation_drafts.c.user_id == who,
+                                   conversation_drafts.c.status.in_(UNFINISHED))
+                            .order_by(conversation_drafts.c.updated_at.desc()).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def discard_draft(engine: Engine, draft_id: str, *, user: str | None = None) -> bool:
+    """Mark an unfinished draft discarded (the cleanup job removes it later); False if it was not unfinished."""
+
+    def _write() -> bool:
+        cond = [conversation_drafts.c.id == draft_id, conversation_drafts.c.status.in_(UNFINISHED)]
+        if user:
+            cond.append(conversation_drafts.c.user_id == user)
+        with write_tx(engine) as conn:
+            return conn.execute(conversation_drafts.update().where(*cond).values(
+                status="discarded", updated_at=utcnow())).rowcount == 1
+
+    return run_db(_write)
+
+
+def resume_draft(engine: Engine, draft_id: str, *, on_delta: Callable[[str], None] | None = None,
+                 client: Any = None) -> GenerationResult:
+    """Continue a saved draft from its partial text (assistant prefill) to a finished conversation."""
+    return DraftSession.load(engine, draft_id).run(client=client, on_delta=on_delta)

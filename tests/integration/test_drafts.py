@@ -1,0 +1,127 @@
+"""Drafts on both engines: autosave at turns and intervals, listing, discard, and resume by prefill after a cut stream."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from core.config import override_settings, reload_settings
+from core.drafts import (
+    DraftSession,
+    discard_draft,
+    get_draft,
+    list_unfinished_drafts,
+    resume_draft,
+    start_draft,
+)
+from core.errors import AppError
+from core.generation import GenerationParams
+from core.llm import reset_client
+from core.llm.sandbox import SandboxConfig, SandboxServer
+from core.resilience import reset_breakers, reset_rate_limiters
+from core.store.schema import conversation_drafts, conversations
+
+PARAMS = GenerationParams(template="tutoring", persona="a first-year nursing student", emotion="nervous",
+                          topic="recursion in Python", turns=6)
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    srv = SandboxServer(SandboxConfig(seed=7, latency_ms=0, tokens_per_s=50_000))
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.start())
+    monkeypatch.setenv("STUDIO_RATE_LIMIT_RPM", "100000")
+    reload_settings()
+    reset_client(), reset_breakers(), reset_rate_limiters()
+    yield srv
+    reset_client(), reset_breakers(), reset_rate_limiters()
+    srv.stop()
+
+
+def _saved(engine, draft_id):
+    return get_draft(engine, draft_id)
+
+
+def test_autosave_at_each_finished_turn(engine):
+    """A new User:/Assistant: block saves the draft with the finished turns, even inside the interval."""
+    override_settings(autosave_interval_s=3600)
+    draft = start_draft(engine, PARAMS, user="ana")
+    assert draft.on_delta("User: I keep getting") is False
+    assert draft.on_delta(" lost.\n\nAssis") is False
+    assert draft.on_delta("tant: Let's look") is True  # the user's turn is complete now
+    row = _saved(engine, draft.id)
+    assert row["turns"] == [{"role": "user", "content": "I keep getting lost."}]
+    assert row["partial_text"].endswith("Let's look") and row["progress"] == pytest.approx(1 / 6, abs=1e-3)
+
+
+def test_autosave_when_the_interval_has_passed(engine):
+    """Inside one turn the draft is saved once the autosave interval has passed since the last save."""
+    override_settings(autosave_interval_s=0.05)
+    draft = start_draft(engine, PARAMS)
+    draft._saved_mono -= 1.0  # as if the last save was a second ago
+    assert draft.on_delta("User: hello") is True
+    assert _saved(engine, draft.id)["partial_text"] == "User: hello"
+    assert draft.seconds_since_save < 1.0
+
+
+def test_unfinished_drafts_are_listed_and_discarded(engine):
+    """A user's in-progress drafts are listed (not other users'); a discarded one disappears from the list."""
+    mine = start_draft(engine, PARAMS, user="ana")
+    start_draft(engine, PARAMS, user="bo")
+    assert [d["id"] for d in list_unfinished_drafts(engine, "ana")] == [mine.id]
+    assert discard_draft(engine, mine.id) is True
+    assert list_unfinished_drafts(engine, "ana") == []
+    assert discard_draft(engine, mine.id) is False
+
+
+def test_a_finished_draft_becomes_a_conversation(engine, sandbox):
+    """run() streams, autosaves, then writes the conversation and completes the draft in one go."""
+    draft = start_draft(engine, PARAMS, user="ana")
+    seen: list[str] = []
+    result = draft.run(on_delta=seen.append)
+    assert "".join(seen) and len(result.conversation.turns) == 6
+    row = _saved(engine, draft.id)
+    assert row["status"] == "completed" and row["conversation_id"] == draft.conversation_id
+    with engine.connect() as conn:
+        conv = conn.execute(sa.select(conversations).where(conversations.c.draft_id == draft.id)).mappings().one()
+    assert conv["turn_count"] == 6 and conv["created_by"] == "ana"
+    assert list_unfinished_drafts(engine, "ana") == []
+
+
+def test_cut_stream_resumes_without_repeating_the_saved_prefix(engine, sandbox):
+    """A draft whose stream is cut keeps its text; resume continues it by prefill and never repeats it."""
+    override_settings(retry_max_attempts=1, autosave_interval_s=3600)
+    sandbox.configure(rate_stream_cut=1.0)
+    draft = start_draft(engine, PARAMS, user="ana")
+    with pytest.raises(AppError):
+        draft.run()
+    saved = _saved(engine, draft.id)
+    prefix = saved["partial_text"].rstrip()
+    assert saved["status"] == "failed" and prefix.startswith("User:") and len(prefix) > 40
+    assert [d["id"] for d in list_unfinished_drafts(engine, "ana")] == [draft.id]
+
+    sandbox.configure(rate_stream_cut=0.0)
+    streamed: list[str] = []
+    result = resume_draft(engine, draft.id, on_delta=streamed.append)
+    text = result.raw_text
+    continuation = text[len(prefix):]
+    first_block = prefix.split("\n\n")[0]
+    assert text.startswith(prefix) and continuation.strip()
+    assert text.count(first_block) == 1 and not continuation.lstrip().startswith(first_block)
+    assert first_block not in "".join(streamed)  # only the continuation was streamed
+    assert len(result.conversation.turns) == 6
+    assert result.conversation.turns[0].content in first_block
+    assert _saved(engine, draft.id)["status"] == "completed"
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(conversations)
+                            .where(conversations.c.draft_id == draft.id)).scalar_one() == 1
+
+
+def test_a_completed_draft_cannot_run_again(engine, sandbox):
+    """Running a finished draft again is refused; it does not write a second conversation."""
+    draft = start_draft(engine, PARAMS)
+    draft.run()
+    with pytest.raises(AppError):
+        DraftSession.load(engine, draft.id).run()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one() == 1
+        assert conn.execute(sa.select(conversation_drafts.c.status)).scalar_one() == "completed"
