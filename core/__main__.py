@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "core.cli.worker",
     "core.cli.conversations",
     "core.cli.sandbox",
+    "core.cli.generate",
     "core.cli.errors",
     "core.cli.demo",
 ]

@@ -1,0 +1,60 @@
+"""`python -m core generate --template NAME [...] [--json]`: one conversation, with usage and cost.
+
+Exit codes follow the CLI: 0 ok, 1 the generation failed (the user message on stderr),
+2 a bad argument or value (the message names the field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from core.generation import TEMPLATES, GenerationParams, generate_conversation, get_template
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("generate", help="generate one conversation from a template and print it")
+    p.add_argument("--template", required=True, help=f"one of: {', '.join(TEMPLATES)}")
+    p.add_argument("--persona", help="who the user is (default: the template's first suggestion)")
+    p.add_argument("--emotion", help="how the user feels (default: the template's first suggestion)")
+    p.add_argument("--topic", help="what the conversation is about (default: the template's first suggestion)")
+    p.add_argument("--turns", type=int, default=6, help="number of messages, even, 2 to 40 (default 6)")
+    p.add_argument("--model", help="model name (default: the configured default model)")
+    p.add_argument("--json", action="store_true", help="print JSON: conversation, usage, cost")
+    p.set_defaults(func=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    # ValidationError / AppError raised here reach core.__main__, which maps them to exit 2 / 1
+    template = get_template(args.template)
+    params = GenerationParams(
+        template=template.name,
+        persona=args.persona if args.persona is not None else template.default_persona,
+        emotion=args.emotion if args.emotion is not None else template.default_emotion,
+        topic=args.topic if args.topic is not None else template.default_topic,
+        turns=args.turns,
+        model=args.model,
+    )
+    params.validate()
+    from core.llm import get_client, reset_client
+
+    client = get_client()
+    try:
+        result = generate_conversation(params, client=client, component="cli.generate")
+    finally:
+        reset_client()  # stops an in-process sandbox before the interpreter exits
+    if args.json:
+        payload = result.to_dict()
+        payload["provider"] = client.provider
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return 0
+    if client.provider == "sandbox":
+        print("(offline sandbox: this text is not from Claude)", file=sys.stderr)
+    print(f"System: {result.conversation.system_prompt}\n")
+    for turn in result.conversation.turns:
+        print(f"{turn.role.capitalize()}: {turn.content}\n")
+    u = result.usage
+    print(f"-- {result.llm.model} via {client.provider}: {u.input_tokens} input + {u.output_tokens} output tokens, "
+          f"${result.cost_usd:.6f}, {result.llm.attempts} attempt(s), {result.invalid_attempts} invalid repl(ies)")
+    return 0

@@ -1,0 +1,140 @@
+"""Generate one conversation: prompt -> model call (with retries) -> parse -> Conversation.
+
+A reply that is not a valid conversation (GenerationError, code "invalid_response") is
+recorded and asked for again with a fresh call, up to settings.generation_invalid_retries
+more times; then the last GenerationError is raised. A prefill (a resumed draft) is used
+for the first call only: if the prefilled reply turns out malformed, the retries start clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from core.config import get_settings
+from core.errors import GenerationError
+from core.generation.models import Conversation, GenerationParams, GenerationResult
+from core.generation.parse import parse_conversation
+from core.generation.prompts import build_prompt
+from core.llm.pricing import cost_usd
+
+if TYPE_CHECKING:
+    from core.llm.client import ClaudeClient, LLMResult, Usage
+
+__all__ = ["agenerate_conversation", "estimate_output_tokens", "generate_conversation"]
+
+
+def estimate_output_tokens(turns: int) -> int:
+    """Expected output tokens of a conversation of `turns` messages (for the rate limiter)."""
+    return turns * get_settings().estimate_output_tokens_per_turn
+
+
+def _record(err: GenerationError, **kwargs: object) -> None:
+    from core.errorlog import record
+
+    record(err, **kwargs)  # type: ignore[arg-type]
+
+
+class _Attempts:
+    """Bookkeeping shared by the sync and async loops."""
+
+    def __init__(self, params: GenerationParams, component: str, operation_id: str | None) -> None:
+        from core.llm.client import Usage
+
+        self.params = params
+        self.component = component
+        self.operation_id = operation_id
+        self.system, self.user = build_prompt(params)
+        self.max_invalid = get_settings().generation_invalid_retries
+        self.invalid = 0
+        self.usage: Usage = Usage()
+        self.last_error: GenerationError | None = None
+
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "user", "content": self.user}]
+
+    def accept(self, llm: LLMResult, prefill: str) -> GenerationResult | None:
+        """The result if `llm`'s reply parses; else record why and return None (try again)."""
+        self.usage = self.usage + llm.usage
+        text = prefill + llm.text
+        try:
+            turns = parse_conversation(text, self.params.turns)
+        except GenerationError as err:
+            self.invalid += 1
+            err.request_id = llm.request_id
+            err.context.update({"model": llm.model, "invalid_attempt": self.invalid, "template": self.params.template,
+                                "turns": self.params.turns})
+            _record(err, component=self.component, attempt=self.invalid, request_id=llm.request_id,
+                    operation_id=self.operation_id)
+            self.last_error = err
+            return None
+        return GenerationResult(
+            conversation=Conversation(system_prompt=self.system, turns=turns), llm=llm, params=self.params,
+            raw_text=text, usage=self.usage, cost_usd=cost_usd(llm.model, self.usage),
+            invalid_attempts=self.invalid)
+
+    def exhausted(self) -> bool:
+        return self.invalid > self.max_invalid
+
+    def final_error(self) -> GenerationError:
+        err = self.last_error or GenerationError("No usable conversation was generated.")
+        err.user_message = (f"The model's reply was not a usable conversation {self.invalid} times in a row. "
+                            "Try again, or change the template or the number of turns.")
+        err.is_recoverable = False  # retried here already; callers should not loop again
+        return err
+
+
+def generate_conversation(
+    params: GenerationParams,
+    *,
+    client: ClaudeClient | None = None,
+    on_delta: Callable[[str], None] | None = None,
+    prefill: str = "",
+    component: str = "generation",
+    operation_id: str | None = None,
+) -> GenerationResult:
+    """One conversation for `params` (validated first: ValidationError(field=...) on bad input)."""
+    from core.llm.client import get_client
+
+    run = _Attempts(params, component, operation_id)
+    llm_client = client or get_client()
+    first_prefill = prefill
+    while True:
+        llm = llm_client.complete(
+            system=run.system, messages=run.messages(), model=params.model, component=component,
+            operation_id=operation_id, on_delta=on_delta, prefill=first_prefill,
+            est_output_tokens=estimate_output_tokens(params.turns))
+        result = run.accept(llm, first_prefill)
+        if result is not None:
+            return result
+        if run.exhausted():
+            raise run.final_error()
+        first_prefill = ""
+
+
+async def agenerate_conversation(
+    params: GenerationParams,
+    *,
+    client: ClaudeClient | None = None,
+    on_delta: Callable[[str], None] | None = None,
+    prefill: str = "",
+    component: str = "generation",
+    operation_id: str | None = None,
+) -> GenerationResult:
+    """The asyncio twin of `generate_conversation`."""
+    from core.llm.client import get_client
+
+    run = _Attempts(params, component, operation_id)
+    llm_client = client or get_client()
+    first_prefill = prefill
+    while True:
+        llm = await llm_client.acomplete(
+            system=run.system, messages=run.messages(), model=params.model, component=component,
+            operation_id=operation_id, on_delta=on_delta, prefill=first_prefill,
+            est_output_tokens=estimate_output_tokens(params.turns))
+        result = run.accept(llm, first_prefill)
+        if result is not None:
+            return result
+        if run.exhausted():
+            raise run.final_error()
+        first_prefill = ""

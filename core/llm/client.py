@@ -1,0 +1,483 @@
+"""The Claude client: the one place that builds the anthropic SDK client and calls it.
+
+Where calls go (decided once per client, see `get_client`):
+
+- ``ANTHROPIC_BASE_URL`` set -> that endpoint (provider "endpoint"), with the API key or a
+  placeholder, so the app can be pointed at any compatible server, e.g. a sandbox started
+  on its own;
+- else ``ANTHROPIC_API_KEY`` set -> real Claude (provider "claude");
+- else the offline sandbox, started in this process on a free loopback port (provider "sandbox").
+
+Every call: for each attempt, rate limiter -> circuit breaker -> one SDK request, inside one
+tenacity retry policy (the SDK's own retries are off, ``max_retries=0``). The limiter and the
+breaker are consulted per attempt, not once per call, because every retry is a request the
+server counts and a breaker that opens mid-retry must stop the remaining attempts.
+
+Each failed attempt is classified where it enters (``core.errors.classify``), fed to the
+breaker and the limiter (429 -> ``observe_rate_limited``), and written to the error log with
+its attempt number, request id, component and operation id. When a call succeeds after
+failed attempts, the last failure is recorded once more as an info row with
+``recovered=True`` (the earlier rows were already queued and cannot be amended), so the log
+shows both the failures and that they were recovered.
+
+Streaming (``on_delta`` given): text deltas go to ``on_delta`` as they arrive. A stream cut
+mid-message raises a classified, recoverable error whose ``partial_text`` holds everything
+received; when the policy retries it, the next attempt continues from that text by prefill
+(assistant message = prefill + partial) instead of starting over, and ``on_delta`` only sees
+the new text. The returned ``LLMResult.text`` is always the continuation after the caller's
+``prefill``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+
+from core.config import Settings, get_settings
+from core.errors import APIError, AppError, NetworkError, Severity, ValidationError, classify
+from core.llm.pricing import priced_cost
+
+__all__ = ["ClaudeClient", "LLMResult", "Usage", "get_client", "reset_client"]
+
+# a placeholder key for endpoints that need none (the SDK refuses to start without one)
+_PLACEHOLDER_KEY = "sk-ant-placeholder-not-a-real-key"
+
+# mid-stream `error` events arrive on a 200 response; the SDK raises them as APIStatusError
+# with status 200, so map the event's error type to what the same error would be as a status
+_STREAM_ERROR_TYPES: dict[str, tuple[str, bool, str]] = {
+    "overloaded_error": ("overloaded", True, "The model service is overloaded. It will be retried."),
+    "api_error": ("server_error", True, "The model service had an internal error. It will be retried."),
+    "rate_limit_error": ("rate_limited", True,
+                         "The rate limit was reached. The request will be retried after a wait."),
+    "timeout_error": ("request_timeout", True, "The model service timed out. It will be retried."),
+}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one call (or a sum of calls), as the API reports them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.input_tokens + self.output_tokens + self.cache_creation_input_tokens
+                + self.cache_read_input_tokens)
+
+    @classmethod
+    def from_api(cls, usage: Any) -> Usage:
+        if usage is None:
+            return cls()
+        return cls(
+            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            cache_creation_input_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+            cache_read_input_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
+        )
+
+
+@dataclass(frozen=True)
+class LLMResult:
+    """One successful call. `usage`/`cost_usd` include the attempts that failed part-way (cut streams)."""
+
+    text: str
+    usage: Usage
+    cost_usd: float
+    request_id: str | None
+    model: str
+    stop_reason: str | None
+    attempts: int
+    provider: str = "sandbox"
+    price_known: bool = True
+    failures: list[str] = field(default_factory=list)  # error codes of the failed attempts, in order
+
+
+@dataclass
+class _CallState:
+    """What one complete()/acomplete() call carries from attempt to attempt."""
+
+    system: str
+    messages: list[dict[str, Any]]
+    model: str
+    max_tokens: int
+    component: str
+    operation_id: str | None
+    on_delta: Callable[[str], None] | None
+    prefill: str
+    est_input: int
+    est_output: int
+    partial: str = ""  # text received so far after the caller's prefill (streams only)
+    usage: Usage = field(default_factory=Usage)
+    failures: list[AppError] = field(default_factory=list)
+    attempt: int = 0
+
+
+@dataclass
+class _AttemptOutcome:
+    text: str
+    usage: Usage
+    request_id: str | None
+    model: str
+    stop_reason: str | None
+
+
+def _record(err: AppError, **kwargs: Any) -> str | None:
+    from core.errorlog import record  # imported late: the recorder imports the store
+
+    return record(err, **kwargs)
+
+
+def _estimate_tokens(text: str, settings: Settings) -> int:
+    return int(math.ceil(len(text) / settings.estimate_chars_per_token))
+
+
+def _classify_attempt_error(exc: BaseException) -> AppError:
+    """classify(), plus the mid-stream error events the SDK reports with status 200."""
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        error = body.get("error") if isinstance(body.get("error"), Mapping) else body
+        kind = str(error.get("type", "")) if isinstance(error, Mapping) else ""
+        code, recoverable, user_message = _STREAM_ERROR_TYPES.get(
+            kind, ("stream_error", True, "The model service broke off its answer. It will be retried."))
+        message = str(error.get("message", "")) if isinstance(error, Mapping) else ""
+        return APIError(
+            f"Error event mid-stream ({kind or 'unknown'}): {message or exc}", code=code,
+            recoverable=recoverable, user_message=user_message, request_id=getattr(exc, "request_id", None),
+            cause=exc)
+    return classify(exc)
+
+
+class ClaudeClient:
+    """Calls the model through limiter -> breaker -> retry -> SDK. Build it with `get_client()`."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str | None,
+        api_key: str,
+        sandbox: Any = None,
+        settings: Settings | None = None,
+        limiter_name: str = "claude",
+        breaker_name: str = "claude",
+    ) -> None:
+        s = settings or get_settings()
+        self.provider = provider
+        self.base_url = base_url
+        self.sandbox = sandbox
+        self._api_key = api_key
+        self._timeout = s.request_timeout_s
+        self._limiter_name = limiter_name
+        self._breaker_name = breaker_name
+        self.sdk = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=self._timeout)
+        # an async httpx client is bound to the event loop it first ran on: one per loop
+        self._async_sdks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anthropic.AsyncAnthropic] = (
+            weakref.WeakKeyDictionary())
+        self._async_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ClaudeClient(provider={self.provider!r}, base_url={self.base_url!r})"
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.provider == "sandbox"
+
+    def async_sdk(self) -> anthropic.AsyncAnthropic:
+        loop = asyncio.get_running_loop()
+        with self._async_lock:
+            sdk = self._async_sdks.get(loop)
+            if sdk is None:
+                sdk = anthropic.AsyncAnthropic(
+                    api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self._timeout)
+                self._async_sdks[loop] = sdk
+            return sdk
+
+    def close(self) -> None:
+        self.sdk.close()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+
+    # ---- the call ------------------------------------------------------------------------
+    def complete(
+        self,
+        *,
+        system: str,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None = None,
+        max_tokens: int | None = None,
+        component: str,
+        operation_id: str | None = None,
+        on_delta: Callable[[str], None] | None = None,
+        prefill: str = "",
+        est_output_tokens: int | None = None,
+    ) -> LLMResult:
+        """One model call with retries; streams to `on_delta` when given. Raises a classified AppError."""
+        from core.resilience import get_breaker, get_rate_limiter, retry_policy
+
+        state = self._new_state(system, messages, model, max_tokens, component, operation_id, on_delta,
+                                prefill, est_output_tokens)
+        limiter = get_rate_limiter(self._limiter_name)
+        breaker = get_breaker(self._breaker_name)
+        for attempt in retry_policy():
+            with attempt:
+                state.attempt = attempt.retry_state.attempt_number
+                limiter.acquire(state.est_input, state.est_output)
+                breaker.before_call()
+                try:
+                    outcome = self._attempt_sync(state)
+                except BaseException as exc:
+                    raise self._failed(state, exc, breaker, limiter) from exc
+                breaker.record_success()
+        return self._finish(state, outcome, limiter)
+
+    async def acomplete(
+        self,
+        *,
+        system: str,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None = None,
+        max_tokens: int | None = None,
+        component: str,
+        operation_id: str | None = None,
+        on_delta: Callable[[str], None] | None = None,
+        prefill: str = "",
+        est_output_tokens: int | None = None,
+    ) -> LLMResult:
+        """The asyncio twin of `complete` (same arguments, same behaviour)."""
+        from core.resilience import async_retry_policy, get_breaker, get_rate_limiter
+
+        state = self._new_state(system, messages, model, max_tokens, component, operation_id, on_delta,
+                                prefill, est_output_tokens)
+        limiter = get_rate_limiter(self._limiter_name)
+        breaker = get_breaker(self._breaker_name)
+        async for attempt in async_retry_policy():
+            with attempt:
+                state.attempt = attempt.retry_state.attempt_number
+                await limiter.aacquire(state.est_input, state.est_output)
+                breaker.before_call()
+                try:
+                    outcome = await self._attempt_async(state)
+                except BaseException as exc:
+                    raise self._failed(state, exc, breaker, limiter) from exc
+                breaker.record_success()
+        return self._finish(state, outcome, limiter)
+
+    # ---- shared steps --------------------------------------------------------------------
+    def _new_state(
+        self,
+        system: str,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None,
+        max_tokens: int | None,
+        component: str,
+        operation_id: str | None,
+        on_delta: Callable[[str], None] | None,
+        prefill: str,
+        est_output_tokens: int | None,
+    ) -> _CallState:
+        s = get_settings()
+        msgs = [dict(m) for m in messages]
+        if not msgs:
+            raise ValidationError("messages: at least one message is needed", field="messages")
+        if prefill and msgs[-1].get("role") == "assistant":
+            raise ValidationError("prefill: the messages already end with an assistant message",
+                                  field="prefill")
+        text = system + "".join(str(m.get("content", "")) for m in msgs) + prefill
+        limit = max_tokens or s.max_output_tokens
+        return _CallState(
+            system=system, messages=msgs, model=model or s.default_model, max_tokens=limit,
+            component=component, operation_id=operation_id, on_delta=on_delta, prefill=prefill or "",
+            est_input=_estimate_tokens(text, s) + len(msgs) * s.estimate_tokens_per_message,
+            est_output=min(est_output_tokens or limit, limit),
+        )
+
+    def _request(self, state: _CallState) -> dict[str, Any]:
+        messages = list(state.messages)
+        lead = state.prefill + state.partial
+        if lead:
+            # the API refuses a final assistant message that ends in whitespace; the model
+            # writes the whitespace again as the start of its continuation
+            messages.append({"role": "assistant", "content": lead.rstrip()})
+        return {"model": state.model, "max_tokens": state.max_tokens, "system": state.system,
+                "messages": messages}
+
+    def _joined(self, state: _CallState, new_text: str) -> str:
+        """The continuation after the caller's prefill: the partial text so far, then `new_text`.
+
+        Trailing whitespace of the lead was held back from the request (see `_request`); the
+        model usually writes it again, so the part of `new_text` that repeats it is dropped.
+        """
+        lead = state.prefill + state.partial
+        held = lead[len(lead.rstrip()):]
+        repeated = 0
+        while repeated < min(len(held), len(new_text)) and held[repeated] == new_text[repeated]:
+            repeated += 1
+        return state.partial + new_text[repeated:]
+
+    def _failed(self, state: _CallState, exc: BaseException, breaker: Any, limiter: Any) -> BaseException:
+        """Classify a failed attempt, tell breaker and limiter, record it; return what to raise."""
+        if not isinstance(exc, Exception):
+            breaker.record_failure(exc)  # frees a half-open probe slot; never counted
+            return exc  # cancellation or interpreter exit: never classified or retried
+        err = _classify_attempt_error(exc)
+        breaker.record_failure(err)
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        if headers is not None:
+            limiter.observe_headers(headers)
+        if err.status_code == 429 or err.code == "rate_limited":
+            limiter.observe_rate_limited(err.retry_after_s)
+        if state.on_delta is not None or state.partial:
+            err.partial_text = state.partial
+        if not err.request_id and headers is not None:
+            err.request_id = headers.get("request-id")
+        state.failures.append(err)
+        _record(err, component=state.component, attempt=state.attempt, request_id=err.request_id,
+                operation_id=state.operation_id,
+                context={"model": state.model, "provider": self.provider, "partial_chars": len(state.partial)})
+        return err
+
+    def _finish(self, state: _CallState, outcome: _AttemptOutcome, limiter: Any) -> LLMResult:
+        usage = state.usage + outcome.usage
+        limiter.record_usage(outcome.usage.input_tokens + outcome.usage.cache_creation_input_tokens,
+                             outcome.usage.output_tokens, state.est_input, state.est_output)
+        cost, known = priced_cost(outcome.model or state.model, usage)
+        if state.failures:
+            last = state.failures[-1]
+            _record(last, component=state.component, attempt=state.attempt, request_id=outcome.request_id,
+                    operation_id=state.operation_id, severity=str(Severity.INFO), recovered=True,
+                    context={"model": state.model, "provider": self.provider,
+                             "recovered_after_failures": len(state.failures)})
+        return LLMResult(
+            text=outcome.text, usage=usage, cost_usd=cost, request_id=outcome.request_id,
+            model=outcome.model or state.model, stop_reason=outcome.stop_reason, attempts=state.attempt,
+            provider=self.provider, price_known=known, failures=[f.code for f in state.failures])
+
+    def _observe(self, headers: Any) -> None:
+        from core.resilience import get_rate_limiter
+
+        get_rate_limiter(self._limiter_name).observe_headers(headers)
+
+    # ---- one attempt, sync ------------------------------------------------------------------
+    def _attempt_sync(self, state: _CallState) -> _AttemptOutcome:
+        request = self._request(state)
+        if state.on_delta is None:
+            raw = self.sdk.messages.with_raw_response.create(**request)
+            self._observe(raw.headers)
+            message = raw.parse()
+            return self._outcome(state, _text_of(message), message, raw.headers.get("request-id"))
+        received: list[str] = []
+        try:
+            with self.sdk.messages.stream(**request) as stream:
+                self._observe(stream.response.headers)
+                for delta in stream.text_stream:
+                    received.append(delta)
+                    state.on_delta(delta)
+                message = stream.get_final_message()
+                request_id = stream.request_id
+        except BaseException:
+            self._keep_partial(state, received)
+            raise
+        return self._stream_outcome(state, received, message, request_id)
+
+    # ---- one attempt, async -----------------------------------------------------------------
+    async def _attempt_async(self, state: _CallState) -> _AttemptOutcome:
+        request = self._request(state)
+        sdk = self.async_sdk()
+        if state.on_delta is None:
+            raw = await sdk.messages.with_raw_response.create(**request)
+            self._observe(raw.headers)
+            message = raw.parse()
+            return self._outcome(state, _text_of(message), message, raw.headers.get("request-id"))
+        received: list[str] = []
+        try:
+            async with sdk.messages.stream(**request) as stream:
+                self._observe(stream.response.headers)
+                async for delta in stream.text_stream:
+                    received.append(delta)
+                    state.on_delta(delta)
+                message = await stream.get_final_message()
+                request_id = stream.request_id
+        except BaseException:
+            self._keep_partial(state, received)
+            raise
+        return self._stream_outcome(state, received, message, request_id)
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _keep_partial(self, state: _CallState, received: list[str]) -> None:
+        if received:
+            state.partial = self._joined(state, "".join(received))
+
+    def _stream_outcome(self, state: _CallState, received: list[str], message: Any,
+                        request_id: str | None) -> _AttemptOutcome:
+        if getattr(message, "stop_reason", None) is None:
+            # the body ended without message_delta/message_stop: a cut the SDK did not raise
+            self._keep_partial(state, received)
+            raise NetworkError("The answer stream ended before the message was complete.", code="stream_cut",
+                               request_id=request_id, partial_text=state.partial)
+        return self._outcome(state, "".join(received), message, request_id)
+
+    def _outcome(self, state: _CallState, new_text: str, message: Any, request_id: str | None) -> _AttemptOutcome:
+        return _AttemptOutcome(
+            text=self._joined(state, new_text), usage=Usage.from_api(getattr(message, "usage", None)),
+            request_id=request_id, model=str(getattr(message, "model", "") or state.model),
+            stop_reason=getattr(message, "stop_reason", None))
+
+
+def _text_of(message: Any) -> str:
+    return "".join(getattr(b, "text", "") for b in getattr(message, "content", []) if getattr(b, "type", "") == "text")
+
+
+# ---- the process-wide client ----------------------------------------------------------------
+_client_lock = threading.Lock()
+_client: ClaudeClient | None = None
+
+
+def _build_client(s: Settings) -> ClaudeClient:
+    if s.anthropic_base_url:
+        return ClaudeClient(provider="endpoint", base_url=s.anthropic_base_url.rstrip("/"),
+                            api_key=s.anthropic_api_key or _PLACEHOLDER_KEY, settings=s)
+    if s.anthropic_api_key:
+        return ClaudeClient(provider="claude", base_url=None, api_key=s.anthropic_api_key, settings=s)
+    from core.llm.sandbox import SandboxConfig, SandboxServer
+
+    server = SandboxServer(SandboxConfig.from_settings())
+    base_url = server.start()
+    return ClaudeClient(provider="sandbox", base_url=base_url, api_key=_PLACEHOLDER_KEY, sandbox=server,
+                        settings=s)
+
+
+def get_client() -> ClaudeClient:
+    """The process-wide client for the settings in force (starts the sandbox once if it is needed)."""
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = _build_client(get_settings())
+    return _client
+
+
+def reset_client() -> None:
+    """Close the process-wide client (and its in-process sandbox); the next get_client() builds anew."""
+    global _client
+    with _client_lock:
+        client, _client = _client, None
+    if client is not None:
+        client.close()

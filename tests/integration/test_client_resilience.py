@@ -1,0 +1,287 @@
+"""The Claude client against a real sandbox over HTTP, through the real SDK: retries, breaker, limiter, streams."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+
+import anthropic
+import pytest
+from sqlalchemy import select
+
+from core.config import reload_settings
+from core.errorlog import flush, reset_recorder
+from core.errors import APIError, AppError, GenerationError, NetworkError
+from core.generation import GenerationParams, generate_conversation, parse_conversation
+from core.llm import ClaudeClient, get_client, reset_client
+from core.llm.pricing import DEFAULT_MODEL, MODELS
+from core.llm.sandbox import SandboxConfig, SandboxServer
+from core.resilience import CircuitOpenError, get_breaker, reset_breakers, reset_rate_limiters
+from core.store.schema import error_logs
+
+PROMPT = "Persona: a nurse\nEmotion: tired\nTopic: night shifts\nTurns: 4"
+
+
+@pytest.fixture(autouse=True)
+def roomy_limits(monkeypatch) -> Iterator[None]:
+    """Limits far above what a test sends, fresh breakers/limiters/client, and a fresh recorder."""
+    monkeypatch.setenv("STUDIO_RATE_LIMIT_RPM", "1000000")
+    monkeypatch.setenv("STUDIO_RATE_LIMIT_INPUT_TPM", "1000000000")
+    monkeypatch.setenv("STUDIO_RATE_LIMIT_OUTPUT_TPM", "1000000000")
+    monkeypatch.setenv("STUDIO_BREAKER_FAILURE_THRESHOLD", "1000")
+    reload_settings()
+    reset_breakers()
+    reset_rate_limiters()
+    reset_client()
+    yield
+    reset_client()
+    reset_recorder()
+    reset_breakers()
+    reset_rate_limiters()
+
+
+def _settings(monkeypatch, **values: object) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(f"STUDIO_{name.upper()}", str(value))
+    reload_settings()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Start sandboxes with the given config (fast by default); all are stopped after the test."""
+    started: list[SandboxServer] = []
+
+    def start(**config: object) -> SandboxServer:
+        options = {"latency_ms": 0, "tokens_per_s": 50_000.0, "seed": 7, **config}
+        srv = SandboxServer(SandboxConfig(**options))
+        srv.start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def _client(srv: SandboxServer) -> ClaudeClient:
+    return ClaudeClient(provider="endpoint", base_url=srv.base_url, api_key="sk-test")
+
+
+def _when(srv: SandboxServer, fault: str, then: Callable[[], None]) -> threading.Thread:
+    """Run `then` as soon as the sandbox has injected one `fault` (a watcher thread)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if srv.stats()["faults"].get(fault, 0) >= 1:
+                then()
+                return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _complete(client: ClaudeClient, **kwargs: object):
+    return client.complete(system="You write conversations.", messages=[{"role": "user", "content": PROMPT}],
+                           component="test.client", **kwargs)
+
+
+def test_the_default_model_raises_no_deprecation_warning_and_an_old_one_does(sandbox):
+    """messages.create with DEFAULT_MODEL is silent; a deprecated model warns (so the check can fail)."""
+    srv = sandbox()
+    sdk = anthropic.Anthropic(base_url=srv.base_url, api_key="sk-test", max_retries=0)
+    assert not MODELS[DEFAULT_MODEL].deprecated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        message = sdk.messages.create(model=DEFAULT_MODEL, max_tokens=200,
+                                      messages=[{"role": "user", "content": PROMPT}])
+    assert message.content
+    deprecated = next(name for name, info in MODELS.items() if info.deprecated)
+    with pytest.warns(DeprecationWarning):
+        sdk.messages.create(model=deprecated, max_tokens=50, messages=[{"role": "user", "content": PROMPT}])
+
+
+def test_without_key_or_base_url_get_client_starts_an_in_process_sandbox():
+    """No ANTHROPIC_* settings: the client is the sandbox on loopback, and a call returns usage and cost."""
+    client = get_client()
+    assert client.provider == "sandbox" and client.sandbox is not None
+    assert client.base_url.startswith("http://127.0.0.1:")
+    assert get_client() is client
+    result = _complete(client)
+    assert result.text and result.usage.output_tokens > 0 and result.cost_usd > 0
+    assert result.request_id and result.attempts == 1
+
+
+def test_with_a_base_url_the_client_goes_there(sandbox, monkeypatch):
+    """ANTHROPIC_BASE_URL points the SDK at that endpoint with a placeholder key."""
+    srv = sandbox()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.base_url)
+    reload_settings()
+    client = get_client()
+    assert client.provider == "endpoint" and client.sandbox is None
+    _complete(client)
+    assert srv.stats()["messages_requests"] == 1
+
+
+def test_fifty_generations_under_30_percent_faults_all_succeed_and_the_log_holds_the_retries(
+        sandbox, monkeypatch, engine):
+    """With 30% injected 429/500/503/529, 50 generations succeed; every failed attempt is a log row."""
+    # 0.3**10 per call: a loss is a one-in-three-thousand event over the run, not a flake
+    _settings(monkeypatch, retry_max_attempts=10)
+    srv = sandbox(fault_rate=0.3, retry_after_s=0)
+    client = _client(srv)
+    params = GenerationParams("customer_support", "a shop owner", "annoyed", "a missing refund", 4)
+    results = [generate_conversation(params, client=client, component="test.faults") for _ in range(50)]
+    assert all(len(r.conversation.turns) == 4 for r in results)
+    failures = sum(len(r.llm.failures) for r in results)
+    injected = sum(srv.stats()["faults"][k] for k in ("429", "500", "503", "529"))
+    assert failures == injected > 0
+    recovered_calls = sum(1 for r in results if r.llm.failures)
+    assert flush(10)
+    with engine.connect() as conn:
+        rows = conn.execute(select(error_logs.c.attempt, error_logs.c.recovered, error_logs.c.request_id,
+                                   error_logs.c.error_type)
+                            .where(error_logs.c.component == "test.faults")).all()
+    assert len([r for r in rows if not r.recovered]) == failures
+    assert len([r for r in rows if r.recovered]) == recovered_calls
+    assert all(r.attempt and r.attempt >= 1 for r in rows)
+    assert all(r.request_id for r in rows if not r.recovered)
+    assert {r.error_type for r in rows} == {"api"}
+
+
+def test_a_401_is_tried_once_and_surfaces_the_authentication_message(sandbox):
+    """A rejected key is not retried; the error says to check the API key."""
+    srv = sandbox(force_status=401, force_message="invalid x-api-key")
+    with pytest.raises(APIError) as info:
+        _complete(_client(srv))
+    assert info.value.code == "authentication_failed"
+    assert "API key" in info.value.user_message
+    assert srv.stats()["messages_requests"] == 1
+
+
+def test_a_persistent_529_opens_the_breaker_which_fails_fast_then_a_probe_closes_it(sandbox, monkeypatch):
+    """3 overloads open the breaker; calls then fail without a request; after the cool-down a probe closes it."""
+    _settings(monkeypatch, breaker_failure_threshold=3, breaker_cooldown_s=1, breaker_success_threshold=1,
+              retry_max_attempts=2)
+    srv = sandbox(force_status=529, retry_after_s=0)
+    client = _client(srv)
+    with pytest.raises(APIError) as first:
+        _complete(client)
+    assert first.value.code == "overloaded" and get_breaker("claude").state == "closed"
+    with pytest.raises(CircuitOpenError):
+        _complete(client)  # attempt 1 is the 3rd failure; attempt 2 meets the open breaker
+    assert get_breaker("claude").state == "open"
+    sent = srv.stats()["messages_requests"]
+    assert sent == 3
+    started = time.monotonic()
+    with pytest.raises(CircuitOpenError) as fast:
+        _complete(client)
+    assert time.monotonic() - started < 0.5
+    assert fast.value.retry_after_s is not None and fast.value.retry_after_s <= 1
+    assert srv.stats()["messages_requests"] == sent  # failed fast: nothing reached the server
+    srv.configure(force_status=None)
+    time.sleep(1.05)
+    result = _complete(client)
+    assert result.text and get_breaker("claude").state == "closed"
+
+
+def test_retry_after_two_seconds_is_honoured(sandbox, monkeypatch):
+    """After a 429 with retry-after: 2, the next attempt comes at least 2 s later."""
+    _settings(monkeypatch, retry_after_when_instant=True)
+    srv = sandbox(rate_429=1.0, retry_after_s=2)
+    _when(srv, "429", lambda: srv.configure(rate_429=0.0))
+    started = time.monotonic()
+    result = _complete(_client(srv))
+    elapsed = time.monotonic() - started
+    assert result.attempts == 2 and result.failures == ["rate_limited"]
+    assert elapsed >= 2.0
+
+
+def test_a_stream_cut_every_time_ends_in_a_classified_error_holding_all_partial_text(sandbox, monkeypatch):
+    """When every attempt's stream is cut, the final error is recoverable and its partial_text is all text seen."""
+    _settings(monkeypatch, retry_max_attempts=2)
+    srv = sandbox(rate_stream_cut=1.0)
+    deltas: list[str] = []
+    with pytest.raises(AppError) as info:
+        _complete(_client(srv), on_delta=deltas.append)
+    err = info.value
+    assert isinstance(err, NetworkError | APIError) and err.is_recoverable
+    assert err.partial_text and err.partial_text == "".join(deltas)
+    assert srv.stats()["faults"]["stream_cut"] == 2
+
+
+def test_a_stream_cut_then_retried_continues_from_the_partial_text(sandbox):
+    """A cut stream is resumed by prefill: the second request continues the text, nothing is repeated."""
+    srv = sandbox(rate_stream_cut=1.0)
+    _when(srv, "stream_cut", lambda: srv.configure(rate_stream_cut=0.0))
+    deltas: list[str] = []
+    params = GenerationParams("tutoring", "a student", "curious", "fractions", 6)
+    result = generate_conversation(params, client=_client(srv), on_delta=deltas.append)
+    assert result.llm.attempts == 2 and result.llm.failures
+    assert result.llm.text == "".join(deltas)  # the UI saw exactly the final text, once
+    assert len(result.conversation.turns) == 6
+    assert parse_conversation(result.raw_text, 6) == result.conversation.turns
+
+
+def test_a_prefill_is_continued_and_not_repeated(sandbox):
+    """With a prefill the result text is the continuation only; prefill + text is the whole reply."""
+    srv = sandbox()
+    prefill = "User: I keep falling asleep on night shifts.\n\nAssistant:"
+    result = _complete(_client(srv), prefill=prefill)
+    assert not result.text.startswith("User:")
+    assert len(parse_conversation(prefill + result.text, 4)) == 4
+
+
+def test_a_malformed_reply_is_retried_then_reported_as_a_generation_error(sandbox, monkeypatch):
+    """Replies that are never a conversation are asked for 1 + generation_invalid_retries times, then fail."""
+    _settings(monkeypatch, generation_invalid_retries=2)
+    srv = sandbox(rate_invalid_conversation=1.0)
+    params = GenerationParams("personal_finance", "a freelancer", "anxious", "taxes", 4)
+    with pytest.raises(GenerationError) as info:
+        generate_conversation(params, client=_client(srv))
+    assert info.value.code == "invalid_response"
+    assert srv.stats()["messages_requests"] == 3
+
+
+def test_one_malformed_reply_is_retried_and_the_next_one_succeeds(sandbox):
+    """A malformed reply followed by a good one gives a conversation; usage covers both calls."""
+    srv = sandbox(rate_invalid_conversation=1.0)
+    _when(srv, "invalid_conversation", lambda: srv.configure(rate_invalid_conversation=0.0))
+    params = GenerationParams("personal_finance", "a freelancer", "anxious", "taxes", 4)
+    result = generate_conversation(params, client=_client(srv))
+    assert result.invalid_attempts == 1 and len(result.conversation.turns) == 4
+    assert result.usage.input_tokens > result.llm.usage.input_tokens
+
+
+def test_the_limiter_keeps_a_200_call_run_under_the_sandbox_rpm(sandbox, monkeypatch):
+    """200 calls from 8 threads against a 1200 RPM sandbox, limiter at 1200 RPM: under 5% get a 429."""
+    _settings(monkeypatch, rate_limit_rpm=1200, retry_max_attempts=10)
+    srv = sandbox(rpm=1200)
+    client = _client(srv)
+    errors: list[BaseException] = []
+    counter = iter(range(200))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            try:
+                _complete(client, max_tokens=300)
+            except AppError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    stats = srv.stats()
+    assert not errors
+    assert stats["messages_requests"] - stats["rate_limited"] == 200
+    assert stats["rate_limited"] < 0.05 * 200
