@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, literal_column, select, table
+from sqlalchemy import JSON, ColumnElement, Table, and_, bindparam, func, literal_column, select, table
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 __all__ = ["is_sqlite", "time_bucket", "escape_like", "contains_text", "bulk_insert", "FTS_MIN_CHARS"]
@@ -64,6 +65,10 @@ def contains_text(
     return and_(key.in_(candidates), like)
 
 
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+
+
 def bulk_insert(conn: Connection, target: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """Insert many rows fast, inside `conn`'s transaction; values are Python values per `columns`.
 
@@ -75,7 +80,14 @@ def bulk_insert(conn: Connection, target: Table, columns: Sequence[str], rows: I
     """
     dialect = conn.dialect
     cols = [target.c[name] for name in columns]
-    procs = [(i, p) for i, col in enumerate(cols) if (p := col.type.bind_processor(dialect)) is not None]
+    procs = []
+    for i, col in enumerate(cols):
+        proc = col.type.bind_processor(dialect)
+        if proc is None and isinstance(col.type, JSON):
+            # psycopg adapts JSON per statement; COPY takes the text
+            proc = _json_text
+        if proc is not None:
+            procs.append((i, proc))
 
     def converted() -> Iterator[list[Any]]:
         for row in rows:
