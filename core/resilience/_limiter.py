@@ -15,7 +15,9 @@ The limits adapt (AIMD): `observe_headers` adopts a lower `-limit` the server an
 counts usage the server sees but we did not cause (other processes on the same key);
 `observe_rate_limited` pauses every acquisition for the retry-after and multiplies the rate
 by settings.rate_limit_decrease_factor; after each quiet settings.rate_limit_relax_after_s
-the rate grows back by settings.rate_limit_relax_step up to the configured one.
+the rate grows back by settings.rate_limit_relax_step up to the configured one. A 429 whose
+own rate-limit headers show room in every limit is not about our pace and changes nothing
+here (its call still waits out retry-after in the retry policy).
 
 Settings are read at each call. One threading lock guards the state and nothing sleeps or
 awaits while holding it: `acquire` sleeps with the given sleep function, `aacquire` with
@@ -45,6 +47,7 @@ _HEADER_PREFIX = {
     "output_tokens": "anthropic-ratelimit-output-tokens-",
 }
 _WINDOW_S = 60.0  # the limits are per minute
+_SAME_RESPONSE_S = 1.0  # headers this fresh belong to the response that carried the 429
 _EPS = 1e-9  # float slack, so a bucket refilled to 0.9999999 of a request admits it
 
 
@@ -85,6 +88,10 @@ class RateLimiter:
         self._last_adjust = 0.0
         self._paused_until = 0.0
         self._rate_limited_count = 0
+        self._ignored_429_count = 0
+        # what the server's latest anthropic-ratelimit-*-remaining headers said: room left or not
+        self._room_reported: bool | None = None
+        self._room_reported_at = -math.inf
 
     # ---- public API -----------------------------------------------------------------------
     def acquire(self, est_input_tokens: int = 0, est_output_tokens: int = 0) -> float:
@@ -125,9 +132,12 @@ class RateLimiter:
             now = self._clock()
             s = get_settings()
             self._refresh(now, s)
+            room: bool | None = None
             for dim_name, prefix in _HEADER_PREFIX.items():
                 limit = _number(_header(headers, prefix + "limit"))
                 remaining = _number(_header(headers, prefix + "remaining"))
+                if remaining is not None:
+                    room = (room is not False) and remaining >= 1
                 reset_at = self._reset_monotonic(_header(headers, prefix + "reset"), now)
                 dim = self._dims[dim_name]
                 if limit is not None and limit > 0:
@@ -142,13 +152,23 @@ class RateLimiter:
                     at = now if reset_at is None else min(max(reset_at - self._window_s, now - self._window_s), now)
                     self._book(dim, at, ours - remaining)
                 dim.level = min(dim.level, remaining)
+            if room is not None:
+                self._room_reported, self._room_reported_at = room, now
 
     def observe_rate_limited(self, retry_after_s: float | None = None) -> None:
-        """A 429 arrived: pause every acquisition for retry_after_s and slow the rate down."""
+        """A 429 arrived: pause every acquisition for retry_after_s and slow the rate down.
+
+        Unless the server's rate-limit headers seen with it (call `observe_headers` first) say
+        every limit still has room: then the 429 is not about our pace (an acceleration limit,
+        an injected fault) and only that call waits, through its retry policy.
+        """
         with self._lock:
             now = self._clock()
             s = get_settings()
             self._refresh(now, s)
+            if self._room_reported and now - self._room_reported_at <= _SAME_RESPONSE_S:
+                self._ignored_429_count += 1
+                return
             pause = s.rate_limit_default_pause_s if retry_after_s is None else max(float(retry_after_s), 0.0)
             pause = min(pause, s.retry_after_cap_s)
             self._rate_limited_count += 1
@@ -177,6 +197,7 @@ class RateLimiter:
                 "paused_for_s": paused_for,
                 "paused_until": self._wall_clock() + paused_for if paused_for > 0 else None,
                 "rate_limited": self._rate_limited_count,
+                "rate_limited_ignored": self._ignored_429_count,
             }
             for dim_name, dim in self._dims.items():
                 snap[f"{dim_name}_available"] = max(dim.level, 0.0)

@@ -300,3 +300,28 @@ def test_snapshot_reports_the_pause_as_a_wall_clock_time() -> None:
     until = limiter.snapshot()["paused_until"]
     assert until == pytest.approx(WALL_START + 6.0)
     assert datetime.fromtimestamp(until, UTC) - datetime.fromtimestamp(WALL_START, UTC) == timedelta(seconds=6)
+
+
+def test_a_429_whose_headers_show_room_does_not_slow_everyone() -> None:
+    """A 429 arriving with headers that say every limit has room pauses nobody and keeps the rate."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    limiter.observe_headers({"anthropic-ratelimit-requests-limit": "600",
+                             "anthropic-ratelimit-requests-remaining": "400",
+                             "anthropic-ratelimit-output-tokens-remaining": "90000"})
+    limiter.observe_rate_limited(3.0)
+    snap = limiter.snapshot()
+    assert snap["effective_rpm"] == 600 and snap["paused_for_s"] == 0.0
+    assert snap["rate_limited_ignored"] == 1
+    assert limiter.acquire() == 0.0
+
+
+def test_a_429_whose_headers_show_an_exhausted_limit_pauses_everyone() -> None:
+    """A 429 with a remaining of zero in any dimension is a real limit: pause and cut the rate."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    limiter.observe_headers({"anthropic-ratelimit-requests-remaining": "400",
+                             "anthropic-ratelimit-input-tokens-remaining": "0"})
+    limiter.observe_rate_limited(3.0)
+    snap = limiter.snapshot()
+    assert snap["effective_rpm"] == pytest.approx(480) and snap["paused_for_s"] == pytest.approx(3.0)
