@@ -8,9 +8,11 @@ import streamlit as st
 
 from core.batches import service as batches
 from core.config import get_settings
+from core.drafts import list_unfinished_drafts
 from core.errorlog import queries as q
 from core.store import get_engine
 from core.ui.shell import PROVIDER_TEXT
+from core.ui.user import current_user
 from core.ui.widgets import breaker_badge, severity_badge, status_badge
 
 __all__ = ["active_batches", "errors_24h", "provider_and_breakers", "unfinished_drafts"]
@@ -65,14 +67,12 @@ def errors_24h() -> None:
 
 
 def unfinished_drafts() -> None:
-    from core.drafts import list_unfinished
-    from core.ui.user import current_user
-
-    drafts = list_unfinished(get_engine(), user=current_user())
+    drafts = list_unfinished_drafts(get_engine(), user=current_user())
     if not drafts:
         st.caption("No unfinished drafts.")
         return
     for d in drafts[:5]:
-        st.markdown(f"- {d.get('params', {}).get('topic', '')} — {d.get('progress', 0):.0%} written")
+        st.markdown(f"- {(d.get('params') or {}).get('topic', '')} — {d.get('progress', 0):.0%} written, "
+                    f"{d['status'].replace('_', ' ')}")
     st.page_link("pages/generate.py", label=f"Resume or discard {len(drafts)} draft(s) in Generate",
                  icon=":material/edit_note:")

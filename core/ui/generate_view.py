@@ -1,0 +1,208 @@
+"""The Generate page's pieces: the form, the live stream, drafts to resume, the result's fate."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+from sqlalchemy import delete
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+from core import drafts
+from core.config import get_settings
+from core.errors import ValidationError
+from core.generation import GenerationParams, get_template, template_names
+from core.llm.pricing import model_choices
+from core.store import get_engine
+from core.store.schema import conversations
+from core.store.tx import write_tx
+from core.ui.boundaries import report_error, section_key
+from core.ui.generation_job import GenerationJob, attempt_failures
+from core.ui.toasts import error_kind, notify, success
+from core.ui.user import current_user, session_id
+from core.ui.widgets import ago
+
+__all__ = ["form", "offer_drafts", "result", "stream"]
+
+_K = "generate"
+_JOB = section_key(_K, "job")
+_POLL_S = 0.1
+
+
+def _key(name: str) -> str:
+    return section_key(_K, name)
+
+
+def current_job() -> GenerationJob | None:
+    return st.session_state.get(_JOB)
+
+
+def _start(draft: drafts.DraftSession) -> None:
+    st.session_state[_JOB] = GenerationJob(draft).start()
+
+
+def offer_drafts() -> None:
+    """Unfinished drafts of this user: resume (continue from the saved text) or discard."""
+    job = current_job()
+    mine = job.draft.id if job is not None and not job.done else None
+    rows = [d for d in drafts.list_unfinished_drafts(get_engine(), user=current_user()) if d["id"] != mine]
+    if not rows:
+        return
+    st.warning(f"You have {len(rows)} unfinished draft(s). Resume one to continue where it stopped.",
+               icon=":material/edit_note:")
+    for d in rows[:5]:
+        p = d["params"] or {}
+        c1, c2, c3 = st.columns([6, 1, 1])
+        c1.markdown(f"**{p.get('topic', '')}** · {p.get('persona', '')} · {p.get('emotion', '')} · "
+                    f"{d['progress']:.0%} written ({d['chars'] or 0:,} characters) · saved {ago(d['updated_at'])}"
+                    + (f"  \n:red[{d['error_message']}]" if d.get("error_message") else ""))
+        if c2.button("Resume", key=_key(f"resume_{d['id']}"), icon=":material/play_arrow:"):
+            _start(drafts.DraftSession.load(get_engine(), d["id"]))
+            st.rerun()
+        if c3.button("Discard", key=_key(f"discard_{d['id']}"), icon=":material/delete:"):
+            drafts.discard_draft(get_engine(), d["id"], user=current_user())
+            st.rerun()
+
+
+def form() -> None:
+    """Template, persona, emotion, topic, turns and model; each refusal is shown under its field."""
+    job = current_job()
+    busy = job is not None and not job.done
+    hints: dict[str, Any] = {}
+    names = template_names()
+    template = st.selectbox("Template", names, key=_key("template"), format_func=lambda n: get_template(n).title,
+                            disabled=busy)
+    tmpl = get_template(template)
+    st.caption(tmpl.description)
+    hints["template"] = st.empty()
+    c1, c2, c3 = st.columns(3)
+    persona = c1.text_input("Persona", value=tmpl.default_persona, key=_key(f"persona_{template}"), disabled=busy)
+    hints["persona"] = c1.empty()
+    emotion = c2.text_input("Emotion", value=tmpl.default_emotion, key=_key(f"emotion_{template}"), disabled=busy)
+    hints["emotion"] = c2.empty()
+    topic = c3.text_input("Topic", value=tmpl.default_topic, key=_key(f"topic_{template}"), disabled=busy)
+    hints["topic"] = c3.empty()
+    c4, c5 = st.columns(2)
+    turns = c4.number_input("Turns (messages, even)", value=6, step=2, key=_key("turns"), disabled=busy)
+    hints["turns"] = c4.empty()
+    models = model_choices()
+    default = get_settings().default_model
+    model = c5.selectbox("Model", models, index=models.index(default) if default in models else 0,
+                         key=_key("model"), disabled=busy)
+    hints["model"] = c5.empty()
+    if not st.button("Generate", type="primary", key=_key("go"), icon=":material/auto_awesome:", disabled=busy):
+        return
+    params = GenerationParams(template=template, persona=persona, emotion=emotion, topic=topic, turns=int(turns),
+                              model=model)
+    try:
+        draft = drafts.start_draft(get_engine(), params, user=current_user(), session_id=session_id())
+    except ValidationError as exc:
+        hints.get(exc.field or "", hints["template"]).error(exc.user_message, icon=":material/error:")
+        return
+    _start(draft)
+
+
+def _render_text(text: str) -> None:
+    blocks = [b for b in drafts.split_turns(text + "\nUser:")] if text else []
+    if not blocks:
+        st.caption("Waiting for the first words…")
+    for b in blocks:
+        with st.chat_message("user" if b["role"] == "user" else "assistant"):
+            st.write(b["content"])
+
+
+def stream() -> None:
+    """Show the conversation as it is written, the autosave age and each failed attempt, until done."""
+    job = current_job()
+    if job is None or job.done:
+        return
+    status = st.empty()
+    attempts = st.empty()
+    body = st.empty()
+    shown_failures = 0
+    try:
+        while True:
+            failures = attempt_failures(job.draft.id)
+            saved = job.draft.saved_at
+            status.caption(f":material/save: Draft saved {ago(saved)} · {len(job.text):,} characters · "
+                           f"{job.draft.progress:.0%} of turns finished")
+            if failures:
+                last = failures[-1]
+                attempts.warning(f"Attempt {len(failures)} failed: {last.get('user_message')} "
+                                 f"(`{last.get('error_code')}`)", icon=":material/hourglass_top:")
+                if len(failures) > shown_failures:
+                    st.toast(f"{last.get('user_message')} (attempt {len(failures)})", icon=":material/hourglass_top:")
+                    shown_failures = len(failures)
+            with body.container():
+                _render_text(job.text)
+            if job.done:
+                break
+            time.sleep(_POLL_S)
+    except StopException:
+        job.cancel()  # the session is ending (tab closed or reloaded): leave the draft resumable
+        raise
+    st.rerun()
+
+
+def result() -> None:
+    """A finished (or failed) generation: keep it, regenerate it, or discard it."""
+    job = current_job()
+    if job is None or not job.done:
+        return
+    if job.error is not None:
+        err_id = None
+        for row in attempt_failures(job.draft.id)[-1:]:
+            err_id = row.get("error_id")
+        notify(job.error, err_id)
+        kind = error_kind(job.error)
+        st.error(f"{job.error.user_message}" + (f" (error id `{err_id}`)" if err_id else ""), icon=":material/error:")
+        st.caption(f"The text written so far is kept in the draft ({len(job.draft.partial_text):,} characters)."
+                   + (" Fix the setting, then resume." if kind == "actionable" else ""))
+        if kind == "actionable" and str(job.error.action) == "fix_settings":
+            st.page_link("pages/settings.py", label="Open Settings", icon=":material/settings:")
+        c1, c2 = st.columns(2)
+        if c1.button("Resume from the saved text", key=_key("resume_failed"), icon=":material/play_arrow:"):
+            _start(drafts.DraftSession.load(get_engine(), job.draft.id))
+            st.rerun()
+        if c2.button("Discard the draft", key=_key("discard_failed"), icon=":material/delete:"):
+            drafts.discard_draft(get_engine(), job.draft.id)
+            st.session_state.pop(_JOB, None)
+            st.rerun()
+        return
+    if job.cancelled or job.result is None:
+        st.session_state.pop(_JOB, None)
+        return
+    conv = job.result.conversation
+    st.success(f"Saved to Conversations: {len(conv.turns)} turns, {job.result.usage.input_tokens:,} + "
+               f"{job.result.usage.output_tokens:,} tokens, ${job.result.cost_usd:.4f}.", icon=":material/check_circle:")
+    for t in conv.turns:
+        with st.chat_message(t.role):
+            st.write(t.content)
+    c1, c2, c3 = st.columns(3)
+    if c1.button("Keep and start another", key=_key("keep"), icon=":material/done:"):
+        st.session_state.pop(_JOB, None)
+        st.rerun()
+    if c2.button("Regenerate", key=_key("regenerate"), icon=":material/refresh:"):
+        _discard_result(job)
+        _start(drafts.start_draft(get_engine(), job.draft.params, user=current_user(), session_id=session_id()))
+        st.rerun()
+    if c3.button("Discard", key=_key("discard"), icon=":material/delete:"):
+        _discard_result(job)
+        st.session_state.pop(_JOB, None)
+        success("Discarded.")
+        st.rerun()
+
+
+def _discard_result(job: GenerationJob) -> None:
+    """Remove the conversation this generation saved (only that one, matched by its draft)."""
+    cid = job.draft.conversation_id
+    if not cid:
+        return
+    try:
+        with write_tx(get_engine()) as conn:
+            conn.execute(delete(conversations).where(conversations.c.id == cid,
+                                                     conversations.c.draft_id == job.draft.id))
+    except Exception as exc:  # noqa: BLE001 - classified, recorded and shown; the page carries on
+        err, error_id = report_error(exc, component="ui.generate.discard")
+        notify(err, error_id)

@@ -1,0 +1,71 @@
+"""A single generation running on a thread of its own, so the page can poll it.
+
+The page's script thread cannot watch a model call that is waiting between retries, so the
+call runs here and the page polls: the text streamed so far, the draft's last autosave, and
+the failed attempts the client recorded for this draft (by its id, from the error ring).
+When the page's session ends (tab closed or reloaded) the page cancels the job: the thread
+stops at its next streamed piece and the draft stays in progress, offered for resume.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.drafts import DraftSession
+from core.errors import AppError, classify
+
+__all__ = ["GenerationCancelled", "GenerationJob", "attempt_failures"]
+
+
+class GenerationCancelled(BaseException):  # noqa: N818 - control flow, like KeyboardInterrupt
+    """Raised inside the stream when the page that started it has gone; never retried or recorded."""
+
+
+@dataclass
+class GenerationJob:
+    draft: DraftSession
+    text: str = ""
+    done: bool = False
+    cancelled: bool = False
+    result: Any = None
+    error: AppError | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self) -> GenerationJob:
+        self.text = self.draft.partial_text
+        self._thread = threading.Thread(target=self._run, name=f"generate-{self.draft.id[:8]}", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _delta(self, piece: str) -> None:
+        if self._cancel.is_set():
+            raise GenerationCancelled
+        self.text += piece
+
+    def _run(self) -> None:
+        try:
+            self.result = self.draft.run(on_delta=self._delta)
+        except GenerationCancelled:
+            self.cancelled = True
+        except Exception as exc:  # noqa: BLE001 - the draft recorded and kept it; the page shows it
+            self.error = classify(exc)
+        finally:
+            self.done = True
+
+
+def attempt_failures(draft_id: str) -> list[dict[str, Any]]:
+    """Failed attempts the client recorded for this draft, oldest first (from the in-memory ring)."""
+    from core.errorlog import recent
+
+    rows = [r for r in recent(100) if r.get("operation_id") == draft_id and not r.get("recovered")]
+    return list(reversed(rows))

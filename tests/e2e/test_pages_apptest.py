@@ -1,0 +1,142 @@
+"""Every page renders on seeded data without an exception, with its key elements; boundaries hold."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from core.errorlog import flush
+from core.store.schema import error_logs
+
+BOUNDARY_SCRIPT = """
+import streamlit as st
+from core.ui.boundaries import section, section_key, set_current_page
+
+set_current_page("demo")
+st.title("Demo page")
+with section("broken"):
+    key = section_key("broken", "runs")
+    st.session_state[key] = st.session_state.get(key, 0) + 1
+    st.write(f"broken section ran {st.session_state[key]} time(s)")
+    if st.session_state.get("fail", True):
+        raise RuntimeError("boom in the broken section")
+with section("fine"):
+    st.write("the fine section still renders")
+"""
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join(str(e.value) for e in [*at.markdown, *at.caption, *at.error, *at.info, *at.warning,
+                                             *at.success, *at.title, *at.subheader])
+
+
+def test_home_shows_health_at_a_glance(open_page):
+    """Home shows the provider said plainly, errors of the last 24 h by severity, batches and drafts."""
+    at = open_page("home")
+    assert not at.exception
+    text = _texts(at)
+    assert "Offline sandbox — text is generated locally, not by Claude" in text
+    assert {m.label for m in at.metric} >= {"critical", "error", "warn"}
+    assert "Active batches" in text and "Unfinished drafts" in text
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_errors_page_shows_stats_table_and_export(open_page):
+    """The Errors page has its five stats cards, the paged table, paging buttons and the CSV download."""
+    at = open_page("errors")
+    assert not at.exception
+    labels = {m.label for m in at.metric}
+    assert labels >= {"Errors", "Critical", "Recoverable", "Recovered automatically", "Open breakers"}
+    assert len(at.dataframe) >= 1
+    assert {b.label for b in at.button} >= {"Previous", "Next"}
+    assert any("matching rows" in c.value for c in at.caption)
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_errors_search_too_long_is_refused_beside_the_field(open_page):
+    """An over-long search gets a message under the search box; the page still renders."""
+    at = open_page("errors")
+    at.text_input(key="errors.search").input("x" * 500).run()
+    assert not at.exception
+    assert any("limit" in e.value for e in at.error)
+    assert {m.label for m in at.metric} >= {"Errors"}
+
+
+def test_batches_page_lists_the_batch_with_actions(open_page, seeded):
+    """The Batches page shows the estimate, the seeded batch's progress and its one-click actions."""
+    at = open_page("batches")
+    assert not at.exception
+    text = _texts(at)
+    assert "Estimate:" in text
+    assert seeded["batch_id"] in text
+    labels = {b.label for b in at.button}
+    assert {"Launch batch", "Pause", "Cancel", "Details"} <= labels
+
+
+def test_batches_launch_creates_a_batch(open_page, engine):
+    """Clicking Launch batch creates a queued batch with the chosen count."""
+    from core.batches import service
+
+    at = open_page("batches")
+    at.number_input(key="batches.count").set_value(7)
+    at.button(key="batches.launch_grid").click().run()
+    assert not at.exception
+    counts = sorted(b["total"] for b in service.list_batches(engine))
+    assert counts == [3, 7]
+
+
+def test_conversations_page_shows_a_chat(open_page):
+    """The Conversations page lists the conversation and shows it as chat messages, with both exports."""
+    at = open_page("conversations")
+    assert not at.exception
+    assert len(at.dataframe) == 1
+    assert len(at.chat_message) == 2
+    assert "Why was I billed twice?" in _texts(at)
+
+
+def test_settings_page_refuses_a_bad_value_beside_its_field(open_page):
+    """A negative cool-down is named beside its field and not applied."""
+    from core.config import get_settings
+
+    at = open_page("settings")
+    assert not at.exception
+    at.number_input(key="settings.breaker_cooldown_s").set_value(-1.0)
+    at.button[[b.label for b in at.button].index("Save and apply")].click().run()
+    assert any("STUDIO_BREAKER_COOLDOWN_S" in e.value for e in at.error)
+    assert get_settings().breaker_cooldown_s == 30.0
+
+
+def test_settings_page_applies_a_valid_value(open_page):
+    """A valid change is saved and in force without a restart."""
+    from core.config import get_settings
+
+    at = open_page("settings")
+    at.number_input(key="settings.retry_max_attempts").set_value(6)
+    at.button[[b.label for b in at.button].index("Save and apply")].click().run()
+    assert not at.exception and not at.error
+    assert get_settings().retry_max_attempts == 6
+
+
+def test_failing_section_shows_fallback_while_the_page_renders(engine, app_env):
+    """A section that raises shows a message, its error id and Try again; the next section still renders."""
+    at = AppTest.from_string(BOUNDARY_SCRIPT, default_timeout=30).run()
+    assert not at.exception
+    assert at.title[0].value == "Demo page"
+    assert at.error[0].value == "Something went wrong on this page. The error has been recorded."
+    error_id = next(c.value for c in at.caption if c.value.startswith("Error id:")).split("`")[1]
+    assert any("the fine section still renders" in m.value for m in at.markdown)
+    assert "Try again" in [b.label for b in at.button]
+    assert not any("Traceback" in c.value for c in at.code)  # no stack trace outside development
+    flush()
+    with engine.connect() as conn:
+        row = conn.execute(select(error_logs).where(error_logs.c.error_id == error_id)).one()
+    assert row.component == "ui.demo.broken" and row.user_id == "analyst" and row.session_id
+
+
+def test_try_again_resets_the_section_and_reruns_it(engine, app_env):
+    """Try again clears the section's state keys and, once the cause is gone, the section renders."""
+    at = AppTest.from_string(BOUNDARY_SCRIPT, default_timeout=30).run()
+    at.session_state["fail"] = False
+    at.button[[b.label for b in at.button].index("Try again")].click().run()
+    assert not at.exception and not at.error
+    assert any("broken section ran 1 time(s)" in m.value for m in at.markdown)
