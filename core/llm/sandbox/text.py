@@ -399,10 +399,16 @@ class _Chooser:
         return choice.replace("{topic}", self.topic)
 
 
-def compose_turns(brief: Brief, key: str) -> list[tuple[str, str]]:
-    """`brief.turns` (role, text) pairs, alternating from the user, chosen by `key`."""
+def compose_turns(brief: Brief, key: str, context: str = "") -> list[tuple[str, str]]:
+    """`brief.turns` (role, text) pairs, alternating from the user, chosen by `key`.
+
+    The topic's words pick the sentence bank; a topic too vague for that (e.g. "my order"
+    is clear, "it" is not) falls back to the words of `context`, the rest of the prompt.
+    """
     rng = random.Random(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
-    topic_family = _family(brief.topic, _TOPIC_FAMILIES, "general")
+    topic_family = _family(brief.topic, _TOPIC_FAMILIES, "")
+    if not topic_family:
+        topic_family = _family(context, _TOPIC_FAMILIES, "general")
     mood = _family(brief.emotion, _EMOTION_FAMILIES, "curious")
     choose = _Chooser(rng, brief.topic)
     persona = _persona_phrase(brief.persona)
@@ -419,7 +425,8 @@ def compose_turns(brief: Brief, key: str) -> list[tuple[str, str]]:
                 parts = [choose.pick(_USER_CLOSERS[mood])]
             else:
                 prefix = choose.pick(_FOLLOW_PREFIX[mood])
-                question = choose.pick(_FOLLOW_UPS[topic_family])
+                # long conversations draw on the general bank too, so they repeat themselves less
+                question = choose.pick(_FOLLOW_UPS[topic_family] + (_FOLLOW_UPS["general"] if i > 6 else []))
                 if prefix.endswith((".", "!", "?", ":")):
                     question = question[0].upper() + question[1:]
                 parts = [prefix, question]
@@ -434,7 +441,8 @@ def compose_turns(brief: Brief, key: str) -> list[tuple[str, str]]:
             elif closing and i == n - 1:
                 parts = [choose.pick(_ASSISTANT_CLOSERS)]
             else:
-                parts = [choose.pick(_FOLLOW_ANSWERS[topic_family]), choose.pick(_ADVICE[topic_family])]
+                parts = [choose.pick(_FOLLOW_ANSWERS[topic_family] + (_FOLLOW_ANSWERS["general"] if i > 6 else [])),
+                         choose.pick(_ADVICE[topic_family])]
                 if rng.random() < 0.3:
                     parts.append(choose.pick(_QUESTIONS_BACK))
         turns.append((role, _sentence_case(" ".join(parts))))
@@ -479,7 +487,7 @@ def compose_reply(seed: int, system: Any, messages: Sequence[dict[str, Any]]) ->
     if brief is None:
         full = _plain_reply(last_user, key)
         return Reply(_continue_plain(full, prefill, key), None, prefill)
-    turns = compose_turns(brief, key)
+    turns = compose_turns(brief, key, context=f"{message_text(system)}\n{last_user}")
     return Reply(_continue_conversation(turns, prefill), brief, prefill)
 
 
