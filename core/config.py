@@ -103,8 +103,8 @@ class Settings:
     # bucket capacity in seconds of the rate: spreads requests instead of a burst at a window boundary
     rate_limit_burst_s: float = field(default=2.0, metadata=_check(_positive, "a number > 0"))
     # AIMD after a 429: multiply the rate by this, then add relax_step back per quiet relax_after_s
-    rate_limit_decrease_factor: float = field(default=0.8, metadata=_check(
-        lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1 (exclusive)"))
+    rate_limit_decrease_factor: float = field(default=0.8, metadata=_check(  # 1.0: never slow down
+        lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
     rate_limit_min_factor: float = field(default=0.25, metadata=_check(
         lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
     rate_limit_relax_step: float = field(default=0.05, metadata=_check(_fraction, "a fraction from 0 to 1"))
