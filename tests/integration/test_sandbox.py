@@ -542,3 +542,79 @@ def test_the_cli_serves_until_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---- the pieces behind the server ---------------------------------------------------------------
+
+
+def test_count_tokens_agrees_with_the_usage_of_a_call(client):
+    """count_tokens, plain and streamed calls all report the same input tokens (blocks or strings)."""
+    system = [{"type": "text", "text": "You write training conversations."}]
+    messages = [{"role": "user", "content": [{"type": "text", "text": BRIEF.format(n=4)}]}]
+    counted = client.messages.count_tokens(model=MODEL, system=system, messages=messages).input_tokens
+    used = client.messages.create(model=MODEL, max_tokens=2000, system=system, messages=messages).usage
+    assert counted == used.input_tokens > 10
+
+
+def test_stop_sequences_end_the_answer_where_they_occur(client):
+    """A stop sequence found in the text cuts it there, with stop_reason stop_sequence."""
+    msg = client.messages.create(model=MODEL, max_tokens=2000, messages=ask(6), stop_sequences=["\n\nAssistant:"])
+    assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "\n\nAssistant:"
+    assert msg.content[0].text.startswith("User:") and "Assistant:" not in msg.content[0].text
+
+
+@pytest.mark.parametrize(
+    "prefill",
+    [
+        "User: My bank sent me a letter",
+        "User: My bank sent me a letter.\n\nAssistant:",
+        "User: My bank sent me a letter.\n\nAssistant: I see.",
+        "User: My bank sent me a letter.",
+    ],
+)
+def test_any_prefill_is_completed_into_the_asked_number_of_turns(client, prefill):
+    """Whatever block the prefill stops in, prefill + reply is a valid conversation of N messages."""
+    reply = client.messages.create(model=MODEL, max_tokens=3000,
+                                   messages=[*ask(6), {"role": "assistant", "content": prefill}])
+    assert len(turns_of(prefill + reply.content[0].text)) == 6
+
+
+def test_sandbox_config_converts_and_validates_values():
+    """Strings from a CLI or JSON are converted; bad values, unknown names and rates over 1 are refused."""
+    from core.llm.sandbox import SandboxConfigError
+
+    config = SandboxConfig().replace(rate_500="0.25", rpm="60", force_status="401", force_message=None)
+    assert (config.rate_500, config.rpm, config.force_status) == (0.25, 60, 401)
+    assert config.replace(force_status=None).force_status is None
+    for bad in ({"rate_500": 1.5}, {"nonsense": 1}, {"rpm": -1}, {"fault_rate": 0.6, "rate_500": 0.6},
+                {"force_status": 200}, {"tokens_per_s": 0}, {"rpm": "many"}):
+        with pytest.raises(SandboxConfigError):
+            SandboxConfig().replace(**bad)
+
+
+def test_a_brief_is_read_with_defaults_and_bounds():
+    """Missing brief lines take defaults, Turns is clamped to 2..40, and no lines at all means no brief."""
+    from core.llm.sandbox import parse_brief
+
+    brief = parse_brief("Make one.\n- topic: a late train\nTURNS: 99")
+    assert brief is not None and brief.topic == "a late train" and brief.turns == 40
+    assert brief.persona and brief.emotion
+    assert parse_brief("Turns: 1").turns == 2
+    assert parse_brief("Just say hello.") is None
+
+
+def test_rate_limit_buckets_refuse_without_taking_anything():
+    """A refused request leaves the buckets as they were; retry-after is the time to refill what it needs."""
+    from core.llm.sandbox.limits import RateLimits
+
+    limits = RateLimits(rpm=2, input_tpm=600, output_tpm=0)
+    assert limits.admit(100, 50).allowed and limits.admit(100, 50).allowed
+    refused = limits.admit(100, 50)
+    assert not refused.allowed and refused.limited_by == "requests"
+    assert 29.0 < refused.retry_after_s <= 30.0
+    assert refused.headers["anthropic-ratelimit-input-tokens-remaining"] in ("400", "401")
+    assert "anthropic-ratelimit-output-tokens-limit" not in refused.headers
+    limits.configure(rpm=0, input_tpm=600, output_tpm=0)
+    too_much = limits.admit(500, 50)
+    assert not too_much.allowed and too_much.limited_by == "input_tokens"
+    assert 9.0 < too_much.retry_after_s <= 10.0  # 100 tokens short at 10 tokens/s
