@@ -162,6 +162,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("sandbox: " + format, *args)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level errors (bad request line, unknown method) in Anthropic's shape too, not HTML."""
+        self.request_id = new_id("req")
+        self.close_connection = True
+        try:
+            self._send_error(code, message or explain)
+        except _ClientGone:
+            log.debug("sandbox: client gone before a protocol error could be sent")
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 
