@@ -86,7 +86,8 @@ class Recorder:
             err = classify(error)
         else:
             err = UIError("record() was given something that is not an exception", code="not_an_exception")
-        sev = severity if severity in _SEVERITIES else str(err.severity)
+        # str(): a Severity member is stored as its plain value
+        sev = str(severity) if severity is not None and severity in _SEVERITIES else str(err.severity)
         if sev not in _SEVERITIES:
             sev = "error"
         if sev in _LOW:
@@ -192,11 +193,12 @@ class Recorder:
 
     def _drain(self) -> tuple[list[Pending], int]:
         with self._lock:
+            both = bool(self._high) and bool(self._low)
             items = list(self._high) + list(self._low)
             self._high.clear()
             self._low.clear()
             request = self._probe_requests
-        if items and len(items) > 1:
+        if both:  # each queue is already in order; only interleaving them needs a sort
             items.sort(key=lambda p: p.seq)
         return items, request
 
