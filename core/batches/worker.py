@@ -267,8 +267,9 @@ class BatchWorker:
 
         try:
             params = GenerationParams(**item.params)
+            # streamed: a cut answer then continues from its partial text instead of starting over
             result = await agenerate_conversation(params, client=self.client, component="batch",
-                                                  operation_id=ctx.batch_id)
+                                                  operation_id=ctx.batch_id, on_delta=_ignore_delta)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified and decided on below
@@ -323,6 +324,10 @@ class _BatchRun:
     owner: bool
     fatal: bool = False
     breaker_wait_s: float | None = None  # set when the model service's breaker is open
+
+
+def _ignore_delta(_text: str) -> None:
+    """Batch items are not shown while they stream; only the finished conversation is kept."""
 
 
 def _claude_breaker_open() -> bool:
