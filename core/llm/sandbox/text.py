@@ -298,35 +298,48 @@ _FOLLOW_ANSWERS = {
     "tech": ["If it comes back, note the time and what you were doing; that points to a pattern.",
              "Your files should be safe, but a quick backup first removes the worry.",
              "Running the built-in diagnostics will separate hardware faults from software ones.",
-             "At that point, yes, contacting support with the error details will save time."],
+             "At that point, yes, contacting support with the error details will save time.",
+             "Yes, the system log usually records the error with a timestamp, which is worth sending along."],
     "money": ["Keep a small buffer category in the budget for exactly that.",
               "A common starting point is ten percent, adjusted to what's realistic for you.",
               "Usually high-interest debt first, while keeping a small cushion saved.",
-              "Track progress monthly rather than daily; the trend is what matters."],
+              "Track progress monthly rather than daily; the trend is what matters.",
+              "That depends on the account type, so check whether it is tax-advantaged before moving money."],
     "learning": ["If you can solve a fresh problem without notes, you've got it.",
                  "Start the exam with a question you're confident about to settle your nerves.",
                  "Here's one to try: take the example we did and change the starting value.",
-                 "Thirty focused minutes a day is plenty if you keep it up."],
+                 "Thirty focused minutes a day is plenty if you keep it up.",
+                 "The most common mistake is memorising steps without knowing why they work."],
     "orders": ["It usually takes three to five business days, and you'll get an email at each step.",
                "Yes, a confirmation is sent as soon as the request is processed.",
                "If it happens again, reply to the confirmation email and it comes straight back to us.",
-               "No need to send anything back first; we'll include a prepaid label if we need it."],
+               "No need to send anything back first; we'll include a prepaid label if we need it.",
+               "Of course; if it isn't resolved by then, reply here and I'll escalate it to a supervisor."],
     "health": ["Missing a few days is normal; just pick it up again without trying to make up for it.",
                "Most people notice something within two to three weeks.",
                "Yes, as long as it feels manageable and nothing hurts.",
-               "On busy days, a five-minute version keeps the habit alive."],
+               "On busy days, a five-minute version keeps the habit alive.",
+               "If the week-to-week notes show even a small improvement, it is working."],
     "travel": ["If it's cancelled, the airline has to rebook you or refund you, so keep every receipt.",
                "Two hours for domestic and three for international is a safe rule.",
                "Check the official government site for the destination; it lists everything you need.",
-               "A card with no foreign transaction fees plus a little local cash works well."],
+               "A card with no foreign transaction fees plus a little local cash works well.",
+               "Book the parts with limited availability early and keep the rest flexible."],
     "work": ["If the answer is no, ask what would need to change for it to be a yes.",
              "Frame it around the shared goal rather than what went wrong.",
              "A short written summary beforehand helps both of you prepare.",
+             "A single conversation rarely decides a review, and raising it constructively tends to count in your favour.",
              "A polite check-in after a week is completely reasonable."],
     "general": ["Then we adjust; the first attempt mostly tells us what to try next.",
                 "Usually a couple of weeks before it feels natural.",
                 "Avoid changing too many things at once, or you won't know what helped.",
-                "Once that's in place, the next step is to review how it went and refine it."],
+                "Once that's in place, the next step is to review how it went and refine it.",
+                "If each week feels a little easier than the last, you're on the right track."],
+}
+
+# each follow-up question with the answer that fits it
+_FOLLOW_PAIRS: dict[str, list[tuple[str, str]]] = {
+    family: list(zip(_FOLLOW_UPS[family], _FOLLOW_ANSWERS[family], strict=True)) for family in _FOLLOW_UPS
 }
 
 _USER_CLOSERS = {
@@ -398,6 +411,12 @@ class _Chooser:
         self.used.add(choice)
         return choice.replace("{topic}", self.topic)
 
+    def pick_pair(self, bank: Sequence[tuple[str, str]]) -> tuple[str, str]:
+        fresh = [pair for pair in bank if pair[0] not in self.used] or list(bank)
+        question, answer = fresh[self.rng.randrange(len(fresh))]
+        self.used.add(question)
+        return question.replace("{topic}", self.topic), answer.replace("{topic}", self.topic)
+
 
 def compose_turns(brief: Brief, key: str, context: str = "") -> list[tuple[str, str]]:
     """`brief.turns` (role, text) pairs, alternating from the user, chosen by `key`.
@@ -413,6 +432,8 @@ def compose_turns(brief: Brief, key: str, context: str = "") -> list[tuple[str, 
     choose = _Chooser(rng, brief.topic)
     persona = _persona_phrase(brief.persona)
     turns: list[tuple[str, str]] = []
+    reminded = False
+    pending_answer = choose.pick(_FOLLOW_ANSWERS["general"])  # replaced by the answer to each follow-up
     n = brief.turns
     for i in range(n):
         role = "User" if i % 2 == 0 else "Assistant"
@@ -426,12 +447,14 @@ def compose_turns(brief: Brief, key: str, context: str = "") -> list[tuple[str, 
             else:
                 prefix = choose.pick(_FOLLOW_PREFIX[mood])
                 # long conversations draw on the general bank too, so they repeat themselves less
-                question = choose.pick(_FOLLOW_UPS[topic_family] + (_FOLLOW_UPS["general"] if i > 6 else []))
+                pairs = _FOLLOW_PAIRS[topic_family] + (_FOLLOW_PAIRS["general"] if i > 6 else [])
+                question, pending_answer = choose.pick_pair(pairs)
                 if prefix.endswith((".", "!", "?", ":")):
                     question = question[0].upper() + question[1:]
                 parts = [prefix, question]
-                if rng.random() < 0.2:
+                if rng.random() < 0.2 and not reminded:
                     parts.append(f"Remember I'm {persona}.")
+                    reminded = True
         else:
             if i == 1:
                 parts = [choose.pick(_EMPATHY[mood]), choose.pick(_ADVICE[topic_family]),
@@ -441,8 +464,7 @@ def compose_turns(brief: Brief, key: str, context: str = "") -> list[tuple[str, 
             elif closing and i == n - 1:
                 parts = [choose.pick(_ASSISTANT_CLOSERS)]
             else:
-                parts = [choose.pick(_FOLLOW_ANSWERS[topic_family] + (_FOLLOW_ANSWERS["general"] if i > 6 else [])),
-                         choose.pick(_ADVICE[topic_family])]
+                parts = [pending_answer, choose.pick(_ADVICE[topic_family])]
                 if rng.random() < 0.3:
                     parts.append(choose.pick(_QUESTIONS_BACK))
         turns.append((role, _sentence_case(" ".join(parts))))
