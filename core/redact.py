@@ -69,11 +69,14 @@ _BARE_VALUE = r"[^\s,;&'\"<>(){}\[\]]+"
 _RULES: list[tuple[str, tuple[str, ...], str, int]] = [
     # PEM blocks first: their body would otherwise be cut into pieces by other patterns
     ("pem", ("-----BEGIN",),
-     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+     # the body may not run past the next BEGIN, so many unterminated BEGINs stay linear
+     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----BEGIN )[\s\S])*?"
+     r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
      0),
     # user:password@ in any URL: keep scheme, user and host; the password runs to the last "@"
     # before the path, so an unescaped "@" inside it is covered
-    ("url", ("://",), r"(?P<head>://[^:/?#\s@]*:)(?P<val>[^\s/\"']+)(?=@)", 0),
+    # (bounded lengths keep a pathological "://a:aaaa..." line linear instead of quadratic)
+    ("url", ("://",), r"(?P<head>://[^:/?#\s@]{0,256}:)(?P<val>[^\s/\"'@][^\s/\"']{0,255})(?=@)", 0),
     # HTTP auth headers: the whole value after the label (it may be "Bearer xyz" or "Basic xyz")
     ("header", ("authorization",), r"(?P<head>authorization[\"']?\s*[:=]\s*[\"']?)(?P<val>[^\"'\r\n,}]+)",
      re.IGNORECASE),
@@ -91,7 +94,8 @@ _RULES: list[tuple[str, tuple[str, ...], str, int]] = [
     ("anthropic", ("sk-ant-",), r"sk-ant-[A-Za-z0-9_\-]{8,}", 0),
     ("openai", ("sk-",), r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}", 0),
     ("stripe", ("_live_", "_test_"), r"(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{10,}", 0),
-    ("jwt", ("eyJ",), r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*", 0),
+    # starts only at a word start, and possessive runs never backtrack: "eyJeyJeyJ..." stays linear
+    ("jwt", ("eyJ",), r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,}+\.eyJ[A-Za-z0-9_\-]{5,}+\.[A-Za-z0-9_\-]*+", 0),
     ("supabase", ("sb_secret_", "sb_publishable_"), r"sb_(?:secret|publishable)_[A-Za-z0-9_\-]{10,}", 0),
     ("aws_id", ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA"),
      r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])", 0),
@@ -280,10 +284,9 @@ def _redact(obj: Any, depth: int, seen: set[int]) -> Any:
             out: dict[Any, Any] = {}
             for key, value in obj.items():
                 name = key if isinstance(key, str) else str(key)
-                if is_sensitive_key(name):
-                    out[key] = REDACTED
-                else:
-                    out[key] = _redact(value, depth + 1, seen)
+                # a key may itself be a secret (a token used as a cache key)
+                new_key = redact_text(key) if isinstance(key, str) else key
+                out[new_key] = REDACTED if is_sensitive_key(name) else _redact(value, depth + 1, seen)
             return out
         items = [_redact(v, depth + 1, seen) for v in obj]
         if isinstance(obj, tuple):

@@ -195,3 +195,27 @@ def test_non_string_input_is_stringified() -> None:
     """redact_text accepts any value and scrubs its text form."""
     assert redact_text(12345) == "12345"
     assert redact_text(b"password=x".decode()) == f"password={REDACTED}"
+
+
+def test_secret_used_as_a_dict_key_is_redacted() -> None:
+    """A secret that appears as a mapping key (not only as a value) is scrubbed too."""
+    out = redact({ANTHROPIC_KEY: "cached", "plain": "ok"})
+    assert ANTHROPIC_KEY not in str(out)
+    assert out["plain"] == "ok" and "cached" in out.values()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-----BEGIN RSA PRIVATE KEY-----" * 5000,
+        "eyJ" * 50_000,
+        "https://u:" * 50_000,
+        "password=" * 50_000,
+        "Authorization: " * 30_000,
+    ],
+    ids=["unterminated-pem", "eyJ-run", "url-heads", "labels", "headers"],
+)
+def test_adversarial_input_is_processed_in_one_pass(text: str) -> None:
+    """Repetitive input built to trigger regex backtracking is still redacted (the suite's timeout bounds it)."""
+    out = redact_text(text)
+    assert isinstance(out, str) and len(out) <= len(text) + 20 * len(REDACTED)
