@@ -73,7 +73,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
                     conversations.c.item_index == item.item_index)).scalar_one()
             newly_done = conn.execute(batch_items.update().where(
                 batch_items.c.id == item.id, batch_items.c.status != "done").values(
-                status="done", conversation_id=conversation_id, claimed_by=None, updated_at=now)).rowcount == 1
+                status="done", conversation_id=conversation_id, updated_at=now)).rowcount == 1  # claimed_by: who did it
             # tokens were spent either way; the item counts once
             conn.execute(batch_jobs.update().where(batch_jobs.c.id == item.batch_id).values(
                 input_tokens=batch_jobs.c.input_tokens + usage.input_tokens,

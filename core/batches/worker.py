@@ -98,8 +98,11 @@ class BatchWorker:
     def request_stop(self) -> None:
         """Stop taking items; safe to call from a signal handler or another thread."""
         self.stats.state = "stopping"
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            # the loop may close between the check and the call: then the worker has already stopped
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
 
     @property
     def stopping(self) -> bool:
