@@ -61,3 +61,13 @@ def measure_record_cost(n: int = 20_000, *, flush_timeout: float = 300.0) -> dic
     result["total_s"] = round(done - start, 3)
     result["writer_rows_per_s"] = round(written / (done - start)) if done > start else None
     return result
+
+
+if __name__ == "__main__":  # python -m core.errorlog.measure [N]: figures for the configured database
+    import json
+    import sys
+
+    from core.errorlog.recorder import shutdown
+
+    print(json.dumps(measure_record_cost(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000), indent=2))
+    shutdown()
