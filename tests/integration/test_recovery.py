@@ -1,0 +1,108 @@
+"""Recovery on both engines: what stopped half-way is found with a recommended action, and cleanup counts before it removes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from core.batches.service import create_batch
+from core.config import override_settings
+from core.drafts import start_draft
+from core.generation import GenerationParams
+from core.recovery import apply_cleanup, cleanup_preview, scan
+from core.store.schema import (
+    batch_items,
+    batch_jobs,
+    conversation_drafts,
+    conversations,
+    error_logs,
+    recovery_checkpoints,
+    utcnow,
+)
+from core.store.tx import write_tx
+
+PARAMS = GenerationParams(template="tutoring", persona="p", emotion="e", topic="t", turns=4)
+
+
+def _batch(engine, status: str, **values) -> str:
+    bid = create_batch(engine, template="tutoring", count=3)
+    with write_tx(engine) as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == bid).values(status=status, **values))
+    return bid
+
+
+def _conversation(engine, **values) -> str:
+    cid = str(uuid.uuid4())
+    with write_tx(engine) as conn:
+        conn.execute(conversations.insert().values(
+            id=cid, template="tutoring", model="m", params={}, turns=[], turn_count=0, input_tokens=0,
+            output_tokens=0, cost_usd=0.0, status="ok", created_at=utcnow(), error_count=0, is_recovering=False,
+            recovery_attempts=0, **values))
+    return cid
+
+
+def test_scan_finds_each_kind_with_an_action(engine):
+    """Interrupted, failed and paused batches, orphaned drafts and conversations are each found and explained."""
+    now = utcnow()
+    interrupted = _batch(engine, "running", lease_owner="host:1:dead", lease_expires_at=now - timedelta(seconds=5))
+    _batch(engine, "running", lease_owner="host:2:alive", lease_expires_at=now + timedelta(seconds=60))
+    failed = _batch(engine, "failed", status_reason="The Anthropic API key was rejected.")
+    paused = _batch(engine, "paused", pause_kind="breaker", status_reason="model service failing")
+    old_draft = start_draft(engine, PARAMS, user="ana")
+    start_draft(engine, PARAMS, user="ana")  # fresh: not orphaned
+    with write_tx(engine) as conn:
+        conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == old_draft.id).values(
+            updated_at=now - timedelta(hours=2)))
+    stray = _conversation(engine, batch_id=failed, item_index=1)  # its item is still pending
+    ghost = _conversation(engine, draft_id="no-such-draft")
+
+    found = scan(engine, now)
+    assert [f["id"] for f in found["interrupted_batches"]] == [interrupted]
+    assert found["interrupted_batches"][0]["action"] == "resume"
+    assert "stopped" in found["interrupted_batches"][0]["what_happened"]
+    assert [(f["id"], f["action"]) for f in found["failed_batches"]] == [(failed, "resume")]
+    assert "API key" in found["failed_batches"][0]["what_happened"]
+    assert [(f["id"], f["action"]) for f in found["paused_batches"]] == [(paused, "wait")]
+    assert [f["id"] for f in found["orphaned_drafts"]] == [old_draft.id]
+    assert found["orphaned_drafts"][0]["action"] == "resume_draft"
+    reasons = {f["id"]: f["details"]["reason"] for f in found["orphaned_conversations"]}
+    assert reasons == {stray: "item_not_done", ghost: "draft_missing"}
+
+
+def test_cleanup_previews_then_removes_only_what_expired(engine):
+    """Cleanup reports counts first, then removes old checkpoints, expired drafts and old error logs, nothing else."""
+    override_settings(checkpoint_retention_days=7, draft_ttl_hours=24, draft_grace_days=7)
+    now = utcnow()
+    old = _batch(engine, "completed", finished_at=now - timedelta(days=8))
+    recent = _batch(engine, "completed", finished_at=now - timedelta(days=1))
+    running = _batch(engine, "running")
+    expired = start_draft(engine, PARAMS)
+    kept = start_draft(engine, PARAMS)
+    done_draft = start_draft(engine, PARAMS)
+    linked = _conversation(engine, draft_id=done_draft.id)
+    with write_tx(engine) as conn:
+        conn.execute(conversation_drafts.update().where(conversation_drafts.c.id.in_([expired.id, done_draft.id]))
+                     .values(expires_at=now - timedelta(days=7, hours=1)))
+        for days, severity in ((200, "error"), (40, "info"), (40, "error"), (1, "info")):
+            conn.execute(error_logs.insert().values(
+                error_id=uuid.uuid4().hex, created_at=now - timedelta(days=days), error_type="api",
+                error_code="x", severity=severity, message="m", fingerprint="f", is_recoverable=False,
+                recovered=False, resolved=False))
+
+    preview = cleanup_preview(engine, now)
+    assert preview == {"checkpoints": 1, "drafts": 2, "error_logs": 2}
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(error_logs)).scalar_one() == 4
+    assert apply_cleanup(engine, now) == preview
+    assert cleanup_preview(engine, now) == {"checkpoints": 0, "drafts": 0, "error_logs": 0}
+    with engine.connect() as conn:
+        cps = {r[0] for r in conn.execute(sa.select(recovery_checkpoints.c.operation_id))}
+        drafts = {r[0] for r in conn.execute(sa.select(conversation_drafts.c.id))}
+        link = conn.execute(sa.select(conversations.c.draft_id).where(conversations.c.id == linked)).scalar_one()
+        items = conn.execute(sa.select(sa.func.count()).select_from(batch_items)).scalar_one()
+    assert cps == {recent, running} and old not in cps
+    assert drafts == {kept.id}
+    assert link is None  # the conversation stays, unlinked from its removed draft
+    assert items == 9  # batches and their items are never removed by cleanup
