@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,23 @@ def test_replaying_the_same_spool_twice_does_not_duplicate(engine: Engine, datab
     assert flush(30)
     stored = [row["error_id"] for row in _rows(engine)]
     assert sorted(stored) == sorted([*ids, extra])
+
+
+def test_writer_replays_the_spool_by_itself_when_the_store_returns(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """Without any flush(), the writer retries the store after log_spool_retry_s and empties the spool."""
+    override_settings(log_spool_retry_s=0.05, log_writer_interval_s=0.05)
+    override_settings(database_url=_unreachable_url(database_url, tmp_path))
+    ids = [record(APIError(f"outage {i}", code="server_error"), component="test") for i in range(3)]
+    deadline = time.monotonic() + 30
+    while recorder_stats()["spooled"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert recorder_stats()["spooled"] == 3
+    override_settings(database_url=database_url)
+    while _count(engine) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(row["error_id"] for row in _rows(engine)) == sorted(ids)
 
 
 def test_torn_spool_line_is_skipped_not_fatal(engine: Engine, database_url: str, tmp_path: Path) -> None:
