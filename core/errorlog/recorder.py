@@ -87,7 +87,7 @@ class Recorder:
         else:
             err = UIError("record() was given something that is not an exception", code="not_an_exception")
         # str(): a Severity member is stored as its plain value
-        sev = str(severity) if severity is not None and severity in _SEVERITIES else str(err.severity)
+        sev = str(severity) if isinstance(severity, str) and severity in _SEVERITIES else str(err.severity)
         if sev not in _SEVERITIES:
             sev = "error"
         if sev in _LOW:
