@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, case, delete, fu
 from core.config import get_settings
 from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
 from core.store.dialect import contains_text, time_bucket
-from core.store.schema import error_logs
+from core.store.schema import error_log_rollup, error_logs
 from core.store.tx import write_tx
 
 __all__ = [
@@ -239,6 +239,48 @@ def _bucket_starts(since: datetime, until: datetime, unit: str) -> list[datetime
     return out
 
 
+def _hour_text(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H")
+
+
+def _stats_rows(conn: Connection, since: datetime, until: datetime, bucket: str) -> tuple[list[Any], list[Any]]:
+    """(per-bucket rows, overall rows) of counts for ``since <= created_at < until``.
+
+    Whole UTC hours come from error_log_rollup (kept by triggers, migration 0003); the part
+    hours at either end from error_logs. Rows: (bucket, error_type, severity, n) and
+    (error_type, severity, error_code, is_recoverable, recovered, resolved, n).
+    """
+    full_start = since.replace(minute=0, second=0, microsecond=0)
+    if full_start < since:
+        full_start += timedelta(hours=1)
+    full_end = max(until.replace(minute=0, second=0, microsecond=0), full_start)
+    raw_windows = [(since, until)] if full_start >= full_end else [(since, full_start), (full_end, until)]
+    per_bucket: list[Any] = []
+    overall: list[Any] = []
+    keys = ("error_type", "severity", "error_code", "is_recoverable", "recovered", "resolved")
+    if full_start < full_end:
+        r = error_log_rollup.c
+        in_range = and_(r.bucket >= _hour_text(full_start), r.bucket < _hour_text(full_end))
+        total = func.sum(r.n).label("n")
+        b = (r.bucket if bucket == "hour" else func.substr(r.bucket, 1, 10)).label("bucket")
+        per_bucket += conn.execute(
+            select(b, r.error_type, r.severity, total).where(in_range).group_by(b, r.error_type, r.severity)).all()
+        overall += conn.execute(
+            select(*(r[k] for k in keys), total).where(in_range).group_by(*(r[k] for k in keys))).all()
+    c = error_logs.c
+    count = func.count().label("n")
+    b = time_bucket(conn, c.created_at, bucket).label("bucket")
+    for start, end in raw_windows:
+        if start >= end:
+            continue
+        window = and_(c.created_at >= start, c.created_at < end)
+        per_bucket += conn.execute(
+            select(b, c.error_type, c.severity, count).where(window).group_by(b, c.error_type, c.severity)).all()
+        overall += conn.execute(
+            select(*(c[k] for k in keys), count).where(window).group_by(*(c[k] for k in keys))).all()
+    return per_bucket, overall
+
+
 def error_stats(
     bind: Bind, *, since: datetime, until: datetime | None = None, bucket: str = "hour"
 ) -> dict[str, Any]:
@@ -256,42 +298,34 @@ def error_stats(
     until_utc = _as_utc(until, "until") or datetime.now(UTC)
     if since_utc > until_utc:
         raise _invalid("until", "The end of the time range is before its start.")
-    c = error_logs.c
-    window = and_(c.created_at >= since_utc, c.created_at < until_utc)
-    n = func.count().label("n")
     with bind_connection(bind) as conn:
-        b = time_bucket(conn, c.created_at, bucket).label("bucket")
-        # one pass for the series; one pass for everything that is not per bucket
-        per_bucket = conn.execute(
-            select(b, c.error_type, c.severity, n).where(window).group_by(b, c.error_type, c.severity)
-        ).all()
-        overall = conn.execute(
-            select(c.error_type, c.severity, c.error_code, c.is_recoverable, c.recovered, c.resolved, n)
-            .where(window)
-            .group_by(c.error_type, c.severity, c.error_code, c.is_recoverable, c.recovered, c.resolved)
-        ).all()
-    total = sum(r.n for r in overall)
+        per_bucket, overall = _stats_rows(conn, since_utc, until_utc, bucket)
+    total = sum(int(r.n) for r in overall)
     by_severity = dict.fromkeys(SEVERITY_ORDER, 0)
     by_type: dict[str, int] = dict.fromkeys(ERROR_TYPE_NAMES, 0)
     by_code: dict[str, int] = {}
     recoverable = recovered = unresolved = 0
     for r in overall:
-        by_severity[r.severity] = by_severity.get(r.severity, 0) + r.n
-        by_type[r.error_type] = by_type.get(r.error_type, 0) + r.n
-        by_code[r.error_code] = by_code.get(r.error_code, 0) + r.n
-        recoverable += r.n if r.is_recoverable else 0
-        recovered += r.n if r.recovered else 0
-        unresolved += 0 if r.resolved else r.n
+        n = int(r.n)  # Postgres sums are numeric
+        if not n:  # a rollup row whose errors were all removed
+            continue
+        by_severity[r.severity] = by_severity.get(r.severity, 0) + n
+        by_type[r.error_type] = by_type.get(r.error_type, 0) + n
+        by_code[r.error_code] = by_code.get(r.error_code, 0) + n
+        recoverable += n if r.is_recoverable else 0
+        recovered += n if r.recovered else 0
+        unresolved += 0 if r.resolved else n
     starts = _bucket_starts(since_utc, until_utc, bucket)
     index = {s: i for i, s in enumerate(starts)}
     series_type = {t: [0] * len(starts) for t in by_type}
     series_severity = {s: [0] * len(starts) for s in by_severity}
     for r in per_bucket:
         i = index.get(_bucket_key(r.bucket, bucket))
-        if i is None:  # cannot happen for rows inside the window; keep the totals honest anyway
+        n = int(r.n)
+        if i is None or not n:  # i: cannot happen for rows inside the window
             continue
-        series_type.setdefault(r.error_type, [0] * len(starts))[i] += r.n
-        series_severity.setdefault(r.severity, [0] * len(starts))[i] += r.n
+        series_type.setdefault(r.error_type, [0] * len(starts))[i] += n
+        series_severity.setdefault(r.severity, [0] * len(starts))[i] += n
     top = sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CODES]
     return {
         "since": since_utc.isoformat(),
@@ -457,4 +491,6 @@ def apply_retention(bind: Engine, now: datetime | None = None) -> dict[str, Any]
     r = _retention(now)
     with write_tx(bind) as conn:
         counts = {k: int(conn.execute(delete(error_logs).where(cond)).rowcount) for k, cond in r.conditions.items()}
+        # the triggers left zero counts behind for the hours emptied
+        conn.execute(delete(error_log_rollup).where(error_log_rollup.c.n <= 0))
     return _retention_report(r, counts)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -29,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "metadata",
     "error_logs",
+    "error_log_rollup",
     "recovery_checkpoints",
     "conversation_drafts",
     "batch_jobs",
@@ -106,6 +108,23 @@ error_logs = Table(
     Index("ix_error_logs_operation", "operation_id"),
     Index("ix_error_logs_request", "request_id"),
     Index("ix_error_logs_code", "error_code"),
+)
+
+# Hourly counts of error_logs, kept in step by triggers (migration 0003), so statistics over
+# weeks read a few thousand rollup rows instead of every error row.
+error_log_rollup = Table(
+    "error_log_rollup",
+    metadata,
+    Column("bucket", String(13), nullable=False),  # UTC hour as text: 'YYYY-MM-DD HH'
+    Column("error_type", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("error_code", String(64), nullable=False),
+    Column("is_recoverable", Boolean, nullable=False),
+    Column("recovered", Boolean, nullable=False),
+    Column("resolved", Boolean, nullable=False),
+    Column("n", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("bucket", "error_type", "severity", "error_code", "is_recoverable", "recovered",
+                         "resolved", name="pk_error_log_rollup"),
 )
 
 recovery_checkpoints = Table(

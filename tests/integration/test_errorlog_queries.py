@@ -394,3 +394,40 @@ def test_filter_validation_names_the_field(engine):
             ErrorFilter(**kwargs)
         assert info.value.field == field, kwargs
     assert ErrorFilter(since=datetime(2026, 1, 1)).since == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _rollup_matches_rows(engine) -> None:
+    from collections import Counter
+
+    from core.store.schema import error_log_rollup
+
+    c = error_logs.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.created_at, c.error_type, c.severity, c.error_code, c.is_recoverable,
+                                   c.recovered, c.resolved)).all()
+        rollup = conn.execute(select(error_log_rollup)).all()
+    expected = Counter((r.created_at.strftime("%Y-%m-%d %H"), r.error_type, r.severity, r.error_code,
+                        bool(r.is_recoverable), bool(r.recovered), bool(r.resolved)) for r in rows)
+    actual = {(r.bucket, r.error_type, r.severity, r.error_code, bool(r.is_recoverable), bool(r.recovered),
+               bool(r.resolved)): int(r.n) for r in rollup if r.n}
+    assert actual == dict(expected)
+
+
+def test_hourly_rollup_stays_exact_through_inserts_resolves_and_deletes(engine):
+    """The triggers keep error_log_rollup equal to counting the rows, whatever writes them."""
+    seed_errors(engine, 3000, days=60, seed=11)  # bulk path (COPY / multi-row insert)
+    insert(engine, _dataset())  # executemany path
+    _rollup_matches_rows(engine)
+    groups = error_groups(engine, limit=5)
+    assert set_resolved(engine, fingerprint=groups[0]["fingerprint"], resolved=True, user="ana") > 0
+    _rollup_matches_rows(engine)
+    assert apply_retention(engine)["total"] > 0
+    _rollup_matches_rows(engine)
+    # stats over a window that mixes whole hours (rollup) and part hours (rows) add up to the rows
+    since, until = NOW - timedelta(days=20, minutes=17), NOW - timedelta(minutes=3)
+    with engine.connect() as conn:
+        direct = conn.execute(select(error_logs.c.severity, func.count()).where(
+            error_logs.c.created_at >= since, error_logs.c.created_at < until).group_by(error_logs.c.severity)).all()
+    stats = error_stats(engine, since=since, until=until, bucket="day")
+    assert {k: v for k, v in stats["by_severity"].items() if v} == {s: n for s, n in direct}
+    assert sum(sum(v) for v in stats["series_by_type"].values()) == stats["total"]
