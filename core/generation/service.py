@@ -77,11 +77,15 @@ class _Attempts:
         return self.invalid > self.max_invalid
 
     def final_error(self) -> GenerationError:
-        err = self.last_error or GenerationError("No usable conversation was generated.")
-        err.user_message = (f"The model's reply was not a usable conversation {self.invalid} times in a row. "
-                            "Try again, or change the template or the number of turns.")
-        err.is_recoverable = False  # retried here already; callers should not loop again
-        return err
+        """A new error for the caller (the recorded ones stay as they were queued)."""
+        last = self.last_error
+        return GenerationError(
+            last.message if last else "No usable conversation was generated.", code="invalid_response",
+            recoverable=False,  # retried here already; callers should not loop again
+            user_message=(f"The model's reply was not a usable conversation {self.invalid} times in a row. "
+                          "Try again, or change the template or the number of turns."),
+            request_id=last.request_id if last else None, context=dict(last.context) if last else None,
+            cause=last)
 
 
 def generate_conversation(

@@ -240,7 +240,7 @@ class ClaudeClient:
             with attempt:
                 state.attempt = attempt.retry_state.attempt_number
                 limiter.acquire(state.est_input, state.est_output)
-                breaker.before_call()
+                self._admit(state, breaker)
                 try:
                     outcome = self._attempt_sync(state)
                 except BaseException as exc:
@@ -272,7 +272,7 @@ class ClaudeClient:
             with attempt:
                 state.attempt = attempt.retry_state.attempt_number
                 await limiter.aacquire(state.est_input, state.est_output)
-                breaker.before_call()
+                self._admit(state, breaker)
                 try:
                     outcome = await self._attempt_async(state)
                 except BaseException as exc:
@@ -332,6 +332,17 @@ class ClaudeClient:
             repeated += 1
         return state.partial + new_text[repeated:]
 
+    def _admit(self, state: _CallState, breaker: Any) -> None:
+        """breaker.before_call(); a refusal (CircuitOpenError, never retried) is recorded and keeps the partial text."""
+        try:
+            breaker.before_call()
+        except AppError as err:
+            if state.partial:
+                err.partial_text = state.partial
+            _record(err, component=state.component, attempt=state.attempt, operation_id=state.operation_id,
+                    context={"model": state.model, "provider": self.provider, "partial_chars": len(state.partial)})
+            raise
+
     def _failed(self, state: _CallState, exc: BaseException, breaker: Any, limiter: Any) -> BaseException:
         """Classify a failed attempt, tell breaker and limiter, record it; return what to raise."""
         if not isinstance(exc, Exception):
@@ -344,6 +355,10 @@ class ClaudeClient:
             limiter.observe_headers(headers)
         if err.status_code == 429 or err.code == "rate_limited":
             limiter.observe_rate_limited(err.retry_after_s)
+        if (isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 400) or isinstance(
+                exc, anthropic.APIConnectionError):
+            # refused or never answered: no tokens were spent, so give the estimate back
+            limiter.record_usage(0, 0, state.est_input, state.est_output)
         if state.on_delta is not None or state.partial:
             err.partial_text = state.partial
         if not err.request_id and headers is not None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from core.config import reload_settings
-from core.errorlog import flush, reset_recorder
+from core.errorlog import flush, recent, reset_recorder
 from core.errors import APIError, AppError, GenerationError, NetworkError
 from core.generation import GenerationParams, generate_conversation, parse_conversation
 from core.llm import ClaudeClient, get_client, reset_client
@@ -183,6 +183,9 @@ def test_a_persistent_529_opens_the_breaker_which_fails_fast_then_a_probe_closes
     assert time.monotonic() - started < 0.5
     assert fast.value.retry_after_s is not None and fast.value.retry_after_s <= 1
     assert srv.stats()["messages_requests"] == sent  # failed fast: nothing reached the server
+    assert flush(10)
+    logged = [(r["error_code"], r["attempt"]) for r in recent(50) if r["component"] == "test.client"]
+    assert logged.count(("overloaded", 1)) == 2 and ("circuit_open", 1) in logged
     srv.configure(force_status=None)
     time.sleep(1.05)
     result = _complete(client)
@@ -285,3 +288,37 @@ def test_the_limiter_keeps_a_200_call_run_under_the_sandbox_rpm(sandbox, monkeyp
     assert not errors
     assert stats["messages_requests"] - stats["rate_limited"] == 200
     assert stats["rate_limited"] < 0.05 * 200
+
+
+def test_async_streamed_generations_survive_faults_and_cut_streams(sandbox, monkeypatch):
+    """20 concurrent async generations with 30% status faults and 10% cut streams all succeed."""
+    import asyncio
+
+    from core.generation import agenerate_conversation
+
+    _settings(monkeypatch, retry_max_attempts=10)
+    srv = sandbox(fault_rate=0.3, rate_stream_cut=0.1, retry_after_s=0)
+    client = _client(srv)
+    params = GenerationParams("tech_troubleshooting", "an accountant", "stressed", "slow Wi-Fi", 6)
+
+    async def run() -> list:
+        streams: list[list[str]] = [[] for _ in range(20)]
+        results = await asyncio.gather(*(
+            agenerate_conversation(params, client=client, on_delta=streams[i].append, component="test.async")
+            for i in range(20)))
+        return list(zip(results, streams, strict=True))
+
+    pairs = asyncio.run(run())
+    assert all(len(r.conversation.turns) == 6 and r.llm.text == "".join(s) for r, s in pairs)
+    assert sum(len(r.llm.failures) for r, _s in pairs) > 0
+
+
+def test_dropped_connections_and_malformed_bodies_are_retried(sandbox, monkeypatch):
+    """Connections closed before headers and non-JSON bodies are classified, retried, and overcome."""
+    _settings(monkeypatch, retry_max_attempts=10)
+    srv = sandbox(rate_disconnect=0.3, rate_malformed_json=0.2)
+    client = _client(srv)
+    results = [_complete(client) for _ in range(15)]
+    codes = {code for r in results for code in r.failures}
+    assert all(r.text for r in results)
+    assert codes == {"connection_error", "malformed_json"}
