@@ -1,4 +1,9 @@
-"""Entrypoint: start-up once, navigation over pages/, the sidebar, and an error boundary per page run."""
+"""Entrypoint: start-up once, navigation over app_pages/, the sidebar, and an error boundary per page run.
+
+The pages live in app_pages/, not pages/: while a folder named pages/ exists, Streamlit serves
+a deep link (say /batches) to the first visitor after a start as an old-style page, without
+running this file, so that visitor would get no sidebar, no start-up and no worker.
+"""
 
 import streamlit as st
 

@@ -19,12 +19,13 @@ with st.expander("New batch", expanded=True, icon=":material/add:"):
 @st.fragment(run_every=get_settings().ui_live_refresh_s)
 def live() -> None:
     """Progress, ETA, throughput, tokens and cost refresh on their own."""
+    listed: list[str] = []
     with section("list"):
-        view.live_list()
+        listed = view.live_list()
     batch_id = view.selected_batch()
     if batch_id:
         with section("detail"):
-            view.detail(batch_id)
+            view.detail(batch_id, listed)
 
 
 live()

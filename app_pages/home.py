@@ -11,15 +11,16 @@ st.caption("Generate multi-turn training conversations, one at a time or in batc
 with section("provider"):
     view.provider_and_breakers()
 
+st.subheader("Errors, last 24 hours")
+with section("errors"):
+    view.errors_24h()
+
 left, right = st.columns(2)
 with left:
     st.subheader("Active batches")
     with section("batches"):
         view.active_batches()
 with right:
-    st.subheader("Errors, last 24 hours")
-    with section("errors"):
-        view.errors_24h()
     st.subheader("Unfinished drafts")
     with section("drafts"):
         view.unfinished_drafts()

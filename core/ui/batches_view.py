@@ -40,10 +40,11 @@ def _select(batch_id: str) -> None:
 
 def _estimate_line(template: str, count: int, model: str, turns: int) -> None:
     est = batches.estimate(template, count, model, turns=turns)
-    minutes = est["seconds"] / 60
+    seconds = est["seconds"]
+    duration = f"{seconds:,} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
     st.info(f"**Estimate:** {est['calls']:,} calls · {est['tokens']:,} tokens "
             f"({est['input_tokens']:,} in / {est['output_tokens']:,} out) · about ${est['cost_usd']:,.2f} · "
-            f"about {minutes:,.1f} min at {est['rate_limit_rpm']} requests/min", icon=":material/calculate:")
+            f"about {duration} at {est['rate_limit_rpm']} requests/min", icon=":material/calculate:")
 
 
 def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
@@ -188,21 +189,25 @@ def batch_card(b: dict[str, Any], where: str = "list") -> None:
         actions(b, where)
 
 
-def live_list() -> None:
-    """The newest batches with live progress (the page refreshes this part every few seconds)."""
+def live_list() -> list[str]:
+    """The newest batches with live progress (the page refreshes this part every few seconds); their ids."""
     rows = batches.list_batches(get_engine(), limit=20)
     if not rows:
         st.caption("No batches yet. Create one above.")
-        return
     for b in rows:
         batch_card(b)
+    return [b["id"] for b in rows]
 
 
-def detail(batch_id: str) -> None:
+def detail(batch_id: str, listed: list[str]) -> None:
+    """Failed items with their errors, resumes, and a link to the batch's errors (its card if not listed)."""
     b = batches.get_batch_status(get_engine(), batch_id)
-    st.subheader(f"Batch {b['name']}")
-    batch_card(b, "detail")
-    st.page_link("pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
+    st.subheader(f"Details: {b['name']}")
+    st.caption(f"`{batch_id}` · template {b['template']} · concurrency {b['concurrency']} · created {b['created_at']}"
+               + (f" · finished {b['finished_at']}" if b.get("finished_at") else ""))
+    if batch_id not in listed:
+        batch_card(b, "detail")
+    st.page_link("app_pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
                  query_params={"batch": batch_id})
     failed = batches.failed_items(get_engine(), batch_id, limit=200)
     if failed:

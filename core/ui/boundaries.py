@@ -96,7 +96,7 @@ def _fallback(err: AppError, error_id: str | None, component: str, reset_prefix:
         cols[0].button("Try again", key=f"_retry.{component}", icon=":material/refresh:",
                        on_click=_reset_keys, args=(reset_prefix, keys))
         if str(err.action) == "fix_settings":
-            cols[1].page_link("pages/settings.py", label="Open Settings", icon=":material/settings:")
+            cols[1].page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")
         if get_settings().is_development:
             with st.expander("Stack trace (development only)"):
                 st.code(err.stack_trace if isinstance(exc, AppError) else _trace(exc), language="text")

@@ -221,10 +221,10 @@ def detail_dialog(error_id: str) -> None:
             st.code(row["stack_trace"], language="text")
     c1, c2, c3 = st.columns(3)
     if row.get("operation_id"):
-        c1.page_link("pages/batches.py", label="Open the batch", icon=":material/stacks:",
+        c1.page_link("app_pages/batches.py", label="Open the batch", icon=":material/stacks:",
                      query_params={"batch": row["operation_id"]})
     if row.get("request_id"):
-        c2.page_link("pages/errors.py", label="All errors of this request", icon=":material/link:",
+        c2.page_link("app_pages/errors.py", label="All errors of this request", icon=":material/link:",
                      query_params={"request": row["request_id"]})
     label = "Reopen" if row["resolved"] else "Resolve"
     if c3.button(label, key=_key("detail_resolve"), type="primary"):

@@ -17,7 +17,7 @@ from core.llm.pricing import model_choices
 from core.store import get_engine
 from core.store.schema import conversations
 from core.store.tx import write_tx
-from core.ui.boundaries import report_error, section_key
+from core.ui.boundaries import remember_error, report_error, section_key
 from core.ui.generation_job import GenerationJob, attempt_failures
 from core.ui.toasts import error_kind, notify, success
 from core.ui.user import current_user, session_id
@@ -56,7 +56,7 @@ def offer_drafts() -> None:
         c1, c2, c3 = st.columns([6, 1, 1])
         c1.markdown(f"**{p.get('topic', '')}** · {p.get('persona', '')} · {p.get('emotion', '')} · "
                     f"{d['progress']:.0%} written ({d['chars'] or 0:,} characters) · saved {ago(d['updated_at'])}"
-                    + (f"  \n:red[{d['error_message']}]" if d.get("error_message") else ""))
+                    + (f"  \n:red[Stopped: {d['error_message']}]" if d.get("error_message") else ""))
         if c2.button("Resume", key=_key(f"resume_{d['id']}"), icon=":material/play_arrow:"):
             _start(drafts.DraftSession.load(get_engine(), d["id"]))
             st.rerun()
@@ -154,13 +154,16 @@ def result() -> None:
         err_id = None
         for row in attempt_failures(job.draft.id)[-1:]:
             err_id = row.get("error_id")
-        notify(job.error, err_id)
+        if not job.reported:  # once per job: the toast and this session's error panel
+            job.reported = True
+            notify(job.error, err_id)
+            remember_error(job.error, err_id, "ui.generate.stream")
         kind = error_kind(job.error)
         st.error(f"{job.error.user_message}" + (f" (error id `{err_id}`)" if err_id else ""), icon=":material/error:")
         st.caption(f"The text written so far is kept in the draft ({len(job.draft.partial_text):,} characters)."
                    + (" Fix the setting, then resume." if kind == "actionable" else ""))
         if kind == "actionable" and str(job.error.action) == "fix_settings":
-            st.page_link("pages/settings.py", label="Open Settings", icon=":material/settings:")
+            st.page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")
         c1, c2 = st.columns(2)
         if c1.button("Resume from the saved text", key=_key("resume_failed"), icon=":material/play_arrow:"):
             _start(drafts.DraftSession.load(get_engine(), job.draft.id))

@@ -31,6 +31,7 @@ class GenerationJob:
     cancelled: bool = False
     result: Any = None
     error: AppError | None = None
+    reported: bool = False  # the page has shown the error once
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 

@@ -31,7 +31,7 @@ def provider_and_breakers() -> None:
     if opened:
         st.error("A circuit breaker is open: calls to that service pause until it cools down; batches wait and "
                  "resume by themselves.", icon=":material/electrical_services:")
-        st.page_link("pages/settings.py", label="Check the service in Settings → Health", icon=":material/settings:")
+        st.page_link("app_pages/settings.py", label="Check the service in Settings → Health", icon=":material/settings:")
 
 
 def active_batches() -> None:
@@ -45,9 +45,9 @@ def active_batches() -> None:
         st.progress(min(b["progress"], 1.0), text=f"{done} / {b['total']} ({b['progress']:.0%})")
     needs_action = [b for b in rows if b["state"] in ("paused", "failed") or b.get("interrupted")]
     c1, c2 = st.columns(2)
-    c1.page_link("pages/batches.py", label="Open Batches", icon=":material/stacks:")
+    c1.page_link("app_pages/batches.py", label="Open Batches", icon=":material/stacks:")
     if needs_action:
-        c2.page_link("pages/recovery.py", label=f"{len(needs_action)} need attention → Recovery",
+        c2.page_link("app_pages/recovery.py", label=f"{len(needs_action)} need attention → Recovery",
                      icon=":material/healing:")
 
 
@@ -63,7 +63,7 @@ def errors_24h() -> None:
     for col, (sev, n) in zip(cols, by_sev.items(), strict=True):
         col.metric(sev, f"{n:,}", border=True)
     st.caption(" ".join(severity_badge(s) for s, n in by_sev.items() if n) or "No errors in the last 24 hours.")
-    st.page_link("pages/errors.py", label="Open Errors", icon=":material/bug_report:")
+    st.page_link("app_pages/errors.py", label="Open Errors", icon=":material/bug_report:")
 
 
 def unfinished_drafts() -> None:
@@ -74,5 +74,5 @@ def unfinished_drafts() -> None:
     for d in drafts[:5]:
         st.markdown(f"- {(d.get('params') or {}).get('topic', '')} — {d.get('progress', 0):.0%} written, "
                     f"{d['status'].replace('_', ' ')}")
-    st.page_link("pages/generate.py", label=f"Resume or discard {len(drafts)} draft(s) in Generate",
+    st.page_link("app_pages/generate.py", label=f"Resume or discard {len(drafts)} draft(s) in Generate",
                  icon=":material/edit_note:")

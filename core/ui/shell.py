@@ -16,13 +16,13 @@ __all__ = ["PAGES", "navigation", "session_errors", "session_panel", "sidebar", 
 
 # (file, title, material icon); the first is the default page
 PAGES: tuple[tuple[str, str, str], ...] = (
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/generate.py", "Generate", ":material/edit_note:"),
-    ("pages/batches.py", "Batches", ":material/stacks:"),
-    ("pages/conversations.py", "Conversations", ":material/forum:"),
-    ("pages/errors.py", "Errors", ":material/bug_report:"),
-    ("pages/recovery.py", "Recovery", ":material/healing:"),
-    ("pages/settings.py", "Settings", ":material/settings:"),
+    ("app_pages/home.py", "Home", ":material/home:"),
+    ("app_pages/generate.py", "Generate", ":material/edit_note:"),
+    ("app_pages/batches.py", "Batches", ":material/stacks:"),
+    ("app_pages/conversations.py", "Conversations", ":material/forum:"),
+    ("app_pages/errors.py", "Errors", ":material/bug_report:"),
+    ("app_pages/recovery.py", "Recovery", ":material/healing:"),
+    ("app_pages/settings.py", "Settings", ":material/settings:"),
 )
 
 PROVIDER_TEXT = {

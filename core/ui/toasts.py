@@ -18,7 +18,7 @@ __all__ = ["Kind", "error_kind", "notify", "notify_exception", "success"]
 
 Kind = Literal["temporary", "permanent", "actionable"]
 
-# page url paths (st.navigation derives them from the file names in pages/)
+# page url paths (st.navigation derives them from the file names in app_pages/)
 _FIX_PAGES = {"fix_settings": ("settings", "Settings"), "fix_input": ("", "")}
 
 

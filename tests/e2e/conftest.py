@@ -52,14 +52,14 @@ def seeded(engine, app_env) -> dict:
 
 @pytest.fixture
 def open_page(seeded) -> Callable[[str], AppTest]:
-    """Run the entrypoint, then switch to `pages/<name>.py` and run it (as st.navigation would)."""
+    """Run the entrypoint, then switch to `app_pages/<name>.py` and run it (as st.navigation would)."""
 
     def _open(name: str) -> AppTest:
         at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=APP_TIMEOUT_S)
         at.run()
         assert not at.exception, at.exception
         if name != "home":
-            at.switch_page(f"pages/{name}.py").run()
+            at.switch_page(f"app_pages/{name}.py").run()
         return at
 
     return _open

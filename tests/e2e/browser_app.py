@@ -1,0 +1,85 @@
+"""Start the real app (streamlit run) on a free port with a fresh SQLite database and the sandbox."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from core.config import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+START_TIMEOUT_S = 90
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def app_environment(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of the app under test: its own SQLite file, no key (so the sandbox), fast sandbox."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STUDIO_") and k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "DATABASE_URL")}
+    env.update({
+        "DATABASE_URL": f"sqlite:///{data_dir / 'studio.db'}",
+        "STUDIO_DATA_DIR": str(data_dir),
+        "STUDIO_SECRETS_FILE": str(data_dir / "no-secrets.toml"),
+        "ENVIRONMENT": "test",
+        "STUDIO_SANDBOX_LATENCY_MS": "5",
+        "STUDIO_SANDBOX_TOKENS_PER_S": "150",
+        "STUDIO_RETRY_BACKOFF_BASE_S": "0.5",
+        "STUDIO_RETRY_BACKOFF_CAP_S": "2",
+        "STUDIO_RATE_LIMIT_RPM": "600",
+        "STUDIO_WORKER_POLL_INTERVAL_S": "0.5",
+        **extra,
+    })
+    return env
+
+
+class RunningApp:
+    """`streamlit run Home.py` as a subprocess; `url` once it answers its health check."""
+
+    def __init__(self, data_dir: Path, **extra_env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "streamlit.log"
+        self.env = app_environment(data_dir, **extra_env)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RunningApp:
+        streamlit = Path(sys.executable).with_name("streamlit")
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(streamlit), "run", "Home.py", "--server.port", str(self.port), "--server.headless", "true",
+             "--server.address", "127.0.0.1"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.proc.returncode}: {self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"streamlit did not answer within {START_TIMEOUT_S} s: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
