@@ -131,7 +131,8 @@ def main() -> int:
     env = _env(sandbox.start(), database_url, tmp)
 
     # uninterrupted run
-    baseline_id = create_batch(engine, template="customer_support", count=args.items, turns=4)
+    baseline_id = create_batch(engine, template="customer_support", count=args.items, turns=4,
+                                 concurrency=args.concurrency)
     t0 = time.monotonic()
     proc = _spawn(env, args.concurrency)
     _watch(engine, baseline_id, proc, None)
@@ -139,7 +140,8 @@ def main() -> int:
     assert get_batch_status(engine, baseline_id)["state"] == "completed", "baseline did not complete"
 
     # the same batch, killed again and again
-    batch_id = create_batch(engine, template="customer_support", count=args.items, turns=4)
+    batch_id = create_batch(engine, template="customer_support", count=args.items, turns=4,
+                                 concurrency=args.concurrency)
     segment = baseline_wall / (args.kills + 1)
     first_commits: list[float] = []
     kill_points: list[int] = []

@@ -118,16 +118,17 @@ def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner
         status="pending", claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
 
 
-def find_joinable_batch(engine: Engine, worker_id: str) -> str | None:
-    """A running batch owned by another live worker that still has pending items (to share the work)."""
+def find_joinable_batch(engine: Engine, worker_id: str) -> tuple[str, int] | None:
+    """(id, concurrency) of a running batch another live worker owns that still has pending items."""
     now = utcnow()
     has_pending = sa.exists().where(batch_items.c.batch_id == batch_jobs.c.id, batch_items.c.status == "pending")
     with engine.connect() as conn:
-        return conn.execute(
-            sa.select(batch_jobs.c.id).where(
+        row = conn.execute(
+            sa.select(batch_jobs.c.id, batch_jobs.c.concurrency).where(
                 batch_jobs.c.status == "running", batch_jobs.c.lease_owner != worker_id,
                 batch_jobs.c.lease_expires_at >= now, has_pending)
-            .order_by(batch_jobs.c.created_at).limit(1)).scalar()
+            .order_by(batch_jobs.c.created_at).limit(1)).first()
+    return (str(row.id), int(row.concurrency)) if row is not None else None
 
 
 def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int) -> list[ClaimedItem]:

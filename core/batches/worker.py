@@ -92,12 +92,14 @@ class BatchWorker:
         self.client = client
         self.stats = WorkerStats(self.worker_id)
         self._stop: asyncio.Event | None = None
+        self._stop_requested = False  # a stop asked for before run() made its event
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- control ---------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Stop taking items; safe to call from a signal handler or another thread."""
         self.stats.state = "stopping"
+        self._stop_requested = True
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             # the loop may close between the check and the call: then the worker has already stopped
@@ -114,18 +116,27 @@ class BatchWorker:
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
         await asyncio.to_thread(migrate, self.engine)
         settings = get_settings()
         try:
             while not self.stopping:
-                claimed = await asyncio.to_thread(leases.claim_batch, self.engine, self.worker_id)
+                try:
+                    claimed = await asyncio.to_thread(leases.claim_batch, self.engine, self.worker_id)
+                    joinable = None if claimed is not None else await asyncio.to_thread(
+                        leases.find_joinable_batch, self.engine, self.worker_id)
+                except Exception as exc:  # noqa: BLE001 - the store is down: record, wait, try again
+                    self._store_trouble(exc, None, "claim_batch")
+                    await self._sleep(settings.worker_poll_interval_s)
+                    continue
                 if claimed is not None:
                     self.stats.batches_claimed += 1
-                    await self._work(claimed.batch_id, owner=True, claimed=claimed)
+                    await self._work(claimed.batch_id, owner=True, batch_concurrency=claimed.concurrency,
+                                     claimed=claimed)
                     continue
-                joinable = await asyncio.to_thread(leases.find_joinable_batch, self.engine, self.worker_id)
                 if joinable is not None:
-                    await self._work(joinable, owner=False)
+                    await self._work(joinable[0], owner=False, batch_concurrency=joinable[1])
                     continue
                 if once:
                     break
@@ -142,11 +153,16 @@ class BatchWorker:
             await asyncio.wait_for(self._stop.wait(), timeout=max(seconds, 0.0))
 
     # ---- one batch -------------------------------------------------------------------------
-    async def _work(self, batch_id: str, *, owner: bool, claimed: ClaimedBatch | None = None) -> None:
+    def _store_trouble(self, exc: BaseException, batch_id: str | None, step: str) -> None:
+        err = classify(exc)
+        self.stats.last_error = err.message
+        _record(err, operation_id=batch_id, context={"worker": self.worker_id, "step": step})
+
+    async def _work(self, batch_id: str, *, owner: bool, batch_concurrency: int,
+                    claimed: ClaimedBatch | None = None) -> None:
         settings = get_settings()
-        limit = self.concurrency or min(claimed.concurrency if claimed else settings.worker_concurrency,
-                                        settings.worker_concurrency)
-        limit = max(1, limit)
+        # the batch asks for its parallelism; this worker's bound (--concurrency or settings) caps it
+        limit = max(1, min(batch_concurrency, self.concurrency or settings.worker_concurrency))
         self.stats.current_batch = batch_id
         self.stats.state = "working"
         ctx = _BatchRun(batch_id=batch_id, owner=owner)
@@ -165,9 +181,17 @@ class BatchWorker:
                     if not await self._wait_out_breaker(ctx, in_flight):
                         break
                     continue
-                free = limit - len(in_flight)
-                items = await asyncio.to_thread(leases.claim_items, self.engine, batch_id, self.worker_id, free) \
-                    if free > 0 else []
+                # a half-open breaker lets one probe through: claim one item at a time until it closes
+                free = (1 if _claude_breaker_half_open() else limit) - len(in_flight)
+                try:
+                    items = await asyncio.to_thread(leases.claim_items, self.engine, batch_id, self.worker_id,
+                                                    free) if free > 0 else []
+                except Exception as exc:  # noqa: BLE001 - the store is down: in-flight items go on, claims wait
+                    self._store_trouble(exc, batch_id, "claim_items")
+                    items = []
+                    if not in_flight:
+                        await self._sleep(settings.worker_poll_interval_s)
+                        continue
                 for item in items:
                     task = asyncio.create_task(self._run_item(ctx, item))
                     in_flight[task] = item
@@ -207,7 +231,11 @@ class BatchWorker:
                     batch_items.c.batch_id == ctx.batch_id,
                     batch_items.c.status.in_(("running", "pending")))).scalar_one())
 
-        return await asyncio.to_thread(_check)
+        try:
+            return await asyncio.to_thread(_check)
+        except Exception as exc:  # noqa: BLE001 - unknown: let go of the batch; its lease expires or is released
+            self._store_trouble(exc, ctx.batch_id, "check_batch")
+            return False
 
     async def _wait_out_breaker(self, ctx: _BatchRun, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> bool:
         """Pause the batch for the breaker's cool-down, then set it running again; False if it must be let go."""
@@ -232,6 +260,12 @@ class BatchWorker:
         return await asyncio.to_thread(_status_of, self.engine, ctx.batch_id) == "running"
 
     async def _wind_down(self, ctx: _BatchRun, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> None:
+        try:
+            await self._let_go(ctx, in_flight)
+        except Exception as exc:  # noqa: BLE001 - the lease then expires and the items go stale: both recover
+            self._store_trouble(exc, ctx.batch_id, "wind_down")
+
+    async def _let_go(self, ctx: _BatchRun, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> None:
         settings = get_settings()
         if self.stopping:
             # the next worker may start on this batch now, not when the lease would expire
@@ -337,6 +371,12 @@ def _claude_breaker_open() -> bool:
     from core.resilience import get_breaker
 
     return get_breaker("claude").state == "open"
+
+
+def _claude_breaker_half_open() -> bool:
+    from core.resilience import get_breaker
+
+    return get_breaker("claude").state == "half_open"
 
 
 def _breaker_retry_in() -> float:

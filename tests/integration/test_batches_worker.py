@@ -93,7 +93,7 @@ def test_worker_completes_a_batch_with_live_counters(engine, sandbox):
 def test_rejected_key_fails_the_batch_after_a_handful_of_calls(engine, sandbox, fault):
     """A rejected key or a spend limit fails the batch at once, says what to fix, and burns no items."""
     sandbox.configure(**fault)
-    bid = create_batch(engine, template="tutoring", count=50, turns=4)
+    bid = create_batch(engine, template="tutoring", count=50, turns=4, concurrency=8)
     run_worker(engine, concurrency=4)
     st = get_batch_status(engine, bid)
     assert st["state"] == "failed"
@@ -204,7 +204,7 @@ def test_two_workers_on_postgres_share_one_batch(pg_databases, sandbox, monkeypa
     engine = create_store_engine(url)
     migrate(engine, force=True)
     try:
-        bid = create_batch(engine, template="customer_support", count=300, turns=4)
+        bid = create_batch(engine, template="customer_support", count=300, turns=4, concurrency=6)
         env = {**os.environ, "STUDIO_RETRY_INSTANT": "true", "STUDIO_LEASE_DURATION_S": "5"}
         sandbox.configure(latency_ms=20)  # long enough that the second worker arrives while items remain
         procs = [subprocess.Popen([sys.executable, "-m", "core", "worker", "--once", "--concurrency", "6"],

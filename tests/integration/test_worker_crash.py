@@ -91,7 +91,7 @@ def assert_exactly_once(engine, batch_id: str, count: int) -> None:
 def test_kill_9_at_many_moments_loses_and_duplicates_nothing(engine, sandbox):
     """Six workers killed at six moments (three between reply and commit): all 200 items done exactly once."""
     srv, url = sandbox
-    batch_id = create_batch(engine, template="customer_support", count=COUNT, turns=4)
+    batch_id = create_batch(engine, template="customer_support", count=COUNT, turns=4, concurrency=8)
     env = worker_env(url)
     kills: list[str] = []
 
@@ -141,7 +141,7 @@ def test_sigterm_releases_the_lease_at_once(engine, sandbox):
     """A SIGTERM'd worker gives its lease and items back at once; the next worker starts without waiting."""
     srv, url = sandbox
     srv.configure(fault_rate=0.0, latency_ms=150)
-    batch_id = create_batch(engine, template="tutoring", count=60, turns=4)
+    batch_id = create_batch(engine, template="tutoring", count=60, turns=4, concurrency=8)
     env = worker_env(url, STUDIO_LEASE_DURATION_S="600", STUDIO_HEARTBEAT_INTERVAL_S="5",
                      STUDIO_WORKER_SHUTDOWN_GRACE_S="0.5")
     first = start_worker(env, "--concurrency", "2")
