@@ -38,7 +38,8 @@ def current_job() -> GenerationJob | None:
     return st.session_state.get(_JOB)
 
 
-def _start(draft: drafts.DraftSession) -> None:
+def start_job(draft: drafts.DraftSession) -> None:
+    """Run `draft` on its own thread; the Generate page shows it."""
     st.session_state[_JOB] = GenerationJob(draft).start()
 
 
@@ -58,7 +59,7 @@ def offer_drafts() -> None:
                     f"{d['progress']:.0%} written ({d['chars'] or 0:,} characters) · saved {ago(d['updated_at'])}"
                     + (f"  \n:red[Stopped: {d['error_message']}]" if d.get("error_message") else ""))
         if c2.button("Resume", key=_key(f"resume_{d['id']}"), icon=":material/play_arrow:"):
-            _start(drafts.DraftSession.load(get_engine(), d["id"]))
+            start_job(drafts.DraftSession.load(get_engine(), d["id"]))
             st.rerun()
         if c3.button("Discard", key=_key(f"discard_{d['id']}"), icon=":material/delete:"):
             drafts.discard_draft(get_engine(), d["id"], user=current_user())
@@ -100,7 +101,7 @@ def form() -> None:
     except ValidationError as exc:
         hints.get(exc.field or "", hints["template"]).error(exc.user_message, icon=":material/error:")
         return
-    _start(draft)
+    start_job(draft)
 
 
 def _render_text(text: str) -> None:
@@ -166,7 +167,7 @@ def result() -> None:
             st.page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")
         c1, c2 = st.columns(2)
         if c1.button("Resume from the saved text", key=_key("resume_failed"), icon=":material/play_arrow:"):
-            _start(drafts.DraftSession.load(get_engine(), job.draft.id))
+            start_job(drafts.DraftSession.load(get_engine(), job.draft.id))
             st.rerun()
         if c2.button("Discard the draft", key=_key("discard_failed"), icon=":material/delete:"):
             drafts.discard_draft(get_engine(), job.draft.id)
@@ -188,7 +189,7 @@ def result() -> None:
         st.rerun()
     if c2.button("Regenerate", key=_key("regenerate"), icon=":material/refresh:"):
         _discard_result(job)
-        _start(drafts.start_draft(get_engine(), job.draft.params, user=current_user(), session_id=session_id()))
+        start_job(drafts.start_draft(get_engine(), job.draft.params, user=current_user(), session_id=session_id()))
         st.rerun()
     if c3.button("Discard", key=_key("discard"), icon=":material/delete:"):
         _discard_result(job)

@@ -140,3 +140,76 @@ def test_try_again_resets_the_section_and_reruns_it(engine, app_env):
     at.button[[b.label for b in at.button].index("Try again")].click().run()
     assert not at.exception and not at.error
     assert any("broken section ran 1 time(s)" in m.value for m in at.markdown)
+
+
+def test_generate_page_streams_and_saves_a_conversation(open_page, engine):
+    """Generate writes a conversation through the sandbox, shows it as chat and offers keep/regenerate/discard."""
+    from core import conversations as convs
+
+    at = open_page("generate")
+    assert not at.exception
+    at.button(key="generate.go").click().run()
+    assert not at.exception and not at.error
+    assert any(s.value.startswith("Saved to Conversations") for s in at.success)
+    assert len(at.chat_message) >= 2
+    assert {"Keep and start another", "Regenerate", "Discard"} <= {b.label for b in at.button}
+    rows = convs.list_conversations(engine, convs.ConversationFilter(draft_only=True)).rows
+    assert sum(1 for r in rows if r["draft_id"]) == 1  # the seeded conversation has no draft
+
+
+def test_generate_refuses_odd_turns_beside_the_field(open_page, engine):
+    """An odd number of turns is refused under the field and no draft is started."""
+    from core.drafts import list_unfinished_drafts
+
+    at = open_page("generate")
+    at.number_input(key="generate.turns").set_value(5)
+    at.button(key="generate.go").click().run()
+    assert any("even" in e.value for e in at.error)
+    assert list_unfinished_drafts(engine) == []
+
+
+def _stall(engine, batch_id: str) -> str:
+    """Make the seeded batch failed with one failed item, and leave an orphaned draft; returns the draft id."""
+    import uuid
+    from datetime import timedelta
+
+    from core.store.schema import batch_items, batch_jobs, conversation_drafts, utcnow
+
+    old = utcnow() - timedelta(hours=2)
+    draft_id = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
+            status="failed", status_reason="items used up their attempts"))
+        conn.execute(batch_items.update().where(batch_items.c.batch_id == batch_id, batch_items.c.item_index == 0)
+                     .values(status="failed", last_error="overloaded", last_error_code="overloaded"))
+        conn.execute(conversation_drafts.insert().values(
+            id=draft_id, user_id="analyst", template="customer_support",
+            params={"template": "customer_support", "persona": "p", "emotion": "e", "topic": "t", "turns": 4},
+            partial_text="User: hello\n\nAssistant: hi", turns=[], status="in_progress", progress=0.25,
+            created_at=old, updated_at=old, expires_at=old + timedelta(hours=24)))
+    return draft_id
+
+
+def test_recovery_lists_what_stopped_with_one_click_actions(open_page, engine, seeded):
+    """Recovery lists the failed batch (retry failed recommended) and the orphaned draft, and previews cleanup."""
+    _stall(engine, seeded["batch_id"])
+    at = open_page("recovery")
+    assert not at.exception
+    labels = [b.label for b in at.button]
+    assert {"Retry failed", "Resume", "Cancel (discard the rest)", "Discard"} <= set(labels)
+    text = _texts(at)
+    assert "items used up their attempts" in text and "Recommended:" in text
+    assert "Expired data that cleanup would remove now" in text
+    assert not at.error
+
+
+def test_recovery_retry_failed_requeues_only_the_failed_item(open_page, engine, seeded):
+    """One click on Retry failed puts the batch back in the queue with its failed item pending."""
+    from core.batches import service
+
+    _stall(engine, seeded["batch_id"])
+    at = open_page("recovery")
+    at.button(key=f"recovery.Retry failed_{seeded['batch_id']}").click().run()
+    assert not at.exception
+    status = service.get_batch_status(engine, seeded["batch_id"])
+    assert status["state"] == "queued" and status["failed"] == 0 and status["pending"] == 3
