@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.config import get_settings
 from core.ui.boundaries import SESSION_ERRORS_KEY, report_error
-from core.ui.user import current_user, session_id
+from core.ui.user import current_user, login_widget, session_id
 from core.ui.widgets import ago, breaker_badge, severity_badge
 
 __all__ = ["PAGES", "navigation", "session_errors", "session_panel", "sidebar", "startup"]
@@ -142,3 +142,4 @@ def sidebar() -> None:
         _provider()
         st.fragment(run_every=max(get_settings().ui_live_refresh_s, 2.0) * 2.5)(_live_status)()
         st.caption(f":material/person: {current_user()}")
+        login_widget()

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.config import get_settings
 
-__all__ = ["current_user", "session_id"]
+__all__ = ["current_user", "login_configured", "login_widget", "session_id"]
 
 _SESSION_KEY = "_studio_session_id"
 
@@ -33,3 +33,21 @@ def session_id() -> str:
     if not sid:
         sid = st.session_state[_SESSION_KEY] = uuid.uuid4().hex[:16]
     return str(sid)
+
+
+def login_configured() -> bool:
+    """Whether Streamlit's login ([auth] in secrets.toml) is set up."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, KeyError, OSError):
+        return False  # no secrets file at all: login is not configured
+
+
+def login_widget() -> None:
+    """Log in / log out buttons, only when Streamlit's login is configured."""
+    if not login_configured():
+        return
+    if st.user.get("is_logged_in"):
+        st.button("Log out", key="_studio_logout", on_click=st.logout, icon=":material/logout:")
+    else:
+        st.button("Log in", key="_studio_login", on_click=st.login, icon=":material/login:")
