@@ -243,8 +243,14 @@ class ClaudeClient:
                 self._admit(state, breaker)
                 try:
                     outcome = self._attempt_sync(state)
+                except Exception as exc:
+                    err = self._failed(state, exc, breaker, limiter)
+                    if err is exc:
+                        raise
+                    raise err from exc
                 except BaseException as exc:
-                    raise self._failed(state, exc, breaker, limiter) from exc
+                    breaker.record_failure(exc)  # cancelled: frees a half-open probe slot, never counted
+                    raise
                 breaker.record_success()
         return self._finish(state, outcome, limiter)
 
@@ -275,8 +281,14 @@ class ClaudeClient:
                 self._admit(state, breaker)
                 try:
                     outcome = await self._attempt_async(state)
+                except Exception as exc:
+                    err = self._failed(state, exc, breaker, limiter)
+                    if err is exc:
+                        raise
+                    raise err from exc
                 except BaseException as exc:
-                    raise self._failed(state, exc, breaker, limiter) from exc
+                    breaker.record_failure(exc)  # cancelled: frees a half-open probe slot, never counted
+                    raise
                 breaker.record_success()
         return self._finish(state, outcome, limiter)
 
@@ -295,11 +307,14 @@ class ClaudeClient:
     ) -> _CallState:
         s = get_settings()
         msgs = [dict(m) for m in messages]
+        if msgs and msgs[-1].get("role") == "assistant":
+            if prefill or not isinstance(msgs[-1].get("content"), str):
+                raise ValidationError("prefill: the messages already end with an assistant message",
+                                      field="prefill")
+            # a trailing assistant message is a prefill: handled as one, so a retry can extend it
+            prefill = str(msgs.pop()["content"])
         if not msgs:
-            raise ValidationError("messages: at least one message is needed", field="messages")
-        if prefill and msgs[-1].get("role") == "assistant":
-            raise ValidationError("prefill: the messages already end with an assistant message",
-                                  field="prefill")
+            raise ValidationError("messages: at least one user message is needed", field="messages")
         text = system + "".join(str(m.get("content", "")) for m in msgs) + prefill
         limit = max_tokens or s.max_output_tokens
         return _CallState(
@@ -312,7 +327,7 @@ class ClaudeClient:
     def _request(self, state: _CallState) -> dict[str, Any]:
         messages = list(state.messages)
         lead = state.prefill + state.partial
-        if lead:
+        if lead.strip():
             # the API refuses a final assistant message that ends in whitespace; the model
             # writes the whitespace again as the start of its continuation
             messages.append({"role": "assistant", "content": lead.rstrip()})
@@ -343,17 +358,14 @@ class ClaudeClient:
                     context={"model": state.model, "provider": self.provider, "partial_chars": len(state.partial)})
             raise
 
-    def _failed(self, state: _CallState, exc: BaseException, breaker: Any, limiter: Any) -> BaseException:
+    def _failed(self, state: _CallState, exc: Exception, breaker: Any, limiter: Any) -> AppError:
         """Classify a failed attempt, tell breaker and limiter, record it; return what to raise."""
-        if not isinstance(exc, Exception):
-            breaker.record_failure(exc)  # frees a half-open probe slot; never counted
-            return exc  # cancellation or interpreter exit: never classified or retried
         err = _classify_attempt_error(exc)
         breaker.record_failure(err)
         headers = getattr(getattr(exc, "response", None), "headers", None)
         if headers is not None:
             limiter.observe_headers(headers)
-        if err.status_code == 429 or err.code == "rate_limited":
+        if err.code != "spend_limit" and (err.status_code == 429 or err.code == "rate_limited"):
             limiter.observe_rate_limited(err.retry_after_s)
         if (isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 400) or isinstance(
                 exc, anthropic.APIConnectionError):

@@ -163,6 +163,19 @@ def test_a_401_is_tried_once_and_surfaces_the_authentication_message(sandbox):
     assert srv.stats()["messages_requests"] == 1
 
 
+def test_a_spend_limit_429_is_tried_once_and_does_not_pause_the_limiter(sandbox):
+    """A 429 saying the spend limit is reached is final at once, and is not taken as a pacing signal."""
+    from core.resilience import get_rate_limiter
+
+    srv = sandbox(force_status=429, force_message="You have reached your specified API usage limits "
+                  "(spend limit).", force_error_code="enforced_spend_limit_reached", retry_after_s=30)
+    with pytest.raises(APIError) as info:
+        _complete(_client(srv))
+    assert info.value.code == "spend_limit" and not info.value.is_recoverable
+    assert srv.stats()["messages_requests"] == 1
+    assert get_rate_limiter("claude").snapshot()["paused_for_s"] == 0
+
+
 def test_a_persistent_529_opens_the_breaker_which_fails_fast_then_a_probe_closes_it(sandbox, monkeypatch):
     """3 overloads open the breaker; calls then fail without a request; after the cool-down a probe closes it."""
     _settings(monkeypatch, breaker_failure_threshold=3, breaker_cooldown_s=1, breaker_success_threshold=1,
@@ -234,9 +247,14 @@ def test_a_prefill_is_continued_and_not_repeated(sandbox):
     """With a prefill the result text is the continuation only; prefill + text is the whole reply."""
     srv = sandbox()
     prefill = "User: I keep falling asleep on night shifts.\n\nAssistant:"
-    result = _complete(_client(srv), prefill=prefill)
+    client = _client(srv)
+    result = _complete(client, prefill=prefill)
     assert not result.text.startswith("User:")
     assert len(parse_conversation(prefill + result.text, 4)) == 4
+    as_message = client.complete(system="You write conversations.", component="test.client",
+                                 messages=[{"role": "user", "content": PROMPT},
+                                           {"role": "assistant", "content": prefill}])
+    assert len(parse_conversation(prefill + as_message.text, 4)) == 4
 
 
 def test_a_malformed_reply_is_retried_then_reported_as_a_generation_error(sandbox, monkeypatch):
