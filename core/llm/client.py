@@ -475,36 +475,55 @@ def _text_of(message: Any) -> str:
 # ---- the process-wide client ----------------------------------------------------------------
 _client_lock = threading.Lock()
 _client: ClaudeClient | None = None
+_client_key: tuple[str, str, float] | None = None
 
 
-def _build_client(s: Settings) -> ClaudeClient:
+def _settings_key(s: Settings) -> tuple[str, str, float]:
+    return (s.anthropic_base_url, s.anthropic_api_key, s.request_timeout_s)
+
+
+def _build_client(s: Settings, sandbox: Any = None) -> ClaudeClient:
     if s.anthropic_base_url:
         return ClaudeClient(provider="endpoint", base_url=s.anthropic_base_url.rstrip("/"),
                             api_key=s.anthropic_api_key or _PLACEHOLDER_KEY, settings=s)
     if s.anthropic_api_key:
         return ClaudeClient(provider="claude", base_url=None, api_key=s.anthropic_api_key, settings=s)
-    from core.llm.sandbox import SandboxConfig, SandboxServer
+    if sandbox is None:
+        from core.llm.sandbox import SandboxConfig, SandboxServer
 
-    server = SandboxServer(SandboxConfig.from_settings())
-    base_url = server.start()
-    return ClaudeClient(provider="sandbox", base_url=base_url, api_key=_PLACEHOLDER_KEY, sandbox=server,
-                        settings=s)
+        sandbox = SandboxServer(SandboxConfig.from_settings())
+        sandbox.start()
+    return ClaudeClient(provider="sandbox", base_url=sandbox.base_url, api_key=_PLACEHOLDER_KEY,
+                        sandbox=sandbox, settings=s)
 
 
 def get_client() -> ClaudeClient:
-    """The process-wide client for the settings in force (starts the sandbox once if it is needed)."""
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                _client = _build_client(get_settings())
-    return _client
+    """The process-wide client for the settings in force (starts the sandbox once if it is needed).
+
+    When the key, base URL or timeout in the settings change (the Settings page), the next
+    call builds a new client; an in-process sandbox is kept if the new client still needs it.
+    """
+    global _client, _client_key
+    s = get_settings()
+    key = _settings_key(s)
+    if _client is not None and _client_key == key:
+        return _client
+    with _client_lock:
+        if _client is not None and _client_key == key:
+            return _client
+        old = _client
+        kept = old.sandbox if old is not None and not s.anthropic_base_url and not s.anthropic_api_key else None
+        _client, _client_key = _build_client(s, kept), key
+        client = _client
+    if old is not None and old.sandbox is not None and old.sandbox is not kept:
+        old.sandbox.stop()  # calls still running on it fail as connection errors and are retried
+    return client
 
 
 def reset_client() -> None:
     """Close the process-wide client (and its in-process sandbox); the next get_client() builds anew."""
-    global _client
+    global _client, _client_key
     with _client_lock:
-        client, _client = _client, None
+        client, _client, _client_key = _client, None, None
     if client is not None:
         client.close()

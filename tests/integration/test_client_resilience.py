@@ -117,12 +117,15 @@ def test_without_key_or_base_url_get_client_starts_an_in_process_sandbox():
 
 
 def test_with_a_base_url_the_client_goes_there(sandbox, monkeypatch):
-    """ANTHROPIC_BASE_URL points the SDK at that endpoint with a placeholder key."""
+    """Setting ANTHROPIC_BASE_URL switches the client to that endpoint and stops the in-process sandbox."""
     srv = sandbox()
+    before = get_client()
+    assert before.provider == "sandbox" and before.sandbox.running
     monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.base_url)
     reload_settings()
     client = get_client()
     assert client.provider == "endpoint" and client.sandbox is None
+    assert not before.sandbox.running
     _complete(client)
     assert srv.stats()["messages_requests"] == 1
 
