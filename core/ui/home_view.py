@@ -13,7 +13,7 @@ from core.errorlog import queries as q
 from core.store import get_engine
 from core.ui.shell import PROVIDER_TEXT
 from core.ui.user import current_user
-from core.ui.widgets import breaker_badge, severity_badge, status_badge
+from core.ui.widgets import breaker_badge, status_badge
 
 __all__ = ["active_batches", "errors_24h", "provider_and_breakers", "unfinished_drafts"]
 
@@ -62,7 +62,8 @@ def errors_24h() -> None:
     cols = st.columns(len(by_sev))
     for col, (sev, n) in zip(cols, by_sev.items(), strict=True):
         col.metric(sev, f"{n:,}", border=True)
-    st.caption(" ".join(severity_badge(s) for s, n in by_sev.items() if n) or "No errors in the last 24 hours.")
+    if not any(by_sev.values()):
+        st.caption("No errors in the last 24 hours.")
     st.page_link("app_pages/errors.py", label="Open Errors", icon=":material/bug_report:")
 
 
