@@ -58,6 +58,12 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
     def _commit() -> bool:
         now = utcnow()
         with write_tx(engine) as conn:
+            # tokens were spent either way (the item counts once, below). The batch row is locked
+            # first, as in every transaction that touches a batch and its items, so none deadlock.
+            conn.execute(batch_jobs.update().where(batch_jobs.c.id == item.batch_id).values(
+                input_tokens=batch_jobs.c.input_tokens + usage.input_tokens,
+                output_tokens=batch_jobs.c.output_tokens + usage.output_tokens,
+                cost_usd=batch_jobs.c.cost_usd + result.cost_usd, updated_at=now))
             conversation_id = str(uuid.uuid4())
             fresh = _insert_ignoring_duplicate(conn, conversations, {
                 "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
@@ -74,11 +80,6 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
             newly_done = conn.execute(batch_items.update().where(
                 batch_items.c.id == item.id, batch_items.c.status != "done").values(
                 status="done", conversation_id=conversation_id, updated_at=now)).rowcount == 1  # claimed_by: who did it
-            # tokens were spent either way; the item counts once
-            conn.execute(batch_jobs.update().where(batch_jobs.c.id == item.batch_id).values(
-                input_tokens=batch_jobs.c.input_tokens + usage.input_tokens,
-                output_tokens=batch_jobs.c.output_tokens + usage.output_tokens,
-                cost_usd=batch_jobs.c.cost_usd + result.cost_usd, updated_at=now))
             if newly_done:
                 conn.execute(_checkpoint(item.batch_id).values(
                     completed_count=recovery_checkpoints.c.completed_count + 1,

@@ -10,6 +10,9 @@ win. Dialect difference, kept here: on Postgres the item claim's subquery takes 
 locks with FOR UPDATE SKIP LOCKED, so racing workers pick different items instead of
 queueing; SQLite ignores the clause (its write transactions are serialized by BEGIN
 IMMEDIATE, see core.store.tx), so one query serves both.
+
+Lock order, to keep Postgres free of deadlocks: a transaction that touches a batch row and
+its items locks the batch row first, then items, then the checkpoint row.
 """
 
 from __future__ import annotations
@@ -162,14 +165,14 @@ def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool) 
         settings = get_settings()
         now = utcnow()
         with write_tx(engine) as conn:
+            kept = False
+            if batch_id is not None and owner:  # the batch row first, then items: the one lock order
+                kept = conn.execute(batch_jobs.update().where(
+                    batch_jobs.c.id == batch_id, batch_jobs.c.lease_owner == worker_id).values(
+                    lease_expires_at=now + timedelta(seconds=settings.lease_duration_s))).rowcount == 1
             conn.execute(batch_items.update().where(
                 batch_items.c.claimed_by == worker_id, batch_items.c.status == "running").values(claimed_at=now))
-            if batch_id is None or not owner:
-                return False
-            kept = conn.execute(batch_jobs.update().where(
-                batch_jobs.c.id == batch_id, batch_jobs.c.lease_owner == worker_id).values(
-                lease_expires_at=now + timedelta(seconds=settings.lease_duration_s))).rowcount == 1
-            if kept:  # joiners that died leave items behind; the owner sweeps them
+            if kept and batch_id is not None:  # joiners that died leave items behind; the owner sweeps them
                 _reset_orphans(conn, batch_id, now, dead_owner=None)
             return kept
 
