@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, case, delete, fu
 
 from core.config import get_settings
 from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
-from core.store.dialect import contains_text, time_bucket
+from core.store.dialect import FTS_PROBE_MIN_MATCHES, contains_text, count_text_matches, time_bucket
 from core.store.schema import error_log_rollup, error_logs
 from core.store.tx import write_tx
 
@@ -156,15 +156,19 @@ def bind_connection(bind: Bind) -> Iterator[Connection]:
 
 
 def filter_conditions(
-    bind: Bind, flt: ErrorFilter | None, *, use_text_index: bool = True
+    bind: Bind, flt: ErrorFilter | None, *, use_text_index: bool = True, many_matches: bool = False
 ) -> list[ColumnElement[bool]]:
-    """The WHERE conditions for `flt` (shared by search, groups and the CSV export)."""
+    """The WHERE conditions for `flt` (shared by search, groups and the CSV export).
+
+    `many_matches`: the text search is known to match many rows (a planner hint, same result).
+    """
     if flt is None:
         return []
     c = error_logs.c
     conds: list[ColumnElement[bool]] = []
     if flt.search:
-        conds.append(contains_text(bind, c.message, flt.search, fts_table=FTS_TABLE if use_text_index else None))
+        conds.append(contains_text(bind, c.message, flt.search, fts_table=FTS_TABLE if use_text_index else None,
+                                   probe=many_matches))
     for column, values in ((c.error_type, flt.types), (c.severity, flt.severities),
                            (c.error_code, flt.codes), (c.component, flt.components)):
         if len(values) == 1:
@@ -204,8 +208,13 @@ def search_errors(
     if not isinstance(page_size, int) or not 1 <= page_size <= max_size:
         raise _invalid("page_size", f"page_size must be a whole number from 1 to {max_size}.")
     with bind_connection(bind) as conn:
-        conds = filter_conditions(conn, flt)
-        total = conn.execute(select(func.count()).select_from(error_logs).where(*conds)).scalar_one()
+        counter = None
+        if flt is not None and flt.search and flt == ErrorFilter(search=flt.search):
+            counter = count_text_matches(conn, flt.search, fts_table=FTS_TABLE)  # the index alone, if it can
+        if counter is None:
+            counter = select(func.count()).select_from(error_logs).where(*filter_conditions(conn, flt))
+        total = conn.execute(counter).scalar_one()
+        conds = filter_conditions(conn, flt, many_matches=total >= FTS_PROBE_MIN_MATCHES)
         stmt = (select(*LIST_COLUMNS).where(*conds).order_by(*ordering(order))
                 .limit(page_size).offset((page - 1) * page_size))
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
@@ -223,8 +232,10 @@ def _bucket_key(value: Any, unit: str) -> datetime:
     """Normalise a bucket value from either engine to an aware UTC datetime."""
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    text = str(value)
-    return datetime.fromisoformat(text + (":00:00" if unit == "hour" else " 00:00:00")).replace(tzinfo=UTC)
+    text = str(value)  # 'YYYY-MM-DD HH' (an hour) or 'YYYY-MM-DD' (a day)
+    if unit == "day":
+        return datetime.fromisoformat(text[:10] + " 00:00:00").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text + ":00:00").replace(tzinfo=UTC)
 
 
 def _bucket_starts(since: datetime, until: datetime, unit: str) -> list[datetime]:
@@ -319,8 +330,11 @@ def error_stats(
     index = {s: i for i, s in enumerate(starts)}
     series_type = {t: [0] * len(starts) for t in by_type}
     series_severity = {s: [0] * len(starts) for s in by_severity}
+    positions: dict[Any, int | None] = {}  # many rows share a bucket; parse each bucket value once
     for r in per_bucket:
-        i = index.get(_bucket_key(r.bucket, bucket))
+        i = positions.get(r.bucket, -1)
+        if i == -1:
+            i = positions[r.bucket] = index.get(_bucket_key(r.bucket, bucket))
         n = int(r.n)
         if i is None or not n:  # i: cannot happen for rows inside the window
             continue

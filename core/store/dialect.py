@@ -6,14 +6,17 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Table, and_, bindparam, func, literal_column, select, table
+from sqlalchemy import JSON, ColumnElement, Table, bindparam, func, literal_column, select, table
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-__all__ = ["is_sqlite", "time_bucket", "escape_like", "contains_text", "bulk_insert", "FTS_MIN_CHARS"]
+__all__ = ["is_sqlite", "time_bucket", "escape_like", "contains_text", "count_text_matches", "bulk_insert", "FTS_PROBE_MIN_MATCHES", "FTS_MIN_CHARS"]
 
 # SQLite's default bound-variable limit is 32766; stay below it with room to spare
 SQLITE_MAX_VARIABLES = 30_000
 SQLITE_ROWS_PER_INSERT = 500
+# From this many text matches on, a page is found faster by walking the time index and probing
+# the match list than by fetching every match and sorting (SQLite; see contains_text).
+FTS_PROBE_MIN_MATCHES = 2000
 # FTS5's trigram tokenizer can only look up strings of at least three characters.
 FTS_MIN_CHARS = 3
 
@@ -42,27 +45,47 @@ def escape_like(text: str, escape: str = "\\") -> str:
 
 
 def contains_text(
-    bind: Connection | Engine | Dialect, column: Any, needle: str, *, fts_table: str | None = None
+    bind: Connection | Engine | Dialect, column: Any, needle: str, *, fts_table: str | None = None,
+    probe: bool = False,
 ) -> ColumnElement[bool]:
     """Case-insensitive "column contains needle", literally (no wildcard or regex meaning).
 
-    Postgres: ILIKE with escaped wildcards (a pg_trgm GIN index serves it). SQLite: LIKE
-    (ASCII case folding); when `fts_table` (an FTS5 trigram index over `column`, rowid = the
-    row's integer key) is given and the needle is long enough, the rows come from the index.
-    LIKE ... ESCAPE cannot use the FTS5 index, so the index is asked with a MATCH on the
-    needle as one quoted phrase (quotes doubled) and LIKE rechecks the candidates exactly.
+    Postgres: ILIKE with escaped wildcards (a pg_trgm GIN index serves it). SQLite: when
+    `fts_table` (an FTS5 trigram index over `column`, rowid = the row's integer key) is given
+    and the needle has at least three characters, the index answers alone: the needle as one
+    quoted phrase (quotes doubled) is the run of its trigrams, i.e. the substring, case-folded
+    like ILIKE. (LIKE ... ESCAPE cannot use an FTS5 index at all.) Shorter needles, or no
+    index: LIKE with escaped wildcards (ASCII case folding).
+
+    `probe`: for many matches (see FTS_PROBE_MIN_MATCHES), hide the key from SQLite's planner
+    so a page walks the time index and probes the match list, instead of fetching every
+    match by key and sorting them all.
     """
     pattern = f"%{escape_like(needle)}%"
     if not is_sqlite(bind):
         return column.ilike(pattern, escape="\\")
-    like = column.like(pattern, escape="\\")
     if fts_table is None or len(needle) < FTS_MIN_CHARS:
-        return like
+        return column.like(pattern, escape="\\")
+    candidates = _fts_candidates(fts_table, needle)
+    key = column.table.primary_key.columns.values()[0]
+    return (key + 0 if probe else key).in_(candidates)
+
+
+def _fts_candidates(fts_table: str, needle: str) -> Any:
     phrase = '"' + needle.replace('"', '""') + '"'
     match = literal_column(fts_table).op("MATCH")(bindparam("fts_phrase", phrase, unique=True))
-    candidates = select(literal_column("rowid")).select_from(table(fts_table)).where(match)
-    key = column.table.primary_key.columns.values()[0]
-    return and_(key.in_(candidates), like)
+    return select(literal_column("rowid")).select_from(table(fts_table)).where(match)
+
+
+def count_text_matches(bind: Connection | Engine | Dialect, needle: str, *, fts_table: str) -> Any | None:
+    """A statement counting rows that contain `needle`, answered by the text index alone, or None.
+
+    Only SQLite's FTS5 index can count without visiting the rows (for needles of three or more
+    characters); elsewhere the caller counts with `contains_text` as usual.
+    """
+    if not is_sqlite(bind) or len(needle) < FTS_MIN_CHARS:
+        return None
+    return select(func.count()).select_from(_fts_candidates(fts_table, needle).subquery())
 
 
 def _json_text(value: Any) -> str | None:

@@ -104,7 +104,10 @@ error_logs = Table(
     Index("ix_error_logs_created_at", "created_at"),
     Index("ix_error_logs_severity_created", "severity", "created_at"),
     Index("ix_error_logs_type_created", "error_type", "created_at"),
-    Index("ix_error_logs_fingerprint_created", "fingerprint", "created_at"),
+    # type + severity + time range is the list's usual filter: counted from the index alone
+    Index("ix_error_logs_type_severity_created", "error_type", "severity", "created_at"),
+    # groups by fingerprint read everything they aggregate from this index, not the table (0004)
+    Index("ix_error_logs_fingerprint_cover", "fingerprint", "created_at", "severity", "resolved", "operation_id"),
     Index("ix_error_logs_operation", "operation_id"),
     Index("ix_error_logs_request", "request_id"),
     Index("ix_error_logs_code", "error_code"),
@@ -125,6 +128,7 @@ error_log_rollup = Table(
     Column("n", BigInteger, nullable=False, default=0),
     PrimaryKeyConstraint("bucket", "error_type", "severity", "error_code", "is_recoverable", "recovered",
                          "resolved", name="pk_error_log_rollup"),
+    sqlite_with_rowid=False,  # clustered on the key: a range of hours is one sequential read
 )
 
 recovery_checkpoints = Table(
