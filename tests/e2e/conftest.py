@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 import pytest
+from e2e_data import insert_conversation
 from streamlit.testing.v1 import AppTest
 
 from core.config import ROOT, reload_settings
-from core.store.schema import conversations, utcnow
 
 APP_TIMEOUT_S = 60  # the first run imports plotly, pandas and the SDK
 
@@ -20,20 +19,6 @@ def app_env(monkeypatch) -> None:
     monkeypatch.setenv("STUDIO_UI_BACKGROUND_WORKER", "false")
     monkeypatch.setenv("STUDIO_ALERT_POLL_INTERVAL_S", "3600")
     reload_settings()
-
-
-def insert_conversation(engine, *, batch_id: str | None = None, item_index: int | None = None) -> str:
-    cid = str(uuid.uuid4())
-    with engine.begin() as conn:
-        conn.execute(conversations.insert().values(
-            id=cid, batch_id=batch_id, item_index=item_index, template="customer_support", model="claude-sonnet-5-5",
-            params={"persona": "a new customer", "emotion": "curious", "topic": "billing", "turns": 2},
-            system_prompt="You write training conversations.",
-            turns=[{"role": "user", "content": "Why was I billed twice?"},
-                   {"role": "assistant", "content": "Let me check that for you."}],
-            turn_count=2, input_tokens=100, output_tokens=50, cost_usd=0.001, status="ok", created_by="analyst",
-            created_at=utcnow()))
-    return cid
 
 
 @pytest.fixture

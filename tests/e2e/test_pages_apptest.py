@@ -213,3 +213,30 @@ def test_recovery_retry_failed_requeues_only_the_failed_item(open_page, engine, 
     assert not at.exception
     status = service.get_batch_status(engine, seeded["batch_id"])
     assert status["state"] == "queued" and status["failed"] == 0 and status["pending"] == 3
+
+
+def test_a_new_critical_error_raises_a_toast(open_page, engine):
+    """A critical error recorded after the page opened shows a toast on the next run."""
+    from e2e_data import insert_critical_error
+
+    at = open_page("home")
+    error_id = insert_critical_error(engine)
+    at.run()
+    assert any("Critical error" in t.value and error_id in t.value for t in at.toast)
+
+
+def test_error_detail_shows_redacted_context_without_trace(open_page, engine):
+    """Opening an error by id shows its context with secrets removed and no stack trace in production."""
+    from core.errorlog import flush, record
+    from core.errors import APIError
+
+    error_id = record(APIError("boom", code="server_error"), component="test.detail",
+                      context={"api_key": "sk-ant-api03-" + "x" * 40, "note": "kept"})
+    flush()
+    at = open_page("errors")
+    at.text_input(key="errors.open_id").input(error_id).run()
+    assert not at.exception
+    shown = "\n".join(str(j.value) for j in at.json)
+    assert "kept" in shown and "sk-ant-api03" not in shown
+    assert not any("Traceback" in c.value for c in at.code)
+    assert "Resolve" in [b.label for b in at.button]

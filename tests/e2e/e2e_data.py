@@ -1,0 +1,31 @@
+"""Rows the app tests insert directly: a conversation, a critical error."""
+
+from __future__ import annotations
+
+import uuid
+
+from core.store.schema import conversations, error_logs, utcnow
+
+
+def insert_conversation(engine, *, batch_id: str | None = None, item_index: int | None = None) -> str:
+    cid = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(conversations.insert().values(
+            id=cid, batch_id=batch_id, item_index=item_index, template="customer_support", model="claude-sonnet-5-5",
+            params={"persona": "a new customer", "emotion": "curious", "topic": "billing", "turns": 2},
+            system_prompt="You write training conversations.",
+            turns=[{"role": "user", "content": "Why was I billed twice?"},
+                   {"role": "assistant", "content": "Let me check that for you."}],
+            turn_count=2, input_tokens=100, output_tokens=50, cost_usd=0.001, status="ok", created_by="analyst",
+            created_at=utcnow()))
+    return cid
+
+
+def insert_critical_error(engine) -> str:
+    error_id = uuid.uuid4().hex
+    with engine.begin() as conn:
+        conn.execute(error_logs.insert().values(
+            error_id=error_id, created_at=utcnow(), error_type="api", error_code="authentication_failed",
+            severity="critical", message="401", user_message="The Anthropic API key was rejected.",
+            fingerprint="c" * 32, component="test", is_recoverable=False, recovered=False, resolved=False))
+    return error_id
