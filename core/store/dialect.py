@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Table, bindparam, func, literal_column, select, table
+from sqlalchemy import JSON, Boolean, ColumnElement, Table, bindparam, func, literal_column, select, table
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 __all__ = ["is_sqlite", "time_bucket", "escape_like", "contains_text", "count_text_matches", "bulk_insert", "FTS_PROBE_MIN_MATCHES", "FTS_MIN_CHARS"]
@@ -105,6 +105,8 @@ def bulk_insert(conn: Connection, target: Table, columns: Sequence[str], rows: I
     cols = [target.c[name] for name in columns]
     procs = []
     for i, col in enumerate(cols):
+        if isinstance(col.type, Boolean):
+            continue  # both drivers take Python bools as they are; skipping saves a call per value
         proc = col.type.bind_processor(dialect)
         if proc is None and isinstance(col.type, JSON):
             # psycopg adapts JSON per statement; COPY takes the text
