@@ -207,6 +207,7 @@ def _figures(name: str, args: argparse.Namespace, sandbox: Sandbox, wall: float,
         "generations_per_min": round(outcome["ok"] / wall * 60, 1),
         "requests": requests,
         "requests_per_min": round(requests / wall * 60, 1),
+        "request_rate_of_limit": round(requests / wall * 60 / args.rpm, 3),
         "status_429_received": int(stats["by_status"].get("429", 0)),
         "limit_429s": int(stats["rate_limited"]),
         "injected_faults": {k: v for k, v in stats["faults"].items() if v},
@@ -222,7 +223,8 @@ def _print(fig: dict[str, Any]) -> None:
     print(f"success        {fig['ok']}/{fig['n']} = {fig['success_rate']:.2%}  failures {fig['failures'] or 'none'}")
     print(f"wall time      {fig['wall_s']} s vs ideal {fig['ideal_s']} s (N / RPM) -> "
           f"{fig['ideal_over_wall']:.1%} of the rate limit in conversations")
-    print(f"requests       {fig['requests']} ({fig['requests_per_min']}/min), retries {fig['retries']}")
+    print(f"requests       {fig['requests']} ({fig['requests_per_min']}/min = {fig['request_rate_of_limit']:.1%} of "
+          f"the RPM limit), retries {fig['retries']}")
     print(f"429s received  {fig['status_429_received']} (of which from the real limit: {fig['limit_429s']})")
     print(f"faults         {fig['injected_faults']}")
     if fig["run"] == "ours":

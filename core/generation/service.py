@@ -4,6 +4,8 @@ A reply that is not a valid conversation (GenerationError, code "invalid_respons
 recorded and asked for again with a fresh call, up to settings.generation_invalid_retries
 more times; then the last GenerationError is raised. A prefill (a resumed draft) is used
 for the first call only: if the prefilled reply turns out malformed, the retries start clean.
+Before such a fresh call `on_restart()` (if given) is called, so a streaming view can clear
+the text it has shown: the deltas that follow belong to a new reply.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def generate_conversation(
     prefill: str = "",
     component: str = "generation",
     operation_id: str | None = None,
+    on_restart: Callable[[], None] | None = None,
 ) -> GenerationResult:
     """One conversation for `params` (validated first: ValidationError(field=...) on bad input)."""
     from core.llm.client import get_client
@@ -114,6 +117,8 @@ def generate_conversation(
         if run.exhausted():
             raise run.final_error()
         first_prefill = ""
+        if on_restart is not None:
+            on_restart()
 
 
 async def agenerate_conversation(
@@ -124,6 +129,7 @@ async def agenerate_conversation(
     prefill: str = "",
     component: str = "generation",
     operation_id: str | None = None,
+    on_restart: Callable[[], None] | None = None,
 ) -> GenerationResult:
     """The asyncio twin of `generate_conversation`."""
     from core.llm.client import get_client
@@ -142,3 +148,5 @@ async def agenerate_conversation(
         if run.exhausted():
             raise run.final_error()
         first_prefill = ""
+        if on_restart is not None:
+            on_restart()

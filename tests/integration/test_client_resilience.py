@@ -273,12 +273,14 @@ def test_a_malformed_reply_is_retried_then_reported_as_a_generation_error(sandbo
 
 
 def test_one_malformed_reply_is_retried_and_the_next_one_succeeds(sandbox):
-    """A malformed reply followed by a good one gives a conversation; usage covers both calls."""
+    """A malformed reply then a good one gives a conversation; usage covers both; the view restarts once."""
     srv = sandbox(rate_invalid_conversation=1.0, latency_ms=100)
     _when(srv, "invalid_conversation", lambda: srv.configure(rate_invalid_conversation=0.0))
     params = GenerationParams("personal_finance", "a freelancer", "anxious", "taxes", 4)
-    result = generate_conversation(params, client=_client(srv))
+    shown: list[str] = []
+    result = generate_conversation(params, client=_client(srv), on_delta=shown.append, on_restart=shown.clear)
     assert result.invalid_attempts == 1 and len(result.conversation.turns) == 4
+    assert "".join(shown) == result.raw_text  # the streamed view was cleared before the fresh reply
     assert result.usage.input_tokens > result.llm.usage.input_tokens
 
 
