@@ -131,6 +131,23 @@ class _CallState:
 
 
 @dataclass
+class _StreamProgress:
+    """What one streamed attempt has received: text deltas, and the usage message_start announced."""
+
+    received: list[str] = field(default_factory=list)
+    started: Usage | None = None
+
+    def take(self, event: Any, on_delta: Callable[[str], None] | None) -> None:
+        kind = getattr(event, "type", None)
+        if kind == "message_start":
+            self.started = Usage.from_api(getattr(getattr(event, "message", None), "usage", None))
+        elif kind == "content_block_delta" and getattr(event.delta, "type", None) == "text_delta":
+            self.received.append(event.delta.text)
+            if on_delta is not None:
+                on_delta(event.delta.text)
+
+
+@dataclass
 class _AttemptOutcome:
     text: str
     usage: Usage
@@ -410,19 +427,18 @@ class ClaudeClient:
             self._observe(raw.headers)
             message = raw.parse()
             return self._outcome(state, _text_of(message), message, raw.headers.get("request-id"))
-        received: list[str] = []
+        progress = _StreamProgress()
         try:
             with self.sdk.messages.stream(**request) as stream:
                 self._observe(stream.response.headers)
-                for delta in stream.text_stream:
-                    received.append(delta)
-                    state.on_delta(delta)
+                for event in stream:
+                    progress.take(event, state.on_delta)
                 message = stream.get_final_message()
                 request_id = stream.request_id
         except BaseException:
-            self._keep_partial(state, received)
+            self._keep_partial(state, progress)
             raise
-        return self._stream_outcome(state, received, message, request_id)
+        return self._stream_outcome(state, progress, message, request_id)
 
     # ---- one attempt, async -----------------------------------------------------------------
     async def _attempt_async(self, state: _CallState) -> _AttemptOutcome:
@@ -433,33 +449,41 @@ class ClaudeClient:
             self._observe(raw.headers)
             message = raw.parse()
             return self._outcome(state, _text_of(message), message, raw.headers.get("request-id"))
-        received: list[str] = []
+        progress = _StreamProgress()
         try:
             async with sdk.messages.stream(**request) as stream:
                 self._observe(stream.response.headers)
-                async for delta in stream.text_stream:
-                    received.append(delta)
-                    state.on_delta(delta)
+                async for event in stream:
+                    progress.take(event, state.on_delta)
                 message = await stream.get_final_message()
                 request_id = stream.request_id
         except BaseException:
-            self._keep_partial(state, received)
+            self._keep_partial(state, progress)
             raise
-        return self._stream_outcome(state, received, message, request_id)
+        return self._stream_outcome(state, progress, message, request_id)
 
     # ---- helpers ----------------------------------------------------------------------------
-    def _keep_partial(self, state: _CallState, received: list[str]) -> None:
-        if received:
-            state.partial = self._joined(state, "".join(received))
+    def _keep_partial(self, state: _CallState, progress: _StreamProgress) -> None:
+        """After a cut: keep the text for the next attempt's prefill and count the tokens it cost."""
+        text = "".join(progress.received)
+        if text:
+            state.partial = self._joined(state, text)
+        if progress.started is not None:
+            # billed like any answer: the prompt, and the output generated before the cut (estimated)
+            state.usage = state.usage + Usage(
+                input_tokens=progress.started.input_tokens,
+                output_tokens=_estimate_tokens(text, get_settings()),
+                cache_creation_input_tokens=progress.started.cache_creation_input_tokens,
+                cache_read_input_tokens=progress.started.cache_read_input_tokens)
 
-    def _stream_outcome(self, state: _CallState, received: list[str], message: Any,
+    def _stream_outcome(self, state: _CallState, progress: _StreamProgress, message: Any,
                         request_id: str | None) -> _AttemptOutcome:
         if getattr(message, "stop_reason", None) is None:
             # the body ended without message_delta/message_stop: a cut the SDK did not raise
-            self._keep_partial(state, received)
+            self._keep_partial(state, progress)
             raise NetworkError("The answer stream ended before the message was complete.", code="stream_cut",
                                request_id=request_id, partial_text=state.partial)
-        return self._outcome(state, "".join(received), message, request_id)
+        return self._outcome(state, "".join(progress.received), message, request_id)
 
     def _outcome(self, state: _CallState, new_text: str, message: Any, request_id: str | None) -> _AttemptOutcome:
         return _AttemptOutcome(

@@ -243,6 +243,7 @@ def test_a_stream_cut_then_retried_continues_from_the_partial_text(sandbox):
     result = generate_conversation(params, client=_client(srv), on_delta=deltas.append)
     assert result.llm.attempts >= 2 and set(result.llm.failures) == {"connection_error"}
     assert result.llm.text == "".join(deltas)  # the UI saw exactly the final text, once
+    assert result.llm.usage.input_tokens == srv.stats()["input_tokens"]  # the cut attempt's prompt is counted
     assert len(result.conversation.turns) == 6
     assert parse_conversation(result.raw_text, 6) == result.conversation.turns
 
