@@ -44,7 +44,8 @@ class FilterForm:
 
 
 def _time_range(label: str, custom: tuple[Any, ...] | None) -> tuple[datetime | None, datetime | None]:
-    now = datetime.now(UTC)
+    # whole minutes, so the stats cards (cached per minute) and the table count the same rows
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     if label == "Custom" and custom and len(custom) == 2:
         start = datetime.combine(custom[0], time.min, UTC)
         return start, datetime.combine(custom[1], time.min, UTC) + timedelta(days=1)
