@@ -240,3 +240,15 @@ def test_error_detail_shows_redacted_context_without_trace(open_page, engine):
     assert "kept" in shown and "sk-ant-api03" not in shown
     assert not any("Traceback" in c.value for c in at.code)
     assert "Resolve" in [b.label for b in at.button]
+
+
+def test_batches_refuses_a_zero_count_beside_the_field(open_page, engine):
+    """A count of 0 is refused under the count field, with no estimate and no batch created."""
+    from core.batches import service
+
+    at = open_page("batches")
+    at.number_input(key="batches.count").set_value(0).run()
+    assert not at.exception
+    assert any("count" in e.value.lower() for e in at.error)
+    assert "Launch batch" not in [b.label for b in at.button]
+    assert len(service.list_batches(engine)) == 1
