@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, case, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, delete, func, literal, select, update
 
 from core.config import get_settings
 from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
@@ -231,7 +231,8 @@ def get_error(bind: Bind, error_id: str) -> dict[str, Any] | None:
 def _bucket_key(value: Any, unit: str) -> datetime:
     """Normalise a bucket value from either engine to an aware UTC datetime."""
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(hour=0) if unit == "day" else value
     text = str(value)  # 'YYYY-MM-DD HH' (an hour) or 'YYYY-MM-DD' (a day)
     if unit == "day":
         return datetime.fromisoformat(text[:10] + " 00:00:00").replace(tzinfo=UTC)
@@ -254,42 +255,44 @@ def _hour_text(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H")
 
 
-def _stats_rows(conn: Connection, since: datetime, until: datetime, bucket: str) -> tuple[list[Any], list[Any]]:
-    """(per-bucket rows, overall rows) of counts for ``since <= created_at < until``.
+def _stats_rows(conn: Connection, since: datetime, until: datetime) -> tuple[list[Any], list[Any], list[Any]]:
+    """Counts for ``since <= created_at < until``: (per hour, per code, flag sums).
 
     Whole UTC hours come from error_log_rollup (kept by triggers, migration 0003); the part
-    hours at either end from error_logs. Rows: (bucket, error_type, severity, n) and
-    (error_type, severity, error_code, is_recoverable, recovered, resolved, n).
+    hours at either end from error_logs. Per-hour rows (bucket, error_type, severity, n)
+    follow the rollup's key order, so grouping them needs no sort; per-code rows
+    (error_code, n); the flag sums (n, recoverable, recovered, unresolved) are one pass.
     """
     full_start = since.replace(minute=0, second=0, microsecond=0)
     if full_start < since:
         full_start += timedelta(hours=1)
     full_end = max(until.replace(minute=0, second=0, microsecond=0), full_start)
     raw_windows = [(since, until)] if full_start >= full_end else [(since, full_start), (full_end, until)]
-    per_bucket: list[Any] = []
-    overall: list[Any] = []
-    keys = ("error_type", "severity", "error_code", "is_recoverable", "recovered", "resolved")
+    per_hour: list[Any] = []
+    per_code: list[Any] = []
+    flags: list[Any] = []
+
+    def collect(bucket_col: Any, t: Any, where: Any, n: Any) -> None:
+        keys = (bucket_col.label("bucket"), t.error_type, t.severity)
+        per_hour.extend(conn.execute(select(*keys, func.sum(n).label("n")).where(where).group_by(*keys)).all())
+        per_code.extend(conn.execute(
+            select(t.error_code, func.sum(n).label("n")).where(where).group_by(t.error_code)).all())
+        flags.extend(conn.execute(select(
+            func.sum(n).label("n"),
+            func.sum(case((t.is_recoverable.is_(True), n), else_=0)).label("recoverable"),
+            func.sum(case((t.recovered.is_(True), n), else_=0)).label("recovered"),
+            func.sum(case((t.resolved.is_(False), n), else_=0)).label("unresolved"),
+        ).where(where)).all())
+
     if full_start < full_end:
         r = error_log_rollup.c
-        in_range = and_(r.bucket >= _hour_text(full_start), r.bucket < _hour_text(full_end))
-        total = func.sum(r.n).label("n")
-        b = (r.bucket if bucket == "hour" else func.substr(r.bucket, 1, 10)).label("bucket")
-        per_bucket += conn.execute(
-            select(b, r.error_type, r.severity, total).where(in_range).group_by(b, r.error_type, r.severity)).all()
-        overall += conn.execute(
-            select(*(r[k] for k in keys), total).where(in_range).group_by(*(r[k] for k in keys))).all()
+        collect(r.bucket, r, and_(r.bucket >= _hour_text(full_start), r.bucket < _hour_text(full_end)), r.n)
     c = error_logs.c
-    count = func.count().label("n")
-    b = time_bucket(conn, c.created_at, bucket).label("bucket")
     for start, end in raw_windows:
-        if start >= end:
-            continue
-        window = and_(c.created_at >= start, c.created_at < end)
-        per_bucket += conn.execute(
-            select(b, c.error_type, c.severity, count).where(window).group_by(b, c.error_type, c.severity)).all()
-        overall += conn.execute(
-            select(*(c[k] for k in keys), count).where(window).group_by(*(c[k] for k in keys))).all()
-    return per_bucket, overall
+        if start < end:
+            collect(time_bucket(conn, c.created_at, "hour"), c, and_(c.created_at >= start, c.created_at < end),
+                    literal(1))
+    return per_hour, per_code, flags
 
 
 def error_stats(
@@ -310,33 +313,33 @@ def error_stats(
     if since_utc > until_utc:
         raise _invalid("until", "The end of the time range is before its start.")
     with bind_connection(bind) as conn:
-        per_bucket, overall = _stats_rows(conn, since_utc, until_utc, bucket)
-    total = sum(int(r.n) for r in overall)
+        per_hour, per_code, flags = _stats_rows(conn, since_utc, until_utc)
+    # Postgres sums are numeric, and empty windows sum to NULL
+    total = sum(int(f.n or 0) for f in flags)
+    recoverable = sum(int(f.recoverable or 0) for f in flags)
+    recovered = sum(int(f.recovered or 0) for f in flags)
+    unresolved = sum(int(f.unresolved or 0) for f in flags)
     by_severity = dict.fromkeys(SEVERITY_ORDER, 0)
     by_type: dict[str, int] = dict.fromkeys(ERROR_TYPE_NAMES, 0)
     by_code: dict[str, int] = {}
-    recoverable = recovered = unresolved = 0
-    for r in overall:
-        n = int(r.n)  # Postgres sums are numeric
-        if not n:  # a rollup row whose errors were all removed
-            continue
-        by_severity[r.severity] = by_severity.get(r.severity, 0) + n
-        by_type[r.error_type] = by_type.get(r.error_type, 0) + n
-        by_code[r.error_code] = by_code.get(r.error_code, 0) + n
-        recoverable += n if r.is_recoverable else 0
-        recovered += n if r.recovered else 0
-        unresolved += 0 if r.resolved else n
     starts = _bucket_starts(since_utc, until_utc, bucket)
     index = {s: i for i, s in enumerate(starts)}
     series_type = {t: [0] * len(starts) for t in by_type}
     series_severity = {s: [0] * len(starts) for s in by_severity}
-    positions: dict[Any, int | None] = {}  # many rows share a bucket; parse each bucket value once
-    for r in per_bucket:
+    for r in per_code:
+        if r.n:  # zero: a rollup row whose errors were all removed
+            by_code[r.error_code] = by_code.get(r.error_code, 0) + int(r.n)
+    positions: dict[Any, int | None] = {}  # many rows share an hour; place each hour once
+    for r in per_hour:
+        n = int(r.n)
+        if not n:
+            continue
+        by_severity[r.severity] = by_severity.get(r.severity, 0) + n
+        by_type[r.error_type] = by_type.get(r.error_type, 0) + n
         i = positions.get(r.bucket, -1)
         if i == -1:
             i = positions[r.bucket] = index.get(_bucket_key(r.bucket, bucket))
-        n = int(r.n)
-        if i is None or not n:  # i: cannot happen for rows inside the window
+        if i is None:  # cannot happen for rows inside the window
             continue
         series_type.setdefault(r.error_type, [0] * len(starts))[i] += n
         series_severity.setdefault(r.severity, [0] * len(starts))[i] += n
