@@ -260,6 +260,11 @@ def test_a_prefill_is_continued_and_not_repeated(sandbox):
                                  messages=[{"role": "user", "content": PROMPT},
                                            {"role": "assistant", "content": prefill}])
     assert len(parse_conversation(prefill + as_message.text, 4)) == 4
+    # trailing whitespace cannot be sent (the API refuses it); it is held back and not doubled
+    spaced = "User: I keep falling asleep on night shifts.\n\n"
+    after_space = _complete(client, prefill=spaced)
+    assert not after_space.text[:1].isspace()
+    assert len(parse_conversation(spaced + after_space.text, 4)) == 4
 
 
 def test_a_malformed_reply_is_retried_then_reported_as_a_generation_error(sandbox, monkeypatch):
