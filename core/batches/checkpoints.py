@@ -37,16 +37,37 @@ __all__ = [
 ]
 
 
-def _insert_ignoring_duplicate(conn: Connection, table: sa.Table, values: dict[str, Any],
-                               unique: list[str]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True if the row is new. (Both dialects spell it the same way.)"""
-    insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(table)
-    return conn.execute(insert.values(**values).on_conflict_do_nothing(index_elements=unique)).rowcount == 1
-
-
 def _checkpoint(batch_id: str) -> sa.Update:
     return recovery_checkpoints.update().where(recovery_checkpoints.c.operation_type == CHECKPOINT_TYPE,
                                                recovery_checkpoints.c.operation_id == batch_id)
+
+
+# The item commit runs once per conversation, so its statements are built once and executed
+# with bound values (building and cache-keying them per call cost more than the SQL itself).
+_P = sa.bindparam
+_ADD_USAGE = batch_jobs.update().where(batch_jobs.c.id == _P("b_batch")).values(
+    input_tokens=batch_jobs.c.input_tokens + _P("b_in", type_=sa.BigInteger()),
+    output_tokens=batch_jobs.c.output_tokens + _P("b_out", type_=sa.BigInteger()),
+    cost_usd=batch_jobs.c.cost_usd + _P("b_cost", type_=sa.Float()), updated_at=_P("b_now"))
+_CONVERSATION_ID = sa.select(conversations.c.id).where(conversations.c.batch_id == _P("b_batch"),
+                                                       conversations.c.item_index == _P("b_index"))
+_MARK_DONE = batch_items.update().where(batch_items.c.id == _P("b_item"), batch_items.c.status != "done").values(
+    status="done", conversation_id=_P("b_conv"), updated_at=_P("b_now"))  # claimed_by stays: who did it
+_COUNT_DONE = recovery_checkpoints.update().where(
+    recovery_checkpoints.c.operation_type == CHECKPOINT_TYPE,
+    recovery_checkpoints.c.operation_id == _P("b_batch")).values(
+    completed_count=recovery_checkpoints.c.completed_count + 1, last_processed_index=_P("b_index"),
+    updated_at=_P("b_now"))
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_conversation(conn: Connection) -> Any:
+    """INSERT ... ON CONFLICT (batch_id, item_index) DO NOTHING, spelled by each dialect's own insert()."""
+    name = conn.dialect.name
+    if name not in _INSERTS:
+        insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
+        _INSERTS[name] = insert(conversations).on_conflict_do_nothing(index_elements=["batch_id", "item_index"])
+    return _INSERTS[name]
 
 
 def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, user: str | None = None) -> bool:
@@ -57,33 +78,29 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
 
     def _commit() -> bool:
         now = utcnow()
+        keys = {"b_batch": item.batch_id, "b_index": item.item_index, "b_now": now}
         with write_tx(engine) as conn:
             # tokens were spent either way (the item counts once, below). The batch row is locked
             # first, as in every transaction that touches a batch and its items, so none deadlock.
-            conn.execute(batch_jobs.update().where(batch_jobs.c.id == item.batch_id).values(
-                input_tokens=batch_jobs.c.input_tokens + usage.input_tokens,
-                output_tokens=batch_jobs.c.output_tokens + usage.output_tokens,
-                cost_usd=batch_jobs.c.cost_usd + result.cost_usd, updated_at=now))
+            conn.execute(_ADD_USAGE, {**keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens,
+                                      "b_cost": result.cost_usd})
             conversation_id = str(uuid.uuid4())
-            fresh = _insert_ignoring_duplicate(conn, conversations, {
+            fresh = conn.execute(_insert_conversation(conn), {
                 "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
-                "template": params.get("template", ""), "model": result.llm.model or params.get("model") or "",
-                "params": params, "system_prompt": result.conversation.system_prompt, "turns": turns,
-                "turn_count": len(turns), "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                "draft_id": None, "template": params.get("template", ""),
+                "model": result.llm.model or params.get("model") or "", "params": params,
+                "system_prompt": result.conversation.system_prompt, "turns": turns, "turn_count": len(turns),
+                "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                 "cost_usd": result.cost_usd, "status": "ok", "created_by": user, "created_at": now,
-                "error_count": result.invalid_attempts, "is_recovering": False, "recovery_attempts": 0,
-            }, ["batch_id", "item_index"])
+                "last_error": None, "error_count": result.invalid_attempts, "last_error_at": None,
+                "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None,
+            }).rowcount == 1
             if not fresh:
-                conversation_id = conn.execute(sa.select(conversations.c.id).where(
-                    conversations.c.batch_id == item.batch_id,
-                    conversations.c.item_index == item.item_index)).scalar_one()
-            newly_done = conn.execute(batch_items.update().where(
-                batch_items.c.id == item.id, batch_items.c.status != "done").values(
-                status="done", conversation_id=conversation_id, updated_at=now)).rowcount == 1  # claimed_by: who did it
+                conversation_id = conn.execute(_CONVERSATION_ID, keys).scalar_one()
+            newly_done = conn.execute(_MARK_DONE, {**keys, "b_item": item.id, "b_conv": conversation_id}
+                                      ).rowcount == 1
             if newly_done:
-                conn.execute(_checkpoint(item.batch_id).values(
-                    completed_count=recovery_checkpoints.c.completed_count + 1,
-                    last_processed_index=item.item_index, updated_at=now))
+                conn.execute(_COUNT_DONE, keys)
             return fresh and newly_done
 
     return run_db(_commit)
