@@ -93,6 +93,8 @@ class Settings:
     breaker_failure_threshold: int = field(default=5, metadata=_check(_positive, "a whole number > 0"))
     breaker_window_s: float = field(default=60.0, metadata=_check(_positive, "a number > 0"))
     breaker_cooldown_s: float = field(default=30.0, metadata=_check(_non_negative, "a number >= 0"))
+    # a breaker opens only when failures are also this share of the calls in the window
+    breaker_failure_ratio: float = field(default=0.5, metadata=_check(_fraction, "a fraction from 0 to 1"))
     breaker_success_threshold: int = field(default=2, metadata=_check(_positive, "a whole number > 0"))
     breaker_half_open_max_calls: int = field(default=1, metadata=_check(_positive, "a whole number > 0"))
 

@@ -1,7 +1,9 @@
 """Circuit breakers, one per service ("claude", "database"), in a process-wide registry.
 
 CLOSED -> OPEN after settings.breaker_failure_threshold counted failures within
-settings.breaker_window_s; OPEN -> HALF_OPEN once settings.breaker_cooldown_s has passed;
+settings.breaker_window_s, provided they are at least settings.breaker_failure_ratio of the
+calls that finished in that window (so a batch at full speed with a few percent of transient
+faults keeps running, while a service that fails most calls trips at once); OPEN -> HALF_OPEN once settings.breaker_cooldown_s has passed;
 HALF_OPEN lets settings.breaker_half_open_max_calls probe calls through at a time, closes
 after settings.breaker_success_threshold probe successes and re-opens on a probe failure.
 Settings are read at each transition check, so changes apply without a restart.
@@ -130,6 +132,7 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._state = CLOSED
         self._failures: deque[float] = deque()
+        self._successes: deque[float] = deque()
         self._opened_at: float | None = None
         self._opened_at_wall: float | None = None
         self._probes_in_flight = 0
@@ -197,7 +200,11 @@ class CircuitBreaker:
     def record_success(self) -> None:
         """A call that passed `before_call` succeeded."""
         with self._lock:
-            events = self._advance(self._clock())
+            now = self._clock()
+            events = self._advance(now)
+            if self._state == CLOSED:
+                self._successes.append(now)
+                self._prune(now)
             if self._state == HALF_OPEN:
                 self._probes_in_flight = max(self._probes_in_flight - 1, 0)
                 self._probe_successes += 1
@@ -221,9 +228,11 @@ class CircuitBreaker:
                 self._failures.append(now)
                 self._prune(now)
                 s = get_settings()
-                if len(self._failures) >= s.breaker_failure_threshold:
+                failures = len(self._failures)
+                ratio = failures / (failures + len(self._successes))
+                if failures >= s.breaker_failure_threshold and ratio >= s.breaker_failure_ratio:
                     events.append(self._to_open(
-                        now, reason=f"{len(self._failures)} failures within {s.breaker_window_s:g} s"))
+                        now, reason=f"{failures} failures ({ratio:.0%} of calls) within {s.breaker_window_s:g} s"))
         self._emit(events)
         return counted
 
@@ -264,6 +273,7 @@ class CircuitBreaker:
         self._opened_at_wall = self._wall_clock()
         self._total_opens += 1
         self._failures.clear()
+        self._successes.clear()
         self._probes_in_flight = 0
         self._probe_successes = 0
         self.history.append((OPEN, self._opened_at_wall))
@@ -274,6 +284,7 @@ class CircuitBreaker:
         self._opened_at = None
         self._opened_at_wall = None
         self._failures.clear()
+        self._successes.clear()
         self._probes_in_flight = 0
         successes, self._probe_successes = self._probe_successes, 0
         self.history.append((CLOSED, self._wall_clock()))
@@ -281,8 +292,9 @@ class CircuitBreaker:
 
     def _prune(self, now: float) -> None:
         horizon = now - get_settings().breaker_window_s
-        while self._failures and self._failures[0] <= horizon:
-            self._failures.popleft()
+        for times in (self._failures, self._successes):
+            while times and times[0] <= horizon:
+                times.popleft()
 
     def _retry_in(self, now: float) -> float:
         if self._opened_at is None:

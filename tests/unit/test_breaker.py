@@ -297,3 +297,39 @@ def test_circuit_open_error_survives_pickling() -> None:
     err = pickle.loads(pickle.dumps(CircuitOpenError("database", 4.2)))
     assert err.service == "database" and err.error_type == "database"
     assert err.retry_after_s == pytest.approx(4.2) and "paused for 5 s" in err.user_message
+
+
+def test_scattered_transient_faults_among_successes_do_not_open_the_breaker(monkeypatch):
+    """A batch at speed with 20% transient faults keeps its breaker closed."""
+    from core.config import reload_settings
+    from core.errors import APIError
+    from core.resilience import get_breaker
+
+    monkeypatch.setenv("STUDIO_BREAKER_FAILURE_THRESHOLD", "5")
+    reload_settings()
+    breaker = get_breaker("claude")
+    for i in range(100):
+        breaker.before_call()
+        if i % 5 == 0:
+            breaker.record_failure(APIError("overloaded", code="overloaded", status_code=529))
+        else:
+            breaker.record_success()
+    assert breaker.state == "closed"
+
+
+def test_mostly_failing_service_opens_the_breaker_despite_earlier_successes(monkeypatch):
+    """Once failures are the majority of recent calls, the threshold opens the breaker."""
+    from core.config import reload_settings
+    from core.errors import APIError
+    from core.resilience import get_breaker
+
+    monkeypatch.setenv("STUDIO_BREAKER_FAILURE_THRESHOLD", "5")
+    reload_settings()
+    breaker = get_breaker("claude")
+    for _ in range(4):
+        breaker.before_call()
+        breaker.record_success()
+    for _ in range(5):
+        breaker.before_call()
+        breaker.record_failure(APIError("overloaded", code="overloaded", status_code=529))
+    assert breaker.state == "open"
