@@ -101,6 +101,7 @@ def _commit_p95(engine: sa.Engine, n: int = 300) -> tuple[float, float]:
         t0 = time.perf_counter()
         checkpoints.commit_item(engine, item, result)
         times.append((time.perf_counter() - t0) * 1000)
+    checkpoints.finalize_batch(engine, bid)  # completed, lease released: the workers never see it
     times.sort()
     return statistics.median(times), times[int(0.95 * (len(times) - 1))]
 
@@ -129,6 +130,7 @@ def main() -> int:
     migrate(engine, force=True)
     sandbox = SandboxServer(SandboxConfig(seed=args.seed, latency_ms=20, tokens_per_s=20_000))
     env = _env(sandbox.start(), database_url, tmp)
+    fresh_p50, fresh_p95 = _commit_p95(engine)
 
     # uninterrupted run
     baseline_id = create_batch(engine, template="customer_support", count=args.items, turns=4,
@@ -147,8 +149,8 @@ def main() -> int:
     kill_points: list[int] = []
     t0 = time.monotonic()
     for _ in range(args.kills):
-        # a random moment of its work: up to twice its share of the batch after its first commit
-        kill_after = rng.uniform(0.0, 2.0 * segment)
+        # a random moment of its work, within its share of the batch after its first commit
+        kill_after = rng.uniform(0.1, 1.0) * segment
         proc = _spawn(env, args.concurrency)
         first = _watch(engine, batch_id, proc, kill_after)
         if first is not None:
@@ -165,9 +167,13 @@ def main() -> int:
     with engine.connect() as conn:
         rows, distinct = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(conversations.c.item_index)))
                                       .where(conversations.c.batch_id == batch_id)).one()
+    wal = Path(engine.url.database or "").with_name(Path(engine.url.database or "x").name + "-wal") \
+        if engine.dialect.name == "sqlite" else None
+    wal_mb = wal.stat().st_size / 1e6 if wal is not None and wal.exists() else 0.0
     p50, p95 = _commit_p95(engine)
     t0 = time.monotonic()
-    _spawn(env, args.concurrency).wait()  # nothing left to claim: start-up and exit alone
+    subprocess.run([sys.executable, "-m", "core", "worker", "--help"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)  # the imports a worker process pays before its first claim
     startup = time.monotonic() - t0
     dialect = engine.dialect.name
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -179,9 +185,12 @@ def main() -> int:
     print(f"  duplicate conversations: {rows - distinct} (target 0); conversation rows: {rows}")
     if first_commits:
         print(f"  restart -> first new commit: median {statistics.median(first_commits):.2f} s, max "
-              f"{max(first_commits):.2f} s over {len(first_commits)} restarts; of which process start-up ~{startup:.1f} s "
-              f"and waiting out the killed worker's {LEASE_S:.0f} s lease")
-    print(f"  item commit: p50 {p50:.2f} ms  p95 {p95:.2f} ms (target p95 < 10 ms on SQLite)")
+              f"{max(first_commits):.2f} s over {len(first_commits)} restarts (process start-up ~{startup:.1f} s, "
+              f"overlapping the wait for the killed worker's {LEASE_S:.0f} s lease to expire)")
+    print(f"  item commit on a fresh database: p50 {fresh_p50:.2f} ms  p95 {fresh_p95:.2f} ms (target p95 < 10 ms "
+          "on SQLite)")
+    print(f"  item commit after both runs: p50 {p50:.2f} ms  p95 {p95:.2f} ms"
+          + (f" (WAL file {wal_mb:.1f} MB before it)" if wal is not None else ""))
     print(f"  wall: uninterrupted {baseline_wall:.1f} s, with {args.kills} kills {interrupted_wall:.1f} s "
           f"(+{interrupted_wall - baseline_wall:.1f} s)")
     engine.dispose()
