@@ -1,0 +1,68 @@
+"""Leases and item claims on both engines: one owner at a time, expiry hands over, orphans return to pending."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from core.batches import leases
+from core.batches.service import create_batch, pause_batch
+from core.store.schema import batch_items, batch_jobs, utcnow
+from core.store.tx import write_tx
+
+
+def _expire(engine, batch_id: str) -> None:
+    with write_tx(engine) as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
+            lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def _statuses(engine, batch_id: str) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(batch_items.c.status, sa.func.count()).where(
+            batch_items.c.batch_id == batch_id).group_by(batch_items.c.status)).all())
+
+
+def test_a_leased_batch_is_not_claimed_twice(engine):
+    """The first worker takes the lease; a second finds nothing to claim but may join it."""
+    bid = create_batch(engine, template="tutoring", count=5, concurrency=3)
+    first = leases.claim_batch(engine, "w1")
+    assert first is not None and (first.batch_id, first.status, first.concurrency) == (bid, "running", 3)
+    assert leases.claim_batch(engine, "w2") is None
+    assert leases.find_joinable_batch(engine, "w2") == (bid, 3)
+    assert leases.find_joinable_batch(engine, "w1") is None
+
+
+def test_items_are_claimed_once_lowest_index_first(engine):
+    """Claims hand out pending items in order and never the same item to two workers."""
+    bid = create_batch(engine, template="tutoring", count=5)
+    leases.claim_batch(engine, "w1")
+    a = leases.claim_items(engine, bid, "w1", 3)
+    b = leases.claim_items(engine, bid, "w2", 3)
+    assert [i.item_index for i in a] == [0, 1, 2] and [i.item_index for i in b] == [3, 4]
+    assert leases.claim_items(engine, bid, "w3", 3) == []
+
+
+def test_expired_lease_hands_the_batch_over_and_requeues_the_dead_workers_items(engine):
+    """After the owner's lease expires the next worker owns the batch and the dead one's items are pending again."""
+    bid = create_batch(engine, template="tutoring", count=4)
+    leases.claim_batch(engine, "dead")
+    leases.claim_items(engine, bid, "dead", 2)
+    assert leases.renew(engine, "dead", bid, owner=True) is True
+    _expire(engine, bid)
+    taken = leases.claim_batch(engine, "next")
+    assert taken is not None and taken.requeued == 2
+    assert _statuses(engine, bid) == {"pending": 4}
+    assert leases.renew(engine, "dead", bid, owner=True) is False  # the dead worker lost it for good
+
+
+def test_released_lease_is_claimable_at_once_and_paused_batches_give_no_items(engine):
+    """A released lease is free immediately; a user-paused batch hands out no items."""
+    bid = create_batch(engine, template="tutoring", count=2)
+    leases.claim_batch(engine, "w1")
+    assert leases.release_lease(engine, bid, "w1") is True
+    assert leases.claim_batch(engine, "w2").batch_id == bid
+    pause_batch(engine, bid)
+    assert leases.claim_items(engine, bid, "w2", 2) == []
+    assert leases.claim_batch(engine, "w3") is None  # a user pause is not claimable
