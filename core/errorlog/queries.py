@@ -7,6 +7,7 @@ question on both engines; the differences (text search, time buckets) live in
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -198,6 +199,45 @@ def ordering(order: str) -> list[Any]:
     return [c.created_at.desc(), c.id.desc()] if order == "newest" else [c.created_at.asc(), c.id.asc()]
 
 
+def _count_by_rollup(conn: Connection, flt: ErrorFilter | None) -> int | None:
+    """The number of rows matching `flt` from the hourly rollup, or None if it cannot answer.
+
+    It can when `flt` only narrows by type, severity, code, resolved and time: whole hours
+    are summed from error_log_rollup, the part hours at either end counted from the rows.
+    """
+    flt = flt or ErrorFilter()
+    if flt.search or flt.components or flt.request_id or flt.operation_id or flt.fingerprint:
+        return None
+    r = error_log_rollup.c
+    conds: list[ColumnElement[bool]] = []
+    for column, values in ((r.error_type, flt.types), (r.severity, flt.severities), (r.error_code, flt.codes)):
+        if values:
+            conds.append(column.in_(values))
+    if flt.resolved is not None:
+        conds.append(r.resolved.is_(flt.resolved))
+    edges: list[tuple[datetime | None, datetime | None]] = []
+    if flt.since is not None:
+        start = flt.since.replace(minute=0, second=0, microsecond=0)
+        if start < flt.since:
+            start += timedelta(hours=1)
+        conds.append(r.bucket >= _hour_text(start))
+        edges.append((flt.since, start))
+    if flt.until is not None:
+        end = flt.until.replace(minute=0, second=0, microsecond=0)
+        conds.append(r.bucket < _hour_text(end))
+        edges.append((max(end, flt.since) if flt.since else end, flt.until))
+    if flt.since is not None and flt.until is not None and flt.until - flt.since < timedelta(hours=2):
+        # no whole hour in between (or barely): count the rows, the rollup adds nothing
+        return None
+    total = int(conn.execute(select(func.coalesce(func.sum(r.n), 0)).where(*conds)).scalar_one())
+    for lo, hi in edges:
+        if lo is not None and hi is not None and lo < hi:
+            edge = dataclasses.replace(flt, since=lo, until=hi)
+            total += int(conn.execute(select(func.count()).select_from(error_logs)
+                                      .where(*filter_conditions(conn, edge))).scalar_one())
+    return total
+
+
 def search_errors(
     bind: Bind, flt: ErrorFilter | None = None, *, page: int = 1, page_size: int = 50, order: str = "newest"
 ) -> Page:
@@ -211,9 +251,11 @@ def search_errors(
         counter = None
         if flt is not None and flt.search and flt == ErrorFilter(search=flt.search):
             counter = count_text_matches(conn, flt.search, fts_table=FTS_TABLE)  # the index alone, if it can
-        if counter is None:
-            counter = select(func.count()).select_from(error_logs).where(*filter_conditions(conn, flt))
-        total = conn.execute(counter).scalar_one()
+        total = _count_by_rollup(conn, flt) if counter is None else None
+        if total is None:
+            if counter is None:
+                counter = select(func.count()).select_from(error_logs).where(*filter_conditions(conn, flt))
+            total = conn.execute(counter).scalar_one()
         conds = filter_conditions(conn, flt, many_matches=total >= FTS_PROBE_MIN_MATCHES)
         stmt = (select(*LIST_COLUMNS).where(*conds).order_by(*ordering(order))
                 .limit(page_size).offset((page - 1) * page_size))

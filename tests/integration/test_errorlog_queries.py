@@ -431,3 +431,28 @@ def test_hourly_rollup_stays_exact_through_inserts_resolves_and_deletes(engine):
     stats = error_stats(engine, since=since, until=until, bucket="day")
     assert {k: v for k, v in stats["by_severity"].items() if v} == {s: n for s, n in direct}
     assert sum(sum(v) for v in stats["series_by_type"].values()) == stats["total"]
+
+
+def test_totals_from_the_rollup_equal_counting_the_rows(engine):
+    """Totals the rollup can answer (type, severity, code, resolved, time) equal a plain count."""
+    seed_errors(engine, 4000, days=10, seed=21)
+    c = error_logs.c
+    odd = NOW - timedelta(days=3, minutes=37, seconds=5)
+    cases = [
+        (ErrorFilter(), []),
+        (ErrorFilter(types=["api"], severities=["warn", "error"]),
+         [c.error_type == "api", c.severity.in_(["warn", "error"])]),
+        (ErrorFilter(since=odd), [c.created_at >= odd]),
+        (ErrorFilter(until=odd, codes=["rate_limited"]), [c.created_at < odd, c.error_code == "rate_limited"]),
+        (ErrorFilter(since=odd - timedelta(days=2, minutes=11), until=odd, resolved=True),
+         [c.created_at >= odd - timedelta(days=2, minutes=11), c.created_at < odd, c.resolved.is_(True)]),
+        (ErrorFilter(since=odd, until=odd + timedelta(minutes=50)),
+         [c.created_at >= odd, c.created_at < odd + timedelta(minutes=50)]),
+    ]
+    for flt, where in cases:
+        assert search_errors(engine, flt).total == row_count(engine, *where), flt
+
+
+def row_count(engine, *where) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(error_logs).where(*where)).scalar_one()
