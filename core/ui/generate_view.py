@@ -46,7 +46,7 @@ def start_job(draft: drafts.DraftSession) -> None:
 def offer_drafts() -> None:
     """Unfinished drafts of this user: resume (continue from the saved text) or discard."""
     job = current_job()
-    mine = job.draft.id if job is not None and not job.done else None
+    mine = job.draft.id if job is not None else None  # shown (live or with its result) below
     rows = [d for d in drafts.list_unfinished_drafts(get_engine(), user=current_user()) if d["id"] != mine]
     if not rows:
         return
