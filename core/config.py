@@ -156,6 +156,7 @@ class Settings:
     log_export_batch_rows: int = field(default=2000, metadata=_check(_positive, "a whole number > 0"))
     log_seed_chunk_rows: int = field(default=20_000, metadata=_check(_positive, "a whole number > 0"))
     log_seed_max_rows: int = field(default=10_000_000, metadata=_check(_positive, "a whole number > 0"))
+    log_seed_sqlite_cache_mb: int = field(default=512, metadata=_check(_positive, "a whole number > 0"))
     alert_webhook_url: str = ""
     alert_webhook_min_interval_s: float = field(default=60.0, metadata=_check(_non_negative, "a number >= 0"))
     alert_poll_interval_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))

@@ -20,9 +20,8 @@ from sqlalchemy import Engine
 from core.config import get_settings
 from core.errorlog.fingerprint import fingerprint
 from core.errors import ValidationError
-from core.store.dialect import bulk_insert
+from core.store.dialect import bulk_insert, is_sqlite
 from core.store.schema import error_logs
-from core.store.tx import write_tx
 
 __all__ = ["seed_errors", "SCENARIOS", "COMPONENTS"]
 
@@ -187,9 +186,12 @@ def seed_errors(engine: Engine, count: int, *, days: float = 30, seed: int = 0, 
     """Insert `count` synthetic rows spread over the last `days`; returns the number written.
 
     Written in chunks (settings.log_seed_chunk_rows), one write transaction per chunk, through
-    the driver's bulk path (COPY on Postgres, executemany on SQLite).
+    the driver's bulk path (COPY on Postgres, multi-row INSERTs on SQLite). On SQLite the
+    connection's page cache is raised for the run (settings.log_seed_sqlite_cache_mb) and put
+    back after: a million rows update ten indexes at random places, and a 2 MB cache thrashes.
     """
-    limit = get_settings().log_seed_max_rows
+    settings = get_settings()
+    limit = settings.log_seed_max_rows
     if not isinstance(count, int) or not 1 <= count <= limit:
         raise ValidationError(f"count must be a whole number from 1 to {limit}.", field="count",
                               user_message=f"count must be a whole number from 1 to {limit}.")
@@ -197,10 +199,22 @@ def seed_errors(engine: Engine, count: int, *, days: float = 30, seed: int = 0, 
         raise ValidationError("days must be > 0.", field="days", user_message="days must be > 0.")
     rng = random.Random(seed)
     rows = _rows(count, days, rng, now or datetime.now(UTC), _recorder_fingerprint)
-    chunk_rows = get_settings().log_seed_chunk_rows
     written = 0
-    while written < count:
-        chunk = [next(rows) for _ in range(min(chunk_rows, count - written))]
-        with write_tx(engine) as conn:
-            written += bulk_insert(conn, error_logs, _COLUMNS, chunk)
+    # write transactions as write_tx makes them (BEGIN IMMEDIATE on SQLite), on one connection
+    with engine.connect().execution_options(sqlite_immediate=True) as conn:
+        previous_cache = None
+        if is_sqlite(conn):
+            previous_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            conn.exec_driver_sql(f"PRAGMA cache_size={-1024 * settings.log_seed_sqlite_cache_mb}")
+            conn.commit()
+        try:
+            while written < count:
+                chunk = [next(rows) for _ in range(min(settings.log_seed_chunk_rows, count - written))]
+                with conn.begin():
+                    written += bulk_insert(conn, error_logs, _COLUMNS, chunk)
+        finally:
+            if previous_cache is not None:
+                conn.rollback()
+                conn.exec_driver_sql(f"PRAGMA cache_size={int(previous_cache)}")
+                conn.commit()
     return written
