@@ -456,3 +456,19 @@ def test_totals_from_the_rollup_equal_counting_the_rows(engine):
 def row_count(engine, *where) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(error_logs).where(*where)).scalar_one()
+
+
+def test_recorded_secrets_do_not_reach_the_csv(engine):
+    """Errors recorded with secrets in message and context come out of the export without them."""
+    from core.errorlog import flush, record
+
+    secrets = ["sk-ant-api03-" + "A1b2C3d4" * 10, "hunter2-super-secret", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"]
+    record(ValueError(f"login failed for postgresql://app:{secrets[1]}@db:5432/x with key {secrets[0]}"),
+           component="store", context={"api_key": secrets[0], "headers": {"Authorization": f"Bearer {secrets[2]}"}},
+           operation_id="batch-secret")
+    assert flush(30)
+    text = _export(engine, ErrorFilter(operation_id="batch-secret"))
+    records = _read_csv(text)
+    assert len(records) == 1 and "login failed" in records[0]["message"]
+    for secret in secrets:
+        assert secret not in text
