@@ -130,13 +130,17 @@ class BatchWorker:
                     self._store_trouble(exc, None, "claim_batch")
                     await self._sleep(settings.worker_poll_interval_s)
                     continue
-                if claimed is not None:
-                    self.stats.batches_claimed += 1
-                    await self._work(claimed.batch_id, owner=True, batch_concurrency=claimed.concurrency,
-                                     claimed=claimed)
-                    continue
-                if joinable is not None:
-                    await self._work(joinable[0], owner=False, batch_concurrency=joinable[1])
+                if claimed is not None or joinable is not None:
+                    if claimed is not None:
+                        self.stats.batches_claimed += 1
+                    batch_id, concurrency = (claimed.batch_id, claimed.concurrency) if claimed else joinable
+                    try:
+                        await self._work(batch_id, owner=claimed is not None, batch_concurrency=concurrency,
+                                         claimed=claimed)
+                    except Exception as exc:  # noqa: BLE001 - e.g. the store went away mid-batch: the lease
+                        # expires, items go stale and return to pending; this worker tries again shortly
+                        self._store_trouble(exc, batch_id, "work_batch")
+                        await self._sleep(settings.worker_poll_interval_s)
                     continue
                 if once:
                     break
