@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.batches._db import run_db
-from core.batches.leases import ClaimedItem
+from core.batches.leases import ClaimedItem, requeued_status
 from core.batches.service import CHECKPOINT_TYPE, sync_checkpoint
 from core.config import get_settings
 from core.errors import AppError
@@ -117,7 +117,7 @@ def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> s
         with write_tx(engine) as conn:
             changed = conn.execute(batch_items.update().where(
                 batch_items.c.id == item.id, batch_items.c.status == "running").values(
-                status=status, attempts=attempts, last_error=error.message[:2000], last_error_code=error.code,
+                status="failed" if final else requeued_status(), attempts=attempts, last_error=error.message[:2000], last_error_code=error.code,
                 claimed_by=None, claimed_at=None, updated_at=now)).rowcount
             if changed and final:
                 conn.execute(_checkpoint(item.batch_id).values(

@@ -191,6 +191,12 @@ def release_lease(engine: Engine, batch_id: str, worker_id: str) -> bool:
     return run_db(_release)
 
 
+def requeued_status() -> sa.ColumnElement[str]:
+    """'pending' for an item going back to the queue, or 'skipped' if its batch was cancelled meanwhile."""
+    batch_status = sa.select(batch_jobs.c.status).where(batch_jobs.c.id == batch_items.c.batch_id).scalar_subquery()
+    return sa.case((batch_status == "cancelled", "skipped"), else_="pending")
+
+
 def release_items(engine: Engine, worker_id: str, item_ids: list[int] | None = None) -> int:
     """This worker's running items (all, or those listed) go back to pending, their attempt not counted."""
 
@@ -203,6 +209,6 @@ def release_items(engine: Engine, worker_id: str, item_ids: list[int] | None = N
             cond.append(batch_items.c.id.in_(item_ids))
         with write_tx(engine) as conn:
             return int(conn.execute(batch_items.update().where(*cond).values(
-                status="pending", claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
+                status=requeued_status(), claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
 
     return run_db(_release)

@@ -66,3 +66,16 @@ def test_released_lease_is_claimable_at_once_and_paused_batches_give_no_items(en
     pause_batch(engine, bid)
     assert leases.claim_items(engine, bid, "w2", 2) == []
     assert leases.claim_batch(engine, "w3") is None  # a user pause is not claimable
+
+
+def test_items_released_after_a_cancel_are_skipped_not_pending(engine):
+    """An in-flight item given back after its batch was cancelled is skipped, so a cancelled batch has nothing pending."""
+    from core.batches.service import cancel_batch, get_batch_status
+
+    bid = create_batch(engine, template="tutoring", count=3)
+    leases.claim_batch(engine, "w1")
+    leases.claim_items(engine, bid, "w1", 2)
+    assert cancel_batch(engine, bid) == 1
+    assert leases.release_items(engine, "w1") == 2
+    st = get_batch_status(engine, bid)
+    assert (st["state"], st["pending"], st["skipped"]) == ("cancelled", 0, 3)
