@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "core.cli.batch",
     "core.cli.worker",
     "core.cli.conversations",
+    "core.cli.recovery",
     "core.cli.sandbox",
     "core.cli.generate",
     "core.cli.errors",
