@@ -74,6 +74,7 @@ class WorkerStats:
     items_failed: int = 0
     replies: int = 0
     batches_claimed: int = 0
+    last_cleanup: dict[str, int] | None = None
     current_batch: str | None = None
     last_error: str | None = None
     state: str = "starting"  # starting | idle | working | paused_by_breaker | stopping | stopped
@@ -93,6 +94,7 @@ class BatchWorker:
         self.stats = WorkerStats(self.worker_id)
         self._stop: asyncio.Event | None = None
         self._stop_requested = False  # a stop asked for before run() made its event
+        self._last_cleanup = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- control ---------------------------------------------------------------------------
@@ -122,6 +124,7 @@ class BatchWorker:
         settings = get_settings()
         try:
             while not self.stopping:
+                await self._maybe_cleanup()
                 try:
                     claimed = await asyncio.to_thread(leases.claim_batch, self.engine, self.worker_id)
                     joinable = None if claimed is not None else await asyncio.to_thread(
@@ -150,6 +153,21 @@ class BatchWorker:
             self.stats.state = "stopped"
             self.stats.current_batch = None
         return 0
+
+    async def _maybe_cleanup(self) -> None:
+        """The cleanup job: expired drafts, old checkpoints and error logs, every cleanup_interval_s."""
+        interval = get_settings().cleanup_interval_s
+        if not interval or time.monotonic() - self._last_cleanup < interval:
+            return
+        self._last_cleanup = time.monotonic()
+        from core.recovery import apply_cleanup
+
+        try:
+            removed = await asyncio.to_thread(apply_cleanup, self.engine)
+        except Exception as exc:  # noqa: BLE001 - cleanup is retried next interval
+            self._store_trouble(exc, None, "cleanup")
+            return
+        self.stats.last_cleanup = removed
 
     async def _sleep(self, seconds: float) -> None:
         assert self._stop is not None

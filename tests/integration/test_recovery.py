@@ -106,3 +106,43 @@ def test_cleanup_previews_then_removes_only_what_expired(engine):
     assert drafts == {kept.id}
     assert link is None  # the conversation stays, unlinked from its removed draft
     assert items == 9  # batches and their items are never removed by cleanup
+
+
+def _expired_draft(engine) -> str:
+    draft = start_draft(engine, PARAMS)
+    with write_tx(engine) as conn:
+        conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == draft.id)
+                     .values(expires_at=utcnow() - timedelta(days=30)))
+    return draft.id
+
+
+def test_cli_counts_before_it_removes(engine, capsys):
+    """`recovery cleanup` only counts; `--apply` removes; `recovery scan --json` lists findings by kind."""
+    import json
+
+    from core.__main__ import main as cli
+
+    _expired_draft(engine)
+    assert cli(["recovery", "cleanup"]) == 0
+    assert "would remove: 0 checkpoints, 1 drafts" in capsys.readouterr().out
+    assert cli(["recovery", "cleanup", "--apply"]) == 0
+    assert "removed: 0 checkpoints, 1 drafts" in capsys.readouterr().out
+    assert cleanup_preview(engine)["drafts"] == 0
+    assert cli(["recovery", "scan", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {
+        "interrupted_batches", "failed_batches", "paused_batches", "orphaned_drafts", "orphaned_conversations"}
+
+
+def test_workers_run_the_cleanup_job_on_their_interval(engine):
+    """A worker runs the cleanup once its interval has passed, removing expired drafts."""
+    import asyncio
+
+    from core.batches.worker import BatchWorker
+
+    override_settings(cleanup_interval_s=0.01)
+    _expired_draft(engine)
+    worker = BatchWorker(engine)
+    worker._last_cleanup -= 1.0  # as if it had been running a while
+    assert asyncio.run(worker.run(once=True)) == 0
+    assert worker.stats.last_cleanup is not None and worker.stats.last_cleanup["drafts"] == 1
+    assert cleanup_preview(engine)["drafts"] == 0

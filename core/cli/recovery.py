@@ -1,0 +1,49 @@
+"""`python -m core recovery scan [--json]` and `python -m core recovery cleanup [--apply]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rec = sub.add_parser("recovery", help="find work that stopped half-way; clean up expired rows")
+    rsub = rec.add_subparsers(dest="recovery_command", required=True, metavar="ACTION")
+    p = rsub.add_parser("scan", help="interrupted/failed/paused batches, orphaned drafts and conversations")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_scan)
+    p = rsub.add_parser("cleanup", help="count (or with --apply remove) expired drafts, checkpoints, error logs")
+    p.add_argument("--apply", action="store_true", help="remove them (default: only count)")
+    p.set_defaults(func=_cleanup)
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from core.store import get_engine, migrate
+
+    engine = get_engine()
+    migrate(engine)
+    return engine
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from core.recovery import scan
+
+    found = scan(_engine())
+    if args.json:
+        print(json.dumps(found, indent=2, default=str))
+        return 0
+    for kind, findings in found.items():
+        print(f"{kind.replace('_', ' ')}: {len(findings)}")
+        for f in findings:
+            print(f"  {f['id']}  {f['what_happened']}\n      -> {f['recommended_action']}")
+    return 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from core.recovery import apply_cleanup, cleanup_preview
+
+    engine = _engine()
+    counts = apply_cleanup(engine) if args.apply else cleanup_preview(engine)
+    verb = "removed" if args.apply else "would remove"
+    print(f"{verb}: " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items()))
+    return 0
