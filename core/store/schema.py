@@ -211,7 +211,8 @@ batch_items = Table(
     Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("conversation_id", String(36)),
     UniqueConstraint("batch_id", "item_index", name="uq_batch_item"),
-    Index("ix_batch_items_status", "batch_id", "status"),
+    # pending items in index order: a claim reads the first few entries, however many are done
+    Index("ix_batch_items_status_index", "batch_id", "status", "item_index"),
 )
 
 batch_resumes = Table(
