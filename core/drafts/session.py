@@ -40,6 +40,12 @@ _BLOCK = re.compile(r"(?m)^(User|Assistant):")
 UNFINISHED = ("in_progress", "failed")
 
 
+def _record(err: AppError, *, draft_id: str, step: str) -> None:
+    from core.errorlog import record
+
+    record(err, component="drafts", operation_id=draft_id, context={"step": step})
+
+
 def split_turns(text: str) -> list[dict[str, str]]:
     """The complete blocks of a partial answer (the last block may still be streaming, so it is left out)."""
     starts = [m for m in _BLOCK.finditer(text)]
@@ -70,6 +76,7 @@ class DraftSession:
     conversation_id: str | None = None
     saved_at: datetime | None = None
     saves: int = 0
+    save_error: str | None = None  # why the last autosave failed, until one succeeds
     _saved_mono: float = field(default_factory=time.monotonic, repr=False)
     _blocks: int = field(default=0, repr=False)
 
@@ -123,9 +130,20 @@ class DraftSession:
         new_turn = blocks > self._blocks and blocks > 1
         self._blocks = blocks
         if new_turn or self.seconds_since_save >= get_settings().autosave_interval_s:
-            self.save()
-            return True
+            return self._autosave()
         return False
+
+    def _autosave(self) -> bool:
+        """Save without stopping the stream: a store outage is recorded and the next save tries again."""
+        try:
+            self.save()
+        except Exception as exc:  # noqa: BLE001 - the text stays in memory; losing the stream would lose more
+            err = classify(exc)
+            self.save_error = err.user_message
+            _record(err, draft_id=self.id, step="autosave")
+            return False
+        self.save_error = None
+        return True
 
     @property
     def seconds_since_save(self) -> float:
@@ -210,7 +228,10 @@ class DraftSession:
             result = generate_conversation(self.params, client=client, on_delta=_delta, prefill=self.partial_text,
                                            component="drafts", operation_id=self.id)
         except Exception as exc:
-            self.fail(exc)
+            try:
+                self.fail(exc)
+            except Exception as save_exc:  # noqa: BLE001 - keep the generation's error; the store's is recorded
+                _record(classify(save_exc), draft_id=self.id, step="save_failure")
             raise
         self.finish(result)
         return result
@@ -219,6 +240,7 @@ class DraftSession:
         return {"id": self.id, "user": self.user, "params": self.params.to_dict(), "partial_text": self.partial_text,
                 "turns": self.turns, "status": self.status, "progress": self.progress,
                 "error_message": self.error_message, "conversation_id": self.conversation_id,
+                "save_error": self.save_error,
                 "saved_at": self.saved_at.isoformat() if self.saved_at else None}
 
 

@@ -125,3 +125,21 @@ def test_a_completed_draft_cannot_run_again(engine, sandbox):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one() == 1
         assert conn.execute(sa.select(conversation_drafts.c.status)).scalar_one() == "completed"
+
+
+def test_a_store_outage_during_autosave_does_not_stop_the_stream(engine, tmp_path):
+    """If the store cannot be written, streaming goes on with the text in memory; the next save catches up."""
+    from core.store import create_store_engine
+
+    override_settings(autosave_interval_s=3600, db_retry_max_attempts=1)
+    draft = start_draft(engine, PARAMS)
+    draft.engine = create_store_engine(f"sqlite:///{tmp_path / 'unmigrated.db'}")  # no tables: every write fails
+    try:
+        assert draft.on_delta("User: one\n\nAssistant: two") is False  # the save failed, no exception
+        assert draft.save_error and draft.partial_text.endswith("two")
+    finally:
+        draft.engine.dispose()
+        draft.engine = engine
+        reset_breakers()
+    assert draft.on_delta("\n\nUser: three") is True and draft.save_error is None
+    assert _saved(engine, draft.id)["partial_text"].endswith("User: three")
