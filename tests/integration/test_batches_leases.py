@@ -79,3 +79,20 @@ def test_items_released_after_a_cancel_are_skipped_not_pending(engine):
     assert leases.release_items(engine, "w1") == 2
     st = get_batch_status(engine, bid)
     assert (st["state"], st["pending"], st["skipped"]) == ("cancelled", 0, 3)
+
+
+def test_a_breaker_pause_outlives_its_worker_but_a_user_pause_is_not_taken(engine):
+    """A breaker-paused batch whose worker died is claimed (still paused) by the next; a user-paused one is not."""
+    from core.batches import checkpoints
+
+    bid = create_batch(engine, template="tutoring", count=2)
+    leases.claim_batch(engine, "dead")
+    assert checkpoints.pause_for_breaker(engine, bid, "model service failing")
+    assert leases.claim_batch(engine, "next") is None  # the dead worker's lease has not expired yet
+    _expire(engine, bid)
+    taken = leases.claim_batch(engine, "next")
+    assert taken is not None and (taken.status, taken.pause_kind) == ("paused", "breaker")
+    assert checkpoints.resume_after_breaker(engine, bid) is True
+    pause_batch(engine, bid)
+    _expire(engine, bid)
+    assert leases.claim_batch(engine, "third") is None
