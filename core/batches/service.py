@@ -21,7 +21,14 @@ from core.batches._db import run_db
 from core.batches.states import TERMINAL, check_transition
 from core.config import get_settings
 from core.errors import ValidationError
-from core.store.schema import batch_items, batch_jobs, batch_resumes, recovery_checkpoints, utcnow
+from core.store.schema import (
+    batch_items,
+    batch_jobs,
+    batch_resumes,
+    conversations,
+    recovery_checkpoints,
+    utcnow,
+)
 from core.store.tx import write_tx
 
 __all__ = [
@@ -194,10 +201,10 @@ def _counts(conn: Connection, batch_id: str) -> dict[str, int]:
 def _throughput_per_min(conn: Connection, row: Any, now: datetime) -> float:
     window = get_settings().batch_throughput_window_s
     since = now - timedelta(seconds=window)
+    # conversations of the window (the created_at index): cost follows the window, not the batch size
     recent = conn.execute(
-        sa.select(sa.func.count()).select_from(batch_items)
-        .where(batch_items.c.batch_id == row["id"], batch_items.c.status == "done",
-               batch_items.c.updated_at >= since)).scalar_one()
+        sa.select(sa.func.count()).select_from(conversations)
+        .where(conversations.c.created_at >= since, conversations.c.batch_id == row["id"])).scalar_one()
     started = row["started_at"]
     span = window if started is None else min(window, max((now - started).total_seconds(), 1.0))
     return round(int(recent) * 60.0 / span, 2)

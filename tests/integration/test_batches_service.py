@@ -197,3 +197,25 @@ def test_estimate_counts_calls_tokens_cost_and_time(monkeypatch):
     assert hundred["cost_usd"] > 0 and hundred["seconds"] == 100
     with pytest.raises(ValidationError):
         estimate("tutoring", 0)
+
+
+def test_running_batch_reports_throughput_and_eta(engine):
+    """A running batch with 6 items done in the last minutes reports items/min and an ETA for the rest."""
+    import uuid
+    from datetime import timedelta
+
+    from core.store.schema import conversations, utcnow
+
+    bid = create_batch(engine, template="tutoring", count=10)
+    now = utcnow()
+    _set_batch(engine, bid, status="running", started_at=now - timedelta(minutes=2))
+    _set_items(engine, bid, "done", list(range(6)))
+    with write_tx(engine) as conn:
+        conn.execute(conversations.insert(), [{
+            "id": str(uuid.uuid4()), "batch_id": bid, "item_index": i, "template": "tutoring", "model": "m",
+            "params": {}, "turns": [], "turn_count": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
+            "status": "ok", "created_at": now - timedelta(seconds=10 * i), "error_count": 0,
+            "is_recovering": False, "recovery_attempts": 0} for i in range(6)])
+    st = get_batch_status(engine, bid)
+    assert st["throughput_per_min"] == pytest.approx(3.0, rel=0.05)  # 6 in the 2 minutes since it started
+    assert st["eta_s"] == pytest.approx(80, abs=3)  # 4 left at 3 a minute
