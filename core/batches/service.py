@@ -402,7 +402,8 @@ def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, us
                 requeued = int(conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(
                     batch_items.c.batch_id == batch_id, batch_items.c.status == "pending")).scalar_one())
             elif previous == "failed" and requeued == 0:
-                raise _refuse(f"Batch {batch_id} has no failed items to retry.", "nothing_to_retry", "status")
+                raise _refuse(f"Batch {batch_id} has no failed items to retry; resume it instead (its pending items "
+                              "were never tried).", "nothing_to_retry", "status")
             conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
                 status="queued", pause_kind=None, status_reason=f"resumed by {who}", lease_owner=None,
                 lease_expires_at=None, finished_at=None, updated_at=now))
