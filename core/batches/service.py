@@ -69,9 +69,10 @@ def _grid_value(choices: Sequence[str] | None, default: Sequence[str], name: str
     return values
 
 
-def _item_params(template: str, model: str, turns: int, persona: str, emotion: str, topic: str) -> dict[str, Any]:
+def _item_params(template: str, model: str, turns: int, persona: str, emotion: str, topic: str,
+                 overrides: dict[str, str]) -> dict[str, Any]:
     return {"template": template, "persona": persona, "emotion": emotion, "topic": topic, "turns": turns,
-            "model": model}
+            "model": model, **overrides}
 
 
 def _validated(params: dict[str, Any], where: str) -> None:
@@ -98,14 +99,19 @@ def create_batch(
     concurrency: int | None = None,
     name: str | None = None,
     user: str | None = None,
+    system_prompt: str | None = None,
+    user_template: str | None = None,
 ) -> str:
     """Create a queued batch in one transaction and return its id.
 
     With `rows` (parsed CSV, see core.batches.csv_import) each row is one item (`count`
     cuts them); otherwise the items cycle through personas x emotions x topics (each
-    defaulting to the template's suggestions) up to `count`. Refuses bad input with a
-    ValidationError before anything is written.
+    defaulting to the template's suggestions) up to `count`. `system_prompt` / `user_template`
+    replace the template's texts for every item (an edited template). Refuses bad input with
+    a ValidationError before anything is written.
     """
+    overrides = {k: v for k, v in (("system_prompt", system_prompt), ("user_template", user_template))
+                 if v is not None}
     from core.generation import get_template
 
     settings = get_settings()
@@ -126,7 +132,7 @@ def create_batch(
         params = []
         for i, row in enumerate(rows[:n]):
             p = _item_params(template, model, int(row.get("turns") or turns), str(row.get("persona", "")),
-                             str(row.get("emotion", "")), str(row.get("topic", "")))
+                             str(row.get("emotion", "")), str(row.get("topic", "")), overrides)
             _validated(p, f"Row {i + 1}")
             params.append(p)
         source: dict[str, Any] = {"source": "csv", "rows": len(rows)}
@@ -138,18 +144,18 @@ def create_batch(
         for value, field in itertools.chain(((p, "persona") for p in ps), ((e, "emotion") for e in es),
                                             ((t, "topic") for t in ts)):
             _validated(_item_params(template, model, turns, value if field == "persona" else ps[0],
-                                    value if field == "emotion" else es[0], value if field == "topic" else ts[0]),
-                       "")
+                                    value if field == "emotion" else es[0], value if field == "topic" else ts[0],
+                                    overrides), "")
         grid = len(ps) * len(es) * len(ts)
         params = []
         for i in range(n):
             k = i % grid  # cycle through the grid without materialising it
             params.append(_item_params(template, model, turns, ps[k // (len(es) * len(ts))],
-                                       es[(k // len(ts)) % len(es)], ts[k % len(ts)]))
+                                       es[(k // len(ts)) % len(es)], ts[k % len(ts)], overrides))
         source = {"source": "grid", "personas": ps, "emotions": es, "topics": ts}
     batch_id = str(uuid.uuid4())
     conc = concurrency or settings.worker_concurrency
-    config = {"template": template, "model": model, "turns": turns, "concurrency": conc, **source}
+    config = {"template": template, "model": model, "turns": turns, "concurrency": conc, **source, **overrides}
     now = utcnow()
 
     def _write() -> None:

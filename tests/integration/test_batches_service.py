@@ -219,3 +219,16 @@ def test_running_batch_reports_throughput_and_eta(engine):
     st = get_batch_status(engine, bid)
     assert st["throughput_per_min"] == pytest.approx(3.0, rel=0.05)  # 6 in the 2 minutes since it started
     assert st["eta_s"] == pytest.approx(80, abs=3)  # 4 left at 3 a minute
+
+
+def test_edited_template_texts_go_with_every_item_and_are_validated(engine):
+    """An edited user template is stored on each item; one with an unknown placeholder is refused, nothing written."""
+    bid = create_batch(engine, template="tutoring", count=2, user_template="Talk about {topic} in {turns} messages.")
+    with engine.connect() as conn:
+        templates = {r[0]["user_template"] for r in conn.execute(
+            sa.select(batch_items.c.params).where(batch_items.c.batch_id == bid))}
+    assert templates == {"Talk about {topic} in {turns} messages."}
+    with pytest.raises(ValidationError) as exc:
+        create_batch(engine, template="tutoring", count=2, user_template="Hello {nope}")
+    assert "nope" in exc.value.user_message
+    assert _count(engine, batch_jobs) == 1
