@@ -447,7 +447,7 @@ class ClaudeClient:
         if state.on_delta is None:
             raw = await sdk.messages.with_raw_response.create(**request)
             self._observe(raw.headers)
-            message = raw.parse()
+            message = await raw.parse()
             return self._outcome(state, _text_of(message), message, raw.headers.get("request-id"))
         progress = _StreamProgress()
         try:

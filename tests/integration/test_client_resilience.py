@@ -352,6 +352,25 @@ def test_async_streamed_generations_survive_faults_and_cut_streams(sandbox, monk
     assert sum(len(r.llm.failures) for r, _s in pairs) > 0
 
 
+def test_async_generation_without_streaming_returns_the_whole_reply(sandbox, monkeypatch):
+    """An async call with no on_delta parses the reply: the conversation has every turn."""
+    import asyncio
+
+    from core.generation import agenerate_conversation
+
+    _settings(monkeypatch, retry_max_attempts=10)
+    srv = sandbox(fault_rate=0.2, retry_after_s=0)
+    client = _client(srv)
+    params = GenerationParams("tech_troubleshooting", "an accountant", "stressed", "slow Wi-Fi", 6)
+
+    async def run() -> list:
+        return await asyncio.gather(*(agenerate_conversation(params, client=client, component="test.async")
+                                      for _ in range(5)))
+
+    results = asyncio.run(run())
+    assert all(len(r.conversation.turns) == 6 and r.llm.usage.output_tokens > 0 for r in results)
+
+
 def test_dropped_connections_and_malformed_bodies_are_retried(sandbox, monkeypatch):
     """Connections closed before headers and non-JSON bodies are classified, retried, and overcome."""
     _settings(monkeypatch, retry_max_attempts=10)
