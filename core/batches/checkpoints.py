@@ -45,7 +45,11 @@ def _checkpoint(batch_id: str) -> sa.Update:
 # The item commit runs once per conversation, so its statements are built once and executed
 # with bound values (building and cache-keying them per call cost more than the SQL itself).
 _P = sa.bindparam
-_ADD_USAGE = batch_jobs.update().where(batch_jobs.c.id == _P("b_batch")).values(
+# NOT EXISTS: a transaction retried after its COMMIT reached the server (the acknowledgement
+# was lost) finds its own conversation row and does not add the same usage twice.
+_ADD_USAGE = batch_jobs.update().where(
+    batch_jobs.c.id == _P("b_batch"),
+    ~sa.exists().where(conversations.c.id == _P("b_conv"))).values(
     input_tokens=batch_jobs.c.input_tokens + _P("b_in", type_=sa.BigInteger()),
     output_tokens=batch_jobs.c.output_tokens + _P("b_out", type_=sa.BigInteger()),
     cost_usd=batch_jobs.c.cost_usd + _P("b_cost", type_=sa.Float()), updated_at=_P("b_now"))
@@ -75,6 +79,8 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
     usage = result.usage
     turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
     params = item.params
+    # fixed across run_db retries of _commit, so a retry can recognise its own earlier commit
+    conversation_id = str(uuid.uuid4())
 
     def _commit() -> bool:
         now = utcnow()
@@ -83,8 +89,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
             # tokens were spent either way (the item counts once, below). The batch row is locked
             # first, as in every transaction that touches a batch and its items, so none deadlock.
             conn.execute(_ADD_USAGE, {**keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens,
-                                      "b_cost": result.cost_usd})
-            conversation_id = str(uuid.uuid4())
+                                      "b_cost": result.cost_usd, "b_conv": conversation_id})
             fresh = conn.execute(_insert_conversation(conn), {
                 "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
                 "draft_id": None, "template": params.get("template", ""),
@@ -95,9 +100,8 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
                 "last_error": None, "error_count": result.invalid_attempts, "last_error_at": None,
                 "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None,
             }).rowcount == 1
-            if not fresh:
-                conversation_id = conn.execute(_CONVERSATION_ID, keys).scalar_one()
-            newly_done = conn.execute(_MARK_DONE, {**keys, "b_item": item.id, "b_conv": conversation_id}
+            saved_id = conversation_id if fresh else conn.execute(_CONVERSATION_ID, keys).scalar_one()
+            newly_done = conn.execute(_MARK_DONE, {**keys, "b_item": item.id, "b_conv": saved_id}
                                       ).rowcount == 1
             if newly_done:
                 conn.execute(_COUNT_DONE, keys)
