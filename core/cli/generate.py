@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from core.generation import TEMPLATES, GenerationParams, generate_conversation, get_template
+from core.generation.templates import TEMPLATES, get_template
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from core.generation import GenerationParams, generate_conversation  # the SDK loads only when used
+
     # ValidationError / AppError raised here reach core.__main__, which maps them to exit 2 / 1
     template = get_template(args.template)
     params = GenerationParams(

@@ -1,6 +1,21 @@
-"""Model access: the Claude client, prices, and the offline sandbox model server."""
+"""Model access: the Claude client, prices, and the offline sandbox model server.
 
-from core.llm.client import ClaudeClient, LLMResult, Usage, get_client, reset_client
-from core.llm.pricing import DEFAULT_MODEL, MODELS, cost_usd
+Names load on first use, so importing the sandbox (or the CLI) does not import the SDK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core._lazy import lazy_exports
 
 __all__ = ["DEFAULT_MODEL", "MODELS", "ClaudeClient", "LLMResult", "Usage", "cost_usd", "get_client", "reset_client"]
+
+__getattr__ = lazy_exports(__name__, globals(), {
+    "core.llm.client": ["ClaudeClient", "LLMResult", "Usage", "get_client", "reset_client"],
+    "core.llm.pricing": ["DEFAULT_MODEL", "MODELS", "cost_usd"],
+})
+
+if TYPE_CHECKING:
+    from core.llm.client import ClaudeClient, LLMResult, Usage, get_client, reset_client
+    from core.llm.pricing import DEFAULT_MODEL, MODELS, cost_usd
