@@ -269,7 +269,7 @@ class Recorder:
                 log.warning("error log: spool file cannot be read (%s)", type(exc).__name__)
                 return
             try:
-                insert_rows(get_engine(), rows, batch_size)
+                insert_rows(get_engine(), rows, batch_size, replay=True)
             except Exception as exc:  # noqa: BLE001 - store still down: keep the file for the next try
                 self._store_down(exc, retry_s)
                 return
