@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from core.config import SettingsError
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `| head`): not a failure of the operation
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit, so flushing cannot fail again
+        return 0
     except Exception as exc:  # noqa: BLE001 - the CLI boundary classifies every failure
         err = exc if isinstance(exc, AppError) else classify(exc)
         print(f"error: {err.user_message}\n  ({err.code}: {err.message})", file=sys.stderr)

@@ -15,12 +15,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import sys
+
     from core.batches.worker import BatchWorker
     from core.errors import ValidationError
+    from core.settings_store import apply_persisted
+    from core.store import get_engine, migrate
 
     if args.concurrency is not None and args.concurrency < 1:
         raise ValidationError("--concurrency must be at least 1.", field="concurrency",
                               user_message="--concurrency must be at least 1.")
+    # the numbers analysts saved on the Settings page apply to stand-alone workers too
+    engine = get_engine()
+    migrate(engine)
+    _settings, skipped = apply_persisted(engine)
+    for problem in skipped:
+        print(f"warning: saved setting ignored: {problem}", file=sys.stderr)
     worker = BatchWorker(concurrency=args.concurrency)
 
     async def _main() -> int:
