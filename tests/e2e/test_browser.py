@@ -138,6 +138,38 @@ def test_first_error_shows_quickly_when_every_call_fails(page, app):
         page.get_by_text(re.compile(r"forced status None")).first.wait_for(timeout=30_000)
 
 
+def _chaos(page, app, mode: str, shown: str) -> None:
+    _open(page, app, "settings")
+    page.get_by_text(mode, exact=True).click()
+    page.get_by_role("button", name="Apply to the sandbox").click()
+    page.get_by_text(re.compile(shown)).first.wait_for(timeout=30_000)
+
+
+def test_chaos_breaks_a_batch_the_errors_arrive_and_one_click_resumes_it(page, app):
+    """A batch broken by a rejected key fails with a reason, its errors are listed, and Resume completes it."""
+    _chaos(page, app, "Every call rejected (401, key invalid)", r"forced status 401")
+    try:
+        _open(page, app, "batches")
+        count = page.get_by_label("Conversations")
+        count.fill("12")
+        count.press("Tab")
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Launch batch").click()
+        page.get_by_text(re.compile(r"^Why: .*(key|Settings)")).first.wait_for(timeout=60_000)
+        assert page.get_by_text(re.compile(r"/ 12 \(")).first.is_visible()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "batch-failed-by-chaos.png"), full_page=True)
+
+        _open(page, app, "errors")
+        page.get_by_text("authentication_failed").first.wait_for(timeout=30_000)
+    finally:
+        _chaos(page, app, "Off", r"forced status None")
+
+    _open(page, app, "batches")
+    page.get_by_role("button", name="Resume").first.click()
+    page.get_by_text(re.compile(r"12 / 12 \(100%\)")).first.wait_for(timeout=180_000)
+
+
 def test_screenshots_of_every_page(page, app):
     """Every page renders in the browser without an exception box; a screenshot of each is kept."""
     SHOTS.mkdir(parents=True, exist_ok=True)
