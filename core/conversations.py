@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from core.store.paging import Page
 from core.store.schema import conversations
 
 __all__ = ["ConversationFilter", "Page", "iter_csv", "iter_jsonl", "list_conversations", "to_messages",
@@ -55,18 +56,6 @@ class ConversationFilter:
         if self.draft_only:
             cond.append(conversations.c.batch_id.is_(None))
         return cond
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[dict[str, Any]]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
 
 
 def to_messages(row: Any) -> list[dict[str, str]]:

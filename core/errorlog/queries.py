@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, case, delete, fu
 from core.config import get_settings
 from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
 from core.store.dialect import FTS_PROBE_MIN_MATCHES, contains_text, count_text_matches, time_bucket
+from core.store.paging import Page
 from core.store.schema import error_log_rollup, error_logs
 from core.store.tx import write_tx
 
@@ -130,20 +131,6 @@ class ErrorFilter:
             if value is not None and (not isinstance(value, str) or len(value) > 128):
                 raise _invalid(name, f"{name} must be text of at most 128 characters.")
             set_(self, name, value or None)
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of search results and the total number of matching rows."""
-
-    rows: list[dict[str, Any]]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
 
 
 @contextmanager
