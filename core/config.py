@@ -15,7 +15,7 @@ import threading
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_origin, get_type_hints
 
 __all__ = ["ROOT", "Settings", "SettingsError", "get_settings", "override_settings", "reload_settings"]
 
@@ -101,6 +101,9 @@ class Settings:
     # rate limiting
     rate_limit_rpm: int = field(default=50, metadata=_check(_positive, "a whole number > 0"))
     rate_limit_input_tpm: int = field(default=40_000, metadata=_check(_positive, "a whole number > 0"))
+    # answers that mean the server refused a request before serving it: their request slot is
+    # given back to the limiter (429 rate limited, 503 unavailable, 529 overloaded)
+    rate_limit_uncharged_statuses: tuple[int, ...] = (429, 503, 529)
     rate_limit_output_tpm: int = field(default=16_000, metadata=_check(_positive, "a whole number > 0"))
     # bucket capacity in seconds of the rate: spreads requests instead of a burst at a window boundary
     rate_limit_burst_s: float = field(default=2.0, metadata=_check(_positive, "a number > 0"))
@@ -233,6 +236,13 @@ def env_name(name: str) -> str:
 
 
 def _convert(name: str, kind: Any, raw: Any) -> Any:
+    if get_origin(kind) is tuple:  # a list of whole numbers: "429, 503" or [429, 503]
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        try:
+            return tuple(int(str(item).strip()) for item in items if str(item).strip())
+        except ValueError:
+            raise SettingsError(f"Setting {env_name(name)} = {raw!r} is invalid: it must be whole numbers "
+                                "separated by commas.") from None
     if not isinstance(raw, str) or kind is str:
         if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
             return float(raw)

@@ -388,6 +388,8 @@ class ClaudeClient:
                 exc, anthropic.APIConnectionError):
             # refused or never answered: no tokens were spent, so give the estimate back
             limiter.record_usage(0, 0, state.est_input, state.est_output)
+        if err.status_code in get_settings().rate_limit_uncharged_statuses:
+            limiter.refund_request()
         if state.on_delta is not None or state.partial:
             err.partial_text = state.partial
         if not err.request_id and headers is not None:

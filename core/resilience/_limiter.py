@@ -124,6 +124,17 @@ class RateLimiter:
             self._correct("input_tokens", float(input_tokens - est_input), now)
             self._correct("output_tokens", float(output_tokens - est_output), now)
 
+    def refund_request(self) -> None:
+        """Give back the request slot of a call the server refused without serving it.
+
+        The server does not count such a request against its limit, so counting it here would
+        slow a batch under transient faults below the limit by the share of faulted calls.
+        """
+        with self._lock:
+            now = self._clock()
+            self._refresh(now, get_settings())
+            self._correct("requests", -1.0, now)
+
     def observe_headers(self, headers: Mapping[str, Any] | Any) -> None:
         """Tighten to the server's view from anthropic-ratelimit-*-limit / -remaining / -reset."""
         if headers is None:

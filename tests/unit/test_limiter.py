@@ -325,3 +325,26 @@ def test_a_429_whose_headers_show_an_exhausted_limit_pauses_everyone() -> None:
     limiter.observe_rate_limited(3.0)
     snap = limiter.snapshot()
     assert snap["effective_rpm"] == pytest.approx(480) and snap["paused_for_s"] == pytest.approx(3.0)
+
+
+def test_refunded_requests_free_their_slot_in_the_minute():
+    """Calls the server refused unserved give their request slot back, so served calls reach the limit."""
+    override_settings(rate_limit_rpm=60, rate_limit_input_tpm=10**9, rate_limit_output_tpm=10**9)
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    for i in range(120):
+        limiter.acquire(0, 0)
+        if i % 2 == 0:
+            limiter.refund_request()  # every other call is refused unserved (429/503/529)
+    # 60 served + 60 refunded calls: at 60 RPM the served ones need about a minute, not two
+    assert vt.now < 75
+
+
+def test_without_refunds_every_admitted_request_counts():
+    """The same 120 calls without refunds take about two minutes at 60 RPM."""
+    override_settings(rate_limit_rpm=60, rate_limit_input_tpm=10**9, rate_limit_output_tpm=10**9)
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    for _ in range(120):
+        limiter.acquire(0, 0)
+    assert vt.now > 110
