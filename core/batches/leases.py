@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine
 
 from core.batches._db import run_db
 from core.config import get_settings
-from core.store.schema import batch_items, batch_jobs, utcnow
+from core.store.schema import batch_items, batch_jobs, recovery_checkpoints, utcnow
 from core.store.tx import write_tx
 
 __all__ = [
@@ -111,14 +111,31 @@ def claim_batch(engine: Engine, worker_id: str) -> ClaimedBatch | None:
 
 
 def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner: str | None) -> int:
-    """Running items whose worker is dead (named, or silent for a lease period) go back to pending."""
-    stale = batch_items.c.claimed_at < now - timedelta(seconds=get_settings().lease_duration_s)
+    """Running items whose worker is dead (named, or silent for a lease period) go back to pending.
+
+    The interrupted attempt counts: an item that kills every worker that takes it (a poison
+    item) fails once it has used settings.item_max_attempts, instead of being retried forever.
+    """
+    s = get_settings()
+    stale = batch_items.c.claimed_at < now - timedelta(seconds=s.lease_duration_s)
     orphan = sa.or_(stale, batch_items.c.claimed_at.is_(None))
     if dead_owner:
         orphan = sa.or_(orphan, batch_items.c.claimed_by == dead_owner)
-    return int(conn.execute(batch_items.update().where(
-        batch_items.c.batch_id == batch_id, batch_items.c.status == "running", orphan).values(
-        status="pending", claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
+    mine = [batch_items.c.batch_id == batch_id, batch_items.c.status == "running", orphan]
+    exhausted = batch_items.c.attempts + 1 >= s.item_max_attempts
+    poisoned = int(conn.execute(batch_items.update().where(*mine, exhausted).values(
+        status="failed", attempts=batch_items.c.attempts + 1, last_error_code="worker_lost",
+        last_error=f"The worker processing this item stopped before saving it {s.item_max_attempts} times "
+                   "(crashed or killed); it is not tried again automatically. Use Retry failed to try it.",
+        claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
+    if poisoned:
+        conn.execute(recovery_checkpoints.update().where(
+            recovery_checkpoints.c.operation_type == "batch", recovery_checkpoints.c.operation_id == batch_id
+        ).values(failed_count=recovery_checkpoints.c.failed_count + poisoned, updated_at=now))
+    requeued = int(conn.execute(batch_items.update().where(*mine).values(
+        status="pending", attempts=batch_items.c.attempts + 1, claimed_by=None, claimed_at=None,
+        updated_at=now)).rowcount)
+    return requeued
 
 
 def find_joinable_batch(engine: Engine, worker_id: str) -> tuple[str, int] | None:

@@ -96,3 +96,26 @@ def test_a_breaker_pause_outlives_its_worker_but_a_user_pause_is_not_taken(engin
     pause_batch(engine, bid)
     _expire(engine, bid)
     assert leases.claim_batch(engine, "third") is None
+
+
+def test_an_item_that_kills_every_worker_fails_after_the_attempt_limit(engine):
+    """Each worker lost while holding an item uses one attempt; at the limit the item fails, the rest go on."""
+    from core.config import override_settings
+    from core.store.schema import recovery_checkpoints
+
+    override_settings(item_max_attempts=3)
+    bid = create_batch(engine, template="tutoring", count=2)
+    for n in range(3):
+        leases.claim_batch(engine, f"doomed-{n}")
+        [poison] = leases.claim_items(engine, bid, f"doomed-{n}", 1)
+        assert poison.item_index == 0  # the same item each time: it is what kills them
+        _expire(engine, bid)
+    leases.claim_batch(engine, "survivor")
+    with engine.connect() as conn:
+        item = conn.execute(sa.select(batch_items.c.status, batch_items.c.attempts, batch_items.c.last_error_code)
+                            .where(batch_items.c.batch_id == bid, batch_items.c.item_index == 0)).one()
+        failed = conn.execute(sa.select(recovery_checkpoints.c.failed_count)
+                              .where(recovery_checkpoints.c.operation_id == bid)).scalar_one()
+    assert tuple(item) == ("failed", 3, "worker_lost")
+    assert failed == 1
+    assert [i.item_index for i in leases.claim_items(engine, bid, "survivor", 2)] == [1]
