@@ -41,6 +41,8 @@ def _env(base_url: str, database_url: str, data_dir: str) -> dict[str, str]:
         "STUDIO_WORKER_POLL_INTERVAL_S": "0.2", "STUDIO_RATE_LIMIT_RPM": "1000000",
         "STUDIO_RATE_LIMIT_INPUT_TPM": "1000000000", "STUDIO_RATE_LIMIT_OUTPUT_TPM": "1000000000",
         "STUDIO_RETRY_INSTANT": "true", "STUDIO_BREAKER_FAILURE_THRESHOLD": "100000",
+        # ten kills in a minute: an item may be in flight at several of them (each counts an attempt)
+        "STUDIO_ITEM_MAX_ATTEMPTS": "10",
     })
     return env
 
