@@ -59,6 +59,10 @@ class Settings:
         "one of development, staging, production, test"))
     database_url: str = ""  # empty: sqlite file under data_dir
     data_dir: str = str(ROOT / "data")
+    # SQLite page cache per connection (an upper bound, filled on demand). SQLite's default of
+    # 2 MB holds little of the error log's ten indexes at a million rows, so every insert
+    # re-read index pages from the OS; 0 keeps SQLite's default.
+    sqlite_cache_mb: int = field(default=64, metadata=_check(_non_negative, "a whole number >= 0 (0: SQLite's default)"))
     user_name: str = "analyst"
 
     # model access

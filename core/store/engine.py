@@ -35,6 +35,9 @@ def create_store_engine(url: str) -> Engine:
             # results are durable the moment a transaction commits
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA busy_timeout=30000")
+            cache_mb = get_settings().sqlite_cache_mb
+            if cache_mb:
+                cur.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")  # negative: KiB, not pages
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
-from core.store import migrate
+from core.config import reload_settings
+from core.store import create_store_engine, migrate
 from core.store.schema import error_logs
 from core.store.tx import write_tx
 
@@ -43,3 +46,20 @@ def test_failed_write_transaction_is_rolled_back_whole(engine):
         pass
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(error_logs)).scalar_one() == 0
+
+
+
+@pytest.mark.parametrize(("cache_mb", "expected"), [
+    ("48", -48 * 1024),
+    ("0", sqlite3.connect(":memory:").execute("PRAGMA cache_size").fetchone()[0]),  # SQLite's own default
+])
+def test_sqlite_connections_get_the_configured_page_cache(tmp_path, monkeypatch, cache_mb, expected):
+    """Every SQLite connection of the app runs with the page cache named by sqlite_cache_mb (0: SQLite's default)."""
+    monkeypatch.setenv("STUDIO_SQLITE_CACHE_MB", cache_mb)
+    reload_settings()
+    eng = create_store_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+    try:
+        with eng.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == expected
+    finally:
+        eng.dispose()
