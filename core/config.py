@@ -154,6 +154,9 @@ class Settings:
     log_sample_rate_debug: float = field(default=0.1, metadata=_check(_fraction, "a fraction from 0 to 1"))
     log_sample_rate_info: float = field(default=1.0, metadata=_check(_fraction, "a fraction from 0 to 1"))
     log_writer_batch_size: int = field(default=500, metadata=_check(_positive, "a whole number > 0"))
+    # when the writer finds a deep queue it commits up to this many rows per transaction (at least
+    # log_writer_batch_size): fewer commits, and a hot index page is written to the WAL once, not per 500 rows
+    log_writer_max_batch_rows: int = field(default=5000, metadata=_check(_positive, "a whole number > 0"))
     log_writer_interval_s: float = field(default=0.2, metadata=_check(_positive, "a number > 0"))
     log_queue_max: int = field(default=100_000, metadata=_check(_positive, "a whole number > 0"))
     log_ring_size: int = field(default=100, metadata=_check(_positive, "a whole number > 0"))

@@ -6,6 +6,8 @@ import shutil
 import socket
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from sqlalchemy import Engine, func, select
 from core.config import get_settings, override_settings
 from core.errorlog import fingerprint, flush, recent, record, recorder_stats, shutdown
 from core.errorlog.fingerprint import normalise_message
+from core.errorlog.sink import insert_rows
 from core.errorlog.spool import SPOOL_NAME, Spool
 from core.errors import APIError, NetworkError, Severity, ValidationError
 from core.redact import REDACTED
@@ -292,6 +295,42 @@ def test_eight_threads_recording_concurrently_lose_nothing(engine: Engine) -> No
         stored = conn.execute(select(error_logs.c.error_id)).scalars().all()
     assert len(stored) == 4000 and set(stored) == set(expected)
     assert recorder_stats()["written"] == 4000
+
+
+def test_a_deep_queue_is_written_in_big_transactions_each_row_once(engine: Engine) -> None:
+    """A queue far deeper than the batch size is stored in transactions of up to the max batch: no row lost or doubled."""
+    override_settings(log_writer_batch_size=7, log_writer_max_batch_rows=300, log_writer_interval_s=60)
+    ids = [record(APIError(f"deep {i}", code="server_error"), component="deep", attempt=i) for i in range(1000)]
+    assert None not in ids and len(set(ids)) == 1000
+    assert flush(60)
+    rows = _rows(engine)
+    assert sorted(row["error_id"] for row in rows) == sorted(ids)
+    assert recorder_stats()["written"] == 1000
+    # every row carries the column defaults the bulk path fills in itself
+    assert all(row["resolved"] is False for row in rows)
+
+
+def test_insert_rows_fills_defaults_for_rows_with_different_keys(engine: Engine) -> None:
+    """Rows that do not share one set of keys are still stored whole, missing columns taking their defaults."""
+    now = datetime.now(UTC)
+    base = {"created_at": now, "error_type": "api", "error_code": "boom", "severity": "error", "message": "m",
+            "component": "sink", "fingerprint": "f" * 16, "is_recoverable": True, "recovered": False}
+    rows = [{**base, "error_id": "a" * 32}, {**base, "error_id": "b" * 32, "resolved": True, "attempt": 3}]
+    insert_rows(engine, rows, 10)
+    stored = {row["error_id"]: row for row in _rows(engine)}
+    assert (stored["a" * 32]["resolved"], stored["a" * 32]["attempt"]) == (False, None)
+    assert (stored["b" * 32]["resolved"], stored["b" * 32]["attempt"]) == (True, 3)
+
+
+def test_error_ids_are_time_ordered_uuid7(engine: Engine) -> None:
+    """Ids are UUIDv7 hex: later records sort after earlier ones, so the unique index grows at its end."""
+    first = record(APIError("first"), component="test")
+    time.sleep(0.002)
+    second = record(APIError("second"), component="test")
+    assert first is not None and second is not None
+    assert uuid.UUID(first).version == 7 and uuid.UUID(first).variant == uuid.RFC_4122
+    assert len(first) == 32 and first < second
+    assert flush(30)
 
 
 def test_sampling_drops_debug_and_info_but_never_warnings(engine: Engine) -> None:
