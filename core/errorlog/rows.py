@@ -32,6 +32,11 @@ _INT32 = (-(2**31), 2**31 - 1)
 # Guards for pathological context: deeper or wider data is summarised, not walked.
 _MAX_DEPTH = 8
 _MAX_ITEMS = 200
+# Type tuples built once: `isinstance(v, a | b)` builds a union object on every call, and
+# json_safe runs for every value of every context on the writer thread.
+_PLAIN = (bool, int)
+_SEQUENCES = (list, tuple, set, frozenset)
+_BYTES = (bytes, bytearray)
 
 
 class Pending(NamedTuple):
@@ -82,7 +87,10 @@ def _clean(text: str, limit: int) -> str:
 
 def json_safe(value: Any, limit: int, depth: int = 0) -> Any:
     """A redacted, JSON-serialisable copy of `value`: unknown objects become their repr."""
-    if value is None or isinstance(value, bool | int):
+    kind = type(value)
+    if kind is str:  # the common case first
+        return _clean(redact_text(value), limit)
+    if value is None or isinstance(value, _PLAIN):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
@@ -99,13 +107,13 @@ def json_safe(value: Any, limit: int, depth: int = 0) -> Any:
             name = _clean(redact_text(_safe_str(key)), 200)
             out[name] = REDACTED if is_sensitive_key(name) else json_safe(item, limit, depth + 1)
         return out
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, _SEQUENCES):
         items = list(value)
         safe = [json_safe(item, limit, depth + 1) for item in items[:_MAX_ITEMS]]
         if len(items) > _MAX_ITEMS:
             safe.append(f"[{len(items) - _MAX_ITEMS} more items]")
         return safe
-    if isinstance(value, bytes | bytearray):
+    if isinstance(value, _BYTES):
         return _clean(redact_text(bytes(value[: limit * 4]).decode("utf-8", errors="replace")), limit)
     if isinstance(value, datetime):
         return value.isoformat()

@@ -9,6 +9,8 @@ lost), so they use INSERT ... ON CONFLICT (error_id) DO NOTHING.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Engine
@@ -32,6 +34,32 @@ def _insert_ignoring_duplicates(dialect_name: str) -> Insert:
     return dialect_insert(error_logs).on_conflict_do_nothing(index_elements=["error_id"])
 
 
+def _value_rows(rows: list[dict[str, Any]]) -> tuple[list[str], Callable[[list[dict[str, Any]]], Iterator[Sequence[Any]]]]:
+    """The columns to insert and a function turning rows into value sequences in that order.
+
+    The bulk path bypasses Core's column defaults, so they are filled in here. Rows from
+    build_row all carry the same keys; then one C-level itemgetter per row replaces a
+    Python loop over the columns (this runs on the writer thread, which shares the GIL
+    with every caller of record()).
+    """
+    keys = rows[0].keys()
+    if all(row.keys() == keys for row in rows):
+        columns = [*keys, *(c for c in _SCALAR_DEFAULTS if c not in keys)]
+        tail = tuple(_SCALAR_DEFAULTS[c] for c in columns[len(keys):])
+        getter = itemgetter(*keys)
+
+        def same_keys(chunk: list[dict[str, Any]]) -> Iterator[Sequence[Any]]:
+            return (getter(row) + tail for row in chunk) if len(keys) > 1 else ((getter(row), *tail) for row in chunk)
+
+        return columns, same_keys
+    columns = list(dict.fromkeys([*(key for row in rows for key in row), *_SCALAR_DEFAULTS]))
+
+    def mixed_keys(chunk: list[dict[str, Any]]) -> Iterator[Sequence[Any]]:
+        return ([row.get(c, _SCALAR_DEFAULTS.get(c)) for c in columns] for row in chunk)
+
+    return columns, mixed_keys
+
+
 def insert_rows(engine: Engine, rows: list[dict[str, Any]], batch_size: int, *, replay: bool = False) -> None:
     """Insert `rows`, `batch_size` per transaction. Raises whatever the store raises.
 
@@ -42,13 +70,10 @@ def insert_rows(engine: Engine, rows: list[dict[str, Any]], batch_size: int, *, 
     # cheap after the first call per database; makes a fresh database usable for the log
     migrate(engine)
     if not replay:
-        # the bulk path bypasses Core's column defaults, so they are filled in here
-        columns = list(dict.fromkeys([*(key for row in rows for key in row), *_SCALAR_DEFAULTS]))
+        columns, values = _value_rows(rows)
         for start in range(0, len(rows), batch_size):
             with write_tx(engine) as conn:
-                bulk_insert(conn, error_logs, columns,
-                            ([row.get(c, _SCALAR_DEFAULTS.get(c)) for c in columns]
-                             for row in rows[start:start + batch_size]))
+                bulk_insert(conn, error_logs, columns, values(rows[start:start + batch_size]))
         return
     stmt = _insert_ignoring_duplicates(engine.dialect.name)
     for start in range(0, len(rows), batch_size):
