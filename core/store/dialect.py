@@ -107,10 +107,14 @@ def bulk_insert(conn: Connection, target: Table, columns: Sequence[str], rows: I
     for i, col in enumerate(cols):
         if isinstance(col.type, Boolean):
             continue  # both drivers take Python bools as they are; skipping saves a call per value
-        proc = col.type.bind_processor(dialect)
-        if proc is None and isinstance(col.type, JSON):
+        if isinstance(col.type, JSON):
             # psycopg adapts JSON per statement; COPY takes the text
-            proc = _json_text
+            proc = col.type.bind_processor(dialect) or _json_text
+        else:
+            # the dialect's own type: SQLite's DATETIME writes the text a Core insert writes
+            # ('... 12:00:00.000000'); the generic DateTime left that to sqlite3's adapter,
+            # which drops a zero fraction, and '12:00:00' sorts before '12:00:00.000000'
+            proc = col.type.dialect_impl(dialect).bind_processor(dialect)
         if proc is not None:
             procs.append((i, proc))
 

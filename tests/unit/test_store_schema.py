@@ -34,6 +34,27 @@ def test_timestamps_round_trip_as_utc(engine):
     assert got == local and got.tzinfo == UTC
 
 
+def test_bulk_insert_stores_timestamps_as_a_core_insert_does(engine):
+    """A whole-second timestamp written by the bulk path is found by a range query starting at it."""
+    from core.store.dialect import bulk_insert
+
+    instant = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    columns = ("error_id", "created_at", "error_type", "error_code", "severity", "message", "fingerprint",
+               "is_recoverable", "recovered", "resolved")
+    with write_tx(engine) as conn:
+        conn.execute(error_logs.insert().values(dict(zip(columns, (
+            "core", instant, "api", "x", "error", "m", "f", False, False, False), strict=True))))
+        assert bulk_insert(conn, error_logs, columns, [
+            ("bulk", instant, "api", "x", "error", "m", "f", False, False, False)]) == 1
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(error_logs.c.error_id).where(error_logs.c.created_at >= instant)
+                             .order_by(error_logs.c.error_id)).scalars().all()
+        stored = conn.execute(sa.select(sa.cast(error_logs.c.created_at, sa.String))
+                              .order_by(error_logs.c.error_id)).scalars().all()
+    assert found == ["bulk", "core"]
+    assert stored[0] == stored[1]  # the same text (SQLite) or the same timestamptz (Postgres)
+
+
 def test_failed_write_transaction_is_rolled_back_whole(engine):
     """Nothing of a transaction that raises is kept."""
     try:
