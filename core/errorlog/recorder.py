@@ -40,15 +40,17 @@ _LOW = frozenset({"debug", "info"})
 _STOP_JOIN_S = 2.0
 
 
-def new_error_id() -> str:
-    """A UUIDv7 as 32 hex digits: the time (ms) first, then 74 random bits.
+def new_error_id(unix_ms: int | None = None, random80: int | None = None) -> str:
+    """A UUIDv7 as 32 hex digits: the time (ms, default now) first, then 74 random bits.
 
     Time-ordered ids keep the unique index on error_id append-mostly: a random uuid4 lands
     on a random leaf page, so at a million rows every insert dirtied (and wrote to the WAL,
     and checkpointed) a page of its own. Cheaper than uuid.uuid4() for the caller, too.
+    The seeder passes its rows' times and its own random bits, so its ids look the same.
     """
-    rand = int.from_bytes(os.urandom(10))
-    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62
+    rand = int.from_bytes(os.urandom(10)) if random80 is None else random80
+    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    value = ms << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62
     return f"{value | rand & 0x3FFF_FFFF_FFFF_FFFF:032x}"
 
 

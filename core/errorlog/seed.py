@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from core.config import get_settings
 from core.errorlog.fingerprint import fingerprint
+from core.errorlog.recorder import new_error_id
 from core.errors import ValidationError
 from core.store.dialect import bulk_insert, is_sqlite
 from core.store.schema import error_logs
@@ -157,7 +158,7 @@ def _rows(count: int, days: float, rng: random.Random, now: datetime,
             fingerprint_ = fingerprints[key] = fp(sc.error_type, sc.code, component, message)
         resolved = offset > 3 * 86400 and random_() < 0.15
         yield (
-            f"{getrandbits(128):032x}",
+            new_error_id(int(created.timestamp() * 1000), getrandbits(80)),
             created, sc.error_type, sc.code, sc.severity, message, sc.user_message,
             {"model": choice(_MODELS), "template": values.get("template") or choice(_TEMPLATES),
              "turns": values.get("turns") or randint(2, 40)},

@@ -370,9 +370,14 @@ def test_seeded_rows_are_varied_and_fingerprinted_like_the_recorder(engine):
         assert conn.execute(select(func.count(c.severity.distinct()))).scalar_one() == 5
         assert conn.execute(select(func.count(c.operation_id.distinct()))).scalar_one() >= 10
         oldest = conn.execute(select(func.min(c.created_at))).scalar_one()
-        sample = conn.execute(select(c.error_type, c.error_code, c.component, c.message, c.fingerprint)
-                              .order_by(c.id).limit(400)).all()
+        sample = conn.execute(select(c.error_type, c.error_code, c.component, c.message, c.fingerprint,
+                                     c.error_id, c.created_at).order_by(c.id).limit(400)).all()
     assert NOW - timedelta(days=31) < oldest < NOW - timedelta(days=25)
+    # error ids are UUIDv7 like the recorder's: their first 48 bits are the row's time in ms
+    for r in sample:
+        assert uuid.UUID(r.error_id).version == 7
+        assert int(r.error_id[:12], 16) == int(r.created_at.timestamp() * 1000)
+    assert len({r.error_id for r in sample}) == len(sample)
     for r in sample:
         assert r.fingerprint == fingerprint(r.error_type, r.error_code, r.component, r.message)
     assert len({r.message for r in sample}) > 300  # ids and numbers vary
