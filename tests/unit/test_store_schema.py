@@ -84,3 +84,15 @@ def test_sqlite_connections_get_the_configured_page_cache(tmp_path, monkeypatch,
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == expected
     finally:
         eng.dispose()
+
+
+def test_sqlite_full_text_index_merges_sixteen_segments_at_a_time(engine):
+    """Migration 0006 sets the FTS5 index's automerge to 16 (SQLite; Postgres has no such index)."""
+    with engine.connect() as conn:
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+        automerge = None
+        if engine.dialect.name == "sqlite":
+            automerge = conn.execute(sa.text(
+                "SELECT v FROM error_logs_fts_config WHERE k = 'automerge'")).scalar_one()
+    assert revision >= "0006"
+    assert automerge == (16 if engine.dialect.name == "sqlite" else None)
