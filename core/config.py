@@ -63,6 +63,8 @@ class Settings:
     # 2 MB holds little of the error log's ten indexes at a million rows, so every insert
     # re-read index pages from the OS; 0 keeps SQLite's default.
     sqlite_cache_mb: int = field(default=64, metadata=_check(_non_negative, "a whole number >= 0 (0: SQLite's default)"))
+    # how long a SQLite statement waits for another connection's lock before failing "database is locked"
+    sqlite_busy_timeout_s: float = field(default=30.0, metadata=_check(_non_negative, "a number >= 0"))
     user_name: str = "analyst"
 
     # model access

@@ -23,7 +23,8 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        busy_timeout_s = get_settings().sqlite_busy_timeout_s
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -34,8 +35,9 @@ def create_store_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             # results are durable the moment a transaction commits
             cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cache_mb = get_settings().sqlite_cache_mb
+            settings = get_settings()
+            cur.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_s * 1000)}")
+            cache_mb = settings.sqlite_cache_mb
             if cache_mb:
                 cur.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")  # negative: KiB, not pages
             cur.close()

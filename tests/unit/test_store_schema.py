@@ -86,6 +86,18 @@ def test_sqlite_connections_get_the_configured_page_cache(tmp_path, monkeypatch,
         eng.dispose()
 
 
+def test_sqlite_connections_wait_the_configured_busy_timeout(tmp_path, monkeypatch):
+    """Every SQLite connection of the app waits sqlite_busy_timeout_s for another connection's lock."""
+    monkeypatch.setenv("STUDIO_SQLITE_BUSY_TIMEOUT_S", "0.25")
+    reload_settings()
+    eng = create_store_engine(f"sqlite:///{tmp_path / 'busy.db'}")
+    try:
+        with eng.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+    finally:
+        eng.dispose()
+
+
 def test_sqlite_full_text_index_merges_sixteen_segments_at_a_time(engine):
     """Migration 0006 sets the FTS5 index's automerge to 16 (SQLite; Postgres has no such index)."""
     with engine.connect() as conn:
