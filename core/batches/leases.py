@@ -17,6 +17,7 @@ its items locks the batch row first, then items, then the checkpoint row.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -175,8 +176,15 @@ def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int) -> list[C
     return run_db(_claim)
 
 
-def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool) -> bool:
-    """Heartbeat: extend the lease (owner) and mark this worker's items alive; False if the lease was lost."""
+def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool,
+          item_ids: Collection[int] | None = None) -> bool:
+    """Heartbeat: extend the lease (owner) and mark this worker's items alive; False if the lease was lost.
+
+    `item_ids`: only these items are alive (the ones the worker is still working on). An item
+    it claimed but could not settle (the store was down when its outcome was to be saved) is
+    then left to go stale, so the owner's sweep puts it back to pending instead of it staying
+    "running" for as long as this worker lives. None: all of this worker's running items.
+    """
 
     def _renew() -> bool:
         settings = get_settings()
@@ -187,8 +195,11 @@ def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool) 
                 kept = conn.execute(batch_jobs.update().where(
                     batch_jobs.c.id == batch_id, batch_jobs.c.lease_owner == worker_id).values(
                     lease_expires_at=now + timedelta(seconds=settings.lease_duration_s))).rowcount == 1
-            conn.execute(batch_items.update().where(
-                batch_items.c.claimed_by == worker_id, batch_items.c.status == "running").values(claimed_at=now))
+            alive = [batch_items.c.claimed_by == worker_id, batch_items.c.status == "running"]
+            if item_ids is not None:
+                alive.append(batch_items.c.id.in_(list(item_ids)))
+            if item_ids is None or item_ids:
+                conn.execute(batch_items.update().where(*alive).values(claimed_at=now))
             if kept and batch_id is not None:  # joiners that died leave items behind; the owner sweeps them
                 _reset_orphans(conn, batch_id, now, dead_owner=None)
             return kept

@@ -188,8 +188,8 @@ class BatchWorker:
         self.stats.current_batch = batch_id
         self.stats.state = "working"
         ctx = _BatchRun(batch_id=batch_id, owner=owner)
-        heartbeat = asyncio.create_task(self._heartbeat(ctx))
         in_flight: dict[asyncio.Task[None], ClaimedItem] = {}
+        heartbeat = asyncio.create_task(self._heartbeat(ctx, in_flight))
         stop_wait = asyncio.create_task(self._stop.wait()) if self._stop else None
         try:
             if claimed is not None and claimed.status == "paused":  # a breaker pause inherited from a dead worker
@@ -307,13 +307,16 @@ class BatchWorker:
         if ctx.owner:
             await asyncio.to_thread(leases.release_lease, self.engine, ctx.batch_id, self.worker_id)
 
-    async def _heartbeat(self, ctx: _BatchRun) -> None:
+    async def _heartbeat(self, ctx: _BatchRun, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> None:
         interval = get_settings().heartbeat_interval_s
         while True:
             await asyncio.sleep(interval)
+            # only items still being worked on are kept alive: one whose outcome could not be saved
+            # (the store was down) goes stale and back to pending, instead of blocking the batch's end
+            working = [item.id for task, item in in_flight.items() if not task.done()]
             try:
                 kept = await asyncio.to_thread(leases.renew, self.engine, self.worker_id, ctx.batch_id,
-                                               owner=ctx.owner)
+                                               owner=ctx.owner, item_ids=working)
             except Exception as exc:  # noqa: BLE001 - a missed heartbeat is recorded; the next one retries
                 _record(exc, operation_id=ctx.batch_id, context={"worker": self.worker_id, "step": "heartbeat"})
                 continue

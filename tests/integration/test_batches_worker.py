@@ -11,6 +11,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from batch_support import UNLIMITED_RATE, wait_for
 
 from core.__main__ import main as cli
 from core.batches import checkpoints
@@ -30,10 +31,7 @@ from core.store import create_store_engine, migrate
 from core.store.schema import batch_items, conversations
 
 FAST = {
-    "STUDIO_RATE_LIMIT_RPM": "1000000",
-    "STUDIO_RATE_LIMIT_INPUT_TPM": "1000000000",
-    "STUDIO_RATE_LIMIT_OUTPUT_TPM": "1000000000",
-    "STUDIO_RATE_LIMIT_DEFAULT_PAUSE_S": "0",
+    **UNLIMITED_RATE,
     "STUDIO_WORKER_POLL_INTERVAL_S": "0.1",
     "STUDIO_HEARTBEAT_INTERVAL_S": "0.3",
 }
@@ -62,15 +60,6 @@ def run_worker(engine, concurrency: int = 4) -> BatchWorker:
 def count(engine, table, *where) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_worker_completes_a_batch_with_live_counters(engine, sandbox):

@@ -17,6 +17,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from batch_support import UNLIMITED_RATE, done_count, wait_for
 
 from core.batches.service import create_batch, get_batch_status
 from core.batches.worker import BatchWorker
@@ -46,10 +47,7 @@ def worker_env(base_url: str, **extra: str) -> dict[str, str]:
         "STUDIO_LEASE_DURATION_S": "1",
         "STUDIO_HEARTBEAT_INTERVAL_S": "0.25",
         "STUDIO_WORKER_POLL_INTERVAL_S": "0.2",
-        "STUDIO_RATE_LIMIT_RPM": "1000000",
-        "STUDIO_RATE_LIMIT_INPUT_TPM": "1000000000",
-        "STUDIO_RATE_LIMIT_OUTPUT_TPM": "1000000000",
-        "STUDIO_RATE_LIMIT_DEFAULT_PAUSE_S": "0",
+        **UNLIMITED_RATE,
         "STUDIO_BREAKER_FAILURE_THRESHOLD": "100000",  # transient faults here must not open it
         "STUDIO_ITEM_MAX_ATTEMPTS": "10",
     })
@@ -76,21 +74,6 @@ def run_worker_here(monkeypatch, env: dict[str, str], concurrency: int = 8) -> B
     finally:
         reset_client()
     return worker
-
-
-def done_count(engine, batch_id: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(
-            batch_items.c.batch_id == batch_id, batch_items.c.status == "done")).scalar_one()
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_exactly_once(engine, batch_id: str, count: int) -> None:
