@@ -160,6 +160,11 @@ class Settings:
     # log_writer_batch_size): fewer commits, and a hot index page is written to the WAL once, not per 500 rows
     log_writer_max_batch_rows: int = field(default=5000, metadata=_check(_positive, "a whole number > 0"))
     log_writer_interval_s: float = field(default=0.2, metadata=_check(_positive, "a number > 0"))
+    # While record() calls keep coming (a gap shorter than log_writer_linger_ms), the writer waits
+    # instead of taking the GIL from their threads to shape rows; it writes once the burst pauses,
+    # after log_writer_max_linger_s at most, at half of log_queue_max, or when flush() asks. 0: off.
+    log_writer_linger_ms: float = field(default=2.0, metadata=_check(_non_negative, "a number >= 0"))
+    log_writer_max_linger_s: float = field(default=0.25, metadata=_check(_non_negative, "a number >= 0"))
     log_queue_max: int = field(default=100_000, metadata=_check(_positive, "a whole number > 0"))
     log_ring_size: int = field(default=100, metadata=_check(_positive, "a whole number > 0"))
     log_context_max_chars: int = field(default=8000, metadata=_check(_positive, "a whole number > 0"))

@@ -193,6 +193,7 @@ class Recorder:
             self._wake.wait(interval)
             self._wake.clear()
             try:
+                self._linger()
                 self._cycle()
             except Exception:  # noqa: BLE001 - the writer must outlive any single failure
                 # _cycle handles store and disk errors itself; reaching here is a bug, so make it
@@ -203,6 +204,32 @@ class Recorder:
                 with self._lock:
                     if not self._high and not self._low:
                         return
+
+    def _linger(self) -> None:
+        """Wait, without the GIL, while record() calls are still arriving (settings.log_writer_linger_ms).
+
+        Shaping rows is Python work that holds the GIL, so a writer that starts in the middle of
+        a burst makes every recording thread wait for it. It starts when no call came for one
+        gap, when flush() or stop() asks, at half of log_queue_max, or after
+        log_writer_max_linger_s, so rows are never held back for long and the queue never fills.
+        """
+        settings = get_settings()
+        gap = settings.log_writer_linger_ms / 1000.0
+        if gap <= 0:
+            return
+        deadline = time.monotonic() + settings.log_writer_max_linger_s
+        high_water = max(1, settings.log_queue_max // 2)
+        while True:
+            with self._lock:
+                seq = self._seq
+                urgent = (self._probe_requests > self._probe_served
+                          or len(self._high) + len(self._low) >= high_water)
+            if urgent or self._stop.is_set() or time.monotonic() + gap > deadline:
+                return
+            time.sleep(gap)
+            with self._lock:
+                if self._seq == seq:  # nothing new during the gap: the burst is over
+                    return
 
     def _drain(self) -> tuple[list[Pending], int]:
         with self._lock:

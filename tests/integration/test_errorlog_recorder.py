@@ -310,6 +310,37 @@ def test_a_deep_queue_is_written_in_big_transactions_each_row_once(engine: Engin
     assert all(row["resolved"] is False for row in rows)
 
 
+def test_writer_waits_out_a_burst_but_never_longer_than_the_linger_cap(engine: Engine) -> None:
+    """record() calls that never pause hold the writer back for log_writer_max_linger_s at most: rows are
+    stored while the stream is still running, and flush() gets everything."""
+    override_settings(log_writer_linger_ms=50, log_writer_max_linger_s=0.1, log_writer_interval_s=0.05,
+                      log_writer_batch_size=10)
+    stop = threading.Event()
+
+    def stream() -> None:
+        i = 0
+        while not stop.is_set():
+            record(APIError(f"stream {i}", code="server_error"), component="stream")
+            i += 1
+            time.sleep(0.001)  # far shorter than the 50 ms gap that would end the burst
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while recorder_stats()["written"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        written_while_streaming = recorder_stats()["written"]
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join()
+    assert written_while_streaming > 0
+    assert flush(30)
+    stats = recorder_stats()
+    assert stats["dropped"] == 0 and _count(engine) == stats["written"]
+
+
 def test_insert_rows_fills_defaults_for_rows_with_different_keys(engine: Engine) -> None:
     """Rows that do not share one set of keys are still stored whole, missing columns taking their defaults."""
     now = datetime.now(UTC)
