@@ -120,6 +120,36 @@ def json_safe(value: Any, limit: int, depth: int = 0) -> Any:
     return _clean(redact_text(_safe_repr(value)), limit)
 
 
+# The most characters JSON can spend on one character of a string ("\u0001"), and an upper bound
+# for a number, a bool or null, plus quotes, colon and comma around each item.
+_JSON_CHAR_MAX = 6
+_JSON_SCALAR_MAX = 32
+_JSON_ITEM_OVERHEAD = 6
+_JSON_INT_MAX = 10**30  # fewer than _JSON_SCALAR_MAX digits
+
+
+def _surely_fits(safe: dict[str, Any], limit: int) -> bool:
+    """True when `safe` (flat, from json_safe) cannot serialise to more than `limit` characters.
+
+    Serialising only to measure cost a third of building a row (the row's JSON is made again
+    when it is stored); most contexts are a few short scalars and fit by a wide margin, so an
+    upper bound decides. Nested or large ones are measured as before.
+    """
+    if len(safe) > 50:
+        return False
+    total = 2
+    for key, value in safe.items():
+        if type(value) is str:
+            total += _JSON_CHAR_MAX * (len(key) + len(value)) + _JSON_ITEM_OVERHEAD
+        elif type(value) is int and not -_JSON_INT_MAX < value < _JSON_INT_MAX:
+            return False
+        elif value is None or type(value) in (bool, int, float):
+            total += _JSON_CHAR_MAX * len(key) + _JSON_SCALAR_MAX + _JSON_ITEM_OVERHEAD
+        else:
+            return False
+    return total <= limit
+
+
 def _context(p: Pending, limit: int) -> dict[str, Any] | None:
     raw: dict[str, Any] = {}
     err = p.error
@@ -139,6 +169,8 @@ def _context(p: Pending, limit: int) -> dict[str, Any] | None:
     if not raw:
         return None
     safe = json_safe(raw, limit)
+    if _surely_fits(safe, limit):
+        return safe
     text = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
     if len(text) > limit:
         # already redacted above, so a cut preview cannot expose anything
