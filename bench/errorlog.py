@@ -32,6 +32,7 @@ from core.config import reload_settings  # noqa: E402
 from core.errorlog.export import export_csv  # noqa: E402
 from core.errorlog.queries import ErrorFilter, error_groups, error_stats, search_errors  # noqa: E402
 from core.errorlog.seed import seed_errors  # noqa: E402
+from core.runtime import settle_heap  # noqa: E402
 from core.store import create_store_engine, migrate, reset_engine  # noqa: E402
 from core.store.schema import error_logs  # noqa: E402
 
@@ -155,6 +156,7 @@ def main() -> int:
     parser.add_argument("--export-rows", type=int, default=100_000)
     parser.add_argument("--record-n", type=int, default=20_000, help="record() calls for the recorder figures")
     args = parser.parse_args()
+    settle_heap()  # as the app and the CLI do once they have started
     print(machine(), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-errorlog-") as tmp:
         os.environ["STUDIO_DATA_DIR"] = tmp  # the recorder's spool stays in the temp dir too

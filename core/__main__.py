@@ -13,6 +13,7 @@ import sys
 
 from core.config import SettingsError
 from core.errors import AppError, classify
+from core.runtime import settle_heap
 
 # command groups, in the order --help lists them
 COMMAND_MODULES = [
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad arguments
+    settle_heap()  # the command modules are imported: what is alive now lives as long as the process
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:

@@ -68,6 +68,8 @@ if __name__ == "__main__":  # python -m core.errorlog.measure [N]: figures for t
     import sys
 
     from core.errorlog.recorder import shutdown
+    from core.runtime import settle_heap
 
+    settle_heap()  # as the app and the CLI do once they have started
     print(json.dumps(measure_record_cost(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000), indent=2))
     shutdown()

@@ -48,6 +48,9 @@ def _startup(database_url: str) -> dict[str, Any]:
 
         worker = start_background_worker()
     start_watcher(engine)
+    from core.runtime import settle_heap
+
+    settle_heap()
     return {"skipped_settings": skipped, "worker": worker}
 
 
