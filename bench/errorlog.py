@@ -133,7 +133,8 @@ def run_engine(name: str, url: str, rows: int, runs: int, export_rows: int, reco
           f"raw exception {rec['raw_exception']['mean_us']} µs mean / {rec['raw_exception']['p99_us']} µs p99",
           flush=True)
     print(f"  writer: {rec['written']:,} rows in {rec['total_s']} s = {rec['writer_rows_per_s']:,} rows/s "
-          f"(flushed: {rec['flushed']})", flush=True)
+          f"from the first record() (flushed: {rec['flushed']}); {rec['writer_busy_rows_per_s']:,} rows/s "
+          f"over its {rec['writer_busy_s']} s of writing", flush=True)
     return {"engine": name, "rows": total, "seed_rows_per_s": round(seeded / seed_s), "queries": results,
             "record": rec}
 

@@ -22,7 +22,8 @@ def measure_record_cost(n: int = 20_000, *, flush_timeout: float = 300.0) -> dic
 
     Half are ready AppErrors (what the client records per failed attempt), half raw exceptions
     that record() has to classify. Returns µs per call (mean, p50, p99) for each half, and the
-    writer's rows per second from the first record() until flush() saw every row stored.
+    writer's rows per second from the first record() until flush() saw every row stored, and
+    over the time the writer spent writing (without lingering behind the burst).
     """
     app_error = APIError("RateLimitError (429): Number of request tokens has exceeded your per-minute rate limit",
                          code="rate_limited", severity=Severity.WARN, status_code=429,
@@ -60,6 +61,10 @@ def measure_record_cost(n: int = 20_000, *, flush_timeout: float = 300.0) -> dic
     result["enqueue_s"] = round(enqueued - start, 3)
     result["total_s"] = round(done - start, 3)
     result["writer_rows_per_s"] = round(written / (done - start)) if done > start else None
+    # the writer's own rate: rows over the time it spent writing, without its lingering behind the burst
+    busy = after["busy_s"] - before["busy_s"]
+    result["writer_busy_s"] = round(busy, 3)
+    result["writer_busy_rows_per_s"] = round(written / busy) if busy > 0 else None
     return result
 
 
