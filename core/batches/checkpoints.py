@@ -74,13 +74,19 @@ def _insert_conversation(conn: Connection) -> Any:
     return _INSERTS[name]
 
 
-def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, user: str | None = None) -> bool:
-    """Save an item's conversation, mark it done and count it; False if it was already done (a replay)."""
+def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, user: str | None = None,
+                conversation_id: str | None = None) -> bool:
+    """Save an item's conversation, mark it done and count it; False if it was already done (a replay).
+
+    `conversation_id`: the same id each time the same result is saved again (a caller that
+    retries after run_db gave up), so a commit whose acknowledgement was lost is recognised
+    and its usage not added twice. None: a new id, fixed across run_db's own retries.
+    """
     usage = result.usage
     turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
     params = item.params
-    # fixed across run_db retries of _commit, so a retry can recognise its own earlier commit
-    conversation_id = str(uuid.uuid4())
+    # fixed across retries of _commit, so a retry can recognise its own earlier commit
+    conversation_id = conversation_id or str(uuid.uuid4())
 
     def _commit() -> bool:
         now = utcnow()

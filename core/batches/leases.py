@@ -116,6 +116,9 @@ def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner
 
     The interrupted attempt counts: an item that kills every worker that takes it (a poison
     item) fails once it has used settings.item_max_attempts, instead of being retried forever.
+    A live worker keeps its items fresh even while it holds an outcome through a store
+    outage, so an item goes stale only when its worker crashed, was killed, was stopped, or
+    could not reach the store for a whole lease period while this owner could.
     """
     s = get_settings()
     stale = batch_items.c.claimed_at < now - timedelta(seconds=s.lease_duration_s)
@@ -126,8 +129,10 @@ def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner
     exhausted = batch_items.c.attempts + 1 >= s.item_max_attempts
     poisoned = int(conn.execute(batch_items.update().where(*mine, exhausted).values(
         status="failed", attempts=batch_items.c.attempts + 1, last_error_code="worker_lost",
-        last_error=f"The worker processing this item stopped before saving it {s.item_max_attempts} times "
-                   "(crashed or killed); it is not tried again automatically. Use Retry failed to try it.",
+        last_error=f"The worker processing this item stopped responding before saving it (it crashed, was "
+                   f"killed, or lost its connection to the database), and that was its last of "
+                   f"{s.item_max_attempts} attempts, so it is not tried again automatically. "
+                   "Use Retry failed to try it.",
         claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
     if poisoned:
         conn.execute(recovery_checkpoints.update().where(
@@ -180,10 +185,11 @@ def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool,
           item_ids: Collection[int] | None = None) -> bool:
     """Heartbeat: extend the lease (owner) and mark this worker's items alive; False if the lease was lost.
 
-    `item_ids`: only these items are alive (the ones the worker is still working on). An item
-    it claimed but could not settle (the store was down when its outcome was to be saved) is
-    then left to go stale, so the owner's sweep puts it back to pending instead of it staying
-    "running" for as long as this worker lives. None: all of this worker's running items.
+    `item_ids`: only these items are alive (the ones the worker is still working on, including
+    those whose outcome it holds through a store outage). An item it let go of unsettled (it
+    was stopped, or even recording the failure failed) is then left to go stale, so the
+    owner's sweep puts it back to pending instead of it staying "running" for as long as this
+    worker lives. None: all of this worker's running items.
     """
 
     def _renew() -> bool:

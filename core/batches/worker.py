@@ -6,6 +6,13 @@
 
 - Heartbeat: every settings.heartbeat_interval_s the worker extends its lease and marks its
   in-flight items alive; a worker that stops heartbeating loses both after lease_duration_s.
+- Store outage: an item's outcome (its conversation, or its failure) that cannot be saved
+  because the store is unavailable (run_db gave up on a transient error, or the database
+  breaker is open) is held in memory and saved again with backoff until the store takes it.
+  Its task is still working meanwhile, so the heartbeat keeps the item alive and no other
+  worker takes it: a paid-for reply is not generated twice and the outage costs no attempt.
+  Only when the worker is stopped first is the item left claimed (released, or requeued
+  when it goes stale); the commit is idempotent, so nothing is saved twice either way.
 - A rejected key, missing billing or spend limit fails the batch at once (status_reason says
   what to fix); the items still pending stay pending for a resume.
 - An open "claude" breaker pauses the batch (pause_kind "breaker") without failing items;
@@ -24,13 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -40,8 +49,13 @@ from core.config import get_settings
 from core.errors import Action, AppError, classify
 from core.store.schema import batch_jobs
 
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
 __all__ = ["BatchWorker", "background_worker_status", "is_batch_fatal", "start_background_worker",
            "stop_background_worker"]
+
+T = TypeVar("T")
 
 BREAKER_PAUSE_REASON = "model service failing; waiting for the circuit breaker"
 
@@ -73,6 +87,7 @@ class WorkerStats:
     items_done: int = 0
     items_failed: int = 0
     replies: int = 0
+    outcomes_held: int = 0  # item outcomes the store could not take at once, kept and saved later
     batches_claimed: int = 0
     last_cleanup: dict[str, int] | None = None
     current_batch: str | None = None
@@ -311,8 +326,8 @@ class BatchWorker:
         interval = get_settings().heartbeat_interval_s
         while True:
             await asyncio.sleep(interval)
-            # only items still being worked on are kept alive: one whose outcome could not be saved
-            # (the store was down) goes stale and back to pending, instead of blocking the batch's end
+            # only items still being worked on are kept alive (an item whose outcome is held through
+            # a store outage is); one its task let go of goes stale and back to pending
             working = [item.id for task, item in in_flight.items() if not task.done()]
             try:
                 kept = await asyncio.to_thread(leases.renew, self.engine, self.worker_id, ctx.batch_id,
@@ -342,14 +357,42 @@ class BatchWorker:
         if crash_after and self.stats.replies >= crash_after:
             os._exit(137)  # TEST HOOK: die between the model's reply and the commit
         try:
-            await asyncio.to_thread(checkpoints.commit_item, self.engine, item, result)
+            # one id for every try: a try whose acknowledgement was lost is recognised, not counted twice
+            await self._save_outcome(ctx, item, "commit", checkpoints.commit_item, result,
+                                     conversation_id=str(uuid.uuid4()))
         except Exception as exc:  # noqa: BLE001 - the reply is lost; the attempt is counted and retried
+            from core.resilience import is_store_unavailable
+
             err = classify(exc)
+            if is_store_unavailable(err):  # stopped during an outage: the item is released or goes stale
+                return
             _record(err, operation_id=ctx.batch_id, context={"item_index": item.item_index, "step": "commit"})
             self.stats.last_error = err.message
-            await self._settle(item, err)
+            await self._settle(ctx, item, err)
             return
         self.stats.items_done += 1
+
+    async def _save_outcome(self, ctx: _BatchRun, item: ClaimedItem, step: str,
+                            save: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`save(engine, item, *args, **kwargs)`, held through a store outage until it is saved or the worker stops.
+
+        Raises what `save` raised when the error is not an outage, or when the worker stops
+        while the store is still unavailable.
+        """
+        from core.resilience import outlast_store_outage
+
+        def _held(state: RetryCallState) -> None:
+            if state.attempt_number > 1:
+                return  # one row per held outcome, not one per try
+            self.stats.outcomes_held += 1
+            err = classify(state.outcome.exception()) if state.outcome is not None else None
+            if err is not None:
+                self.stats.last_error = err.message
+                _record(err, operation_id=ctx.batch_id,
+                        context={"item_index": item.item_index, "step": step, "outcome": "held"})
+
+        return await outlast_store_outage(functools.partial(save, self.engine, item, *args, **kwargs),
+                                          stopped=lambda: self.stopping, sleep=self._sleep, on_retry=_held)
 
     async def _item_failed(self, ctx: _BatchRun, item: ClaimedItem, err: AppError) -> None:
         self.stats.last_error = err.message
@@ -357,7 +400,10 @@ class BatchWorker:
                                             and _claude_breaker_open()):
             # the service is down, not this item: no attempt counted, the batch pauses
             ctx.breaker_wait_s = max(ctx.breaker_wait_s or 0.0, err.retry_after_s or _breaker_retry_in())
-            await asyncio.to_thread(leases.release_items, self.engine, self.worker_id, [item.id])
+            try:
+                await self._save_outcome(ctx, item, "release", _release_item, self.worker_id)
+            except Exception as exc:  # noqa: BLE001 - the item stays claimed and returns to pending when stale
+                _record(exc, operation_id=ctx.batch_id, context={"item_index": item.item_index, "step": "release"})
             return
         if is_batch_fatal(err):
             ctx.fatal = True
@@ -366,15 +412,15 @@ class BatchWorker:
                 _record(err, operation_id=ctx.batch_id, context={"item_index": item.item_index,
                                                                  "step": "batch_failed"})
             return
-        status = await self._settle(item, err)
+        status = await self._settle(ctx, item, err)
         if status == "failed":
             self.stats.items_failed += 1
             _record(err, operation_id=ctx.batch_id, attempt=item.attempts + 1,
                     context={"item_index": item.item_index, "step": "item_failed"})
 
-    async def _settle(self, item: ClaimedItem, err: AppError) -> str | None:
+    async def _settle(self, ctx: _BatchRun, item: ClaimedItem, err: AppError) -> str | None:
         try:
-            return await asyncio.to_thread(checkpoints.record_item_failure, self.engine, item, err)
+            return await self._save_outcome(ctx, item, "settle", checkpoints.record_item_failure, err)
         except Exception as exc:  # noqa: BLE001 - the item stays claimed and returns to pending when stale
             _record(exc, operation_id=item.batch_id, context={"item_index": item.item_index, "step": "settle"})
             return None
@@ -386,6 +432,10 @@ class _BatchRun:
     owner: bool
     fatal: bool = False
     breaker_wait_s: float | None = None  # set when the model service's breaker is open
+
+
+def _release_item(engine: Engine, item: ClaimedItem, worker_id: str) -> int:
+    return leases.release_items(engine, worker_id, [item.id])
 
 
 def _ignore_delta(_text: str) -> None:

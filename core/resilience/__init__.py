@@ -13,9 +13,9 @@ from core.resilience._breaker import (
     get_breaker,
     reset_breakers,
 )
-from core.resilience._db import arun_db, run_db
+from core.resilience._db import arun_db, outlast_store_outage, run_db
 from core.resilience._limiter import RateLimiter, get_rate_limiter, reset_rate_limiters
-from core.resilience._retry import async_retry_policy, is_retryable, retry_policy
+from core.resilience._retry import async_retry_policy, is_retryable, is_store_unavailable, retry_policy
 
 __all__ = [
     "CircuitBreaker",
@@ -28,6 +28,8 @@ __all__ = [
     "get_breaker",
     "get_rate_limiter",
     "is_retryable",
+    "is_store_unavailable",
+    "outlast_store_outage",
     "reset_breakers",
     "reset_rate_limiters",
     "retry_policy",

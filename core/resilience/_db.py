@@ -14,6 +14,11 @@ is dead, and a retry on it would fail again or, worse, apply the second half alo
 Errors leave `run_db` classified: an AppError (usually DatabaseError; check `.code`, e.g.
 "duplicate_key") raised from the original exception, which stays in `__cause__`/`.cause`.
 An open database breaker raises CircuitOpenError (error_type "database") without calling fn.
+
+`outlast_store_outage(fn, *args, stopped=..., sleep=...)` is for outcomes that must not be
+dropped when `run_db` gives up (a batch item's conversation): it calls `fn` (which uses
+`run_db` itself) in a worker thread again and again while the store stays unavailable,
+until it is saved, fails for good, or the caller stops.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from tenacity import RetryCallState
+
 from core.errors import classify
 from core.resilience._breaker import CircuitBreaker, get_breaker
-from core.resilience._retry import async_retry_policy, retry_policy
+from core.resilience._retry import async_retry_policy, async_store_outage_policy, retry_policy
 
-__all__ = ["DATABASE_SERVICE", "arun_db", "run_db"]
+__all__ = ["DATABASE_SERVICE", "arun_db", "outlast_store_outage", "run_db"]
 
 DATABASE_SERVICE = "database"
 
@@ -46,6 +53,22 @@ async def arun_db(fn: Callable[..., T] | Callable[..., Awaitable[T]], *args: Any
         breaker = get_breaker(DATABASE_SERVICE)
         return await async_retry_policy(kind="db")(_async_attempt, breaker, fn, args, kwargs)
     return await asyncio.to_thread(run_db, fn, *args, **kwargs)  # type: ignore[arg-type]
+
+
+async def outlast_store_outage(
+    fn: Callable[..., T],
+    *args: Any,
+    stopped: Callable[[], bool],
+    sleep: Callable[[float], Awaitable[None]],
+    on_retry: Callable[[RetryCallState], Any] | None = None,
+) -> T:
+    """Run the store operation `fn(*args)` in a thread until the store takes it (see async_store_outage_policy).
+
+    `fn` must be safe to repeat: an attempt whose COMMIT reached the server but whose
+    acknowledgement was lost is followed by another one.
+    """
+    policy = async_store_outage_policy(stopped=stopped, sleep=sleep, on_retry=on_retry)
+    return await policy(asyncio.to_thread, fn, *args)
 
 
 def _attempt(breaker: CircuitBreaker, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:

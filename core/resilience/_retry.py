@@ -32,9 +32,11 @@ from core.errors import DatabaseError, classify
 __all__ = [
     "NEVER_RETRY_CODES",
     "async_retry_policy",
+    "async_store_outage_policy",
     "full_jitter_backoff",
     "is_retryable",
     "is_retryable_db",
+    "is_store_unavailable",
     "retry_after_of",
     "retry_policy",
     "stop_after_configured_attempts",
@@ -73,6 +75,15 @@ def is_retryable(exc: BaseException) -> bool:
 def is_retryable_db(exc: BaseException) -> bool:
     """True for a transient database error: connection lost, timeout, busy/locked (never a constraint)."""
     return is_retryable(exc) and _from_the_store(exc)
+
+
+def is_store_unavailable(exc: BaseException) -> bool:
+    """True while the store cannot take a write: a transient database error, or the database breaker open."""
+    if not isinstance(exc, Exception):
+        return False  # cancellation and interrupts are never waited out
+    err = classify(exc)
+    # an open "database" breaker is a CircuitOpenError with error_type "database", not a DatabaseError
+    return err.error_type == "database" and err.is_recoverable
 
 
 def full_jitter_backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -197,3 +208,30 @@ def async_retry_policy(
         kwargs["sleep"] = sleep
     return tenacity.AsyncRetrying(**kwargs)
 
+
+def async_store_outage_policy(
+    *,
+    stopped: Callable[[], bool],
+    sleep: Callable[[float], Awaitable[None]],
+    on_retry: Callable[[RetryCallState], Any] | None = None,
+) -> tenacity.AsyncRetrying:
+    """Retry a store write for as long as the store is unavailable, with no attempt limit.
+
+    For a write that has already been through `run_db` (its own transient-error retries) and
+    whose outcome must not be dropped. It stops on success, on an error that is not a store
+    outage (raised as is), or when `stopped()` is true after a failed attempt (the last error
+    raised). Waits are the db_retry_* backoff, never shorter than the retry-after of an open
+    database breaker; that part stays real with settings.retry_instant, so a waiting write
+    does not spin against an open breaker. `sleep` may return early (a worker stopping):
+    the write is then tried once more before `stopped()` is asked again.
+    """
+    kwargs: dict[str, Any] = {
+        "retry": retry_if_exception(is_store_unavailable),
+        "stop": lambda _state: stopped(),
+        "wait": wait_backoff_or_retry_after("db", honour_retry_after_when_instant=True),
+        "reraise": True,
+        "sleep": sleep,
+    }
+    if on_retry is not None:
+        kwargs["before_sleep"] = on_retry
+    return tenacity.AsyncRetrying(**kwargs)

@@ -11,6 +11,12 @@ seconds, for real, with no mock of the store:
   the app waits only settings.sqlite_busy_timeout_s for it, then fails "database is locked".
   In WAL mode (the app's) an exclusive transaction still lets readers read, so on SQLite
   the outage is a write outage, which is what a locked SQLite file is.
+
+The outage is timed to catch replies between generation and commit: the sandbox is slowed
+down first, and the store is taken away only once every slot of the worker holds a call
+that the slow sandbox is still answering. Those replies arrive while the store is down;
+the worker must hold them until it is back, so each item is generated exactly once and no
+item spends an attempt on the outage.
 """
 
 from __future__ import annotations
@@ -38,8 +44,13 @@ from core.resilience import reset_breakers, reset_rate_limiters
 from core.store.schema import batch_items, batch_jobs, conversations, error_logs, recovery_checkpoints
 
 COUNT = 24
-# how long the database stays away after the worker has first met the outage
+CONCURRENCY = 4
+# how long the database stays away after the worker has first met the outage (longer than a lease)
 OUTAGE_HOLD_S = 3.0
+FAST_MS = 250
+# the calls in flight when the store goes away are answered this long after they arrived:
+# ample time to take the store away before they are, short enough for a quick test
+SLOW_MS = 3000
 
 SETTINGS = {
     **UNLIMITED_RATE,
@@ -52,6 +63,8 @@ SETTINGS = {
     "STUDIO_LOG_SPOOL_RETRY_S": "0.5",
     # every recorded row stays in memory, to compare with what reached the store
     "STUDIO_LOG_RING_SIZE": "100000",
+    # real store backoff, as in production (the suite's default makes every wait zero)
+    "STUDIO_RETRY_INSTANT": "false",
 }
 
 
@@ -100,7 +113,7 @@ def outage(engine: Engine, request) -> Iterator[Outage]:
 @pytest.fixture
 def sandbox(engine: Engine, monkeypatch) -> Iterator[SandboxServer]:
     # latency keeps items in flight long enough for the outage to catch some between reply and commit
-    srv = SandboxServer(SandboxConfig(seed=7, latency_ms=250, tokens_per_s=200_000, retry_after_s=0))
+    srv = SandboxServer(SandboxConfig(seed=7, latency_ms=FAST_MS, tokens_per_s=200_000, retry_after_s=0))
     monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.start())
     for key, value in SETTINGS.items():
         monkeypatch.setenv(key, value)
@@ -116,7 +129,7 @@ class WorkerThread:
     """A `worker --once` in a thread: it returns when nothing is left to claim."""
 
     def __init__(self, engine: Engine) -> None:
-        self.worker = BatchWorker(engine, concurrency=4)
+        self.worker = BatchWorker(engine, concurrency=CONCURRENCY)
         self.exit_code: int | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, name="outage-test-worker", daemon=True)
@@ -144,22 +157,36 @@ def item_states(engine: Engine, batch_id: str) -> list[tuple[int, str, str | Non
                                                     batch_items.c.status != "done"))]
 
 
+def model_calls(sandbox: SandboxServer) -> int:
+    """/v1/messages calls the sandbox has received (one per conversation when nothing is generated twice)."""
+    return int(sandbox.stats()["messages_requests"])
+
+
 def database_errors_recorded(batch_id: str) -> list[dict[str, Any]]:
     return [r for r in recent(100_000) if r["error_type"] == "database" and r["operation_id"] == batch_id]
 
 
 def test_a_database_outage_mid_batch_loses_nothing_duplicates_nothing_and_is_logged(
         engine: Engine, sandbox: SandboxServer, outage: Outage) -> None:
-    """The database vanishes for seconds mid-batch: the batch completes, each item once, counters match, errors logged."""
-    batch_id = create_batch(engine, template="tutoring", count=COUNT, turns=4, concurrency=4)
+    """The database vanishes for seconds mid-batch: each item generated and saved once, no attempt spent, errors logged."""
+    batch_id = create_batch(engine, template="tutoring", count=COUNT, turns=4, concurrency=CONCURRENCY)
     worker = WorkerThread(engine)
     worker.start()
     try:
         wait_for(lambda: done_count(engine, batch_id) >= 6 or not worker.thread.is_alive(), 30, "first commits")
         done_before = done_count(engine, batch_id)
-        assert done_before < COUNT - 4, "the batch finished before the outage could catch it"
+        assert done_before < COUNT - 2 * CONCURRENCY, "the batch finished before the outage could catch it"
 
+        # every slot fills with a call the sandbox answers SLOW_MS after it arrived; then the store goes
+        sandbox.configure(latency_ms=SLOW_MS)
+        calls_before = model_calls(sandbox)
+        wait_for(lambda: model_calls(sandbox) >= calls_before + CONCURRENCY, 10, "slow calls in every slot")
+        replies_before = worker.worker.stats.replies
         outage.begin()
+        sandbox.configure(latency_ms=FAST_MS)  # for the calls after the outage; those in flight stay slow
+        # the slow replies arrive while the store is down, between generation and commit
+        wait_for(lambda: worker.worker.stats.replies >= replies_before + CONCURRENCY, 20,
+                 "the slow replies to arrive during the outage")
         # the outage is real for the worker (its store calls fail) and for the error log (rows spooled)
         wait_for(lambda: database_errors_recorded(batch_id) and recorder_stats()["spooled"] > 0, 20,
                  "the worker and the error log to meet the outage")
@@ -193,6 +220,19 @@ def test_a_database_outage_mid_batch_loses_nothing_duplicates_nothing_and_is_log
     assert job["output_tokens"] == sum(c.output_tokens for c in convs)
     assert job["cost_usd"] == pytest.approx(sum(c.cost_usd for c in convs))
     assert job["lease_owner"] is None
+
+    # nothing generated twice: the replies caught by the outage were held and saved, not asked for again
+    assert worker.worker.stats.outcomes_held >= CONCURRENCY, "the outage caught no reply before its commit"
+    assert model_calls(sandbox) == COUNT, (model_calls(sandbox), worker.worker.stats.outcomes_held)
+    assert worker.worker.stats.replies == COUNT
+    # attempts counts failed or interrupted attempts: none was spent on the outage, and none was
+    # ever put back by the stale-item sweep (which counts one, and fails the last with worker_lost)
+    with engine.connect() as conn:
+        spent = conn.execute(sa.select(batch_items.c.item_index, batch_items.c.attempts, batch_items.c.last_error_code)
+                             .where(batch_items.c.batch_id == batch_id,
+                                    sa.or_(batch_items.c.attempts != 0, batch_items.c.last_error_code.is_not(None)))
+                             ).all()
+    assert spent == [], "items charged an attempt or an error by the outage"
 
     # the spool is replayed once the store is back; then the store holds each recorded row exactly once
     wait_for(lambda: flush(timeout=2.0), 30, "the error log to flush its spool")

@@ -40,3 +40,22 @@ def test_a_commit_retried_after_its_acknowledgement_was_lost_adds_usage_once(eng
         rows = conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one()
     assert rows == 1
     assert tuple(tokens) == (100, 50)
+
+
+CONV_ID = "0f8b6c1e-5d2a-4c3b-9e7f-1a2b3c4d5e6f"
+
+
+def test_a_result_saved_again_under_its_own_id_adds_usage_once(engine):
+    """A worker saving a held result again after a lost acknowledgement reuses its id: one row, usage once."""
+    batch_id = create_batch(engine, template="customer_support", count=1, turns=2)
+    assert claim_batch(engine, "w1") is not None
+    [item] = claim_items(engine, batch_id, "w1", 1)
+
+    checkpoints.commit_item(engine, item, _result(), conversation_id=CONV_ID)
+    checkpoints.commit_item(engine, item, _result(), conversation_id=CONV_ID)  # the first one's ack was "lost"
+
+    with engine.connect() as conn:
+        tokens = conn.execute(sa.select(batch_jobs.c.input_tokens, batch_jobs.c.output_tokens)).one()
+        ids = conn.execute(sa.select(conversations.c.id)).scalars().all()
+    assert ids == [CONV_ID]
+    assert tuple(tokens) == (100, 50)

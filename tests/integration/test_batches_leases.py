@@ -114,8 +114,11 @@ def test_an_item_that_kills_every_worker_fails_after_the_attempt_limit(engine):
     with engine.connect() as conn:
         item = conn.execute(sa.select(batch_items.c.status, batch_items.c.attempts, batch_items.c.last_error_code)
                             .where(batch_items.c.batch_id == bid, batch_items.c.item_index == 0)).one()
+        message = conn.execute(sa.select(batch_items.c.last_error)
+                               .where(batch_items.c.batch_id == bid, batch_items.c.item_index == 0)).scalar_one()
         failed = conn.execute(sa.select(recovery_checkpoints.c.failed_count)
                               .where(recovery_checkpoints.c.operation_id == bid)).scalar_one()
     assert tuple(item) == ("failed", 3, "worker_lost")
+    assert "crashed" in message and "last of 3 attempts" in message  # what the user reads says what happened
     assert failed == 1
     assert [i.item_index for i in leases.claim_items(engine, bid, "survivor", 2)] == [1]
