@@ -66,11 +66,13 @@ _INSERTS: dict[str, Any] = {}
 
 
 def _insert_conversation(conn: Connection) -> Any:
-    """INSERT ... ON CONFLICT (batch_id, item_index) DO NOTHING, spelled by each dialect's own insert()."""
+    """INSERT ... ON CONFLICT (batch_id, item_index) DO NOTHING RETURNING id, in each dialect's own insert()."""
     name = conn.dialect.name
     if name not in _INSERTS:
         insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
-        _INSERTS[name] = insert(conversations).on_conflict_do_nothing(index_elements=["batch_id", "item_index"])
+        # RETURNING says whether the row went in: psycopg reports rowcount -1 for this statement
+        _INSERTS[name] = (insert(conversations).on_conflict_do_nothing(index_elements=["batch_id", "item_index"])
+                          .returning(conversations.c.id))
     return _INSERTS[name]
 
 
@@ -105,7 +107,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
                 "cost_usd": result.cost_usd, "status": "ok", "created_by": user, "created_at": now,
                 "last_error": None, "error_count": result.invalid_attempts, "last_error_at": None,
                 "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None,
-            }).rowcount == 1
+            }).first() is not None
             saved_id = conversation_id if fresh else conn.execute(_CONVERSATION_ID, keys).scalar_one()
             newly_done = conn.execute(_MARK_DONE, {**keys, "b_item": item.id, "b_conv": saved_id}
                                       ).rowcount == 1

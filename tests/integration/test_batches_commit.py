@@ -51,8 +51,9 @@ def test_a_result_saved_again_under_its_own_id_adds_usage_once(engine):
     assert claim_batch(engine, "w1") is not None
     [item] = claim_items(engine, batch_id, "w1", 1)
 
-    checkpoints.commit_item(engine, item, _result(), conversation_id=CONV_ID)
-    checkpoints.commit_item(engine, item, _result(), conversation_id=CONV_ID)  # the first one's ack was "lost"
+    assert checkpoints.commit_item(engine, item, _result(), conversation_id=CONV_ID) is True
+    # the first one's ack was "lost": saved again, recognised as already done
+    assert checkpoints.commit_item(engine, item, _result(), conversation_id=CONV_ID) is False
 
     with engine.connect() as conn:
         tokens = conn.execute(sa.select(batch_jobs.c.input_tokens, batch_jobs.c.output_tokens)).one()
