@@ -119,7 +119,12 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
 
 
 def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> str:
-    """Count a failed attempt: back to pending while attempts remain and the error is recoverable, else failed."""
+    """Count a failed attempt: back to pending while attempts remain and the error is recoverable, else failed.
+
+    Applies only to the claim `item` came from: if the item was requeued in the meantime (its
+    worker went silent for a lease period, so it counts an attempt) and perhaps claimed again,
+    this late outcome changes nothing and "superseded" is returned.
+    """
 
     def _record() -> str:
         now = utcnow()
@@ -127,15 +132,18 @@ def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> s
         final = attempts >= get_settings().item_max_attempts or not error.is_recoverable
         status = "failed" if final else "pending"
         with write_tx(engine) as conn:
-            changed = conn.execute(batch_items.update().where(
-                batch_items.c.id == item.id, batch_items.c.status == "running").values(
+            this_claim = [batch_items.c.id == item.id, batch_items.c.status == "running",
+                          batch_items.c.attempts == item.attempts]
+            if item.claimed_by is not None:
+                this_claim.append(batch_items.c.claimed_by == item.claimed_by)
+            changed = conn.execute(batch_items.update().where(*this_claim).values(
                 status="failed" if final else requeued_status(), attempts=attempts, last_error=error.message[:2000], last_error_code=error.code,
                 claimed_by=None, claimed_at=None, updated_at=now)).rowcount
             if changed and final:
                 conn.execute(_checkpoint(item.batch_id).values(
                     failed_count=recovery_checkpoints.c.failed_count + 1,
                     last_processed_index=item.item_index, updated_at=now))
-        return status
+        return status if changed else "superseded"
 
     return run_db(_record)
 

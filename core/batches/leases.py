@@ -58,6 +58,7 @@ class ClaimedItem:
     item_index: int
     params: dict[str, Any]
     attempts: int
+    claimed_by: str | None = None  # the worker that claimed it: its outcome applies only to this claim
 
 
 def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
@@ -175,7 +176,7 @@ def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int) -> list[C
                 .values(status="running", claimed_by=worker_id, claimed_at=now, updated_at=now)
                 .returning(batch_items.c.id, batch_items.c.item_index, batch_items.c.params,
                            batch_items.c.attempts)).all()
-        return sorted((ClaimedItem(int(r.id), batch_id, int(r.item_index), dict(r.params), int(r.attempts))
+        return sorted((ClaimedItem(int(r.id), batch_id, int(r.item_index), dict(r.params), int(r.attempts), worker_id)
                        for r in rows), key=lambda it: it.item_index)
 
     return run_db(_claim)

@@ -122,3 +122,32 @@ def test_an_item_that_kills_every_worker_fails_after_the_attempt_limit(engine):
     assert "crashed" in message and "last of 3 attempts" in message  # what the user reads says what happened
     assert failed == 1
     assert [i.item_index for i in leases.claim_items(engine, bid, "survivor", 2)] == [1]
+
+
+def test_a_late_failure_from_a_requeued_claim_changes_nothing(engine):
+    """A worker that went silent and then saves its item's failure does not touch the item's new claim."""
+    from core.batches.checkpoints import record_item_failure
+    from core.errors import APIError
+    from core.store.schema import recovery_checkpoints
+
+    bid = create_batch(engine, template="tutoring", count=1)
+    leases.claim_batch(engine, "slow")
+    [stale] = leases.claim_items(engine, bid, "slow", 1)
+    _expire(engine, bid)
+    assert leases.claim_batch(engine, "next").requeued == 1  # the sweep counted the silent worker's attempt
+    [fresh] = leases.claim_items(engine, bid, "next", 1)
+    err = APIError("overloaded", code="overloaded")
+
+    assert record_item_failure(engine, stale, err) == "superseded"
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(batch_items.c.status, batch_items.c.claimed_by, batch_items.c.attempts,
+                                     batch_items.c.last_error_code).where(batch_items.c.batch_id == bid)).one()
+    assert tuple(row) == ("running", "next", 1, None)
+
+    assert record_item_failure(engine, fresh, err) == "pending"  # the live claim's outcome still applies
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(batch_items.c.status, batch_items.c.attempts, batch_items.c.last_error_code)
+                           .where(batch_items.c.batch_id == bid)).one()
+        failed = conn.execute(sa.select(recovery_checkpoints.c.failed_count)
+                              .where(recovery_checkpoints.c.operation_id == bid)).scalar_one()
+    assert tuple(row) == ("pending", 2, "overloaded") and failed == 0
