@@ -23,6 +23,5 @@ def test_settle_heap_freezes_what_is_alive_once(fresh_runtime):
     assert runtime.settle_heap() is True
     frozen = gc.get_freeze_count()
     assert frozen > before
-    kept = [object() for _ in range(10)]  # noqa: F841 - alive across the second call
     assert runtime.settle_heap() is False
     assert gc.get_freeze_count() == frozen
