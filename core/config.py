@@ -104,23 +104,32 @@ class Settings:
     breaker_success_threshold: int = field(default=2, metadata=_check(_positive, "a whole number > 0"))
     breaker_half_open_max_calls: int = field(default=1, metadata=_check(_positive, "a whole number > 0"))
 
-    # rate limiting
+    # rate limiting (see core/resilience/_limiter.py for what each number does)
     rate_limit_rpm: int = field(default=50, metadata=_check(_positive, "a whole number > 0"))
     rate_limit_input_tpm: int = field(default=40_000, metadata=_check(_positive, "a whole number > 0"))
-    # answers that mean the server refused a request before serving it: their request slot is
-    # given back to the limiter (429 rate limited, 503 unavailable, 529 overloaded)
-    rate_limit_uncharged_statuses: tuple[int, ...] = (429, 503, 529)
     rate_limit_output_tpm: int = field(default=16_000, metadata=_check(_positive, "a whole number > 0"))
-    # bucket capacity in seconds of the rate: spreads requests instead of a burst at a window boundary
-    rate_limit_burst_s: float = field(default=2.0, metadata=_check(_positive, "a number > 0"))
-    # AIMD after a 429: multiply the rate by this, then add relax_step back per quiet relax_after_s
+    # answers whose request slot is given back to the limiter. Empty by default: the API counts a
+    # request it answered with a 429, 5xx or 529 against the limit, so refunding it overshoots
+    rate_limit_refund_statuses: tuple[int, ...] = ()
+    # bucket capacity in seconds of the rate: at most this much is sent at once. Kept under the
+    # upstream's own burst allowance (about a second of its rate) so pacing never draws a 429
+    rate_limit_burst_s: float = field(default=0.5, metadata=_check(_positive, "a number > 0"))
+    # 429s without rate-limit headers slow everyone only when sustained: at least _sustained_min
+    # of them and _sustained_share of the answers in the last _sustained_window_s
+    rate_limit_sustained_window_s: float = field(default=10.0, metadata=_check(_positive, "a number > 0"))
+    rate_limit_sustained_share: float = field(default=0.15, metadata=_check(
+        lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
+    rate_limit_sustained_min: int = field(default=3, metadata=_check(_positive, "a whole number > 0"))
+    # a cut multiplies the rate by decrease_factor (at most one per relax_after_s); each quiet
+    # relax_after_s adds relax_step back, so the configured rate returns within seconds
     rate_limit_decrease_factor: float = field(default=0.8, metadata=_check(  # 1.0: never slow down
         lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
     rate_limit_min_factor: float = field(default=0.25, metadata=_check(
         lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
-    rate_limit_relax_step: float = field(default=0.05, metadata=_check(_fraction, "a fraction from 0 to 1"))
-    rate_limit_relax_after_s: float = field(default=30.0, metadata=_check(_positive, "a number > 0"))
-    rate_limit_default_pause_s: float = field(default=5.0, metadata=_check(_non_negative, "a number >= 0"))
+    rate_limit_relax_step: float = field(default=0.1, metadata=_check(_fraction, "a fraction from 0 to 1"))
+    rate_limit_relax_after_s: float = field(default=1.0, metadata=_check(_positive, "a number > 0"))
+    # a call waiting longer than this for the limiter is recorded in the error log and shown on its batch
+    rate_limit_visible_wait_s: float = field(default=10.0, metadata=_check(_positive, "a number > 0"))
 
     # drafts, batches, workers
     autosave_interval_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))

@@ -256,7 +256,7 @@ class ClaudeClient:
         for attempt in retry_policy():
             with attempt:
                 state.attempt = attempt.retry_state.attempt_number
-                limiter.acquire(state.est_input, state.est_output)
+                limiter.acquire(state.est_input, state.est_output, model=state.model)
                 self._admit(state, breaker)
                 try:
                     outcome = self._attempt_sync(state)
@@ -294,7 +294,7 @@ class ClaudeClient:
         async for attempt in async_retry_policy():
             with attempt:
                 state.attempt = attempt.retry_state.attempt_number
-                await limiter.aacquire(state.est_input, state.est_output)
+                await limiter.aacquire(state.est_input, state.est_output, model=state.model)
                 self._admit(state, breaker)
                 try:
                     outcome = await self._attempt_async(state)
@@ -381,15 +381,16 @@ class ClaudeClient:
         breaker.record_failure(err)
         headers = getattr(getattr(exc, "response", None), "headers", None)
         if headers is not None:
-            limiter.observe_headers(headers)
+            limiter.observe_headers(headers, model=state.model)
         if err.code != "spend_limit" and (err.status_code == 429 or err.code == "rate_limited"):
-            limiter.observe_rate_limited(err.retry_after_s)
+            # its own headers say whether it is about our pace; the retry policy waits its retry-after
+            limiter.observe_rate_limited(err.retry_after_s, headers, model=state.model)
         if (isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 400) or isinstance(
                 exc, anthropic.APIConnectionError):
             # refused or never answered: no tokens were spent, so give the estimate back
-            limiter.record_usage(0, 0, state.est_input, state.est_output)
-        if err.status_code in get_settings().rate_limit_uncharged_statuses:
-            limiter.refund_request()
+            limiter.record_usage(0, 0, state.est_input, state.est_output, model=state.model)
+        if err.status_code in get_settings().rate_limit_refund_statuses:
+            limiter.refund_request(model=state.model)
         if state.on_delta is not None or state.partial:
             err.partial_text = state.partial
         if not err.request_id and headers is not None:
@@ -403,7 +404,7 @@ class ClaudeClient:
     def _finish(self, state: _CallState, outcome: _AttemptOutcome, limiter: Any) -> LLMResult:
         usage = state.usage + outcome.usage
         limiter.record_usage(outcome.usage.input_tokens + outcome.usage.cache_creation_input_tokens,
-                             outcome.usage.output_tokens, state.est_input, state.est_output)
+                             outcome.usage.output_tokens, state.est_input, state.est_output, model=state.model)
         cost, known = priced_cost(outcome.model or state.model, usage)
         if state.failures:
             last = state.failures[-1]
@@ -416,23 +417,23 @@ class ClaudeClient:
             model=outcome.model or state.model, stop_reason=outcome.stop_reason, attempts=state.attempt,
             provider=self.provider, price_known=known, failures=[f.code for f in state.failures])
 
-    def _observe(self, headers: Any) -> None:
+    def _observe(self, headers: Any, model: str) -> None:
         from core.resilience import get_rate_limiter
 
-        get_rate_limiter(self._limiter_name).observe_headers(headers)
+        get_rate_limiter(self._limiter_name).observe_headers(headers, model=model)
 
     # ---- one attempt, sync ------------------------------------------------------------------
     def _attempt_sync(self, state: _CallState) -> _AttemptOutcome:
         request = self._request(state)
         if state.on_delta is None:
             raw = self.sdk.messages.with_raw_response.create(**request)
-            self._observe(raw.headers)
+            self._observe(raw.headers, state.model)
             message = raw.parse()
             return self._outcome(state, _text_of(message), message, raw.headers.get("request-id"))
         progress = _StreamProgress()
         try:
             with self.sdk.messages.stream(**request) as stream:
-                self._observe(stream.response.headers)
+                self._observe(stream.response.headers, state.model)
                 for event in stream:
                     progress.take(event, state.on_delta)
                 message = stream.get_final_message()
@@ -448,13 +449,13 @@ class ClaudeClient:
         sdk = self.async_sdk()
         if state.on_delta is None:
             raw = await sdk.messages.with_raw_response.create(**request)
-            self._observe(raw.headers)
+            self._observe(raw.headers, state.model)
             message = await raw.parse()
             return self._outcome(state, _text_of(message), message, raw.headers.get("request-id"))
         progress = _StreamProgress()
         try:
             async with sdk.messages.stream(**request) as stream:
-                self._observe(stream.response.headers)
+                self._observe(stream.response.headers, state.model)
                 async for event in stream:
                     progress.take(event, state.on_delta)
                 message = await stream.get_final_message()

@@ -1,23 +1,60 @@
-"""Client-side rate limiter: requests, input tokens and output tokens per minute.
+"""Client-side rate limiter: requests, input tokens and output tokens per minute, per model.
 
-Each of the three dimensions has two checks, and a call is admitted only when all six pass:
+Pacing. Each of the three dimensions has two checks, and a call is admitted only when all six pass:
 
 - a token bucket refilled continuously at limit/60 per second whose capacity is only
-  settings.rate_limit_burst_s seconds' worth, so a batch is spread out instead of released
-  as a minute's burst at t=0 (the burst that causes 429 storms at window boundaries);
+  settings.rate_limit_burst_s seconds' worth (default half a second). The API's own limit is a
+  token bucket too, whose burst allowance we cannot see; a smaller bucket of ours at the same
+  rate can never empty it by itself, so a batch paced here draws no 429 of its own making;
 - a sliding 60 s window of what was admitted, so no minute ever holds more than the limit
   even after an idle period refilled the bucket.
 
 A request larger than the bucket is admitted when the bucket is full (it goes into debt);
 one larger than the whole limit is admitted when the window is empty, so nothing waits forever.
+The configured limits are per model (the API's are per model class): each model a call names
+has its own buckets, windows and back-off state.
 
-The limits adapt (AIMD): `observe_headers` adopts a lower `-limit` the server announces and
-counts usage the server sees but we did not cause (other processes on the same key);
-`observe_rate_limited` pauses every acquisition for the retry-after and multiplies the rate
-by settings.rate_limit_decrease_factor; after each quiet settings.rate_limit_relax_after_s
-the rate grows back by settings.rate_limit_relax_step up to the configured one. A 429 whose
-own rate-limit headers show room in every limit is not about our pace and changes nothing
-here (its call still waits out retry-after in the retry policy).
+What the API's answers mean here (the headers as the API documents them, "anthropic-ratelimit-"
+left out; they come with every answer, successful or not, and may be partial or missing):
+
+- ``requests-limit``, ``input-tokens-limit``, ``output-tokens-limit``: the most the model's
+  limit allows per minute. A value below the configured one becomes the effective limit of
+  that model; a higher one changes nothing (the configured limit is what the user asked for).
+- ``*-remaining``: what is left in the API's bucket now. It is evidence, not a booking: the
+  API's bucket refills at limit/60 per second like ours, so our bucket is lowered to it when
+  it says less than we hold (other clients on the same key use the difference) and is then
+  refilled at our pace. Nothing is booked for a minute.
+- ``*-reset``: when the API's bucket will be full again (RFC 3339). A continuously refilled
+  bucket is paced by its rate, not by when it is full, so it is not used for pacing, and a reset
+  without a remaining says nothing about what is left.
+- ``tokens-remaining`` (the most restrictive token limit) counts, like the others, only in
+  deciding whether a 429 said a limit was exhausted.
+- ``retry-after`` (and ``retry-after-ms``): how long the request that got the answer must wait.
+  The retry policy waits it for that request (as the SDK's own retries do); the limiter does not
+  pause anyone else for it.
+
+429s (``observe_rate_limited``; a spend-limit 429 never comes here):
+
+- with rate-limit headers that show room in every limit: not about our pace (an acceleration
+  limit, a fault); it changes nothing here;
+- with a remaining of zero: our pace outran the API's bucket. The model's rate is cut by
+  settings.rate_limit_decrease_factor (at most once per settings.rate_limit_relax_after_s:
+  the 429s of calls already in flight are echoes of the same cause) and its bucket emptied;
+- without rate-limit headers (an organisation limit shared with other clients, a proxy): by
+  itself it changes nothing. Only when such 429s are sustained — at least
+  settings.rate_limit_sustained_min of them and settings.rate_limit_sustained_share of the
+  answers within settings.rate_limit_sustained_window_s — is the rate cut as above.
+
+After a cut, each quiet settings.rate_limit_relax_after_s gives back settings.rate_limit_relax_step
+of the configured rate, so a few 429s cost seconds, not minutes. The rate never falls below
+settings.rate_limit_min_factor of the configured one.
+
+A request slot is never given back: the API counts answered requests against its limit, 429s and
+5xx included. `refund_request` exists for an upstream that does not (settings.rate_limit_refund_statuses).
+
+Waits: a call waiting longer than settings.rate_limit_visible_wait_s is recorded in the error log
+once per episode (an episode ends when no call has waited that long for as long again), and `snapshot()["longest_wait_s"]` says
+how long the call that has waited longest has waited, so a batch can show it.
 
 Settings are read at each call. One threading lock guards the state and nothing sleeps or
 awaits while holding it: `acquire` sleeps with the given sleep function, `aacquire` with
@@ -27,27 +64,25 @@ asyncio.sleep, both outside the lock, then check again.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from core.config import Settings, get_settings
+from core.errors import Action, APIError, Severity
 
 __all__ = ["DIMENSIONS", "RateLimiter", "get_rate_limiter", "reset_rate_limiters"]
 
 DIMENSIONS = ("requests", "input_tokens", "output_tokens")
-_HEADER_PREFIX = {
-    "requests": "anthropic-ratelimit-requests-",
-    "input_tokens": "anthropic-ratelimit-input-tokens-",
-    "output_tokens": "anthropic-ratelimit-output-tokens-",
-}
+_PREFIX = "anthropic-ratelimit-"
+_HEADER = {"requests": "requests", "input_tokens": "input-tokens", "output_tokens": "output-tokens"}
+_EVIDENCE_ONLY = ("tokens",)  # a remaining that says exhausted or not, but is no dimension of ours
 _WINDOW_S = 60.0  # the limits are per minute
-_SAME_RESPONSE_S = 1.0  # headers this fresh belong to the response that carried the 429
 _EPS = 1e-9  # float slack, so a bucket refilled to 0.9999999 of a request admits it
 
 
@@ -58,6 +93,28 @@ class _Dimension:
     window_sum: float = 0.0
     server_limit: float | None = None
     initialised: bool = False
+
+
+@dataclass
+class _Pace:
+    """Everything the limiter knows about one model's limits."""
+
+    dims: dict[str, _Dimension] = field(default_factory=lambda: {d: _Dimension() for d in DIMENSIONS})
+    last_refill: float | None = None
+    factor: float = 1.0
+    last_cut: float = -math.inf
+    last_adjust: float = 0.0
+    answers: deque[float] = field(default_factory=deque)  # when answers arrived
+    headerless_429s: deque[float] = field(default_factory=deque)  # when 429s without rate-limit headers did
+
+
+class _LimiterWait(APIError):
+    """A call waits longer than settings.rate_limit_visible_wait_s for the rate limiter (an info row)."""
+
+    default_code = "rate_limit_wait"
+    default_severity = Severity.INFO
+    default_recoverable = True
+    default_action = Action.RETRY
 
 
 class RateLimiter:
@@ -72,6 +129,7 @@ class RateLimiter:
         sleep: Callable[[float], None] = time.sleep,
         async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_admit: Callable[[float, dict[str, float]], None] | None = None,
+        on_long_wait: Callable[[dict[str, Any]], None] | None = None,
         window_s: float = _WINDOW_S,
     ) -> None:
         self.name = name
@@ -80,137 +138,135 @@ class RateLimiter:
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._on_admit = on_admit  # observer for tests and metrics, called under the lock
+        self._on_long_wait = on_long_wait or _record_long_wait  # called outside the lock
         self._window_s = window_s
         self._lock = threading.Lock()
-        self._dims = {d: _Dimension() for d in DIMENSIONS}
-        self._last_refill: float | None = None
-        self._factor = 1.0
-        self._last_adjust = 0.0
-        self._paused_until = 0.0
-        self._rate_limited_count = 0
-        self._ignored_429_count = 0
-        # what the server's latest anthropic-ratelimit-*-remaining headers said: room left or not
-        self._room_reported: bool | None = None
-        self._room_reported_at = -math.inf
+        self._paces: dict[str, _Pace] = {}
+        self._last_model = ""
+        self._rate_limited_count = 0  # 429s that cut the rate
+        self._ignored_429_count = 0  # 429s that did not
+        self._waiting: dict[int, float] = {}  # acquisition -> when it first had to wait
+        self._tickets = itertools.count()
+        self._long_wait_until = -math.inf  # when the latest long wait ends (as planned)
 
     # ---- public API -----------------------------------------------------------------------
-    def acquire(self, est_input_tokens: int = 0, est_output_tokens: int = 0) -> float:
+    def acquire(self, est_input_tokens: int = 0, est_output_tokens: int = 0, *, model: str | None = None) -> float:
         """Block until one request with these estimated tokens fits; return the seconds waited."""
         needs = self._needs(est_input_tokens, est_output_tokens)
+        ticket = next(self._tickets)
         waited = 0.0
-        while True:
-            wait = self._try_admit(needs)
-            if wait <= 0.0:
-                return waited
-            self._sleep(wait)
-            waited += wait
+        try:
+            while True:
+                wait = self._try_admit(needs, model, ticket, waited)
+                if wait <= 0.0:
+                    return waited
+                self._sleep(wait)
+                waited += wait
+        finally:
+            self._done_waiting(ticket)
 
-    async def aacquire(self, est_input_tokens: int = 0, est_output_tokens: int = 0) -> float:
+    async def aacquire(self, est_input_tokens: int = 0, est_output_tokens: int = 0, *,
+                       model: str | None = None) -> float:
         """The asyncio twin of `acquire` (awaits instead of blocking the loop)."""
         needs = self._needs(est_input_tokens, est_output_tokens)
+        ticket = next(self._tickets)
         waited = 0.0
-        while True:
-            wait = self._try_admit(needs)
-            if wait <= 0.0:
-                return waited
-            await self._async_sleep(wait)
-            waited += wait
+        try:
+            while True:
+                wait = self._try_admit(needs, model, ticket, waited)
+                if wait <= 0.0:
+                    return waited
+                await self._async_sleep(wait)
+                waited += wait
+        finally:
+            self._done_waiting(ticket)
 
-    def record_usage(self, input_tokens: int, output_tokens: int, est_input: int, est_output: int) -> None:
+    def record_usage(self, input_tokens: int, output_tokens: int, est_input: int, est_output: int, *,
+                     model: str | None = None) -> None:
         """Replace an admitted call's estimate with its actual token counts."""
         with self._lock:
-            now = self._clock()
-            self._refresh(now, get_settings())
-            self._correct("input_tokens", float(input_tokens - est_input), now)
-            self._correct("output_tokens", float(output_tokens - est_output), now)
+            now, s = self._clock(), get_settings()
+            pace = self._pace(model, now, s)
+            self._correct(pace, "input_tokens", float(input_tokens - est_input), now, s)
+            self._correct(pace, "output_tokens", float(output_tokens - est_output), now, s)
 
-    def refund_request(self) -> None:
-        """Give back the request slot of a call the server refused without serving it.
-
-        The server does not count such a request against its limit, so counting it here would
-        slow a batch under transient faults below the limit by the share of faulted calls.
-        """
+    def refund_request(self, *, model: str | None = None) -> None:
+        """Give back the request slot of a call an upstream refused without counting it (see module doc)."""
         with self._lock:
-            now = self._clock()
-            self._refresh(now, get_settings())
-            self._correct("requests", -1.0, now)
+            now, s = self._clock(), get_settings()
+            self._correct(self._pace(model, now, s), "requests", -1.0, now, s)
 
-    def observe_headers(self, headers: Mapping[str, Any] | Any) -> None:
-        """Tighten to the server's view from anthropic-ratelimit-*-limit / -remaining / -reset."""
+    def observe_headers(self, headers: Mapping[str, Any] | Any, *, model: str | None = None) -> None:
+        """One answer arrived: adopt a lower -limit and lower our buckets to a smaller -remaining."""
         if headers is None:
             return
         with self._lock:
-            now = self._clock()
-            s = get_settings()
-            self._refresh(now, s)
-            room: bool | None = None
-            for dim_name, prefix in _HEADER_PREFIX.items():
-                limit = _number(_header(headers, prefix + "limit"))
-                remaining = _number(_header(headers, prefix + "remaining"))
-                if remaining is not None:
-                    room = (room is not False) and remaining >= 1
-                reset_at = self._reset_monotonic(_header(headers, prefix + "reset"), now)
-                dim = self._dims[dim_name]
+            now, s = self._clock(), get_settings()
+            pace = self._pace(model, now, s)
+            pace.answers.append(now)
+            for dim_name, infix in _HEADER.items():
+                dim = pace.dims[dim_name]
+                limit = _number(_header(headers, f"{_PREFIX}{infix}-limit"))
                 if limit is not None and limit > 0:
                     dim.server_limit = limit
-                if remaining is None:
-                    continue
-                remaining = max(remaining, 0.0)
-                ours = self._limit(dim_name, s) - dim.window_sum
-                if remaining < ours:
-                    # usage the server counts and we did not admit: book it, expiring when the
-                    # server says its limit is replenished (or after a whole window)
-                    at = now if reset_at is None else min(max(reset_at - self._window_s, now - self._window_s), now)
-                    self._book(dim, at, ours - remaining)
-                dim.level = min(dim.level, remaining)
-            if room is not None:
-                self._room_reported, self._room_reported_at = room, now
+                remaining = _number(_header(headers, f"{_PREFIX}{infix}-remaining"))
+                if remaining is not None:
+                    dim.level = min(dim.level, max(remaining, 0.0))
 
-    def observe_rate_limited(self, retry_after_s: float | None = None) -> None:
-        """A 429 arrived: pause every acquisition for retry_after_s and slow the rate down.
+    def observe_rate_limited(self, retry_after_s: float | None = None, headers: Mapping[str, Any] | Any = None,
+                             *, model: str | None = None) -> None:
+        """A 429 arrived with these headers (its own): cut the rate if it is about our pace (see module doc).
 
-        Unless the server's rate-limit headers seen with it (call `observe_headers` first) say
-        every limit still has room: then the 429 is not about our pace (an acceleration limit,
-        an injected fault) and only that call waits, through its retry policy.
+        `retry_after_s` is the wait of the request that got it; the retry policy waits it, not the limiter.
         """
+        del retry_after_s  # only that request waits, in its retry policy
+        exhausted = _exhausted(headers)
         with self._lock:
-            now = self._clock()
-            s = get_settings()
-            self._refresh(now, s)
-            if self._room_reported and now - self._room_reported_at <= _SAME_RESPONSE_S:
+            now, s = self._clock(), get_settings()
+            pace = self._pace(model, now, s)
+            if exhausted is False:
                 self._ignored_429_count += 1
                 return
-            pause = s.rate_limit_default_pause_s if retry_after_s is None else max(float(retry_after_s), 0.0)
-            pause = min(pause, s.retry_after_cap_s)
+            if exhausted is None:
+                pace.headerless_429s.append(now)
+                self._trim_answers(pace, now, s)
+                sustained = (len(pace.headerless_429s) >= s.rate_limit_sustained_min
+                             and len(pace.headerless_429s) >= s.rate_limit_sustained_share * max(len(pace.answers), 1))
+                if not sustained:
+                    self._ignored_429_count += 1
+                    return
             self._rate_limited_count += 1
-            # 429s for calls sent before this pause began are echoes of the same overload
-            if now >= self._paused_until:
-                self._factor = max(self._factor * s.rate_limit_decrease_factor, s.rate_limit_min_factor)
-            self._last_adjust = now
-            self._paused_until = max(self._paused_until, now + pause)
-            for dim in self._dims.values():
-                # restart gently after the pause instead of with a full bucket
+            if now - pace.last_cut >= s.rate_limit_relax_after_s:
+                pace.factor = max(pace.factor * s.rate_limit_decrease_factor, s.rate_limit_min_factor)
+                pace.last_cut = pace.last_adjust = now
+                pace.headerless_429s.clear()  # the next cut is decided on what comes after this one
+            for dim in pace.dims.values():
                 dim.level = min(dim.level, 0.0)
 
-    def snapshot(self) -> dict[str, Any]:
-        """Effective limits per minute, capacity available now, pause state and AIMD factor."""
+    def snapshot(self, model: str | None = None) -> dict[str, Any]:
+        """Effective limits per minute, capacity now, the AIMD factor and the longest current wait.
+
+        `model` None: the model of the latest call.
+        """
         with self._lock:
-            now = self._clock()
-            s = get_settings()
-            self._refresh(now, s)
-            paused_for = max(self._paused_until - now, 0.0)
+            now, s = self._clock(), get_settings()
+            key = self._last_model if model is None else model
+            pace = self._pace(key, now, s)
+            self._trim_answers(pace, now, s)
+            longest = max((now - since for since in self._waiting.values()), default=0.0)
             snap: dict[str, Any] = {
                 "name": self.name,
-                "effective_rpm": self._limit("requests", s),
-                "effective_input_tpm": self._limit("input_tokens", s),
-                "effective_output_tpm": self._limit("output_tokens", s),
-                "factor": self._factor,
-                "paused_for_s": paused_for,
-                "paused_until": self._wall_clock() + paused_for if paused_for > 0 else None,
+                "model": key or None,
+                "effective_rpm": self._limit(pace, "requests", s),
+                "effective_input_tpm": self._limit(pace, "input_tokens", s),
+                "effective_output_tpm": self._limit(pace, "output_tokens", s),
+                "factor": pace.factor,
                 "rate_limited": self._rate_limited_count,
                 "rate_limited_ignored": self._ignored_429_count,
+                "waiting": len(self._waiting),
+                "longest_wait_s": longest,
             }
-            for dim_name, dim in self._dims.items():
+            for dim_name, dim in pace.dims.items():
                 snap[f"{dim_name}_available"] = max(dim.level, 0.0)
                 snap[f"{dim_name}_in_window"] = dim.window_sum
                 snap[f"{dim_name}_server_limit"] = dim.server_limit
@@ -225,33 +281,87 @@ class RateLimiter:
             "output_tokens": float(max(est_output_tokens, 0)),
         }
 
-    def _try_admit(self, needs: dict[str, float]) -> float:
+    def _try_admit(self, needs: dict[str, float], model: str | None, ticket: int, waited: float) -> float:
         """Admit now (return 0) or return how long to wait before asking again."""
+        report: dict[str, Any] | None = None
         with self._lock:
-            now = self._clock()
-            s = get_settings()
-            self._refresh(now, s)
-            wait = self._paused_until - now
-            for dim_name, need in needs.items():
-                wait = max(wait, self._wait_for(dim_name, need, now, s))
-            if wait > _EPS:
-                return wait
-            for dim_name, need in needs.items():
-                dim = self._dims[dim_name]
-                dim.level -= need
-                if need > 0:
-                    self._book(dim, now, need)
-            if self._on_admit is not None:
-                self._on_admit(now, dict(needs))
-            return 0.0
+            now, s = self._clock(), get_settings()
+            pace = self._pace(model, now, s)
+            self._last_model = model or ""
+            waits = {dim_name: self._wait_for(pace, dim_name, need, now, s) for dim_name, need in needs.items()}
+            wait = max(waits.values())
+            if wait <= _EPS:
+                for dim_name, need in needs.items():
+                    dim = pace.dims[dim_name]
+                    dim.level -= need
+                    if need > 0:
+                        self._book(dim, now, need)
+                if self._on_admit is not None:
+                    self._on_admit(now, dict(needs))
+                return 0.0
+            self._waiting.setdefault(ticket, now)
+            if waited + wait > s.rate_limit_visible_wait_s:
+                # one record per episode: calls waiting long one after another are the same story
+                new_episode = now - self._long_wait_until > s.rate_limit_visible_wait_s
+                self._long_wait_until = max(self._long_wait_until, now + wait)
+                if new_episode:
+                    report = self._wait_report(pace, waits, model, waited, wait, s)
+        if report is not None:
+            self._on_long_wait(report)
+        return wait
 
-    def _wait_for(self, dim_name: str, need: float, now: float, s: Settings) -> float:
+    def _wait_report(self, pace: _Pace, waits: dict[str, float], model: str | None, waited: float, wait: float,
+                     s: Settings) -> dict[str, Any]:
+        bound = max(waits, key=lambda d: waits[d])
+        return {"limiter": self.name, "model": model, "bound_by": bound, "waited_s": round(waited, 1),
+                "wait_s": round(waited + wait, 1), "limit_per_min": self._limit(pace, bound, s),
+                "factor": pace.factor}
+
+    def _done_waiting(self, ticket: int) -> None:
+        with self._lock:
+            self._waiting.pop(ticket, None)
+
+    def _pace(self, model: str | None, now: float, s: Settings) -> _Pace:
+        """The model's pace, refreshed to `now` (refill, window expiry, recovery after a cut)."""
+        key = model or ""
+        pace = self._paces.get(key)
+        if pace is None:
+            pace = self._paces[key] = _Pace()
+        # additive increase: each quiet period since the last change gives back one step
+        if pace.factor < 1.0:
+            steps = math.floor((now - pace.last_adjust) / s.rate_limit_relax_after_s)
+            if steps > 0:
+                pace.factor = min(1.0, pace.factor + steps * s.rate_limit_relax_step)
+                pace.last_adjust += steps * s.rate_limit_relax_after_s
+        elapsed = 0.0 if pace.last_refill is None else max(now - pace.last_refill, 0.0)
+        pace.last_refill = now
+        horizon = now - self._window_s
+        for dim_name, dim in pace.dims.items():
+            capacity = self._capacity(pace, dim_name, s)
+            if not dim.initialised:
+                dim.level, dim.initialised = capacity, True
+            rate = self._limit(pace, dim_name, s) / self._window_s
+            dim.level = min(capacity, dim.level + elapsed * rate)
+            while dim.window and dim.window[0][0] <= horizon:
+                dim.window_sum -= dim.window.popleft()[1]
+            if not dim.window:
+                dim.window_sum = 0.0  # drop float drift
+        return pace
+
+    @staticmethod
+    def _trim_answers(pace: _Pace, now: float, s: Settings) -> None:
+        horizon = now - s.rate_limit_sustained_window_s
+        for times in (pace.answers, pace.headerless_429s):
+            while times and times[0] <= horizon:
+                times.popleft()
+
+    def _wait_for(self, pace: _Pace, dim_name: str, need: float, now: float, s: Settings) -> float:
         if need <= 0:
             return 0.0
-        dim = self._dims[dim_name]
-        limit = self._limit(dim_name, s)
+        dim = pace.dims[dim_name]
+        limit = self._limit(pace, dim_name, s)
         rate = limit / self._window_s
-        want = min(need, self._capacity(dim_name, s))
+        want = min(need, self._capacity(pace, dim_name, s))
         bucket_wait = 0.0 if dim.level + _EPS >= want else (want - dim.level) / rate
         if dim.window_sum + need <= limit + _EPS or dim.window_sum <= _EPS:
             return bucket_wait
@@ -265,60 +375,30 @@ class RateLimiter:
                 break
         return max(bucket_wait, window_wait, _EPS * 2)
 
-    def _refresh(self, now: float, s: Settings) -> None:
-        # additive increase: each quiet period since the last change gives back one step
-        if self._factor < 1.0 and now >= self._paused_until:
-            quiet_since = max(self._last_adjust, self._paused_until)
-            steps = math.floor((now - quiet_since) / s.rate_limit_relax_after_s)
-            if steps > 0:
-                self._factor = min(1.0, self._factor + steps * s.rate_limit_relax_step)
-                self._last_adjust = quiet_since + steps * s.rate_limit_relax_after_s
-        elapsed = 0.0 if self._last_refill is None else max(now - self._last_refill, 0.0)
-        self._last_refill = now
-        horizon = now - self._window_s
-        for dim_name, dim in self._dims.items():
-            capacity = self._capacity(dim_name, s)
-            if not dim.initialised:
-                dim.level, dim.initialised = capacity, True
-            rate = self._limit(dim_name, s) / self._window_s
-            dim.level = min(capacity, dim.level + elapsed * rate)
-            while dim.window and dim.window[0][0] <= horizon:
-                dim.window_sum -= dim.window.popleft()[1]
-            if not dim.window:
-                dim.window_sum = 0.0  # drop float drift
-
-    def _limit(self, dim_name: str, s: Settings) -> float:
+    @staticmethod
+    def _limit(pace: _Pace, dim_name: str, s: Settings) -> float:
         configured = {
             "requests": s.rate_limit_rpm,
             "input_tokens": s.rate_limit_input_tpm,
             "output_tokens": s.rate_limit_output_tpm,
         }[dim_name]
-        server = self._dims[dim_name].server_limit
+        server = pace.dims[dim_name].server_limit
         base = float(configured) if server is None else min(float(configured), server)
-        return base * self._factor
+        return base * pace.factor
 
-    def _capacity(self, dim_name: str, s: Settings) -> float:
-        capacity = self._limit(dim_name, s) / self._window_s * s.rate_limit_burst_s
+    def _capacity(self, pace: _Pace, dim_name: str, s: Settings) -> float:
+        capacity = self._limit(pace, dim_name, s) / self._window_s * s.rate_limit_burst_s
         # a whole request must fit, or a low RPM would never admit one
         return max(capacity, 1.0) if dim_name == "requests" else capacity
 
     @staticmethod
     def _book(dim: _Dimension, at: float, amount: float) -> None:
-        # entries stay in time order: an entry dated earlier than the newest goes before it
-        entry = [at, amount]
-        if dim.window and dim.window[-1][0] > at:
-            index = len(dim.window)
-            while index > 0 and dim.window[index - 1][0] > at:
-                index -= 1
-            dim.window.insert(index, entry)
-        else:
-            dim.window.append(entry)
+        dim.window.append([at, amount])
         dim.window_sum += amount
 
-    def _correct(self, dim_name: str, delta: float, now: float) -> None:
-        dim = self._dims[dim_name]
-        dim.level -= delta  # an over-estimate is given back to the bucket, an under-estimate taken
-        dim.level = min(dim.level, self._capacity(dim_name, get_settings()))
+    def _correct(self, pace: _Pace, dim_name: str, delta: float, now: float, s: Settings) -> None:
+        dim = pace.dims[dim_name]
+        dim.level = min(dim.level - delta, self._capacity(pace, dim_name, s))  # an over-estimate is given back
         if delta > 0:
             self._book(dim, now, delta)
             return
@@ -332,14 +412,20 @@ class RateLimiter:
             dim.window_sum -= taken
             remaining -= taken
 
-    def _reset_monotonic(self, value: Any, now: float) -> float | None:
-        if value is None:
-            return None
-        try:
-            reset_wall = datetime.fromisoformat(str(value).strip()).timestamp()
-        except ValueError:
-            return None
-        return now + (reset_wall - self._wall_clock())
+
+def _exhausted(headers: Any) -> bool | None:
+    """True if a -remaining header says a limit is used up, False if all those present show room, None if none."""
+    if headers is None:
+        return None
+    seen = False
+    for infix in (*_HEADER.values(), *_EVIDENCE_ONLY):
+        remaining = _number(_header(headers, f"{_PREFIX}{infix}-remaining"))
+        if remaining is None:
+            continue
+        if remaining < 1:
+            return True
+        seen = True
+    return False if seen else None
 
 
 def _header(headers: Any, key: str) -> Any:
@@ -358,9 +444,24 @@ def _number(value: Any) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
+
+
+def _record_long_wait(report: dict[str, Any]) -> None:
+    try:
+        from core.errorlog import record  # imported here: the recorder imports the store
+    except ImportError:
+        return  # no recorder in this build: snapshot() still shows the wait
+    bound = str(report["bound_by"]).replace("_", " ")
+    event = _LimiterWait(
+        f"A call waits {report['wait_s']} s for the rate limiter, bound by {bound} "
+        f"({report['limit_per_min']:,.0f} per minute).",
+        user_message=f"Calls are waiting for the rate limit ({bound} per minute); they go on by themselves.",
+        context=report)
+    record(event, component=f"limiter.{report['limiter']}", severity=str(Severity.INFO), context=report)
 
 
 _registry_lock = threading.Lock()

@@ -176,7 +176,8 @@ def test_a_spend_limit_429_is_tried_once_and_does_not_pause_the_limiter(sandbox)
         _complete(_client(srv))
     assert info.value.code == "spend_limit" and not info.value.is_recoverable
     assert srv.stats()["messages_requests"] == 1
-    assert get_rate_limiter("claude").snapshot()["paused_for_s"] == 0
+    snap = get_rate_limiter("claude").snapshot()
+    assert snap["factor"] == 1.0 and snap["rate_limited"] == 0 and snap["rate_limited_ignored"] == 0
 
 
 def test_a_persistent_529_opens_the_breaker_which_fails_fast_then_a_probe_closes_it(sandbox, monkeypatch):

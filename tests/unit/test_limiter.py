@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -44,6 +44,10 @@ def make_limiter(vt: VirtualTime, admitted: list[tuple[float, dict[str, float]]]
                        on_admit=lambda at, needs: log.append((at, needs)))
 
 
+def rfc3339(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat().replace("+00:00", "Z")
+
+
 def max_in_any_window(times: list[float], key: list[float] | None = None, window: float = 60.0) -> float:
     """The largest total admitted within any half-open window [t, t + window)."""
     amounts = key or [1.0] * len(times)
@@ -61,7 +65,7 @@ def max_in_any_window(times: list[float], key: list[float] | None = None, window
 @pytest.fixture(autouse=True)
 def limits() -> None:
     override_settings(rate_limit_rpm=600, rate_limit_input_tpm=10_000_000, rate_limit_output_tpm=10_000_000,
-                      rate_limit_burst_s=2.0)
+                      rate_limit_burst_s=0.5)
 
 
 def test_200_calls_at_600_rpm_stay_under_and_near_the_limit() -> None:
@@ -74,10 +78,10 @@ def test_200_calls_at_600_rpm_stay_under_and_near_the_limit() -> None:
     times = [t for t, _ in admitted]
     assert max_in_any_window(times) <= 600
     assert times[-1] <= 200 / (0.9 * 600 / 60)  # 22.2 s: at least 90% of 10 per second
-    # spread, not a burst: never more than the bucket (20) plus the rate in any stretch
+    # spread, not a burst: never more than the bucket (5) plus the rate in any stretch
     for i in range(len(times)):
         for j in range(i, min(i + 60, len(times))):
-            assert j - i + 1 <= 20 + 10 * (times[j] - times[i]) + 1e-6
+            assert j - i + 1 <= 5 + 10 * (times[j] - times[i]) + 1e-6
 
 
 def test_long_runs_fill_every_minute_but_never_overfill_it() -> None:
@@ -169,7 +173,7 @@ def test_threads_together_never_exceed_the_rate() -> None:
     assert max_in_any_window(times) <= 600
     for i in range(len(times)):
         for j in range(i, min(i + 60, len(times))):
-            assert j - i + 1 <= 20 + 10 * (times[j] - times[i]) + 1e-6
+            assert j - i + 1 <= 5 + 10 * (times[j] - times[i]) + 1e-6
 
 
 def test_asyncio_tasks_together_never_exceed_the_rate() -> None:
@@ -186,7 +190,7 @@ def test_asyncio_tasks_together_never_exceed_the_rate() -> None:
     assert len(times) == 300
     assert times == sorted(times)
     assert max_in_any_window(times) <= 600
-    assert times[-1] >= (300 - 20) / 10 - 1e-6
+    assert times[-1] >= (300 - 5) / 10 - 1e-6
 
 
 def test_async_acquire_with_the_real_clock_paces_calls() -> None:
@@ -215,16 +219,36 @@ def test_headers_adopt_a_lower_limit() -> None:
     assert snap["effective_input_tpm"] == 10_000_000
 
 
-def test_headers_saying_nothing_remains_hold_calls_until_reset() -> None:
-    """remaining=0 with a reset 10 s ahead makes the next call wait until about then."""
+def test_headers_saying_nothing_remains_empty_the_bucket_but_do_not_hold_calls_until_reset() -> None:
+    """remaining=0 with a reset 10 s ahead: the next call goes after one request's refill (0.1 s), not at reset."""
     vt = VirtualTime()
     limiter = make_limiter(vt)
-    reset = datetime.fromtimestamp(vt.wall() + 10, UTC).isoformat().replace("+00:00", "Z")
     limiter.observe_headers({"Anthropic-RateLimit-Requests-Limit": "600",
                              "Anthropic-RateLimit-Requests-Remaining": "0",
-                             "Anthropic-RateLimit-Requests-Reset": reset})
+                             "Anthropic-RateLimit-Requests-Reset": rfc3339(vt.wall() + 10)})
     waited = limiter.acquire()
-    assert 9.9 <= waited <= 10.5
+    assert 0.09 <= waited <= 0.11
+    assert limiter.snapshot()["requests_in_window"] == 1  # nothing booked for the minute
+
+
+def test_a_remaining_without_reset_is_not_booked_as_a_minute_of_usage() -> None:
+    """remaining=0 without a reset costs one refill, and the next calls flow at the configured rate."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    limiter.observe_headers({"anthropic-ratelimit-requests-remaining": "0"})
+    for _ in range(50):
+        limiter.acquire()
+    assert vt.now <= 50 / 10 + 0.01  # 50 calls at 10 per second
+
+
+def test_a_reset_without_remaining_changes_nothing() -> None:
+    """A -reset header alone (no -remaining) neither books usage nor delays a call."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    limiter.observe_headers({"anthropic-ratelimit-requests-reset": rfc3339(vt.wall() + 30),
+                             "anthropic-ratelimit-output-tokens-reset": rfc3339(vt.wall() + 30)})
+    assert limiter.acquire() == 0.0
+    assert limiter.snapshot()["requests_in_window"] == 1
 
 
 def test_headers_with_room_to_spare_change_nothing() -> None:
@@ -236,44 +260,81 @@ def test_headers_with_room_to_spare_change_nothing() -> None:
     assert limiter.acquire() == 0.0
 
 
-def test_a_429_pauses_everyone_then_the_rate_relaxes_back() -> None:
-    """A 429 pauses acquisitions for retry-after, cuts the rate by 20%, and quiet time restores it."""
-    override_settings(rate_limit_relax_after_s=30.0, rate_limit_relax_step=0.1)
+def test_a_smaller_remaining_lowers_the_bucket_for_usage_we_did_not_cause() -> None:
+    """Another client left 1 request in the upstream bucket: the second of two quick calls waits a refill."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    limiter.observe_headers({"anthropic-ratelimit-requests-remaining": "1"})
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(0.1)
+
+
+def test_limits_announced_for_one_model_do_not_slow_another() -> None:
+    """A -limit of 60 RPM seen on model A paces model A at 1 per second; model B keeps 600 RPM."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    limiter.observe_headers({"anthropic-ratelimit-requests-limit": "60"}, model="model-a")
+    assert limiter.snapshot("model-a")["effective_rpm"] == 60
+    assert limiter.snapshot("model-b")["effective_rpm"] == 600
+    for _ in range(5):
+        limiter.acquire(model="model-b")
+    assert vt.now == 0.0  # five calls fit model B's half-second bucket at once
+    limiter.acquire(model="model-a")
+    assert limiter.acquire(model="model-a") == pytest.approx(1.0)
+
+
+def test_a_429_saying_the_limit_is_exhausted_cuts_the_rate_which_recovers_within_seconds() -> None:
+    """remaining=0 on a 429 cuts the rate by 20% once (its echoes do not cut again); 2 quiet seconds restore it."""
     vt = VirtualTime()
     limiter = make_limiter(vt)
     limiter.acquire()
-    limiter.observe_rate_limited(4.0)
-    limiter.observe_rate_limited(4.0)  # an echo from a call already in flight: no second cut
+    exhausted = {"anthropic-ratelimit-requests-remaining": "0"}
+    limiter.observe_rate_limited(1.0, exhausted)
+    limiter.observe_rate_limited(1.0, exhausted)  # an echo from a call already in flight: no second cut
     snap = limiter.snapshot()
-    assert snap["effective_rpm"] == pytest.approx(480)
-    assert snap["paused_for_s"] == pytest.approx(4.0)
-    waited = limiter.acquire()
-    assert waited >= 4.0
-    vt.sleep(31)
+    assert snap["effective_rpm"] == pytest.approx(480) and snap["rate_limited"] == 2
+    assert limiter.acquire() < 0.2  # nobody is paused for the retry-after; the next call waits a refill
+    vt.sleep(1.0)
     assert limiter.snapshot()["effective_rpm"] == pytest.approx(540)
-    vt.sleep(30)
+    vt.sleep(1.0)
     assert limiter.snapshot()["effective_rpm"] == pytest.approx(600)
 
 
-def test_repeated_429s_never_go_below_the_floor() -> None:
-    """Many separate 429s slow the rate down to the minimum factor, not to zero."""
-    override_settings(rate_limit_min_factor=0.25)
+def test_repeated_exhausted_429s_never_go_below_the_floor() -> None:
+    """Many separate 429s with remaining=0 slow the rate down to the minimum factor, not to zero."""
+    override_settings(rate_limit_min_factor=0.25, rate_limit_relax_step=0.0)
     vt = VirtualTime()
     limiter = make_limiter(vt)
     for _ in range(30):
-        limiter.observe_rate_limited(0.5)
+        limiter.observe_rate_limited(0.5, {"anthropic-ratelimit-input-tokens-remaining": "0"})
         vt.sleep(1)
     assert limiter.snapshot()["effective_rpm"] == pytest.approx(150)
 
 
-def test_a_429_without_retry_after_uses_the_default_pause() -> None:
-    """No retry-after: the pause is settings.rate_limit_default_pause_s."""
-    override_settings(rate_limit_default_pause_s=3.0)
+def test_a_lone_429_without_rate_limit_headers_slows_nobody() -> None:
+    """A 429 with only retry-after, among answers that succeed, leaves the rate and the bucket as they were."""
     vt = VirtualTime()
     limiter = make_limiter(vt)
-    limiter.observe_rate_limited(None)
-    assert limiter.acquire() >= 3.0
+    for _ in range(20):
+        limiter.acquire()
+        limiter.observe_headers({})
+    vt.sleep(1.0)  # the bucket refills
+    limiter.observe_rate_limited(1.0, {"retry-after": "1"})
+    snap = limiter.snapshot()
+    assert snap["effective_rpm"] == 600 and snap["rate_limited"] == 0 and snap["rate_limited_ignored"] == 1
+    assert snap["requests_available"] > 0
 
+
+def test_sustained_429s_without_headers_cut_the_rate() -> None:
+    """Half the answers of the last seconds being header-less 429s is a limit we outrun: the rate is cut."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    for i in range(10):
+        limiter.acquire()
+        limiter.observe_headers({})
+        if i % 2:
+            limiter.observe_rate_limited(1.0, {})
+    assert limiter.snapshot()["effective_rpm"] == pytest.approx(480)
 
 def test_settings_apply_without_a_restart() -> None:
     """Changing the configured RPM changes the limiter's effective rate at once."""
@@ -292,59 +353,163 @@ def test_registry_returns_one_limiter_per_service() -> None:
     assert get_rate_limiter("claude") is not first
 
 
-def test_snapshot_reports_the_pause_as_a_wall_clock_time() -> None:
-    """paused_until is a wall-clock timestamp the UI can show."""
+def test_the_longest_current_wait_is_visible_and_a_long_wait_is_recorded_once() -> None:
+    """Calls held 20 s by the output-token limit show their wait in snapshot() and write one record, not one each."""
+    override_settings(rate_limit_output_tpm=600, rate_limit_visible_wait_s=10.0)
     vt = VirtualTime()
-    limiter = make_limiter(vt)
-    limiter.observe_rate_limited(6.0)
-    until = limiter.snapshot()["paused_until"]
-    assert until == pytest.approx(WALL_START + 6.0)
-    assert datetime.fromtimestamp(until, UTC) - datetime.fromtimestamp(WALL_START, UTC) == timedelta(seconds=6)
+    reports: list[dict[str, object]] = []
+    seen: list[float] = []
+    limiter = RateLimiter("test", clock=vt.clock, wall_clock=vt.wall, on_long_wait=reports.append,
+                          sleep=lambda s: (vt.sleep(s), seen.append(limiter.snapshot()["longest_wait_s"])))
+    for _ in range(3):
+        limiter.acquire(0, 200)  # 200 tokens at 10 per second: 20 s each after the first
+    assert max(seen) == pytest.approx(20.0)
+    assert len(reports) == 1
+    assert reports[0]["bound_by"] == "output_tokens" and reports[0]["limit_per_min"] == 600
+    assert limiter.snapshot()["longest_wait_s"] == 0.0 and limiter.snapshot()["waiting"] == 0
+
+
+def test_short_waits_are_not_recorded() -> None:
+    """Pacing at the configured rate (waits of a tenth of a second) writes nothing to the error log."""
+    vt = VirtualTime()
+    reports: list[dict[str, object]] = []
+    limiter = RateLimiter("test", clock=vt.clock, wall_clock=vt.wall, sleep=vt.sleep, on_long_wait=reports.append)
+    for _ in range(100):
+        limiter.acquire()
+    assert reports == []
 
 
 def test_a_429_whose_headers_show_room_does_not_slow_everyone() -> None:
-    """A 429 arriving with headers that say every limit has room pauses nobody and keeps the rate."""
+    """A 429 arriving with headers that say every limit has room keeps the rate and the bucket."""
     vt = VirtualTime()
     limiter = make_limiter(vt)
-    limiter.observe_headers({"anthropic-ratelimit-requests-limit": "600",
-                             "anthropic-ratelimit-requests-remaining": "400",
-                             "anthropic-ratelimit-output-tokens-remaining": "90000"})
-    limiter.observe_rate_limited(3.0)
+    limiter.observe_rate_limited(3.0, {"anthropic-ratelimit-requests-limit": "600",
+                                       "anthropic-ratelimit-requests-remaining": "400",
+                                       "anthropic-ratelimit-output-tokens-remaining": "90000"})
     snap = limiter.snapshot()
-    assert snap["effective_rpm"] == 600 and snap["paused_for_s"] == 0.0
-    assert snap["rate_limited_ignored"] == 1
+    assert snap["effective_rpm"] == 600 and snap["rate_limited_ignored"] == 1
     assert limiter.acquire() == 0.0
 
 
-def test_a_429_whose_headers_show_an_exhausted_limit_pauses_everyone() -> None:
-    """A 429 with a remaining of zero in any dimension is a real limit: pause and cut the rate."""
+def test_a_429_whose_headers_show_any_exhausted_limit_cuts_the_rate() -> None:
+    """A 429 with a remaining of zero in any dimension (the combined tokens one too) is a real limit."""
     vt = VirtualTime()
     limiter = make_limiter(vt)
-    limiter.observe_headers({"anthropic-ratelimit-requests-remaining": "400",
-                             "anthropic-ratelimit-input-tokens-remaining": "0"})
-    limiter.observe_rate_limited(3.0)
-    snap = limiter.snapshot()
-    assert snap["effective_rpm"] == pytest.approx(480) and snap["paused_for_s"] == pytest.approx(3.0)
+    limiter.observe_rate_limited(3.0, {"anthropic-ratelimit-requests-remaining": "400",
+                                       "anthropic-ratelimit-tokens-remaining": "0"})
+    assert limiter.snapshot()["effective_rpm"] == pytest.approx(480)
 
 
-def test_refunded_requests_free_their_slot_in_the_minute():
-    """Calls the server refused unserved give their request slot back, so served calls reach the limit."""
-    override_settings(rate_limit_rpm=60, rate_limit_input_tpm=10**9, rate_limit_output_tpm=10**9)
+def test_a_refunded_request_frees_its_slot_in_the_minute():
+    """refund_request (for an upstream that does not count refused calls) gives the slot back to the minute."""
+    override_settings(rate_limit_rpm=60)
     vt = VirtualTime()
     limiter = make_limiter(vt)
     for i in range(120):
         limiter.acquire(0, 0)
         if i % 2 == 0:
-            limiter.refund_request()  # every other call is refused unserved (429/503/529)
-    # 60 served + 60 refunded calls: at 60 RPM the served ones need about a minute, not two
-    assert vt.now < 75
+            limiter.refund_request()
+    assert vt.now < 75  # 60 counted calls at 60 RPM need about a minute, not two
 
 
 def test_without_refunds_every_admitted_request_counts():
-    """The same 120 calls without refunds take about two minutes at 60 RPM."""
-    override_settings(rate_limit_rpm=60, rate_limit_input_tpm=10**9, rate_limit_output_tpm=10**9)
+    """The same 120 calls without refunds take about two minutes at 60 RPM, as the API counts them."""
+    override_settings(rate_limit_rpm=60)
     vt = VirtualTime()
     limiter = make_limiter(vt)
     for _ in range(120):
         limiter.acquire(0, 0)
     assert vt.now > 110
+
+
+def test_no_status_is_refunded_by_default():
+    """The API counts 429s and 5xx against the limit, so by default no answer gives its slot back."""
+    from core.config import Settings
+
+    assert Settings().rate_limit_refund_statuses == ()
+
+
+# ---- against a simulated upstream ------------------------------------------------------------
+class Upstream:
+    """A token-bucket API (1 s of burst) that answers in one of the header modes, maybe with unrelated 429s."""
+
+    def __init__(self, vt: VirtualTime, rpm: int, mode: str, *, unrelated_429: float = 0.0, seed: int = 1) -> None:
+        self.vt, self.rate, self.mode, self.unrelated = vt, rpm / 60.0, mode, unrelated_429
+        self.capacity = self.rate * 1.0
+        self.level, self.stamp = self.capacity, 0.0
+        self.rng = random.Random(seed)
+        self.rpm = rpm
+        self.served = self.limit_429s = self.unrelated_429s = 0
+
+    def headers(self) -> dict[str, str]:
+        remaining = str(max(0, int(self.level)))
+        reset = rfc3339(self.vt.wall() + (self.capacity - self.level) / self.rate)
+        base = "anthropic-ratelimit-requests-"
+        if self.mode == "full":
+            return {base + "limit": str(self.rpm), base + "remaining": remaining, base + "reset": reset}
+        if self.mode == "remaining_only":
+            return {base + "limit": str(self.rpm), base + "remaining": remaining}
+        if self.mode == "reset_only":
+            return {base + "reset": reset}
+        return {}
+
+    def call(self, limiter: RateLimiter) -> bool:
+        """One attempt through the limiter, answered; True when it was served."""
+        limiter.acquire()
+        now = self.vt.clock()
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.level < 1:
+            self.limit_429s += 1
+            headers = self.headers()
+            limiter.observe_headers(headers)
+            limiter.observe_rate_limited(1.0, headers)
+            self.vt.sleep(1.0)  # the retry policy waits the retry-after
+            return False
+        self.level -= 1  # charged, whatever the answer
+        if self.rng.random() < self.unrelated:
+            self.unrelated_429s += 1
+            limiter.observe_headers({"retry-after": "1"})
+            limiter.observe_rate_limited(1.0, {"retry-after": "1"})
+            return False
+        self.served += 1
+        limiter.observe_headers(self.headers())
+        return True
+
+
+@pytest.mark.parametrize("mode", ["full", "remaining_only", "reset_only", "none"])
+def test_each_header_mode_runs_at_the_configured_rate_without_a_limit_429(mode: str) -> None:
+    """Behind a 600 RPM upstream, 600 calls in every header mode reach >= 95% of the rate and draw no limit 429."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    upstream = Upstream(vt, 600, mode)
+    while upstream.served < 600:
+        upstream.call(limiter)
+    assert upstream.limit_429s == 0
+    assert 600 / vt.now >= 0.95 * 10
+
+
+@pytest.mark.parametrize("mode", ["full", "remaining_only", "none"])
+def test_a_steady_5_percent_of_unrelated_429s_keeps_the_rate_within_10_percent(mode: str) -> None:
+    """5% of answers are 429s the batch did not cause: requests still flow at >= 90% of the configured rate."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    upstream = Upstream(vt, 600, mode, unrelated_429=0.05, seed=7)
+    attempts = 0
+    while vt.now < 120:
+        upstream.call(limiter)
+        attempts += 1
+    assert upstream.unrelated_429s >= 0.03 * attempts  # the stream of 429s was there
+    assert attempts / vt.now >= 0.9 * 10
+    assert limiter.snapshot()["effective_rpm"] >= 0.9 * 600
+
+
+def test_an_upstream_with_a_lower_limit_and_no_headers_is_found_by_backing_off() -> None:
+    """Configured 600 RPM against a 300 RPM upstream without headers: sustained 429s bring the pace down to it."""
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    upstream = Upstream(vt, 300, "none")
+    while vt.now < 120:
+        upstream.call(limiter)
+    assert upstream.served / vt.now >= 0.8 * 5  # most of the upstream's limit is used
+    assert upstream.limit_429s <= 0.25 * upstream.served  # not an endless stream of 429s
