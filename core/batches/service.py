@@ -241,6 +241,8 @@ def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
         "throughput_per_min": throughput,
         "eta_s": eta,
         "concurrency": int(row["concurrency"]),
+        "turns": (row["config"] or {}).get("turns"),
+        "rate_limit_wait_s": _rate_limit_wait_s(row["status"], row["status_reason"]),
         "created_by": row["created_by"],
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),
@@ -251,6 +253,14 @@ def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
         "interrupted": row["status"] == "running" and (
             row["lease_expires_at"] is None or row["lease_expires_at"] < now),
     }
+
+
+def _rate_limit_wait_s(status: str, reason: str | None) -> int | None:
+    """The wait `note_rate_limit_wait` put on a running batch, or None."""
+    if status != "running" or not reason or not reason.startswith(RATE_LIMIT_WAIT_PREFIX):
+        return None
+    number = reason[len(RATE_LIMIT_WAIT_PREFIX):].removesuffix(" s")
+    return int(number) if number.isdigit() else None
 
 
 def get_batch_status(engine: Engine, batch_id: str) -> dict[str, Any]:
@@ -287,8 +297,35 @@ def failed_items(engine: Engine, batch_id: str, *, limit: int = 1_000) -> list[d
     return [{**dict(r), "updated_at": _iso(r["updated_at"])} for r in rows]
 
 
+LIMIT_LABELS = {
+    "requests": "requests per minute",
+    "input_tokens": "input tokens per minute",
+    "output_tokens": "output tokens per minute",
+}
+
+
+def binding_limit(input_per_call: int, output_per_call: int) -> dict[str, Any]:
+    """Which of the three configured rate limits holds conversations back, and how many a minute each allows.
+
+    The limits work together: a call goes only when all three have room, so the one that allows
+    the fewest conversations a minute sets the pace. `text` says it for a person, e.g. "bound by
+    output tokens per minute (16,000): ~33 conversations/min".
+    """
+    settings = get_settings()
+    limits = {"requests": settings.rate_limit_rpm, "input_tokens": settings.rate_limit_input_tpm,
+              "output_tokens": settings.rate_limit_output_tpm}
+    per_call = {"requests": 1, "input_tokens": max(input_per_call, 1), "output_tokens": max(output_per_call, 1)}
+    allows = {name: limits[name] / per_call[name] for name in limits}
+    bound = min(allows, key=lambda name: allows[name])  # a tie goes to requests, the first
+    per_min = allows[bound]
+    shown = f"{per_min:,.0f}" if per_min >= 10 else f"{per_min:,.1f}"
+    return {"bound_by": bound, "label": LIMIT_LABELS[bound], "limit": limits[bound], "per_min": per_min,
+            "allows": allows, "limits": limits, "per_call": per_call,
+            "text": f"bound by {LIMIT_LABELS[bound]} ({limits[bound]:,}): ~{shown} conversations/min"}
+
+
 def estimate(template: str, count: int, model: str | None = None, *, turns: int = DEFAULT_TURNS) -> dict[str, Any]:
-    """Calls, tokens, dollar cost and minutes a batch would take at the configured request rate."""
+    """Calls, tokens, dollar cost, and the time a batch would take at the pace of the binding rate limit."""
     from core.generation import GenerationParams, build_prompt, estimate_output_tokens, get_template
     from core.llm.pricing import cost_usd
 
@@ -302,17 +339,48 @@ def estimate(template: str, count: int, model: str | None = None, *, turns: int 
     input_per_call = max(1, math.ceil((len(system) + len(user_message)) / 4))  # ~4 characters a token
     output_per_call = estimate_output_tokens(turns)
     usage = {"input_tokens": input_per_call * n, "output_tokens": output_per_call * n}
+    binding = binding_limit(input_per_call, output_per_call)
     return {
         "calls": n,
         "input_tokens": usage["input_tokens"],
         "output_tokens": usage["output_tokens"],
         "tokens": usage["input_tokens"] + usage["output_tokens"],
         "cost_usd": round(cost_usd(model, usage), 4),
-        "minutes": round(n / settings.rate_limit_rpm, 2),
-        "seconds": math.ceil(n * 60.0 / settings.rate_limit_rpm),
+        "minutes": round(n / binding["per_min"], 2),
+        "seconds": math.ceil(n * 60.0 / binding["per_min"]),
         "model": model,
         "rate_limit_rpm": settings.rate_limit_rpm,
+        "binding": binding,
     }
+
+
+def batch_binding(status: dict[str, Any]) -> dict[str, Any]:
+    """`binding_limit` for a batch as `get_batch_status` describes it (its template, model and turns)."""
+    return estimate(status["template"], max(int(status["total"]), 1), status["model"],
+                    turns=int(status.get("turns") or DEFAULT_TURNS))["binding"]
+
+
+RATE_LIMIT_WAIT_PREFIX = "waiting for rate limit: "
+
+
+def note_rate_limit_wait(engine: Engine, batch_id: str, seconds: float | None) -> None:
+    """Show on a running batch how long its calls have waited for the rate limiter (None: clear it).
+
+    Written into status_reason, which nothing else sets on a running batch; a reason of another
+    kind is never overwritten, and clearing removes only this kind.
+    """
+    ours = batch_jobs.c.status_reason.startswith(RATE_LIMIT_WAIT_PREFIX, autoescape=True)
+    if seconds is None:  # in any state: the batch may have finished since
+        where, reason = ours, None
+    else:
+        where = sa.and_(batch_jobs.c.status == "running", sa.or_(batch_jobs.c.status_reason.is_(None), ours))
+        reason = f"{RATE_LIMIT_WAIT_PREFIX}{math.ceil(seconds)} s"
+
+    def _write() -> None:
+        with write_tx(engine) as conn:
+            conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id, where).values(status_reason=reason))
+
+    run_db(_write)
 
 
 # ---- changing state ------------------------------------------------------------------------------------

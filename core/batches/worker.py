@@ -6,6 +6,8 @@
 
 - Heartbeat: every settings.heartbeat_interval_s the worker extends its lease and marks its
   in-flight items alive; a worker that stops heartbeating loses both after lease_duration_s.
+  While a call has waited longer than settings.rate_limit_visible_wait_s for the rate limiter,
+  the heartbeat also shows "waiting for rate limit: N s" on the batch (the limiter records it).
 - Store outage: an item's outcome (its conversation, or its failure) that cannot be saved
   because the store is unavailable (run_db gave up on a transient error, or the database
   breaker is open) is held in memory and saved again with backoff until the store takes it.
@@ -247,6 +249,8 @@ class BatchWorker:
         finally:
             await self._wind_down(ctx, in_flight)
             heartbeat.cancel()
+            if ctx.rate_wait_shown:
+                await self._show_rate_limit_wait(ctx, done=True)
             if stop_wait is not None:
                 stop_wait.cancel()
             self.stats.current_batch = None
@@ -337,6 +341,23 @@ class BatchWorker:
                 continue
             if ctx.owner and not kept:
                 ctx.owner = False  # another worker took over (or a resume reset the lease): keep going as a joiner
+            await self._show_rate_limit_wait(ctx)
+
+    async def _show_rate_limit_wait(self, ctx: _BatchRun, *, done: bool = False) -> None:
+        """Put "waiting for rate limit: N s" on the batch while a call of this process waits that long."""
+        from core.batches.service import note_rate_limit_wait
+        from core.resilience import get_rate_limiter
+
+        waited = 0.0 if done else get_rate_limiter().snapshot()["longest_wait_s"]
+        shown = waited if waited >= get_settings().rate_limit_visible_wait_s else None
+        if shown is None and not ctx.rate_wait_shown:
+            return
+        try:
+            await asyncio.to_thread(note_rate_limit_wait, self.engine, ctx.batch_id, shown)
+        except Exception as exc:  # noqa: BLE001 - only the display of the wait is lost; the next beat retries
+            _record(exc, operation_id=ctx.batch_id, context={"worker": self.worker_id, "step": "rate_limit_wait"})
+            return
+        ctx.rate_wait_shown = shown is not None
 
     # ---- one item --------------------------------------------------------------------------
     async def _run_item(self, ctx: _BatchRun, item: ClaimedItem) -> None:
@@ -432,6 +453,7 @@ class _BatchRun:
     owner: bool
     fatal: bool = False
     breaker_wait_s: float | None = None  # set when the model service's breaker is open
+    rate_wait_shown: bool = False  # the batch shows "waiting for rate limit: N s"
 
 
 def _release_item(engine: Engine, item: ClaimedItem, worker_id: str) -> int:

@@ -44,7 +44,7 @@ def _estimate_line(template: str, count: int, model: str, turns: int) -> None:
     duration = f"{seconds:,} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
     st.info(f"**Estimate:** {est['calls']:,} calls · {est['tokens']:,} tokens "
             f"({est['input_tokens']:,} in / {est['output_tokens']:,} out) · about ${est['cost_usd']:,.2f} · "
-            f"about {duration} at {est['rate_limit_rpm']} requests/min", icon=":material/calculate:")
+            f"about {duration}, {est['binding']['text']}", icon=":material/calculate:")
 
 
 def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
@@ -207,6 +207,9 @@ def detail(batch_id: str, listed: list[str]) -> None:
                + (f" · finished {b['finished_at']}" if b.get("finished_at") else ""))
     if batch_id not in listed:
         batch_card(b, "detail")
+    if b.get("rate_limit_wait_s") is not None:
+        st.warning(f"waiting for rate limit: {int(b['rate_limit_wait_s'])} s", icon=":material/hourglass_top:")
+    st.caption(f"Pace: {batches.batch_binding(b)['text']} (Settings → Rate limits).")
     st.page_link("app_pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
                  query_params={"batch": batch_id})
     failed = batches.failed_items(get_engine(), batch_id, limit=200)

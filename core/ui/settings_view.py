@@ -33,6 +33,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Alerts", ("alert_webhook_url", "alert_webhook_min_interval_s")),
 )
 _K = "settings"
+_TOGETHER = ("The three limits work together: a call goes only when requests, input tokens and output tokens "
+             "per minute all have room, so the tightest one sets the pace.")
 
 CHAOS_MODES: dict[str, dict[str, Any]] = {
     "Off": {"fault_rate": 0.0, "force_status": None},
@@ -83,6 +85,16 @@ def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
     return value
 
 
+def _limits_together() -> None:
+    from core.batches.service import DEFAULT_TURNS, LIMIT_LABELS, estimate
+    from core.generation import template_names
+
+    binding = estimate(template_names()[0], 1, turns=DEFAULT_TURNS)["binding"]
+    allows = " · ".join(f"{LIMIT_LABELS[name]}: ~{per_min:,.0f}" for name, per_min in binding["allows"].items())
+    st.caption(f"{_TOGETHER} For a {DEFAULT_TURNS}-message conversation now: {binding['text']} "
+               f"(conversations/min each limit allows — {allows}).")
+
+
 def form() -> None:
     """All tunable numbers in one form; a bad value is named beside its field and nothing is saved."""
     s = get_settings()
@@ -91,6 +103,8 @@ def form() -> None:
     with st.form(section_key(_K, "form")):
         for heading, names in GROUPS:
             st.subheader(heading)
+            if heading == "Rate limits":
+                _limits_together()
             cols = st.columns(min(len(names), 4))
             for i, name in enumerate(names):
                 with cols[i % len(cols)]:

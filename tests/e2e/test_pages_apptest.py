@@ -252,3 +252,41 @@ def test_batches_refuses_a_zero_count_beside_the_field(open_page, engine):
     assert any("count" in e.value.lower() for e in at.error)
     assert "Launch batch" not in [b.label for b in at.button]
     assert len(service.list_batches(engine)) == 1
+
+
+def test_batches_estimate_and_detail_say_which_limit_binds(open_page, seeded, monkeypatch):
+    """With only the RPM raised to 1,200, the estimate and the batch detail name the output-token limit and its pace."""
+    from core.config import reload_settings
+
+    monkeypatch.setenv("STUDIO_RATE_LIMIT_RPM", "1200")
+    reload_settings()
+    at = open_page("batches")
+    expected = "bound by output tokens per minute (16,000): ~33 conversations/min"
+    assert any(expected in i.value for i in at.info), [i.value for i in at.info]
+    at.button(key=f"batches.list_details_{seeded['batch_id']}").click().run()
+    assert not at.exception
+    assert any(f"Pace: {expected}" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_batch_detail_shows_the_rate_limit_wait(open_page, engine, seeded):
+    """A running batch whose calls wait for the limiter shows "waiting for rate limit: N s" in its detail."""
+    from core.batches.service import note_rate_limit_wait
+    from core.store.schema import batch_jobs
+
+    with engine.begin() as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == seeded["batch_id"]).values(status="running"))
+    note_rate_limit_wait(engine, seeded["batch_id"], 12.2)
+    at = open_page("batches")
+    at.button(key=f"batches.list_details_{seeded['batch_id']}").click().run()
+    assert not at.exception
+    assert [w.value for w in at.warning if "rate limit" in w.value] == ["waiting for rate limit: 13 s"]
+
+
+def test_settings_page_groups_the_three_limits_and_says_they_work_together(open_page):
+    """The Rate limits group holds RPM, input TPM and output TPM, with a note naming the one that binds."""
+    at = open_page("settings")
+    assert not at.exception
+    keys = {n.key for n in at.number_input}
+    assert {"settings.rate_limit_rpm", "settings.rate_limit_input_tpm", "settings.rate_limit_output_tpm"} <= keys
+    note = next(c.value for c in at.caption if "work together" in c.value)
+    assert "bound by output tokens per minute (16,000)" in note

@@ -191,12 +191,56 @@ def test_estimate_counts_calls_tokens_cost_and_time(monkeypatch):
     """The estimate scales with the count and takes the configured request rate for its time."""
     from core.config import override_settings
 
-    override_settings(rate_limit_rpm=60)
+    override_settings(rate_limit_rpm=60, rate_limit_input_tpm=10**9, rate_limit_output_tpm=10**9)
     one, hundred = estimate("tutoring", 1), estimate("tutoring", 100)
     assert hundred["calls"] == 100 and hundred["tokens"] == 100 * one["tokens"]
     assert hundred["cost_usd"] > 0 and hundred["seconds"] == 100
+    assert hundred["binding"]["bound_by"] == "requests"
     with pytest.raises(ValidationError):
         estimate("tutoring", 0)
+
+
+def test_the_estimate_says_the_output_token_limit_binds_when_only_the_rpm_is_raised():
+    """RPM 1,200 with the default 16,000 output tokens/min: 6-message conversations go at ~33/min, and the time says so."""
+    from core.config import override_settings
+
+    override_settings(rate_limit_rpm=1200)
+    est = estimate("tutoring", 100)
+    binding = est["binding"]
+    assert binding["bound_by"] == "output_tokens" and binding["limit"] == 16_000
+    assert binding["text"] == "bound by output tokens per minute (16,000): ~33 conversations/min"
+    assert binding["allows"]["requests"] == 1200
+    assert est["seconds"] == 180  # 100 conversations at 33.3 a minute, not 5 s at 1,200 requests a minute
+
+
+def test_the_input_token_limit_can_bind_too():
+    """A small input-token limit is named when it allows the fewest conversations a minute."""
+    from core.config import override_settings
+
+    override_settings(rate_limit_rpm=1200, rate_limit_input_tpm=1_000, rate_limit_output_tpm=10**9)
+    assert estimate("tutoring", 10)["binding"]["bound_by"] == "input_tokens"
+
+
+def test_a_rate_limit_wait_shows_on_a_running_batch_and_clears(engine):
+    """note_rate_limit_wait puts the wait on a running batch, never over another reason, and clearing removes it."""
+    from core.batches.service import note_rate_limit_wait
+    from core.store.schema import batch_jobs
+
+    batch_id = create_batch(engine, template="tutoring", count=2, user="analyst")
+    note_rate_limit_wait(engine, batch_id, 30.0)
+    assert get_batch_status(engine, batch_id)["rate_limit_wait_s"] is None  # queued: not shown
+    with engine.begin() as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(status="running"))
+    note_rate_limit_wait(engine, batch_id, 30.2)
+    status = get_batch_status(engine, batch_id)
+    assert status["rate_limit_wait_s"] == 31 and status["status_reason"] == "waiting for rate limit: 31 s"
+    note_rate_limit_wait(engine, batch_id, None)
+    assert get_batch_status(engine, batch_id)["status_reason"] is None
+    with engine.begin() as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(status_reason="something else"))
+    note_rate_limit_wait(engine, batch_id, 12.0)
+    note_rate_limit_wait(engine, batch_id, None)
+    assert get_batch_status(engine, batch_id)["status_reason"] == "something else"
 
 
 def test_running_batch_reports_throughput_and_eta(engine):

@@ -119,6 +119,30 @@ def test_open_breaker_pauses_then_the_batch_completes_by_itself(engine, sandbox)
     assert (st["state"], st["done"], st["failed"]) == ("completed", 20, 0)
 
 
+def test_a_long_limiter_wait_shows_on_the_batch_and_is_recorded_once(engine, sandbox):
+    """Items held back by a small output-token limit show "waiting for rate limit: N s" while they wait; one log row."""
+    from core.errorlog import flush
+    from core.store.schema import error_logs
+
+    override_settings(rate_limit_output_tpm=6_000, rate_limit_visible_wait_s=1.0)
+    bid = create_batch(engine, template="tutoring", count=2, turns=6, concurrency=2)
+    worker = BatchWorker(engine, concurrency=2)
+    thread = threading.Thread(target=lambda: asyncio.run(worker.run(once=True)), daemon=True)
+    thread.start()
+    seen: list[int] = []
+    wait_for(lambda: seen.append(get_batch_status(engine, bid)["rate_limit_wait_s"] or 0) or seen[-1] >= 1, 30,
+             "the wait on the batch")
+    thread.join(60)
+    assert not thread.is_alive()
+    st = get_batch_status(engine, bid)
+    assert (st["state"], st["done"], st["status_reason"]) == ("completed", 2, None)  # cleared when done
+    flush()
+    with engine.connect() as conn:
+        codes = conn.execute(sa.select(error_logs.c.error_code, error_logs.c.severity)
+                             .where(error_logs.c.error_code == "rate_limit_wait")).all()
+    assert [tuple(c) for c in codes] == [("rate_limit_wait", "info")]
+
+
 def test_a_user_pause_is_not_lifted_by_the_breaker(engine):
     """After a breaker pause, a user pause wins: the automatic resume leaves it paused."""
     bid = create_batch(engine, template="tutoring", count=2)
