@@ -96,7 +96,8 @@ def run_ours(base_url: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as data_dir:
         env = {**_clean_env(), "ANTHROPIC_BASE_URL": base_url, "STUDIO_DATA_DIR": data_dir,
                "STUDIO_RATE_LIMIT_RPM": str(args.rpm), "STUDIO_RATE_LIMIT_INPUT_TPM": str(10**9),
-               "STUDIO_RATE_LIMIT_OUTPUT_TPM": str(10**9), "STUDIO_UI_BACKGROUND_WORKER": "false"}
+               "STUDIO_RATE_LIMIT_OUTPUT_TPM": str(10**9), "STUDIO_UI_BACKGROUND_WORKER": "false",
+               **dict(pair.split("=", 1) for pair in args.ours_env)}
         created = subprocess.run(
             [sys.executable, "-m", "core", "batch", "create", "--template", _TEMPLATE, "--count", str(args.items),
              "--concurrency", str(args.concurrency), "--turns", str(_TURNS)],
@@ -227,6 +228,8 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=300.0, help="a run still going after this is stopped")
     parser.add_argument("--write-results", action="store_true", help="append the table to bench/RESULTS.md")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--ours-env", action="append", default=[], metavar="STUDIO_X=V",
+                        help="an extra setting for our worker (repeatable), to compare settings")
     args = parser.parse_args()
     faults = [float(f) for f in args.faults.split(",") if f.strip()]
     modes = [m.strip() for m in args.headers.split(",") if m.strip()]
