@@ -204,6 +204,7 @@ class RateLimiter:
             now, s = self._clock(), get_settings()
             pace = self._pace(model, now, s)
             pace.answers.append(now)
+            self._trim_answers(pace, now, s)  # keeps memory flat over a long batch
             for dim_name, infix in _HEADER.items():
                 dim = pace.dims[dim_name]
                 limit = _number(_header(headers, f"{_PREFIX}{infix}-limit"))

@@ -513,3 +513,14 @@ def test_an_upstream_with_a_lower_limit_and_no_headers_is_found_by_backing_off()
         upstream.call(limiter)
     assert upstream.served / vt.now >= 0.8 * 5  # most of the upstream's limit is used
     assert upstream.limit_429s <= 0.25 * upstream.served  # not an endless stream of 429s
+
+
+def test_a_long_run_keeps_only_the_recent_answers() -> None:
+    """An hour of answers at 10 per second leaves only the sustained window's worth in memory."""
+    override_settings(rate_limit_sustained_window_s=10.0)
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    for _ in range(36_000):
+        limiter.acquire()
+        limiter.observe_headers({})
+    assert len(limiter._paces[""].answers) <= 10 * 10 + 1
