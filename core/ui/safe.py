@@ -1,0 +1,67 @@
+"""Untrusted text on screen: Markdown that shows a value exactly as written, and nothing else.
+
+Streamlit reads Markdown in far more places than `st.markdown`: captions, alerts, toasts,
+expander and tab labels, metric labels, button and radio labels, progress text and `help=`
+tooltips. A model reply, an upstream error message, a batch name, a persona or an id put
+into any of them unescaped can load an image from any host (a tracking pixel), render a link
+or a `:red[…]` directive, or start KaTeX; with `unsafe_allow_html` it can run script.
+
+`literal(value)` is the one way to put such a value into any of those strings. It escapes
+every ASCII punctuation character with a backslash (CommonMark allows that for all of them,
+and Streamlit's directives and math honour it), keeps line breaks as hard
+breaks and leading spaces as non-breaking ones (so nothing turns into a code block or a
+heading), and cuts to `max_chars` *before* escaping, so a cut never splits an escape. GFM
+turns URLs and e-mail addresses into links *after* escapes are read (a pass over the text
+nodes), so an invisible word joiner (U+2060) goes inside each `:/`, after each `@` and between
+`www` and `.`; the text reads the same, though a copy of it carries the joiner.
+The output is inert HTML too: every `<` and `&` is a Markdown text character, so it stays text
+even where `unsafe_allow_html=True` (tests/unit/test_ui_html_lint.py allows only constants and
+this function there). Redaction is not done here: rows are redacted when they are written.
+
+There is deliberately no inline-code variant: a code span inside a directive or badge label
+can be closed by a `]` in the value, and what follows it would be read as Markdown again.
+
+`chart_text(value)` does the same for Plotly labels, which read a small subset of HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+__all__ = ["chart_text", "literal"]
+
+# every ASCII punctuation character: CommonMark lets any of them be backslash-escaped
+_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+_LEADING_SPACE = re.compile(r"^[ \t]+", re.MULTILINE)
+_NBSP = "\u00a0"
+_WORD_JOINER = "\u2060"
+# where GFM's autolink pass would start a link: "http://", "www.", "name@host"
+_LINKABLE = re.compile(r"(?<=:)(?=/)|(?<=@)|(?<=www)(?=\.)", re.IGNORECASE)
+_ELLIPSIS = "…"
+
+
+def _cut(text: str, max_chars: int | None) -> str:
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return text[: max(max_chars - 1, 0)] + _ELLIPSIS
+
+
+def literal(value: Any, max_chars: int | None = None) -> str:
+    """Markdown that Streamlit renders as exactly `value`'s text (None: empty), cut to `max_chars`."""
+    if value is None:
+        return ""
+    text = _cut(str(value), max_chars).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = _LINKABLE.sub(_WORD_JOINER, text)
+    text = _PUNCTUATION.sub(r"\\\1", text)
+    # indentation would make a code block, where escapes show as backslashes
+    text = _LEADING_SPACE.sub(lambda m: _NBSP * len(m.group().expandtabs(4)), text)
+    return text.replace("\n", "  \n")
+
+
+def chart_text(value: Any, max_chars: int | None = None) -> str:
+    """A Plotly label (axis tick, legend, title) that shows `value` as text, not as Plotly's HTML subset."""
+    if value is None:
+        return ""
+    return html.escape(_cut(str(value), max_chars), quote=True)
