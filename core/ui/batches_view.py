@@ -15,6 +15,7 @@ from core.generation import get_template, template_names
 from core.llm.pricing import model_choices
 from core.store import get_engine
 from core.ui.boundaries import section_key
+from core.ui.safe import literal
 from core.ui.toasts import notify_exception, success
 from core.ui.user import current_user
 from core.ui.widgets import status_badge
@@ -51,7 +52,7 @@ def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
     try:
         batch_id = batches.create_batch(get_engine(), user=current_user(), **kwargs)
     except ValidationError as exc:
-        hints.get(exc.field or "", hints["_form"]).error(exc.user_message, icon=":material/error:")
+        hints.get(exc.field or "", hints["_form"]).error(literal(exc.user_message), icon=":material/error:")
         return
     except AppError as exc:
         notify_exception(exc, component="ui.batches.create")
@@ -98,7 +99,7 @@ def create_from_grid() -> None:
     try:
         _estimate_line(template, int(count), model, turns)
     except ValidationError as exc:
-        hints.get(exc.field or "", hints["_form"]).error(exc.user_message, icon=":material/error:")
+        hints.get(exc.field or "", hints["_form"]).error(literal(exc.user_message), icon=":material/error:")
         return
     if st.button("Launch batch", type="primary", key=_key("launch_grid"), icon=":material/rocket_launch:"):
         _launch(hints, template=template, count=int(count), personas=personas, emotions=emotions, topics=topics,
@@ -121,14 +122,14 @@ def create_from_csv() -> None:
     try:
         rows = csv_import.parse_csv(upload)
     except ValidationError as exc:
-        hints["csv"].error(exc.user_message, icon=":material/error:")
+        hints["csv"].error(literal(exc.user_message), icon=":material/error:")
         return
     st.caption(f"{len(rows):,} rows · preview of the first 20")
     st.dataframe(pd.DataFrame(rows[:20]), hide_index=True)
     try:
         _estimate_line(template, len(rows), model, turns)
     except ValidationError as exc:
-        hints.get(exc.field or "", hints["_form"]).error(exc.user_message, icon=":material/error:")
+        hints.get(exc.field or "", hints["_form"]).error(literal(exc.user_message), icon=":material/error:")
         return
     if st.button("Launch batch from CSV", type="primary", key=_key("launch_csv"), icon=":material/rocket_launch:"):
         _launch(hints, template=template, rows=rows, turns=turns, model=model, concurrency=concurrency)
@@ -176,8 +177,8 @@ def batch_card(b: dict[str, Any], where: str = "list") -> None:
     with st.container(border=True):
         top = st.columns([5, 3])
         state = "interrupted" if b.get("interrupted") else b["state"]
-        top[0].markdown(f"**{b['name']}** {status_badge(state)}  \n<small>`{b['id']}` · {b['model']} · "
-                        f"by {b['created_by']}</small>", unsafe_allow_html=True)
+        top[0].markdown(f"**{literal(b['name'])}** {status_badge(state)}")
+        top[0].caption(f"{literal(b['id'])} · {literal(b['model'])} · by {literal(b['created_by'])}")
         top[1].caption(f"{b['throughput_per_min']:.1f} conv/min · {_eta(b['eta_s'])}  \n"
                        f"{b['tokens']:,} tokens · ${b['cost_usd']:,.4f}")
         done = b["done"] + b["failed"] + b["skipped"]
@@ -185,7 +186,7 @@ def batch_card(b: dict[str, Any], where: str = "list") -> None:
                     text=f"{done} / {b['total']} ({b['progress']:.0%}) — {b['done']} done, {b['failed']} failed, "
                     f"{b['running']} running, {b['pending']} pending")
         if b.get("status_reason") and state not in ("running", "completed"):
-            st.caption(f"Why: {b['status_reason']}")
+            st.caption(f"Why: {literal(b['status_reason'])}")
         actions(b, where)
 
 
@@ -202,9 +203,10 @@ def live_list() -> list[str]:
 def detail(batch_id: str, listed: list[str]) -> None:
     """Failed items with their errors, resumes, and a link to the batch's errors (its card if not listed)."""
     b = batches.get_batch_status(get_engine(), batch_id)
-    st.subheader(f"Details: {b['name']}")
-    st.caption(f"`{batch_id}` · template {b['template']} · concurrency {b['concurrency']} · created {b['created_at']}"
-               + (f" · finished {b['finished_at']}" if b.get("finished_at") else ""))
+    st.subheader(f"Details: {literal(b['name'])}")
+    st.caption(f"{literal(batch_id)} · template {literal(b['template'])} · concurrency {b['concurrency']} · "
+               f"created {literal(b['created_at'])}"
+               + (f" · finished {literal(b['finished_at'])}" if b.get("finished_at") else ""))
     if batch_id not in listed:
         batch_card(b, "detail")
     if b.get("rate_limit_wait_s") is not None:

@@ -20,6 +20,7 @@ import streamlit as st
 
 from core.config import get_settings
 from core.errors import AppError, classify
+from core.ui.safe import literal
 from core.ui.user import current_user, session_id
 
 __all__ = [
@@ -90,8 +91,8 @@ def _reset_keys(prefix: str, keys: tuple[str, ...]) -> None:
 def _fallback(err: AppError, error_id: str | None, component: str, reset_prefix: str,
               keys: tuple[str, ...], exc: BaseException) -> None:
     with st.container(border=True):
-        st.error(err.user_message, icon=":material/error:")
-        st.caption(f"Error id: `{error_id or 'not recorded'}` · code `{err.code}` · {component}")
+        st.error(literal(err.user_message), icon=":material/error:")
+        st.caption(f"Error id: {literal(error_id or 'not recorded')} · code {literal(err.code)} · {literal(component)}")
         cols = st.columns([1, 1, 4])
         cols[0].button("Try again", key=f"_retry.{component}", icon=":material/refresh:",
                        on_click=_reset_keys, args=(reset_prefix, keys))
@@ -133,8 +134,8 @@ def app_boundary(page_title: str) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a page
         component = f"ui.{current_page()}"
         err, error_id = report_error(exc, component=component)
-        st.error(f"This page could not be shown. {err.user_message}", icon=":material/error:")
-        st.caption(f"Error id: `{error_id or 'not recorded'}` · code `{err.code}`")
+        st.error(f"This page could not be shown. {literal(err.user_message)}", icon=":material/error:")
+        st.caption(f"Error id: {literal(error_id or 'not recorded')} · code {literal(err.code)}")
         st.button("Reload the page", key="_retry.app", icon=":material/refresh:",
                   on_click=_reset_keys, args=(f"{current_page()}.", ()))
         if get_settings().is_development:

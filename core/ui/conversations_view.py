@@ -12,6 +12,7 @@ from core import conversations as convs
 from core.generation import get_template, template_names
 from core.store import get_engine
 from core.ui.boundaries import section_key
+from core.ui.safe import literal
 
 __all__ = ["chat", "exports", "filters", "listing", "selected_id"]
 
@@ -87,15 +88,16 @@ def chat(conversation_id: str | None) -> None:
         st.warning("That conversation is no longer there.")
         return
     params: dict[str, Any] = row["params"] or {}
-    st.markdown(f"**{get_template(row['template']).title if row['template'] in template_names() else row['template']}**"
-                f" · {params.get('persona', '')} · {params.get('emotion', '')} · {params.get('topic', '')} · "
-                f"{row['model']} · {row['turn_count']} turns · ${row['cost_usd']:.4f}")
+    title = get_template(row["template"]).title if row["template"] in template_names() else row["template"]
+    st.markdown(f"**{literal(title)}** · {literal(params.get('persona', ''))} · {literal(params.get('emotion', ''))}"
+                f" · {literal(params.get('topic', ''))} · {literal(row['model'])} · {row['turn_count']} turns · "
+                f"\\${row['cost_usd']:.4f}")
     if row["system_prompt"]:
         with st.expander("System prompt"):
-            st.write(row["system_prompt"])
+            st.markdown(literal(row["system_prompt"]))
     for turn in row["turns"] or []:
         with st.chat_message("user" if turn["role"] == "user" else "assistant"):
-            st.write(turn["content"])
+            st.markdown(literal(turn["content"]))
 
 
 def exports(flt: convs.ConversationFilter) -> None:

@@ -16,6 +16,7 @@ from core.errors import ValidationError
 from core.redact import redact
 from core.store import get_engine
 from core.ui.boundaries import section_key
+from core.ui.safe import chart_text, literal
 from core.ui.toasts import success
 from core.ui.user import current_user
 from core.ui.widgets import metric_cards, severity_badge
@@ -86,7 +87,7 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
             request_id=request.strip() or None, operation_id=batch.strip() or None,
         )
     except ValidationError as exc:
-        hints.get(exc.field or "search", hints["search"]).error(exc.user_message, icon=":material/error:")
+        hints.get(exc.field or "search", hints["search"]).error(literal(exc.user_message), icon=":material/error:")
         flt = None
     stats_since = since or datetime.now(UTC) - timedelta(days=get_settings().retention_days_error)
     return FilterForm(flt=flt, since=stats_since, until=until)
@@ -128,15 +129,15 @@ def charts(stats: dict[str, Any]) -> None:
     over_time = go.Figure()
     for name, counts in stats["series_by_type"].items():
         if any(counts):
-            over_time.add_bar(x=x, y=counts, name=name)
+            over_time.add_bar(x=x, y=counts, name=chart_text(name))
     over_time.update_layout(barmode="stack", title="Errors over time by type", height=300,
                             margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
     sev = stats["by_severity"]
-    by_sev = go.Figure(go.Bar(x=list(sev), y=list(sev.values()),
+    by_sev = go.Figure(go.Bar(x=[chart_text(s) for s in sev], y=list(sev.values()),
                               marker_color=[_SEVERITY_COLORS.get(s, "#868e96") for s in sev]))
     by_sev.update_layout(title="By severity", height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     top = stats["top_codes"][::-1]
-    codes = go.Figure(go.Bar(x=[t["count"] for t in top], y=[t["code"] for t in top], orientation="h"))
+    codes = go.Figure(go.Bar(x=[t["count"] for t in top], y=[chart_text(t["code"], 60) for t in top], orientation="h"))
     codes.update_layout(title="Top codes", height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     c1, c2, c3 = st.columns([2, 1, 1])
     c1.plotly_chart(over_time, key=_key("chart_time"))
@@ -151,14 +152,14 @@ def groups(flt: q.ErrorFilter) -> None:
         return
     for g in rows:
         c1, c2, c3 = st.columns([6, 2, 1.2])
-        c1.markdown(f"{severity_badge(g['severity'])} **{g['error_code']}** · {g['component'] or '—'}  \n"
-                    f"{(g['message'] or '')[:160]}")
+        c1.markdown(f"{severity_badge(g['severity'])} **{literal(g['error_code'])}** · "
+                    f"{literal(g['component'] or '—')}  \n{literal(g['message'] or '', max_chars=160)}")
         c2.caption(f"{g['count']:,} rows · {g['unresolved']:,} open  \nfirst {g['first_seen']:%Y-%m-%d %H:%M} · "
                    f"last {g['last_seen']:%Y-%m-%d %H:%M}")
         if g["unresolved"]:
             if c3.button("Resolve all", key=_key(f"resolve_group_{g['fingerprint']}"), icon=":material/done_all:"):
                 n = q.set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=True, user=current_user())
-                success(f"Resolved {n:,} rows of {g['error_code']}.")
+                success(f"Resolved {n:,} rows of {literal(g['error_code'])}.")
                 st.rerun()
         elif c3.button("Reopen", key=_key(f"reopen_group_{g['fingerprint']}"), icon=":material/undo:"):
             q.set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=False, user=current_user())
@@ -205,11 +206,11 @@ def _move_page(step: int) -> None:
 def detail_dialog(error_id: str) -> None:
     row = q.get_error(get_engine(), error_id)
     if row is None:
-        st.warning(f"No error with id {error_id[:64]!r}.")
+        st.warning(f"No error with id {literal(repr(error_id[:64]))}.")
         return
-    st.markdown(f"{severity_badge(row['severity'])} **{row['error_type']} / {row['error_code']}** · "
+    st.markdown(f"{severity_badge(row['severity'])} **{literal(row['error_type'])} / {literal(row['error_code'])}** · "
                 f"{row['created_at']:%Y-%m-%d %H:%M:%S} UTC")
-    st.write(row.get("user_message") or "")
+    st.markdown(literal(row.get("user_message") or ""))
     st.code(row["message"], language="text", wrap_lines=True)
     meta = {k: row.get(k) for k in ("error_id", "component", "request_id", "operation_id", "attempt", "user_id",
                                     "session_id", "environment", "is_recoverable", "recovery_action",

@@ -19,6 +19,7 @@ from core.store.schema import conversations
 from core.store.tx import write_tx
 from core.ui.boundaries import remember_error, report_error, section_key
 from core.ui.generation_job import GenerationJob, attempt_failures
+from core.ui.safe import literal
 from core.ui.toasts import error_kind, notify, success
 from core.ui.user import current_user, session_id
 from core.ui.widgets import ago
@@ -55,9 +56,10 @@ def offer_drafts() -> None:
     for d in rows[:5]:
         p = d["params"] or {}
         c1, c2, c3 = st.columns([6, 1, 1])
-        c1.markdown(f"**{p.get('topic', '')}** · {p.get('persona', '')} · {p.get('emotion', '')} · "
-                    f"{d['progress']:.0%} written ({d['chars'] or 0:,} characters) · saved {ago(d['updated_at'])}"
-                    + (f"  \n:red[Stopped: {d['error_message']}]" if d.get("error_message") else ""))
+        c1.markdown(f"**{literal(p.get('topic', ''))}** · {literal(p.get('persona', ''))} · "
+                    f"{literal(p.get('emotion', ''))} · {d['progress']:.0%} written ({d['chars'] or 0:,} characters)"
+                    f" · saved {ago(d['updated_at'])}"
+                    + (f"  \n:red[Stopped: {literal(d['error_message'])}]" if d.get("error_message") else ""))
         if c2.button("Resume", key=_key(f"resume_{d['id']}"), icon=":material/play_arrow:"):
             start_job(drafts.DraftSession.load(get_engine(), d["id"]))
             st.rerun()
@@ -75,7 +77,7 @@ def form() -> None:
     template = st.selectbox("Template", names, key=_key("template"), format_func=lambda n: get_template(n).title,
                             disabled=busy)
     tmpl = get_template(template)
-    st.caption(tmpl.description)
+    st.caption(literal(tmpl.description))
     hints["template"] = st.empty()
     c1, c2, c3 = st.columns(3)
     persona = c1.text_input("Persona", value=tmpl.default_persona, key=_key(f"persona_{template}"), disabled=busy)
@@ -99,7 +101,7 @@ def form() -> None:
     try:
         draft = drafts.start_draft(get_engine(), params, user=current_user(), session_id=session_id())
     except ValidationError as exc:
-        hints.get(exc.field or "", hints["template"]).error(exc.user_message, icon=":material/error:")
+        hints.get(exc.field or "", hints["template"]).error(literal(exc.user_message), icon=":material/error:")
         return
     start_job(draft)
 
@@ -110,7 +112,7 @@ def _render_text(text: str) -> None:
         st.caption("Waiting for the first words…")
     for b in blocks:
         with st.chat_message("user" if b["role"] == "user" else "assistant"):
-            st.write(b["content"])
+            st.markdown(literal(b["content"]))
 
 
 def stream() -> None:
@@ -130,10 +132,11 @@ def stream() -> None:
                            f"{job.draft.progress:.0%} of turns finished")
             if failures:
                 last = failures[-1]
-                attempts.warning(f"Attempt {len(failures)} failed: {last.get('user_message')} "
-                                 f"(`{last.get('error_code')}`)", icon=":material/hourglass_top:")
+                attempts.warning(f"Attempt {len(failures)} failed: {literal(last.get('user_message'))} "
+                                 f"({literal(last.get('error_code'))})", icon=":material/hourglass_top:")
                 if len(failures) > shown_failures:
-                    st.toast(f"{last.get('user_message')} (attempt {len(failures)})", icon=":material/hourglass_top:")
+                    st.toast(f"{literal(last.get('user_message'))} (attempt {len(failures)})",
+                             icon=":material/hourglass_top:")
                     shown_failures = len(failures)
             with body.container():
                 _render_text(job.text)
@@ -160,7 +163,8 @@ def result() -> None:
             notify(job.error, err_id)
             remember_error(job.error, err_id, "ui.generate.stream")
         kind = error_kind(job.error)
-        st.error(f"{job.error.user_message}" + (f" (error id `{err_id}`)" if err_id else ""), icon=":material/error:")
+        st.error(literal(job.error.user_message) + (f" (error id {literal(err_id)})" if err_id else ""),
+                 icon=":material/error:")
         st.caption(f"The text written so far is kept in the draft ({len(job.draft.partial_text):,} characters)."
                    + (" Fix the setting, then resume." if kind == "actionable" else ""))
         if kind == "actionable" and str(job.error.action) == "fix_settings":
@@ -181,8 +185,8 @@ def result() -> None:
     st.success(f"Saved to Conversations: {len(conv.turns)} turns, {job.result.usage.input_tokens:,} + "
                f"{job.result.usage.output_tokens:,} tokens, ${job.result.cost_usd:.4f}.", icon=":material/check_circle:")
     for t in conv.turns:
-        with st.chat_message(t.role):
-            st.write(t.content)
+        with st.chat_message("user" if t.role == "user" else "assistant"):
+            st.markdown(literal(t.content))
     c1, c2, c3 = st.columns(3)
     if c1.button("Keep and start another", key=_key("keep"), icon=":material/done:"):
         st.session_state.pop(_JOB, None)

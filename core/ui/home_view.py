@@ -11,6 +11,7 @@ from core.config import get_settings
 from core.drafts import list_unfinished_drafts
 from core.errorlog import queries as q
 from core.store import get_engine
+from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
 from core.ui.user import current_user
 from core.ui.widgets import breaker_badge, status_badge
@@ -23,8 +24,8 @@ def provider_and_breakers() -> None:
 
     s = get_settings()
     text = PROVIDER_TEXT.get(s.provider, s.provider)
-    (st.warning if s.provider == "sandbox" else st.success)(f"Model provider: {text}. Default model `{s.default_model}`.",
-                                                           icon=":material/smart_toy:")
+    (st.warning if s.provider == "sandbox" else st.success)(
+        f"Model provider: {text}. Default model {literal(s.default_model)}.", icon=":material/smart_toy:")
     snaps = all_breakers()
     opened = [b for b in snaps if b.get("state") != "closed"]
     st.markdown("**Circuit breakers** " + (" ".join(breaker_badge(b) for b in snaps) or "no calls yet"))
@@ -41,7 +42,7 @@ def active_batches() -> None:
     for b in rows:
         state = "interrupted" if b.get("interrupted") else b["state"]
         done = b["done"] + b["failed"] + b["skipped"]
-        st.markdown(f"**{b['name']}** {status_badge(state)}")
+        st.markdown(f"**{literal(b['name'])}** {status_badge(state)}")
         st.progress(min(b["progress"], 1.0), text=f"{done} / {b['total']} ({b['progress']:.0%})")
     needs_action = [b for b in rows if b["state"] in ("paused", "failed") or b.get("interrupted")]
     c1, c2 = st.columns(2)
@@ -61,7 +62,7 @@ def errors_24h() -> None:
     by_sev = _stats_24h(get_settings().effective_database_url, since)
     cols = st.columns(len(by_sev))
     for col, (sev, n) in zip(cols, by_sev.items(), strict=True):
-        col.metric(sev, f"{n:,}", border=True)
+        col.metric(literal(sev), f"{n:,}", border=True)
     if not any(by_sev.values()):
         st.caption("No errors in the last 24 hours.")
     st.page_link("app_pages/errors.py", label="Open Errors", icon=":material/bug_report:")
@@ -73,7 +74,7 @@ def unfinished_drafts() -> None:
         st.caption("No unfinished drafts.")
         return
     for d in drafts[:5]:
-        st.markdown(f"- {(d.get('params') or {}).get('topic', '')} — {d.get('progress', 0):.0%} written, "
-                    f"{d['status'].replace('_', ' ')}")
+        st.markdown(f"- {literal((d.get('params') or {}).get('topic', ''))} — {d.get('progress', 0):.0%} written, "
+                    f"{literal(d['status'].replace('_', ' '))}")
     st.page_link("app_pages/generate.py", label=f"Resume or discard {len(drafts)} draft(s) in Generate",
                  icon=":material/edit_note:")

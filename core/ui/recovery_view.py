@@ -11,6 +11,7 @@ from core.batches import service as batches
 from core.errors import AppError
 from core.store import get_engine
 from core.ui.boundaries import section_key
+from core.ui.safe import literal
 from core.ui.toasts import notify_exception, success
 from core.ui.user import current_user
 
@@ -67,8 +68,9 @@ def batches_step(found: dict[str, list[dict[str, Any]]]) -> None:
         return
     for kind, f in rows:
         with st.container(border=True):
-            st.markdown(f"**{_TITLES[kind]}: {f['details'].get('name') or f['id']}**  \n"
-                        f"What happened: {f['what_happened']}  \n**Recommended:** {f['recommended_action']}")
+            st.markdown(f"**{_TITLES[kind]}: {literal(f['details'].get('name') or f['id'])}**  \n"
+                        f"What happened: {literal(f['what_happened'])}  \n"
+                        f"**Recommended:** {literal(f['recommended_action'])}")
             _batch_buttons(f)
 
 
@@ -86,7 +88,8 @@ def drafts_step(found: dict[str, list[dict[str, Any]]]) -> None:
         return
     for f in rows:
         with st.container(border=True):
-            st.markdown(f"What happened: {f['what_happened']}  \n**Recommended:** {f['recommended_action']}")
+            st.markdown(f"What happened: {literal(f['what_happened'])}  \n"
+                        f"**Recommended:** {literal(f['recommended_action'])}")
             c1, c2, _ = st.columns([1, 1, 3])
             if c1.button("Resume", key=_key(f"draft_resume_{f['id']}"), type="primary", icon=":material/play_arrow:"):
                 _resume_draft(f["id"])
@@ -102,7 +105,7 @@ def conversations_step(found: dict[str, list[dict[str, Any]]]) -> None:
         st.success("Every saved conversation agrees with its batch item or draft.", icon=":material/check_circle:")
         return
     for f in rows[:50]:
-        st.markdown(f"- {f['what_happened']} **Recommended:** {f['recommended_action']}")
+        st.markdown(f"- {literal(f['what_happened'])} **Recommended:** {literal(f['recommended_action'])}")
 
 
 def cleanup_step() -> None:

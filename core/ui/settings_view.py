@@ -17,6 +17,7 @@ from core.config import SettingsError, env_name, get_settings
 from core.llm.pricing import MODELS, model_choices
 from core.store import get_engine
 from core.ui.boundaries import section_key
+from core.ui.safe import literal
 from core.ui.toasts import success
 from core.ui.user import current_user
 
@@ -53,7 +54,7 @@ def provider() -> None:
     s = get_settings()
     from core.ui.shell import PROVIDER_TEXT
 
-    st.markdown(f"**Provider:** {PROVIDER_TEXT.get(s.provider, s.provider)}")
+    st.markdown(f"**Provider:** {literal(PROVIDER_TEXT.get(s.provider, s.provider))}")
     st.caption("The API key and endpoint are read from the environment or `.streamlit/secrets.toml` "
                "(ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL); they are never stored in the database.")
 
@@ -118,13 +119,13 @@ def form() -> None:
         return
     errors = field_errors(changes)
     for name, message in errors.items():
-        hints[name].error(message, icon=":material/error:")
+        hints[name].error(literal(message), icon=":material/error:")
     if errors:
         return
     try:
         settings_store.save(get_engine(), changes, user=current_user())
     except SettingsError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(literal(exc), icon=":material/error:")
         return
     success(f"Saved and applied: {', '.join(sorted(changes))}.")
 
@@ -199,8 +200,8 @@ def chaos() -> None:
     if st.button("Apply to the sandbox", key=section_key(_K, "chaos_apply"), icon=":material/bolt:"):
         config = apply_chaos(mode, rate)
         success(f"Sandbox faults: {mode}.")
-    st.caption(f"Now: fault rate {config.get('fault_rate')}, forced status {config.get('force_status')}, "
-               f"latency {config.get('latency_ms')} ms")
+    st.caption(f"Now: fault rate {literal(config.get('fault_rate'))}, forced status "
+               f"{literal(config.get('force_status'))}, latency {literal(config.get('latency_ms'))} ms")
 
 
 def _check(name: str, fn: Any) -> dict[str, Any]:
@@ -239,6 +240,7 @@ def health() -> None:
                                                               _check("Model access", _model_access)]
     for r in st.session_state.get(section_key(_K, "health_result"), []):
         icon = ":material/check_circle:" if r["ok"] else ":material/cancel:"
-        (st.success if r["ok"] else st.error)(f"{r['check']}: {r['detail']} ({r['ms']} ms)", icon=icon)
+        (st.success if r["ok"] else st.error)(f"{literal(r['check'])}: {literal(r['detail'])} ({r['ms']} ms)",
+                                              icon=icon)
 
 

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.config import get_settings
 from core.ui.boundaries import SESSION_ERRORS_KEY, report_error
+from core.ui.safe import literal
 from core.ui.user import current_user, login_widget, session_id
 from core.ui.widgets import ago, breaker_badge, severity_badge
 
@@ -114,8 +115,8 @@ def _critical_toasts() -> None:
         return
     rows, st.session_state["_studio_critical_mark"] = new_critical(engine, int(mark), limit=5)
     for row in rows:
-        st.toast(f"Critical error: {row['user_message']} (`{row['error_code']}`, id `{row['error_id']}`) "
-                 "[Open Errors](/errors)", icon=":material/crisis_alert:", duration="long")
+        st.toast(f"Critical error: {literal(row['user_message'])} ({literal(row['error_code'])}, id "
+                 f"{literal(row['error_id'])}) [Open Errors](/errors)", icon=":material/crisis_alert:", duration="long")
 
 
 def _live_status() -> None:
@@ -124,7 +125,7 @@ def _live_status() -> None:
         _critical_toasts()
     except Exception as exc:  # noqa: BLE001 - the sidebar must never take the page down
         err, error_id = report_error(exc, component="ui.sidebar.status")
-        st.caption(f"Status unavailable: {err.user_message} (error id `{error_id}`)")
+        st.caption(f"Status unavailable: {literal(err.user_message)} (error id {literal(error_id)})")
 
 
 def session_panel() -> None:
@@ -134,15 +135,15 @@ def session_panel() -> None:
         if not errors:
             st.caption("None so far.")
         for e in errors:
-            st.markdown(f"{severity_badge(str(e.get('severity')))} {e.get('user_message')}  \n"
-                        f"<small>`{e.get('code')}` · {e.get('component')} · id `{e.get('error_id')}`"
-                        f" · {ago(e.get('at')) if hasattr(e.get('at'), 'tzinfo') else e.get('at')}</small>",
-                        unsafe_allow_html=True)
+            at = e.get("at")
+            st.markdown(f"{severity_badge(str(e.get('severity')))} {literal(e.get('user_message'))}")
+            st.caption(f"{literal(e.get('code'))} · {literal(e.get('component'))} · id {literal(e.get('error_id'))}"
+                       f" · {literal(ago(at) if hasattr(at, 'tzinfo') else at)}")
 
 
 def sidebar() -> None:
     with st.sidebar:
         _provider()
         st.fragment(run_every=max(get_settings().ui_live_refresh_s, 2.0) * 2.5)(_live_status)()
-        st.caption(f":material/person: {current_user()}")
+        st.caption(f":material/person: {literal(current_user())}")
         login_widget()

@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.errors import AppError, classify
 from core.ui.boundaries import report_error
+from core.ui.safe import literal
 
 __all__ = ["Kind", "error_kind", "notify", "notify_exception", "success"]
 
@@ -34,15 +35,16 @@ def error_kind(err: AppError) -> Kind:
 def notify(err: AppError, error_id: str | None = None) -> Kind:
     """Show one toast for `err`, worded by its kind; returns the kind."""
     kind = error_kind(err)
-    ref = f" (error id `{error_id}`)" if error_id else ""
+    ref = f" (error id {literal(error_id)})" if error_id else ""
+    message = literal(err.user_message)
     if kind == "temporary":
-        st.toast(f"{err.user_message}{ref}", icon=":material/hourglass_top:")
+        st.toast(f"{message}{ref}", icon=":material/hourglass_top:")
     elif kind == "actionable":
         path, label = _FIX_PAGES.get(str(err.action), ("", ""))
         link = f" [Open {label}](/{path})" if path else " Correct the highlighted field."
-        st.toast(f"{err.user_message}{link}{ref}", icon=":material/build:", duration="long")
+        st.toast(f"{message}{link}{ref}", icon=":material/build:", duration="long")
     else:
-        st.toast(f"{err.user_message}{ref}", icon=":material/error:", duration="long")
+        st.toast(f"{message}{ref}", icon=":material/error:", duration="long")
     return kind
 
 
@@ -54,4 +56,5 @@ def notify_exception(exc: BaseException, *, component: str, context: dict[str, A
 
 
 def success(message: str) -> None:
+    """A success toast; `message` is Markdown, so callers pass untrusted parts through literal()."""
     st.toast(message, icon=":material/check_circle:")

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from core.store import utcnow
+from core.ui.safe import literal
 
 __all__ = ["ago", "badge", "breaker_badge", "metric_cards", "progress_row", "severity_badge", "status_badge"]
 
@@ -21,9 +22,12 @@ _BREAKER = {"closed": ("green", "closed"), "half_open": ("orange", "half-open"),
 
 
 def badge(label: str, color: str = "gray", icon: str | None = None) -> str:
-    """Markdown for a coloured badge (renders inside st.markdown, captions, table-free text)."""
+    """Markdown for a coloured badge (renders inside st.markdown, captions, table-free text).
+
+    `label` is shown as text (it may come from a row); `color` and `icon` are the caller's constants.
+    """
     prefix = f"{icon} " if icon else ""
-    return f":{color}-badge[{prefix}{label}]"
+    return f":{color}-badge[{prefix}{literal(label)}]"
 
 
 def status_badge(status: str) -> str:

@@ -1,7 +1,8 @@
-"""Rows the app tests insert directly: a conversation, a critical error."""
+"""Rows the app tests insert directly (a conversation, a critical error), and the text a Markdown value shows."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from core.store.schema import conversations, error_logs, utcnow
@@ -29,3 +30,11 @@ def insert_critical_error(engine) -> str:
             severity="critical", message="401", user_message="The Anthropic API key was rejected.",
             fingerprint="c" * 32, component="test", is_recoverable=False, recovered=False, resolved=False))
     return error_id
+
+
+_ESCAPE = re.compile(r"""\\([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+
+
+def shown(markdown: str) -> str:
+    """The text a Markdown string shows once its backslash escapes (core.ui.safe.literal) are read."""
+    return _ESCAPE.sub(r"\1", str(markdown)).replace("\u00a0", " ").replace("\u2060", "").replace("  \n", "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from e2e_data import shown
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
@@ -26,7 +27,7 @@ with section("fine"):
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for e in [*at.markdown, *at.caption, *at.error, *at.info, *at.warning,
+    return "\n".join(shown(e.value) for e in [*at.markdown, *at.caption, *at.error, *at.info, *at.warning,
                                              *at.success, *at.title, *at.subheader])
 
 
@@ -102,7 +103,7 @@ def test_settings_page_refuses_a_bad_value_beside_its_field(open_page):
     assert not at.exception
     at.number_input(key="settings.breaker_cooldown_s").set_value(-1.0)
     at.button[[b.label for b in at.button].index("Save and apply")].click().run()
-    assert any("STUDIO_BREAKER_COOLDOWN_S" in e.value for e in at.error)
+    assert any("STUDIO_BREAKER_COOLDOWN_S" in shown(e.value) for e in at.error)
     assert get_settings().breaker_cooldown_s == 30.0
 
 
@@ -122,8 +123,9 @@ def test_failing_section_shows_fallback_while_the_page_renders(engine, app_env):
     at = AppTest.from_string(BOUNDARY_SCRIPT, default_timeout=30).run()
     assert not at.exception
     assert at.title[0].value == "Demo page"
-    assert at.error[0].value == "Something went wrong on this page. The error has been recorded."
-    error_id = next(c.value for c in at.caption if c.value.startswith("Error id:")).split("`")[1]
+    assert shown(at.error[0].value) == "Something went wrong on this page. The error has been recorded."
+    caption = next(shown(c.value) for c in at.caption if c.value.startswith("Error id:"))
+    error_id = caption.removeprefix("Error id: ").split(" · ")[0]
     assert any("the fine section still renders" in m.value for m in at.markdown)
     assert "Try again" in [b.label for b in at.button]
     assert not any("Traceback" in c.value for c in at.code)  # no stack trace outside development
