@@ -10,7 +10,7 @@ import streamlit as st
 from core.ui.boundaries import app_boundary
 from core.ui.shell import navigation, session_panel, sidebar, startup
 
-st.set_page_config(page_title="LoRA Conversation Studio", page_icon=":material/forum:", layout="wide")
+st.set_page_config(page_title="LoRA Conversation Studio", page_icon="💬", layout="wide")
 
 with app_boundary("app"):
     startup()
