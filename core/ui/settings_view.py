@@ -200,8 +200,9 @@ def chaos() -> None:
     if st.button("Apply to the sandbox", key=section_key(_K, "chaos_apply"), icon=":material/bolt:"):
         config = apply_chaos(mode, rate)
         success(f"Sandbox faults: {mode}.")
-    st.caption(f"Now: fault rate {literal(config.get('fault_rate'))}, forced status "
-               f"{literal(config.get('force_status'))}, latency {literal(config.get('latency_ms'))} ms")
+    # str() first: an unset forced status reads "None", not nothing
+    st.caption(f"Now: fault rate {literal(str(config.get('fault_rate')))}, forced status "
+               f"{literal(str(config.get('force_status')))}, latency {literal(str(config.get('latency_ms')))} ms")
 
 
 def _check(name: str, fn: Any) -> dict[str, Any]:
