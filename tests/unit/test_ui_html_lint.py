@@ -2,7 +2,7 @@
 
 Checked on the syntax tree of every .py file of the project: a call with
 `unsafe_allow_html=` anything but a constant False, or a call of `st.html` /
-`components.html`, must pass as its content a constant string, a `literal(...)` call, or an
+`components.html` (or a bare `html(...)` imported from it), must pass as its content a constant string, a `literal(...)` call, or an
 f-string or `+` of those. Anything else (a name, an attribute, a formatted value) fails,
 because nobody can see from the call site that it was escaped.
 """
@@ -44,6 +44,8 @@ def _content(call: ast.Call, keyword: str) -> ast.expr | None:
 
 def _is_html_sink(call: ast.Call) -> bool:
     func = call.func
+    if isinstance(func, ast.Name):  # from streamlit.components.v1 import html
+        return func.id == "html"
     if isinstance(func, ast.Attribute) and func.attr == "html":
         owner = func.value
         return (isinstance(owner, ast.Name) and owner.id in ("st", "components")) or (
@@ -98,6 +100,7 @@ def test_the_project_renders_html_only_from_constants_or_the_escape_helper():
     'st.html(page)',
     'components.html(f"<div>{x}</div>")',
     'st.components.v1.html(x)',
+    'html(f"<p>{x}</p>")',
 ])
 def test_the_checker_catches_untrusted_content(snippet):
     """A planted violation (a name, an f-string of one, a helper that is not literal) is reported."""
@@ -113,6 +116,7 @@ def test_the_checker_catches_untrusted_content(snippet):
     'st.markdown(f"**{name}**")',
     'st.markdown(name, unsafe_allow_html=False)',
     'st.html("<hr>")',
+    'html.escape(x)',
 ])
 def test_the_checker_accepts_constants_and_the_helper(snippet):
     """Constants, literal(...) and f-strings built only from them pass; so does no HTML at all."""
