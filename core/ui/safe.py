@@ -64,4 +64,5 @@ def chart_text(value: Any, max_chars: int | None = None) -> str:
     """A Plotly label (axis tick, legend, title) that shows `value` as text, not as Plotly's HTML subset."""
     if value is None:
         return ""
-    return html.escape(_cut(str(value), max_chars), quote=True)
+    # quotes stay as they are: Plotly shows &quot; literally, and with < escaped no tag can open
+    return html.escape(_cut(str(value), max_chars), quote=False)

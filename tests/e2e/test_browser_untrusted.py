@@ -138,8 +138,9 @@ def _seed(url: str) -> dict[str, Any]:
         hostile_params = {**(row.params or {}), "persona": HOSTILE, "topic": HOSTILE, "emotion": HOSTILE}
         conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == mine.id).values(
             params=hostile_params, status="failed", error_message=HOSTILE, partial_text=HOSTILE))
+        # another user's draft, left open a day: Recovery names its user in "What happened"
         conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == orphan.id).values(
-            params=hostile_params, partial_text=HOSTILE, updated_at=now - timedelta(days=1)))
+            params=hostile_params, partial_text=HOSTILE, user_id=HOSTILE, updated_at=now - timedelta(days=1)))
     engine.dispose()
     return {"batch_id": batch_id}
 
@@ -256,6 +257,7 @@ def test_hostile_text_on_home_generate_and_recovery_stays_text(watched, app):
 
     watched.open("recovery")
     watched.shown("recovery", ":red[boom]")
+    watched.shown("recovery", "generation by <img")
     watched.check("recovery")
     watched.assert_clean()
 

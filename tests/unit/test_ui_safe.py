@@ -126,6 +126,6 @@ def test_a_very_long_string_is_escaped_whole_and_fast():
 
 def test_chart_text_shows_plotly_html_as_text():
     """Plotly's `<a href>`, `<b>` and `<br>` arrive as entities, so the label shows them as typed."""
-    assert chart_text('<a href="http://evil.invalid">x</a>') == "&lt;a href=&quot;http://evil.invalid&quot;&gt;x&lt;/a&gt;"
+    assert chart_text('<a href="http://evil.invalid">x</a>') == '&lt;a href="http://evil.invalid"&gt;x&lt;/a&gt;'
     assert chart_text(None) == ""
     assert chart_text("x" * 10, max_chars=4) == "xxx…"
