@@ -19,8 +19,8 @@ What counts as what (each finding has `kind`, `id`, `what_happened`, `recommende
     unlinks conversations when it removes their drafts, so this also means a manual deletion.
 
 Cleanup (`cleanup_preview` counts, `apply_cleanup` removes, same keys):
-- "checkpoints": checkpoints of batches completed or cancelled more than
-  settings.checkpoint_retention_days ago, and checkpoints whose batch is gone;
+- "checkpoints": checkpoints of long operations (core.operations) finished more than
+  settings.checkpoint_retention_days ago, and the per-batch counter rows earlier versions kept;
 - "drafts": drafts past their expiry (settings.draft_ttl_hours after the last save) plus
   settings.draft_grace_days, whatever their status; their conversations stay;
 - "error_logs": error log rows past retention (core.errorlog.queries), when that module is there.
@@ -206,13 +206,13 @@ def scan(engine: Engine, now: datetime | None = None) -> dict[str, list[dict[str
 
 
 def _expired_checkpoints(now: datetime) -> sa.ColumnElement[bool]:
-    cutoff = now - timedelta(days=get_settings().checkpoint_retention_days)
-    finished_long_ago = sa.select(batch_jobs.c.id).where(
-        batch_jobs.c.status.in_(("completed", "cancelled")),
-        sa.func.coalesce(batch_jobs.c.finished_at, batch_jobs.c.updated_at) < cutoff)
-    gone = ~sa.exists().where(batch_jobs.c.id == recovery_checkpoints.c.operation_id)
-    return sa.and_(recovery_checkpoints.c.operation_type == "batch",
-                   sa.or_(recovery_checkpoints.c.operation_id.in_(finished_long_ago), gone))
+    """Checkpoints of operations that finished before their retention ran out, and the old batch counters.
+
+    Batches keep no checkpoint row any more (their items are their checkpoint); rows of type
+    "batch" left by earlier versions are read by nothing and go with the first cleanup.
+    """
+    cp = recovery_checkpoints.c
+    return sa.or_(cp.operation_type == "batch", sa.and_(cp.expires_at.is_not(None), cp.expires_at < now))
 
 
 def _expired_drafts(now: datetime) -> sa.ColumnElement[bool]:

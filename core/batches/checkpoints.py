@@ -1,8 +1,31 @@
-"""Item outcomes: each commits the item's status, its conversation and the checkpoint counters in ONE transaction.
+"""Item outcomes: each commits the item's status, its conversation and the batch's usage in ONE transaction.
 
 The conversation row is unique on (batch_id, item_index): if a replay (a worker that died
 after its commit, or two workers racing for an item reset from a dead one) inserts it
 again, the insert does nothing and the item simply counts as done — never twice.
+
+Batch guarantees (the rule for results that arrive late):
+
+- The items are the only record of progress. Done, failed, pending, running and skipped
+  counts, progress and the batch's final state are computed from `batch_items` whenever
+  they are needed, in the transaction that needs them; no counter copy is kept by hand
+  (`recovery_checkpoints` holds no batch rows). The token and cost totals on `batch_jobs`
+  are not a copy: they are the ledger of what was paid, replays included, written in the
+  same transaction as the item whose reply was paid for.
+- A late result is accepted and reconciled, not rejected. A worker that lost its claim
+  (stopped past its lease, cut off from the database, or its batch was cancelled) may
+  still hold a finished, paid-for conversation. Rejecting it, as a stale task token is
+  rejected, would throw a valid reply away and pay for it again on the retry; because a
+  conversation is keyed (batch_id, item_index) there is nothing to protect by refusing
+  it. So a conversation for an item that is not done yet is saved and the item becomes
+  done, whatever state a sweep or a cancel left it in (pending, running under another
+  worker's claim, failed as `worker_lost`, skipped), and in the same transaction — the
+  batch row locked first — the batch's state is derived again from its items: a batch that
+  had been finalized as failed becomes completed when no failed item is left, or names the
+  new count of failed items. A worker that claims the item again later finds it done, and
+  its own reply is a replay that saves nothing.
+- A late failure changes nothing: `record_item_failure` applies only to the claim it came
+  from (same worker, same attempt, still running) and otherwise reports "superseded".
 """
 
 from __future__ import annotations
@@ -17,11 +40,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.batches._db import run_db
 from core.batches.leases import ClaimedItem, requeued_status
-from core.batches.service import CHECKPOINT_TYPE, sync_checkpoint
 from core.config import get_settings
 from core.errors import AppError
 from core.store.dialect import is_sqlite
-from core.store.schema import batch_items, batch_jobs, conversations, recovery_checkpoints, utcnow
+from core.store.schema import batch_items, batch_jobs, conversations, utcnow
 from core.store.tx import write_tx
 
 if TYPE_CHECKING:
@@ -37,11 +59,6 @@ __all__ = [
 ]
 
 
-def _checkpoint(batch_id: str) -> sa.Update:
-    return recovery_checkpoints.update().where(recovery_checkpoints.c.operation_type == CHECKPOINT_TYPE,
-                                               recovery_checkpoints.c.operation_id == batch_id)
-
-
 # The item commit runs once per conversation, so its statements are built once and executed
 # with bound values (building and cache-keying them per call cost more than the SQL itself).
 _P = sa.bindparam
@@ -52,16 +69,12 @@ _ADD_USAGE = batch_jobs.update().where(
     ~sa.exists().where(conversations.c.id == _P("b_conv"))).values(
     input_tokens=batch_jobs.c.input_tokens + _P("b_in", type_=sa.BigInteger()),
     output_tokens=batch_jobs.c.output_tokens + _P("b_out", type_=sa.BigInteger()),
-    cost_usd=batch_jobs.c.cost_usd + _P("b_cost", type_=sa.Float()), updated_at=_P("b_now"))
+    cost_usd=batch_jobs.c.cost_usd + _P("b_cost", type_=sa.Float()), updated_at=_P("b_now")
+).returning(batch_jobs.c.status)
 _CONVERSATION_ID = sa.select(conversations.c.id).where(conversations.c.batch_id == _P("b_batch"),
                                                        conversations.c.item_index == _P("b_index"))
 _MARK_DONE = batch_items.update().where(batch_items.c.id == _P("b_item"), batch_items.c.status != "done").values(
     status="done", conversation_id=_P("b_conv"), updated_at=_P("b_now"))  # claimed_by stays: who did it
-_COUNT_DONE = recovery_checkpoints.update().where(
-    recovery_checkpoints.c.operation_type == CHECKPOINT_TYPE,
-    recovery_checkpoints.c.operation_id == _P("b_batch")).values(
-    completed_count=recovery_checkpoints.c.completed_count + 1, last_processed_index=_P("b_index"),
-    updated_at=_P("b_now"))
 _INSERTS: dict[str, Any] = {}
 
 
@@ -78,7 +91,10 @@ def _insert_conversation(conn: Connection) -> Any:
 
 def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, user: str | None = None,
                 conversation_id: str | None = None) -> bool:
-    """Save an item's conversation, mark it done and count it; False if it was already done (a replay).
+    """Save an item's conversation and mark it done; False if it was already done (a replay).
+
+    Accepted whatever claim it came from (see the module docstring): a late result onto an
+    item a sweep failed or a cancel skipped makes it done, and a finalized batch is reconciled.
 
     `conversation_id`: the same id each time the same result is saved again (a caller that
     retries after run_db gave up), so a commit whose acknowledgement was lost is recognised
@@ -96,8 +112,8 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
         with write_tx(engine) as conn:
             # tokens were spent either way (the item counts once, below). The batch row is locked
             # first, as in every transaction that touches a batch and its items, so none deadlock.
-            conn.execute(_ADD_USAGE, {**keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens,
-                                      "b_cost": result.cost_usd, "b_conv": conversation_id})
+            batch_status = conn.execute(_ADD_USAGE, {**keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens,
+                                                     "b_cost": result.cost_usd, "b_conv": conversation_id}).scalar()
             fresh = conn.execute(_insert_conversation(conn), {
                 "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
                 "draft_id": None, "template": params.get("template", ""),
@@ -111,8 +127,9 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
             saved_id = conversation_id if fresh else conn.execute(_CONVERSATION_ID, keys).scalar_one()
             newly_done = conn.execute(_MARK_DONE, {**keys, "b_item": item.id, "b_conv": saved_id}
                                       ).rowcount == 1
-            if newly_done:
-                conn.execute(_COUNT_DONE, keys)
+            if newly_done and batch_status == "failed":
+                # a late result onto a batch already finalized: its state follows its items again
+                _derive_final_state(conn, item.batch_id, now, from_status="failed")
             return fresh and newly_done
 
     return run_db(_commit)
@@ -139,10 +156,6 @@ def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> s
             changed = conn.execute(batch_items.update().where(*this_claim).values(
                 status="failed" if final else requeued_status(), attempts=attempts, last_error=error.message[:2000], last_error_code=error.code,
                 claimed_by=None, claimed_at=None, updated_at=now)).rowcount
-            if changed and final:
-                conn.execute(_checkpoint(item.batch_id).values(
-                    failed_count=recovery_checkpoints.c.failed_count + 1,
-                    last_processed_index=item.item_index, updated_at=now))
         return status if changed else "superseded"
 
     return run_db(_record)
@@ -184,29 +197,39 @@ def finalize_batch(engine: Engine, batch_id: str) -> str | None:
     """Complete (or fail, if items failed) a running batch with no pending or running items; the new state or None."""
 
     def _write() -> str | None:
-        now: datetime = utcnow()
         with write_tx(engine) as conn:
-            status = conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == batch_id)).scalar()
-            if status != "running":
-                return None
-            counts = dict(conn.execute(sa.select(batch_items.c.status, sa.func.count())
-                                       .where(batch_items.c.batch_id == batch_id)
-                                       .group_by(batch_items.c.status)).all())
-            if counts.get("pending", 0) or counts.get("running", 0):
-                return None
-            failed = int(counts.get("failed", 0))
-            if failed:
-                total = sum(int(v) for v in counts.values())
-                values = {"status": "failed", "status_reason": (
-                    f"{failed} of {total} items failed (see failed items for each one's last error); "
-                    f"retry them with `python -m core batch resume {batch_id} --failed-only` (or Retry failed "
-                    "in the Batches page).")}
-            else:
-                values = {"status": "completed", "status_reason": None}
-            conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id, batch_jobs.c.status == "running")
-                         .values(finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None,
-                                 pause_kind=None, **values))
-            sync_checkpoint(conn, batch_id, now)
-            return str(values["status"])
+            return _derive_final_state(conn, batch_id, utcnow(), from_status="running")
 
     return run_db(_write)
+
+
+def _derive_final_state(conn: Connection, batch_id: str, now: datetime, *, from_status: str) -> str | None:
+    """Set a batch in `from_status` to the final state its items say (completed, or failed naming how many).
+
+    None, and nothing written, while items are pending or running or the batch is in another state.
+    The batch row is locked before its items are counted, so a commit that lands meanwhile
+    waits and then reconciles what this wrote (the one lock order: batch row, then items).
+    """
+    status = conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == batch_id)
+                          .with_for_update()).scalar()
+    if status != from_status:
+        return None
+    counts = dict(conn.execute(sa.select(batch_items.c.status, sa.func.count())
+                               .where(batch_items.c.batch_id == batch_id)
+                               .group_by(batch_items.c.status)).all())
+    if counts.get("pending", 0) or counts.get("running", 0):
+        return None
+    failed = int(counts.get("failed", 0))
+    if failed:
+        total = sum(int(v) for v in counts.values())
+        values: dict[str, Any] = {"status": "failed", "status_reason": (
+            f"{failed} of {total} items failed (see failed items for each one's last error); "
+            f"retry them with `python -m core batch resume {batch_id} --failed-only` (or Retry failed "
+            "in the Batches page).")}
+    else:
+        values = {"status": "completed", "status_reason": None}
+    if from_status == "running":
+        values["finished_at"] = now
+    conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id, batch_jobs.c.status == from_status)
+                 .values(updated_at=now, lease_owner=None, lease_expires_at=None, pause_kind=None, **values))
+    return str(values["status"])

@@ -12,7 +12,7 @@ queueing; SQLite ignores the clause (its write transactions are serialized by BE
 IMMEDIATE, see core.store.tx), so one query serves both.
 
 Lock order, to keep Postgres free of deadlocks: a transaction that touches a batch row and
-its items locks the batch row first, then items, then the checkpoint row.
+its items locks the batch row first, then items.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from sqlalchemy import Connection, Engine
 
 from core.batches._db import run_db
 from core.config import get_settings
-from core.store.schema import batch_items, batch_jobs, recovery_checkpoints, utcnow
+from core.store.schema import batch_items, batch_jobs, utcnow
 from core.store.tx import write_tx
 
 __all__ = [
     "ClaimedBatch",
     "ClaimedItem",
     "claim_batch",
+    "claim_expired",
     "claim_items",
     "find_joinable_batch",
     "release_items",
@@ -112,6 +113,12 @@ def claim_batch(engine: Engine, worker_id: str) -> ClaimedBatch | None:
     return run_db(_claim)
 
 
+def claim_expired(now: datetime) -> sa.ColumnElement[bool]:
+    """An item claim no worker has marked alive for a lease period (or ever): its worker is gone."""
+    stale = batch_items.c.claimed_at < now - timedelta(seconds=get_settings().lease_duration_s)
+    return sa.or_(stale, batch_items.c.claimed_at.is_(None))
+
+
 def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner: str | None) -> int:
     """Running items whose worker is dead (named, or silent for a lease period) go back to pending.
 
@@ -122,23 +129,18 @@ def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner
     could not reach the store for a whole lease period while this owner could.
     """
     s = get_settings()
-    stale = batch_items.c.claimed_at < now - timedelta(seconds=s.lease_duration_s)
-    orphan = sa.or_(stale, batch_items.c.claimed_at.is_(None))
+    orphan = claim_expired(now)
     if dead_owner:
         orphan = sa.or_(orphan, batch_items.c.claimed_by == dead_owner)
     mine = [batch_items.c.batch_id == batch_id, batch_items.c.status == "running", orphan]
     exhausted = batch_items.c.attempts + 1 >= s.item_max_attempts
-    poisoned = int(conn.execute(batch_items.update().where(*mine, exhausted).values(
+    conn.execute(batch_items.update().where(*mine, exhausted).values(
         status="failed", attempts=batch_items.c.attempts + 1, last_error_code="worker_lost",
         last_error=f"The worker processing this item stopped responding before saving it (it crashed, was "
                    f"killed, or lost its connection to the database), and that was its last of "
                    f"{s.item_max_attempts} attempts, so it is not tried again automatically. "
                    "Use Retry failed to try it.",
-        claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
-    if poisoned:
-        conn.execute(recovery_checkpoints.update().where(
-            recovery_checkpoints.c.operation_type == "batch", recovery_checkpoints.c.operation_id == batch_id
-        ).values(failed_count=recovery_checkpoints.c.failed_count + poisoned, updated_at=now))
+        claimed_by=None, claimed_at=None, updated_at=now))
     requeued = int(conn.execute(batch_items.update().where(*mine).values(
         status="pending", attempts=batch_items.c.attempts + 1, claimed_by=None, claimed_at=None,
         updated_at=now)).rowcount)

@@ -1,8 +1,17 @@
 """Batch service: create, inspect, estimate, pause, cancel and resume batches. Pages and the CLI call this.
 
-A batch is one `batch_jobs` row, one `batch_items` row per conversation to generate and
-one `recovery_checkpoints` row (operation_type "batch"), all written in one transaction.
-Workers (core.batches.worker) do the generating; this module never calls the model.
+A batch is one `batch_jobs` row and one `batch_items` row per conversation to generate,
+written in one transaction. The items are the batch's checkpoint: every count, the progress
+and the ETA are computed from them when asked (see core.batches.checkpoints, "Batch
+guarantees"). Workers (core.batches.worker) do the generating; this module never calls the model.
+
+Control actions and items in flight (an item is "running" while a worker holds its claim):
+- Pause stops new claims; items in flight finish and are kept.
+- Resume puts back to pending only the running items whose claim has expired (their worker
+  is gone); an item a live worker is still generating stays its, so it is not generated twice.
+- Cancel ends the batch at once: pending and running items become skipped. A worker still
+  generating one of them may yet deliver its reply; it is accepted (the item becomes done),
+  so a paid-for conversation is kept and an item whose worker died does not stay running.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from core.batches._db import run_db
+from core.batches.leases import claim_expired
 from core.batches.states import TERMINAL, check_transition
 from core.config import get_settings
 from core.errors import ValidationError
@@ -26,7 +36,6 @@ from core.store.schema import (
     batch_jobs,
     batch_resumes,
     conversations,
-    recovery_checkpoints,
     utcnow,
 )
 from core.store.tx import write_tx
@@ -44,7 +53,6 @@ __all__ = [
 ]
 
 DEFAULT_TURNS = 6
-CHECKPOINT_TYPE = "batch"
 _INSERT_CHUNK = 2_000
 
 
@@ -169,12 +177,6 @@ def create_batch(
                     {"batch_id": batch_id, "item_index": start + j, "params": p, "status": "pending",
                      "attempts": 0, "updated_at": now}
                     for j, p in enumerate(params[start:start + _INSERT_CHUNK])])
-            conn.execute(recovery_checkpoints.insert().values(
-                operation_type=CHECKPOINT_TYPE, operation_id=batch_id, completed_count=0, failed_count=0,
-                skipped_count=0, last_processed_index=None,
-                state={"template": template, "model": model, "turns": turns, "concurrency": conc,
-                       "total_items": n},
-                created_at=now, updated_at=now))
 
     run_db(_write)
     return batch_id
@@ -394,16 +396,6 @@ def _locked_row(conn: Connection, batch_id: str) -> Any:
     return row
 
 
-def sync_checkpoint(conn: Connection, batch_id: str, now: datetime) -> None:
-    """Recompute a checkpoint's counters from the items (after a resume or cancel moved many at once)."""
-    counts = _counts(conn, batch_id)
-    conn.execute(recovery_checkpoints.update().where(
-        recovery_checkpoints.c.operation_type == CHECKPOINT_TYPE,
-        recovery_checkpoints.c.operation_id == batch_id).values(
-        completed_count=counts["done"], failed_count=counts["failed"], skipped_count=counts["skipped"],
-        updated_at=now))
-
-
 def pause_batch(engine: Engine, batch_id: str, *, user: str | None = None, reason: str | None = None) -> None:
     """Stop a queued or running batch from taking new items; in-flight items still finish and are kept."""
     who = user or get_settings().user_name
@@ -422,7 +414,10 @@ def pause_batch(engine: Engine, batch_id: str, *, user: str | None = None, reaso
 
 
 def cancel_batch(engine: Engine, batch_id: str, *, user: str | None = None) -> int:
-    """Cancel a batch: pending items become skipped, finished ones are kept. Returns how many were skipped."""
+    """Cancel a batch: pending and running items become skipped, finished ones are kept. Returns how many were skipped.
+
+    A reply still arriving for a skipped item is kept (the item becomes done): see the module docstring.
+    """
     who = user or get_settings().user_name
 
     def _write() -> int:
@@ -431,12 +426,11 @@ def cancel_batch(engine: Engine, batch_id: str, *, user: str | None = None) -> i
             check_transition(batch_id, row["status"], "cancelled")
             now = utcnow()
             skipped = conn.execute(batch_items.update().where(
-                batch_items.c.batch_id == batch_id, batch_items.c.status == "pending").values(
-                status="skipped", updated_at=now)).rowcount
+                batch_items.c.batch_id == batch_id, batch_items.c.status.in_(("pending", "running"))).values(
+                status="skipped", claimed_by=None, claimed_at=None, updated_at=now)).rowcount
             conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
                 status="cancelled", pause_kind=None, status_reason=f"cancelled by {who}", finished_at=now,
                 updated_at=now))
-            sync_checkpoint(conn, batch_id, now)
             return int(skipped)
 
     return run_db(_write)
@@ -445,8 +439,9 @@ def cancel_batch(engine: Engine, batch_id: str, *, user: str | None = None) -> i
 def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, user: str | None = None) -> int:
     """Queue a paused, failed or interrupted batch again; done items are never redone.
 
-    Default: failed items (attempts reset) and items an interrupted worker left running go
-    back to pending; returns how many items the batch now has to process. `failed_only`:
+    Default: failed items (attempts reset) and running items whose claim has expired (their
+    worker is gone) go back to pending; items a live worker is still generating stay its.
+    Returns how many items the batch now has to process. `failed_only`:
     only failed items are requeued; returns how many. Each resume writes a batch_resumes row.
     """
     who = user or get_settings().user_name
@@ -471,7 +466,7 @@ def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, us
                                         .values(status="pending", attempts=0, updated_at=now)).rowcount)
             if not failed_only:
                 conn.execute(batch_items.update().where(
-                    batch_items.c.batch_id == batch_id, batch_items.c.status == "running").values(
+                    batch_items.c.batch_id == batch_id, batch_items.c.status == "running", claim_expired(now)).values(
                     status="pending", claimed_by=None, claimed_at=None, updated_at=now))
                 requeued = int(conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(
                     batch_items.c.batch_id == batch_id, batch_items.c.status == "pending")).scalar_one())
@@ -484,7 +479,6 @@ def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, us
             conn.execute(batch_resumes.insert().values(
                 batch_id=batch_id, resumed_by=who, resumed_at=now, failed_only=failed_only,
                 requeued_count=requeued, previous_status="interrupted" if interrupted else previous))
-            sync_checkpoint(conn, batch_id, now)
             return requeued
 
     return run_db(_write)

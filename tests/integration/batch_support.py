@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from core.config import ROOT, reload_settings
 from core.store.schema import batch_items
 
-__all__ = ["UNLIMITED_RATE", "done_count", "wait_for"]
+__all__ = ["UNLIMITED_RATE", "done_count", "item_counts", "run_worker_here", "start_worker", "wait_for",
+           "worker_env"]
+
+HERE = Path(__file__).resolve().parent
 
 # the worker's own rate limiter out of the way: the sandbox answers as fast as asked
 UNLIMITED_RATE = {
@@ -36,3 +45,61 @@ def done_count(engine: Engine, batch_id: str) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(
             batch_items.c.batch_id == batch_id, batch_items.c.status == "done")).scalar_one()
+
+
+def item_counts(engine: Engine, batch_id: str) -> dict[str, int]:
+    """The batch's items by status, read from the items themselves."""
+    with engine.connect() as conn:
+        return {str(s): int(n) for s, n in conn.execute(
+            sa.select(batch_items.c.status, sa.func.count()).where(batch_items.c.batch_id == batch_id)
+            .group_by(batch_items.c.status))}
+
+
+def worker_env(base_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m core worker` process: this test's database, short leases, fast polls."""
+    env = dict(os.environ)  # DATABASE_URL and STUDIO_DATA_DIR of this test
+    env.update({
+        "ANTHROPIC_BASE_URL": base_url,
+        "STUDIO_RETRY_INSTANT": "true",
+        "STUDIO_LEASE_DURATION_S": "1",
+        "STUDIO_HEARTBEAT_INTERVAL_S": "0.25",
+        "STUDIO_WORKER_POLL_INTERVAL_S": "0.2",
+        **UNLIMITED_RATE,
+        "STUDIO_BREAKER_FAILURE_THRESHOLD": "100000",  # transient faults here must not open it
+        "STUDIO_ITEM_MAX_ATTEMPTS": "10",
+    })
+    env.update(extra)
+    return env
+
+
+def start_worker(env: dict[str, str], *args: str, after_replies: int | None = None,
+                 poison_persona: str | None = None) -> subprocess.Popen[bytes]:
+    """A real `python -m core worker --once --concurrency 8 [args]` process; with a crash hook (see crash_hook)."""
+    cli = ["worker", "--once", "--concurrency", "8", *args]
+    if after_replies is None and poison_persona is None:
+        command = [sys.executable, "-m", "core", *cli]
+    else:
+        hook = [f"--after-replies={after_replies}"] if after_replies else []
+        hook += [f"--poison-persona={poison_persona}"] if poison_persona else []
+        command = [sys.executable, "-c", "import crash_hook; crash_hook.main()", *hook, *cli]
+        env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def run_worker_here(monkeypatch: Any, env: dict[str, str], concurrency: int = 8) -> Any:
+    """A `worker --once` in this process (saves a process start-up where the test needs no signal for it)."""
+    from core.batches.worker import BatchWorker
+    from core.llm import reset_client
+    from core.resilience import reset_breakers, reset_rate_limiters
+
+    for key, value in env.items():
+        if key.startswith(("STUDIO_", "ANTHROPIC_")):
+            monkeypatch.setenv(key, value)
+    reload_settings()
+    reset_client(), reset_breakers(), reset_rate_limiters()
+    worker = BatchWorker(concurrency=concurrency)
+    try:
+        assert asyncio.run(worker.run(once=True)) == 0
+    finally:
+        reset_client()
+    return worker

@@ -60,3 +60,71 @@ def test_a_result_saved_again_under_its_own_id_adds_usage_once(engine):
         ids = conn.execute(sa.select(conversations.c.id)).scalars().all()
     assert ids == [CONV_ID]
     assert tuple(tokens) == (100, 50)
+
+
+def _expire_claims(engine, batch_id: str) -> None:
+    """The batch lease and its item claims run out, as if their worker had been silent for a lease period."""
+    from datetime import timedelta
+
+    from core.store.schema import batch_items, utcnow
+    from core.store.tx import write_tx
+
+    past = utcnow() - timedelta(hours=1)
+    with write_tx(engine) as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(lease_expires_at=past))
+        conn.execute(batch_items.update().where(batch_items.c.batch_id == batch_id).values(claimed_at=past))
+
+
+def test_a_late_commit_onto_an_item_failed_as_worker_lost_completes_the_finalized_batch(engine):
+    """A stopped worker's reply saved after the sweep failed its item and the batch: item done, batch completed."""
+    from core.batches.service import get_batch_status, resume_batch
+    from core.config import override_settings
+
+    override_settings(item_max_attempts=1)
+    batch_id = create_batch(engine, template="customer_support", count=2, turns=2)
+    claim_batch(engine, "stopped")
+    [late, _] = claim_items(engine, batch_id, "stopped", 2)
+    _expire_claims(engine, batch_id)
+    claim_batch(engine, "next")  # its sweep fails both as worker_lost (their last attempt)
+    assert checkpoints.finalize_batch(engine, batch_id) == "failed"
+    assert get_batch_status(engine, batch_id)["failed"] == 2
+
+    assert checkpoints.commit_item(engine, late, _result()) is True
+    st = get_batch_status(engine, batch_id)
+    assert (st["state"], st["done"], st["failed"]) == ("failed", 1, 1)
+    assert "1 of 2 items failed" in st["status_reason"]  # the reason names the count the items say
+
+    [other] = claim_items(engine, batch_id, "next", 1) or [None]
+    assert other is None  # a failed batch hands out nothing until a resume
+    assert resume_batch(engine, batch_id, failed_only=True) == 1  # Retry failed finds the one that is failed
+    claim_batch(engine, "next")
+    [retry] = claim_items(engine, batch_id, "next", 1)
+    assert checkpoints.commit_item(engine, retry, _result()) is True
+    assert checkpoints.finalize_batch(engine, batch_id) == "completed"
+
+    # and the other way round: the last late result onto a failed batch completes it
+    batch_id = create_batch(engine, template="customer_support", count=1, turns=2)
+    claim_batch(engine, "stopped")
+    [late] = claim_items(engine, batch_id, "stopped", 1)
+    _expire_claims(engine, batch_id)
+    claim_batch(engine, "next")
+    assert checkpoints.finalize_batch(engine, batch_id) == "failed"
+    assert checkpoints.commit_item(engine, late, _result()) is True
+    st = get_batch_status(engine, batch_id)
+    assert (st["state"], st["done"], st["failed"], st["status_reason"]) == ("completed", 1, 0, None)
+    assert st["finished_at"] is not None
+
+
+def test_a_reply_arriving_after_a_cancel_is_kept_and_the_batch_stays_cancelled(engine):
+    """An item in flight at Cancel is skipped at once; its reply, when it lands, makes it done and saves it once."""
+    from core.batches.service import cancel_batch, get_batch_status
+
+    batch_id = create_batch(engine, template="customer_support", count=2, turns=2)
+    claim_batch(engine, "w1")
+    [in_flight] = claim_items(engine, batch_id, "w1", 1)
+    assert cancel_batch(engine, batch_id) == 2
+    assert checkpoints.commit_item(engine, in_flight, _result()) is True
+    st = get_batch_status(engine, batch_id)
+    assert (st["state"], st["done"], st["skipped"], st["running"]) == ("cancelled", 1, 1, 0)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one() == 1

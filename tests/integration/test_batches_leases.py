@@ -68,17 +68,17 @@ def test_released_lease_is_claimable_at_once_and_paused_batches_give_no_items(en
     assert leases.claim_batch(engine, "w3") is None  # a user pause is not claimable
 
 
-def test_items_released_after_a_cancel_are_skipped_not_pending(engine):
-    """An in-flight item given back after its batch was cancelled is skipped, so a cancelled batch has nothing pending."""
+def test_a_cancel_skips_the_items_in_flight_too_so_nothing_stays_running(engine):
+    """Cancel skips pending and running items alike; the worker giving its items back later changes nothing."""
     from core.batches.service import cancel_batch, get_batch_status
 
     bid = create_batch(engine, template="tutoring", count=3)
     leases.claim_batch(engine, "w1")
     leases.claim_items(engine, bid, "w1", 2)
-    assert cancel_batch(engine, bid) == 1
-    assert leases.release_items(engine, "w1") == 2
+    assert cancel_batch(engine, bid) == 3
+    assert leases.release_items(engine, "w1") == 0
     st = get_batch_status(engine, bid)
-    assert (st["state"], st["pending"], st["skipped"]) == ("cancelled", 0, 3)
+    assert (st["state"], st["pending"], st["running"], st["skipped"]) == ("cancelled", 0, 0, 3)
 
 
 def test_a_breaker_pause_outlives_its_worker_but_a_user_pause_is_not_taken(engine):
@@ -100,8 +100,8 @@ def test_a_breaker_pause_outlives_its_worker_but_a_user_pause_is_not_taken(engin
 
 def test_an_item_that_kills_every_worker_fails_after_the_attempt_limit(engine):
     """Each worker lost while holding an item uses one attempt; at the limit the item fails, the rest go on."""
+    from core.batches.service import get_batch_status
     from core.config import override_settings
-    from core.store.schema import recovery_checkpoints
 
     override_settings(item_max_attempts=3)
     bid = create_batch(engine, template="tutoring", count=2)
@@ -116,8 +116,7 @@ def test_an_item_that_kills_every_worker_fails_after_the_attempt_limit(engine):
                             .where(batch_items.c.batch_id == bid, batch_items.c.item_index == 0)).one()
         message = conn.execute(sa.select(batch_items.c.last_error)
                                .where(batch_items.c.batch_id == bid, batch_items.c.item_index == 0)).scalar_one()
-        failed = conn.execute(sa.select(recovery_checkpoints.c.failed_count)
-                              .where(recovery_checkpoints.c.operation_id == bid)).scalar_one()
+    failed = get_batch_status(engine, bid)["failed"]
     assert tuple(item) == ("failed", 3, "worker_lost")
     assert "crashed" in message and "last of 3 attempts" in message  # what the user reads says what happened
     assert failed == 1
@@ -127,8 +126,8 @@ def test_an_item_that_kills_every_worker_fails_after_the_attempt_limit(engine):
 def test_a_late_failure_from_a_requeued_claim_changes_nothing(engine):
     """A worker that went silent and then saves its item's failure does not touch the item's new claim."""
     from core.batches.checkpoints import record_item_failure
+    from core.batches.service import get_batch_status
     from core.errors import APIError
-    from core.store.schema import recovery_checkpoints
 
     bid = create_batch(engine, template="tutoring", count=1)
     leases.claim_batch(engine, "slow")
@@ -148,6 +147,4 @@ def test_a_late_failure_from_a_requeued_claim_changes_nothing(engine):
     with engine.connect() as conn:
         row = conn.execute(sa.select(batch_items.c.status, batch_items.c.attempts, batch_items.c.last_error_code)
                            .where(batch_items.c.batch_id == bid)).one()
-        failed = conn.execute(sa.select(recovery_checkpoints.c.failed_count)
-                              .where(recovery_checkpoints.c.operation_id == bid)).scalar_one()
-    assert tuple(row) == ("pending", 2, "overloaded") and failed == 0
+    assert tuple(row) == ("pending", 2, "overloaded") and get_batch_status(engine, bid)["failed"] == 0

@@ -75,9 +75,15 @@ def test_cleanup_previews_then_removes_only_what_expired(engine):
     """Cleanup reports counts first, then removes old checkpoints, expired drafts and old error logs, nothing else."""
     override_settings(checkpoint_retention_days=7, draft_ttl_hours=24, draft_grace_days=7)
     now = utcnow()
-    old = _batch(engine, "completed", finished_at=now - timedelta(days=8))
-    recent = _batch(engine, "completed", finished_at=now - timedelta(days=1))
     running = _batch(engine, "running")
+    with write_tx(engine) as conn:
+        for kind, op_id, expires in (("batch", running, None),  # a counter copy an earlier version kept
+                                     ("retention", "old", now - timedelta(hours=1)),  # finished, kept long enough
+                                     ("retention", "recent", now + timedelta(days=6)),  # finished yesterday
+                                     ("resolve", "unfinished", None)):  # interrupted: its resume needs it
+            conn.execute(recovery_checkpoints.insert().values(
+                operation_type=kind, operation_id=op_id, completed_count=0, failed_count=0, skipped_count=0,
+                state={}, created_at=now, updated_at=now, expires_at=expires))
     expired = start_draft(engine, PARAMS)
     kept = start_draft(engine, PARAMS)
     done_draft = start_draft(engine, PARAMS)
@@ -92,7 +98,7 @@ def test_cleanup_previews_then_removes_only_what_expired(engine):
                 recovered=False, resolved=False))
 
     preview = cleanup_preview(engine, now)
-    assert preview == {"checkpoints": 1, "drafts": 2, "error_logs": 2}
+    assert preview == {"checkpoints": 2, "drafts": 2, "error_logs": 2}
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(error_logs)).scalar_one() == 4
     assert apply_cleanup(engine, now) == preview
@@ -102,10 +108,10 @@ def test_cleanup_previews_then_removes_only_what_expired(engine):
         drafts = {r[0] for r in conn.execute(sa.select(conversation_drafts.c.id))}
         link = conn.execute(sa.select(conversations.c.draft_id).where(conversations.c.id == linked)).scalar_one()
         items = conn.execute(sa.select(sa.func.count()).select_from(batch_items)).scalar_one()
-    assert cps == {recent, running} and old not in cps
+    assert cps == {"recent", "unfinished"}
     assert drafts == {kept.id}
     assert link is None  # the conversation stays, unlinked from its removed draft
-    assert items == 9  # batches and their items are never removed by cleanup
+    assert items == 3  # batches and their items are never removed by cleanup
 
 
 def _expired_draft(engine) -> str:
