@@ -156,8 +156,6 @@ class Settings:
     # every worker runs the recovery cleanup (expired drafts, old checkpoints, error-log retention)
     # this often, the first time one interval after it starts; 0 turns it off
     cleanup_interval_s: float = field(default=3600.0, metadata=_check(_non_negative, "a number >= 0 (0: off)"))
-    # TEST HOOK (crash tests only): a worker os._exit(137)s after its k-th model reply, before the commit
-    test_crash_after_reply: int = field(default=0, metadata=_check(_non_negative, "a whole number >= 0"))
 
     # error log
     retention_days_error: int = field(default=180, metadata=_check(_positive, "a whole number > 0"))

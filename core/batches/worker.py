@@ -24,9 +24,8 @@
   released at once, in-flight items get settings.worker_shutdown_grace_s to finish, the
   rest go back to pending.
 
-TEST HOOK: settings.test_crash_after_reply = k (env STUDIO_TEST_CRASH_AFTER_REPLY) makes
-the process os._exit(137) right after its k-th model reply, before that item's commit,
-so crash tests can kill a worker at exactly the worst moment. 0 (the default) is off.
+Crash tests kill a worker between a reply and its commit from the outside (the test
+harness wraps the model call in the worker process); nothing here knows about them.
 """
 
 from __future__ import annotations
@@ -374,9 +373,6 @@ class BatchWorker:
             await self._item_failed(ctx, item, classify(exc))
             return
         self.stats.replies += 1
-        crash_after = get_settings().test_crash_after_reply
-        if crash_after and self.stats.replies >= crash_after:
-            os._exit(137)  # TEST HOOK: die between the model's reply and the commit
         try:
             # one id for every try: a try whose acknowledgement was lost is recognised, not counted twice
             await self._save_outcome(ctx, item, "commit", checkpoints.commit_item, result,

@@ -1,31 +1,23 @@
 """Worker crashes on both engines: kill -9 at many moments loses nothing and duplicates nothing.
 
 Each test drives real `python -m core worker` processes against a real sandbox server
-(10% transient faults) and the test's database. The crash hook
-STUDIO_TEST_CRASH_AFTER_REPLY=k makes a worker die between its k-th model reply and
-that item's commit, the worst moment there is.
+(10% transient faults) and the test's database. The harness's crash hook (crash_hook.py,
+injected by the test, not a setting of the app) makes a worker die between its k-th model
+reply and that item's commit, the worst moment there is.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import sqlalchemy as sa
-from batch_support import UNLIMITED_RATE, done_count, wait_for
+from batch_support import done_count, run_worker_here, start_worker, wait_for, worker_env
 
 from core.batches.service import create_batch, get_batch_status
-from core.batches.worker import BatchWorker
-from core.config import ROOT, reload_settings
-from core.llm import reset_client
 from core.llm.sandbox import SandboxConfig, SandboxServer
-from core.resilience import reset_breakers, reset_rate_limiters
-from core.store.schema import batch_items, batch_jobs, conversations, recovery_checkpoints
+from core.store.schema import batch_items, batch_jobs, conversations
 
 COUNT = 200
 
@@ -39,55 +31,15 @@ def sandbox():
     srv.stop()
 
 
-def worker_env(base_url: str, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)  # DATABASE_URL and STUDIO_DATA_DIR of this test
-    env.update({
-        "ANTHROPIC_BASE_URL": base_url,
-        "STUDIO_RETRY_INSTANT": "true",
-        "STUDIO_LEASE_DURATION_S": "1",
-        "STUDIO_HEARTBEAT_INTERVAL_S": "0.25",
-        "STUDIO_WORKER_POLL_INTERVAL_S": "0.2",
-        **UNLIMITED_RATE,
-        "STUDIO_BREAKER_FAILURE_THRESHOLD": "100000",  # transient faults here must not open it
-        "STUDIO_ITEM_MAX_ATTEMPTS": "10",
-    })
-    env.update(extra)
-    return env
-
-
-def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "core", "worker", "--once", "--concurrency", "8", *args],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def run_worker_here(monkeypatch, env: dict[str, str], concurrency: int = 8) -> BatchWorker:
-    """A successor worker in this process (saves a process start-up; the crashed ones were real processes)."""
-    for key, value in env.items():
-        if key.startswith(("STUDIO_", "ANTHROPIC_")):
-            monkeypatch.setenv(key, value)
-    monkeypatch.delenv("STUDIO_TEST_CRASH_AFTER_REPLY", raising=False)
-    reload_settings()
-    reset_client(), reset_breakers(), reset_rate_limiters()
-    worker = BatchWorker(concurrency=concurrency)
-    try:
-        assert asyncio.run(worker.run(once=True)) == 0
-    finally:
-        reset_client()
-    return worker
-
-
 def assert_exactly_once(engine, batch_id: str, count: int) -> None:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(conversations.c.item_index).where(conversations.c.batch_id == batch_id)).all()
-        cp = conn.execute(sa.select(recovery_checkpoints).where(
-            recovery_checkpoints.c.operation_id == batch_id)).mappings().one()
         linked = conn.execute(sa.select(sa.func.count()).select_from(
             batch_items.join(conversations, batch_items.c.conversation_id == conversations.c.id)).where(
             batch_items.c.batch_id == batch_id)).scalar_one()
     indexes = [r.item_index for r in rows]
     assert len(indexes) == count, f"{len(indexes)} conversation rows for {count} items"
     assert sorted(indexes) == list(range(count)), "missing or duplicated item indexes"
-    assert cp["completed_count"] == count and cp["failed_count"] == 0
     assert linked == count
 
 
@@ -100,7 +52,7 @@ def test_kill_9_at_many_moments_loses_and_duplicates_nothing(engine, sandbox, mo
 
     def crash_after_reply(k: int) -> None:
         before = done_count(engine, batch_id)
-        proc = start_worker({**env, "STUDIO_TEST_CRASH_AFTER_REPLY": str(k)})
+        proc = start_worker(env, after_replies=k)
         assert proc.wait(timeout=60) == 137, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
         kills.append(f"after reply {k} (done {before} -> {done_count(engine, batch_id)})")
 
