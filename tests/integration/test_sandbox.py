@@ -25,7 +25,7 @@ MODEL = "claude-sonnet-5-5"
 FAST = {"latency_ms": 0, "tokens_per_s": 1_000_000.0}
 BRIEF = "Write the conversation.\nPersona: retired teacher\nEmotion: anxious\nTopic: a surprise tax bill\nTurns: {n}"
 ALL_RATES = ("fault_rate", "rate_429", "rate_500", "rate_503", "rate_529", "rate_slow", "rate_disconnect",
-             "rate_stream_cut", "rate_malformed_json", "rate_invalid_conversation")
+             "rate_stream_cut", "rate_stream_error", "rate_malformed_json", "rate_invalid_conversation")
 _BLOCK = re.compile(r"^(User|Assistant): (\S.*)$")
 
 
@@ -285,6 +285,19 @@ def test_a_cut_stream_breaks_off_after_some_text(client, sandbox):
     full = client.messages.create(model=MODEL, max_tokens=2000, messages=ask(6)).content[0].text
     partial = "".join(received)
     assert 20 < len(partial) < len(full) and full.startswith(partial)
+
+
+def test_a_stream_error_sends_an_error_event_after_some_text_on_its_200(client, sandbox):
+    """rate_stream_error streams some deltas, then an overloaded_error event; the SDK raises it with status 200."""
+    only(sandbox, rate_stream_error=1.0)
+    received: list[str] = []
+    with pytest.raises(anthropic.APIStatusError) as info:
+        with client.messages.stream(model=MODEL, max_tokens=2000, messages=ask(6)) as s:
+            for piece in s.text_stream:
+                received.append(piece)
+    assert info.value.status_code == 200
+    assert info.value.body["error"]["type"] == "overloaded_error"
+    assert received and sandbox.stats()["faults"]["stream_error"] == 1
 
 
 def test_a_malformed_body_fails_json_parsing(client, sandbox):

@@ -15,6 +15,9 @@ What the SDK (max_retries=0) raises for each fault, streaming or not:
     rate_stream_cut                            streaming: httpx2.RemoteProtocolError from the event
                                                iterator (the SDK does not wrap it), after some deltas;
                                                not streaming: APIConnectionError
+    rate_stream_error                          streaming: APIStatusError with status 200 (an `error`
+                                               event, overloaded_error, after some deltas);
+                                               not streaming: a normal answer
     rate_malformed_json                        json.JSONDecodeError
     rate_invalid_conversation                  nothing: a 200 Message whose text breaks the format
     rpm / input_tpm / output_tpm exceeded      RateLimitError with retry-after and retry-after-ms

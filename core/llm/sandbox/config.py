@@ -20,6 +20,7 @@ _RATE_FIELDS = (
     "rate_slow",
     "rate_disconnect",
     "rate_stream_cut",
+    "rate_stream_error",
     "rate_malformed_json",
     "rate_invalid_conversation",
 )
@@ -62,6 +63,7 @@ class SandboxConfig:
     slow_s: float = 30.0  # how long a slow answer waits before it starts
     rate_disconnect: float = 0.0  # connection closed before any header
     rate_stream_cut: float = 0.0  # body cut mid-message
+    rate_stream_error: float = 0.0  # streaming: an `error` event (overloaded) after some deltas, on a 200
     rate_malformed_json: float = 0.0  # 200 with a body that is not JSON
     rate_invalid_conversation: float = 0.0  # 200 with text that breaks the conversation format
     retry_after_s: float = 1.0  # retry-after sent with injected 429 and 529

@@ -23,6 +23,7 @@ FAULT_KINDS = (
     "slow",
     "disconnect",
     "stream_cut",
+    "stream_error",
     "malformed_json",
     "invalid_conversation",
 )
@@ -38,6 +39,7 @@ def _weights(config: SandboxConfig) -> list[tuple[str, float]]:
         ("slow", config.rate_slow),
         ("disconnect", config.rate_disconnect),
         ("stream_cut", config.rate_stream_cut),
+        ("stream_error", config.rate_stream_error),
         ("malformed_json", config.rate_malformed_json),
         ("invalid_conversation", config.rate_invalid_conversation),
     ]

@@ -40,6 +40,7 @@ from core.llm.sandbox.wire import (
     finish_answer,
     message_object,
     new_id,
+    sse,
     stream_delta,
     stream_head,
     stream_tail,
@@ -348,11 +349,15 @@ class _Handler(BaseHTTPRequestHandler):
         for event in stream_head(answer, model, new_id("msg")):
             self._chunk(event)
         pieces = text_pieces(answer.text)
-        cut_after = max(1, len(pieces) // 2) if fault == "stream_cut" else None
+        cut_after = max(1, len(pieces) // 2) if fault in ("stream_cut", "stream_error") else None
         started = time.monotonic()
         tokens_sent = 0
         for i, piece in enumerate(pieces):
             if cut_after is not None and i >= cut_after:
+                if fault == "stream_error":  # the API's way to fail after its 200: an error event, then the end
+                    self._chunk(sse("error", error_body(529, None, new_id("req"))))
+                    self._write(b"0\r\n\r\n")
+                    return
                 self._hang_up()  # no message_stop, no final chunk: the client sees a broken stream
                 return
             if fault == "malformed_json" and i == len(pieces) // 2:
