@@ -249,6 +249,27 @@ def test_a_stream_cut_then_retried_continues_from_the_partial_text(sandbox):
     assert parse_conversation(result.raw_text, 6) == result.conversation.turns
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_error_event_mid_stream_is_retried_and_continues_from_the_partial_text(sandbox, mode):
+    """An overloaded_error event after a 200 is a recoverable "overloaded" failure; the retry continues the text."""
+    import asyncio
+
+    from core.generation import agenerate_conversation
+
+    srv = sandbox(rate_stream_error=1.0, latency_ms=100)
+    _when(srv, "stream_error", lambda: srv.configure(rate_stream_error=0.0))
+    deltas: list[str] = []
+    params = GenerationParams("tutoring", "a student", "curious", "fractions", 6)
+    if mode == "sync":
+        result = generate_conversation(params, client=_client(srv), on_delta=deltas.append)
+    else:
+        result = asyncio.run(agenerate_conversation(params, client=_client(srv), on_delta=deltas.append))
+    assert result.llm.attempts == 2 and result.llm.failures == ["overloaded"]
+    assert result.llm.text == "".join(deltas)  # the view saw the final text once, the cut part not repeated
+    assert result.llm.usage.input_tokens == srv.stats()["input_tokens"]  # the failed attempt's prompt counts
+    assert parse_conversation(result.raw_text, 6) == result.conversation.turns
+
+
 def test_a_prefill_is_continued_and_not_repeated(sandbox):
     """With a prefill the result text is the continuation only; prefill + text is the whole reply."""
     srv = sandbox()
