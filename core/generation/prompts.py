@@ -12,6 +12,7 @@ so the reply can be parsed and the sandbox can imitate it.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from typing import Any
@@ -40,7 +41,7 @@ def _invalid(field: str, message: str, code: str = "invalid_input") -> Validatio
 def template_placeholders(text: str, *, field: str = "user_template") -> list[str]:
     """The placeholder names used in `text`; ValidationError naming `field` if any is unknown or malformed."""
     try:
-        parsed = list(string.Formatter().parse(text))
+        parsed = _parse_template(text)
     except ValueError as exc:
         raise _invalid(field, f"The template's braces are not balanced ({exc}). Write a literal brace "
                        "as {{ or }}.", "invalid_template") from None
@@ -55,6 +56,12 @@ def template_placeholders(text: str, *, field: str = "user_template") -> list[st
                 + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + ".", "unknown_placeholder")
         names.append(name)
     return names
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_template(text: str) -> tuple[tuple[str, str | None, str | None, str | None], ...]:
+    # a batch renders the same template for every item, twice; parsing it is not free (ValueError is not cached)
+    return tuple(string.Formatter().parse(text))
 
 
 def _clean(value: Any) -> str:
