@@ -30,8 +30,10 @@ left out; they come with every answer, successful or not, and may be partial or 
 - ``tokens-remaining`` (the most restrictive token limit) counts, like the others, only in
   deciding whether a 429 said a limit was exhausted.
 - ``retry-after`` (and ``retry-after-ms``): how long the request that got the answer must wait.
-  The retry policy waits it for that request (as the SDK's own retries do); the limiter does not
-  pause anyone else for it.
+  The SDK's own retry loop reads retry-after-ms, then retry-after (seconds or an HTTP date), and
+  sleeps that long before retrying that one request (else 0.5 s doubling to 8 s, two retries).
+  Ours is off (max_retries=0); the retry policy in core.resilience waits it the same way, for that
+  request only, and the limiter does not pause anyone else for it.
 
 429s (``observe_rate_limited``; a spend-limit 429 never comes here):
 
@@ -39,7 +41,8 @@ left out; they come with every answer, successful or not, and may be partial or 
   limit, a fault); it changes nothing here;
 - with a remaining of zero: our pace outran the API's bucket. The model's rate is cut by
   settings.rate_limit_decrease_factor (at most once per settings.rate_limit_relax_after_s:
-  the 429s of calls already in flight are echoes of the same cause) and its bucket emptied;
+  the 429s of calls already in flight are echoes of the same cause) and its request bucket
+  emptied, so the next call waits one refill at the new rate;
 - without rate-limit headers (an organisation limit shared with other clients, a proxy): by
   itself it changes nothing. Only when such 429s are sustained — at least
   settings.rate_limit_sustained_min of them and settings.rate_limit_sustained_share of the
@@ -241,8 +244,10 @@ class RateLimiter:
                 pace.factor = max(pace.factor * s.rate_limit_decrease_factor, s.rate_limit_min_factor)
                 pace.last_cut = pace.last_adjust = now
                 pace.headerless_429s.clear()  # the next cut is decided on what comes after this one
-            for dim in pace.dims.values():
-                dim.level = min(dim.level, 0.0)
+            # the next request waits one refill at the new rate (a remaining of 0 already lowered
+            # the dimension it names, through observe_headers)
+            requests = pace.dims["requests"]
+            requests.level = min(requests.level, 0.0)
 
     def snapshot(self, model: str | None = None) -> dict[str, Any]:
         """Effective limits per minute, capacity now, the AIMD factor and the longest current wait.

@@ -293,6 +293,7 @@ def test_a_429_saying_the_limit_is_exhausted_cuts_the_rate_which_recovers_within
     limiter.observe_rate_limited(1.0, exhausted)  # an echo from a call already in flight: no second cut
     snap = limiter.snapshot()
     assert snap["effective_rpm"] == pytest.approx(480) and snap["rate_limited"] == 2
+    assert snap["requests_available"] == 0.0 and snap["output_tokens_available"] > 0  # only the named limit
     assert limiter.acquire() < 0.2  # nobody is paused for the retry-after; the next call waits a refill
     vt.sleep(1.0)
     assert limiter.snapshot()["effective_rpm"] == pytest.approx(540)
