@@ -328,18 +328,12 @@ def binding_limit(input_per_call: int, output_per_call: int) -> dict[str, Any]:
 
 def estimate(template: str, count: int, model: str | None = None, *, turns: int = DEFAULT_TURNS) -> dict[str, Any]:
     """Calls, tokens, dollar cost, and the time a batch would take at the pace of the binding rate limit."""
-    from core.generation import GenerationParams, build_prompt, estimate_output_tokens, get_template
     from core.llm.pricing import cost_usd
 
     settings = get_settings()
     n = _validate_count(count)
-    tmpl = get_template(template)
     model = model or settings.default_model
-    params = GenerationParams(template=template, persona=tmpl.default_persona, emotion=tmpl.default_emotion,
-                              topic=tmpl.default_topic, turns=turns, model=model)
-    system, user_message = build_prompt(params)
-    input_per_call = max(1, math.ceil((len(system) + len(user_message)) / 4))  # ~4 characters a token
-    output_per_call = estimate_output_tokens(turns)
+    input_per_call, output_per_call = _tokens_per_call(template, model, turns)
     usage = {"input_tokens": input_per_call * n, "output_tokens": output_per_call * n}
     binding = binding_limit(input_per_call, output_per_call)
     return {
@@ -356,10 +350,24 @@ def estimate(template: str, count: int, model: str | None = None, *, turns: int 
     }
 
 
-def batch_binding(status: dict[str, Any]) -> dict[str, Any]:
-    """`binding_limit` for a batch as `get_batch_status` describes it (its template, model and turns)."""
-    return estimate(status["template"], max(int(status["total"]), 1), status["model"],
-                    turns=int(status.get("turns") or DEFAULT_TURNS))["binding"]
+def _tokens_per_call(template: str, model: str, turns: int) -> tuple[int, int]:
+    """Expected input and output tokens of one conversation's call."""
+    from core.generation import GenerationParams, build_prompt, estimate_output_tokens, get_template
+
+    tmpl = get_template(template)
+    params = GenerationParams(template=template, persona=tmpl.default_persona, emotion=tmpl.default_emotion,
+                              topic=tmpl.default_topic, turns=turns, model=model)
+    system, user_message = build_prompt(params)
+    return max(1, math.ceil((len(system) + len(user_message)) / 4)), estimate_output_tokens(turns)  # ~4 chars a token
+
+
+def batch_binding(status: dict[str, Any]) -> dict[str, Any] | None:
+    """`binding_limit` for a batch as `get_batch_status` describes it; None if its template is gone."""
+    try:
+        per_call = _tokens_per_call(status["template"], status["model"], int(status.get("turns") or DEFAULT_TURNS))
+    except ValidationError:
+        return None
+    return binding_limit(*per_call)
 
 
 RATE_LIMIT_WAIT_PREFIX = "waiting for rate limit: "

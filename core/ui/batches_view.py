@@ -211,7 +211,9 @@ def detail(batch_id: str, listed: list[str]) -> None:
         batch_card(b, "detail")
     if b.get("rate_limit_wait_s") is not None:
         st.warning(f"waiting for rate limit: {int(b['rate_limit_wait_s'])} s", icon=":material/hourglass_top:")
-    st.caption(f"Pace: {batches.batch_binding(b)['text']} (Settings → Rate limits).")
+    binding = batches.batch_binding(b)
+    if binding is not None:
+        st.caption(f"Pace: {binding['text']} (Settings → Rate limits).")
     st.page_link("app_pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
                  query_params={"batch": batch_id})
     failed = batches.failed_items(get_engine(), batch_id, limit=200)

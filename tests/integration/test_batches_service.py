@@ -220,6 +220,18 @@ def test_the_input_token_limit_can_bind_too():
     assert estimate("tutoring", 10)["binding"]["bound_by"] == "input_tokens"
 
 
+def test_a_batch_says_which_limit_binds_it_and_one_whose_template_is_gone_says_nothing():
+    """batch_binding reads the batch's template, model and turns; an unknown template gives None, not an error."""
+    from core.batches.service import batch_binding
+    from core.config import override_settings
+
+    override_settings(rate_limit_rpm=1200)
+    status = {"template": "tutoring", "model": "claude-sonnet-5-5", "turns": 6, "total": 10}
+    assert batch_binding(status)["bound_by"] == "output_tokens"
+    assert batch_binding({**status, "turns": 2})["per_min"] == pytest.approx(100.0)  # 160 tokens a call
+    assert batch_binding({**status, "template": "no_such_template"}) is None
+
+
 def test_a_rate_limit_wait_shows_on_a_running_batch_and_clears(engine):
     """note_rate_limit_wait puts the wait on a running batch, never over another reason, and clearing removes it."""
     from core.batches.service import note_rate_limit_wait
