@@ -48,7 +48,7 @@ def measure_record_cost(n: int = 20_000, *, flush_timeout: float = 300.0) -> dic
     flushed = flush(flush_timeout)
     done = time.perf_counter()
     after = recorder_stats()
-    result: dict[str, Any] = {"n": n, "flushed": flushed}
+    result: dict[str, Any] = {"n": n, "flushed": bool(flushed), "lost": flushed.lost}
     for kind, values in timings.items():
         values.sort()
         result[kind] = {

@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ from core.errorlog.spool import Spool
 from core.errors import AppError, UIError, classify
 from core.store import get_engine
 
-__all__ = ["Recorder", "flush", "get_recorder", "new_error_id", "recent", "record", "recorder_stats", "reset_recorder", "shutdown"]
+__all__ = ["Flushed", "Recorder", "flush", "get_recorder", "new_error_id", "recent", "record", "recorder_stats", "reset_recorder", "shutdown"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,21 @@ def new_error_id(unix_ms: int | None = None, random80: int | None = None) -> str
     return f"{value | rand & 0x3FFF_FFFF_FFFF_FFFF:032x}"
 
 
+@dataclass(frozen=True)
+class Flushed:
+    """What flush() found: everything recorded before it is stored (truthy), and rows lost since the last flush.
+
+    A lost row could be neither inserted nor appended to the spool file (the store down and the
+    data dir not writable): it exists nowhere any more. Rows still in the spool are not lost.
+    """
+
+    stored: bool
+    lost: int = 0
+
+    def __bool__(self) -> bool:
+        return self.stored
+
+
 class Recorder:
     """One queue, one writer thread, one ring, one spool. Use the module functions."""
 
@@ -73,6 +89,8 @@ class Recorder:
         self._probe_served = 0
         self._store_down_until = 0.0  # monotonic; while in the future, rows go straight to the spool
         self._spool_pending = False  # the first cycle looks for spool files left by earlier runs
+        self._in_hand = 0  # rows drained by the running cycle and not yet written, spooled or counted lost
+        self._lost_reported = 0  # stats["lost"] when the last flush() returned
         self._next_spool_check = 0.0
         self.busy_s = 0.0  # time spent in write cycles (not lingering or idle), for the benchmark
         self.stats = {"written": 0, "spooled": 0, "replayed": 0, "dropped": 0, "sampled_out": 0,
@@ -140,8 +158,11 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="errorlog-writer", daemon=True)
         self._thread.start()
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until everything recorded so far is in the store; False on timeout or if still spooled."""
+    def flush(self, timeout: float) -> Flushed:
+        """Wait until everything recorded so far is in the store; falsy on timeout or if still spooled.
+
+        `.lost` counts the rows lost (neither stored nor spooled) since the previous flush().
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             if self._thread is None:
@@ -150,12 +171,16 @@ class Recorder:
             self._probe_requests += 1
             request = self._probe_requests
             self._wake.set()
+            stored = True
             while self._done_seq < target or self._probe_served < request:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not (self._thread and self._thread.is_alive()):
-                    return False
+                    stored = False
+                    break
                 self._cond.wait(remaining)
-            return not self._spool_pending
+            lost = self.stats["lost"] - self._lost_reported
+            self._lost_reported = self.stats["lost"]
+            return Flushed(stored=stored and not self._spool_pending and not lost, lost=lost)
 
     def stop(self, *, flush_timeout: float | None = None, discard: bool = False) -> None:
         """Stop the writer: after flushing if `flush_timeout` is given; dropping the queue if `discard`."""
@@ -199,8 +224,11 @@ class Recorder:
                 self._cycle()
             except Exception:  # noqa: BLE001 - the writer must outlive any single failure
                 # _cycle handles store and disk errors itself; reaching here is a bug, so make it
-                # visible in the process log and keep serving the queue
+                # visible in the process log, count the rows it held as lost, and keep serving the queue
                 log.exception("error log writer cycle failed")
+                with self._lock:
+                    self.stats["lost"] += self._in_hand
+                    self._in_hand = 0
                 self._settle_all_drained()
             if self._stop.is_set():
                 with self._lock:
@@ -240,6 +268,7 @@ class Recorder:
             self._high.clear()
             self._low.clear()
             request = self._probe_requests
+            self._in_hand = len(items)
         if both:  # each queue is already in order; only interleaving them needs a sort
             items.sort(key=lambda p: p.seq)
         return items, request
@@ -279,6 +308,7 @@ class Recorder:
             self._replay(spool, settings.log_writer_batch_size, settings.log_spool_retry_s)
         self.busy_s += time.perf_counter() - started  # before flush() can see this cycle's rows
         with self._cond:
+            self._in_hand = 0
             if items:
                 self._done_seq = max(self._done_seq, items[-1].seq)
             self._probe_served = max(self._probe_served, request)
@@ -293,8 +323,9 @@ class Recorder:
     def _to_spool(self, spool: Spool, rows: list[dict[str, Any]]) -> None:
         try:
             spool.append(rows)
-        except OSError as exc:
-            self.stats["lost"] += len(rows)
+        except (OSError, TypeError, ValueError) as exc:  # no room, no permission, or a row JSON cannot hold
+            with self._lock:
+                self.stats["lost"] += len(rows)
             log.error("error log: %d rows lost, the spool file cannot be written (%s)", len(rows),
                       type(exc).__name__)
             return
@@ -379,20 +410,20 @@ def record(
         return None
 
 
-def flush(timeout: float = 10.0) -> bool:
-    """Block until everything recorded so far is in the store. False on timeout or while spooled."""
+def flush(timeout: float = 10.0) -> Flushed:
+    """Block until everything recorded so far is in the store; falsy on timeout or while spooled, `.lost` rows lost."""
     return get_recorder().flush(timeout)
 
 
-def shutdown(timeout: float | None = None) -> bool:
+def shutdown(timeout: float | None = None) -> Flushed:
     """Flush and stop the writer (a later record() starts a new one)."""
     global _current
     with _current_lock:
         rec, _current = _current, None
     if rec is None:
-        return True
+        return Flushed(stored=True)
     limit = get_settings().log_shutdown_timeout_s if timeout is None else timeout
-    ok = rec.flush(limit) if rec._thread is not None else True
+    ok = rec.flush(limit) if rec._thread is not None else Flushed(stored=True)
     rec.stop()
     return ok
 

@@ -44,15 +44,48 @@ T = TypeVar("T")
 def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one store unit of work with the database breaker and transient-error retries."""
     breaker = get_breaker(DATABASE_SERVICE)
-    return retry_policy(kind="db")(_attempt, breaker, fn, args, kwargs)
+    retried = _Retried(fn)
+    result = retry_policy(kind="db", on_retry=retried.remember)(_attempt, breaker, fn, args, kwargs)
+    retried.record_recovery()
+    return result
 
 
 async def arun_db(fn: Callable[..., T] | Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """`run_db` for asyncio: a coroutine function is awaited, a plain one runs in a worker thread."""
     if inspect.iscoroutinefunction(fn):
         breaker = get_breaker(DATABASE_SERVICE)
-        return await async_retry_policy(kind="db")(_async_attempt, breaker, fn, args, kwargs)
+        retried = _Retried(fn)
+        result = await async_retry_policy(kind="db", on_retry=retried.remember)(
+            _async_attempt, breaker, fn, args, kwargs)
+        retried.record_recovery()
+        return result
     return await asyncio.to_thread(run_db, fn, *args, **kwargs)  # type: ignore[arg-type]
+
+
+class _Retried:
+    """The failed attempts of one run_db call, so a success after them leaves an info row (recovered)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.failures = 0
+        self.last: BaseException | None = None
+
+    def remember(self, state: RetryCallState) -> None:
+        outcome = state.outcome
+        if outcome is not None and outcome.failed:
+            self.failures += 1
+            self.last = outcome.exception()
+
+    def record_recovery(self) -> None:
+        if self.last is None:
+            return
+        from core.errorlog import record  # imported late: the recorder imports the store
+
+        # like the model client: the failures were transient and a retry won, so the log shows
+        # that the database was flaky without an error anyone has to act on
+        record(self.last, component="store", attempt=self.failures + 1, severity="info", recovered=True,
+               context={"operation": getattr(self.fn, "__qualname__", type(self.fn).__name__),
+                        "recovered_after_failures": self.failures})
 
 
 async def outlast_store_outage(

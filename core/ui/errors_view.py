@@ -109,15 +109,20 @@ def load_stats(form: FilterForm) -> dict[str, Any]:
 
 
 def stats_cards(stats: dict[str, Any]) -> None:
+    from core.errorlog import recorder_stats
     from core.resilience import all_breakers
 
     open_breakers = sum(1 for b in all_breakers() if b.get("state") != "closed")
+    lost = recorder_stats()["lost"]
     metric_cards([
         ("Errors", f"{stats['total']:,}", "All rows in the time range"),
         ("Critical", f"{stats['by_severity'].get('critical', 0):,}", "Severity critical"),
         ("Recoverable", f"{stats['recoverable_share']:.0%}", "Share that a retry can fix"),
         ("Recovered automatically", f"{stats['recovered_share']:.0%}", "Share that a retry did fix"),
         ("Open breakers", f"{open_breakers}", "Circuit breakers not closed right now"),
+        ("Rows lost", f"{lost:,}", "Errors this app process could neither write to the database nor keep in "
+                                   "its spool file since it started (the database was down and the disk "
+                                   "not writable)"),
     ])
 
 

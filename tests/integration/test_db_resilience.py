@@ -104,6 +104,36 @@ def test_a_dropped_or_locked_database_is_retried_and_the_unit_succeeds(engine: E
     assert snap["state"] == "closed" and snap["failures"] == 1
 
 
+def test_a_retried_database_error_that_recovered_leaves_one_info_row(engine: Engine, saboteur: Saboteur) -> None:
+    """A unit that succeeds after a lock or a killed connection leaves an info row marked recovered; a clean one none."""
+    from core.errorlog import flush
+    from core.store.schema import error_logs
+
+    attempts = 0
+
+    def save() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            saboteur.unlock()
+        with write_tx(engine) as conn:
+            put(conn, f"k{attempts}")
+            if attempts == 1:
+                saboteur.break_connection(conn)
+
+    saboteur.lock()
+    run_db(save)
+    run_db(lambda: keys(engine))  # no failure: nothing to record
+    assert flush(30)
+    with engine.connect() as conn:
+        rows = conn.execute(select(error_logs.c.component, error_logs.c.severity, error_logs.c.recovered,
+                                   error_logs.c.error_type, error_logs.c.attempt, error_logs.c.context)).all()
+    assert len(rows) == 1, rows
+    component, severity, recovered, error_type, attempt, context = rows[0]
+    assert (component, severity, recovered, error_type, attempt) == ("store", "info", True, "database", 2)
+    assert "recovered_after_failures" in str(context) and "save" in str(context)
+
+
 def test_a_unique_violation_is_not_retried_and_leaves_no_partial_rows(engine: Engine, saboteur: Saboteur) -> None:
     """A duplicate key fails after one attempt, classified, and the unit's earlier insert is rolled back."""
     with write_tx(engine) as conn:

@@ -139,7 +139,7 @@ def test_spool_keeps_every_error_while_the_store_is_down_and_replays_it_once(
     assert flush(30)
     override_settings(database_url=_unreachable_url(database_url, tmp_path))
     ids += [record(NetworkError(f"during outage {i}"), component="test") for i in range(20)]
-    assert flush(30) is False  # not in the store yet
+    assert not flush(30)  # not in the store yet
     stats = recorder_stats()
     assert stats["spooled"] == 20 and stats["spool_pending"]
     spool_dir = Path(get_settings().data_dir)
@@ -162,7 +162,7 @@ def test_replaying_the_same_spool_twice_does_not_duplicate(engine: Engine, datab
     """A spool replayed again (crash after commit, before delete) adds only rows not yet stored."""
     override_settings(database_url=_unreachable_url(database_url, tmp_path))
     ids = [record(APIError(f"outage {i}", code="server_error"), component="test") for i in range(10)]
-    assert flush(30) is False
+    assert not flush(30)
     spool_dir = Path(get_settings().data_dir)
     [spool_file] = Spool(spool_dir).pending_files()
     backup = tmp_path / "spool-copy.jsonl"
@@ -175,7 +175,7 @@ def test_replaying_the_same_spool_twice_does_not_duplicate(engine: Engine, datab
     # the same rows again, plus one the store has never seen, as if a replay had been cut short
     override_settings(database_url=_unreachable_url(database_url, tmp_path))
     extra = record(APIError("one more", code="server_error"), component="test")
-    assert flush(30) is False
+    assert not flush(30)
     with (spool_dir / SPOOL_NAME).open("a", encoding="utf-8") as fh:
         fh.write(backup.read_text())
     override_settings(database_url=database_url)
@@ -201,11 +201,32 @@ def test_writer_replays_the_spool_by_itself_when_the_store_returns(
     assert sorted(row["error_id"] for row in _rows(engine)) == sorted(ids)
 
 
+def test_rows_that_can_be_neither_stored_nor_spooled_are_reported_lost(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """Store down and the data dir unwritable: flush() is falsy and counts the rows lost, once; the counter keeps them."""
+    blocker = tmp_path / "data-is-a-file"
+    blocker.write_text("")
+    override_settings(database_url=_unreachable_url(database_url, tmp_path), data_dir=str(blocker))
+    for i in range(3):
+        record(NetworkError(f"nowhere to go {i}"), component="test")
+    flushed = flush(30)
+    assert not flushed and flushed.lost == 3
+    assert recorder_stats()["lost"] == 3 and recorder_stats()["spooled"] == 0
+    assert flush(30).lost == 0  # reported once, not at every flush
+
+    override_settings(database_url=database_url, data_dir=str(tmp_path / "data"))
+    record(NetworkError("back again"), component="test")
+    flushed = flush(30)
+    assert flushed and flushed.lost == 0
+    assert _count(engine) == 1 and recorder_stats()["lost"] == 3
+
+
 def test_torn_spool_line_is_skipped_not_fatal(engine: Engine, database_url: str, tmp_path: Path) -> None:
     """A half-written spool line (a crash mid-append) is counted as rejected; the other rows still land."""
     override_settings(database_url=_unreachable_url(database_url, tmp_path))
     error_id = record(APIError("kept", code="server_error"), component="test")
-    assert flush(30) is False
+    assert not flush(30)
     spool_path = Path(get_settings().data_dir) / SPOOL_NAME
     with spool_path.open("a", encoding="utf-8") as fh:
         fh.write('{"error_id": "torn", "created_at": "2026-')
@@ -241,7 +262,7 @@ def test_record_never_raises_with_a_broken_store_or_bad_arguments(
             "h": {"i": {"j": 1}}}}}}}}}}),
     ]
     assert all(r is not None for r in results)
-    assert flush(30) is False
+    assert not flush(30)
     override_settings(database_url=database_url)
     assert flush(30)
     rows = {row["error_id"]: row for row in _rows(engine)}
