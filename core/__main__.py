@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from core.config import SettingsError
+from core.config import SettingsError, get_settings
 from core.errors import AppError, classify
 from core.runtime import settle_heap
 
@@ -38,13 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        get_settings()  # a bad setting stops every command at start, before anything is touched
+    except SettingsError as exc:
+        print_error(str(exc))
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad arguments
     settle_heap()  # the command modules are imported: what is alive now lives as long as the process
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 2
     except KeyboardInterrupt:
         return 130
@@ -54,10 +59,37 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # noqa: BLE001 - the CLI boundary classifies every failure
         err = exc if isinstance(exc, AppError) else classify(exc)
-        print(f"error: {err.user_message}\n  ({err.code}: {err.message})", file=sys.stderr)
-        return 2 if err.error_type == "validation" else 1
+        if err.error_type == "validation":
+            print_error(err.user_message, f"{err.code}: {err.message}")
+            return 2  # bad input is refused, not a failure of the app: nothing to record
+        print_error(err.user_message, f"{err.code}: {err.message}", _record_failure(err, args))
+        return 1
     finally:
         _flush_error_log()
+
+
+def print_error(message: str, detail: str | None = None, note: str | None = None) -> None:
+    """The one place the CLI writes an error to stderr."""
+    lines = [f"error: {message}"]
+    if detail:
+        lines.append(f"  ({detail})")
+    if note:
+        lines.append(f"  {note}")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _record_failure(err: AppError, args: argparse.Namespace) -> str:
+    """Record the failure and wait until it is stored (or spooled); say which."""
+    from core.errorlog import flush, record
+
+    action = next((v for k, v in vars(args).items() if k.endswith("_command") and isinstance(v, str)), None)
+    component = f"cli.{args.command}" + (f".{action}" if action else "")
+    error_id = record(err, component=component)
+    if error_id is None:
+        return "warning: the error could not be recorded in the error log."
+    if flush(get_settings().log_shutdown_timeout_s).lost:
+        return f"warning: the error (id {error_id}) could not be written to the error log or its spool file."
+    return f"error id {error_id}"
 
 
 def _flush_error_log() -> None:

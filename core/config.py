@@ -10,14 +10,16 @@ message naming the setting.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import threading
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
-__all__ = ["ROOT", "Settings", "SettingsError", "get_settings", "override_settings", "reload_settings"]
+__all__ = ["OPERATOR_FIELDS", "ROOT", "Settings", "SettingsError", "get_settings", "override_settings", "reload_settings"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +28,13 @@ _PLAIN_ENV = {
     "anthropic_api_key": "ANTHROPIC_API_KEY",
     "anthropic_base_url": "ANTHROPIC_BASE_URL",
     "environment": "ENVIRONMENT",
+    "user_name": "STUDIO_USER",
 }
+
+# Settings that carry a secret or send data out of the app: they belong to the operator. Their values
+# never appear in a message, and where the environment or secrets.toml sets one, nothing saved in the
+# app overrides it (core.settings_store).
+OPERATOR_FIELDS = frozenset({"anthropic_api_key", "anthropic_base_url", "database_url", "alert_webhook_url"})
 
 
 class SettingsError(ValueError):
@@ -43,6 +51,11 @@ def _non_negative(v: float) -> bool:
 
 def _fraction(v: float) -> bool:
     return 0.0 <= v <= 1.0
+
+
+def _is_http_url(v: str) -> bool:
+    parts = urlsplit(v)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and v == v.strip()
 
 
 def _check(check: Any, rule: str) -> dict[str, Any]:
@@ -65,7 +78,7 @@ class Settings:
     sqlite_cache_mb: int = field(default=64, metadata=_check(_non_negative, "a whole number >= 0 (0: SQLite's default)"))
     # how long a SQLite statement waits for another connection's lock before failing "database is locked"
     sqlite_busy_timeout_s: float = field(default=30.0, metadata=_check(_non_negative, "a number >= 0"))
-    user_name: str = "analyst"
+    user_name: str = field(default="analyst", metadata=_check(lambda v: bool(v.strip()), "a name, not empty"))
 
     # model access
     anthropic_api_key: str = ""
@@ -136,6 +149,13 @@ class Settings:
     lease_duration_s: float = field(default=30.0, metadata=_check(_positive, "a number > 0"))
     heartbeat_interval_s: float = field(default=10.0, metadata=_check(_positive, "a number > 0"))
     worker_concurrency: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
+    # the most parallel items one batch or one worker may ask for (a bound on input, not a default)
+    max_concurrency: int = field(default=64, metadata=_check(_positive, "a whole number > 0"))
+    batch_name_max_chars: int = field(default=200, metadata=_check(_positive, "a whole number > 0"))
+    # the most rows a list command prints at once (batch list --limit)
+    list_max_rows: int = field(default=1_000, metadata=_check(_positive, "a whole number > 0"))
+    # the furthest back a span like 7d may reach (errors --since, demo seed-errors --days)
+    time_span_max_days: int = field(default=36_500, metadata=_check(_positive, "a whole number > 0"))
     worker_poll_interval_s: float = field(default=1.0, metadata=_check(_positive, "a number > 0"))
     item_max_attempts: int = field(default=3, metadata=_check(_positive, "a whole number > 0"))
     batch_max_items: int = field(default=100_000, metadata=_check(_positive, "a whole number > 0"))
@@ -184,7 +204,8 @@ class Settings:
     log_seed_chunk_rows: int = field(default=20_000, metadata=_check(_positive, "a whole number > 0"))
     log_seed_max_rows: int = field(default=10_000_000, metadata=_check(_positive, "a whole number > 0"))
     log_seed_sqlite_cache_mb: int = field(default=512, metadata=_check(_positive, "a whole number > 0"))
-    alert_webhook_url: str = ""
+    alert_webhook_url: str = field(default="", metadata=_check(
+        lambda v: v == "" or _is_http_url(v), "an http:// or https:// URL with a host (or empty: no alerts)"))
     alert_webhook_min_interval_s: float = field(default=60.0, metadata=_check(_non_negative, "a number >= 0"))
     alert_poll_interval_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
     alert_webhook_timeout_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
@@ -230,12 +251,33 @@ class Settings:
 
     def validate(self) -> None:
         for f in fields(self):
+            value = getattr(self, f.name)
+            # inf and NaN pass every comparison the checks make (NaN fails them all, inf none)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SettingsError(f"Setting {env_name(f.name)} = {value!r} is invalid: it must be a finite number.")
             check = f.metadata.get("check")
-            if check is not None and not check(getattr(self, f.name)):
+            if check is not None and not check(value):
+                shown = "(hidden)" if f.name in OPERATOR_FIELDS else repr(value)
                 raise SettingsError(
-                    f"Setting {env_name(f.name)} = {getattr(self, f.name)!r} is invalid: "
-                    f"it must be {f.metadata['rule']}."
+                    f"Setting {env_name(f.name)} = {shown} is invalid: it must be {f.metadata['rule']}."
                 )
+        if self.heartbeat_interval_s >= self.lease_duration_s:
+            raise SettingsError(
+                f"Setting {env_name('heartbeat_interval_s')} ({self.heartbeat_interval_s:g} s) must be shorter than "
+                f"{env_name('lease_duration_s')} ({self.lease_duration_s:g} s): a live worker would lose its lease "
+                "between two heartbeats."
+            )
+        if self.worker_concurrency > self.max_concurrency:
+            raise SettingsError(
+                f"Setting {env_name('worker_concurrency')} must be <= {env_name('max_concurrency')} "
+                f"({self.max_concurrency})."
+            )
+        if any(c.isspace() or not c.isprintable() for c in self.anthropic_api_key):
+            # httpx refuses a header value with a newline as a protocol error, which reads as an outage
+            raise SettingsError(
+                "Setting ANTHROPIC_API_KEY contains a space, a line break or another invisible character "
+                "(often a trailing newline from copying it); set it again without it."
+            )
         if self.retry_backoff_cap_s < self.retry_backoff_base_s:
             raise SettingsError(
                 f"Setting {env_name('retry_backoff_cap_s')} must be >= {env_name('retry_backoff_base_s')}."
@@ -249,6 +291,22 @@ class Settings:
                 "Setting DATABASE_URL must start with sqlite:// or postgresql+psycopg:// "
                 "(Supabase: use the session pooler URL)."
             )
+
+
+def _sqlite_folder(url: str) -> Path | None:
+    """The folder of the SQLite file an explicit DATABASE_URL names; None for Postgres, memory or unset."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url  # only when a SQLite URL is configured
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(url).database
+    except ArgumentError:  # the engine factory reports a malformed URL
+        return None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).parent
 
 
 def env_name(name: str) -> str:
@@ -311,10 +369,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             values[f.name] = _convert(f.name, hints[f.name], secrets[key])
         elif f.name in secrets:
             values[f.name] = _convert(f.name, hints[f.name], secrets[f.name])
-    if "user_name" not in values and "STUDIO_USER" in env:
-        values["user_name"] = env["STUDIO_USER"]
     settings = Settings(**values)
     settings.validate()
+    # checked at start only (the file system is not part of a value): SQLite would create the file
+    # silently, and the folder too where the engine factory makes the default data dir
+    folder = _sqlite_folder(settings.database_url)
+    if folder is not None and not folder.is_dir():
+        raise SettingsError(
+            f"Setting DATABASE_URL names a SQLite file in a folder that does not exist ({folder}); "
+            "create the folder first or fix the path."
+        )
     return settings
 
 

@@ -238,6 +238,8 @@ def _from_anthropic(exc: BaseException) -> AppError | None:
         return None
     if isinstance(exc, anthropic.APITimeoutError):
         return NetworkError(f"Request to the model service timed out: {exc}", code="timeout", cause=exc)
+    if isinstance(exc, anthropic.APIConnectionError) and _illegal_header(exc):
+        return _malformed_key(exc)
     if isinstance(exc, anthropic.APIConnectionError):
         return NetworkError(f"Could not connect to the model service: {exc}", code="connection_error", cause=exc)
     if isinstance(exc, anthropic.APIStatusError):
@@ -271,6 +273,27 @@ def _from_anthropic(exc: BaseException) -> AppError | None:
         # SSE errors mid-stream, and other API errors without a status
         return APIError(f"{type(exc).__name__}: {exc}", code="stream_error", cause=exc)
     return None
+
+
+def _illegal_header(exc: BaseException) -> bool:
+    """True when httpx refused to send a header value (a key with a line break), found anywhere in the chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ == "LocalProtocolError" and "header" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _malformed_key(exc: BaseException) -> AppError:
+    # the refused header value is the key itself: the message names the problem, never the value
+    return APIError(
+        "The request was not sent: a header value (the API key) contains a line break or another character "
+        "HTTP does not allow.", code="malformed_api_key", severity=Severity.CRITICAL, recoverable=False,
+        user_message="The Anthropic API key is malformed (it contains a line break or a space, often from "
+        "copying it). Set ANTHROPIC_API_KEY again without it.", action=Action.FIX_SETTINGS, cause=exc)
 
 
 def _from_sqlalchemy(exc: BaseException) -> AppError | None:
@@ -331,6 +354,8 @@ def _classify(exc: BaseException) -> AppError:
         return DatabaseError(str(exc), code="integrity_error", recoverable=False, cause=exc)
     if isinstance(exc, sqlite3.OperationalError):
         return DatabaseError(str(exc), code="db_locked" if "locked" in str(exc) else "db_connection", cause=exc)
+    if _is_httpx_error(exc) and _illegal_header(exc):
+        return _malformed_key(exc)
     if _is_httpx_error(exc):
         name = type(exc).__name__
         code = "timeout" if "Timeout" in name else "connection_error"

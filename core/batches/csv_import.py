@@ -87,6 +87,11 @@ def parse_csv(
     except csv.Error as exc:
         raise _refuse(f"The header row cannot be read as CSV: {exc}.", "invalid_csv") from None
     columns = [h.strip().lower() for h in header]
+    repeated = sorted({c for c in columns if c and columns.count(c) > 1})
+    if repeated:
+        # which of two "topic" columns is meant cannot be guessed; the first one used to win silently
+        raise _refuse(f"The header row names {', '.join(repeated)} more than once; each column may appear only "
+                      "once.", "duplicate_columns")
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         found = ", ".join(c for c in columns if c) or "none"

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine
 
 from core.batches._db import run_db
 from core.batches.leases import claim_expired
-from core.batches.states import TERMINAL, check_transition
+from core.batches.states import BATCH_STATES, TERMINAL, check_transition
 from core.config import get_settings
 from core.errors import ValidationError
 from core.store.schema import (
@@ -126,9 +126,12 @@ def create_batch(
     tmpl = get_template(template)  # ValidationError for an unknown template
     model = model or settings.default_model
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
-                                    or concurrency < 1):
-        raise _refuse(f"Concurrency must be a whole number of at least 1; got {concurrency!r}.",
-                      "invalid_concurrency", "concurrency")
+                                    or not 1 <= concurrency <= settings.max_concurrency):
+        raise _refuse(f"Concurrency must be a whole number from 1 to {settings.max_concurrency}; "
+                      f"got {str(concurrency)[:24]}.", "invalid_concurrency", "concurrency")
+    if name is not None and len(name) > settings.batch_name_max_chars:
+        raise _refuse(f"The name is {len(name):,} characters long; the limit is {settings.batch_name_max_chars:,}.",
+                      "too_long", "name")
     params: list[dict[str, Any]]
     if rows is not None:
         if not rows:
@@ -139,7 +142,7 @@ def create_batch(
                           "count")
         params = []
         for i, row in enumerate(rows[:n]):
-            p = _item_params(template, model, int(row.get("turns") or turns), str(row.get("persona", "")),
+            p = _item_params(template, model, int(row["turns"]) if row.get("turns") is not None else turns, str(row.get("persona", "")),
                              str(row.get("emotion", "")), str(row.get("topic", "")), overrides)
             _validated(p, f"Row {i + 1}")
             params.append(p)
@@ -276,9 +279,17 @@ def list_batches(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Newest batches first, each as `get_batch_status` describes it."""
+    states = [] if not status else [status] if isinstance(status, str) else list(status)
+    unknown = [s for s in states if s not in BATCH_STATES]
+    if unknown:
+        raise _refuse(f"There is no batch state {unknown[0][:60]!r}; choose one of: {', '.join(BATCH_STATES)}.",
+                      "unknown_state", "status")
+    most = get_settings().list_max_rows
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise _refuse(f"The limit must be a whole number from 1 to {most:,}.", "invalid_limit", "limit")
     query = sa.select(batch_jobs).order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id)
-    if status:
-        query = query.where(batch_jobs.c.status.in_([status] if isinstance(status, str) else list(status)))
+    if states:
+        query = query.where(batch_jobs.c.status.in_(states))
     if user:
         query = query.where(batch_jobs.c.created_by == user)
     now = utcnow()

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from core.batches.states import BATCH_STATES
+from core.cli.args import bounded_text, one_of, template_name, turns, whole_number
 from core.store import get_engine, migrate
 
 
@@ -18,16 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bsub = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
 
     p = bsub.add_parser("create", help="create a queued batch; prints its id")
-    p.add_argument("--template", required=True, help="built-in template name")
-    p.add_argument("--count", type=int, help="number of conversations (default: all CSV rows)")
-    p.add_argument("--concurrency", type=int, help="parallel calls for this batch")
+    p.add_argument("--template", required=True, type=template_name, help="built-in template name")
+    p.add_argument("--count", type=whole_number(1, "batch_max_items"),
+                   help="number of conversations (default: all CSV rows)")
+    p.add_argument("--concurrency", type=whole_number(1, "max_concurrency"), help="parallel calls for this batch")
     p.add_argument("--csv", help="CSV file with columns persona,emotion,topic[,turns]")
     p.add_argument("--personas", help="comma-separated personas (default: the template's)")
     p.add_argument("--emotions", help="comma-separated emotions (default: the template's)")
     p.add_argument("--topics", help="comma-separated topics (default: the template's)")
-    p.add_argument("--turns", type=int, default=None, help="messages per conversation (default 6)")
+    p.add_argument("--turns", type=turns, default=None, help="messages per conversation, even (default 6)")
     p.add_argument("--model", help="model name (default: settings)")
-    p.add_argument("--name", help="a label for the batch")
+    p.add_argument("--name", type=bounded_text("batch_name_max_chars"), help="a label for the batch")
     p.set_defaults(func=_create)
 
     p = bsub.add_parser("status", help="state, counts, tokens, cost, throughput and ETA of a batch")
@@ -36,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_status)
 
     p = bsub.add_parser("list", help="recent batches")
-    p.add_argument("--status", help="only batches in this state")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--status", type=one_of(lambda: BATCH_STATES, "batch state"), help="only batches in this state")
+    p.add_argument("--limit", type=whole_number(1, "list_max_rows"), default=20, help="at most this many (20)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_list)
 
@@ -69,7 +72,7 @@ def _create(args: argparse.Namespace) -> int:
     batch_id = create_batch(
         _engine(), template=args.template, count=args.count, rows=rows, personas=_csv_list(args.personas),
         emotions=_csv_list(args.emotions), topics=_csv_list(args.topics),
-        turns=args.turns or DEFAULT_TURNS, model=args.model, concurrency=args.concurrency, name=args.name)
+        turns=DEFAULT_TURNS if args.turns is None else args.turns, model=args.model, concurrency=args.concurrency, name=args.name)
     print(batch_id)
     return 0
 

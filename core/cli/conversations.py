@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from core.cli.args import template_name
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     conv = sub.add_parser("conversations", help="saved conversations")
@@ -14,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = csub.add_parser("export", help="stream conversations as fine-tuning JSONL (or CSV)")
     p.add_argument("--out", required=True, help="file to write ('-' for stdout)")
     p.add_argument("--batch", help="only this batch's conversations")
-    p.add_argument("--template", help="only this template")
+    p.add_argument("--template", type=template_name, help="only this template")
     p.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name, else jsonl")
     p.set_defaults(func=_export)
 

@@ -5,17 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from core.cli.args import whole_number
 from core.store import get_engine, migrate
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "seed-errors", help="insert realistic synthetic error-log rows (prints rows and rows/s)",
         description="Insert COUNT realistic error rows spread over the last DAYS days, across types, "
                     "codes, severities, components and batches.")
-    p.add_argument("--count", required=True, type=_positive_int, help="how many rows")
-    p.add_argument("--days", type=_positive_int, default=30, help="spread them over this many days (30)")
+    p.add_argument("--count", required=True, type=whole_number(1, "log_seed_max_rows"), help="how many rows")
+    p.add_argument("--days", type=whole_number(1, "time_span_max_days"), default=30, help="spread them over this many days (30)")
     p.add_argument("--seed", type=int, default=0, help="random seed, for repeatable data (0)")
     p.set_defaults(func=_seed_errors)
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.config import get_settings
 from core.errorlog.export import export_csv
 from core.errorlog.queries import (
     ERROR_TYPE_NAMES,
@@ -32,14 +33,20 @@ def parse_time(text: str) -> datetime:
     value = text.strip()
     rel = _RELATIVE.match(value)
     if rel:
-        return datetime.now(UTC) - timedelta(**{_UNITS[rel.group(2)]: int(rel.group(1))})
+        limit = get_settings().time_span_max_days
+        span = timedelta(days=limit)
+        amount = int(rel.group(1))
+        # compared in the span's unit, before timedelta() can overflow on a huge number
+        if amount > span / timedelta(**{_UNITS[rel.group(2)]: 1}):
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} reaches back more than {limit:,} days")
+        return datetime.now(UTC) - timedelta(**{_UNITS[rel.group(2)]: amount})
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date/time: use ISO 8601 (2026-11-29 or 2026-11-29T08:00:00Z) or 90m, 24h, 7d"
+            f"{text[:40]!r} is not a date/time: use ISO 8601 (2026-11-29 or 2026-11-29T08:00:00Z) or 90m, 24h, 7d"
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -10,16 +10,17 @@ import argparse
 import json
 import sys
 
+from core.cli.args import template_name, turns
 from core.generation.templates import TEMPLATES, get_template
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("generate", help="generate one conversation from a template and print it")
-    p.add_argument("--template", required=True, help=f"one of: {', '.join(TEMPLATES)}")
+    p.add_argument("--template", required=True, type=template_name, help=f"one of: {', '.join(TEMPLATES)}")
     p.add_argument("--persona", help="who the user is (default: the template's first suggestion)")
     p.add_argument("--emotion", help="how the user feels (default: the template's first suggestion)")
     p.add_argument("--topic", help="what the conversation is about (default: the template's first suggestion)")
-    p.add_argument("--turns", type=int, default=6, help="number of messages, even, 2 to 40 (default 6)")
+    p.add_argument("--turns", type=turns, default=6, help="number of messages, even, 2 to 40 (default 6)")
     p.add_argument("--model", help="model name (default: the configured default model)")
     p.add_argument("--json", action="store_true", help="print JSON: conversation, usage, cost")
     p.set_defaults(func=_generate)

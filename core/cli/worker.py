@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import signal
 
+from core.cli.args import whole_number
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("worker", help="work queued batches (SIGTERM: release the lease and stop)")
     p.add_argument("--once", action="store_true", help="exit 0 when nothing is left to claim")
-    p.add_argument("--concurrency", type=int, help="parallel items (default: settings.worker_concurrency)")
+    p.add_argument("--concurrency", type=whole_number(1, "max_concurrency"), help="parallel items (default: settings.worker_concurrency)")
     p.set_defaults(func=_worker)
 
 
@@ -18,13 +20,9 @@ def _worker(args: argparse.Namespace) -> int:
     import sys
 
     from core.batches.worker import BatchWorker
-    from core.errors import ValidationError
     from core.settings_store import apply_persisted
     from core.store import get_engine, migrate
 
-    if args.concurrency is not None and args.concurrency < 1:
-        raise ValidationError("--concurrency must be at least 1.", field="concurrency",
-                              user_message="--concurrency must be at least 1.")
     # the numbers analysts saved on the Settings page apply to stand-alone workers too
     engine = get_engine()
     migrate(engine)

@@ -287,3 +287,32 @@ def test_edited_template_texts_go_with_every_item_and_are_validated(engine):
         create_batch(engine, template="tutoring", count=2, user_template="Hello {nope}")
     assert "nope" in exc.value.user_message
     assert _count(engine, batch_jobs) == 1
+
+
+@pytest.mark.parametrize("changes, field, needle", [
+    ({"concurrency": 10**12}, "concurrency", "from 1 to 64"),
+    ({"name": "n" * 100_000}, "name", "100,000 characters"),
+])
+def test_an_out_of_bounds_concurrency_or_name_is_refused_before_the_database(engine, changes, field, needle):
+    """A concurrency past max_concurrency or a name past batch_name_max_chars is refused; nothing is written."""
+    with pytest.raises(ValidationError) as exc:
+        create_batch(engine, template="tutoring", count=2, **changes)
+    assert exc.value.field == field and needle in exc.value.user_message
+    assert _nothing_written(engine)
+
+
+def test_a_csv_row_with_turns_0_is_refused_not_given_the_default(engine):
+    """turns 0 in a CSV row is refused naming the row; it used to become the default of 6."""
+    with pytest.raises(ValidationError) as exc:
+        create_batch(engine, template="tutoring", rows=[{"persona": "a", "emotion": "b", "topic": "c", "turns": 0}])
+    assert "Row 1" in exc.value.user_message and "got 0" in exc.value.user_message
+    assert _nothing_written(engine)
+
+
+@pytest.mark.parametrize("kwargs, field", [({"status": "bogus"}, "status"), ({"limit": -5}, "limit"),
+                                           ({"limit": 10**20}, "limit")])
+def test_listing_refuses_an_unknown_state_or_a_limit_out_of_bounds(engine, kwargs, field):
+    """list_batches refuses a state that does not exist and a limit outside 1..list_max_rows."""
+    with pytest.raises(ValidationError) as exc:
+        list_batches(engine, **kwargs)
+    assert exc.value.field == field

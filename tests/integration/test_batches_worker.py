@@ -218,7 +218,8 @@ def test_two_workers_on_postgres_share_one_batch(pg_databases, sandbox, monkeypa
     migrate(engine, force=True)
     try:
         bid = create_batch(engine, template="customer_support", count=300, turns=4, concurrency=6)
-        env = {**os.environ, "STUDIO_RETRY_INSTANT": "true", "STUDIO_LEASE_DURATION_S": "5"}
+        env = {**os.environ, "STUDIO_RETRY_INSTANT": "true", "STUDIO_LEASE_DURATION_S": "5",
+               "STUDIO_HEARTBEAT_INTERVAL_S": "1"}
         sandbox.configure(latency_ms=20)  # long enough that the second worker arrives while items remain
         procs = [subprocess.Popen([sys.executable, "-m", "core", "worker", "--once", "--concurrency", "6"],
                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

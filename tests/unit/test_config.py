@@ -43,3 +43,42 @@ def test_the_cli_refuses_to_start_on_a_bad_setting_with_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "STUDIO_BREAKER_WINDOW_S" in done.stderr
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"STUDIO_LEASE_DURATION_S": "inf"}, "STUDIO_LEASE_DURATION_S"),
+    ({"STUDIO_LEASE_DURATION_S": "NaN"}, "STUDIO_LEASE_DURATION_S"),
+    ({"STUDIO_RETRY_BACKOFF_CAP_S": "inf"}, "STUDIO_RETRY_BACKOFF_CAP_S"),
+    ({"STUDIO_LEASE_DURATION_S": "10", "STUDIO_HEARTBEAT_INTERVAL_S": "10"}, "STUDIO_HEARTBEAT_INTERVAL_S"),
+    ({"STUDIO_USER": ""}, "STUDIO_USER"),
+    ({"STUDIO_USER": "   "}, "STUDIO_USER"),
+    ({"STUDIO_WORKER_CONCURRENCY": "1000000"}, "STUDIO_WORKER_CONCURRENCY"),
+    ({"ANTHROPIC_API_KEY": "sk-ant-api03-abc\n"}, "ANTHROPIC_API_KEY"),
+    ({"ANTHROPIC_API_KEY": "sk-ant-api03 abc"}, "ANTHROPIC_API_KEY"),
+    ({"STUDIO_ALERT_WEBHOOK_URL": "file:///etc/passwd"}, "STUDIO_ALERT_WEBHOOK_URL"),
+    ({"STUDIO_ALERT_WEBHOOK_URL": "hooks.example.com/x"}, "STUDIO_ALERT_WEBHOOK_URL"),
+    ({"STUDIO_ALERT_WEBHOOK_URL": "https://"}, "STUDIO_ALERT_WEBHOOK_URL"),
+])
+def test_infinite_contradictory_empty_or_malformed_values_are_refused_at_start(env, named):
+    """inf, NaN, a heartbeat not shorter than the lease, an empty user, a key with a newline and a non-http webhook fail."""
+    with pytest.raises(SettingsError, match=named) as exc:
+        load_settings(env)
+    assert "sk-ant-api03" not in str(exc.value) and "passwd" not in str(exc.value)
+
+
+def test_a_sqlite_url_in_a_folder_that_does_not_exist_is_refused_and_not_created(tmp_path):
+    """DATABASE_URL naming a file in a missing folder is refused; the folder is not created."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'studio.db'}"
+    with pytest.raises(SettingsError, match="folder that does not exist"):
+        load_settings({"DATABASE_URL": url})
+    assert not (tmp_path / "missing").exists()
+    assert load_settings({"DATABASE_URL": f"sqlite:///{tmp_path / 'studio.db'}"}).database_url.endswith("studio.db")
+
+
+def test_studio_user_names_the_local_user_from_the_environment_or_secrets_file(tmp_path, monkeypatch):
+    """STUDIO_USER sets the user in the environment and, as the example file says, in secrets.toml."""
+    assert load_settings({"STUDIO_USER": "dana"}).user_name == "dana"
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('STUDIO_USER = "lee"\n')
+    monkeypatch.setenv("STUDIO_SECRETS_FILE", str(secrets))
+    assert load_settings({}).user_name == "lee"

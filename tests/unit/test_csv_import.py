@@ -86,3 +86,10 @@ def test_non_numeric_turns_is_refused():
     with pytest.raises(ValidationError) as exc:
         parse_csv(b"persona,emotion,topic,turns\na,b,c,six\n")
     assert exc.value.code == "invalid_turns"
+
+
+def test_a_header_naming_a_column_twice_is_refused():
+    """persona,emotion,topic,topic is refused naming topic: which of the two is meant cannot be guessed."""
+    with pytest.raises(ValidationError) as exc:
+        parse_csv(b"persona,emotion,topic,Topic\na,b,c,d\n")
+    assert exc.value.code == "duplicate_columns" and "topic" in exc.value.user_message

@@ -331,3 +331,24 @@ def test_to_dict_names_the_original_exception() -> None:
     data = classify(ConnectionResetError(104, "reset")).to_dict()
     assert data["error_type"] == "network" and data["error_code"] == "connection_error"
     assert data["exception"] == "ConnectionResetError"
+
+
+def test_an_api_key_with_a_newline_is_a_malformed_key_not_a_network_outage() -> None:
+    """The SDK's call with a key ending in a newline fails before sending; that is a bad key, never retried."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = anthropic.Anthropic(api_key="sk-ant-api03-newline\n", max_retries=0,
+                                     base_url=f"http://127.0.0.1:{server.server_port}")
+        with pytest.raises(anthropic.APIConnectionError) as raised:
+            client.messages.create(model="claude-sonnet-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = classify(raised.value)
+    assert isinstance(err, APIError) and not isinstance(err, NetworkError)
+    assert err.code == "malformed_api_key" and not err.is_recoverable and err.action == Action.FIX_SETTINGS
+    assert "sk-ant-api03-newline" not in err.message and "sk-ant-api03-newline" not in err.user_message

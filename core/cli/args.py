@@ -1,0 +1,86 @@
+"""Argument types shared by the commands: every bound is a field of core.config, read when parsing.
+
+A value outside its bound is an argparse error (exit 2, the option named, no traceback), so a
+number too large for a database column never reaches the database. The services check the
+same settings, so the UI refuses what the CLI refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+from core.config import get_settings
+
+__all__ = ["bounded_text", "one_of", "template_name", "turns", "whole_number"]
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip().replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+
+
+def whole_number(low: int, high_setting: str) -> Callable[[str], int]:
+    """A whole number from `low` to the setting named `high_setting`."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        high = int(getattr(get_settings(), high_setting))
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}; got {_short(value)}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in its own messages
+    return parse
+
+
+def turns(text: str) -> int:
+    """Messages in a conversation: even, from generation_min_turns to generation_max_turns."""
+    value = _int(text)
+    s = get_settings()
+    if not s.generation_min_turns <= value <= s.generation_max_turns or value % 2:
+        raise argparse.ArgumentTypeError(
+            f"must be an even number from {s.generation_min_turns} to {s.generation_max_turns}; got {_short(value)}")
+    return value
+
+
+def bounded_text(max_setting: str) -> Callable[[str], str]:
+    """Text of at most the setting named `max_setting` characters."""
+
+    def parse(text: str) -> str:
+        limit = int(getattr(get_settings(), max_setting))
+        if len(text) > limit:
+            raise argparse.ArgumentTypeError(f"is {len(text):,} characters long; at most {limit:,} are allowed")
+        return text
+
+    parse.__name__ = "text"
+    return parse
+
+
+def one_of(choices: Callable[[], Sequence[str]], what: str) -> Callable[[str], str]:
+    """One of `choices()` (read when parsing), with the choices named in the refusal."""
+
+    def parse(text: str) -> str:
+        allowed = list(choices())
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"there is no {what} {text[:60]!r}; choose one of: {', '.join(allowed)}")
+        return text
+
+    parse.__name__ = what
+    return parse
+
+
+def _template_names() -> list[str]:
+    from core.generation.templates import template_names
+
+    return template_names()
+
+
+template_name = one_of(_template_names, "template")
+
+
+def _short(value: int) -> str:
+    digits = str(value)
+    return f"{value:,}" if len(digits) <= 24 else f"a number of {len(digits)} digits"
