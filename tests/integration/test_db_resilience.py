@@ -80,6 +80,24 @@ def put(conn: Connection, key: str) -> None:
     conn.execute(app_settings.insert().values(key=key, value="v"))
 
 
+class FailsOnce:
+    """A store unit that meets the outage on its first attempt and ends it before the second."""
+
+    def __init__(self, engine: Engine, saboteur: Saboteur, key: str) -> None:
+        self.engine, self.saboteur, self.key = engine, saboteur, key
+        self.attempts = 0
+
+    def __call__(self) -> int:
+        self.attempts += 1
+        if self.attempts > 1:
+            self.saboteur.unlock()
+        with write_tx(self.engine) as conn:
+            put(conn, self.key)
+            if self.attempts == 1:
+                self.saboteur.break_connection(conn)
+        return self.attempts
+
+
 def test_a_dropped_or_locked_database_is_retried_and_the_unit_succeeds(engine: Engine, saboteur: Saboteur) -> None:
     """The first attempt meets a lock or a killed connection; the retry re-runs the whole unit once."""
     attempts = 0
@@ -109,18 +127,7 @@ def test_a_retried_database_error_that_recovered_leaves_one_info_row(engine: Eng
     from core.errorlog import flush
     from core.store.schema import error_logs
 
-    attempts = 0
-
-    def save() -> None:
-        nonlocal attempts
-        attempts += 1
-        if attempts > 1:
-            saboteur.unlock()
-        with write_tx(engine) as conn:
-            put(conn, f"k{attempts}")
-            if attempts == 1:
-                saboteur.break_connection(conn)
-
+    save = FailsOnce(engine, saboteur, "flaky")
     saboteur.lock()
     run_db(save)
     run_db(lambda: keys(engine))  # no failure: nothing to record
@@ -131,7 +138,7 @@ def test_a_retried_database_error_that_recovered_leaves_one_info_row(engine: Eng
     assert len(rows) == 1, rows
     component, severity, recovered, error_type, attempt, context = rows[0]
     assert (component, severity, recovered, error_type, attempt) == ("store", "info", True, "database", 2)
-    assert "recovered_after_failures" in str(context) and "save" in str(context)
+    assert "recovered_after_failures" in str(context) and "FailsOnce" in str(context)
 
 
 def test_a_unique_violation_is_not_retried_and_leaves_no_partial_rows(engine: Engine, saboteur: Saboteur) -> None:
@@ -191,18 +198,7 @@ def test_a_lasting_outage_gives_up_then_opens_the_breaker(engine: Engine, sabote
 
 def test_async_callers_get_the_same_retries(engine: Engine, saboteur: Saboteur) -> None:
     """arun_db retries a plain store function in a worker thread and awaits a coroutine function."""
-    attempts = 0
-
-    def save() -> int:
-        nonlocal attempts
-        attempts += 1
-        if attempts > 1:
-            saboteur.unlock()
-        with write_tx(engine) as conn:
-            put(conn, "async")
-            if attempts == 1:
-                saboteur.break_connection(conn)
-        return attempts
+    save = FailsOnce(engine, saboteur, "async")
 
     async def count() -> int:
         await asyncio.sleep(0)
