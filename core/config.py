@@ -14,12 +14,14 @@ import math
 import os
 import threading
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-__all__ = ["OPERATOR_FIELDS", "ROOT", "Settings", "SettingsError", "get_settings", "override_settings", "reload_settings"]
+__all__ = ["OPERATOR_FIELDS", "ROOT", "Settings", "SettingsError", "get_settings", "override_settings", "reload_settings",
+           "set_outside_the_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -355,20 +357,29 @@ def _secrets_file() -> dict[str, Any]:
         raise SettingsError(f"{path.name} cannot be read: {exc}") from exc
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Build settings from the environment, then secrets.toml, then defaults; validate them."""
+def _outside_values(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The raw values the environment, then secrets.toml, give for each field they set."""
     env = os.environ if environ is None else environ
     secrets = _secrets_file()
-    hints = get_type_hints(Settings)
     values: dict[str, Any] = {}
     for f in fields(Settings):
         key = env_name(f.name)
-        if key in env:
-            values[f.name] = _convert(f.name, hints[f.name], env[key])
-        elif key in secrets:
-            values[f.name] = _convert(f.name, hints[f.name], secrets[key])
-        elif f.name in secrets:
-            values[f.name] = _convert(f.name, hints[f.name], secrets[f.name])
+        for source, name in ((env, key), (secrets, key), (secrets, f.name)):
+            if name in source:
+                values[f.name] = source[name]
+                break
+    return values
+
+
+def set_outside_the_app(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Fields the environment or secrets.toml sets: for OPERATOR_FIELDS, nothing saved in the app overrides them."""
+    return frozenset(_outside_values(environ))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from the environment, then secrets.toml, then defaults; validate them."""
+    hints = get_type_hints(Settings)
+    values = {name: _convert(name, hints[name], raw) for name, raw in _outside_values(environ).items()}
     settings = Settings(**values)
     settings.validate()
     # checked at start only (the file system is not part of a value): SQLite would create the file

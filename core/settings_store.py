@@ -3,6 +3,11 @@
 Only tunable numbers and names are stored. Secrets (the API key) and where things live
 (database URL, data dir, endpoint, environment) never go into the table: they come from
 the environment or secrets.toml only, so a row can never leak or override them.
+
+Settings that carry a secret or send data out (config.OPERATOR_FIELDS, e.g. the alert webhook
+URL) belong to the operator: where the environment or secrets.toml sets one, a saved value is
+ignored and the UI cannot save another. For every other setting a saved value wins.
+`refusal(name, user)` is the one place that answers "may this user change this setting here".
 """
 
 from __future__ import annotations
@@ -10,14 +15,23 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, delete, select
 
-from core.config import Settings, SettingsError, get_settings, override_settings
+from core.config import (
+    OPERATOR_FIELDS,
+    Settings,
+    SettingsError,
+    env_name,
+    get_settings,
+    override_settings,
+    set_outside_the_app,
+)
 from core.store.schema import app_settings, utcnow
 from core.store.tx import read_conn, write_tx
 
-__all__ = ["NOT_STORED", "STORABLE", "apply_persisted", "load", "reset", "save"]
+__all__ = ["NOT_STORED", "STORABLE", "apply_persisted", "load", "masked", "refusal", "reset", "save"]
 
 NOT_STORED = frozenset({
     "anthropic_api_key", "anthropic_base_url", "database_url", "data_dir", "environment", "retry_instant",
@@ -25,13 +39,44 @@ NOT_STORED = frozenset({
 STORABLE = frozenset(f.name for f in fields(Settings)) - NOT_STORED
 
 
+def _operator_set() -> frozenset[str]:
+    return OPERATOR_FIELDS & set_outside_the_app()
+
+
+def refusal(name: str, user: str | None = None) -> str | None:
+    """Why `user` may not change setting `name` on the Settings page, or None if they may.
+
+    With users and roles (a later issue) the rule "only admins change OPERATOR_FIELDS" goes
+    here; today every local user may change what the operator has not set.
+    """
+    if name not in STORABLE:
+        return f"Setting {env_name(name)} cannot be changed here; set it in the environment."
+    if name in _operator_set():
+        return (f"Setting {env_name(name)} is set by the operator (environment or secrets.toml); "
+                "it cannot be changed here.")
+    return None
+
+
+def masked(name: str, value: Any) -> str:
+    """`value` as the Settings page may show it: an operator setting shows its scheme and host at most."""
+    if name not in OPERATOR_FIELDS:
+        return str(value)
+    text = str(value or "")
+    if not text:
+        return "(not set)"
+    parts = urlsplit(text)
+    # the path and query of a webhook URL are its secret (Slack, Discord, Teams all put the token there)
+    return f"{parts.scheme}://{parts.hostname}/…" if parts.scheme and parts.hostname else "(set, hidden)"
+
+
 def load(engine: Engine) -> dict[str, Any]:
-    """The stored overrides, decoded; unknown or secret keys are ignored."""
+    """The stored overrides, decoded; unknown or secret keys, and operator settings the environment sets, are ignored."""
     with read_conn(engine) as conn:
         rows = conn.execute(select(app_settings.c.key, app_settings.c.value)).all()
     values: dict[str, Any] = {}
+    operator_set = _operator_set()
     for key, raw in rows:
-        if key in STORABLE:
+        if key in STORABLE and key not in operator_set:
             try:
                 values[key] = json.loads(raw)
             except json.JSONDecodeError:
@@ -45,9 +90,10 @@ def save(engine: Engine, changes: dict[str, Any], *, user: str | None = None) ->
     Raises SettingsError (naming the field) before anything is stored if a value is invalid,
     and for a field that may not be stored.
     """
-    refused = sorted(set(changes) - STORABLE)
-    if refused:
-        raise SettingsError(f"Setting {refused[0]} cannot be changed here; set it in the environment.")
+    for name in sorted(changes):
+        reason = refusal(name, user)
+        if reason is not None:
+            raise SettingsError(reason)
     new = get_settings().replace(**changes)  # validates; raises SettingsError naming the field
     now = utcnow()
     with write_tx(engine) as conn:

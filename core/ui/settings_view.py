@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy import text
 
 from core import settings_store
-from core.config import SettingsError, env_name, get_settings
+from core.config import OPERATOR_FIELDS, SettingsError, env_name, get_settings
 from core.llm.pricing import MODELS, model_choices
 from core.store import get_engine
 from core.ui.boundaries import section_key
@@ -65,11 +65,32 @@ def model_prices() -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, height=240)
 
 
+def _operator_widget(name: str, current: str, label: str, help_text: str) -> str:
+    """A secret-bearing setting: its value never goes to the browser; locked where the operator set it.
+
+    Returns the value to save: the current one when the field is left empty.
+    """
+    st.text(f"{label}: {settings_store.masked(name, current)}")
+    reason = settings_store.refusal(name, current_user())
+    if reason is not None:
+        st.caption(reason)
+        return current
+    entered = st.text_input(f"New {label.lower()}", value="", type="password", key=section_key(_K, name),
+                            help=f"{help_text}. Leave empty to keep the current value.",
+                            placeholder="https://…")
+    remove = bool(current) and st.checkbox(f"Remove the {label.lower()}", key=section_key(_K, f"{name}_remove"))
+    if remove:
+        return ""
+    return entered.strip() or current
+
+
 def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
     key = section_key(_K, name)
     label = f"{_label(name)}"
     help_text = f"Environment variable {env_name(name)}"
-    if name == "default_model":
+    if name in OPERATOR_FIELDS:
+        value = _operator_widget(name, str(current), label, help_text)
+    elif name == "default_model":
         options = model_choices(include_deprecated=True)
         value = st.selectbox(label, options, index=options.index(current) if current in options else 0, key=key,
                              help=help_text, format_func=lambda n: f"{n} — ${MODELS[n].input_per_mtok:g} / "
