@@ -56,8 +56,12 @@ def _fraction(v: float) -> bool:
 
 
 def _is_http_url(v: str) -> bool:
-    parts = urlsplit(v)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and v == v.strip()
+    try:
+        parts = urlsplit(v)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(host) and v == v.strip()
 
 
 def _check(check: Any, rule: str) -> dict[str, Any]:

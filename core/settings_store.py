@@ -64,9 +64,13 @@ def masked(name: str, value: Any) -> str:
     text = str(value or "")
     if not text:
         return "(not set)"
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:
+        return "(set, hidden)"
     # the path and query of a webhook URL are its secret (Slack, Discord, Teams all put the token there)
-    return f"{parts.scheme}://{parts.hostname}/…" if parts.scheme and parts.hostname else "(set, hidden)"
+    return f"{parts.scheme}://{host}/…" if parts.scheme and host else "(set, hidden)"
 
 
 def load(engine: Engine) -> dict[str, Any]:

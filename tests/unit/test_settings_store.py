@@ -91,7 +91,7 @@ def test_a_saved_number_still_wins_over_the_environment(engine, monkeypatch):
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "javascript:alert(1)", "ftp://example.com/x", "example.com",
-                                 "https://"])
+                                 "https://", "https://[::1/x"])
 def test_only_an_http_or_https_webhook_url_is_accepted(engine, url):
     """A webhook URL that is not http(s) with a host is refused naming the setting, and its value is not echoed."""
     with pytest.raises(SettingsError, match="STUDIO_ALERT_WEBHOOK_URL") as refused:
