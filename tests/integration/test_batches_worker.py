@@ -198,8 +198,9 @@ def test_cli_create_status_resume_and_export(engine, sandbox, capsys, tmp_path):
     assert (st["state"], st["done"], st["counts"]["failed"]) == ("completed", 5, 0)
     assert cli(["batch", "resume", bid]) == 2
     assert "finished" in capsys.readouterr().err
-    assert cli(["batch", "create", "--template", "tutoring", "--count", "0"]) == 2
-    assert "from 1 to" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before the command runs
+        cli(["batch", "create", "--template", "tutoring", "--count", "0"])
+    assert refused.value.code == 2 and "from 1 to" in capsys.readouterr().err
     out = tmp_path / "train.jsonl"
     assert cli(["conversations", "export", "--out", str(out), "--batch", bid]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
