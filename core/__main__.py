@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 
+from core.cli import print_error
 from core.config import SettingsError, get_settings
 from core.errors import AppError, classify
 from core.runtime import settle_heap
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         get_settings()  # a bad setting stops every command at start, before anything is touched
     except SettingsError as exc:
-        print_error(str(exc))
+        print_error(_error_text(str(exc)))
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad arguments
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:
-        print_error(str(exc))
+        print_error(_error_text(str(exc)))
         return 2
     except KeyboardInterrupt:
         return 130
@@ -60,22 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI boundary classifies every failure
         err = exc if isinstance(exc, AppError) else classify(exc)
         if err.error_type == "validation":
-            print_error(err.user_message, f"{err.code}: {err.message}")
+            print_error(_error_text(err.user_message, f"{err.code}: {err.message}"))
             return 2  # bad input is refused, not a failure of the app: nothing to record
-        print_error(err.user_message, f"{err.code}: {err.message}", _record_failure(err, args))
+        print_error(_error_text(err.user_message, f"{err.code}: {err.message}", _record_failure(err, args)))
         return 1
     finally:
         _flush_error_log()
 
 
-def print_error(message: str, detail: str | None = None, note: str | None = None) -> None:
-    """The one place the CLI writes an error to stderr."""
+def _error_text(message: str, detail: str | None = None, note: str | None = None) -> str:
     lines = [f"error: {message}"]
     if detail:
         lines.append(f"  ({detail})")
     if note:
         lines.append(f"  {note}")
-    print("\n".join(lines), file=sys.stderr)
+    return "\n".join(lines)
 
 
 def _record_failure(err: AppError, args: argparse.Namespace) -> str:
