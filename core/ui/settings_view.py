@@ -73,7 +73,7 @@ def _operator_widget(name: str, current: str, label: str, help_text: str) -> str
     st.text(f"{label}: {settings_store.masked(name, current)}")
     reason = settings_store.refusal(name, current_user())
     if reason is not None:
-        st.caption(reason)
+        st.caption(literal(reason))
         return current
     entered = st.text_input(f"New {label.lower()}", value="", type="password", key=section_key(_K, name),
                             help=f"{help_text}. Leave empty to keep the current value.",
