@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-__all__ = ["OPERATOR_FIELDS", "ROOT", "Settings", "SettingsError", "get_settings", "override_settings", "reload_settings",
-           "set_outside_the_app"]
+__all__ = ["OPERATOR_FIELDS", "ROOT", "Settings", "SettingsError", "auth_secrets", "get_settings", "override_settings",
+           "reload_settings", "set_outside_the_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,6 +202,8 @@ class Settings:
     log_ring_size: int = field(default=100, metadata=_check(_positive, "a whole number > 0"))
     log_context_max_chars: int = field(default=8000, metadata=_check(_positive, "a whole number > 0"))
     log_text_max_chars: int = field(default=20_000, metadata=_check(_positive, "a whole number > 0"))
+    # a batch's status reason, an item's last error, a draft's error message: redacted, then cut to this
+    stored_reason_max_chars: int = field(default=2000, metadata=_check(_positive, "a whole number > 0"))
     log_spool_retry_s: float = field(default=5.0, metadata=_check(_non_negative, "a number >= 0"))
     log_shutdown_timeout_s: float = field(default=5.0, metadata=_check(_non_negative, "a number >= 0"))
     log_search_max_chars: int = field(default=200, metadata=_check(_positive, "a whole number > 0"))
@@ -359,6 +361,15 @@ def _secrets_file() -> dict[str, Any]:
             return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"{path.name} cannot be read: {exc}") from exc
+
+
+def auth_secrets() -> dict[str, Any]:
+    """The `[auth]` table of secrets.toml (Streamlit's login: client and cookie secrets), or {}."""
+    try:
+        auth = _secrets_file().get("auth")
+    except SettingsError:
+        return {}
+    return auth if isinstance(auth, dict) else {}
 
 
 def _outside_values(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

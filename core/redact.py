@@ -16,12 +16,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import logging
 import re
+import threading
+import traceback
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
-__all__ = ["REDACTED", "is_sensitive_key", "redact", "redact_text", "redact_traceback"]
+from core.config import SettingsError, auth_secrets, get_settings
+
+__all__ = [
+    "REDACTED", "Scrubber", "app_secret_values", "cut", "install_log_redaction", "is_sensitive_key", "redact",
+    "redact_cut", "redact_text",
+    "redact_traceback", "secret_fragments", "secrets_under_keys",
+]
 
 REDACTED = "[REDACTED]"
 
@@ -57,50 +68,80 @@ def is_sensitive_key(key: str) -> bool:
 # patterns start with a literal where possible so `re` can skip ahead quickly. Most messages
 # therefore cost a handful of substring checks and no regex scan at all.
 
-# Labels in free text whose value is a secret: "password=...", '"api_key": "..."', "db_password: ...".
+# Labels in free text whose value is a secret: "password=...", '"api_key": "..."', "db_password: ...",
+# also inside escaped JSON ('{\"password\": \"...\"}') and URL-encoded forms ("password%3D...").
+# Every spelling a label can start with is a gate: the label rule runs only where one occurs.
 _LABEL_WORDS = (
-    "password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "access_key", "access-key",
-    "private_key", "private-key", "credential", "token", "sessionid", "session_id", "csrftoken", "cookie",
-    "dsn",
+    "password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "access_key", "access-key", "accesskey",
+    "private_key", "private-key", "privatekey", "credential", "token", "sessionid", "session_id", "session-id",
+    "csrftoken", "cookie", "dsn", "accountkey", "sharedaccesskey",
 )
+_LABEL_NAMES = (
+    r"password|passwd|pwd|secret(?:[_\-\s]?(?:access[_\-\s]?)?key)?|api[_\-]?key|access[_\-]?key|"
+    r"private[_\-]?key|credentials?|token|session[_\-]?id|csrftoken|cookie|dsn|accountkey|sharedaccesskey"
+)
+# the label may be quoted, escaped-quoted or percent-quoted; ":" or "=" may be percent-encoded
+_LABEL_SEP = r"(?:\\{0,3}[\"']|%22|%27)?\s*(?:[:=]|%3a|%3d)\s*"
 _QUOTED_VALUE = r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
-_BARE_VALUE = r"[^\s,;&'\"<>(){}\[\]]+"
+_ESCAPED_QUOTED_VALUE = r"\\{1,3}\"(?:(?!\\{1,3}\")[^\n]){0,2048}\\{1,3}\""
+_PERCENT_QUOTED_VALUE = r"%22(?:(?!%22)\S){0,2048}%22"
+# a bare value ends at a separator, at an escaped quote or at a percent-encoded "&", '"', "," or ";"
+_BARE_VALUE = r"(?:[^\s,;&'\"<>(){}\[\]%\\]++|%(?!26|22|2c|3b)|\\(?![\"nrt]))++"
+_VALUES = "|".join((_QUOTED_VALUE, _ESCAPED_QUOTED_VALUE, _PERCENT_QUOTED_VALUE, _BARE_VALUE))
+
+_AWS_ID_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA")
+_AWS_ID = "(?:" + "|".join(_AWS_ID_PREFIXES) + ")[A-Z0-9]{16}"
 
 _RULES: list[tuple[str, tuple[str, ...], str, int]] = [
-    # PEM blocks first: their body would otherwise be cut into pieces by other patterns
+    # PEM blocks first: their body would otherwise be cut into pieces by other patterns. A block
+    # whose END line is missing (the text was cut) loses its header lines and base64 body.
     ("pem", ("-----BEGIN",),
      # the body may not run past the next BEGIN, so many unterminated BEGINs stay linear
-     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----BEGIN )[\s\S])*?"
-     r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?:(?!-----BEGIN )[\s\S])*?"
+     r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|"
+     r"(?:(?:\s|\\[nr])*(?:[A-Za-z0-9+/=]{8,}|[A-Za-z][A-Za-z\-]*: [^\n\\]*))*[A-Za-z0-9+/=]*)",
      0),
-    # user:password@ in any URL: keep scheme, user and host; the password runs to the last "@"
-    # before the path, so an unescaped "@" inside it is covered
-    # (bounded lengths keep a pathological "://a:aaaa..." line linear instead of quadratic)
-    ("url", ("://",), r"(?P<head>://[^:/?#\s@]{0,256}:)(?P<val>[^\s/\"'@][^\s/\"']{0,255})(?=@)", 0),
+    # incoming-webhook URLs carry their secret in the path: keep the host, drop the rest
+    ("webhook", ("hooks.slack.com/", "discord.com/api/", "discordapp.com/api/"),
+     r"(?P<head>hooks\.slack\.com/(?:services|workflows|triggers)/|"
+     r"discord(?:app)?\.com/api/(?:v\d+/)?webhooks/)(?P<val>[A-Za-z0-9_.\-/]+)",
+     0),
+    # user:password@ in any URL: keep scheme, user and host. The password may hold "/", spaces,
+    # quotes and "@" (SQLAlchemy accepts them unescaped); it ends at the first "@" that is
+    # followed by a host. Bounded lengths keep a pathological "://a:aaaa..." line linear.
+    ("url", ("://",),
+     r"(?P<head>://[^:/?#\s@]{0,256}:)(?P<val>[^\n]{1,256}?)(?=@[^\s/@?#\"'\\]+(?:[/?#\s\"'\\,;)\]]|$))",
+     0),
     # HTTP auth headers: the whole value after the label (it may be "Bearer xyz" or "Basic xyz")
     ("header", ("authorization",), r"(?P<head>authorization[\"']?\s*[:=]\s*[\"']?)(?P<val>[^\"'\r\n,}]+)",
      re.IGNORECASE),
     ("bearer", ("bearer",), r"(?P<head>bearer\s+)(?P<val>[A-Za-z0-9\-._~+/]{8,}=*)", re.IGNORECASE),
     ("basic", ("basic",), r"(?P<head>basic\s+)(?P<val>[A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])", re.IGNORECASE),
-    # AWS secret keys are 40 base64 characters after a label that may be written with spaces
+    # AWS secret keys are 40 base64 characters after a label that may be written with spaces ...
     ("aws_secret", ("aws",),
      r"(?P<head>aws[_\- ]?secret[_\- ]?(?:access[_\- ]?)?key[\"']?\s*[:=]?\s*[\"']?)(?P<val>[A-Za-z0-9/+]{40})"
      r"(?![A-Za-z0-9/+])", re.IGNORECASE),
+    # ... or right after the access key id they belong to ("AKIA... wJalr...", "AKIA...:wJalr...")
+    ("aws_pair", _AWS_ID_PREFIXES,
+     r"(?P<head>" + _AWS_ID + r"[\s,:;/|\"'=]{1,6})(?P<val>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", 0),
     # label = value (covers aws_secret_access_key=..., "password": "...", db_password: ...)
-    ("label", _LABEL_WORDS,
-     r"(?P<head>(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?|"
-     r"token|sessionid|session[_\-]?id|csrftoken|cookie|dsn)[\"']?\s*[:=]\s*)(?P<val>" + _QUOTED_VALUE + "|"
-     + _BARE_VALUE + ")", re.IGNORECASE),
+    ("label", _LABEL_WORDS, r"(?P<head>(?:" + _LABEL_NAMES + ")" + _LABEL_SEP + ")(?P<val>" + _VALUES + ")",
+     re.IGNORECASE),
+    # a session cookie ("session=...", "sessionid=..."); "session:" in prose is not a label
+    ("session", ("session=",), r"(?P<head>session=)(?P<val>[^\s;,&'\"<>]+)", re.IGNORECASE),
+    # signed URLs and query strings: ?key=..., sig=... (Azure SAS), signature=... (S3, GCS)
+    ("query", ("?key=", "&key=", "sig=", "signature="),
+     r"(?P<head>[?&]key=|(?<![a-z0-9_])sig=|(?<![a-z0-9_])signature=)(?P<val>[^&#\s\"'<>]+)", re.IGNORECASE),
     ("anthropic", ("sk-ant-",), r"sk-ant-[A-Za-z0-9_\-]{8,}", 0),
     ("openai", ("sk-",), r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}", 0),
     ("stripe", ("_live_", "_test_"), r"(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{10,}", 0),
     # starts only at a word start, and possessive runs never backtrack: "eyJeyJeyJ..." stays linear
     ("jwt", ("eyJ",), r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,}+\.eyJ[A-Za-z0-9_\-]{5,}+\.[A-Za-z0-9_\-]*+", 0),
     ("supabase", ("sb_secret_", "sb_publishable_"), r"sb_(?:secret|publishable)_[A-Za-z0-9_\-]{10,}", 0),
-    ("aws_id", ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA"),
-     r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])", 0),
+    ("aws_id", _AWS_ID_PREFIXES, _AWS_ID + r"(?![A-Za-z0-9])", 0),
     ("github", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
      r"(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})", 0),
+    ("huggingface", ("hf_",), r"hf_[A-Za-z0-9]{30,}", 0),
     ("slack", ("xox",), r"xox[abposr]-[A-Za-z0-9\-]{10,}", 0),
     ("google", ("AIza",), r"AIza[0-9A-Za-z_\-]{35}", 0),
 ]
@@ -111,8 +152,10 @@ _RULES: list[tuple[str, tuple[str, ...], str, int]] = [
 _CASELESS = frozenset(kind for kind, _gates, _body, flags in _RULES if flags & re.IGNORECASE)
 # kinds that must not start inside a longer word ("task-ant-..." is not an "sk-ant-" key); a label
 # may end a longer key name ("db_password=") so it is not in this set
-_WORD_START = frozenset({"bearer", "basic", "aws_secret", "anthropic", "openai", "stripe", "jwt",
-                         "supabase", "aws_id", "github", "slack", "google"})
+_WORD_START = frozenset({"bearer", "basic", "aws_secret", "aws_pair", "anthropic", "openai", "stripe", "jwt",
+                         "supabase", "aws_id", "github", "huggingface", "slack", "google", "session"})
+# kinds whose matches may only start where a gate occurs: found with str.find, not a regex scan
+_AT_GATES = frozenset({"label", "session", "query"})
 
 _COMPILED = [
     (kind, gates, re.compile(body, flags & ~re.IGNORECASE), re.compile(body, flags))
@@ -145,6 +188,12 @@ def _looks_like_basic_credentials(value: str) -> bool:
     return (":" in text and text.isprintable()) or (len(value) >= 16 and not value.isalpha())
 
 
+# "host:8080/path@x" is a port, not a password
+_PORT = re.compile(r"\d{1,5}(?:[/\s]|$)")
+# where a URL password may end: its "@" lies within this many characters of the "://"
+_URL_WINDOW = 520
+
+
 def _replacement(kind: str, s: str, m: re.Match[str]) -> str | None:
     """What replaces match `m` (whose spans index into `s`), or None to keep the text."""
     if kind in _WORD_START and not _starts_word(s, m.start()):
@@ -157,16 +206,27 @@ def _replacement(kind: str, s: str, m: re.Match[str]) -> str | None:
         return None
     if kind == "basic" and not _looks_like_basic_credentials(value):
         return None
-    if kind == "label" and value[:1] in ("'", '"'):
-        return head + value[0] + REDACTED + value[0]
+    if kind == "url" and _PORT.match(value):
+        return None
+    if kind == "label":
+        # keep the value's quotes (plain, escaped or percent-encoded) so JSON stays well formed
+        if value[:1] in ("'", '"'):
+            return head + value[0] + REDACTED + value[0]
+        if value[:1] == "\\":
+            quote = value[: value.index('"') + 1]
+            return head + quote + REDACTED + quote
+        if value[:3] == "%22":
+            return head + "%22" + REDACTED + "%22"
     return head + REDACTED
 
 
-def _matches_at_gates(rx: re.Pattern[str], scan: str, gates: tuple[str, ...]) -> Iterator[re.Match[str]]:
+def _matches_at_gates(rx: re.Pattern[str], scan: str, gates: tuple[str, ...],
+                      needs: str | None = None) -> Iterator[re.Match[str]]:
     """Matches of `rx` that start exactly where a gate word occurs, left to right, not overlapping.
 
-    Used for the label rule: scanning a long traceback with a many-branched pattern is slow,
-    while finding its few gate words with str.find is nearly free.
+    Scanning a long traceback with a many-branched pattern is slow, while finding its few gate
+    words with str.find is nearly free. With `needs`, a gate is tried only when that text occurs
+    within _URL_WINDOW characters after it (a URL password needs its "@").
     """
     starts: list[int] = []
     for gate in gates:
@@ -177,6 +237,8 @@ def _matches_at_gates(rx: re.Pattern[str], scan: str, gates: tuple[str, ...]) ->
     end = -1
     for i in sorted(set(starts)):
         if i < end:
+            continue
+        if needs is not None and scan.find(needs, i, i + _URL_WINDOW) == -1:
             continue
         m = rx.match(scan, i)
         if m is not None:
@@ -200,23 +262,151 @@ def _apply(kind: str, matches: Iterable[re.Match[str]], s: str) -> str:
     return "".join(pieces)
 
 
+# ---- known secrets -----------------------------------------------------------------------------
+# A secret the app knows (its own keys, or a value found under a secret-named key) is removed
+# wherever its text appears, whatever its shape. Shorter values would take ordinary words with them.
+_KNOWN_MIN_CHARS = 6
+
+
+def _known_forms(value: str) -> set[str]:
+    """`value` as it may appear in other text: plain, URL-encoded, JSON- or repr-escaped."""
+    forms = {value, quote(value, safe=""), quote(value), json.dumps(value)[1:-1], repr(value)[1:-1]}
+    return {f for f in forms if len(f) >= _KNOWN_MIN_CHARS and REDACTED not in f}
+
+
+def secret_fragments(value: Any) -> set[str]:
+    """The texts to remove wherever else they appear, for a value kept under a secret-named key.
+
+    The whole value, its words that look like tokens ("Bearer abc..." -> "abc..."), and the
+    password of a URL ("postgresql://u:pw@h" -> "pw"), each in the forms _known_forms lists.
+    """
+    out: set[str] = set()
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        for item in value.values():
+            out |= secret_fragments(item)
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            out |= secret_fragments(item)
+        return out
+    if not isinstance(value, str):
+        return out
+    text = value.strip()
+    parts = {text}
+    if "://" in text:
+        try:
+            password = urlsplit(text).password
+        except ValueError:
+            password = None
+        if password:
+            parts.add(password)
+            parts.add(unquote(password))
+    words = text.split()
+    if len(words) > 1:
+        parts.update(w for w in words if _looks_like_token(w) and len(w) >= _KNOWN_MIN_CHARS)
+    for part in parts:
+        out |= _known_forms(part)
+    return out
+
+
+def secrets_under_keys(obj: Any, _depth: int = 0) -> set[str]:
+    """Every fragment (see secret_fragments) of the values kept under secret-named keys in `obj`."""
+    out: set[str] = set()
+    if _depth >= _MAX_DEPTH:
+        return out
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(key, str) and is_sensitive_key(key):
+                out |= secret_fragments(value)
+            elif isinstance(value, dict | list | tuple):
+                out |= secrets_under_keys(value, _depth + 1)
+    elif isinstance(obj, list | tuple):
+        for value in obj:
+            if isinstance(value, dict | list | tuple):
+                out |= secrets_under_keys(value, _depth + 1)
+    return out
+
+
+def _literal_pass(s: str, known: tuple[str, ...]) -> str:
+    for secret in known:  # longest first, so a longer form is not broken up by a shorter one
+        if secret in s:
+            s = s.replace(secret, REDACTED)
+    return s
+
+
+class _AppSecrets:
+    """The app's own secrets, taken from the settings in force (refreshed when they change)."""
+
+    def __init__(self) -> None:
+        self.settings: object | None = None
+        self.known: tuple[str, ...] = ()
+        self.lock = threading.Lock()
+
+    def current(self) -> tuple[str, ...]:
+        try:
+            settings = get_settings()
+        except SettingsError:
+            return self.known  # the process is refusing to start; keep what was known
+        if settings is not self.settings:
+            with self.lock:
+                if settings is not self.settings:
+                    self.known = _sorted_known(app_secret_values(settings))
+                    self.settings = settings
+        return self.known
+
+
+def app_secret_values(settings: Any) -> set[str]:
+    """Fragments of the app's secrets: the API key, the database password, the webhook URL's path
+    and query, and every secret of secrets.toml's [auth] (client and cookie secrets)."""
+    out: set[str] = set()
+    if settings.anthropic_api_key:
+        out |= secret_fragments(settings.anthropic_api_key)
+    if settings.database_url:
+        try:
+            password = urlsplit(settings.database_url).password
+        except ValueError:
+            password = None
+        if password:
+            out |= _known_forms(password) | _known_forms(unquote(password))
+    if settings.alert_webhook_url:
+        try:
+            hook = urlsplit(settings.alert_webhook_url)
+        except ValueError:
+            hook = None
+        if hook is not None:
+            for part in (hook.path, hook.path.strip("/"), hook.query):
+                out |= _known_forms(part) if part.strip("/") else set()
+    # client_secret and cookie_secret, also under provider tables ([auth.google])
+    return out | secrets_under_keys(auth_secrets())
+
+
+def _sorted_known(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(values), key=len, reverse=True))
+
+
+_app_secrets = _AppSecrets()
+
 # Short strings repeat (context keys, codes, user messages, the same failure over and over), so
 # their results are cached; long ones (tracebacks, bodies) are scanned each time.
 _CACHE_MAX_CHARS = 512
 
 
 def redact_text(s: str) -> str:
-    """`s` with every secret-shaped value replaced by [REDACTED]."""
+    """`s` with every secret-shaped value and every secret the app knows replaced by [REDACTED]."""
     if not isinstance(s, str):
         s = str(s)
+    known = _app_secrets.current()
     if len(s) <= _CACHE_MAX_CHARS:
-        return _redact_short(s)
-    return _redact_scan(s)
+        return _redact_short(s, known)
+    return _redact_scan(_literal_pass(s, known) if known else s)
 
 
 @lru_cache(maxsize=8192)
-def _redact_short(s: str) -> str:
-    return _redact_scan(s)
+def _redact_short(s: str, known: tuple[str, ...]) -> str:
+    # `known` is part of the key: a secret set later cannot be served from an entry made before
+    return _redact_scan(_literal_pass(s, known) if known else s)
 
 
 def _redact_scan(s: str) -> str:
@@ -234,7 +424,7 @@ def _redact_scan(s: str) -> str:
                 continue
             if len(low) != len(s):
                 new = _apply(kind, rx_caseless.finditer(s), s)
-            elif kind == "label":
+            elif kind in _AT_GATES:
                 new = _apply(kind, _matches_at_gates(rx_plain, low, gates), s)
             else:
                 new = _apply(kind, rx_plain.finditer(low), s)
@@ -244,7 +434,12 @@ def _redact_scan(s: str) -> str:
                     break
             else:
                 continue
-            new = _apply(kind, rx_plain.finditer(s), s)
+            if kind == "url":
+                if "@" not in s:
+                    continue
+                new = _apply(kind, _matches_at_gates(rx_plain, s, gates, needs="@"), s)
+            else:
+                new = _apply(kind, rx_plain.finditer(s), s)
         if new is not s:
             s = new
             low = None  # the text changed
@@ -256,6 +451,41 @@ def redact_traceback(s: str) -> str:
     # source lines ("client = Anthropic(api_key='sk-...')") and exception messages are text
     # like any other; the same single pass covers them
     return redact_text(s)
+
+
+def cut(text: str, limit: int, *, keep: str = "start") -> str:
+    """`text` cut to about `limit` characters with a note of what was left out.
+
+    Call it on redacted text only (redact_cut does both): a cut can land inside a secret and
+    leave a tail no pattern recognises. `keep="end"` keeps the end (the frames of a traceback
+    nearest the failure) instead of the start.
+    """
+    if len(text) <= limit:
+        return text
+    if keep == "end":
+        return f"[{len(text) - limit} earlier characters cut] ..." + text[-limit:]
+    return text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def redact_cut(text: Any, limit: int, *, keep: str = "start", known: Iterable[str] = ()) -> str:
+    """Redact `text` (also removing the `known` secrets), then cut it: the one order that is safe."""
+    return cut(Scrubber(known)(text), limit, keep=keep)
+
+
+class Scrubber:
+    """redact_text that also removes `known` secrets (found elsewhere in the same row) wherever they appear."""
+
+    __slots__ = ("known",)
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        self.known = _sorted_known(known)
+
+    def __call__(self, s: Any) -> str:
+        if not isinstance(s, str):
+            s = str(s)
+        if self.known:
+            s = _literal_pass(s, self.known)
+        return redact_text(s)
 
 
 def redact(obj: Any) -> Any:
@@ -299,3 +529,57 @@ def _redact(obj: Any, depth: int, seen: set[int]) -> Any:
         return items
     finally:
         seen.discard(id(obj))
+
+
+# ---- log records -------------------------------------------------------------------------------
+_log_local = threading.local()
+_log_installed = False
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    """Replace a record's message, exception text and stack by their redacted forms."""
+    if getattr(_log_local, "busy", False):
+        return  # a log line made while redacting one (there should be none) is left alone
+    _log_local.busy = True
+    try:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # "%d" given a str: logging would report it; keep the text
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = redact_text(message), None
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            # formatters print exc_text when it is set; without exc_info none can format the raw one
+            record.exc_text, record.exc_info = redact_traceback(text.rstrip("\n")), None
+        elif record.exc_text:
+            record.exc_text = redact_traceback(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_traceback(record.stack_info)
+    except Exception as exc:  # noqa: BLE001 - a line that cannot be redacted is withheld, never shown raw
+        record.msg, record.args = f"[log line withheld: it could not be redacted ({type(exc).__name__})]", None
+        record.exc_info = record.exc_text = record.stack_info = None
+    finally:
+        _log_local.busy = False
+
+
+def install_log_redaction() -> bool:
+    """Make every log record of this process redacted as it is made; True the first time.
+
+    A record factory, not a handler filter: it covers every logger and handler, ours and the
+    libraries', whatever is configured later, and costs nothing for lines below the level.
+    """
+    global _log_installed
+    with _app_secrets.lock:
+        if _log_installed:
+            return False
+        _log_installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    return True

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import traceback
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -17,7 +19,7 @@ from sqlalchemy import String
 
 from core.errorlog.fingerprint import fingerprint
 from core.errors import AppError
-from core.redact import REDACTED, is_sensitive_key, redact_text, redact_traceback
+from core.redact import REDACTED, Scrubber, cut, is_sensitive_key, redact_text, secrets_under_keys
 from core.store.schema import error_logs
 
 __all__ = ["Pending", "build_row", "json_safe"]
@@ -77,25 +79,27 @@ def _safe_repr(value: Any) -> str:
 
 
 def _clean(text: str, limit: int) -> str:
-    """Cut to `limit` characters and drop NULs (Postgres text cannot hold them)."""
-    if len(text) > limit:
-        text = text[:limit] + f"... [{len(text) - limit} more characters]"
+    """Cut (already redacted) text to `limit` characters and drop NULs (Postgres text cannot hold them)."""
+    text = cut(text, limit)
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
     return text
 
 
-def json_safe(value: Any, limit: int, depth: int = 0) -> Any:
-    """A redacted, JSON-serialisable copy of `value`: unknown objects become their repr."""
+Scrub = Callable[[str], str]
+
+
+def json_safe(value: Any, limit: int, depth: int = 0, scrub: Scrub = redact_text) -> Any:
+    """A redacted (by `scrub`), JSON-serialisable copy of `value`: unknown objects become their repr."""
     kind = type(value)
     if kind is str:  # the common case first
-        return _clean(redact_text(value), limit)
+        return _clean(scrub(value), limit)
     if value is None or isinstance(value, _PLAIN):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
-        return _clean(redact_text(value), limit)
+        return _clean(scrub(value), limit)
     if depth >= _MAX_DEPTH:
         return f"[{type(value).__name__} nested too deep]"
     if isinstance(value, dict):
@@ -104,20 +108,20 @@ def json_safe(value: Any, limit: int, depth: int = 0) -> Any:
             if i >= _MAX_ITEMS:
                 out["_more_items"] = len(value) - _MAX_ITEMS
                 break
-            name = _clean(redact_text(_safe_str(key)), 200)
-            out[name] = REDACTED if is_sensitive_key(name) else json_safe(item, limit, depth + 1)
+            name = _clean(scrub(_safe_str(key)), 200)
+            out[name] = REDACTED if is_sensitive_key(name) else json_safe(item, limit, depth + 1, scrub)
         return out
     if isinstance(value, _SEQUENCES):
         items = list(value)
-        safe = [json_safe(item, limit, depth + 1) for item in items[:_MAX_ITEMS]]
+        safe = [json_safe(item, limit, depth + 1, scrub) for item in items[:_MAX_ITEMS]]
         if len(items) > _MAX_ITEMS:
             safe.append(f"[{len(items) - _MAX_ITEMS} more items]")
         return safe
     if isinstance(value, _BYTES):
-        return _clean(redact_text(bytes(value[: limit * 4]).decode("utf-8", errors="replace")), limit)
+        return _clean(scrub(bytes(value[: limit * 4]).decode("utf-8", errors="replace")), limit)
     if isinstance(value, datetime):
         return value.isoformat()
-    return _clean(redact_text(_safe_repr(value)), limit)
+    return _clean(scrub(_safe_repr(value)), limit)
 
 
 # The most characters JSON can spend on one character of a string ("\u0001"), and an upper bound
@@ -148,7 +152,7 @@ def _surely_fits(safe: dict[str, Any], limit: int) -> bool:
     return total <= limit
 
 
-def _context(p: Pending, limit: int) -> dict[str, Any] | None:
+def _raw_context(p: Pending) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     err = p.error
     if err.context:
@@ -164,9 +168,13 @@ def _context(p: Pending, limit: int) -> dict[str, Any] | None:
         raw.setdefault("exception", f"{type(exc).__module__}.{type(exc).__qualname__}")
     if not isinstance(p.original, BaseException):
         raw.setdefault("recorded_value", p.original)
+    return raw
+
+
+def _context(raw: dict[str, Any], limit: int, scrub: Scrub) -> dict[str, Any] | None:
     if not raw:
         return None
-    safe = json_safe(raw, limit)
+    safe = json_safe(raw, limit, 0, scrub)
     if _surely_fits(safe, limit):
         return safe
     text = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
@@ -176,8 +184,8 @@ def _context(p: Pending, limit: int) -> dict[str, Any] | None:
     return safe
 
 
-def _stack_trace(p: Pending, limit: int) -> str | None:
-    """The traceback of a real exception (one that was raised), redacted; None otherwise."""
+def _stack_trace(p: Pending, limit: int, scrub: Scrub) -> str | None:
+    """The traceback of a real exception (one that was raised), redacted, then cut; None otherwise."""
     exc: BaseException | None = None
     if isinstance(p.original, BaseException) and p.original.__traceback__ is not None:
         exc = p.original
@@ -189,10 +197,10 @@ def _stack_trace(p: Pending, limit: int) -> str | None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except Exception as inner:  # noqa: BLE001 - a traceback that cannot be formatted is summarised
         text = f"<traceback could not be formatted: {type(inner).__name__}>"
-    # keep the end of a long trace: the frames nearest the failure matter most
-    if len(text) > limit:
-        text = f"[{len(text) - limit} earlier characters cut] ..." + text[-limit:]
-    return _clean(redact_traceback(text), limit + 100)
+    # redacted whole before it is cut: a cut inside a key would leave a tail no pattern knows.
+    # Keep the end of a long trace: the frames nearest the failure matter most.
+    text = cut(scrub(text), limit, keep="end")
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _width(name: str, value: str | None) -> str | None:
@@ -203,6 +211,22 @@ def _width(name: str, value: str | None) -> str | None:
     if width is not None and len(text) > width:
         text = text[:width]
     return text.replace("\x00", "") if "\x00" in text else text
+
+
+# What an id looks like: a uuid, "req_011C...", "batch-7", an email; a user name may hold spaces.
+_ID_SHAPE = re.compile(r"[\w.:@+\-]+")
+_NAME_SHAPE = re.compile(r"[\w.:@+\-]+(?: [\w.:@+\-]+)*")
+
+
+def _id(name: str, value: Any, scrub: Scrub) -> str | None:
+    """An id column's value, or [REDACTED] when it is not id-shaped or holds a secret."""
+    if value is None:
+        return None
+    text = _safe_str(value)
+    shape = _NAME_SHAPE if name == "user_id" else _ID_SHAPE
+    if not shape.fullmatch(text) or scrub(text) != text:
+        return REDACTED
+    return _width(name, text)
 
 
 def _attempt(value: Any) -> int | None:
@@ -216,10 +240,14 @@ def _attempt(value: Any) -> int | None:
 
 
 def build_row(p: Pending, *, text_limit: int, context_limit: int) -> dict[str, Any]:
-    """The `error_logs` row for pending error `p` (every text field redacted)."""
+    """The `error_logs` row for pending error `p` (every text field redacted, then cut)."""
     err = p.error
-    message = _clean(redact_text(_safe_str(err.message)), text_limit)
-    component = _width("component", redact_text(_safe_str(p.component))) or "unknown"
+    raw = _raw_context(p)
+    # a value under a secret-named key is removed from every other field of the row too
+    known = secrets_under_keys(raw) if raw else None
+    scrub: Scrub = Scrubber(known) if known else redact_text
+    message = _clean(scrub(_safe_str(err.message)), text_limit)
+    component = _width("component", scrub(_safe_str(p.component))) or "unknown"
     error_type = _width("error_type", err.error_type) or "internal"
     error_code = _width("error_code", _safe_str(err.code)) or "internal"
     return {
@@ -229,16 +257,16 @@ def build_row(p: Pending, *, text_limit: int, context_limit: int) -> dict[str, A
         "error_code": error_code,
         "severity": p.severity,
         "message": message,
-        "user_message": _clean(redact_text(_safe_str(err.user_message)), text_limit),
-        "context": _context(p, context_limit),
-        "stack_trace": _stack_trace(p, text_limit),
+        "user_message": _clean(scrub(_safe_str(err.user_message)), text_limit),
+        "context": _context(raw, context_limit, scrub),
+        "stack_trace": _stack_trace(p, text_limit, scrub),
         "component": component,
-        "request_id": _width("request_id", redact_text(p.request_id) if p.request_id else None),
-        "operation_id": _width("operation_id", p.operation_id),
+        "request_id": _id("request_id", p.request_id, scrub),
+        "operation_id": _id("operation_id", p.operation_id, scrub),
         "attempt": _attempt(p.attempt),
         "fingerprint": fingerprint(error_type, error_code, component, message),
-        "user_id": _width("user_id", p.user_id),
-        "session_id": _width("session_id", p.session_id),
+        "user_id": _id("user_id", p.user_id, scrub),
+        "session_id": _id("session_id", p.session_id, scrub),
         "environment": _width("environment", p.environment),
         "is_recoverable": bool(err.is_recoverable),
         "recovery_action": _width("recovery_action", _safe_str(err.action)),
@@ -260,7 +288,7 @@ def fallback_row(p: Pending, problem: BaseException) -> dict[str, Any]:
         "stack_trace": None,
         "component": _width("component", redact_text(_safe_str(p.component))) or "unknown",
         "request_id": None,
-        "operation_id": _width("operation_id", _safe_str(p.operation_id)) if p.operation_id else None,
+        "operation_id": _id("operation_id", p.operation_id, redact_text),
         "attempt": None,
         "fingerprint": fingerprint("ui", "unrecordable", _safe_str(p.component), ""),
         "user_id": None,

@@ -2,63 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import pytest
+from redaction_cases import ANTHROPIC_KEY, LOOK_ALIKES, SECRETS
 
 from core.redact import REDACTED, is_sensitive_key, redact, redact_text, redact_traceback
 
-ANTHROPIC_KEY = "sk-ant-api03-" + "Xy7_kQ2-pL9" * 8 + "AA"
-ANTHROPIC_ADMIN_KEY = "sk-ant-admin01-" + "Zq4mN8rT2v" * 8
-OPENAI_PROJECT_KEY = "sk-proj-" + "Ab3dEf6hIj9k" * 5
-OPENAI_LEGACY_KEY = "sk-" + "T3BlbkFJ" * 6
-JWT = (
-    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
-    "eyJpc3MiOiJzdXBhYmFzZSIsInJvbGUiOiJzZXJ2aWNlX3JvbGUiLCJpYXQiOjE3MDAwMDAwMDB9."
-    "s1gN4tur3_abc-DEF123xyz"
-)
-PEM = (
-    "-----BEGIN RSA PRIVATE KEY-----\n"
-    "MIIEowIBAAKCAQEA7bq98t1cXw0cJ2vPzG5Q\n"
-    "q2c+vyXqH0p1kJm4ZyLqVb8s0N3eQ1w==\n"
-    "-----END RSA PRIVATE KEY-----"
-)
-
-# (name, text containing a secret, the secret itself, text that must remain)
-SECRET_SHAPES = [
-    ("anthropic api key", f"auth failed for key {ANTHROPIC_KEY} today", ANTHROPIC_KEY, "auth failed for key"),
-    ("anthropic admin key", f"admin={ANTHROPIC_ADMIN_KEY}", ANTHROPIC_ADMIN_KEY, "admin="),
-    ("openai project key", f"using {OPENAI_PROJECT_KEY}.", OPENAI_PROJECT_KEY, "using "),
-    ("openai legacy key", f"key '{OPENAI_LEGACY_KEY}' rejected", OPENAI_LEGACY_KEY, "rejected"),
-    ("bearer token", "GET /v1 with Bearer abcDEF123.456-ghi_jkl~", "abcDEF123.456-ghi_jkl~", "Bearer "),
-    ("basic auth", "sent Basic dXNlcjpodW50ZXIy to proxy", "dXNlcjpodW50ZXIy", "sent Basic "),
-    ("authorization header", "Authorization: Bearer tok_9f8e7d6c5b4a", "tok_9f8e7d6c5b4a", "Authorization: "),
-    ("jwt / supabase anon or service_role key", f"apikey header {JWT} sent", JWT, "header"),
-    ("supabase secret key", "SUPABASE sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz", "sb_secret_N7UND0UgjKTVK",
-     "SUPABASE "),
-    ("supabase publishable key", "client sb_publishable_ZaZ2Yy1Xx0Ww9Vv8", "sb_publishable_ZaZ2Yy1Xx0Ww9Vv8", "client"),
-    ("aws access key id", "creds AKIAIOSFODNN7EXAMPLE loaded", "AKIAIOSFODNN7EXAMPLE", "loaded"),
-    ("aws session key id", "ASIAY34FZKBOKMUTVV7A expired", "ASIAY34FZKBOKMUTVV7A", "expired"),
-    ("aws secret key by label", "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key="),
-    ("aws secret key with spaced label", "AWS Secret Access Key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-     "wJalrXUtnFEMI", "AWS Secret Access Key:"),
-    ("postgres url password", "connect postgresql://postgres.abcd:S3cr3t!pw@aws-0-eu.pooler.supabase.com:5432/postgres",
-     "S3cr3t!pw", "postgresql://postgres.abcd:"),
-    ("url password containing @", "redis://app:p@ss@cache.internal:6379/0", "p@ss", "@cache.internal:6379/0"),
-    ("github classic token", "token ghp_" + "a1B2c3D4e5" * 4, "ghp_a1B2c3D4e5", "token"),
-    ("github oauth token", "gho_" + "Z9y8X7w6V5" * 4 + " used", "gho_Z9y8X7w6V5", " used"),
-    ("github fine-grained token", "github_pat_11ABCDEFG0abcdefghijkl_MNOPqrstuvWXYZ0123456789", "github_pat_11ABCDEFG0",
-     ""),
-    ("slack bot token", "slack xoxb-2048-1111-AbCdEfGhIjKl posted", "xoxb-2048-1111-AbCdEfGhIjKl", "posted"),
-    ("google api key", "maps AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q ok", "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
-     " ok"),
-    ("stripe live secret", "charge via sk_live_51HxYzAbCdEfGhIjKl", "sk_live_51HxYzAbCdEfGhIjKl", "charge via"),
-    ("stripe restricted key", "rk_live_51HxYzAbCdEfGhIjKlMn", "rk_live_51HxYzAbCdEfGhIjKlMn", ""),
-    ("pem private key", f"loaded {PEM} from disk", "MIIEowIBAAKCAQEA7bq98t1cXw0cJ2vPzG5Q", "from disk"),
-    ("password assignment", "login password=hunter2 user=bob", "hunter2", "user=bob"),
-    ("json password", '{"user": "bob", "password": "hunter2"}', "hunter2", '"user": "bob"'),
-    ("compound label", "db_password: Tr0ub4dor&3", "Tr0ub4dor", "db_password:"),
-    ("camel-case session token", "{'sessionToken': 'a9b8c7d6'}", "a9b8c7d6", "sessionToken"),
-]
+SECRET_SHAPES = SECRETS
 
 
 @pytest.mark.parametrize(("name", "text", "secret", "kept"), SECRET_SHAPES, ids=[s[0] for s in SECRET_SHAPES])
@@ -70,26 +22,10 @@ def test_secret_shapes_are_redacted_and_context_is_kept(name: str, text: str, se
     assert kept in out
 
 
-def test_at_least_fifteen_distinct_secret_shapes_are_covered() -> None:
-    """The shape table covers at least fifteen distinct kinds of secret."""
-    assert len({name for name, *_ in SECRET_SHAPES}) >= 15
-
-
-LOOK_ALIKES = [
-    "task-ant finished; the skeleton crew left",
-    "Bearer of bad news",
-    "basic configuration is fine",
-    "request 123e4567-e89b-12d3-a456-426614174000 done",
-    "commit 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-    "eyJ alone is just three letters",
-    "mail bob@example.com about it",
-    "see https://docs.example.com/path?q=1 and http://localhost:8080/health",
-    "usage input_tokens=1200 output_tokens: 380 max_tokens=4096",
-    "author: Ada Lovelace",
-    "the password is wrong, please try again",
-    "risk-ant-farm and desk-top",
-    "postgresql://localhost:5432/studio",
-]
+def test_at_least_forty_five_distinct_secrets_and_twenty_look_alikes_are_covered() -> None:
+    """The tables hold at least 45 distinct kinds of secret and 20 look-alikes."""
+    assert len({name for name, *_ in SECRET_SHAPES}) >= 45
+    assert len(set(LOOK_ALIKES)) >= 20
 
 
 @pytest.mark.parametrize("text", LOOK_ALIKES)
@@ -219,3 +155,168 @@ def test_adversarial_input_is_processed_in_one_pass(text: str) -> None:
     """Repetitive input built to trigger regex backtracking is still redacted (the suite's timeout bounds it)."""
     out = redact_text(text)
     assert isinstance(out, str) and len(out) <= len(text) + 20 * len(REDACTED)
+
+
+# ---- what the redactor knows: values under secret-named keys, the app's own secrets ----------------
+
+
+def _row(message: str, context: dict | None = None, user_message: str | None = None,
+         original: BaseException | None = None, **ids: str | None) -> dict:
+    from datetime import UTC, datetime
+
+    from core.errorlog.rows import Pending, build_row
+    from core.errors import APIError
+
+    err = APIError(message, code="bad_request", user_message=user_message)
+    pending = Pending(1, "0" * 32, datetime.now(UTC), err, original if original is not None else err, "test",
+                      context, ids.get("request_id"), ids.get("operation_id"), None, ids.get("user_id", "ana"),
+                      ids.get("session_id"), "error", False, "test")
+    return build_row(pending, text_limit=20_000, context_limit=8000)
+
+
+def test_a_value_under_a_secret_key_is_removed_wherever_else_it_appears_in_the_row() -> None:
+    """A secret passed as api_key and echoed in the message, user message, other context and trace is gone from all."""
+    plain = "Plain-Looking-Value-77"  # no known shape: only the key says it is a secret
+    try:
+        raise ConnectionError(f"refused with {plain}")
+    except ConnectionError as exc:
+        raised = exc
+    row = _row(f"call failed using {plain}", user_message=f"your key {plain} was refused", original=raised,
+               context={"api_key": plain, "note": f"echo {plain}", "request": {"headers": {"X-Api-Key": plain},
+                                                                              "body": {"text": plain}}})
+    stored = json.dumps(row, default=str)
+    assert plain not in stored
+    assert row["message"] == f"call failed using {REDACTED}"
+    assert row["context"]["note"] == f"echo {REDACTED}"
+    assert REDACTED in row["user_message"] and REDACTED in row["stack_trace"]
+
+
+def test_token_words_and_url_passwords_under_secret_keys_are_removed_elsewhere() -> None:
+    """The token of an "Authorization: Bearer ..." header and a URL's password are removed where they appear alone."""
+    row = _row("token abcdefghijkl0123 and pw Plain-Pg-Pass-42 seen",
+               context={"headers": {"Authorization": "Bearer abcdefghijkl0123"},
+                        "database_url": "postgresql://svc:Plain-Pg-Pass-42@db/app"})
+    assert "abcdefghijkl0123" not in row["message"] and "Plain-Pg-Pass-42" not in row["message"]
+
+
+def test_short_values_under_secret_keys_do_not_take_ordinary_words_with_them() -> None:
+    """A value shorter than six characters under a secret key is redacted there but not hunted elsewhere."""
+    row = _row("the pool is full", context={"password": "pool"})
+    assert row["message"] == "the pool is full" and row["context"]["password"] == REDACTED
+
+
+def test_the_apps_own_secrets_are_removed_from_any_text(tmp_path, monkeypatch) -> None:
+    """The API key, the database password, the webhook's path and query and the [auth] secrets go wherever they appear."""
+    from core.config import reload_settings
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
+                       'cookie_secret = "cookie-Secret-Value-1"\n'
+                       '[auth.google]\nclient_id = "app.example"\nclient_secret = "client-Secret-Value-2"\n')
+    monkeypatch.setenv("STUDIO_SECRETS_FILE", str(secrets))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "unshaped-anthropic-value-3")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://svc:Db-Pass-Value-4@db.internal/app")
+    monkeypatch.setenv("STUDIO_ALERT_WEBHOOK_URL", "https://alerts.example.com/hook/Path-Secret-5?auth=Query-6")
+    reload_settings()
+    text = ("seen: unshaped-anthropic-value-3, Db-Pass-Value-4, Db-Pass-Value-4 in %-form: Db-Pass-Value-4, "
+            "/hook/Path-Secret-5, auth=Query-6, cookie-Secret-Value-1, client-Secret-Value-2; app.example stays")
+    out = redact_text(text)
+    for secret in ("unshaped-anthropic-value-3", "Db-Pass-Value-4", "Path-Secret-5", "Query-6",
+                   "cookie-Secret-Value-1", "client-Secret-Value-2"):
+        assert secret not in out
+    assert "app.example stays" in out and "alerts.example.com" not in text
+
+
+def test_a_secret_set_after_a_text_was_cached_is_still_removed(monkeypatch) -> None:
+    """Changing the settings (a new API key) is not defeated by the cache of short texts."""
+    from core.config import reload_settings
+
+    text = "echo later-set-key-value-8"
+    assert redact_text(text) == text
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "later-set-key-value-8")
+    reload_settings()
+    assert redact_text(text) == f"echo {REDACTED}"
+
+
+# ---- redact first, cut after -----------------------------------------------------------------------
+
+
+def test_a_long_stack_trace_is_redacted_before_it_is_cut() -> None:
+    """A cut that lands inside a key cannot leave the key's tail in the stored trace."""
+    from core.errorlog.rows import Pending, build_row
+    from core.errors import APIError
+
+    try:
+        raise ValueError("x" * 5000 + f" {ANTHROPIC_KEY} " + "y" * 3000)
+    except ValueError as exc:
+        raised = exc
+    err = APIError("boom", code="server_error")
+    # the limit keeps the end of the trace: put the cut 20 characters into the key
+    trace_len = len("".join(__import__("traceback").format_exception(raised)))
+    key_at = trace_len - (3000 + 2 + len(ANTHROPIC_KEY)) - len("\n")
+    limit = trace_len - key_at - 20
+    pending = Pending(1, "0" * 32, datetime.now(UTC), err, raised, "test", None, None, None, None, "ana", None,
+                      "error", False, "test")
+    trace = build_row(pending, text_limit=limit, context_limit=8000)["stack_trace"]
+    assert ANTHROPIC_KEY[20:40] not in trace and ANTHROPIC_KEY[-20:] not in trace
+    assert trace.startswith("[") and "earlier characters cut" in trace
+
+
+def test_redact_cut_never_leaves_part_of_a_secret() -> None:
+    """redact_cut redacts the whole text and only then cuts it."""
+    from core.redact import redact_cut
+
+    text = f"key {ANTHROPIC_KEY} end"
+    for limit in range(5, len(text)):
+        out = redact_cut(text, limit)
+        assert ANTHROPIC_KEY[15:] not in out and ANTHROPIC_KEY[-12:] not in out
+
+
+# ---- ids ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["request_id", "operation_id", "user_id", "session_id"])
+@pytest.mark.parametrize("value", ["Bearer abcdefghij0123456789", "password=hunter2xy", "a b c = d",
+                                   "https://u:pw@host/x", ANTHROPIC_KEY])
+def test_ids_that_are_not_id_shaped_are_redacted(field: str, value: str) -> None:
+    """request, operation, user and session ids holding anything but an id are stored as [REDACTED]."""
+    row = _row("boom", **{field: value})
+    assert row[field] == REDACTED
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("request_id", "req_011CSHoEeqs5C35K2UUqR7Fy"), ("operation_id", "0192d3e4-5f6a-7b8c-9d0e-1f2a3b4c5d6e"),
+    ("user_id", "ada.lovelace@example.com"), ("user_id", "Ada Lovelace"), ("session_id", "3f9a1c2b4d5e6f70"),
+    ("operation_id", "batch-1:item-17"),
+])
+def test_id_shaped_ids_are_kept(field: str, value: str) -> None:
+    """Ordinary ids (uuids, request ids, emails, a user name) are stored as given."""
+    assert _row("boom", **{field: value})[field] == value
+
+
+# ---- log lines ----------------------------------------------------------------------------------
+
+
+def test_every_log_line_passes_the_redactor_message_arguments_and_traceback() -> None:
+    """A log line's message, its %-arguments, its exception and its stack pass the redactor."""
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("studio.test.logs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.warning("connect to %s failed", "postgresql://svc:Sup3rS3cret@db/app")
+        try:
+            raise RuntimeError(f"upstream rejected {ANTHROPIC_KEY}")
+        except RuntimeError:
+            logger.exception("call failed with api_key=%s", ANTHROPIC_KEY)
+        password = "hunter2xy"  # the stack shows this frame's source line, so the call names a variable
+        logger.info("password=%s", password, stack_info=True)
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert "Sup3rS3cret" not in out and ANTHROPIC_KEY not in out and "hunter2xy" not in out
+    assert "svc:[REDACTED]@db" in out and "Traceback" in out and "RuntimeError: upstream rejected" in out
