@@ -154,7 +154,7 @@ def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> s
             if item.claimed_by is not None:
                 this_claim.append(batch_items.c.claimed_by == item.claimed_by)
             changed = conn.execute(batch_items.update().where(*this_claim).values(
-                status="failed" if final else requeued_status(), attempts=attempts, last_error=error.message[:2000], last_error_code=error.code,
+                status="failed" if final else requeued_status(), attempts=attempts, last_error=error.message, last_error_code=error.code,
                 claimed_by=None, claimed_at=None, updated_at=now)).rowcount
         return status if changed else "superseded"
 

@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from core.batches._db import run_db
 from core.config import get_settings
 from core.errors import AppError, ValidationError, classify
+from core.redact import redact_text
 from core.store.schema import conversation_drafts, conversations, utcnow
 from core.store.tx import write_tx
 
@@ -139,7 +140,7 @@ class DraftSession:
             self.save()
         except Exception as exc:  # noqa: BLE001 - the text stays in memory; losing the stream would lose more
             err = classify(exc)
-            self.save_error = err.user_message
+            self.save_error = redact_text(err.user_message)
             _record(err, draft_id=self.id, step="autosave")
             return False
         self.save_error = None
@@ -202,7 +203,8 @@ class DraftSession:
         partial = getattr(err, "partial_text", None)
         if partial and len(partial) > len(self.partial_text) and partial.startswith(self.partial_text.rstrip()):
             self.partial_text = partial
-        self.status, self.error_message = "failed", err.user_message
+        # shown on the page before it is stored (where the column redacts it again)
+        self.status, self.error_message = "failed", redact_text(err.user_message)
         self.save()
 
     def run(self, *, client: Any = None, on_delta: Callable[[str], None] | None = None) -> GenerationResult:

@@ -39,6 +39,7 @@ __all__ = [
     "conversations",
     "app_settings",
     "utcnow",
+    "RedactedText",
     "UtcDateTime",
 ]
 
@@ -72,6 +73,26 @@ class UtcDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RedactedText(TypeDecorator[str]):
+    """Text written through the redactor, then cut: status reasons and error texts.
+
+    Every write of these columns passes here, whoever the caller, so a secret in an upstream
+    error cannot reach the store by being kept as a reason instead of an error-log row.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        from core.config import get_settings
+        from core.redact import redact_cut
+
+        text = redact_cut(value, get_settings().stored_reason_max_chars)
+        return text.replace("\x00", "") if "\x00" in text else text
 
 
 error_logs = Table(
@@ -160,7 +181,7 @@ conversation_drafts = Table(
     Column("turns", JSON),
     Column("status", String(16), nullable=False, default="in_progress"),  # in_progress|completed|failed|discarded
     Column("progress", Float, nullable=False, default=0.0),
-    Column("error_message", Text),
+    Column("error_message", RedactedText()),
     Column("conversation_id", String(36)),
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
@@ -177,7 +198,7 @@ batch_jobs = Table(
     Column("model", String(64), nullable=False),
     Column("config", JSON, nullable=False),
     Column("status", String(16), nullable=False, default="queued"),  # queued|running|paused|failed|cancelled|completed
-    Column("status_reason", Text),
+    Column("status_reason", RedactedText()),
     # who paused it: "user" (stays paused) or "breaker" (the worker resumes it after the cool-down)
     Column("pause_kind", String(16)),
     Column("total_items", Integer, nullable=False),
@@ -204,7 +225,7 @@ batch_items = Table(
     Column("params", JSON, nullable=False),
     Column("status", String(16), nullable=False, default="pending"),  # pending|running|done|failed|skipped
     Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
+    Column("last_error", RedactedText()),
     Column("last_error_code", String(64)),
     Column("claimed_by", String(128)),
     Column("claimed_at", UtcDateTime()),
@@ -247,7 +268,7 @@ conversations = Table(
     Column("created_by", String(128)),
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
     # error tracking
-    Column("last_error", Text),
+    Column("last_error", RedactedText()),
     Column("error_count", Integer, nullable=False, default=0),
     Column("last_error_at", UtcDateTime()),
     Column("is_recovering", Boolean, nullable=False, default=False),
