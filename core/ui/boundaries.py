@@ -20,6 +20,7 @@ import streamlit as st
 
 from core.config import get_settings
 from core.errors import AppError, classify
+from core.redact import redact_text, redact_traceback
 from core.ui.safe import literal
 from core.ui.user import current_user, session_id
 
@@ -66,7 +67,7 @@ def remember_error(err: AppError, error_id: str | None, component: str) -> None:
 
     panel.appendleft({
         "at": utcnow(), "error_id": error_id, "code": err.code, "severity": str(err.severity),
-        "user_message": err.user_message, "component": component,
+        "user_message": redact_text(err.user_message), "component": component,
     })
 
 
@@ -91,7 +92,7 @@ def _reset_keys(prefix: str, keys: tuple[str, ...]) -> None:
 def _fallback(err: AppError, error_id: str | None, component: str, reset_prefix: str,
               keys: tuple[str, ...], exc: BaseException) -> None:
     with st.container(border=True):
-        st.error(literal(err.user_message), icon=":material/error:")
+        st.error(literal(redact_text(err.user_message)), icon=":material/error:")
         st.caption(f"Error id: {literal(error_id or 'not recorded')} · code {literal(err.code)} · {literal(component)}")
         cols = st.columns([1, 1, 4])
         cols[0].button("Try again", key=f"_retry.{component}", icon=":material/refresh:",
@@ -100,13 +101,15 @@ def _fallback(err: AppError, error_id: str | None, component: str, reset_prefix:
             cols[1].page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")
         if get_settings().is_development:
             with st.expander("Stack trace (development only)"):
-                st.code(err.stack_trace if isinstance(exc, AppError) else _trace(exc), language="text")
+                st.code(redact_traceback(err.stack_trace) if isinstance(exc, AppError) else _trace(exc),
+                        language="text")
 
 
 def _trace(exc: BaseException) -> str:
+    """The traceback shown in development, redacted like an error-log row's."""
     import traceback
 
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return redact_traceback("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
 @contextmanager
@@ -134,7 +137,7 @@ def app_boundary(page_title: str) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a page
         component = f"ui.{current_page()}"
         err, error_id = report_error(exc, component=component)
-        st.error(f"This page could not be shown. {literal(err.user_message)}", icon=":material/error:")
+        st.error(f"This page could not be shown. {literal(redact_text(err.user_message))}", icon=":material/error:")
         st.caption(f"Error id: {literal(error_id or 'not recorded')} · code {literal(err.code)}")
         st.button("Reload the page", key="_retry.app", icon=":material/refresh:",
                   on_click=_reset_keys, args=(f"{current_page()}.", ()))

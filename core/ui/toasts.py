@@ -12,6 +12,7 @@ from typing import Any, Literal
 import streamlit as st
 
 from core.errors import AppError, classify
+from core.redact import redact_text
 from core.ui.boundaries import report_error
 from core.ui.safe import literal
 
@@ -36,7 +37,8 @@ def notify(err: AppError, error_id: str | None = None) -> Kind:
     """Show one toast for `err`, worded by its kind; returns the kind."""
     kind = error_kind(err)
     ref = f" (error id {literal(error_id)})" if error_id else ""
-    message = literal(err.user_message)
+    # an upstream message can carry a key: redacted, then escaped
+    message = literal(redact_text(err.user_message))
     if kind == "temporary":
         st.toast(f"{message}{ref}", icon=":material/hourglass_top:")
     elif kind == "actionable":
@@ -56,5 +58,9 @@ def notify_exception(exc: BaseException, *, component: str, context: dict[str, A
 
 
 def success(message: str) -> None:
-    """A success toast; `message` is Markdown, so callers pass untrusted parts through literal()."""
-    st.toast(message, icon=":material/check_circle:")
+    """A success toast; `message` is Markdown, so callers pass untrusted parts through literal().
+
+    The whole message passes the redactor too; a value escaped by literal() before it was
+    redacted may hide its shape, so callers redact such values first.
+    """
+    st.toast(redact_text(message), icon=":material/check_circle:")

@@ -1,0 +1,30 @@
+"""The CLI's error lines on stderr pass the redactor, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from redaction_cases import ANTHROPIC_KEY
+
+from core.config import ROOT
+from core.redact import REDACTED
+
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, "-m", "core", *args], cwd=ROOT, env=dict(os.environ), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_failing_command_prints_its_error_without_the_secret_it_echoes():
+    """An id or a template name holding a key is echoed in the error as [REDACTED], exit code unchanged."""
+    status = _run("batch", "status", ANTHROPIC_KEY)
+    assert status.returncode == 2, status.stderr
+    assert ANTHROPIC_KEY not in status.stderr and ANTHROPIC_KEY[-16:] not in status.stderr
+    assert f"There is no batch with id '{REDACTED}'" in status.stderr
+    create = _run("batch", "create", "--template", "password=hunter2xy", "--count", "1")
+    assert create.returncode == 2, create.stderr
+    assert "hunter2xy" not in create.stderr and f"password={REDACTED}" in create.stderr
