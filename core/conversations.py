@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from core.csv_cells import safe_cell
 from core.store.paging import Page
 from core.store.schema import conversations
 
@@ -120,12 +121,12 @@ def iter_csv(engine: Engine, flt: ConversationFilter | None = None) -> Iterator[
     yield _take()
     for row in _iter_rows(engine, flt):
         params = row["params"] or {}
-        writer.writerow([
-            row["id"], row["created_at"].isoformat() if row["created_at"] else "", row["batch_id"] or "",
-            "" if row["item_index"] is None else row["item_index"], row["draft_id"] or "", row["template"],
+        # persona, topic and model text are untrusted: quoted like the error export's cells
+        writer.writerow([safe_cell(v) for v in (
+            row["id"], row["created_at"], row["batch_id"], row["item_index"], row["draft_id"], row["template"],
             row["model"], params.get("persona", ""), params.get("emotion", ""), params.get("topic", ""),
             row["turn_count"], row["input_tokens"], row["output_tokens"], row["cost_usd"],
-            json.dumps(to_messages(row), ensure_ascii=False)])
+            json.dumps(to_messages(row), ensure_ascii=False))])
         yield _take()
 
 

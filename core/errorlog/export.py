@@ -9,22 +9,21 @@ Columns (fixed, in this order; `EXPORT_COLUMNS`):
 
 Stack traces are left out (multi-line and large; the detail view shows them). Rows come
 in the list's order (newest first) from a server-side cursor, so memory stays flat
-whatever the row count. Every cell that a spreadsheet could read as a formula (starting
-with ``=``, ``+``, ``-``, ``@``, tab or carriage return) is prefixed with a single quote.
+whatever the row count. Cells are made safe for spreadsheets by `core.csv_cells.safe_cell`
+(formula-like cells quoted, NULs dropped), the helper every CSV export uses.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy import select
 
 from core.config import get_settings
+from core.csv_cells import safe_cell
 from core.errorlog.queries import Bind, ErrorFilter, bind_connection, filter_conditions, ordering
 from core.store.schema import error_logs
 
@@ -35,24 +34,8 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "request_id", "operation_id", "attempt", "fingerprint", "user_id", "session_id", "environment",
     "is_recoverable", "recovery_action", "recovered", "resolved", "resolved_at", "resolved_by", "context",
 )
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # flush the in-memory buffer of iter_csv_chunks at about this many characters
 _CHUNK_CHARS = 64 * 1024
-
-
-def safe_cell(value: Any) -> str:
-    """One cell as text, quoted against spreadsheet formula injection."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, datetime):
-        text = value.isoformat()
-    elif isinstance(value, dict | list):
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    else:
-        text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _iter_records(bind: Bind, flt: ErrorFilter | None) -> Iterator[list[str]]:
