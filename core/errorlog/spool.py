@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from core.store.files import open_private_append, private_dir
+
 try:  # POSIX; elsewhere one process per data dir is assumed
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -74,9 +76,10 @@ class Spool:
         if not rows:
             return
         payload = "".join(_encode(row) + "\n" for row in rows)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         while True:
-            with self.path.open("a", encoding="utf-8") as fh, _locked(fh):
+            # error rows are private: the spool is created readable by its owner only
+            with os.fdopen(open_private_append(self.path), "a", encoding="utf-8") as fh, _locked(fh):
                 # a replayer may have claimed (renamed) the file between our open and our lock;
                 # then this handle points at the claimed file and we must append to a fresh one
                 try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from core.config import get_settings
+from core.store.files import private_file
 
 __all__ = ["create_store_engine", "get_engine", "reset_engine", "SUPABASE_TRANSACTION_POOLER_PORT"]
 
@@ -21,8 +21,8 @@ def create_store_engine(url: str) -> Engine:
     """A configured engine for `url` (sqlite:///path or postgresql+psycopg://...)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            private_file(parsed.database)  # before SQLite creates it (and its -wal, -shm) world-readable
         busy_timeout_s = get_settings().sqlite_busy_timeout_s
         engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
 
