@@ -293,6 +293,12 @@ def secret_fragments(value: Any) -> set[str]:
         return out
     if not isinstance(value, str):
         return out
+    return set(_text_fragments(value))
+
+
+@lru_cache(maxsize=1024)
+def _text_fragments(value: str) -> frozenset[str]:
+    # the same secret is found in row after row (one key, one failing call): computed once
     text = value.strip()
     parts = {text}
     if "://" in text:
@@ -306,9 +312,10 @@ def secret_fragments(value: Any) -> set[str]:
     words = text.split()
     if len(words) > 1:
         parts.update(w for w in words if _looks_like_token(w) and len(w) >= _KNOWN_MIN_CHARS)
+    out: set[str] = set()
     for part in parts:
         out |= _known_forms(part)
-    return out
+    return frozenset(out)
 
 
 def secrets_under_keys(obj: Any, _depth: int = 0) -> set[str]:
@@ -316,17 +323,25 @@ def secrets_under_keys(obj: Any, _depth: int = 0) -> set[str]:
     out: set[str] = set()
     if _depth >= _MAX_DEPTH:
         return out
-    if isinstance(obj, dict):
+    if type(obj) is dict:  # the common case (a flat context of scalars) first, without recursion
         for key, value in obj.items():
-            if isinstance(key, str) and is_sensitive_key(key):
-                out |= secret_fragments(value)
-            elif isinstance(value, dict | list | tuple):
+            if type(key) is str and is_sensitive_key(key):
+                if type(value) is str:
+                    out.update(_text_fragments(value))
+                else:
+                    out |= secret_fragments(value)
+            elif isinstance(value, _CONTAINERS):
                 out |= secrets_under_keys(value, _depth + 1)
+    elif isinstance(obj, dict):  # a dict subclass: walked as a plain dict
+        return secrets_under_keys(dict(obj), _depth)
     elif isinstance(obj, list | tuple):
         for value in obj:
-            if isinstance(value, dict | list | tuple):
+            if isinstance(value, _CONTAINERS):
                 out |= secrets_under_keys(value, _depth + 1)
     return out
+
+
+_CONTAINERS = (dict, list, tuple)
 
 
 def _literal_pass(s: str, known: tuple[str, ...]) -> str:
@@ -384,6 +399,12 @@ def app_secret_values(settings: Any) -> set[str]:
 
 def _sorted_known(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(values), key=len, reverse=True))
+
+
+@lru_cache(maxsize=256)
+def _combined_known(row: frozenset[str], app: tuple[str, ...]) -> tuple[str, ...]:
+    # rows of one failure carry the same secret: the sorted tuple is made once, not per row
+    return _sorted_known((*row, *app))
 
 
 _app_secrets = _AppSecrets()
@@ -478,14 +499,23 @@ class Scrubber:
     __slots__ = ("known",)
 
     def __init__(self, known: Iterable[str] = ()) -> None:
-        self.known = _sorted_known(known)
+        # the row's secrets and the app's, in one tuple: one cached call per short string
+        self.known = _combined_known(known if isinstance(known, frozenset) else frozenset(known),
+                                     _app_secrets.current())
+
+    @classmethod
+    def with_known(cls, known: tuple[str, ...]) -> Scrubber:
+        """A scrubber for an already combined, sorted tuple of known secrets (Scrubber.known)."""
+        scrubber = cls.__new__(cls)
+        scrubber.known = known
+        return scrubber
 
     def __call__(self, s: Any) -> str:
         if not isinstance(s, str):
             s = str(s)
-        if self.known:
-            s = _literal_pass(s, self.known)
-        return redact_text(s)
+        if len(s) <= _CACHE_MAX_CHARS:
+            return _redact_short(s, self.known)
+        return _redact_scan(_literal_pass(s, self.known) if self.known else s)
 
 
 def redact(obj: Any) -> Any:

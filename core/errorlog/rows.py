@@ -13,6 +13,7 @@ import re
 import traceback
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import String
@@ -218,13 +219,18 @@ _ID_SHAPE = re.compile(r"[\w.:@+\-]+")
 _NAME_SHAPE = re.compile(r"[\w.:@+\-]+(?: [\w.:@+\-]+)*")
 
 
-def _id(name: str, value: Any, scrub: Scrub) -> str | None:
+def _id(name: str, value: Any, scrub: Scrubber) -> str | None:
     """An id column's value, or [REDACTED] when it is not id-shaped or holds a secret."""
     if value is None:
         return None
-    text = _safe_str(value)
+    return _id_text(name, _safe_str(value), scrub.known)
+
+
+@lru_cache(maxsize=4096)
+def _id_text(name: str, text: str, known: tuple[str, ...]) -> str | None:
+    # the same few ids (this user, this batch, this session) come in row after row
     shape = _NAME_SHAPE if name == "user_id" else _ID_SHAPE
-    if not shape.fullmatch(text) or scrub(text) != text:
+    if shape.fullmatch(text) is None or Scrubber.with_known(known)(text) != text:
         return REDACTED
     return _width(name, text)
 
@@ -244,8 +250,7 @@ def build_row(p: Pending, *, text_limit: int, context_limit: int) -> dict[str, A
     err = p.error
     raw = _raw_context(p)
     # a value under a secret-named key is removed from every other field of the row too
-    known = secrets_under_keys(raw) if raw else None
-    scrub: Scrub = Scrubber(known) if known else redact_text
+    scrub = Scrubber(secrets_under_keys(raw) if raw else ())
     message = _clean(scrub(_safe_str(err.message)), text_limit)
     component = _width("component", scrub(_safe_str(p.component))) or "unknown"
     error_type = _width("error_type", err.error_type) or "internal"
@@ -288,7 +293,7 @@ def fallback_row(p: Pending, problem: BaseException) -> dict[str, Any]:
         "stack_trace": None,
         "component": _width("component", redact_text(_safe_str(p.component))) or "unknown",
         "request_id": None,
-        "operation_id": _id("operation_id", p.operation_id, redact_text),
+        "operation_id": _id("operation_id", p.operation_id, Scrubber()),
         "attempt": None,
         "fingerprint": fingerprint("ui", "unrecordable", _safe_str(p.component), ""),
         "user_id": None,
