@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from isolation import isolate_environment
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -24,12 +25,7 @@ PG_ADMIN_URL = os.environ.get("STUDIO_TEST_PG_URL", "postgresql+psycopg://postgr
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     """Each test gets its own data dir, test environment and instant retries."""
-    for key in list(os.environ):
-        if key.startswith("STUDIO_") or key in ("DATABASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
-            monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STUDIO_SECRETS_FILE", str(tmp_path / "no-secrets.toml"))
-    monkeypatch.setenv("ENVIRONMENT", "test")
+    isolate_environment(monkeypatch, tmp_path)
     monkeypatch.setenv("STUDIO_RETRY_INSTANT", "true")
     reset_recorder()  # empty error-log queue, ring and counters; writer follows this test's database
     reload_settings()

@@ -12,12 +12,12 @@ import csv
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from isolation import isolate_environment
 from redaction_cases import LOOK_ALIKES, SECRETS
 
 from core.config import reload_settings
@@ -114,12 +114,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     good_url = f"sqlite:///{tmp / 'studio.db'}"
     handler = _KeepLines()
     with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith("STUDIO_") or key in ("DATABASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
-                mp.delenv(key, raising=False)
-        mp.setenv("STUDIO_DATA_DIR", str(tmp / "data"))
-        mp.setenv("STUDIO_SECRETS_FILE", str(tmp / "no-secrets.toml"))
-        mp.setenv("ENVIRONMENT", "test")
+        isolate_environment(mp, tmp)
         mp.setenv("DATABASE_URL", f"sqlite:///{blocker}/studio.db")  # the store is down: rows are spooled
         reset_recorder()
         reload_settings()
@@ -206,11 +201,7 @@ def look_alike_rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
     tmp = tmp_path_factory.mktemp("lookalikes")
     url = f"sqlite:///{tmp / 'studio.db'}"
     with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith("STUDIO_") or key in ("DATABASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
-                mp.delenv(key, raising=False)
-        mp.setenv("STUDIO_DATA_DIR", str(tmp / "data"))
-        mp.setenv("STUDIO_SECRETS_FILE", str(tmp / "no-secrets.toml"))
+        isolate_environment(mp, tmp)
         mp.setenv("DATABASE_URL", url)
         reset_recorder()
         reload_settings()
