@@ -48,6 +48,7 @@ from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.config import get_settings
 from core.errors import Action, AppError, classify
+from core.redact import redact_cut
 from core.store.schema import batch_jobs
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def is_batch_fatal(err: AppError) -> bool:
 
 
 def _fatal_reason(err: AppError) -> str:
-    return f"{err.user_message} Fix it, then resume the batch. ({err.code}: {err.message[:300]})"
+    # redacted before it is cut: a cut inside a URL password would leave a part no pattern knows
+    return f"{err.user_message} Fix it, then resume the batch. ({err.code}: {redact_cut(err.message, 300)})"
 
 
 def _is_claude_circuit_open(err: AppError) -> bool:
