@@ -70,6 +70,6 @@ def test_the_reason_a_batch_failed_is_redacted_before_its_message_is_cut():
     """A rejected key's message cut at 300 characters inside a URL password keeps no part of it."""
     from core.batches.worker import _fatal_reason
 
-    message = "x" * 280 + " postgresql://svc:LongPassword1234567@db/app"  # the old cut fell inside the password
+    message = "x" * 270 + " postgresql://svc:LongPassword1234567@db/app"  # the old cut fell inside the password
     reason = _fatal_reason(APIError(message, code="authentication_failed", recoverable=False))
     assert "LongPass" not in reason and "svc:" in reason
