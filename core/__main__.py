@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from core.cli import print_error
 from core.config import SettingsError, get_settings
@@ -30,8 +31,18 @@ COMMAND_MODULES = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose refusals ("invalid choice: '<what was typed>'") go out through print_error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print_error(f"{self.prog}: error: {message}")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="LoRA Conversation Studio command line")
+    # subparsers are made of the same class, so every command's refusals are redacted too
+    parser = _Parser(prog="python -m core", description="LoRA Conversation Studio command line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

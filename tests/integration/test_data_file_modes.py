@@ -45,7 +45,7 @@ def test_the_spool_file_and_its_folder_are_owner_only(tmp_path):
         blocker.write_text("")
         override_settings(database_url=f"sqlite:///{blocker}/studio.db")
         assert record(APIError("boom", code="server_error"), component="test") is not None
-        assert flush(30) is False
+        assert not flush(30)
         data = Path(get_settings().data_dir)
         spooled = Spool(data).pending_files()
         assert spooled and all(_mode(p) == 0o600 for p in spooled)

@@ -20,7 +20,7 @@ import pytest
 from isolation import isolate_environment
 from redaction_cases import LOOK_ALIKES, SECRETS
 
-from core.config import reload_settings
+from core.config import override_settings, reload_settings
 from core.errorlog import flush, record, reset_recorder
 from core.errorlog.export import EXPORT_COLUMNS, export_csv
 from core.errorlog.spool import Spool
@@ -115,9 +115,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     handler = _KeepLines()
     with pytest.MonkeyPatch.context() as mp:
         isolate_environment(mp, tmp)
-        mp.setenv("DATABASE_URL", f"sqlite:///{blocker}/studio.db")  # the store is down: rows are spooled
         reset_recorder()
         reload_settings()
+        override_settings(database_url=f"sqlite:///{blocker}/studio.db")  # the store is down: rows are spooled
         reset_engine()
         logging.getLogger().addHandler(handler)
         try:
@@ -130,16 +130,15 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
                     assert error_id is not None
                     ids[(name, position)] = error_id
                     log_lines[error_id] = handler.lines[-1]
-            assert flush(30) is False  # still in the spool (the live file, or one claimed for a replay)
+            assert not flush(30)  # still in the spool (the live file, or one claimed for a replay)
             spool_lines = [line for path in Spool(tmp / "data").pending_files()
                            for line in path.read_text(encoding="utf-8").splitlines()]
 
-            mp.setenv("DATABASE_URL", good_url)
-            reload_settings()
+            override_settings(database_url=good_url)
             reset_engine()
             engine = create_store_engine(good_url)
             migrate(engine)
-            assert flush(30) is True  # replayed from the spool into the store
+            assert flush(30)  # replayed from the spool into the store
             from sqlalchemy import select
 
             from core.store.schema import error_logs
