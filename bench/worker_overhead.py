@@ -16,7 +16,7 @@ item's commit. Two upstreams:
 One ``python -m core worker --once --concurrency C`` process works one batch of --items items
 on a fresh SQLite file, then on a fresh Postgres database. Rate limits are raised out of the
 way through the environment. While it runs, /proc/<pid>/status (VmRSS) and /proc/<pid>/stat
-(CPU time) of the worker are sampled, and the batch's checkpoint counter says how many items
+(CPU time) of the worker are sampled, and a count of the batch's settled items says how many
 are committed. Printed: items/s over the run (from the first commit to the last), wall and
 CPU ms per item, and resident memory at the first commit and after 5k / 10k / 20k items.
 
@@ -169,12 +169,14 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _env(database_url: str, base_url: str) -> dict[str, str]:
+def _env(database_url: str, base_url: str, sqlite_cache_mb: int | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "ANTHROPIC_", "DATABASE_"))}
     big = str(10**9)
     env.update(DATABASE_URL=database_url, ANTHROPIC_BASE_URL=base_url, ANTHROPIC_API_KEY="",
                STUDIO_RATE_LIMIT_RPM=big, STUDIO_RATE_LIMIT_INPUT_TPM=big, STUDIO_RATE_LIMIT_OUTPUT_TPM=big,
                STUDIO_CLEANUP_INTERVAL_S="0", STUDIO_ALERT_WEBHOOK_URL="", ENVIRONMENT="production")
+    if sqlite_cache_mb is not None:
+        env["STUDIO_SQLITE_CACHE_MB"] = str(sqlite_cache_mb)
     return env
 
 
@@ -190,16 +192,17 @@ def _committed(engine: Any, batch_id: str) -> int:
     import sqlalchemy as sa
 
     with engine.connect() as conn:
+        # from the items themselves (an index-only count), so any checkout's schema answers it
         return int(conn.execute(sa.text(
-            "SELECT completed_count + failed_count FROM recovery_checkpoints "
-            "WHERE operation_type = 'batch' AND operation_id = :b"), {"b": batch_id}).scalar() or 0)
+            "SELECT count(*) FROM batch_items WHERE batch_id = :b AND status IN ('done', 'failed')"),
+            {"b": batch_id}).scalar() or 0)
 
 
 def measure(tree: Path, database_url: str, upstream: Upstream, args: argparse.Namespace,
             profile: str | None = None) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    env = _env(database_url, upstream.base_url)
+    env = _env(database_url, upstream.base_url, args.sqlite_cache_mb)
     batch_id = _create_batch(tree, env, args.items, args.concurrency)
     engine = sa.create_engine(database_url)
     cmd = [sys.executable, "-m", "core", "worker", "--once", "--concurrency", str(args.concurrency)]
@@ -215,7 +218,7 @@ def measure(tree: Path, database_url: str, upstream: Upstream, args: argparse.Na
     peak = 0.0
     try:
         while proc.poll() is None:
-            time.sleep(0.1)
+            time.sleep(0.2)
             try:
                 rss, cpu = _rss_mb(proc.pid), _cpu_s(proc.pid)
             except (FileNotFoundError, ProcessLookupError):
@@ -252,8 +255,17 @@ def measure(tree: Path, database_url: str, upstream: Upstream, args: argparse.Na
         "upstream_cpu_ms_per_item": round(1000 * (upstream.cpu_s() - up_cpu0) / max(done, 1), 2),
         "rss_mb": {"first": round(rss0, 1), **{f"{m // 1000}k": round(v, 1) for m, v in rss_at.items()},
                    "peak": round(peak, 1)},
+        "rss_bytes_per_item_after_5k": _growth(rss_at),
         "stderr_tail": (stderr or "")[-400:] if proc.returncode else "",
     }
+
+
+def _growth(rss_at: dict[int, float]) -> int | None:
+    """RSS bytes per item from the 5k mark to the last one reached (warm-up excluded), or None."""
+    marks = sorted(rss_at)
+    if len(marks) < 2:
+        return None
+    return round((rss_at[marks[-1]] - rss_at[marks[0]]) * 1024 * 1024 / (marks[-1] - marks[0]))
 
 
 def _database(kind: str, tmp: Path) -> tuple[str, Any]:
@@ -279,6 +291,8 @@ def _database(kind: str, tmp: Path) -> tuple[str, Any]:
 def _line(r: dict[str, Any], base: dict[str, Any] | None) -> str:
     ratio = f"  x{r['items_per_s'] / base['items_per_s']:.2f}" if base else ""
     rss = " ".join(f"{k}={v}" for k, v in r["rss_mb"].items())
+    if r["rss_bytes_per_item_after_5k"] is not None:
+        rss += f" (after 5k: {r['rss_bytes_per_item_after_5k']} B/item)"
     bad = "" if r["status"] == "completed" and r["done"] == r["items"] else \
         f"  !! status={r['status']} done={r['done']}/{r['items']} exit={r['exit']} {r['stderr_tail']}"
     return (f"{r['db']:<18} {r['items_per_s']:>8.1f} items/s{ratio}  wall {r['wall_ms_per_item']:.2f} ms/item  "
@@ -293,6 +307,8 @@ def main() -> int:
     ap.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
     ap.add_argument("--upstream", choices=("stub", "sandbox"), default="stub")
     ap.add_argument("--model", default="claude-sonnet-5-5")
+    ap.add_argument("--sqlite-cache-mb", type=int, help="the worker's SQLite page cache per connection "
+                    "(default: the setting's); the cache fills as the database grows, which shows as RSS")
     ap.add_argument("--baseline", help="another checkout whose worker is measured first, for ratios")
     ap.add_argument("--profile", help="write the worker's cProfile stats here (first database only)")
     ap.add_argument("--json", action="store_true")
