@@ -118,6 +118,9 @@ class Settings:
     breaker_failure_threshold: int = field(default=5, metadata=_check(_positive, "a whole number > 0"))
     breaker_window_s: float = field(default=60.0, metadata=_check(_positive, "a number > 0"))
     breaker_cooldown_s: float = field(default=30.0, metadata=_check(_non_negative, "a number >= 0"))
+    # a breaker opened by dropped or refused connections (which reconnecting fixes) probes after
+    # this long, doubling at each re-open up to breaker_cooldown_s
+    breaker_reconnect_cooldown_s: float = field(default=1.0, metadata=_check(_non_negative, "a number >= 0"))
     # a breaker opens only when failures are also this share of the calls in the window
     breaker_failure_ratio: float = field(default=0.5, metadata=_check(_fraction, "a fraction from 0 to 1"))
     breaker_success_threshold: int = field(default=2, metadata=_check(_positive, "a whole number > 0"))
@@ -164,6 +167,10 @@ class Settings:
     time_span_max_days: int = field(default=36_500, metadata=_check(_positive, "a whole number > 0"))
     worker_poll_interval_s: float = field(default=1.0, metadata=_check(_positive, "a number > 0"))
     item_max_attempts: int = field(default=3, metadata=_check(_positive, "a whole number > 0"))
+    # deaths of the worker with the item in flight (crash, kill -9, stopped past its lease), counted
+    # apart from item_max_attempts; after the first, the item runs alone (see core.batches.leases),
+    # so reaching this many means it was alone in flight at the others: failed as poison
+    item_max_lost_attempts: int = field(default=3, metadata=_check(_positive, "a whole number > 0"))
     batch_max_items: int = field(default=100_000, metadata=_check(_positive, "a whole number > 0"))
     upload_max_bytes: int = field(default=10 * 1024 * 1024, metadata=_check(_positive, "a whole number > 0"))
     draft_ttl_hours: float = field(default=24.0, metadata=_check(_positive, "a number > 0"))

@@ -139,7 +139,7 @@ def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> s
     """Count a failed attempt: back to pending while attempts remain and the error is recoverable, else failed.
 
     Applies only to the claim `item` came from: if the item was requeued in the meantime (its
-    worker went silent for a lease period, so it counts an attempt) and perhaps claimed again,
+    worker went silent for a lease period, so it counts a lost attempt) and perhaps claimed again,
     this late outcome changes nothing and "superseded" is returned.
     """
 
@@ -150,7 +150,7 @@ def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> s
         status = "failed" if final else "pending"
         with write_tx(engine) as conn:
             this_claim = [batch_items.c.id == item.id, batch_items.c.status == "running",
-                          batch_items.c.attempts == item.attempts]
+                          batch_items.c.attempts == item.attempts, batch_items.c.lost_attempts == item.lost_attempts]
             if item.claimed_by is not None:
                 this_claim.append(batch_items.c.claimed_by == item.claimed_by)
             changed = conn.execute(batch_items.update().where(*this_claim).values(

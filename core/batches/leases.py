@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from core.batches._db import run_db
+from core.batches._db import run_db, run_db_past_breaker
 from core.config import get_settings
 from core.store.schema import batch_items, batch_jobs, utcnow
 from core.store.tx import write_tx
@@ -60,6 +60,7 @@ class ClaimedItem:
     params: dict[str, Any]
     attempts: int
     claimed_by: str | None = None  # the worker that claimed it: its outcome applies only to this claim
+    lost_attempts: int = 0  # with attempts and claimed_by, tells this claim from a later one of the same item
 
 
 def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
@@ -122,27 +123,38 @@ def claim_expired(now: datetime) -> sa.ColumnElement[bool]:
 def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner: str | None) -> int:
     """Running items whose worker is dead (named, or silent for a lease period) go back to pending.
 
-    The interrupted attempt counts: an item that kills every worker that takes it (a poison
-    item) fails once it has used settings.item_max_attempts, instead of being retried forever.
+    A death is not the item's failure, and it is counted apart from the item's own `attempts`
+    (in `lost_attempts`), because a worker that dies takes every item it had in flight with
+    it: with 8 in flight, 7 are bystanders of whatever killed it. The rule that tells a
+    poison item (one that kills every worker that takes it) from a bystander:
+    - an item lost once becomes a suspect, and suspects are claimed last and run alone,
+      one per worker with nothing else in flight (claim_items(suspect=True));
+    - so every further death is charged to the one item that was running, and an item is
+      failed (`worker_lost`) only once settings.item_max_lost_attempts deaths were counted
+      on it — with the default 3: the first death in company, then two while it ran alone.
+    Kill -9s, crashes and restarts of workers therefore never fail an innocent item unless
+    it alone was in flight at two of them, and an item's own budget
+    (settings.item_max_attempts) stays for failures of its own (model errors, bad replies).
     A live worker keeps its items fresh even while it holds an outcome through a store
-    outage, so an item goes stale only when its worker crashed, was killed, was stopped, or
-    could not reach the store for a whole lease period while this owner could.
+    outage (its heartbeat is not refused by its own open database breaker), so an item goes
+    stale only when its worker crashed, was killed, was stopped, or could not reach the
+    store for a whole lease period while this owner could.
     """
     s = get_settings()
     orphan = claim_expired(now)
     if dead_owner:
         orphan = sa.or_(orphan, batch_items.c.claimed_by == dead_owner)
     mine = [batch_items.c.batch_id == batch_id, batch_items.c.status == "running", orphan]
-    exhausted = batch_items.c.attempts + 1 >= s.item_max_attempts
-    conn.execute(batch_items.update().where(*mine, exhausted).values(
-        status="failed", attempts=batch_items.c.attempts + 1, last_error_code="worker_lost",
-        last_error=f"The worker processing this item stopped responding before saving it (it crashed, was "
-                   f"killed, or lost its connection to the database), and that was its last of "
-                   f"{s.item_max_attempts} attempts, so it is not tried again automatically. "
-                   "Use Retry failed to try it.",
+    poison = batch_items.c.lost_attempts + 1 >= s.item_max_lost_attempts
+    conn.execute(batch_items.update().where(*mine, poison).values(
+        status="failed", lost_attempts=batch_items.c.lost_attempts + 1, last_error_code="worker_lost",
+        last_error=f"Every worker that took this item stopped responding before saving it (crashed, was "
+                   f"killed, or lost its connection to the database): {s.item_max_lost_attempts} times, so it "
+                   "is not tried again automatically (it may be what brings them down). Use Retry failed to "
+                   "try it.",
         claimed_by=None, claimed_at=None, updated_at=now))
     requeued = int(conn.execute(batch_items.update().where(*mine).values(
-        status="pending", attempts=batch_items.c.attempts + 1, claimed_by=None, claimed_at=None,
+        status="pending", lost_attempts=batch_items.c.lost_attempts + 1, claimed_by=None, claimed_at=None,
         updated_at=now)).rowcount)
     return requeued
 
@@ -160,16 +172,25 @@ def find_joinable_batch(engine: Engine, worker_id: str) -> tuple[str, int] | Non
     return (str(row.id), int(row.concurrency)) if row is not None else None
 
 
-def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int) -> list[ClaimedItem]:
-    """Claim up to n pending items of a running batch, lowest index first; [] when there are none."""
+def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int, *, suspect: bool = False,
+                ) -> list[ClaimedItem]:
+    """Claim up to n pending items of a running batch, lowest index first; [] when there are none.
+
+    Items whose worker died with them in flight (lost_attempts > 0) are suspects: the default
+    claim leaves them out, and `suspect=True` claims one of them, which the worker then runs
+    alone (see core.batches.worker), so that a further death is its own doing, not a
+    bystander's fate.
+    """
     if n <= 0:
         return []
 
     def _claim() -> list[ClaimedItem]:
         now = utcnow()
+        lost = batch_items.c.lost_attempts > 0 if suspect else batch_items.c.lost_attempts == 0
         pick = _lock_skipping_locked(
-            sa.select(batch_items.c.id).where(batch_items.c.batch_id == batch_id, batch_items.c.status == "pending")
-            .order_by(batch_items.c.item_index).limit(n))
+            sa.select(batch_items.c.id).where(batch_items.c.batch_id == batch_id, batch_items.c.status == "pending",
+                                              lost)
+            .order_by(batch_items.c.item_index).limit(1 if suspect else n))
         running = sa.exists().where(batch_jobs.c.id == batch_id, batch_jobs.c.status == "running")
         with write_tx(engine) as conn:
             rows = conn.execute(
@@ -177,9 +198,9 @@ def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int) -> list[C
                                            batch_items.c.status == "pending", running)
                 .values(status="running", claimed_by=worker_id, claimed_at=now, updated_at=now)
                 .returning(batch_items.c.id, batch_items.c.item_index, batch_items.c.params,
-                           batch_items.c.attempts)).all()
-        return sorted((ClaimedItem(int(r.id), batch_id, int(r.item_index), dict(r.params), int(r.attempts), worker_id)
-                       for r in rows), key=lambda it: it.item_index)
+                           batch_items.c.attempts, batch_items.c.lost_attempts)).all()
+        return sorted((ClaimedItem(int(r.id), batch_id, int(r.item_index), dict(r.params), int(r.attempts), worker_id,
+                                   int(r.lost_attempts)) for r in rows), key=lambda it: it.item_index)
 
     return run_db(_claim)
 
@@ -193,6 +214,11 @@ def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool,
     was stopped, or even recording the failure failed) is then left to go stale, so the
     owner's sweep puts it back to pending instead of it staying "running" for as long as this
     worker lives. None: all of this worker's running items.
+
+    Never refused by this process's open database breaker (run_db_past_breaker): the breaker
+    protects the database from load, and a heartbeat is what tells the other workers this
+    one is alive; missing them through a cool-down longer than the lease gets its items
+    taken over and paid for twice.
     """
 
     def _renew() -> bool:
@@ -213,7 +239,7 @@ def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool,
                 _reset_orphans(conn, batch_id, now, dead_owner=None)
             return kept
 
-    return run_db(_renew)
+    return run_db_past_breaker(_renew)
 
 
 def release_lease(engine: Engine, batch_id: str, worker_id: str) -> bool:

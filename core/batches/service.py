@@ -482,7 +482,8 @@ def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, us
                 check_transition(batch_id, previous, "queued")
             failed = batch_items.c.status == "failed"
             requeued = int(conn.execute(batch_items.update().where(batch_items.c.batch_id == batch_id, failed)
-                                        .values(status="pending", attempts=0, updated_at=now)).rowcount)
+                                        .values(status="pending", attempts=0, lost_attempts=0,
+                                                updated_at=now)).rowcount)
             if not failed_only:
                 conn.execute(batch_items.update().where(
                     batch_items.c.batch_id == batch_id, batch_items.c.status == "running", claim_expired(now)).values(

@@ -8,6 +8,11 @@
   in-flight items alive; a worker that stops heartbeating loses both after lease_duration_s.
   While a call has waited longer than settings.rate_limit_visible_wait_s for the rate limiter,
   the heartbeat also shows "waiting for rate limit: N s" on the batch (the limiter records it).
+  Its own open database breaker does not stop the heartbeat (a live worker must not look
+  dead because the breaker is cooling down), and a missed one is tried again at the poll interval.
+- Worker deaths: an item a dead worker had in flight is a suspect; it is claimed only when
+  nothing else is pending and runs alone, so a death is charged to the item that caused it
+  (see core.batches.leases, "_reset_orphans", for the poison rule).
 - Store outage: an item's outcome (its conversation, or its failure) that cannot be saved
   because the store is unavailable (run_db gave up on a transient error, or the database
   breaker is open) is held in memory and saved again with backoff until the store takes it.
@@ -139,6 +144,9 @@ class BatchWorker:
         if self._stop_requested:
             self._stop.set()
         await asyncio.to_thread(migrate, self.engine)
+        # the model client's imports take seconds on a loaded machine: here, in a thread, not in
+        # the event loop at the first item, where they would hold up the heartbeat of claimed items
+        await asyncio.to_thread(_preload_model_client)
         settings = get_settings()
         try:
             while not self.stopping:
@@ -224,8 +232,7 @@ class BatchWorker:
                 # a half-open breaker lets one probe through: claim one item at a time until it closes
                 free = (1 if _claude_breaker_half_open() else limit) - len(in_flight)
                 try:
-                    items = await asyncio.to_thread(leases.claim_items, self.engine, batch_id, self.worker_id,
-                                                    free) if free > 0 else []
+                    items = await asyncio.to_thread(self._claim, batch_id, in_flight, free)
                 except Exception as exc:  # noqa: BLE001 - the store is down: in-flight items go on, claims wait
                     self._store_trouble(exc, batch_id, "claim_items")
                     items = []
@@ -255,6 +262,19 @@ class BatchWorker:
             if stop_wait is not None:
                 stop_wait.cancel()
             self.stats.current_batch = None
+
+    def _claim(self, batch_id: str, in_flight: dict[asyncio.Task[None], ClaimedItem], free: int) -> list[ClaimedItem]:
+        """Up to `free` items; an item a dead worker had in flight only alone, once nothing else is left.
+
+        A suspect runs alone so that, if it kills this worker too, the death is charged to it
+        and not to bystanders (see leases._reset_orphans for the rule).
+        """
+        if any(item.lost_attempts for item in in_flight.values()):
+            return []
+        items = leases.claim_items(self.engine, batch_id, self.worker_id, free) if free > 0 else []
+        if not items and not in_flight:
+            items = leases.claim_items(self.engine, batch_id, self.worker_id, 1, suspect=True)
+        return items
 
     async def _others_still_working(self, ctx: _BatchRun) -> bool:
         """True if the batch is running and items are in flight at other workers (the owner waits for them)."""
@@ -328,9 +348,12 @@ class BatchWorker:
             await asyncio.to_thread(leases.release_lease, self.engine, ctx.batch_id, self.worker_id)
 
     async def _heartbeat(self, ctx: _BatchRun, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> None:
-        interval = get_settings().heartbeat_interval_s
+        settings = get_settings()
+        wait = settings.heartbeat_interval_s
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(wait)
+            # a missed heartbeat is tried again at the poll interval: the lease is running out
+            wait = min(settings.heartbeat_interval_s, settings.worker_poll_interval_s)
             # only items still being worked on are kept alive (an item whose outcome is held through
             # a store outage is); one its task let go of goes stale and back to pending
             working = [item.id for task, item in in_flight.items() if not task.done()]
@@ -340,6 +363,7 @@ class BatchWorker:
             except Exception as exc:  # noqa: BLE001 - a missed heartbeat is recorded; the next one retries
                 _record(exc, operation_id=ctx.batch_id, context={"worker": self.worker_id, "step": "heartbeat"})
                 continue
+            wait = settings.heartbeat_interval_s
             if ctx.owner and not kept:
                 ctx.owner = False  # another worker took over (or a resume reset the lease): keep going as a joiner
             await self._show_rate_limit_wait(ctx)
@@ -456,6 +480,11 @@ class _BatchRun:
 
 def _release_item(engine: Engine, item: ClaimedItem, worker_id: str) -> int:
     return leases.release_items(engine, worker_id, [item.id])
+
+
+def _preload_model_client() -> None:
+    import core.generation.service
+    import core.llm.client  # noqa: F401 - imported for its side effect: the SDK is loaded
 
 
 def _ignore_delta(_text: str) -> None:

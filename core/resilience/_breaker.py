@@ -3,7 +3,14 @@
 CLOSED -> OPEN after settings.breaker_failure_threshold counted failures within
 settings.breaker_window_s, provided they are at least settings.breaker_failure_ratio of the
 calls that finished in that window (so a batch at full speed with a few percent of transient
-faults keeps running, while a service that fails most calls trips at once); OPEN -> HALF_OPEN once settings.breaker_cooldown_s has passed;
+faults keeps running, while a service that fails most calls trips at once); OPEN -> HALF_OPEN
+once the cool-down has passed: settings.breaker_cooldown_s, or — when the failure that opened
+it was a dropped or refused connection (`RECONNECT_CODES`), which reconnecting fixes —
+settings.breaker_reconnect_cooldown_s, doubling at each re-open in a row up to
+breaker_cooldown_s. A reconnect probe costs the database one connection attempt, so after
+a restart the breaker finds it back within a second or two instead of waiting out 30 s;
+failures that mean an overloaded or locked store (timeouts, "database is locked") keep the
+full cool-down, so probes do not pile onto it;
 HALF_OPEN lets settings.breaker_half_open_max_calls probe calls through at a time, closes
 after settings.breaker_success_threshold probe successes and re-opens on a probe failure.
 Settings are read at each transition check, so changes apply without a restart.
@@ -18,6 +25,11 @@ dict update. State changes are written to the error log after the lock is releas
 Only failures that say the service itself is unhealthy count (`counts_as_failure`):
 5xx, 529, 408, timeouts, dropped connections, transient database errors. A 4xx (bad
 request, auth, rate limit), a validation error or an unusable model reply does not.
+
+`record_bypass(error)` takes the outcome of a call made without asking the breaker (one that
+must not be refused: the heartbeat that keeps a live worker's lease). Its failure counts
+only while the breaker is closed; its success while open or half-open is a successful probe
+(the service answered), so it also brings the breaker back sooner.
 
 `CircuitOpenError` is an AppError whose error_type follows the service: "database" for
 the database breaker, "api" for claude and any other service, so the error log groups it
@@ -57,6 +69,9 @@ HALF_OPEN = "half_open"
 KNOWN_SERVICES = ("claude", "database")
 
 _SERVICE_LABEL = {"claude": "The model service", "database": "The database"}
+
+# failures a reconnect fixes: the breaker they open probes again after the short reconnect cool-down
+RECONNECT_CODES = frozenset({"db_connection"})
 _PAUSED_WHAT = {"claude": "new calls", "database": "new saves"}
 
 T = TypeVar("T")
@@ -140,6 +155,7 @@ class CircuitBreaker:
         self._probe_successes = 0
         self._total_opens = 0
         self._last_failure: str | None = None
+        self._reconnect_opens = 0  # opens in a row caused by a dropped connection (0: a full cool-down)
         self.history: deque[tuple[str, float]] = deque(maxlen=50)  # (new state, wall time)
 
     # ---- reading ----------------------------------------------------------------------
@@ -212,6 +228,27 @@ class CircuitBreaker:
                     events.append(self._to_closed())
         self._emit(events)
 
+    def record_bypass(self, error: BaseException | None = None) -> None:
+        """The outcome (None: success) of a call made without `before_call`; see the module docstring."""
+        counted = error is not None and counts_as_failure(error)
+        with self._lock:
+            now = self._clock()
+            events = self._advance(now)
+            if error is not None:
+                if self._state == CLOSED and counted:
+                    self._last_failure = classify(error).code
+                    events.extend(self._count_failure(now))
+            elif self._state == CLOSED:
+                self._successes.append(now)
+                self._prune(now)
+            else:
+                if self._state == OPEN:
+                    events.append(self._to_half_open(reason="a call made past the open breaker succeeded"))
+                self._probe_successes += 1
+                if self._probe_successes >= get_settings().breaker_success_threshold:
+                    events.append(self._to_closed())
+        self._emit(events)
+
     def record_failure(self, error: BaseException) -> bool:
         """A call that passed `before_call` failed; returns whether the failure counted."""
         counted = counts_as_failure(error)
@@ -225,16 +262,20 @@ class CircuitBreaker:
                 if counted:
                     events.append(self._to_open(now, reason="a probe call failed"))
             elif self._state == CLOSED and counted:
-                self._failures.append(now)
-                self._prune(now)
-                s = get_settings()
-                failures = len(self._failures)
-                ratio = failures / (failures + len(self._successes))
-                if failures >= s.breaker_failure_threshold and ratio >= s.breaker_failure_ratio:
-                    events.append(self._to_open(
-                        now, reason=f"{failures} failures ({ratio:.0%} of calls) within {s.breaker_window_s:g} s"))
+                events.extend(self._count_failure(now))
         self._emit(events)
         return counted
+
+    def _count_failure(self, now: float) -> list[tuple[str, str]]:
+        self._failures.append(now)
+        self._prune(now)
+        s = get_settings()
+        failures = len(self._failures)
+        ratio = failures / (failures + len(self._successes))
+        if failures >= s.breaker_failure_threshold and ratio >= s.breaker_failure_ratio:
+            return [self._to_open(now, reason=f"{failures} failures ({ratio:.0%} of calls) within "
+                                              f"{s.breaker_window_s:g} s")]
+        return []
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -258,16 +299,28 @@ class CircuitBreaker:
     # ---- transitions (called with the lock held; return events to emit after release) ---
     def _advance(self, now: float) -> list[tuple[str, str]]:
         if self._state == OPEN and self._opened_at is not None:
-            if now - self._opened_at >= get_settings().breaker_cooldown_s:
-                self._state = HALF_OPEN
-                self._probes_in_flight = 0
-                self._probe_successes = 0
-                self._last_probe_at = None
-                self.history.append((HALF_OPEN, self._wall_clock()))
-                return [(HALF_OPEN, "cool-down elapsed; letting probe calls through")]
+            if now - self._opened_at >= self._cooldown():
+                return [self._to_half_open(reason="cool-down elapsed; letting probe calls through")]
         return []
 
+    def _cooldown(self) -> float:
+        """This open's cool-down: the full one, or the reconnect one doubled per re-open in a row."""
+        s = get_settings()
+        if not self._reconnect_opens:
+            return s.breaker_cooldown_s
+        return min(s.breaker_cooldown_s, s.breaker_reconnect_cooldown_s * 2 ** min(self._reconnect_opens - 1, 32))
+
+    def _to_half_open(self, *, reason: str) -> tuple[str, str]:
+        self._state = HALF_OPEN
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        self._last_probe_at = None
+        self.history.append((HALF_OPEN, self._wall_clock()))
+        return (HALF_OPEN, reason)
+
     def _to_open(self, now: float, *, reason: str) -> tuple[str, str]:
+        # the failure that opened it decides how soon to probe: see the module docstring
+        self._reconnect_opens = self._reconnect_opens + 1 if self._last_failure in RECONNECT_CODES else 0
         self._state = OPEN
         self._opened_at = now
         self._opened_at_wall = self._wall_clock()
@@ -286,6 +339,7 @@ class CircuitBreaker:
         self._failures.clear()
         self._successes.clear()
         self._probes_in_flight = 0
+        self._reconnect_opens = 0
         successes, self._probe_successes = self._probe_successes, 0
         self.history.append((CLOSED, self._wall_clock()))
         return (CLOSED, f"{successes} probe calls succeeded")
@@ -299,7 +353,7 @@ class CircuitBreaker:
     def _retry_in(self, now: float) -> float:
         if self._opened_at is None:
             return 0.0
-        return max(get_settings().breaker_cooldown_s - (now - self._opened_at), 0.0)
+        return max(self._cooldown() - (now - self._opened_at), 0.0)
 
     # ---- error log ----------------------------------------------------------------------
     def _emit(self, events: list[tuple[str, str]]) -> None:
@@ -318,7 +372,7 @@ def _record_transition(breaker: CircuitBreaker, state: str, reason: str) -> None
         f"Circuit '{breaker.name}' is now {state}: {reason}",
         code=f"circuit_{state}",
         severity=severity,
-        user_message=(CircuitOpenError(breaker.name, get_settings().breaker_cooldown_s).user_message
+        user_message=(CircuitOpenError(breaker.name, breaker._cooldown()).user_message
                       if state == OPEN else f"{_SERVICE_LABEL.get(breaker.name, breaker.name)} is answering again."),
         context={"service": breaker.name, "state": state, "reason": reason},
     )

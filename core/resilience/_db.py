@@ -15,6 +15,12 @@ Errors leave `run_db` classified: an AppError (usually DatabaseError; check `.co
 "duplicate_key") raised from the original exception, which stays in `__cause__`/`.cause`.
 An open database breaker raises CircuitOpenError (error_type "database") without calling fn.
 
+`run_db_past_breaker(fn, *args)` is `run_db` for the one kind of write an open breaker must
+not refuse: a heartbeat. A live worker whose own breaker opened during a database restart
+would otherwise miss its heartbeats for the whole cool-down, look dead to the other workers
+and have its items taken over and generated twice. Its outcome is still reported to the
+breaker (`record_bypass`): a success is a successful probe.
+
 `outlast_store_outage(fn, *args, stopped=..., sleep=...)` is for outcomes that must not be
 dropped when `run_db` gives up (a batch item's conversation): it calls `fn` (which uses
 `run_db` itself) in a worker thread again and again while the store stays unavailable,
@@ -34,7 +40,7 @@ from core.errors import classify
 from core.resilience._breaker import CircuitBreaker, get_breaker
 from core.resilience._retry import async_retry_policy, async_store_outage_policy, retry_policy
 
-__all__ = ["DATABASE_SERVICE", "arun_db", "outlast_store_outage", "run_db"]
+__all__ = ["DATABASE_SERVICE", "arun_db", "outlast_store_outage", "run_db", "run_db_past_breaker"]
 
 DATABASE_SERVICE = "database"
 
@@ -47,6 +53,23 @@ def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     retried = _Retried(fn)
     result = retry_policy(kind="db", on_retry=retried.remember)(_attempt, breaker, fn, args, kwargs)
     retried.record_recovery()
+    return result
+
+
+def run_db_past_breaker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`run_db` without asking the database breaker first (heartbeats); the outcome still informs it."""
+    return retry_policy(kind="db")(_attempt_past, get_breaker(DATABASE_SERVICE), fn, args, kwargs)
+
+
+def _attempt_past(breaker: CircuitBreaker, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        breaker.record_bypass(exc)
+        if not isinstance(exc, Exception):
+            raise
+        raise classify(exc) from exc
+    breaker.record_bypass(None)
     return result
 
 

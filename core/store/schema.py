@@ -224,7 +224,9 @@ batch_items = Table(
     Column("item_index", Integer, nullable=False),
     Column("params", JSON, nullable=False),
     Column("status", String(16), nullable=False, default="pending"),  # pending|running|done|failed|skipped
-    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),  # failed attempts of its own (model, reply, commit)
+    # times its worker died with it in flight: counted apart, against settings.item_max_lost_attempts
+    Column("lost_attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("last_error", RedactedText()),
     Column("last_error_code", String(64)),
     Column("claimed_by", String(128)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from sqlalchemy import Engine
 from core.config import ROOT, reload_settings
 from core.store.schema import batch_items
 
-__all__ = ["UNLIMITED_RATE", "done_count", "item_counts", "run_worker_here", "start_worker", "wait_for",
+__all__ = ["UNLIMITED_RATE", "Outage", "done_count", "item_counts", "run_worker_here", "start_worker", "wait_for",
            "worker_env"]
 
 HERE = Path(__file__).resolve().parent
@@ -103,3 +104,37 @@ def run_worker_here(monkeypatch: Any, env: dict[str, str], concurrency: int = 8)
     finally:
         reset_client()
     return worker
+
+
+class Outage:
+    """Takes the test's database away and gives it back, the way a real outage does."""
+
+    def __init__(self, engine: Engine, admin: Engine | None) -> None:
+        self.engine = engine
+        self.admin = admin  # Postgres: a connection to another database of the same server
+        self._holder: sqlite3.Connection | None = None
+        self.active = False
+
+    def begin(self) -> None:
+        self.active = True
+        if self.admin is None:
+            self._holder = sqlite3.connect(self.engine.url.database, isolation_level=None, check_same_thread=False)
+            self._holder.execute("BEGIN EXCLUSIVE")
+            return
+        name = self.engine.url.database
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+
+    def end(self) -> None:
+        if not self.active:
+            return
+        if self._holder is not None:
+            self._holder.execute("ROLLBACK")
+            self._holder.close()
+            self._holder = None
+        if self.admin is not None:
+            with self.admin.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{self.engine.url.database}" WITH ALLOW_CONNECTIONS true')
+        self.active = False

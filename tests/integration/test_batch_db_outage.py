@@ -22,7 +22,6 @@ item spends an attempt on the outage.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from batch_support import UNLIMITED_RATE, done_count, wait_for
+from batch_support import UNLIMITED_RATE, Outage, done_count, wait_for
 from sqlalchemy import Engine
 
 from core.batches.service import create_batch, get_batch_status
@@ -66,40 +65,6 @@ SETTINGS = {
     # real store backoff, as in production (the suite's default makes every wait zero)
     "STUDIO_RETRY_INSTANT": "false",
 }
-
-
-class Outage:
-    """Takes the test's database away and gives it back, the way a real outage does."""
-
-    def __init__(self, engine: Engine, admin: Engine | None) -> None:
-        self.engine = engine
-        self.admin = admin  # Postgres: a connection to another database of the same server
-        self._holder: sqlite3.Connection | None = None
-        self.active = False
-
-    def begin(self) -> None:
-        self.active = True
-        if self.admin is None:
-            self._holder = sqlite3.connect(self.engine.url.database, isolation_level=None, check_same_thread=False)
-            self._holder.execute("BEGIN EXCLUSIVE")
-            return
-        name = self.engine.url.database
-        with self.admin.connect() as conn:
-            conn.exec_driver_sql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
-
-    def end(self) -> None:
-        if not self.active:
-            return
-        if self._holder is not None:
-            self._holder.execute("ROLLBACK")
-            self._holder.close()
-            self._holder = None
-        if self.admin is not None:
-            with self.admin.connect() as conn:
-                conn.exec_driver_sql(f'ALTER DATABASE "{self.engine.url.database}" WITH ALLOW_CONNECTIONS true')
-        self.active = False
 
 
 @pytest.fixture
@@ -222,12 +187,14 @@ def test_a_database_outage_mid_batch_loses_nothing_duplicates_nothing_and_is_log
     assert worker.worker.stats.outcomes_held >= CONCURRENCY, "the outage caught no reply before its commit"
     assert model_calls(sandbox) == COUNT, (model_calls(sandbox), worker.worker.stats.outcomes_held)
     assert worker.worker.stats.replies == COUNT
-    # attempts counts failed or interrupted attempts: none was spent on the outage, and none was
-    # ever put back by the stale-item sweep (which counts one, and fails the last with worker_lost)
+    # attempts counts failed attempts and lost_attempts the worker deaths: none was spent on the outage,
+    # and no item was ever put back by the stale-item sweep (which counts a lost attempt)
     with engine.connect() as conn:
-        spent = conn.execute(sa.select(batch_items.c.item_index, batch_items.c.attempts, batch_items.c.last_error_code)
+        spent = conn.execute(sa.select(batch_items.c.item_index, batch_items.c.attempts, batch_items.c.lost_attempts,
+                                       batch_items.c.last_error_code)
                              .where(batch_items.c.batch_id == batch_id,
-                                    sa.or_(batch_items.c.attempts != 0, batch_items.c.last_error_code.is_not(None)))
+                                    sa.or_(batch_items.c.attempts != 0, batch_items.c.lost_attempts != 0,
+                                           batch_items.c.last_error_code.is_not(None)))
                              ).all()
     assert spent == [], "items charged an attempt or an error by the outage"
 

@@ -80,7 +80,7 @@ def test_a_late_commit_onto_an_item_failed_as_worker_lost_completes_the_finalize
     from core.batches.service import get_batch_status, resume_batch
     from core.config import override_settings
 
-    override_settings(item_max_attempts=1)
+    override_settings(item_max_lost_attempts=1)
     batch_id = create_batch(engine, template="customer_support", count=2, turns=2)
     claim_batch(engine, "stopped")
     [late, _] = claim_items(engine, batch_id, "stopped", 2)

@@ -98,27 +98,31 @@ def test_a_breaker_pause_outlives_its_worker_but_a_user_pause_is_not_taken(engin
     assert leases.claim_batch(engine, "third") is None
 
 
-def test_an_item_that_kills_every_worker_fails_after_the_attempt_limit(engine):
-    """Each worker lost while holding an item uses one attempt; at the limit the item fails, the rest go on."""
+def test_an_item_that_kills_every_worker_fails_after_the_lost_attempt_limit(engine):
+    """Each worker lost while holding an item counts one lost attempt; at that limit it fails, the rest go on."""
     from core.batches.service import get_batch_status
     from core.config import override_settings
 
-    override_settings(item_max_attempts=3)
+    override_settings(item_max_attempts=1, item_max_lost_attempts=3)  # deaths do not spend the item's own attempts
     bid = create_batch(engine, template="tutoring", count=2)
     for n in range(3):
         leases.claim_batch(engine, f"doomed-{n}")
-        [poison] = leases.claim_items(engine, bid, f"doomed-{n}", 1)
+        # lost once, it is a suspect: claimed apart (and run alone), never beside other items
+        [poison] = leases.claim_items(engine, bid, f"doomed-{n}", 1, suspect=n > 0)
         assert poison.item_index == 0  # the same item each time: it is what kills them
+        if n > 0:
+            assert leases.claim_items(engine, bid, f"doomed-{n}", 2, suspect=True) == []  # one suspect at a time
         _expire(engine, bid)
     leases.claim_batch(engine, "survivor")
     with engine.connect() as conn:
-        item = conn.execute(sa.select(batch_items.c.status, batch_items.c.attempts, batch_items.c.last_error_code)
+        item = conn.execute(sa.select(batch_items.c.status, batch_items.c.lost_attempts, batch_items.c.attempts,
+                                      batch_items.c.last_error_code)
                             .where(batch_items.c.batch_id == bid, batch_items.c.item_index == 0)).one()
         message = conn.execute(sa.select(batch_items.c.last_error)
                                .where(batch_items.c.batch_id == bid, batch_items.c.item_index == 0)).scalar_one()
     failed = get_batch_status(engine, bid)["failed"]
-    assert tuple(item) == ("failed", 3, "worker_lost")
-    assert "crashed" in message and "last of 3 attempts" in message  # what the user reads says what happened
+    assert tuple(item) == ("failed", 3, 0, "worker_lost")
+    assert "crashed" in message and "3 times" in message  # what the user reads says what happened
     assert failed == 1
     assert [i.item_index for i in leases.claim_items(engine, bid, "survivor", 2)] == [1]
 
@@ -133,18 +137,19 @@ def test_a_late_failure_from_a_requeued_claim_changes_nothing(engine):
     leases.claim_batch(engine, "slow")
     [stale] = leases.claim_items(engine, bid, "slow", 1)
     _expire(engine, bid)
-    assert leases.claim_batch(engine, "next").requeued == 1  # the sweep counted the silent worker's attempt
-    [fresh] = leases.claim_items(engine, bid, "next", 1)
+    assert leases.claim_batch(engine, "next").requeued == 1  # the sweep counted the silent worker's lost attempt
+    [fresh] = leases.claim_items(engine, bid, "next", 1, suspect=True)  # lost once: claimed alone
     err = APIError("overloaded", code="overloaded")
 
     assert record_item_failure(engine, stale, err) == "superseded"
     with engine.connect() as conn:
         row = conn.execute(sa.select(batch_items.c.status, batch_items.c.claimed_by, batch_items.c.attempts,
-                                     batch_items.c.last_error_code).where(batch_items.c.batch_id == bid)).one()
-    assert tuple(row) == ("running", "next", 1, None)
+                                     batch_items.c.lost_attempts, batch_items.c.last_error_code)
+                           .where(batch_items.c.batch_id == bid)).one()
+    assert tuple(row) == ("running", "next", 0, 1, None)
 
     assert record_item_failure(engine, fresh, err) == "pending"  # the live claim's outcome still applies
     with engine.connect() as conn:
         row = conn.execute(sa.select(batch_items.c.status, batch_items.c.attempts, batch_items.c.last_error_code)
                            .where(batch_items.c.batch_id == bid)).one()
-    assert tuple(row) == ("pending", 2, "overloaded") and get_batch_status(engine, bid)["failed"] == 0
+    assert tuple(row) == ("pending", 1, "overloaded") and get_batch_status(engine, bid)["failed"] == 0

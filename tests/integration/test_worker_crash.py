@@ -115,3 +115,50 @@ def test_sigterm_releases_the_lease_at_once(engine, sandbox, monkeypatch):
     assert successor.stats.batches_claimed == 1
     assert get_batch_status(engine, batch_id)["state"] == "completed"
     assert_exactly_once(engine, batch_id, 30)
+
+
+def test_worker_deaths_do_not_fail_the_items_they_had_in_flight(engine, sandbox, monkeypatch):
+    """Two workers die with items in flight (one own attempt allowed per item): every item still completes."""
+    srv, url = sandbox
+    srv.configure(fault_rate=0.0, latency_ms=200)
+    batch_id = create_batch(engine, template="tutoring", count=8, turns=4, concurrency=4)
+    env = worker_env(url, STUDIO_ITEM_MAX_ATTEMPTS="1")  # a death that spent it would fail the item at once
+    for _ in range(2):
+        proc = start_worker(env, "--concurrency", "4", after_replies=1)  # dies at its first reply, 3 in flight
+        assert proc.wait(timeout=60) == 137, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    run_worker_here(monkeypatch, env, concurrency=4)
+    status = get_batch_status(engine, batch_id)
+    assert (status["state"], status["done"], status["failed"]) == ("completed", 8, 0), status
+    assert_exactly_once(engine, batch_id, 8)
+    with engine.connect() as conn:
+        lost = conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(
+            batch_items.c.batch_id == batch_id, batch_items.c.lost_attempts > 0)).scalar_one()
+    assert lost >= 4  # the deaths were real and took items with them
+
+
+def test_an_item_that_kills_every_worker_is_failed_and_its_bystanders_are_not(engine, sandbox, monkeypatch, tmp_path):
+    """A poison item kills each worker that takes it: it runs alone after the first death and fails; the rest are done."""
+    from core.batches.csv_import import parse_csv
+
+    srv, url = sandbox
+    srv.configure(fault_rate=0.0, latency_ms=200)
+    personas = ["a student", "a parent", "poison", "a teacher", "a tutor", "a coach"]
+    rows = parse_csv(("persona,emotion,topic\n" + "".join(f"{p},calm,fractions\n" for p in personas)).encode())
+    batch_id = create_batch(engine, template="tutoring", rows=rows, turns=4, concurrency=4)
+    env = worker_env(url, STUDIO_ITEM_MAX_LOST_ATTEMPTS="2")
+    deaths = 0
+    while deaths < 5:
+        proc = start_worker(env, "--concurrency", "4", poison_persona="poison")
+        code = proc.wait(timeout=60)
+        if code == 0:
+            break
+        assert code == 137, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        deaths += 1
+    assert deaths == 2  # once in company, once alone: then it is failed, not claimed again
+
+    status = get_batch_status(engine, batch_id)
+    assert (status["state"], status["done"], status["failed"]) == ("failed", 5, 1), status
+    with engine.connect() as conn:
+        failed = conn.execute(sa.select(batch_items.c.item_index, batch_items.c.last_error_code, batch_items.c.attempts)
+                              .where(batch_items.c.batch_id == batch_id, batch_items.c.status == "failed")).one()
+    assert tuple(failed) == (2, "worker_lost", 0)

@@ -333,3 +333,57 @@ def test_mostly_failing_service_opens_the_breaker_despite_earlier_successes(monk
         breaker.before_call()
         breaker.record_failure(APIError("overloaded", code="overloaded", status_code=529))
     assert breaker.state == "open"
+
+
+def dropped_connection() -> DatabaseError:
+    return DatabaseError("server closed the connection unexpectedly", code="db_connection", recoverable=True)
+
+
+def test_a_breaker_opened_by_dropped_connections_probes_after_the_short_reconnect_cooldown(clock: FakeClock) -> None:
+    """Dropped connections: probe after 1 s, then 2 s, 4 s... up to the full cool-down; a close starts over."""
+    override_settings(breaker_cooldown_s=30, breaker_reconnect_cooldown_s=1)
+    db = CircuitBreaker("database", clock=clock)
+    fail(db, 3, dropped_connection())
+    assert db.state == "open" and db.snapshot()["retry_in_s"] == pytest.approx(1.0)
+    waits = []
+    for _ in range(6):  # each probe fails again: the wait doubles, never past the full cool-down
+        waits.append(db.snapshot()["retry_in_s"])
+        clock.advance(waits[-1])
+        fail(db, 1, dropped_connection())
+    assert waits == [1, 2, 4, 8, 16, 30]
+    clock.advance(30)
+    for _ in range(2):
+        db.before_call()
+        db.record_success()
+    assert db.state == "closed"
+    fail(db, 3, dropped_connection())
+    assert db.snapshot()["retry_in_s"] == pytest.approx(1.0)  # a new outage starts from the short wait
+
+
+def test_a_breaker_opened_by_an_overloaded_or_locked_store_keeps_the_full_cooldown(clock: FakeClock) -> None:
+    """Timeouts and a locked SQLite file are not fixed by reconnecting: the probe waits the whole cool-down."""
+    override_settings(breaker_cooldown_s=30, breaker_reconnect_cooldown_s=1)
+    for code in ("db_timeout", "db_locked"):
+        db = CircuitBreaker("database", clock=clock)
+        fail(db, 3, DatabaseError("busy", code=code, recoverable=True))
+        assert db.snapshot()["retry_in_s"] == pytest.approx(30.0)
+
+
+def test_a_call_made_past_the_open_breaker_that_succeeds_counts_as_a_probe(clock: FakeClock) -> None:
+    """A heartbeat's success while open half-opens the breaker and, with a second one, closes it."""
+    db = CircuitBreaker("database", clock=clock)
+    fail(db, 3, DatabaseError("locked", code="db_locked", recoverable=True))
+    db.record_bypass(DatabaseError("locked", code="db_locked", recoverable=True))
+    assert db.state == "open"  # a failure past it changes nothing: it is open already
+    db.record_bypass(None)
+    assert db.state == "half_open"
+    db.record_bypass(None)
+    assert db.state == "closed"
+
+
+def test_a_call_made_past_a_closed_breaker_counts_like_any_other(clock: FakeClock) -> None:
+    """Past a closed breaker, failures count toward opening it as usual."""
+    db = CircuitBreaker("database", clock=clock)
+    for _ in range(3):
+        db.record_bypass(dropped_connection())
+    assert db.state == "open"
