@@ -183,6 +183,9 @@ class Settings:
     # a worker with nothing to do waits this long before probing an open breaker again at the latest
     worker_breaker_probe_max_s: float = field(default=60.0, metadata=_check(_positive, "a number > 0"))
     checkpoint_retention_days: float = field(default=7.0, metadata=_check(_non_negative, "a number >= 0"))
+    # long operations without an items table (resolve a group, retention) commit this many rows per
+    # transaction with their checkpoint, so an interrupted one resumes there (core.store.resumable)
+    checkpoint_chunk_rows: int = field(default=5000, metadata=_check(_positive, "a whole number > 0"))
     csv_max_value_chars: int = field(default=2_000, metadata=_check(_positive, "a whole number > 0"))
     # cost estimates before a batch starts: expected output tokens per message of a conversation
     estimate_output_tokens_per_turn: int = field(default=80, metadata=_check(_positive, "a whole number > 0"))

@@ -20,6 +20,7 @@ from core.config import get_settings
 from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
 from core.store.dialect import FTS_PROBE_MIN_MATCHES, contains_text, count_text_matches, time_bucket
 from core.store.paging import Page
+from core.store.resumable import advance, begin, finish
 from core.store.schema import error_log_rollup, error_logs
 from core.store.tx import write_tx
 
@@ -473,6 +474,7 @@ def set_resolved(
     """Mark rows (by error id, or a whole fingerprint group) resolved or unresolved.
 
     Returns how many rows changed state. Exactly one of `error_ids` / `fingerprint`.
+    A whole group on an Engine is resolved in chunks that resume (see `_resolve_group`).
     """
     ids = [error_ids] if isinstance(error_ids, str) else list(error_ids)
     if bool(ids) == bool(fingerprint):
@@ -483,6 +485,8 @@ def set_resolved(
         "resolved_at": datetime.now(UTC) if resolved else None,
         "resolved_by": (user or get_settings().user_name) if resolved else None,
     }
+    if fingerprint and isinstance(bind, Engine):
+        return _resolve_group(bind, fingerprint, values)
     chunk = 500  # stay well inside every engine's bound-parameter limit
     targets = [c.fingerprint == fingerprint] if fingerprint else [
         c.error_id.in_(ids[i:i + chunk]) for i in range(0, len(ids), chunk)]
@@ -495,6 +499,36 @@ def set_resolved(
         return run(bind)
     with write_tx(bind) as conn:
         return run(conn)
+
+
+def _resolve_group(engine: Engine, fingerprint: str, values: dict[str, Any]) -> int:
+    """Resolve (or unresolve) a fingerprint group of any size, settings.checkpoint_chunk_rows rows a transaction.
+
+    The checkpoint (core.store.resumable) keeps the first run's time and user: an interrupted
+    "resolve all" asked again continues after the last row it changed, and every row of the
+    group ends with the same resolved_at and resolved_by. Returns the rows changed over all runs.
+    """
+    c = error_logs.c
+    resolved = bool(values["resolved"])
+    at = values["resolved_at"]
+    cp = begin(engine, "resolve" if resolved else "unresolve", fingerprint,
+               {"resolved_at": at.isoformat() if at else None, "resolved_by": values["resolved_by"]})
+    if cp.resumed:
+        at = cp.params.get("resolved_at")
+        values = {**values, "resolved_at": datetime.fromisoformat(at) if at else None,
+                  "resolved_by": cp.params.get("resolved_by")}
+    chunk = get_settings().checkpoint_chunk_rows
+    while True:
+        with write_tx(engine) as conn:
+            pick = (select(c.id).where(c.fingerprint == fingerprint, c.resolved.is_not(resolved),
+                                       c.id > (cp.after or 0)).order_by(c.id).limit(chunk))
+            changed = [int(i) for i in conn.execute(update(error_logs).where(c.id.in_(pick.scalar_subquery()))
+                                                    .values(**values).returning(c.id)).scalars()]
+            cp = advance(conn, cp, done=len(changed), after=max(changed, default=cp.after))
+        if len(changed) < chunk:
+            break
+    finish(engine, cp)
+    return cp.done
 
 
 @dataclass(frozen=True)
@@ -539,13 +573,32 @@ def retention_preview(bind: Bind, now: datetime | None = None) -> dict[str, Any]
 
 
 def apply_retention(bind: Engine, now: datetime | None = None) -> dict[str, Any]:
-    """Remove rows past retention (settings.retention_days_error / _other) in one transaction.
+    """Remove rows past retention (settings.retention_days_error / _other), in chunks that resume.
 
-    Returns the same report as `retention_preview`, with the numbers actually removed.
+    Each chunk of settings.checkpoint_chunk_rows rows is one transaction that also advances
+    the operation's checkpoint (core.store.resumable), so the write lock is held briefly
+    however many rows go. Interrupted, the next call resumes with the first call's cut-offs
+    (its `now`, not this one's). Returns the same report as `retention_preview`, with the
+    numbers removed over every run.
     """
-    r = _retention(now)
+    first = _retention(now)
+    cp = begin(bind, "retention", "error_logs", {"now": first.now.isoformat()})
+    r = _retention(datetime.fromisoformat(cp.params["now"])) if cp.resumed else first
+    chunk = get_settings().checkpoint_chunk_rows
+    counts = {k: int(cp.progress.get(k, 0)) for k in r.conditions}
+    keys = list(r.conditions)
+    for key in keys[keys.index(cp.after):] if cp.after in keys else keys:  # skip the kinds already done
+        while True:
+            with write_tx(bind) as conn:
+                pick = select(error_logs.c.id).where(r.conditions[key]).order_by(error_logs.c.id).limit(chunk)
+                removed = int(conn.execute(delete(error_logs).where(error_logs.c.id.in_(pick.scalar_subquery())))
+                              .rowcount)
+                counts[key] += removed
+                cp = advance(conn, cp, done=removed, after=key, **{key: counts[key]})
+            if removed < chunk:
+                break
     with write_tx(bind) as conn:
-        counts = {k: int(conn.execute(delete(error_logs).where(cond)).rowcount) for k, cond in r.conditions.items()}
         # the triggers left zero counts behind for the hours emptied
         conn.execute(delete(error_log_rollup).where(error_log_rollup.c.n <= 0))
+    finish(bind, cp)
     return _retention_report(r, counts)
