@@ -8,7 +8,7 @@ Runs the same batch twice on a fresh database (a temporary SQLite file unless
 (kill -9) `--kills` times at random moments and restarted each time. Prints lost items
 (target 0), duplicate conversations (target 0), seconds from each restart to its first
 new commit (process start + waiting out the dead worker's lease), the item-commit p95
-(the one transaction that saves conversation + item status + checkpoint counters,
+(the one transaction that saves conversation + item status + the batch's usage,
 measured in this process; target under 10 ms on SQLite) and both wall times.
 """
 

@@ -19,7 +19,7 @@ What counts as what (each finding has `kind`, `id`, `what_happened`, `recommende
     unlinks conversations when it removes their drafts, so this also means a manual deletion.
 
 Cleanup (`cleanup_preview` counts, `apply_cleanup` removes, same keys):
-- "checkpoints": checkpoints of long operations (core.operations) finished more than
+- "checkpoints": checkpoints of long operations (core.store.resumable) finished more than
   settings.checkpoint_retention_days ago, and the per-batch counter rows earlier versions kept;
 - "drafts": drafts past their expiry (settings.draft_ttl_hours after the last save) plus
   settings.draft_grace_days, whatever their status; their conversations stay;
@@ -266,5 +266,6 @@ def apply_cleanup(engine: Engine, now: datetime | None = None) -> dict[str, int]
         from core.errorlog.queries import apply_retention
     except ImportError:
         return out
+    # chunks of their own transactions, not one: a retry by run_db resumes from the checkpoint
     out["error_logs"] = int(run_db(apply_retention, engine, now)["total"])
     return out

@@ -2,7 +2,7 @@
 
     claim a batch lease (or join a running batch) -> claim items (bounded by concurrency)
       -> generate each through the client (limiter -> breaker -> retry -> SDK)
-      -> commit conversation + item status + checkpoint counters in one transaction
+      -> commit conversation + item status + the batch's usage in one transaction
 
 - Heartbeat: every settings.heartbeat_interval_s the worker extends its lease and marks its
   in-flight items alive; a worker that stops heartbeating loses both after lease_duration_s.
