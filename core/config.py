@@ -111,6 +111,10 @@ class Settings:
     estimate_chars_per_token: float = field(default=3.5, metadata=_check(_positive, "a number > 0"))
     estimate_tokens_per_message: int = field(default=8, metadata=_check(_non_negative, "a whole number >= 0"))
     db_retry_max_attempts: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
+    # Postgres ends a session idle inside a transaction this long (0: never): our transactions take
+    # milliseconds, so it is a worker stopped (SIGSTOP) or hung mid-transaction, whose row locks
+    # would otherwise hold up every other worker for as long as it stays stopped
+    db_idle_in_transaction_timeout_s: float = field(default=60.0, metadata=_check(_non_negative, "a number >= 0"))
     db_retry_backoff_base_s: float = field(default=0.05, metadata=_check(_non_negative, "a number >= 0"))
     db_retry_backoff_cap_s: float = field(default=2.0, metadata=_check(_non_negative, "a number >= 0"))
 

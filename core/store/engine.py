@@ -57,7 +57,15 @@ def create_store_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.port == SUPABASE_TRANSACTION_POOLER_PORT:
             return create_engine(parsed, poolclass=NullPool, connect_args={"prepare_threshold": None})
-        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        idle_ms = int(get_settings().db_idle_in_transaction_timeout_s * 1000)
+        if idle_ms:
+            @event.listens_for(engine, "connect")
+            def _pg_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+                # a session, not the server: the transaction pooler above keeps its own idle timeout
+                dbapi_conn.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
+                dbapi_conn.commit()
+        return engine
     raise ValueError(f"Unsupported DATABASE_URL scheme: {parsed.drivername}")
 
 

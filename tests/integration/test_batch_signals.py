@@ -61,7 +61,9 @@ def test_a_worker_stopped_past_its_lease_commits_late_and_the_batch_ends_complet
     """SIGSTOP past the lease, its items failed as worker_lost, SIGCONT: the late replies are kept, batch completed."""
     batch_id = create_batch(engine, template="tutoring", count=COUNT, turns=4, concurrency=4)
     # one lost attempt is the last: the successor fails the stopped worker's items, as the review saw
-    env = worker_env(sandbox.url, STUDIO_ITEM_MAX_ATTEMPTS="1", STUDIO_ITEM_MAX_LOST_ATTEMPTS="1")
+    env = worker_env(sandbox.url, STUDIO_ITEM_MAX_ATTEMPTS="1", STUDIO_ITEM_MAX_LOST_ATTEMPTS="1",
+                     # stopped mid-transaction (a heartbeat), its row locks go when Postgres ends the session
+                     STUDIO_DB_IDLE_IN_TRANSACTION_TIMEOUT_S="2")
     stopped = start_worker(env, "--concurrency", CONCURRENCY)
     try:
         in_flight_at(engine, sandbox, batch_id, 4)

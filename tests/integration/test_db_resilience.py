@@ -209,3 +209,37 @@ def test_async_callers_get_the_same_retries(engine: Engine, saboteur: Saboteur) 
         return await arun_db(save), await arun_db(count)
 
     assert asyncio.run(main()) == (2, 1)
+
+
+@pytest.mark.postgres
+def test_a_session_left_idle_in_a_transaction_by_a_stopped_worker_loses_its_locks(pg_databases) -> None:
+    """A transaction whose client stopped mid-way is ended by Postgres, so its row locks stop blocking the others."""
+    import time
+
+    from core.store import create_store_engine, migrate
+    from core.store.schema import utcnow
+
+    override_settings(db_idle_in_transaction_timeout_s=1.0)
+    stopped, other = create_store_engine(pg_databases.new()), None
+    try:
+        migrate(stopped, force=True)
+        other = create_store_engine(stopped.url.render_as_string(hide_password=False))
+        with write_tx(other) as conn:
+            conn.execute(app_settings.insert().values(key="k", value="0", updated_at=utcnow()))
+        held = stopped.connect()
+        held.begin()
+        held.execute(app_settings.update().values(value="held"))  # the row lock a stopped worker keeps
+        started = time.monotonic()
+        with write_tx(other) as conn:  # waits for the lock until the server ends the idle session
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")  # without that end: fail, do not hang
+            conn.execute(app_settings.update().values(value="other"))
+        assert time.monotonic() - started < 10
+        with other.connect() as conn:
+            assert conn.execute(select(app_settings.c.value)).scalar_one() == "other"
+        with pytest.raises(sa_exc.DBAPIError):  # the stopped worker's session is gone; it reconnects next time
+            held.execute(select(app_settings.c.value))
+        held.close()
+    finally:
+        stopped.dispose()
+        if other is not None:
+            other.dispose()
