@@ -49,16 +49,21 @@ T = TypeVar("T")
 
 def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one store unit of work with the database breaker and transient-error retries."""
-    breaker = get_breaker(DATABASE_SERVICE)
-    retried = _Retried(fn)
-    result = retry_policy(kind="db", on_retry=retried.remember)(_attempt, breaker, fn, args, kwargs)
-    retried.record_recovery()
-    return result
+    return _retried_run(_attempt, fn, args, kwargs)
 
 
 def run_db_past_breaker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """`run_db` without asking the database breaker first (heartbeats); the outcome still informs it."""
-    return retry_policy(kind="db")(_attempt_past, get_breaker(DATABASE_SERVICE), fn, args, kwargs)
+    return _retried_run(_attempt_past, fn, args, kwargs)
+
+
+def _retried_run(attempt: Callable[..., T], fn: Callable[..., T], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> T:
+    breaker = get_breaker(DATABASE_SERVICE)
+    retried = _Retried(fn)
+    result = retry_policy(kind="db", on_retry=retried.remember)(attempt, breaker, fn, args, kwargs)
+    retried.record_recovery()
+    return result
 
 
 def _attempt_past(breaker: CircuitBreaker, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
