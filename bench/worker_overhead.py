@@ -11,7 +11,7 @@ item's commit. Two upstreams:
   ``--serve-stub``) that answers the Messages API from bytes built once at start, streaming
   SSE or plain JSON as asked, so the numbers are not the sandbox's cost. Its deltas are
   three words each, as the sandbox sends them and close to what the API sends.
-- ``sandbox``: ``python -m core sandbox --latency-ms 0`` with no limits of its own.
+- ``sandbox``: ``python -m core sandbox --latency-ms 0 --tokens-per-s 1e9`` with no limits of its own.
 
 One ``python -m core worker --once --concurrency C`` process works one batch of --items items
 on a fresh SQLite file, then on a fresh Postgres database. Rate limits are raised out of the
@@ -135,7 +135,7 @@ class Upstream:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-stub", str(self.port), "--model", model]
         else:
             cmd = [sys.executable, "-m", "core", "sandbox", "--port", str(self.port), "--latency-ms", "0",
-                   "--tokens-per-s", "0", "--rpm", "0", "--tpm", "0"]
+                   "--tokens-per-s", "1000000000", "--rpm", "0", "--tpm", "0"]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -144,7 +144,7 @@ class Upstream:
                     return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"the {kind} upstream did not start")
+        raise RuntimeError(f"the {kind} upstream did not start (exit code {self.proc.poll()})")
 
     def cpu_s(self) -> float:
         return _cpu_s(self.proc.pid)
