@@ -24,4 +24,5 @@ def test_settle_heap_freezes_what_is_alive_once(fresh_runtime):
     frozen = gc.get_freeze_count()
     assert frozen > before
     assert runtime.settle_heap() is False
-    assert gc.get_freeze_count() == frozen
+    # frozen objects can still be freed (by threads other tests left running), never added to
+    assert gc.get_freeze_count() <= frozen
