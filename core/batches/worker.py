@@ -53,7 +53,7 @@ from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.config import get_settings
 from core.errors import Action, AppError, classify
-from core.redact import redact_cut
+from core.redact import redact_cut, redact_text
 from core.store.schema import batch_jobs
 
 if TYPE_CHECKING:
@@ -567,6 +567,8 @@ def background_worker_status() -> dict[str, Any]:
         return {"running": False, "worker_id": None, "state": "not started", "current_batch": None,
                 "items_done": 0, "items_failed": 0, "started_at": None, "last_error": error}
     s = worker.stats
+    last_error = error or s.last_error
+    # the raw message of the last classified error: upstream text that can carry a key
     return {"running": bool(thread and thread.is_alive()), "worker_id": s.worker_id, "state": s.state,
             "current_batch": s.current_batch, "items_done": s.items_done, "items_failed": s.items_failed,
-            "started_at": s.started_at, "last_error": error or s.last_error}
+            "started_at": s.started_at, "last_error": None if last_error is None else redact_text(last_error)}

@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Any
 
+from core.cli import print_error
 from core.llm.sandbox import SandboxConfig, SandboxServer
 
 
@@ -52,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = SandboxConfig.from_settings(**changes)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(f"error: {exc}")
         return 2
     server = SandboxServer(config)
     stop = threading.Event()
