@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 from core.config import get_settings
 from core.errors import Action, APIError, AppError, DatabaseError, NetworkError, Severity, classify
+from core.resilience._slots import add_to_slot, expire_slots
 
 __all__ = [
     "CLOSED",
@@ -146,8 +147,9 @@ class CircuitBreaker:
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._state = CLOSED
-        self._failures: deque[float] = deque()
-        self._successes: deque[float] = deque()
+        # counted failures and successes in the window, as [end of a slot, count] (see _slots)
+        self._failures: deque[list[float]] = deque()
+        self._successes: deque[list[float]] = deque()
         self._opened_at: float | None = None
         self._opened_at_wall: float | None = None
         self._probes_in_flight = 0
@@ -176,7 +178,7 @@ class CircuitBreaker:
             snap = {
                 "name": self.name,
                 "state": self._state,
-                "failures": len(self._failures),
+                "failures": _count(self._failures),
                 "opened_at": self._opened_at_wall if self._state != CLOSED else None,
                 "retry_in_s": self._retry_in(now) if self._state == OPEN else 0.0,
                 "total_opens": self._total_opens,
@@ -219,8 +221,7 @@ class CircuitBreaker:
             now = self._clock()
             events = self._advance(now)
             if self._state == CLOSED:
-                self._successes.append(now)
-                self._prune(now)
+                self._add(self._successes, now)
             if self._state == HALF_OPEN:
                 self._probes_in_flight = max(self._probes_in_flight - 1, 0)
                 self._probe_successes += 1
@@ -239,8 +240,7 @@ class CircuitBreaker:
                     self._last_failure = classify(error).code
                     events.extend(self._count_failure(now))
             elif self._state == CLOSED:
-                self._successes.append(now)
-                self._prune(now)
+                self._add(self._successes, now)
             else:
                 if self._state == OPEN:
                     events.append(self._to_half_open(reason="a call made past the open breaker succeeded"))
@@ -267,11 +267,10 @@ class CircuitBreaker:
         return counted
 
     def _count_failure(self, now: float) -> list[tuple[str, str]]:
-        self._failures.append(now)
-        self._prune(now)
+        self._add(self._failures, now)
         s = get_settings()
-        failures = len(self._failures)
-        ratio = failures / (failures + len(self._successes))
+        failures = _count(self._failures)
+        ratio = failures / (failures + _count(self._successes))
         if failures >= s.breaker_failure_threshold and ratio >= s.breaker_failure_ratio:
             return [self._to_open(now, reason=f"{failures} failures ({ratio:.0%} of calls) within "
                                               f"{s.breaker_window_s:g} s")]
@@ -344,11 +343,14 @@ class CircuitBreaker:
         self.history.append((CLOSED, self._wall_clock()))
         return (CLOSED, f"{successes} probe calls succeeded")
 
+    def _add(self, window: deque[list[float]], now: float) -> None:
+        add_to_slot(window, now, 1.0, get_settings().resilience_window_slot_s)
+        self._prune(now)
+
     def _prune(self, now: float) -> None:
         horizon = now - get_settings().breaker_window_s
         for times in (self._failures, self._successes):
-            while times and times[0] <= horizon:
-                times.popleft()
+            expire_slots(times, horizon)
 
     def _retry_in(self, now: float) -> float:
         if self._opened_at is None:
@@ -379,6 +381,10 @@ def _record_transition(breaker: CircuitBreaker, state: str, reason: str) -> None
     event.error_type = _error_type_for(breaker.name)
     record(event, component=f"breaker.{breaker.name}", severity=str(severity),
            context=event.context, recovered=state == CLOSED)
+
+
+def _count(window: deque[list[float]]) -> int:
+    return round(sum(amount for _, amount in window))
 
 
 _registry_lock = threading.Lock()

@@ -7,7 +7,8 @@ Pacing. Each of the three dimensions has two checks, and a call is admitted only
   token bucket too, whose burst allowance we cannot see; a smaller bucket of ours at the same
   rate can never empty it by itself, so a batch paced here draws no 429 of its own making;
 - a sliding 60 s window of what was admitted, so no minute ever holds more than the limit
-  even after an idle period refilled the bucket.
+  even after an idle period refilled the bucket. It is kept in time slots
+  (core.resilience._slots), so its memory is bounded at any request rate.
 
 A request larger than the bucket is admitted when the bucket is full (it goes into debt);
 one larger than the whole limit is admitted when the window is empty, so nothing waits forever.
@@ -78,6 +79,7 @@ from typing import Any
 
 from core.config import Settings, get_settings
 from core.errors import Action, APIError, Severity
+from core.resilience._slots import add_to_slot, expire_slots
 
 __all__ = ["DIMENSIONS", "RateLimiter", "get_rate_limiter", "reset_rate_limiters"]
 
@@ -92,7 +94,7 @@ _EPS = 1e-9  # float slack, so a bucket refilled to 0.9999999 of a request admit
 @dataclass
 class _Dimension:
     level: float = 0.0
-    window: deque[list[float]] = field(default_factory=deque)  # [admitted at, amount]
+    window: deque[list[float]] = field(default_factory=deque)  # [end of its slot, amount], see _slots
     window_sum: float = 0.0
     server_limit: float | None = None
     initialised: bool = False
@@ -301,7 +303,7 @@ class RateLimiter:
                     dim = pace.dims[dim_name]
                     dim.level -= need
                     if need > 0:
-                        self._book(dim, now, need)
+                        self._book(dim, now, need, s)
                 if self._on_admit is not None:
                     self._on_admit(now, dict(needs))
                 return 0.0
@@ -348,8 +350,7 @@ class RateLimiter:
                 dim.level, dim.initialised = capacity, True
             rate = self._limit(pace, dim_name, s) / self._window_s
             dim.level = min(capacity, dim.level + elapsed * rate)
-            while dim.window and dim.window[0][0] <= horizon:
-                dim.window_sum -= dim.window.popleft()[1]
+            dim.window_sum -= expire_slots(dim.window, horizon)
             if not dim.window:
                 dim.window_sum = 0.0  # drop float drift
         return pace
@@ -398,15 +399,15 @@ class RateLimiter:
         return max(capacity, 1.0) if dim_name == "requests" else capacity
 
     @staticmethod
-    def _book(dim: _Dimension, at: float, amount: float) -> None:
-        dim.window.append([at, amount])
+    def _book(dim: _Dimension, at: float, amount: float, s: Settings) -> None:
+        add_to_slot(dim.window, at, amount, s.resilience_window_slot_s)
         dim.window_sum += amount
 
     def _correct(self, pace: _Pace, dim_name: str, delta: float, now: float, s: Settings) -> None:
         dim = pace.dims[dim_name]
         dim.level = min(dim.level - delta, self._capacity(pace, dim_name, s))  # an over-estimate is given back
         if delta > 0:
-            self._book(dim, now, delta)
+            self._book(dim, now, delta, s)
             return
         # an over-estimate: take it back from the newest admissions, which it most likely belongs to
         remaining = -delta

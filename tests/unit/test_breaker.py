@@ -387,3 +387,20 @@ def test_a_call_made_past_a_closed_breaker_counts_like_any_other(clock: FakeCloc
     for _ in range(3):
         db.record_bypass(dropped_connection())
     assert db.state == "open"
+
+
+def test_the_window_keeps_one_entry_per_slot_however_many_calls_finish(breaker: CircuitBreaker,
+                                                                       clock: FakeClock) -> None:
+    """20,000 successes over 10 s leave at most 10 s / slot entries, and failures still count against them."""
+    override_settings(resilience_window_slot_s=0.25)
+    for _ in range(20_000):
+        breaker.before_call()
+        breaker.record_success()
+        clock.advance(0.0005)
+    # one entry per call would be 20,000
+    assert 0 < len(breaker._successes) <= 10 / 0.25 + 1
+    fail(breaker, 3)  # 3 failures among ~20,000 successes: below the failure ratio
+    assert breaker.state == "closed" and breaker.snapshot()["failures"] == 3
+    clock.advance(10.5)  # the window has passed: only the new failures count
+    fail(breaker, 3)
+    assert breaker.state == "open"

@@ -525,3 +525,18 @@ def test_a_long_run_keeps_only_the_recent_answers() -> None:
         limiter.acquire()
         limiter.observe_headers({})
     assert len(limiter._paces[""].answers) <= 10 * 10 + 1
+
+
+def test_the_window_stays_a_minute_of_slots_at_any_request_rate() -> None:
+    """At 2,000 calls/s the window keeps at most 60 s / slot entries per dimension, and still caps the minute."""
+    override_settings(rate_limit_rpm=120_000, resilience_window_slot_s=0.25)
+    vt = VirtualTime()
+    admitted: list[tuple[float, dict[str, float]]] = []
+    limiter = make_limiter(vt, admitted)
+    for _ in range(20_000):
+        limiter.acquire(100, 100)
+    windows = {name: len(dim.window) for pace in limiter._paces.values() for name, dim in pace.dims.items()}
+    # one entry per admission would be 20,000 per dimension
+    assert windows and max(windows.values()) <= 60 / 0.25 + 1
+    assert max_in_any_window([t for t, _ in admitted]) <= 120_000
+    assert limiter.snapshot()["requests_in_window"] == 20_000
