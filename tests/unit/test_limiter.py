@@ -44,6 +44,15 @@ def make_limiter(vt: VirtualTime, admitted: list[tuple[float, dict[str, float]]]
                        on_admit=lambda at, needs: log.append((at, needs)))
 
 
+def run_calls(n: int, est_input: int = 0, est_output: int = 0) -> tuple[RateLimiter, list[tuple[float, dict[str, float]]]]:
+    """A limiter on virtual time after n acquisitions in a row, and what it admitted when."""
+    admitted: list[tuple[float, dict[str, float]]] = []
+    limiter = make_limiter(VirtualTime(), admitted)
+    for _ in range(n):
+        limiter.acquire(est_input, est_output)
+    return limiter, admitted
+
+
 def rfc3339(wall: float) -> str:
     return datetime.fromtimestamp(wall, UTC).isoformat().replace("+00:00", "Z")
 
@@ -114,11 +123,7 @@ def test_idle_gaps_do_not_allow_a_burst_over_the_minute() -> None:
 def test_token_limits_hold_per_minute() -> None:
     """Input and output token estimates are kept under their per-minute limits."""
     override_settings(rate_limit_input_tpm=10_000, rate_limit_output_tpm=5_000)
-    vt = VirtualTime()
-    admitted: list[tuple[float, dict[str, float]]] = []
-    limiter = make_limiter(vt, admitted)
-    for _ in range(60):
-        limiter.acquire(1_000, 400)
+    _, admitted = run_calls(60, 1_000, 400)
     times = [t for t, _ in admitted]
     assert max_in_any_window(times, [n["input_tokens"] for _, n in admitted]) <= 10_000
     assert max_in_any_window(times, [n["output_tokens"] for _, n in admitted]) <= 5_000
@@ -530,11 +535,7 @@ def test_a_long_run_keeps_only_the_recent_answers() -> None:
 def test_the_window_stays_a_minute_of_slots_at_any_request_rate() -> None:
     """At 2,000 calls/s the window keeps at most 60 s / slot entries per dimension, and still caps the minute."""
     override_settings(rate_limit_rpm=120_000, resilience_window_slot_s=0.25)
-    vt = VirtualTime()
-    admitted: list[tuple[float, dict[str, float]]] = []
-    limiter = make_limiter(vt, admitted)
-    for _ in range(20_000):
-        limiter.acquire(100, 100)
+    limiter, admitted = run_calls(20_000, 100, 100)
     windows = {name: len(dim.window) for pace in limiter._paces.values() for name, dim in pace.dims.items()}
     # one entry per admission would be 20,000 per dimension
     assert windows and max(windows.values()) <= 60 / 0.25 + 1
