@@ -15,7 +15,7 @@ turns URLs and e-mail addresses into links *after* escapes are read (a pass over
 nodes), so an invisible word joiner (U+2060) goes inside each `:/`, after each `@` and between
 `www` and `.`; the text reads the same, though a copy of it carries the joiner.
 The output is inert HTML too: every `<` and `&` is a Markdown text character, so it stays text
-even where `unsafe_allow_html=True` (tests/unit/test_ui_html_lint.py allows only constants and
+even where raw HTML is allowed (tests/unit/test_ui_html_lint.py allows only constants and
 this function there). Redaction is not done here: rows are redacted when they are written.
 
 There is deliberately no inline-code variant: a code span inside a directive or badge label
