@@ -34,8 +34,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from core.batches._db import run_db
 from core.config import get_settings
+from core.resilience import run_db
 from core.store.schema import (
     batch_items,
     batch_jobs,

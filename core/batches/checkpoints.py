@@ -38,10 +38,10 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.batches._db import run_db
 from core.batches.leases import ClaimedItem, requeued_status
 from core.config import get_settings
 from core.errors import AppError
+from core.resilience import run_db
 from core.store.dialect import is_sqlite
 from core.store.schema import batch_items, batch_jobs, conversations, utcnow
 from core.store.tx import write_tx

@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from core.batches._db import run_db, run_db_past_breaker
 from core.config import get_settings
+from core.resilience import run_db, run_db_past_breaker
 from core.store.schema import batch_items, batch_jobs, utcnow
 from core.store.tx import write_tx
 

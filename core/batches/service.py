@@ -26,11 +26,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from core.batches._db import run_db
 from core.batches.leases import claim_expired
 from core.batches.states import BATCH_STATES, TERMINAL, check_transition
 from core.config import get_settings
 from core.errors import ValidationError
+from core.resilience import run_db
 from core.store.schema import (
     batch_items,
     batch_jobs,

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from core.batches._db import run_db
 from core.config import get_settings
 from core.errors import AppError, ValidationError, classify
 from core.redact import redact_text
+from core.resilience import run_db
 from core.store.schema import conversation_drafts, conversations, utcnow
 from core.store.tx import write_tx
 
