@@ -104,10 +104,8 @@ def _record_failure(err: AppError, args: argparse.Namespace) -> str:
 
 
 def _flush_error_log() -> None:
-    try:
-        from core.errorlog import shutdown
-    except ImportError:
-        return
+    from core.errorlog import shutdown
+
     shutdown()
 
 

@@ -232,10 +232,8 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def _from_anthropic(exc: BaseException) -> AppError | None:
-    try:
-        import anthropic
-    except ImportError:  # pragma: no cover - anthropic is a hard dependency
-        return None
+    import anthropic
+
     if isinstance(exc, anthropic.APITimeoutError):
         return NetworkError(f"Request to the model service timed out: {exc}", code="timeout", cause=exc)
     if isinstance(exc, anthropic.APIConnectionError) and _illegal_header(exc):
@@ -297,10 +295,8 @@ def _malformed_key(exc: BaseException) -> AppError:
 
 
 def _from_sqlalchemy(exc: BaseException) -> AppError | None:
-    try:
-        from sqlalchemy import exc as sa_exc
-    except ImportError:  # pragma: no cover
-        return None
+    from sqlalchemy import exc as sa_exc
+
     if not isinstance(exc, sa_exc.SQLAlchemyError):
         return None
     # an empty driver message has no first line; keep "" rather than fail on [0]

@@ -23,7 +23,7 @@ Cleanup (`cleanup_preview` counts, `apply_cleanup` removes, same keys):
   settings.checkpoint_retention_days ago, and the per-batch counter rows earlier versions kept;
 - "drafts": drafts past their expiry (settings.draft_ttl_hours after the last save) plus
   settings.draft_grace_days, whatever their status; their conversations stay;
-- "error_logs": error log rows past retention (core.errorlog.queries), when that module is there.
+- "error_logs": error log rows past retention (core.errorlog's retention rules).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.config import get_settings
+from core.errorlog.queries import apply_retention, retention_preview
 from core.resilience import run_db
 from core.store.schema import (
     batch_items,
@@ -224,14 +225,6 @@ def _expired_drafts(now: datetime) -> sa.ColumnElement[bool]:
                           conversation_drafts.c.updated_at < now - ttl - grace))
 
 
-def _error_log_preview(engine: Engine, now: datetime) -> int | None:
-    try:
-        from core.errorlog.queries import retention_preview
-    except ImportError:
-        return None
-    return int(retention_preview(engine, now)["total"])
-
-
 def cleanup_preview(engine: Engine, now: datetime | None = None) -> dict[str, int]:
     """How many rows `apply_cleanup` would remove now, by kind; removes nothing."""
     now = now or utcnow()
@@ -242,9 +235,7 @@ def cleanup_preview(engine: Engine, now: datetime | None = None) -> dict[str, in
             "drafts": int(conn.execute(sa.select(sa.func.count()).select_from(conversation_drafts)
                                        .where(_expired_drafts(now))).scalar_one()),
         }
-    logs = _error_log_preview(engine, now)
-    if logs is not None:
-        out["error_logs"] = logs
+    out["error_logs"] = int(retention_preview(engine, now)["total"])
     return out
 
 
@@ -262,10 +253,6 @@ def apply_cleanup(engine: Engine, now: datetime | None = None) -> dict[str, int]
         return {"checkpoints": int(checkpoints), "drafts": int(drafts)}
 
     out = run_db(_checkpoints_and_drafts)
-    try:
-        from core.errorlog.queries import apply_retention
-    except ImportError:
-        return out
     # chunks of their own transactions, not one: a retry by run_db resumes from the checkpoint
     out["error_logs"] = int(run_db(apply_retention, engine, now)["total"])
     return out

@@ -364,11 +364,9 @@ class CircuitBreaker:
 
 
 def _record_transition(breaker: CircuitBreaker, state: str, reason: str) -> None:
-    try:
-        # imported here: the recorder imports the store, which must not import us back at load time
-        from core.errorlog import record
-    except ImportError:
-        return  # no recorder in this build: the state is still readable through snapshot()
+    # imported here: the recorder imports the store, which must not import us back at load time
+    from core.errorlog import record
+
     severity = Severity.WARN if state == OPEN else Severity.INFO
     event = _BreakerEvent(
         f"Circuit '{breaker.name}' is now {state}: {reason}",

@@ -458,10 +458,8 @@ def _number(value: Any) -> float | None:
 
 
 def _record_long_wait(report: dict[str, Any]) -> None:
-    try:
-        from core.errorlog import record  # imported here: the recorder imports the store
-    except ImportError:
-        return  # no recorder in this build: snapshot() still shows the wait
+    from core.errorlog import record  # imported here: the recorder imports the store
+
     bound = str(report["bound_by"]).replace("_", " ")
     event = _LimiterWait(
         f"A call waits {report['wait_s']} s for the rate limiter, bound by {bound} "

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from core.config import get_settings
+from core.errorlog import recent
 from core.ui.boundaries import SESSION_ERRORS_KEY, report_error
 from core.ui.safe import literal
 from core.ui.user import current_user, login_widget, session_id
@@ -69,17 +70,12 @@ def session_errors() -> list[dict[str, Any]]:
     """This session's errors (newest first, at most 50): caught in pages, or recorded with its id."""
     own = list(st.session_state.get(SESSION_ERRORS_KEY) or deque())
     seen = {e.get("error_id") for e in own}
-    try:
-        from core.errorlog import recent
-
-        sid = session_id()
-        for e in recent(50):
-            if e.get("session_id") == sid and e.get("error_id") not in seen:
-                own.append({"at": e.get("created_at"), "error_id": e.get("error_id"), "code": e.get("error_code"),
-                            "severity": e.get("severity"), "user_message": e.get("user_message"),
-                            "component": e.get("component")})
-    except ImportError:
-        pass  # the recorder is optional for this panel: the session's own list is enough
+    sid = session_id()
+    for e in recent(50):
+        if e.get("session_id") == sid and e.get("error_id") not in seen:
+            own.append({"at": e.get("created_at"), "error_id": e.get("error_id"), "code": e.get("error_code"),
+                        "severity": e.get("severity"), "user_message": e.get("user_message"),
+                        "component": e.get("component")})
     own.sort(key=lambda e: str(e.get("at") or ""), reverse=True)
     return own[:50]
 
