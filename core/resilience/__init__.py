@@ -13,7 +13,7 @@ from core.resilience._breaker import (
     get_breaker,
     reset_breakers,
 )
-from core.resilience._db import arun_db, outlast_store_outage, run_db, run_db_past_breaker
+from core.resilience._db import outlast_store_outage, run_db, run_db_past_breaker
 from core.resilience._limiter import RateLimiter, get_rate_limiter, reset_rate_limiters
 from core.resilience._retry import async_retry_policy, is_retryable, is_store_unavailable, retry_policy
 
@@ -22,7 +22,6 @@ __all__ = [
     "CircuitOpenError",
     "RateLimiter",
     "all_breakers",
-    "arun_db",
     "async_retry_policy",
     "counts_as_failure",
     "get_breaker",

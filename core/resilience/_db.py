@@ -30,7 +30,6 @@ until it is saved, fails for good, or the caller stops.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -38,9 +37,9 @@ from tenacity import RetryCallState
 
 from core.errors import classify
 from core.resilience._breaker import CircuitBreaker, get_breaker
-from core.resilience._retry import async_retry_policy, async_store_outage_policy, retry_policy
+from core.resilience._retry import async_store_outage_policy, retry_policy
 
-__all__ = ["DATABASE_SERVICE", "arun_db", "outlast_store_outage", "run_db", "run_db_past_breaker"]
+__all__ = ["DATABASE_SERVICE", "outlast_store_outage", "run_db", "run_db_past_breaker"]
 
 DATABASE_SERVICE = "database"
 
@@ -76,18 +75,6 @@ def _attempt_past(breaker: CircuitBreaker, fn: Callable[..., T], args: tuple[Any
         raise classify(exc) from exc
     breaker.record_bypass(None)
     return result
-
-
-async def arun_db(fn: Callable[..., T] | Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """`run_db` for asyncio: a coroutine function is awaited, a plain one runs in a worker thread."""
-    if inspect.iscoroutinefunction(fn):
-        breaker = get_breaker(DATABASE_SERVICE)
-        retried = _Retried(fn)
-        result = await async_retry_policy(kind="db", on_retry=retried.remember)(
-            _async_attempt, breaker, fn, args, kwargs)
-        retried.record_recovery()
-        return result
-    return await asyncio.to_thread(run_db, fn, *args, **kwargs)  # type: ignore[arg-type]
 
 
 class _Retried:
@@ -136,21 +123,6 @@ def _attempt(breaker: CircuitBreaker, fn: Callable[..., T], args: tuple[Any, ...
     breaker.before_call()
     try:
         result = fn(*args, **kwargs)
-    except BaseException as exc:
-        err = _count_and_classify(breaker, exc)
-        if err is exc:
-            raise
-        raise err from exc
-    breaker.record_success()
-    return result
-
-
-async def _async_attempt(
-    breaker: CircuitBreaker, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> T:
-    breaker.before_call()
-    try:
-        result = await fn(*args, **kwargs)
     except BaseException as exc:
         err = _count_and_classify(breaker, exc)
         if err is exc:

@@ -35,7 +35,6 @@ __all__ = [
     "async_store_outage_policy",
     "full_jitter_backoff",
     "is_retryable",
-    "is_retryable_db",
     "is_store_unavailable",
     "retry_after_of",
     "retry_policy",
@@ -70,11 +69,6 @@ RETRY_TRANSIENT_DB = RETRY_TRANSIENT & retry_if_exception(_from_the_store)
 def is_retryable(exc: BaseException) -> bool:
     """True for a recoverable error worth another attempt now (never spend limit or an open circuit)."""
     return _recoverable(exc) and _not_final(exc)
-
-
-def is_retryable_db(exc: BaseException) -> bool:
-    """True for a transient database error: connection lost, timeout, busy/locked (never a constraint)."""
-    return is_retryable(exc) and _from_the_store(exc)
 
 
 def is_store_unavailable(exc: BaseException) -> bool:

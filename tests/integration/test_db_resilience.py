@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ from sqlalchemy.pool import NullPool
 
 from core.config import override_settings
 from core.errors import DatabaseError
-from core.resilience import CircuitOpenError, arun_db, get_breaker, reset_breakers, run_db
+from core.resilience import CircuitOpenError, get_breaker, reset_breakers, run_db
 from core.store.schema import app_settings
 from core.store.tx import write_tx
 
@@ -194,21 +193,6 @@ def test_a_lasting_outage_gives_up_then_opens_the_breaker(engine: Engine, sabote
         run_db(anything)
     assert not called
     assert refused.value.error_type == "database"
-
-
-def test_async_callers_get_the_same_retries(engine: Engine, saboteur: Saboteur) -> None:
-    """arun_db retries a plain store function in a worker thread and awaits a coroutine function."""
-    save = FailsOnce(engine, saboteur, "async")
-
-    async def count() -> int:
-        await asyncio.sleep(0)
-        return len(keys(engine))
-
-    async def main() -> tuple[int, int]:
-        saboteur.lock()
-        return await arun_db(save), await arun_db(count)
-
-    assert asyncio.run(main()) == (2, 1)
 
 
 @pytest.mark.postgres

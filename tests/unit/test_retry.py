@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 from core.config import override_settings
 from core.errors import APIError, ValidationError
 from core.resilience import CircuitOpenError, async_retry_policy, is_retryable, retry_policy
-from core.resilience._retry import full_jitter_backoff, is_retryable_db
+from core.resilience._retry import full_jitter_backoff
 
 REQUEST = httpx2.Request("POST", "http://model.invalid/v1/messages")
 
@@ -240,11 +240,15 @@ def test_async_policy_does_not_retry_validation_errors() -> None:
     assert calls == 1
 
 
-def test_db_predicate_retries_only_transient_database_errors() -> None:
+def test_the_db_policy_retries_only_transient_database_errors() -> None:
     """Locked and dropped connections are transient; constraints and API errors are not, for the store."""
     locked = sa_exc.OperationalError("INSERT", {}, Exception("database is locked"))
     dropped = sa_exc.OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
     duplicate = sa_exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: t.k"))
-    assert is_retryable_db(locked) and is_retryable_db(dropped)
-    assert not is_retryable_db(duplicate)
-    assert not is_retryable_db(_classified(status_error(503)))
+    transient = Flaky(locked, dropped)
+    assert retry_policy(kind="db", sleep=lambda s: None)(transient) == "ok" and transient.calls == 3
+    for final in (duplicate, _classified(status_error(503))):
+        once = Flaky(final)
+        with pytest.raises(type(final)):
+            retry_policy(kind="db", sleep=lambda s: None)(once)
+        assert once.calls == 1
