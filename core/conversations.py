@@ -25,8 +25,7 @@ from core.csv_cells import safe_cell
 from core.store.paging import Page
 from core.store.schema import conversations
 
-__all__ = ["ConversationFilter", "Page", "iter_csv", "iter_jsonl", "list_conversations", "to_messages",
-           "write_jsonl"]
+__all__ = ["ConversationFilter", "Page", "iter_csv", "iter_jsonl", "list_conversations", "to_messages"]
 
 _CHUNK = 500
 CSV_COLUMNS = ("id", "created_at", "batch_id", "item_index", "draft_id", "template", "model", "persona",
@@ -128,12 +127,3 @@ def iter_csv(engine: Engine, flt: ConversationFilter | None = None) -> Iterator[
             row["turn_count"], row["input_tokens"], row["output_tokens"], row["cost_usd"],
             json.dumps(to_messages(row), ensure_ascii=False))])
         yield _take()
-
-
-def write_jsonl(engine: Engine, out: io.TextIOBase | Any, flt: ConversationFilter | None = None) -> int:
-    """Stream the JSONL export into an open text file; returns how many conversations were written."""
-    n = 0
-    for line in iter_jsonl(engine, flt):
-        out.write(line)
-        n += 1
-    return n

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from core.cli.args import template_name
 
@@ -31,17 +33,23 @@ def _export(args: argparse.Namespace) -> int:
     flt = ConversationFilter(batch_id=args.batch, template=args.template)
     lines = iter_csv(engine, flt) if fmt == "csv" else iter_jsonl(engine, flt)
     if args.out == "-":
-        n = sum(1 for line in lines if sys.stdout.write(line) is not None)
+        n = _write_lines(lines, sys.stdout)
     else:
         out = Path(args.out)
         tmp = out.with_name(out.name + ".part")
-        n = 0
         with tmp.open("w", encoding="utf-8", newline="") as fh:  # a half-written export never has the final name
-            for line in lines:
-                fh.write(line)
-                n += 1
+            n = _write_lines(lines, fh)
         os.replace(tmp, out)
     if fmt == "csv":
         n -= 1  # the header line
     print(f"exported {n} conversations to {args.out}", file=sys.stderr)
     return 0
+
+
+def _write_lines(lines: Iterable[str], out: TextIO) -> int:
+    """Write each line to `out` as it is read; how many lines were written."""
+    n = 0
+    for line in lines:
+        out.write(line)
+        n += 1
+    return n

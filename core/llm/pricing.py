@@ -28,7 +28,6 @@ __all__ = [
     "SDK_MODEL_NAMES",
     "cost_usd",
     "get_model",
-    "is_known_model",
     "model_choices",
     "priced_cost",
 ]
@@ -153,10 +152,6 @@ def _build_table() -> dict[str, ModelInfo]:
 
 
 MODELS: dict[str, ModelInfo] = _build_table()
-
-
-def is_known_model(name: str) -> bool:
-    return name in MODELS
 
 
 def get_model(name: str | None) -> tuple[ModelInfo, bool]:

@@ -10,7 +10,7 @@ import streamlit as st
 from core.store import utcnow
 from core.ui.safe import literal
 
-__all__ = ["ago", "badge", "breaker_badge", "metric_cards", "progress_row", "severity_badge", "status_badge"]
+__all__ = ["ago", "badge", "breaker_badge", "metric_cards", "severity_badge", "status_badge"]
 
 _STATUS_COLORS = {
     "queued": "gray", "running": "blue", "paused": "orange", "failed": "red", "cancelled": "gray",
@@ -62,9 +62,3 @@ def metric_cards(items: list[tuple[str, Any, str | None]]) -> None:
     cols = st.columns(len(items))
     for col, (label, value, help_text) in zip(cols, items, strict=True):
         col.metric(label, value, help=help_text, border=True)
-
-
-def progress_row(label: str, done: int, total: int, detail: str = "") -> None:
-    """A labelled progress bar with 'done / total' and optional detail text."""
-    fraction = (done / total) if total else 0.0
-    st.progress(min(max(fraction, 0.0), 1.0), text=f"{label} — {done} / {total} ({fraction:.0%}) {detail}".rstrip())

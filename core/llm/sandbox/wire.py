@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,6 @@ __all__ = [
     "error_body",
     "message_object",
     "new_id",
-    "stream_events",
     "validate_request",
 ]
 
@@ -257,11 +255,3 @@ def stream_tail(answer: Answer) -> list[bytes]:
                               "usage": {"output_tokens": answer.output_tokens}}),
         sse("message_stop", {"type": "message_stop"}),
     ]
-
-
-def stream_events(answer: Answer, model: str, message_id: str) -> Iterator[bytes]:
-    """The whole stream, for callers that do not pace it."""
-    yield from stream_head(answer, model, message_id)
-    for piece in text_pieces(answer.text):
-        yield stream_delta(piece)
-    yield from stream_tail(answer)
