@@ -84,10 +84,10 @@ def _item_params(template: str, model: str, turns: int, persona: str, emotion: s
 
 
 def _validated(params: dict[str, Any], where: str) -> None:
-    from core.generation import GenerationParams
+    from core.generation import GenerationParams, validate_params
 
     try:
-        GenerationParams(**params).validate()
+        validate_params(GenerationParams(**params))
     except ValidationError as exc:
         message = f"{where}: {exc.user_message}" if where else exc.user_message
         raise ValidationError(message, code=exc.code, field=exc.field, user_message=message) from exc

@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from core.generation import GenerationParams, generate_conversation  # the SDK loads only when used
+    from core.generation import (  # the SDK loads only when used
+        GenerationParams,
+        generate_conversation,
+        validate_params,
+    )
 
     # ValidationError / AppError raised here reach core.__main__, which maps them to exit 2 / 1
     template = get_template(args.template)
@@ -39,7 +43,7 @@ def _generate(args: argparse.Namespace) -> int:
         turns=args.turns,
         model=args.model,
     )
-    params.validate()
+    validate_params(params)
     from core.llm import get_client, reset_client
 
     client = get_client()

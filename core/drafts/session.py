@@ -86,7 +86,9 @@ class DraftSession:
     def start(cls, engine: Engine, params: GenerationParams, *, user: str | None = None,
               session_id: str | None = None) -> DraftSession:
         """Validate the parameters and save a new in-progress draft."""
-        params.validate()
+        from core.generation import validate_params
+
+        validate_params(params)
         draft = cls(engine=engine, id=str(uuid.uuid4()), user=user or get_settings().user_name, params=params,
                     session_id=session_id)
 

@@ -30,13 +30,6 @@ class GenerationParams:
     system_prompt: str | None = None
     user_template: str | None = None
 
-    def validate(self) -> GenerationParams:
-        """Raise ValidationError(field=...) if any value is unusable; returns self for chaining."""
-        from core.generation.prompts import validate_params
-
-        validate_params(self)
-        return self
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 import functools
 import re
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import get_settings
 from core.errors import ValidationError
-from core.generation.models import GenerationParams
 from core.generation.templates import PLACEHOLDERS, Template, get_template
 from core.llm.pricing import MODELS
+
+if TYPE_CHECKING:
+    from core.generation.models import GenerationParams
 
 __all__ = ["build_prompt", "render_user_template", "template_placeholders", "validate_params"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ValidationError
-from core.generation import TEMPLATES, GenerationParams, build_prompt, get_template
+from core.generation import TEMPLATES, GenerationParams, build_prompt, get_template, validate_params
 
 REQUIRED = {"customer_support", "tutoring", "personal_finance", "tech_troubleshooting"}
 
@@ -69,21 +69,21 @@ def test_a_too_long_value_is_refused():
 def test_turns_outside_the_even_range_2_to_40_are_refused(turns):
     """Turns must be an even number from 2 to 40; anything else names the turns field."""
     with pytest.raises(ValidationError) as info:
-        _params(turns=turns).validate()
+        validate_params(_params(turns=turns))
     assert info.value.field == "turns"
 
 
 @pytest.mark.parametrize("turns", [2, 4, 40])
 def test_even_turns_in_range_are_accepted(turns):
     """2, 4 and 40 turns are valid."""
-    assert _params(turns=turns).validate().turns == turns
+    assert validate_params(_params(turns=turns)) is get_template("customer_support")
 
 
 def test_turns_that_are_not_integers_are_refused():
     """A string or boolean turn count is refused rather than coerced."""
     for bad in ("6", True, 6.0):
         with pytest.raises(ValidationError) as info:
-            _params(turns=bad).validate()
+            validate_params(_params(turns=bad))
         assert info.value.field == "turns"
 
 
@@ -97,9 +97,9 @@ def test_an_unknown_template_names_the_template_field():
 def test_an_unknown_model_names_the_model_field():
     """A model that is not in the price table is refused; a listed one is accepted."""
     with pytest.raises(ValidationError) as info:
-        _params(model="gpt-4").validate()
+        validate_params(_params(model="gpt-4"))
     assert info.value.field == "model"
-    assert _params(model="claude-haiku-4-5").validate()
+    assert validate_params(_params(model="claude-haiku-4-5")) is get_template("customer_support")
 
 
 @pytest.mark.parametrize("text, shown", [
