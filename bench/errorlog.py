@@ -29,8 +29,8 @@ from sqlalchemy import Engine, create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from core.config import reload_settings  # noqa: E402
+from core.errorlog import ErrorFilter, error_groups, error_stats, search_errors  # noqa: E402
 from core.errorlog.export import export_csv  # noqa: E402
-from core.errorlog.queries import ErrorFilter, error_groups, error_stats, search_errors  # noqa: E402
 from core.errorlog.seed import seed_errors  # noqa: E402
 from core.runtime import settle_heap  # noqa: E402
 from core.store import create_store_engine, migrate, reset_engine  # noqa: E402

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.config import get_settings
-from core.errorlog.queries import apply_retention, retention_preview
+from core.errorlog import apply_retention, retention_preview
 from core.resilience import run_db
 from core.store.schema import (
     batch_items,

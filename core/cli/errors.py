@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import get_settings
-from core.errorlog.export import export_csv
-from core.errorlog.queries import (
+from core.errorlog import (
     ERROR_TYPE_NAMES,
     SEVERITY_ORDER,
     ErrorFilter,
@@ -22,6 +21,7 @@ from core.errorlog.queries import (
     error_stats,
     retention_preview,
 )
+from core.errorlog.export import export_csv
 from core.store import get_engine, migrate
 
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")

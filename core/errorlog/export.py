@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from core.config import get_settings
 from core.csv_cells import safe_cell
-from core.errorlog.queries import Bind, ErrorFilter, bind_connection, filter_conditions, ordering
+from core.errorlog.filters import Bind, ErrorFilter, bind_connection, filter_conditions, ordering
 from core.store.schema import error_logs
 
 __all__ = ["EXPORT_COLUMNS", "export_csv", "iter_csv_chunks", "safe_cell"]

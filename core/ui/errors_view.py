@@ -11,7 +11,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import get_settings
-from core.errorlog import queries as q
+from core.errorlog import (
+    ERROR_TYPE_NAMES,
+    SEVERITY_ORDER,
+    ErrorFilter,
+    error_groups,
+    error_stats,
+    get_error,
+    search_errors,
+    set_resolved,
+)
 from core.errors import ValidationError
 from core.redact import redact
 from core.store import get_engine
@@ -39,7 +48,7 @@ def _key(name: str) -> str:
 
 @dataclass
 class FilterForm:
-    flt: q.ErrorFilter | None  # None: the form has an invalid field (its message is shown beside it)
+    flt: ErrorFilter | None  # None: the form has an invalid field (its message is shown beside it)
     since: datetime
     until: datetime | None
 
@@ -68,8 +77,8 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
     hints["since"] = hints["until"] = c2.empty()
     resolved_label = c3.selectbox("Status", ["All", "Open", "Resolved"], key=_key("resolved"))
     c4, c5, c6, c7 = st.columns(4)
-    types = c4.multiselect("Type", q.ERROR_TYPE_NAMES, key=_key("types"))
-    severities = c5.multiselect("Severity", q.SEVERITY_ORDER, key=_key("severities"))
+    types = c4.multiselect("Type", ERROR_TYPE_NAMES, key=_key("types"))
+    severities = c5.multiselect("Severity", SEVERITY_ORDER, key=_key("severities"))
     codes = c6.multiselect("Code", code_options, key=_key("codes"), accept_new_options=True)
     components = c7.multiselect("Component", component_options, key=_key("components"), accept_new_options=True)
     hints.update(type=c4.empty(), severity=c5.empty(), code=c6.empty(), component=c7.empty())
@@ -80,7 +89,7 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
     hints["request_id"] = c9.empty()
     since, until = _time_range(range_label, custom)
     try:
-        flt = q.ErrorFilter(
+        flt = ErrorFilter(
             search=search.strip(), types=tuple(types), severities=tuple(severities), codes=tuple(codes),
             components=tuple(components), since=since, until=until,
             resolved={"All": None, "Open": False, "Resolved": True}[resolved_label],
@@ -95,7 +104,7 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
 
 @st.cache_data(ttl=5, show_spinner=False)
 def _stats(url: str, since: datetime, until: datetime | None, bucket: str) -> dict[str, Any]:
-    return q.error_stats(get_engine(url), since=since, until=until, bucket=bucket)
+    return error_stats(get_engine(url), since=since, until=until, bucket=bucket)
 
 
 def _bucket(since: datetime, until: datetime | None) -> str:
@@ -150,8 +159,8 @@ def charts(stats: dict[str, Any]) -> None:
     c3.plotly_chart(codes, key=_key("chart_codes"))
 
 
-def groups(flt: q.ErrorFilter) -> None:
-    rows = q.error_groups(get_engine(), flt, limit=20)
+def groups(flt: ErrorFilter) -> None:
+    rows = error_groups(get_engine(), flt, limit=20)
     if not rows:
         st.caption("No groups for these filters.")
         return
@@ -163,11 +172,11 @@ def groups(flt: q.ErrorFilter) -> None:
                    f"last {g['last_seen']:%Y-%m-%d %H:%M}")
         if g["unresolved"]:
             if c3.button("Resolve all", key=_key(f"resolve_group_{g['fingerprint']}"), icon=":material/done_all:"):
-                n = q.set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=True, user=current_user())
+                n = set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=True, user=current_user())
                 success(f"Resolved {n:,} rows of {literal(g['error_code'])}.")
                 st.rerun()
         elif c3.button("Reopen", key=_key(f"reopen_group_{g['fingerprint']}"), icon=":material/undo:"):
-            q.set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=False, user=current_user())
+            set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=False, user=current_user())
             st.rerun()
 
 
@@ -175,14 +184,14 @@ _TABLE_COLUMNS = ["created_at", "severity", "error_type", "error_code", "compone
                   "request_id", "resolved", "error_id"]
 
 
-def table(flt: q.ErrorFilter) -> None:
+def table(flt: ErrorFilter) -> None:
     """The server-paged table; selecting a row opens its detail."""
     size = get_settings().ui_errors_page_size
     page_no = int(st.session_state.get(_key("page"), 1))
-    page = q.search_errors(get_engine(), flt, page=page_no, page_size=size)
+    page = search_errors(get_engine(), flt, page=page_no, page_size=size)
     if page_no > page.pages:  # the filter shrank the result: go back to its last page
         st.session_state[_key("page")] = page.pages
-        page = q.search_errors(get_engine(), flt, page=page.pages, page_size=size)
+        page = search_errors(get_engine(), flt, page=page.pages, page_size=size)
     frame = pd.DataFrame(page.rows, columns=_TABLE_COLUMNS)
     event = st.dataframe(
         frame, key=_key("table"), on_select="rerun", selection_mode="single-row", hide_index=True,
@@ -209,7 +218,7 @@ def _move_page(step: int) -> None:
 
 @st.dialog("Error detail", width="large")
 def detail_dialog(error_id: str) -> None:
-    row = q.get_error(get_engine(), error_id)
+    row = get_error(get_engine(), error_id)
     if row is None:
         st.warning(f"No error with id {literal(repr(error_id[:64]))}.")
         return
@@ -235,7 +244,7 @@ def detail_dialog(error_id: str) -> None:
                      query_params={"request": row["request_id"]})
     label = "Reopen" if row["resolved"] else "Resolve"
     if c3.button(label, key=_key("detail_resolve"), type="primary"):
-        q.set_resolved(get_engine(), error_ids=[error_id], resolved=not row["resolved"], user=current_user())
+        set_resolved(get_engine(), error_ids=[error_id], resolved=not row["resolved"], user=current_user())
         st.rerun()
 
 
@@ -244,7 +253,7 @@ def _redacted(context: Any) -> Any:
     return redact(context)
 
 
-def export_button(flt: q.ErrorFilter) -> None:
+def export_button(flt: ErrorFilter) -> None:
     """Download CSV of exactly the filtered rows, generated when clicked."""
     from core.errorlog import export
 

@@ -9,7 +9,7 @@ import streamlit as st
 from core.batches import service as batches
 from core.config import get_settings
 from core.drafts import list_unfinished_drafts
-from core.errorlog import queries as q
+from core.errorlog import error_stats
 from core.store import get_engine
 from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
@@ -54,7 +54,7 @@ def active_batches() -> None:
 
 @st.cache_data(ttl=10, show_spinner=False)
 def _stats_24h(url: str, since: datetime) -> dict[str, int]:
-    return q.error_stats(get_engine(url), since=since, bucket="hour")["by_severity"]
+    return error_stats(get_engine(url), since=since, bucket="hour")["by_severity"]
 
 
 def errors_24h() -> None:

@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, inspect, select
 
-from core.errorlog.export import EXPORT_COLUMNS, export_csv, iter_csv_chunks
-from core.errorlog.fingerprint import fingerprint
-from core.errorlog.queries import (
+from core.errorlog import (
     ErrorFilter,
     apply_retention,
     error_groups,
@@ -23,6 +21,8 @@ from core.errorlog.queries import (
     search_errors,
     set_resolved,
 )
+from core.errorlog.export import EXPORT_COLUMNS, export_csv, iter_csv_chunks
+from core.errorlog.fingerprint import fingerprint
 from core.errorlog.seed import seed_errors
 from core.errors import ValidationError
 from core.store.schema import error_logs

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from batch_support import wait_for
 
 from core.config import ROOT, override_settings
-from core.errorlog.queries import set_resolved
+from core.errorlog import set_resolved
 from core.errors import DatabaseError
 from core.store import resumable
 from core.store.schema import error_logs, recovery_checkpoints, utcnow
@@ -93,11 +93,11 @@ def test_resolving_a_group_interrupted_between_chunks_resumes_with_its_first_tim
             raise DatabaseError("server closed the connection unexpectedly", code="db_connection")
         return real_advance(*args, **kwargs)
 
-    monkeypatch.setattr("core.errorlog.queries.advance", advance_then_lose_the_database)
+    monkeypatch.setattr("core.errorlog.resolve.advance", advance_then_lose_the_database)
     with pytest.raises(DatabaseError):
         set_resolved(engine, fingerprint=fp, resolved=True, user="ana")
     assert _checkpoint(engine, "resolve", fp)["completed_count"] == 10
-    monkeypatch.setattr("core.errorlog.queries.advance", real_advance)
+    monkeypatch.setattr("core.errorlog.resolve.advance", real_advance)
 
     assert set_resolved(engine, fingerprint=fp, resolved=True, user="ben") == 25  # all of the group, both runs
     with engine.connect() as conn:

@@ -1,0 +1,178 @@
+"""What the error log is narrowed to: the validated filter, its WHERE conditions and the list order.
+
+Shared by the search, the groups and the CSV export, so the three select the same rows.
+Time ranges are half-open: ``since <= created_at < until``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine
+
+from core.config import get_settings
+from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
+from core.store.dialect import contains_text
+from core.store.schema import error_logs
+
+__all__ = [
+    "ERROR_TYPE_NAMES",
+    "SEVERITY_ORDER",
+    "Bind",
+    "ErrorFilter",
+    "bind_connection",
+    "filter_conditions",
+    "ordering",
+]
+
+# lowest to highest; the groups view reports the highest severity seen in a group
+SEVERITY_ORDER: tuple[str, ...] = tuple(s.value for s in Severity)
+# AppError itself carries error_type "internal"
+ERROR_TYPE_NAMES: tuple[str, ...] = (*ERROR_TYPES, AppError.error_type)
+FTS_TABLE = "error_logs_fts"  # SQLite FTS5 trigram index over error_logs.message (migration 0001)
+ORDERS = ("newest", "oldest")
+
+Bind = Engine | Connection
+
+
+def invalid(field_name: str, message: str) -> ValidationError:
+    """The refusal of a bad query argument, naming it; its message is fit to show."""
+    return ValidationError(message, field=field_name, user_message=message)
+
+
+def as_utc(value: datetime | None, field_name: str) -> datetime | None:
+    """`value` as an aware UTC datetime (naive ones are taken as UTC); None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise invalid(field_name, f"{field_name} must be a date and time, not {value!r}.")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def rollup_hour(t: datetime) -> str:
+    """The key of the error_log_rollup bucket (one UTC hour) that `t` falls in."""
+    return t.strftime("%Y-%m-%d %H")
+
+
+def _names(values: Iterable[str] | str | None, field_name: str, allowed: Sequence[str] | None) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    items = (values,) if isinstance(values, str) else tuple(values)
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise invalid(field_name, f"{field_name} must be a list of non-empty names.")
+        name = item.strip()
+        if allowed is not None and name not in allowed:
+            raise invalid(field_name, f"Unknown {field_name} {name!r}: use one of {', '.join(allowed)}.")
+        if len(name) > 128:
+            raise invalid(field_name, f"{field_name} {name[:20]!r}... is longer than 128 characters.")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ErrorFilter:
+    """What the error log is narrowed to. Validated (and normalised) on construction.
+
+    Empty fields do not filter. `search` is matched literally and case-insensitively
+    against the message; list fields match any of their values; `resolved` None means both.
+    """
+
+    search: str = ""
+    types: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    resolved: bool | None = None
+    request_id: str | None = None
+    operation_id: str | None = None  # batch id
+    fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        search = self.search or ""
+        if not isinstance(search, str):
+            raise invalid("search", "The search text must be text.")
+        limit = get_settings().log_search_max_chars
+        if len(search) > limit:
+            raise invalid("search", f"The search text is {len(search)} characters long; the limit is {limit}.")
+        if "\x00" in search:
+            raise invalid("search", "The search text contains a NUL character, which cannot be searched for.")
+        set_ = object.__setattr__  # frozen: normalise once, here
+        set_(self, "search", search)
+        set_(self, "types", _names(self.types, "type", ERROR_TYPE_NAMES))
+        set_(self, "severities", _names(self.severities, "severity", SEVERITY_ORDER))
+        set_(self, "codes", _names(self.codes, "code", None))
+        set_(self, "components", _names(self.components, "component", None))
+        since, until = as_utc(self.since, "since"), as_utc(self.until, "until")
+        if since is not None and until is not None and since > until:
+            raise invalid("until", "The end of the time range is before its start.")
+        set_(self, "since", since)
+        set_(self, "until", until)
+        if self.resolved not in (None, True, False):
+            raise invalid("resolved", "resolved must be true, false or empty.")
+        for name in ("request_id", "operation_id", "fingerprint"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or len(value) > 128):
+                raise invalid(name, f"{name} must be text of at most 128 characters.")
+            set_(self, name, value or None)
+
+
+@contextmanager
+def bind_connection(bind: Bind) -> Iterator[Connection]:
+    """`bind` itself when it is a Connection (the caller owns it), else a new connection."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def filter_conditions(
+    bind: Bind, flt: ErrorFilter | None, *, use_text_index: bool = True, many_matches: bool = False
+) -> list[ColumnElement[bool]]:
+    """The WHERE conditions for `flt` (shared by search, groups and the CSV export).
+
+    `many_matches`: the text search is known to match many rows (a planner hint, same result).
+    """
+    if flt is None:
+        return []
+    c = error_logs.c
+    conds: list[ColumnElement[bool]] = []
+    if flt.search:
+        conds.append(contains_text(bind, c.message, flt.search, fts_table=FTS_TABLE if use_text_index else None,
+                                   probe=many_matches))
+    for column, values in ((c.error_type, flt.types), (c.severity, flt.severities),
+                           (c.error_code, flt.codes), (c.component, flt.components)):
+        if len(values) == 1:
+            conds.append(column == values[0])
+        elif values:
+            conds.append(column.in_(values))
+    if flt.since is not None:
+        conds.append(c.created_at >= flt.since)
+    if flt.until is not None:
+        conds.append(c.created_at < flt.until)
+    if flt.resolved is not None:
+        conds.append(c.resolved.is_(flt.resolved))
+    if flt.request_id:
+        conds.append(c.request_id == flt.request_id)
+    if flt.operation_id:
+        conds.append(c.operation_id == flt.operation_id)
+    if flt.fingerprint:
+        conds.append(c.fingerprint == flt.fingerprint)
+    return conds
+
+
+def ordering(order: str) -> list[Any]:
+    """ORDER BY for the list and the export: newest (default) or oldest first, ties by id."""
+    if order not in ORDERS:
+        raise invalid("order", f"order must be one of {', '.join(ORDERS)}.")
+    c = error_logs.c
+    return [c.created_at.desc(), c.id.desc()] if order == "newest" else [c.created_at.asc(), c.id.asc()]
