@@ -40,7 +40,6 @@ import contextlib
 import functools
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -53,14 +52,13 @@ from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.config import get_settings
 from core.errors import Action, AppError, classify
-from core.redact import redact_cut, redact_text
+from core.redact import redact_cut
 from core.store.schema import batch_jobs
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-__all__ = ["BatchWorker", "background_worker_status", "is_batch_fatal", "start_background_worker",
-           "stop_background_worker"]
+__all__ = ["BatchWorker", "is_batch_fatal"]
 
 T = TypeVar("T")
 
@@ -516,59 +514,3 @@ def _status_of(engine: Engine, batch_id: str) -> str | None:
     with engine.connect() as conn:
         return conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == batch_id)).scalar()
 
-
-# ---- one worker thread per server process ----------------------------------------------------
-_bg_lock = threading.Lock()
-_bg_thread: threading.Thread | None = None
-_bg_worker: BatchWorker | None = None
-_bg_error: str | None = None
-
-
-def start_background_worker(*, concurrency: int | None = None) -> dict[str, Any]:
-    """Start the in-app worker thread once per process (idempotent); returns its status."""
-    global _bg_thread, _bg_worker, _bg_error
-    with _bg_lock:
-        if _bg_thread is None or not _bg_thread.is_alive():
-            worker = BatchWorker(concurrency=concurrency)
-
-            def _main() -> None:
-                global _bg_error
-                try:
-                    asyncio.run(worker.run())
-                except Exception as exc:  # noqa: BLE001 - the thread must not die silently
-                    _bg_error = classify(exc).message
-                    _record(exc, context={"worker": worker.worker_id, "step": "background_worker"})
-
-            _bg_worker, _bg_error = worker, None
-            _bg_thread = threading.Thread(target=_main, name="batch-worker", daemon=True)
-            _bg_thread.start()
-    return background_worker_status()
-
-
-def stop_background_worker(timeout: float = 10.0) -> None:
-    """Ask the in-app worker to stop and wait for it (tests; the server's exit kills the daemon thread)."""
-    global _bg_thread
-    with _bg_lock:
-        thread, worker = _bg_thread, _bg_worker
-    if worker is not None:
-        worker.request_stop()
-    if thread is not None:
-        thread.join(timeout)
-    with _bg_lock:
-        if _bg_thread is thread:
-            _bg_thread = None
-
-
-def background_worker_status() -> dict[str, Any]:
-    """running, worker_id, state, current_batch, items_done, items_failed, started_at, last_error."""
-    with _bg_lock:
-        thread, worker, error = _bg_thread, _bg_worker, _bg_error
-    if worker is None:
-        return {"running": False, "worker_id": None, "state": "not started", "current_batch": None,
-                "items_done": 0, "items_failed": 0, "started_at": None, "last_error": error}
-    s = worker.stats
-    last_error = error or s.last_error
-    # the raw message of the last classified error: upstream text that can carry a key
-    return {"running": bool(thread and thread.is_alive()), "worker_id": s.worker_id, "state": s.state,
-            "current_batch": s.current_batch, "items_done": s.items_done, "items_failed": s.items_failed,
-            "started_at": s.started_at, "last_error": None if last_error is None else redact_text(last_error)}

@@ -46,7 +46,7 @@ def _startup(database_url: str) -> dict[str, Any]:
     settings, skipped = settings_store.apply_persisted(engine)
     worker = None
     if settings.ui_background_worker:
-        from core.batches.worker import start_background_worker
+        from core.batches.background import start_background_worker
 
         worker = start_background_worker()
     start_watcher(engine)

@@ -15,14 +15,9 @@ from batch_support import UNLIMITED_RATE, wait_for
 
 from core.__main__ import main as cli
 from core.batches import checkpoints
+from core.batches.background import background_worker_status, start_background_worker, stop_background_worker
 from core.batches.service import create_batch, get_batch_status, pause_batch, resume_batch
-from core.batches.worker import (
-    BREAKER_PAUSE_REASON,
-    BatchWorker,
-    background_worker_status,
-    start_background_worker,
-    stop_background_worker,
-)
+from core.batches.worker import BREAKER_PAUSE_REASON, BatchWorker
 from core.config import ROOT, override_settings, reload_settings
 from core.llm import reset_client
 from core.llm.sandbox import SandboxConfig, SandboxServer
