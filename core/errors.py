@@ -2,11 +2,24 @@
 
 AppError                      base: code, severity, recoverable flag, user message, action
  ├── APIError                 the model service answered with an error (rate limit, overload, auth, ...)
+ │    └── _LimiterWait        (resilience) an info row: a call waits long for the rate limiter
  ├── NetworkError             no answer at all: connection refused/reset, timeout, DNS, cut stream
  ├── DatabaseError            the store failed: connection lost, locked, constraint violated
  ├── GenerationError          the model answered, but not with a usable conversation
  ├── ValidationError          input we refuse: a bad template, count, upload or setting
- └── UIError                  a page or section failed; also every exception we do not know
+ ├── UIError                  a page or section failed; also every exception we do not know
+ ├── CircuitOpenError         (resilience) a breaker refused the call; error_type "api"
+ │    ├── ClaudeCircuitOpenError    the model service's breaker
+ │    └── DatabaseCircuitOpenError  the database's breaker; error_type "database"
+ └── _BreakerEvent            (resilience) a breaker changed state; error_type "api"
+      └── _DatabaseBreakerEvent     the database's breaker; error_type "database"
+
+Codes live in one enum, `ErrorCode`, here: every `code` an AppError carries, every code the
+error log stores (events such as `circuit_open` and `rate_limit_wait` too) and every
+`last_error_code` of a batch item is a member, and its value is the stored string. Code
+that compares codes compares members; a string that is not a member fails when the error
+is made (`ErrorCode(...)` raises ValueError), apart from `http_<status>` for a status
+without a name of its own.
 
 Exceptions are classified once, at the boundary where they enter (the client, the store,
 the page boundary). `classify()` never raises: an unknown exception becomes UIError/internal.
@@ -17,6 +30,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import re
 import sqlite3
 import traceback
 from enum import StrEnum
@@ -27,6 +41,7 @@ __all__ = [
     "APIError",
     "AppError",
     "DatabaseError",
+    "ErrorCode",
     "GenerationError",
     "NetworkError",
     "Severity",
@@ -44,6 +59,111 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class ErrorCode(StrEnum):
+    """Every code the app raises, records or stores; the value is what error_logs.error_code holds.
+
+    `ErrorCode("http_418")` is the one open family: a status the table below does not name
+    (see `_missing_`). Any other unknown value raises ValueError.
+    """
+
+    # the model service answered with an error (APIError), by HTTP status
+    API_ERROR = "api_error"
+    BAD_REQUEST = "bad_request"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    BILLING_ERROR = "billing_error"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    REQUEST_TIMEOUT = "request_timeout"
+    CONFLICT = "conflict"
+    REQUEST_TOO_LARGE = "request_too_large"
+    UNPROCESSABLE = "unprocessable"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    BAD_GATEWAY = "bad_gateway"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    GATEWAY_TIMEOUT = "gateway_timeout"
+    OVERLOADED = "overloaded"
+    SPEND_LIMIT = "spend_limit"
+    STREAM_ERROR = "stream_error"
+    MALFORMED_API_KEY = "malformed_api_key"
+    # no answer at all (NetworkError)
+    NETWORK_ERROR = "network_error"
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    STREAM_CUT = "stream_cut"
+    # the store failed (DatabaseError)
+    DATABASE_ERROR = "database_error"
+    FOREIGN_KEY_VIOLATION = "foreign_key_violation"
+    DUPLICATE_KEY = "duplicate_key"
+    INTEGRITY_ERROR = "integrity_error"
+    DB_TIMEOUT = "db_timeout"
+    DB_LOCKED = "db_locked"
+    DB_CONNECTION = "db_connection"
+    DB_STATEMENT = "db_statement"
+    DB_ERROR = "db_error"
+    # the model answered, but not with a usable conversation (GenerationError)
+    INVALID_RESPONSE = "invalid_response"
+    INVALID_API_RESPONSE = "invalid_api_response"
+    MALFORMED_JSON = "malformed_json"
+    # input we refuse (ValidationError): templates, parameters, uploads, batches, drafts
+    INVALID_INPUT = "invalid_input"
+    INVALID_ENCODING = "invalid_encoding"
+    UNKNOWN_TEMPLATE = "unknown_template"
+    INVALID_TEMPLATE = "invalid_template"
+    UNKNOWN_PLACEHOLDER = "unknown_placeholder"
+    UNKNOWN_MODEL = "unknown_model"
+    MISSING_VALUE = "missing_value"
+    TOO_LONG = "too_long"
+    OUT_OF_RANGE = "out_of_range"
+    ODD_TURNS = "odd_turns"
+    UPLOAD_TOO_LARGE = "upload_too_large"
+    EMPTY_UPLOAD = "empty_upload"
+    INVALID_CSV = "invalid_csv"
+    DUPLICATE_COLUMNS = "duplicate_columns"
+    MISSING_COLUMNS = "missing_columns"
+    TOO_MANY_ROWS = "too_many_rows"
+    VALUE_TOO_LONG = "value_too_long"
+    INVALID_TURNS = "invalid_turns"
+    EMPTY_VALUE = "empty_value"
+    INVALID_COUNT = "invalid_count"
+    EMPTY_CHOICE = "empty_choice"
+    INVALID_CONCURRENCY = "invalid_concurrency"
+    INVALID_LIMIT = "invalid_limit"
+    UNKNOWN_STATE = "unknown_state"
+    UNKNOWN_BATCH = "unknown_batch"
+    INVALID_TRANSITION = "invalid_transition"
+    NOTHING_TO_RETRY = "nothing_to_retry"
+    DRAFT_FINISHED = "draft_finished"
+    UNKNOWN_DRAFT = "unknown_draft"
+    # a page failed, or an exception we do not know (UIError)
+    INTERNAL = "internal"
+    FILE_ERROR = "file_error"
+    OS_ERROR = "os_error"
+    OUT_OF_MEMORY = "out_of_memory"
+    # the error log's own
+    NOT_AN_EXCEPTION = "not_an_exception"
+    UNRECORDABLE = "unrecordable"
+    # events, not failures: breaker transitions, a long rate-limit wait, an item a dead worker held
+    CIRCUIT_OPEN = "circuit_open"
+    CIRCUIT_HALF_OPEN = "circuit_half_open"
+    CIRCUIT_CLOSED = "circuit_closed"
+    RATE_LIMIT_WAIT = "rate_limit_wait"
+    WORKER_LOST = "worker_lost"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ErrorCode | None:
+        # http_<status> for a status without a name: a pseudo-member, like a combined Flag value
+        if isinstance(value, str) and _HTTP_CODE.fullmatch(value):
+            member = str.__new__(cls, value)
+            member._name_ = value.upper()
+            member._value_ = value
+            return member
+        return None
+
+
+_HTTP_CODE = re.compile(r"http_[1-5][0-9][0-9]")
+
+
 class Action(StrEnum):
     RETRY = "retry"
     FIX_SETTINGS = "fix_settings"
@@ -55,7 +175,7 @@ class AppError(Exception):
     """Base of every error the app shows or records."""
 
     error_type = "internal"
-    default_code = "internal"
+    default_code = ErrorCode.INTERNAL
     default_severity = Severity.ERROR
     default_recoverable = False
     default_user_message = "Something went wrong inside the app. The error has been recorded."
@@ -65,7 +185,7 @@ class AppError(Exception):
         self,
         message: str = "",
         *,
-        code: str | None = None,
+        code: ErrorCode | None = None,
         severity: Severity | str | None = None,
         recoverable: bool | None = None,
         user_message: str | None = None,
@@ -78,7 +198,8 @@ class AppError(Exception):
         context: dict[str, Any] | None = None,
         cause: BaseException | None = None,
     ) -> None:
-        self.code = code or self.default_code
+        # ErrorCode(): a string that is not a member fails here, where it is made, not in a query later
+        self.code = ErrorCode(code) if code else self.default_code
         self.message = message or self.default_user_message
         super().__init__(self.message)
         self.severity = Severity(severity or self.default_severity)
@@ -118,12 +239,12 @@ class AppError(Exception):
         }
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+        return f"{type(self).__name__}(code={str(self.code)!r}, message={self.message!r})"
 
 
 class APIError(AppError):
     error_type = "api"
-    default_code = "api_error"
+    default_code = ErrorCode.API_ERROR
     default_recoverable = True
     default_user_message = "The model service returned an error. It will be retried."
     default_action = Action.RETRY
@@ -131,7 +252,7 @@ class APIError(AppError):
 
 class NetworkError(AppError):
     error_type = "network"
-    default_code = "network_error"
+    default_code = ErrorCode.NETWORK_ERROR
     default_severity = Severity.WARN
     default_recoverable = True
     default_user_message = "Could not reach the model service. It will be retried."
@@ -140,7 +261,7 @@ class NetworkError(AppError):
 
 class DatabaseError(AppError):
     error_type = "database"
-    default_code = "database_error"
+    default_code = ErrorCode.DATABASE_ERROR
     default_recoverable = True
     default_user_message = "The database could not be reached. Your work is kept and will be saved shortly."
     default_action = Action.RETRY
@@ -148,7 +269,7 @@ class DatabaseError(AppError):
 
 class GenerationError(AppError):
     error_type = "generation"
-    default_code = "invalid_response"
+    default_code = ErrorCode.INVALID_RESPONSE
     default_severity = Severity.WARN
     default_recoverable = True
     default_user_message = "The model's reply was not a usable conversation. It will be generated again."
@@ -157,7 +278,7 @@ class GenerationError(AppError):
 
 class ValidationError(AppError):
     error_type = "validation"
-    default_code = "invalid_input"
+    default_code = ErrorCode.INVALID_INPUT
     default_severity = Severity.INFO
     default_recoverable = False
     default_user_message = "Some input is not valid. Please correct it and try again."
@@ -166,7 +287,7 @@ class ValidationError(AppError):
 
 class UIError(AppError):
     error_type = "ui"
-    default_code = "internal"
+    default_code = ErrorCode.INTERNAL
     default_severity = Severity.ERROR
     default_recoverable = False
     default_user_message = "Something went wrong on this page. The error has been recorded."
@@ -178,38 +299,38 @@ ERROR_TYPES: dict[str, type[AppError]] = {
 }
 
 # status -> (code, severity, recoverable, user message, action)
-_API_STATUS: dict[int, tuple[str, Severity, bool, str, Action]] = {
-    400: ("bad_request", Severity.ERROR, False,
+_API_STATUS: dict[int, tuple[ErrorCode, Severity, bool, str, Action]] = {
+    400: (ErrorCode.BAD_REQUEST, Severity.ERROR, False,
           "The model service rejected the request as malformed.", Action.CONTACT_SUPPORT),
-    401: ("authentication_failed", Severity.CRITICAL, False,
+    401: (ErrorCode.AUTHENTICATION_FAILED, Severity.CRITICAL, False,
           "The Anthropic API key was rejected. Check ANTHROPIC_API_KEY in Settings.", Action.FIX_SETTINGS),
-    402: ("billing_error", Severity.CRITICAL, False,
+    402: (ErrorCode.BILLING_ERROR, Severity.CRITICAL, False,
           "The Anthropic account needs payment details before it can be used.", Action.FIX_SETTINGS),
-    403: ("permission_denied", Severity.CRITICAL, False,
+    403: (ErrorCode.PERMISSION_DENIED, Severity.CRITICAL, False,
           "The API key may not use this model or feature. Check the key and model in Settings.",
           Action.FIX_SETTINGS),
-    404: ("not_found", Severity.ERROR, False,
+    404: (ErrorCode.NOT_FOUND, Severity.ERROR, False,
           "The model or endpoint was not found. Check the model name in Settings.", Action.FIX_SETTINGS),
-    408: ("request_timeout", Severity.WARN, True,
+    408: (ErrorCode.REQUEST_TIMEOUT, Severity.WARN, True,
           "The model service timed out. It will be retried.", Action.RETRY),
-    409: ("conflict", Severity.WARN, True, "The model service reported a conflict. It will be retried.",
+    409: (ErrorCode.CONFLICT, Severity.WARN, True, "The model service reported a conflict. It will be retried.",
           Action.RETRY),
-    413: ("request_too_large", Severity.ERROR, False,
+    413: (ErrorCode.REQUEST_TOO_LARGE, Severity.ERROR, False,
           "The request is too large for the model. Shorten the template or reduce the turns.", Action.FIX_INPUT),
-    422: ("unprocessable", Severity.ERROR, False,
+    422: (ErrorCode.UNPROCESSABLE, Severity.ERROR, False,
           "The model service could not process the request.", Action.CONTACT_SUPPORT),
-    429: ("rate_limited", Severity.WARN, True,
+    429: (ErrorCode.RATE_LIMITED, Severity.WARN, True,
           "The rate limit was reached. The request will be retried after the wait the service asks for.",
           Action.RETRY),
-    500: ("server_error", Severity.ERROR, True, "The model service had an internal error. It will be retried.",
+    500: (ErrorCode.SERVER_ERROR, Severity.ERROR, True, "The model service had an internal error. It will be retried.",
           Action.RETRY),
-    502: ("bad_gateway", Severity.ERROR, True, "The model service is unreachable for a moment. It will be retried.",
+    502: (ErrorCode.BAD_GATEWAY, Severity.ERROR, True, "The model service is unreachable for a moment. It will be retried.",
           Action.RETRY),
-    503: ("service_unavailable", Severity.ERROR, True,
+    503: (ErrorCode.SERVICE_UNAVAILABLE, Severity.ERROR, True,
           "The model service is unavailable for a moment. It will be retried.", Action.RETRY),
-    504: ("gateway_timeout", Severity.ERROR, True, "The model service timed out. It will be retried.",
+    504: (ErrorCode.GATEWAY_TIMEOUT, Severity.ERROR, True, "The model service timed out. It will be retried.",
           Action.RETRY),
-    529: ("overloaded", Severity.WARN, True, "The model service is overloaded. It will be retried.",
+    529: (ErrorCode.OVERLOADED, Severity.WARN, True, "The model service is overloaded. It will be retried.",
           Action.RETRY),
 }
 
@@ -235,11 +356,11 @@ def _from_anthropic(exc: BaseException) -> AppError | None:
     import anthropic
 
     if isinstance(exc, anthropic.APITimeoutError):
-        return NetworkError(f"Request to the model service timed out: {exc}", code="timeout", cause=exc)
+        return NetworkError(f"Request to the model service timed out: {exc}", code=ErrorCode.TIMEOUT, cause=exc)
     if isinstance(exc, anthropic.APIConnectionError) and _illegal_header(exc):
         return _malformed_key(exc)
     if isinstance(exc, anthropic.APIConnectionError):
-        return NetworkError(f"Could not connect to the model service: {exc}", code="connection_error", cause=exc)
+        return NetworkError(f"Could not connect to the model service: {exc}", code=ErrorCode.CONNECTION_ERROR, cause=exc)
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
         api_message = getattr(exc, "api_message", None) or str(exc)
@@ -248,7 +369,7 @@ def _from_anthropic(exc: BaseException) -> AppError | None:
         retry_after = _retry_after(headers)
         if status == 429 and any(m in api_message.lower() for m in _SPEND_LIMIT_MARKERS):
             return APIError(
-                f"Spend limit reached ({status}): {api_message}", code="spend_limit", severity=Severity.CRITICAL,
+                f"Spend limit reached ({status}): {api_message}", code=ErrorCode.SPEND_LIMIT, severity=Severity.CRITICAL,
                 recoverable=False, user_message="The Anthropic account's spend limit is reached. Raise it in the "
                 "Anthropic console or wait for the limit to reset.", action=Action.FIX_SETTINGS,
                 status_code=status, request_id=request_id, cause=exc)
@@ -258,18 +379,18 @@ def _from_anthropic(exc: BaseException) -> AppError | None:
             code, severity, recoverable, user_message, action = _API_STATUS[500]
         else:
             code, severity, recoverable, user_message, action = (
-                f"http_{status}", Severity.ERROR, False, "The model service refused the request.",
+                ErrorCode(f"http_{status}"), Severity.ERROR, False, "The model service refused the request.",
                 Action.CONTACT_SUPPORT)
         return APIError(
             f"{type(exc).__name__} ({status}): {api_message}", code=code, severity=severity,
             recoverable=recoverable, user_message=user_message, action=action, status_code=status,
             request_id=request_id, retry_after_s=retry_after, cause=exc)
     if isinstance(exc, anthropic.APIResponseValidationError):
-        return GenerationError(f"The model service sent an invalid response: {exc}", code="invalid_api_response",
+        return GenerationError(f"The model service sent an invalid response: {exc}", code=ErrorCode.INVALID_API_RESPONSE,
                                cause=exc)
     if isinstance(exc, anthropic.APIError):
         # SSE errors mid-stream, and other API errors without a status
-        return APIError(f"{type(exc).__name__}: {exc}", code="stream_error", cause=exc)
+        return APIError(f"{type(exc).__name__}: {exc}", code=ErrorCode.STREAM_ERROR, cause=exc)
     return None
 
 
@@ -289,7 +410,7 @@ def _malformed_key(exc: BaseException) -> AppError:
     # the refused header value is the key itself: the message names the problem, never the value
     return APIError(
         "The request was not sent: a header value (the API key) contains a line break or another character "
-        "HTTP does not allow.", code="malformed_api_key", severity=Severity.CRITICAL, recoverable=False,
+        "HTTP does not allow.", code=ErrorCode.MALFORMED_API_KEY, severity=Severity.CRITICAL, recoverable=False,
         user_message="The Anthropic API key is malformed (it contains a line break or a space, often from "
         "copying it). Set ANTHROPIC_API_KEY again without it.", action=Action.FIX_SETTINGS, cause=exc)
 
@@ -303,27 +424,27 @@ def _from_sqlalchemy(exc: BaseException) -> AppError | None:
     text = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0][:500]
     if isinstance(exc, sa_exc.IntegrityError):
         lower = text.lower()
-        code = "foreign_key_violation" if "foreign key" in lower else (
-            "duplicate_key" if "unique" in lower or "duplicate" in lower else "integrity_error")
+        code = ErrorCode.FOREIGN_KEY_VIOLATION if "foreign key" in lower else (
+            ErrorCode.DUPLICATE_KEY if "unique" in lower or "duplicate" in lower else ErrorCode.INTEGRITY_ERROR)
         return DatabaseError(f"{code}: {text}", code=code, recoverable=False, severity=Severity.ERROR,
                              user_message="The data conflicts with what is already saved; nothing was changed.",
                              action=Action.CONTACT_SUPPORT, cause=exc)
     if isinstance(exc, sa_exc.TimeoutError):
-        return DatabaseError(f"Database pool timeout: {text}", code="db_timeout", cause=exc)
+        return DatabaseError(f"Database pool timeout: {text}", code=ErrorCode.DB_TIMEOUT, cause=exc)
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError):
         lower = text.lower()
         if "locked" in lower or "busy" in lower:
-            code = "db_locked"
+            code = ErrorCode.DB_LOCKED
         elif "timeout" in lower or "timed out" in lower:
-            code = "db_timeout"
+            code = ErrorCode.DB_TIMEOUT
         else:
-            code = "db_connection"
+            code = ErrorCode.DB_CONNECTION
         return DatabaseError(f"{code}: {text}", code=code, recoverable=True, cause=exc)
     if isinstance(exc, sa_exc.ProgrammingError | sa_exc.DataError):
-        return DatabaseError(f"Database rejected the statement: {text}", code="db_statement", recoverable=False,
+        return DatabaseError(f"Database rejected the statement: {text}", code=ErrorCode.DB_STATEMENT, recoverable=False,
                              user_message="The database rejected an operation. The error has been recorded.",
                              action=Action.CONTACT_SUPPORT, cause=exc)
-    return DatabaseError(f"{type(exc).__name__}: {text}", code="db_error", recoverable=False, cause=exc)
+    return DatabaseError(f"{type(exc).__name__}: {text}", code=ErrorCode.DB_ERROR, recoverable=False, cause=exc)
 
 
 def classify(exc: BaseException, **overrides: Any) -> AppError:
@@ -335,7 +456,7 @@ def classify(exc: BaseException, **overrides: Any) -> AppError:
         return err
     except Exception as inner:  # noqa: BLE001 - classify must never raise
         # the exception's own __str__ may be what failed; name types only, never format values
-        return UIError(f"Could not classify {type(exc).__name__}: {type(inner).__name__}", code="internal",
+        return UIError(f"Could not classify {type(exc).__name__}: {type(inner).__name__}", code=ErrorCode.INTERNAL,
                        cause=exc if isinstance(exc, BaseException) else None)
 
 
@@ -347,34 +468,34 @@ def _classify(exc: BaseException) -> AppError:
         if mapped is not None:
             return mapped
     if isinstance(exc, sqlite3.IntegrityError):
-        return DatabaseError(str(exc), code="integrity_error", recoverable=False, cause=exc)
+        return DatabaseError(str(exc), code=ErrorCode.INTEGRITY_ERROR, recoverable=False, cause=exc)
     if isinstance(exc, sqlite3.OperationalError):
-        return DatabaseError(str(exc), code="db_locked" if "locked" in str(exc) else "db_connection", cause=exc)
+        return DatabaseError(str(exc), code=ErrorCode.DB_LOCKED if "locked" in str(exc) else ErrorCode.DB_CONNECTION, cause=exc)
     if _is_httpx_error(exc) and _illegal_header(exc):
         return _malformed_key(exc)
     if _is_httpx_error(exc):
         name = type(exc).__name__
-        code = "timeout" if "Timeout" in name else "connection_error"
+        code = ErrorCode.TIMEOUT if "Timeout" in name else ErrorCode.CONNECTION_ERROR
         return NetworkError(f"{name}: {exc}", code=code, cause=exc)
     if isinstance(exc, json.JSONDecodeError):
-        return GenerationError(f"Malformed JSON: {exc}", code="malformed_json", cause=exc)
+        return GenerationError(f"Malformed JSON: {exc}", code=ErrorCode.MALFORMED_JSON, cause=exc)
     if isinstance(exc, UnicodeDecodeError):
-        return ValidationError(f"Invalid text encoding: {exc}", code="invalid_encoding",
+        return ValidationError(f"Invalid text encoding: {exc}", code=ErrorCode.INVALID_ENCODING,
                                user_message="The file is not valid UTF-8 text. Save it as UTF-8 and upload again.",
                                cause=exc)
     if isinstance(exc, TimeoutError):
-        return NetworkError(f"Timed out: {exc}", code="timeout", cause=exc)
+        return NetworkError(f"Timed out: {exc}", code=ErrorCode.TIMEOUT, cause=exc)
     if isinstance(exc, ConnectionError):
-        return NetworkError(f"{type(exc).__name__}: {exc}", code="connection_error", cause=exc)
+        return NetworkError(f"{type(exc).__name__}: {exc}", code=ErrorCode.CONNECTION_ERROR, cause=exc)
     if isinstance(exc, PermissionError | FileNotFoundError | IsADirectoryError):
-        return UIError(f"{type(exc).__name__}: {exc}", code="file_error", severity=Severity.ERROR,
+        return UIError(f"{type(exc).__name__}: {exc}", code=ErrorCode.FILE_ERROR, severity=Severity.ERROR,
                        user_message="A file the app needs could not be opened. The error has been recorded.",
                        action=Action.FIX_SETTINGS, cause=exc)
     if isinstance(exc, OSError):
-        return UIError(f"{type(exc).__name__}: {exc}", code="os_error", recoverable=True, cause=exc)
+        return UIError(f"{type(exc).__name__}: {exc}", code=ErrorCode.OS_ERROR, recoverable=True, cause=exc)
     if isinstance(exc, MemoryError):
-        return UIError("Out of memory", code="out_of_memory", severity=Severity.CRITICAL, cause=exc)
-    return UIError(f"{type(exc).__name__}: {exc}", code="internal", cause=exc)
+        return UIError("Out of memory", code=ErrorCode.OUT_OF_MEMORY, severity=Severity.CRITICAL, cause=exc)
+    return UIError(f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL, cause=exc)
 
 
 @functools.cache

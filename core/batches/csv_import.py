@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.config import get_settings
-from core.errors import ValidationError
+from core.errors import ErrorCode, ValidationError
 
 __all__ = ["REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "parse_csv", "read_upload"]
 
@@ -24,7 +24,7 @@ OPTIONAL_COLUMNS = ("turns",)
 CsvSource = bytes | bytearray | str | Path | BinaryIO
 
 
-def _refuse(message: str, code: str, *, field: str = "csv") -> ValidationError:
+def _refuse(message: str, code: ErrorCode, *, field: str = "csv") -> ValidationError:
     return ValidationError(message, code=code, field=field, user_message=message)
 
 
@@ -38,24 +38,24 @@ def read_upload(source: CsvSource, *, max_bytes: int | None = None) -> bytes:
     too_big = f"The file is larger than the {_mb(limit)} upload limit; split it into smaller files."
     if isinstance(source, bytes | bytearray):
         if len(source) > limit:
-            raise _refuse(too_big, "upload_too_large")
+            raise _refuse(too_big, ErrorCode.UPLOAD_TOO_LARGE)
         return bytes(source)
     if isinstance(source, str | Path):
         path = Path(source)
         if os.path.getsize(path) > limit:
-            raise _refuse(too_big, "upload_too_large")
+            raise _refuse(too_big, ErrorCode.UPLOAD_TOO_LARGE)
         with path.open("rb") as fh:
             return _read_capped(fh, limit, too_big)
     size = getattr(source, "size", None)  # Streamlit's UploadedFile knows its size
     if isinstance(size, int) and size > limit:
-        raise _refuse(too_big, "upload_too_large")
+        raise _refuse(too_big, ErrorCode.UPLOAD_TOO_LARGE)
     return _read_capped(source, limit, too_big)
 
 
 def _read_capped(stream: BinaryIO, limit: int, message: str) -> bytes:
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise _refuse(message, "upload_too_large")
+        raise _refuse(message, ErrorCode.UPLOAD_TOO_LARGE)
     return data
 
 
@@ -77,27 +77,27 @@ def parse_csv(
         line = data[: exc.start].count(b"\n") + 1
         raise _refuse(
             f"The file is not valid UTF-8 text (invalid byte at line {line}); save it as UTF-8 (CSV UTF-8) "
-            "and upload again.", "invalid_encoding") from None
+            "and upload again.", ErrorCode.INVALID_ENCODING) from None
     if not text.strip():
         raise _refuse("The file is empty; it needs a header row (persona,emotion,topic) and at least one row.",
-                      "empty_upload")
+                      ErrorCode.EMPTY_UPLOAD)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except csv.Error as exc:
-        raise _refuse(f"The header row cannot be read as CSV: {exc}.", "invalid_csv") from None
+        raise _refuse(f"The header row cannot be read as CSV: {exc}.", ErrorCode.INVALID_CSV) from None
     columns = [h.strip().lower() for h in header]
     repeated = sorted({c for c in columns if c and columns.count(c) > 1})
     if repeated:
         # which of two "topic" columns is meant cannot be guessed; the first one used to win silently
         raise _refuse(f"The header row names {', '.join(repeated)} more than once; each column may appear only "
-                      "once.", "duplicate_columns")
+                      "once.", ErrorCode.DUPLICATE_COLUMNS)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         found = ", ".join(c for c in columns if c) or "none"
         raise _refuse(
             f"Missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. The header row must "
-            f"name persona, emotion and topic (turns is optional); found: {found}.", "missing_columns")
+            f"name persona, emotion and topic (turns is optional); found: {found}.", ErrorCode.MISSING_COLUMNS)
     position = {name: columns.index(name) for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if name in columns}
     rows: list[dict[str, str | int]] = []
     try:
@@ -106,12 +106,12 @@ def parse_csv(
                 continue  # blank lines are not rows
             if len(rows) >= max_rows:
                 raise _refuse(f"The file has more than {max_rows:,} rows, the most one batch may hold.",
-                              "too_many_rows")
+                              ErrorCode.TOO_MANY_ROWS)
             rows.append(_row(record, position, line_no, max_chars))
     except csv.Error as exc:
-        raise _refuse(f"Line {reader.line_num} is not valid CSV: {exc}.", "invalid_csv") from None
+        raise _refuse(f"Line {reader.line_num} is not valid CSV: {exc}.", ErrorCode.INVALID_CSV) from None
     if not rows:
-        raise _refuse("The file has a header row but no data rows.", "empty_upload")
+        raise _refuse("The file has a header row but no data rows.", ErrorCode.EMPTY_UPLOAD)
     return rows
 
 
@@ -121,7 +121,7 @@ def _row(record: list[str], position: dict[str, int], line_no: int, max_chars: i
         value = record[idx].strip() if idx < len(record) else ""
         if len(value) > max_chars:
             raise _refuse(f"Line {line_no}, column {name}: the value is {len(value):,} characters long; "
-                          f"the limit is {max_chars:,}.", "value_too_long", field=name)
+                          f"the limit is {max_chars:,}.", ErrorCode.VALUE_TOO_LONG, field=name)
         if name == "turns":
             if value == "":
                 continue
@@ -129,9 +129,9 @@ def _row(record: list[str], position: dict[str, int], line_no: int, max_chars: i
                 row["turns"] = int(value)
             except ValueError:
                 raise _refuse(f"Line {line_no}, column turns: {value[:40]!r} is not a whole number.",
-                              "invalid_turns", field="turns") from None
+                              ErrorCode.INVALID_TURNS, field="turns") from None
             continue
         if not value:
-            raise _refuse(f"Line {line_no}, column {name}: the value is empty.", "empty_value", field=name)
+            raise _refuse(f"Line {line_no}, column {name}: the value is empty.", ErrorCode.EMPTY_VALUE, field=name)
         row[name] = value
     return row

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from core.config import get_settings
+from core.errors import ErrorCode
 from core.resilience import run_db, run_db_past_breaker
 from core.store.schema import batch_items, batch_jobs, utcnow
 from core.store.tx import write_tx
@@ -147,7 +148,7 @@ def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner
     mine = [batch_items.c.batch_id == batch_id, batch_items.c.status == "running", orphan]
     poison = batch_items.c.lost_attempts + 1 >= s.item_max_lost_attempts
     conn.execute(batch_items.update().where(*mine, poison).values(
-        status="failed", lost_attempts=batch_items.c.lost_attempts + 1, last_error_code="worker_lost",
+        status="failed", lost_attempts=batch_items.c.lost_attempts + 1, last_error_code=ErrorCode.WORKER_LOST,
         last_error=f"Every worker that took this item stopped responding before saving it (crashed, was "
                    f"killed, or lost its connection to the database): {s.item_max_lost_attempts} times, so it "
                    "is not tried again automatically (it may be what brings them down). Use Retry failed to "

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine
 from core.batches.leases import claim_expired
 from core.batches.states import BATCH_STATES, TERMINAL, check_transition
 from core.config import get_settings
-from core.errors import ValidationError
+from core.errors import ErrorCode, ValidationError
 from core.resilience import run_db
 from core.store.schema import (
     batch_items,
@@ -56,24 +56,24 @@ DEFAULT_TURNS = 6
 _INSERT_CHUNK = 2_000
 
 
-def _refuse(message: str, code: str, field: str) -> ValidationError:
+def _refuse(message: str, code: ErrorCode, field: str) -> ValidationError:
     return ValidationError(message, code=code, field=field, user_message=message)
 
 
 def _validate_count(count: Any) -> int:
     limit = get_settings().batch_max_items
     if isinstance(count, bool) or not isinstance(count, int):
-        raise _refuse(f"The count must be a whole number from 1 to {limit:,}; got {count!r}.", "invalid_count",
+        raise _refuse(f"The count must be a whole number from 1 to {limit:,}; got {count!r}.", ErrorCode.INVALID_COUNT,
                       "count")
     if count < 1 or count > limit:
-        raise _refuse(f"The count must be from 1 to {limit:,}; got {count:,}.", "invalid_count", "count")
+        raise _refuse(f"The count must be from 1 to {limit:,}; got {count:,}.", ErrorCode.INVALID_COUNT, "count")
     return count
 
 
 def _grid_value(choices: Sequence[str] | None, default: Sequence[str], name: str) -> list[str]:
     values = [v.strip() for v in (choices or default) if v and v.strip()]
     if not values:
-        raise _refuse(f"Choose at least one {name}.", "empty_choice", name)
+        raise _refuse(f"Choose at least one {name}.", ErrorCode.EMPTY_CHOICE, name)
     return values
 
 
@@ -128,17 +128,17 @@ def create_batch(
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
                                     or not 1 <= concurrency <= settings.max_concurrency):
         raise _refuse(f"Concurrency must be a whole number from 1 to {settings.max_concurrency}; "
-                      f"got {str(concurrency)[:24]}.", "invalid_concurrency", "concurrency")
+                      f"got {str(concurrency)[:24]}.", ErrorCode.INVALID_CONCURRENCY, "concurrency")
     if name is not None and len(name) > settings.batch_name_max_chars:
         raise _refuse(f"The name is {len(name):,} characters long; the limit is {settings.batch_name_max_chars:,}.",
-                      "too_long", "name")
+                      ErrorCode.TOO_LONG, "name")
     params: list[dict[str, Any]]
     if rows is not None:
         if not rows:
-            raise _refuse("The uploaded file has no rows.", "empty_upload", "csv")
+            raise _refuse("The uploaded file has no rows.", ErrorCode.EMPTY_UPLOAD, "csv")
         n = _validate_count(len(rows) if count is None else count)
         if n > len(rows):
-            raise _refuse(f"The count ({n:,}) is larger than the {len(rows):,} rows uploaded.", "invalid_count",
+            raise _refuse(f"The count ({n:,}) is larger than the {len(rows):,} rows uploaded.", ErrorCode.INVALID_COUNT,
                           "count")
         params = []
         for i, row in enumerate(rows[:n]):
@@ -195,7 +195,7 @@ def _iso(value: datetime | None) -> str | None:
 def _batch_row(conn: Connection, batch_id: str) -> Any:
     row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == batch_id)).mappings().first()
     if row is None:
-        raise _refuse(f"There is no batch with id {batch_id!r}.", "unknown_batch", "batch_id")
+        raise _refuse(f"There is no batch with id {batch_id!r}.", ErrorCode.UNKNOWN_BATCH, "batch_id")
     return row
 
 
@@ -283,10 +283,10 @@ def list_batches(
     unknown = [s for s in states if s not in BATCH_STATES]
     if unknown:
         raise _refuse(f"There is no batch state {unknown[0][:60]!r}; choose one of: {', '.join(BATCH_STATES)}.",
-                      "unknown_state", "status")
+                      ErrorCode.UNKNOWN_STATE, "status")
     most = get_settings().list_max_rows
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
-        raise _refuse(f"The limit must be a whole number from 1 to {most:,}.", "invalid_limit", "limit")
+        raise _refuse(f"The limit must be a whole number from 1 to {most:,}.", ErrorCode.INVALID_LIMIT, "limit")
     query = sa.select(batch_jobs).order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id)
     if states:
         query = query.where(batch_jobs.c.status.in_(states))
@@ -411,7 +411,7 @@ def _locked_row(conn: Connection, batch_id: str) -> Any:
     query = sa.select(batch_jobs).where(batch_jobs.c.id == batch_id).with_for_update()
     row = conn.execute(query).mappings().first()
     if row is None:
-        raise _refuse(f"There is no batch with id {batch_id!r}.", "unknown_batch", "batch_id")
+        raise _refuse(f"There is no batch with id {batch_id!r}.", ErrorCode.UNKNOWN_BATCH, "batch_id")
     return row
 
 
@@ -474,10 +474,10 @@ def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, us
                 row["lease_expires_at"] is None or row["lease_expires_at"] < now)
             if previous == "running" and not interrupted:
                 raise _refuse(f"Batch {batch_id} is running (worker {row['lease_owner']}); there is nothing to "
-                              "resume.", "invalid_transition", "status")
+                              "resume.", ErrorCode.INVALID_TRANSITION, "status")
             if previous == "queued":
                 raise _refuse(f"Batch {batch_id} is already queued; a worker will pick it up.",
-                              "invalid_transition", "status")
+                              ErrorCode.INVALID_TRANSITION, "status")
             if previous in TERMINAL:
                 check_transition(batch_id, previous, "queued")
             failed = batch_items.c.status == "failed"
@@ -492,7 +492,7 @@ def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, us
                     batch_items.c.batch_id == batch_id, batch_items.c.status == "pending")).scalar_one())
             elif previous == "failed" and requeued == 0:
                 raise _refuse(f"Batch {batch_id} has no failed items to retry; resume it instead (its pending items "
-                              "were never tried).", "nothing_to_retry", "status")
+                              "were never tried).", ErrorCode.NOTHING_TO_RETRY, "status")
             conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
                 status="queued", pause_kind=None, status_reason=f"resumed by {who}", lease_owner=None,
                 lease_expires_at=None, finished_at=None, updated_at=now))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import ValidationError
+from core.errors import ErrorCode, ValidationError
 
 __all__ = [
     "ACTIVE",
@@ -42,7 +42,7 @@ def check_transition(batch_id: str, current: str, target: str) -> None:
     else:
         hint = f"it is {current}"
     raise ValidationError(
-        f"Cannot {verb} batch {batch_id}: {hint}.", code="invalid_transition", field="status",
+        f"Cannot {verb} batch {batch_id}: {hint}.", code=ErrorCode.INVALID_TRANSITION, field="status",
         user_message=f"This batch cannot be {_past(verb)} because {hint}.")
 
 

@@ -51,7 +51,7 @@ from sqlalchemy import Engine
 from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.config import get_settings
-from core.errors import Action, AppError, classify
+from core.errors import Action, AppError, ErrorCode, classify
 from core.redact import redact_cut
 from core.store.schema import batch_jobs
 
@@ -74,7 +74,7 @@ def _record(error: BaseException, **kwargs: Any) -> None:
 def is_batch_fatal(err: AppError) -> bool:
     """Errors every other item would hit too (a rejected key, billing, spend limit, unknown model)."""
     return err.error_type == "api" and not err.is_recoverable and (
-        err.action == Action.FIX_SETTINGS or err.code in ("spend_limit", "authentication_failed"))
+        err.action == Action.FIX_SETTINGS or err.code in (ErrorCode.SPEND_LIMIT, ErrorCode.AUTHENTICATION_FAILED))
 
 
 def _fatal_reason(err: AppError) -> str:
@@ -83,7 +83,7 @@ def _fatal_reason(err: AppError) -> str:
 
 
 def _is_claude_circuit_open(err: AppError) -> bool:
-    return err.code == "circuit_open" and getattr(err, "service", err.context.get("service")) != "database"
+    return err.code == ErrorCode.CIRCUIT_OPEN and getattr(err, "service", err.context.get("service")) != "database"
 
 
 @dataclass

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.config import get_settings
-from core.errors import AppError, ValidationError, classify
+from core.errors import AppError, ErrorCode, ValidationError, classify
 from core.redact import redact_text
 from core.resilience import run_db
 from core.store.schema import conversation_drafts, conversations, utcnow
@@ -214,7 +214,7 @@ class DraftSession:
         from core.generation import generate_conversation
 
         if self.status == "completed":
-            raise ValidationError("This draft is already finished.", code="draft_finished", field="draft",
+            raise ValidationError("This draft is already finished.", code=ErrorCode.DRAFT_FINISHED, field="draft",
                                   user_message="This draft is already finished; open its conversation instead.")
         # the API refuses a prefill ending in whitespace; the model writes that whitespace again
         self.partial_text = self.partial_text.rstrip()
@@ -260,7 +260,7 @@ def get_draft(engine: Engine, draft_id: str) -> dict[str, Any]:
     with engine.connect() as conn:
         row = conn.execute(sa.select(conversation_drafts).where(conversation_drafts.c.id == draft_id)).mappings().first()
     if row is None:
-        raise ValidationError(f"There is no draft with id {draft_id!r}.", code="unknown_draft", field="draft",
+        raise ValidationError(f"There is no draft with id {draft_id!r}.", code=ErrorCode.UNKNOWN_DRAFT, field="draft",
                               user_message="This draft no longer exists (it may have expired or been discarded).")
     return dict(row)
 

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from core.errorlog.recorder import flush, record, recorder_stats
-from core.errors import APIError, Severity
+from core.errors import APIError, ErrorCode, Severity
 
 __all__ = ["measure_record_cost"]
 
@@ -26,7 +26,7 @@ def measure_record_cost(n: int = 20_000, *, flush_timeout: float = 300.0) -> dic
     over the time the writer spent writing (without lingering behind the burst).
     """
     app_error = APIError("RateLimitError (429): Number of request tokens has exceeded your per-minute rate limit",
-                         code="rate_limited", severity=Severity.WARN, status_code=429,
+                         code=ErrorCode.RATE_LIMITED, severity=Severity.WARN, status_code=429,
                          request_id="req_011CSHoEeqs5C35K2UUqR7Fy", retry_after_s=2.0)
     raw_error = ConnectionResetError(104, "Connection reset by peer")
     context = {"model": "claude-sonnet-5-5", "batch_item": 17, "api_key": "sk-ant-api03-not-a-real-key"}

@@ -27,7 +27,7 @@ from core.config import get_settings
 from core.errorlog.rows import Pending, build_row, fallback_row
 from core.errorlog.sink import insert_rows
 from core.errorlog.spool import Spool
-from core.errors import AppError, UIError, classify
+from core.errors import AppError, ErrorCode, UIError, classify
 from core.store import get_engine
 
 __all__ = ["Flushed", "Recorder", "flush", "get_recorder", "new_error_id", "recent", "record", "recorder_stats", "reset_recorder", "shutdown"]
@@ -117,7 +117,7 @@ class Recorder:
         elif isinstance(error, BaseException):
             err = classify(error)
         else:
-            err = UIError("record() was given something that is not an exception", code="not_an_exception")
+            err = UIError("record() was given something that is not an exception", code=ErrorCode.NOT_AN_EXCEPTION)
         # str(): a Severity member is stored as its plain value
         sev = str(severity) if isinstance(severity, str) and severity in _SEVERITIES else str(err.severity)
         if sev not in _SEVERITIES:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import String
 
 from core.errorlog.fingerprint import fingerprint
-from core.errors import AppError
+from core.errors import AppError, ErrorCode
 from core.redact import REDACTED, Scrubber, cut, is_sensitive_key, redact_text, secrets_under_keys
 from core.store.schema import error_logs
 
@@ -254,7 +254,7 @@ def build_row(p: Pending, *, text_limit: int, context_limit: int) -> dict[str, A
     message = _clean(scrub(_safe_str(err.message)), text_limit)
     component = _width("component", scrub(_safe_str(p.component))) or "unknown"
     error_type = _width("error_type", err.error_type) or "internal"
-    error_code = _width("error_code", _safe_str(err.code)) or "internal"
+    error_code = _width("error_code", _safe_str(err.code)) or ErrorCode.INTERNAL
     return {
         "error_id": p.error_id,
         "created_at": p.created_at,
@@ -285,7 +285,7 @@ def fallback_row(p: Pending, problem: BaseException) -> dict[str, Any]:
         "error_id": p.error_id,
         "created_at": p.created_at,
         "error_type": "ui",
-        "error_code": "unrecordable",
+        "error_code": ErrorCode.UNRECORDABLE,
         "severity": p.severity,
         "message": f"An error could not be prepared for the log ({type(problem).__name__}).",
         "user_message": None,
@@ -295,7 +295,7 @@ def fallback_row(p: Pending, problem: BaseException) -> dict[str, Any]:
         "request_id": None,
         "operation_id": _id("operation_id", p.operation_id, Scrubber()),
         "attempt": None,
-        "fingerprint": fingerprint("ui", "unrecordable", _safe_str(p.component), ""),
+        "fingerprint": fingerprint("ui", ErrorCode.UNRECORDABLE, _safe_str(p.component), ""),
         "user_id": None,
         "session_id": None,
         "environment": _width("environment", p.environment),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from core.errors import GenerationError
+from core.errors import ErrorCode, GenerationError
 from core.generation.models import Role, Turn
 
 __all__ = ["parse_conversation"]
@@ -15,7 +15,7 @@ _ROLE: dict[str, Role] = {"User": "user", "Assistant": "assistant"}
 
 def _invalid(reason: str, text: str) -> GenerationError:
     return GenerationError(
-        f"The reply is not a valid conversation: {reason}", code="invalid_response",
+        f"The reply is not a valid conversation: {reason}", code=ErrorCode.INVALID_RESPONSE,
         context={"reason": reason, "reply_chars": len(text), "reply_start": text[:200]})
 
 

@@ -18,7 +18,7 @@ import string
 from typing import TYPE_CHECKING, Any
 
 from core.config import get_settings
-from core.errors import ValidationError
+from core.errors import ErrorCode, ValidationError
 from core.generation.templates import PLACEHOLDERS, Template, get_template
 from core.llm.pricing import MODELS
 
@@ -36,7 +36,7 @@ _FORMAT_INSTRUCTIONS = (
 )
 
 
-def _invalid(field: str, message: str, code: str = "invalid_input") -> ValidationError:
+def _invalid(field: str, message: str, code: ErrorCode = ErrorCode.INVALID_INPUT) -> ValidationError:
     return ValidationError(f"{field}: {message}", code=code, field=field, user_message=message)
 
 
@@ -46,7 +46,7 @@ def template_placeholders(text: str, *, field: str = "user_template") -> list[st
         parsed = _parse_template(text)
     except ValueError as exc:
         raise _invalid(field, f"The template's braces are not balanced ({exc}). Write a literal brace "
-                       "as {{ or }}.", "invalid_template") from None
+                       "as {{ or }}.", ErrorCode.INVALID_TEMPLATE) from None
     names: list[str] = []
     for _literal, name, spec, conversion in parsed:
         if name is None:
@@ -55,7 +55,7 @@ def template_placeholders(text: str, *, field: str = "user_template") -> list[st
             shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             raise _invalid(
                 field, f"The template uses an unknown placeholder {shown}. Allowed: "
-                + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + ".", "unknown_placeholder")
+                + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + ".", ErrorCode.UNKNOWN_PLACEHOLDER)
         names.append(name)
     return names
 
@@ -79,31 +79,31 @@ def validate_params(params: GenerationParams) -> Template:
         value = _clean(getattr(params, name))
         if not value:
             raise _invalid(name, f"The {name} is missing. Enter a {name} or pick one of the suggestions.",
-                           "missing_value")
+                           ErrorCode.MISSING_VALUE)
         if len(value) > settings.generation_max_field_chars:
             raise _invalid(name, f"The {name} is {len(value)} characters long; the limit is "
-                           f"{settings.generation_max_field_chars}.", "too_long")
+                           f"{settings.generation_max_field_chars}.", ErrorCode.TOO_LONG)
     turns = params.turns
     lo, hi = settings.generation_min_turns, settings.generation_max_turns
     if isinstance(turns, bool) or not isinstance(turns, int):
         raise _invalid("turns", f"The number of turns must be a whole number from {lo} to {hi}.")
     if not lo <= turns <= hi:
-        raise _invalid("turns", f"The number of turns must be from {lo} to {hi}; got {turns}.", "out_of_range")
+        raise _invalid("turns", f"The number of turns must be from {lo} to {hi}; got {turns}.", ErrorCode.OUT_OF_RANGE)
     if turns % 2:
         raise _invalid("turns", f"The number of turns must be even (user and assistant messages in pairs, "
-                       f"ending with the assistant); got {turns}.", "odd_turns")
+                       f"ending with the assistant); got {turns}.", ErrorCode.ODD_TURNS)
     if params.model is not None and params.model not in MODELS:
-        raise _invalid("model", f"Unknown model {params.model!r}. Choose a model from the list.", "unknown_model")
+        raise _invalid("model", f"Unknown model {params.model!r}. Choose a model from the list.", ErrorCode.UNKNOWN_MODEL)
     for name in ("system_prompt", "user_template"):
         text = getattr(params, name)
         if text is not None and len(text) > settings.generation_max_template_chars:
             raise _invalid(name, f"The text is {len(text)} characters long; the limit is "
-                           f"{settings.generation_max_template_chars}.", "too_long")
+                           f"{settings.generation_max_template_chars}.", ErrorCode.TOO_LONG)
     if params.system_prompt is not None and not params.system_prompt.strip():
-        raise _invalid("system_prompt", "The system prompt is empty.", "missing_value")
+        raise _invalid("system_prompt", "The system prompt is empty.", ErrorCode.MISSING_VALUE)
     user_template = params.user_template if params.user_template is not None else template.user_template
     if not user_template.strip():
-        raise _invalid("user_template", "The user prompt template is empty.", "missing_value")
+        raise _invalid("user_template", "The user prompt template is empty.", ErrorCode.MISSING_VALUE)
     template_placeholders(user_template)
     # the system prompt is sent as written: braces in it are text, never placeholders
     return template

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.config import get_settings
-from core.errors import GenerationError
+from core.errors import ErrorCode, GenerationError
 from core.generation.models import Conversation, GenerationParams, GenerationResult
 from core.generation.parse import parse_conversation
 from core.generation.prompts import build_prompt
@@ -82,7 +82,7 @@ class _Attempts:
         """A new error for the caller (the recorded ones stay as they were queued)."""
         last = self.last_error
         return GenerationError(
-            last.message if last else "No usable conversation was generated.", code="invalid_response",
+            last.message if last else "No usable conversation was generated.", code=ErrorCode.INVALID_RESPONSE,
             recoverable=False,  # retried here already; callers should not loop again
             user_message=(f"The model's reply was not a usable conversation {self.invalid} times in a row. "
                           "Try again, or change the template or the number of turns."),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import ValidationError
+from core.errors import ErrorCode, ValidationError
 
 __all__ = ["PLACEHOLDERS", "TEMPLATES", "Template", "get_template", "template_names"]
 
@@ -245,7 +245,7 @@ def get_template(name: str) -> Template:
         return TEMPLATES[name]
     except KeyError:
         raise ValidationError(
-            f"Unknown template {name!r}; choose one of: {', '.join(TEMPLATES)}.", code="unknown_template",
+            f"Unknown template {name!r}; choose one of: {', '.join(TEMPLATES)}.", code=ErrorCode.UNKNOWN_TEMPLATE,
             field="template",
             user_message=f"There is no template named {name!r}. Choose one of: {', '.join(TEMPLATES)}.",
         ) from None

@@ -41,7 +41,7 @@ from typing import Any
 import anthropic
 
 from core.config import Settings, get_settings
-from core.errors import APIError, AppError, NetworkError, Severity, ValidationError, classify
+from core.errors import APIError, AppError, ErrorCode, NetworkError, Severity, ValidationError, classify
 from core.llm.pricing import priced_cost
 
 __all__ = ["ClaudeClient", "LLMResult", "Usage", "get_client", "reset_client"]
@@ -51,12 +51,12 @@ _PLACEHOLDER_KEY = "sk-ant-placeholder-not-a-real-key"
 
 # mid-stream `error` events arrive on a 200 response; the SDK raises them as APIStatusError
 # with status 200, so map the event's error type to what the same error would be as a status
-_STREAM_ERROR_TYPES: dict[str, tuple[str, bool, str]] = {
-    "overloaded_error": ("overloaded", True, "The model service is overloaded. It will be retried."),
-    "api_error": ("server_error", True, "The model service had an internal error. It will be retried."),
-    "rate_limit_error": ("rate_limited", True,
+_STREAM_ERROR_TYPES: dict[str, tuple[ErrorCode, bool, str]] = {
+    "overloaded_error": (ErrorCode.OVERLOADED, True, "The model service is overloaded. It will be retried."),
+    "api_error": (ErrorCode.SERVER_ERROR, True, "The model service had an internal error. It will be retried."),
+    "rate_limit_error": (ErrorCode.RATE_LIMITED, True,
                          "The rate limit was reached. The request will be retried after a wait."),
-    "timeout_error": ("request_timeout", True, "The model service timed out. It will be retried."),
+    "timeout_error": (ErrorCode.REQUEST_TIMEOUT, True, "The model service timed out. It will be retried."),
 }
 
 
@@ -192,7 +192,7 @@ def _classify_attempt_error(exc: BaseException) -> AppError:
         error = body.get("error") if isinstance(body.get("error"), Mapping) else body
         kind = str(error.get("type", "")) if isinstance(error, Mapping) else ""
         code, recoverable, user_message = _STREAM_ERROR_TYPES.get(
-            kind, ("stream_error", True, "The model service broke off its answer. It will be retried."))
+            kind, (ErrorCode.STREAM_ERROR, True, "The model service broke off its answer. It will be retried."))
         message = str(error.get("message", "")) if isinstance(error, Mapping) else ""
         return APIError(
             f"Error event mid-stream ({kind or 'unknown'}): {message or exc}", code=code,
@@ -401,7 +401,7 @@ class ClaudeClient:
         headers = getattr(getattr(exc, "response", None), "headers", None)
         if headers is not None:
             limiter.observe_headers(headers, model=state.model)
-        if err.code != "spend_limit" and (err.status_code == 429 or err.code == "rate_limited"):
+        if err.code != ErrorCode.SPEND_LIMIT and (err.status_code == 429 or err.code == ErrorCode.RATE_LIMITED):
             # its own headers say whether it is about our pace; the retry policy waits its retry-after
             limiter.observe_rate_limited(err.retry_after_s, headers, model=state.model)
         if (isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 400) or isinstance(
@@ -505,7 +505,7 @@ class ClaudeClient:
         if progress.stop_reason is None:
             # the body ended without message_delta/message_stop: a cut the transport did not raise
             self._keep_partial(state, progress)
-            raise NetworkError("The answer stream ended before the message was complete.", code="stream_cut",
+            raise NetworkError("The answer stream ended before the message was complete.", code=ErrorCode.STREAM_CUT,
                                request_id=request_id, partial_text=state.partial)
         return _AttemptOutcome(
             text=self._joined(state, "".join(progress.received)), usage=Usage.from_api(progress.usage),

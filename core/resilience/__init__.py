@@ -8,6 +8,8 @@ The names below are the whole public surface; the private modules hold the piece
 from core.resilience._breaker import (
     CircuitBreaker,
     CircuitOpenError,
+    ClaudeCircuitOpenError,
+    DatabaseCircuitOpenError,
     all_breakers,
     counts_as_failure,
     get_breaker,
@@ -20,6 +22,8 @@ from core.resilience._retry import async_retry_policy, is_retryable, is_store_un
 __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
+    "ClaudeCircuitOpenError",
+    "DatabaseCircuitOpenError",
     "RateLimiter",
     "all_breakers",
     "async_retry_policy",

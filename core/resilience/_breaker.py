@@ -31,9 +31,10 @@ must not be refused: the heartbeat that keeps a live worker's lease). Its failur
 only while the breaker is closed; its success while open or half-open is a successful probe
 (the service answered), so it also brings the breaker back sooner.
 
-`CircuitOpenError` is an AppError whose error_type follows the service: "database" for
-the database breaker, "api" for claude and any other service, so the error log groups it
-with the failures that opened it.
+`CircuitOpenError` is an AppError whose error_type follows the service: its subclass
+`DatabaseCircuitOpenError` ("database") for the database breaker, `ClaudeCircuitOpenError`
+("api") for claude, the base ("api") for any other service, so the error log groups it with
+the failures that opened it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from core.config import get_settings
-from core.errors import Action, APIError, AppError, DatabaseError, NetworkError, Severity, classify
+from core.errors import Action, APIError, AppError, DatabaseError, ErrorCode, NetworkError, Severity, classify
 from core.resilience._slots import add_to_slot, expire_slots
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "OPEN",
     "CircuitBreaker",
     "CircuitOpenError",
+    "ClaudeCircuitOpenError",
+    "DatabaseCircuitOpenError",
     "all_breakers",
     "counts_as_failure",
     "get_breaker",
@@ -72,24 +75,29 @@ KNOWN_SERVICES = ("claude", "database")
 _SERVICE_LABEL = {"claude": "The model service", "database": "The database"}
 
 # failures a reconnect fixes: the breaker they open probes again after the short reconnect cool-down
-RECONNECT_CODES = frozenset({"db_connection"})
+RECONNECT_CODES = frozenset({ErrorCode.DB_CONNECTION})
 _PAUSED_WHAT = {"claude": "new calls", "database": "new saves"}
 
 T = TypeVar("T")
 
 
-def _error_type_for(service: str) -> str:
-    return "database" if service == "database" else "api"
-
-
 class CircuitOpenError(AppError):
-    """A call was refused because the service's breaker is open (or its probes are busy)."""
+    """A call was refused because the service's breaker is open (or its probes are busy).
+
+    `CircuitOpenError(service, wait)` builds the service's own subclass when it has one, so
+    its error_type is a fact of its class; any other service gets this class ("api").
+    """
 
     error_type = "api"
-    default_code = "circuit_open"
+    default_code = ErrorCode.CIRCUIT_OPEN
     default_severity = Severity.WARN
     default_recoverable = True
     default_action = Action.RETRY
+
+    def __new__(cls, service: str, *args: Any, **kwargs: Any) -> CircuitOpenError:
+        if cls is CircuitOpenError:
+            cls = _CIRCUIT_OPEN_ERRORS.get(service, cls)
+        return super().__new__(cls)
 
     def __init__(self, service: str, retry_after_s: float, *, message: str = "") -> None:
         wait = max(int(math.ceil(retry_after_s)), 0)
@@ -102,24 +110,46 @@ class CircuitOpenError(AppError):
             context={"service": service},
         )
         self.service = service
-        self.error_type = _error_type_for(service)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # worker processes hand errors back pickled; the default would call __init__(message)
         return (type(self), (self.service, self.retry_after_s or 0.0), self.__dict__)
 
 
+class ClaudeCircuitOpenError(CircuitOpenError):
+    """The model service's breaker refused the call."""
+
+
+class DatabaseCircuitOpenError(CircuitOpenError):
+    """The database's breaker refused the call; the error log groups it with the database failures."""
+
+    error_type = "database"
+
+
+_CIRCUIT_OPEN_ERRORS: dict[str, type[CircuitOpenError]] = {
+    "claude": ClaudeCircuitOpenError, "database": DatabaseCircuitOpenError}
+
+
 class _BreakerEvent(AppError):
     """A state change, written to the error log (warn when it opens, info otherwise)."""
 
+    error_type = "api"
     default_recoverable = True
     default_action = Action.RETRY
+
+
+class _DatabaseBreakerEvent(_BreakerEvent):
+    error_type = "database"
+
+
+_TRANSITION_CODES = {OPEN: ErrorCode.CIRCUIT_OPEN, HALF_OPEN: ErrorCode.CIRCUIT_HALF_OPEN,
+                     CLOSED: ErrorCode.CIRCUIT_CLOSED}
 
 
 def counts_as_failure(error: BaseException) -> bool:
     """True when `error` says the service itself is failing (5xx/529/408/timeout/connection/transient DB)."""
     err = classify(error)
-    if isinstance(err, CircuitOpenError) or err.code in ("circuit_open", "spend_limit"):
+    if isinstance(err, CircuitOpenError) or err.code in (ErrorCode.CIRCUIT_OPEN, ErrorCode.SPEND_LIMIT):
         return False
     if not err.is_recoverable:
         return False
@@ -368,15 +398,15 @@ def _record_transition(breaker: CircuitBreaker, state: str, reason: str) -> None
     from core.errorlog import record
 
     severity = Severity.WARN if state == OPEN else Severity.INFO
-    event = _BreakerEvent(
+    event_type = _DatabaseBreakerEvent if breaker.name == "database" else _BreakerEvent
+    event = event_type(
         f"Circuit '{breaker.name}' is now {state}: {reason}",
-        code=f"circuit_{state}",
+        code=_TRANSITION_CODES[state],
         severity=severity,
         user_message=(CircuitOpenError(breaker.name, breaker._cooldown()).user_message
                       if state == OPEN else f"{_SERVICE_LABEL.get(breaker.name, breaker.name)} is answering again."),
         context={"service": breaker.name, "state": state, "reason": reason},
     )
-    event.error_type = _error_type_for(breaker.name)
     record(event, component=f"breaker.{breaker.name}", severity=str(severity),
            context=event.context, recovered=state == CLOSED)
 

@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import Settings, get_settings
-from core.errors import Action, APIError, Severity
+from core.errors import Action, APIError, ErrorCode, Severity
 from core.resilience._slots import add_to_slot, expire_slots
 
 __all__ = ["DIMENSIONS", "RateLimiter", "get_rate_limiter", "reset_rate_limiters"]
@@ -116,7 +116,7 @@ class _Pace:
 class _LimiterWait(APIError):
     """A call waits longer than settings.rate_limit_visible_wait_s for the rate limiter (an info row)."""
 
-    default_code = "rate_limit_wait"
+    default_code = ErrorCode.RATE_LIMIT_WAIT
     default_severity = Severity.INFO
     default_recoverable = True
     default_action = Action.RETRY

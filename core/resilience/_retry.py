@@ -27,7 +27,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from core.config import Settings, get_settings
-from core.errors import DatabaseError, classify
+from core.errors import DatabaseError, ErrorCode, classify
 
 __all__ = [
     "NEVER_RETRY_CODES",
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # codes that stay final even when a status would otherwise be retried
-NEVER_RETRY_CODES = frozenset({"spend_limit", "circuit_open"})
+NEVER_RETRY_CODES = frozenset({ErrorCode.SPEND_LIMIT, ErrorCode.CIRCUIT_OPEN})
 
 PolicyKind = Literal["api", "db"]
 

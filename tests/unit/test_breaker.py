@@ -12,6 +12,8 @@ from core.errors import APIError, DatabaseError, GenerationError, NetworkError, 
 from core.resilience import (
     CircuitBreaker,
     CircuitOpenError,
+    ClaudeCircuitOpenError,
+    DatabaseCircuitOpenError,
     all_breakers,
     counts_as_failure,
     get_breaker,
@@ -288,6 +290,31 @@ def test_state_changes_reach_the_error_log(breaker: CircuitBreaker, clock: FakeC
     assert [(r["error_code"], r["severity"]) for r in rows] == [
         ("circuit_open", "warn"), ("circuit_half_open", "info"), ("circuit_closed", "info")]
     assert rows[0]["error_type"] == "api" and rows[-1]["recovered"] is True
+
+
+@pytest.mark.parametrize(("service", "cls", "error_type"), [
+    ("claude", ClaudeCircuitOpenError, "api"),
+    ("database", DatabaseCircuitOpenError, "database"),
+    ("search", CircuitOpenError, "api"),
+])
+def test_a_refusal_is_an_instance_of_its_services_class(service: str, cls: type, error_type: str) -> None:
+    """Each breaker's refusal has its own class, and its error_type is that class's, not set per instance."""
+    err = CircuitOpenError(service, 1.0)
+    assert type(err) is cls and err.service == service and err.code == "circuit_open"
+    assert cls.error_type == error_type and "error_type" not in vars(err)
+
+
+def test_the_database_breaker_refuses_and_logs_as_the_database(clock: FakeClock) -> None:
+    """An open database breaker raises DatabaseCircuitOpenError and its state changes log as "database"."""
+    from core.errorlog import flush, recent
+
+    breaker = CircuitBreaker("database", clock=clock)
+    fail(breaker, 3, DatabaseError("gone", code="db_connection", recoverable=True))
+    with pytest.raises(DatabaseCircuitOpenError):
+        breaker.before_call()
+    assert flush(30.0)
+    rows = [r for r in recent(20) if r.get("component") == "breaker.database"]
+    assert rows and {(r["error_code"], r["error_type"]) for r in rows} == {("circuit_open", "database")}
 
 
 def test_circuit_open_error_survives_pickling() -> None:
