@@ -1,7 +1,11 @@
-"""Shared fixtures: isolated settings per test, and a migrated store on SQLite and on Postgres.
+"""Shared fixtures: isolated settings per test, a migrated store on SQLite and on Postgres, and the sandbox.
 
 Every test that takes `engine` runs twice: on a fresh SQLite file and on a fresh Postgres
-database (marked `postgres`). If Postgres is unreachable those tests fail; they never skip.
+database (marked `postgres`), cloned from a template migrated once per session. If Postgres
+is unreachable those tests fail; they never skip.
+
+`sandbox` is one sandbox server for the whole session, set for each test to its module's
+`SANDBOX` config (defaults otherwise) with fresh counters, limits and fault sequence.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from isolation import isolate_environment
@@ -17,6 +22,9 @@ from sqlalchemy.engine import make_url
 
 from core.config import reload_settings
 from core.errorlog import reset_recorder
+from core.llm import reset_client
+from core.llm.sandbox import SandboxConfig, SandboxServer
+from core.resilience import reset_breakers, reset_rate_limiters
 from core.store import create_store_engine, migrate, reset_engine
 
 PG_ADMIN_URL = os.environ.get("STUDIO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -39,8 +47,6 @@ def isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def fresh_resilience() -> Iterator[None]:
     """Each test starts with closed circuit breakers and fresh rate limiters (they are process-wide)."""
-    from core.resilience import reset_breakers, reset_rate_limiters
-
     reset_breakers()
     reset_rate_limiters()
     yield
@@ -55,17 +61,35 @@ class PostgresDatabases:
         self.admin_url = admin_url
         self.created: list[str] = []
         self._admin: Engine | None = None
+        self._template: str | None = None
 
     def admin(self) -> Engine:
         if self._admin is None:
             self._admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         return self._admin
 
-    def new(self) -> str:
+    def new(self, *, migrated: bool = False) -> str:
+        """The URL of a new database: empty, or a copy of the template migrated to head."""
+        template = self._migrated_template() if migrated else None
+        return self._url(self._create(template))
+
+    def _create(self, template: str | None) -> str:
         name = f"studio_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with self.admin().connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
         self.created.append(name)
+        return name
+
+    def _migrated_template(self) -> str:
+        if self._template is None:
+            name = self._create(None)
+            eng = create_store_engine(self._url(name))
+            migrate(eng, force=True)
+            eng.dispose()  # a template being copied must have no other session
+            self._template = name
+        return self._template
+
+    def _url(self, name: str) -> str:
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
     def drop_all(self) -> None:
@@ -90,7 +114,7 @@ def database_url(request, tmp_path, monkeypatch) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'studio.db'}"
     else:
-        url = request.getfixturevalue("pg_databases").new()
+        url = request.getfixturevalue("pg_databases").new(migrated="engine" in request.fixturenames)
     monkeypatch.setenv("DATABASE_URL", url)
     reload_settings()
     reset_engine()
@@ -99,8 +123,37 @@ def database_url(request, tmp_path, monkeypatch) -> str:
 
 @pytest.fixture
 def engine(database_url) -> Iterator[Engine]:
-    """A migrated engine on SQLite and on Postgres."""
+    """A migrated engine on SQLite and on Postgres (there a copy of the migrated template)."""
     eng = create_store_engine(database_url)
     migrate(eng, force=True)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    """The session's sandbox server; `sandbox` sets it up for each test."""
+    srv = SandboxServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server, request, monkeypatch) -> Iterator[SandboxServer]:
+    """The sandbox at its module's `SANDBOX` config, counters and limits fresh; the app's model URL and env.
+
+    A module's `SANDBOX_ENV` (settings as environment variables) is applied too. A test may stop
+    the server; the next test starts it again.
+    """
+    wanted: dict[str, Any] = getattr(request.module, "SANDBOX", {})
+    config = SandboxConfig(**wanted).to_dict()
+    sandbox_server.start()
+    sandbox_server.configure(**{k: v for k, v in config.items() if k not in ("host", "port")})
+    sandbox_server.reset()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", sandbox_server.base_url)
+    for key, value in getattr(request.module, "SANDBOX_ENV", {}).items():
+        monkeypatch.setenv(key, value)
+    reload_settings()
+    reset_client(), reset_breakers(), reset_rate_limiters()
+    yield sandbox_server
+    reset_client(), reset_breakers(), reset_rate_limiters()

@@ -35,11 +35,8 @@ from sqlalchemy import Engine
 
 from core.batches.service import create_batch, get_batch_status
 from core.batches.worker import BatchWorker
-from core.config import reload_settings
 from core.errorlog import flush, recent, recorder_stats
-from core.llm import reset_client
-from core.llm.sandbox import SandboxConfig, SandboxServer
-from core.resilience import reset_breakers, reset_rate_limiters
+from core.llm.sandbox import SandboxServer
 from core.store.schema import batch_items, batch_jobs, conversations, error_logs
 
 COUNT = 24
@@ -75,19 +72,16 @@ def outage(engine: Engine, request) -> Iterator[Outage]:
     o.end()  # a failed test still gives the database back, so it can be dropped
 
 
+# latency keeps items in flight long enough for the outage to catch some between reply and commit
+SANDBOX = {"seed": 7, "latency_ms": FAST_MS, "tokens_per_s": 200_000.0, "retry_after_s": 0.0}
+SANDBOX_ENV = SETTINGS
+
+
 @pytest.fixture
-def sandbox(engine: Engine, monkeypatch) -> Iterator[SandboxServer]:
-    # latency keeps items in flight long enough for the outage to catch some between reply and commit
-    srv = SandboxServer(SandboxConfig(seed=7, latency_ms=FAST_MS, tokens_per_s=200_000, retry_after_s=0))
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.start())
-    for key, value in SETTINGS.items():
-        monkeypatch.setenv(key, value)
-    reload_settings()
-    engine.dispose()  # new connections take the short busy timeout
-    reset_client(), reset_breakers(), reset_rate_limiters()
-    yield srv
-    reset_client(), reset_breakers(), reset_rate_limiters()
-    srv.stop()
+def sandbox(sandbox: SandboxServer, engine: Engine) -> SandboxServer:
+    """The shared sandbox, once the engine's pool is emptied: new connections take the short busy timeout."""
+    engine.dispose()
+    return sandbox
 
 
 class WorkerThread:

@@ -8,7 +8,6 @@ backend terminated; SQLite: another connection holds BEGIN EXCLUSIVE), but the w
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -16,23 +15,14 @@ from batch_support import UNLIMITED_RATE, Outage, item_counts, start_worker, wai
 from sqlalchemy import Engine
 
 from core.batches.service import create_batch, get_batch_status
-from core.llm.sandbox import SandboxConfig, SandboxServer
+from core.llm.sandbox import SandboxServer
 from core.store import create_store_engine, migrate
 from core.store.schema import batch_items, error_logs
 
 CONCURRENCY = 4
 
 
-class Sandbox(SandboxServer):
-    url = ""
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    srv = Sandbox(SandboxConfig(seed=3, latency_ms=1500, tokens_per_s=200_000, retry_after_s=0))
-    srv.url = srv.start()
-    yield srv
-    srv.stop()
+SANDBOX = {"seed": 3, "latency_ms": 1500, "tokens_per_s": 200_000.0, "retry_after_s": 0.0}
 
 
 def outage_for(engine: Engine, request) -> Outage:
@@ -51,8 +41,8 @@ def breaker_opened_in_a_worker(engine: Engine) -> bool:
             error_logs.c.component == "breaker.database", error_logs.c.error_code == "circuit_open")).scalar_one())
 
 
-def env_for(srv: Sandbox, **extra: str) -> dict[str, str]:
-    return worker_env(srv.url, **{
+def env_for(srv: SandboxServer, **extra: str) -> dict[str, str]:
+    return worker_env(srv.base_url, **{
         **UNLIMITED_RATE, "STUDIO_RETRY_INSTANT": "false",  # the store's real backoff, as in production
         "STUDIO_SQLITE_BUSY_TIMEOUT_S": "0.2", "STUDIO_LOG_SPOOL_RETRY_S": "0.5",
         "STUDIO_BREAKER_FAILURE_THRESHOLD": "2", **extra})

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from batch_support import item_counts, run_worker_here, start_worker, wait_for, worker_env
 
 from core.batches.service import cancel_batch, create_batch, get_batch_status, pause_batch, resume_batch
-from core.llm.sandbox import SandboxConfig, SandboxServer
+from core.llm.sandbox import SandboxServer
 from core.recovery import scan
 from core.store.schema import batch_items, conversations
 
@@ -26,16 +25,7 @@ CONCURRENCY = "4"
 SLOW_MS = 2500  # the replies in flight when the signal arrives come this long after their request
 
 
-class Sandbox(SandboxServer):
-    url = ""
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    srv = Sandbox(SandboxConfig(seed=5, latency_ms=SLOW_MS, tokens_per_s=200_000, retry_after_s=0))
-    srv.url = srv.start()
-    yield srv
-    srv.stop()
+SANDBOX = {"seed": 5, "latency_ms": SLOW_MS, "tokens_per_s": 200_000.0, "retry_after_s": 0.0}
 
 
 def model_calls(srv: SandboxServer) -> int:
@@ -61,7 +51,7 @@ def test_a_worker_stopped_past_its_lease_commits_late_and_the_batch_ends_complet
     """SIGSTOP past the lease, its items failed as worker_lost, SIGCONT: the late replies are kept, batch completed."""
     batch_id = create_batch(engine, template="tutoring", count=COUNT, turns=4, concurrency=4)
     # one lost attempt is the last: the successor fails the stopped worker's items, as the review saw
-    env = worker_env(sandbox.url, STUDIO_ITEM_MAX_ATTEMPTS="1", STUDIO_ITEM_MAX_LOST_ATTEMPTS="1",
+    env = worker_env(sandbox.base_url, STUDIO_ITEM_MAX_ATTEMPTS="1", STUDIO_ITEM_MAX_LOST_ATTEMPTS="1",
                      # stopped mid-transaction (a heartbeat), its row locks go when Postgres ends the session
                      STUDIO_DB_IDLE_IN_TRANSACTION_TIMEOUT_S="2")
     stopped = start_worker(env, "--concurrency", CONCURRENCY)
@@ -97,7 +87,7 @@ def _failed(engine, batch_id: str) -> list[dict[str, object]]:
 def test_pause_then_resume_does_not_regenerate_items_still_in_flight(engine, sandbox, monkeypatch):
     """Pause and Resume while a live worker generates 4 items; a second worker joins: 8 items, 8 model calls."""
     batch_id = create_batch(engine, template="tutoring", count=COUNT, turns=4, concurrency=4)
-    env = worker_env(sandbox.url)
+    env = worker_env(sandbox.base_url)
     live = start_worker(env, "--concurrency", CONCURRENCY)
     try:
         in_flight_at(engine, sandbox, batch_id, 4)
@@ -119,7 +109,7 @@ def test_pause_then_resume_does_not_regenerate_items_still_in_flight(engine, san
 def test_a_cancelled_batch_ends_even_when_its_worker_was_killed_mid_item(engine, sandbox):
     """kill -9 with 4 items in flight, then Cancel: nothing stays running, the batch is cancelled and ends."""
     batch_id = create_batch(engine, template="tutoring", count=COUNT, turns=4, concurrency=4)
-    killed = start_worker(worker_env(sandbox.url, STUDIO_LEASE_DURATION_S="600"), "--concurrency", CONCURRENCY)
+    killed = start_worker(worker_env(sandbox.base_url, STUDIO_LEASE_DURATION_S="600"), "--concurrency", CONCURRENCY)
     in_flight_at(engine, sandbox, batch_id, 4)
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=10) == -signal.SIGKILL

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -19,9 +20,6 @@ from core.batches.background import background_worker_status, start_background_w
 from core.batches.service import create_batch, get_batch_status, pause_batch, resume_batch
 from core.batches.worker import BREAKER_PAUSE_REASON, BatchWorker
 from core.config import ROOT, override_settings, reload_settings
-from core.llm import reset_client
-from core.llm.sandbox import SandboxConfig, SandboxServer
-from core.resilience import reset_breakers, reset_rate_limiters
 from core.store import create_store_engine, migrate
 from core.store.schema import batch_items, conversations
 
@@ -32,18 +30,15 @@ FAST = {
 }
 
 
-@pytest.fixture
-def sandbox(monkeypatch):
-    srv = SandboxServer(SandboxConfig(seed=3, latency_ms=0, tokens_per_s=200_000, retry_after_s=0))
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.start())
-    for key, value in FAST.items():
-        monkeypatch.setenv(key, value)
-    reload_settings()
-    reset_client(), reset_breakers(), reset_rate_limiters()
-    yield srv
+SANDBOX = {"seed": 3, "latency_ms": 0, "tokens_per_s": 200_000.0, "retry_after_s": 0.0}
+SANDBOX_ENV = FAST
+
+
+@pytest.fixture(autouse=True)
+def no_background_worker_left() -> Iterator[None]:
+    """A background worker a test started is stopped with it."""
+    yield
     stop_background_worker()
-    reset_client(), reset_breakers(), reset_rate_limiters()
-    srv.stop()
 
 
 def run_worker(engine, concurrency: int = 4) -> BatchWorker:

@@ -17,7 +17,7 @@ from core.errors import APIError, AppError, GenerationError, NetworkError
 from core.generation import GenerationParams, generate_conversation, parse_conversation
 from core.llm import ClaudeClient, get_client, reset_client
 from core.llm.pricing import DEFAULT_MODEL, MODELS
-from core.llm.sandbox import SandboxConfig, SandboxServer
+from core.llm.sandbox import SandboxServer
 from core.resilience import CircuitOpenError, get_breaker, reset_breakers, reset_rate_limiters
 from core.store.schema import error_logs
 
@@ -48,21 +48,22 @@ def _settings(monkeypatch, **values: object) -> None:
     reload_settings()
 
 
+SANDBOX = {"latency_ms": 0, "tokens_per_s": 50_000.0, "seed": 7}
+
+
 @pytest.fixture
-def sandbox() -> Iterator[Callable[..., SandboxServer]]:
-    """Start sandboxes with the given config (fast by default); all are stopped after the test."""
-    started: list[SandboxServer] = []
+def sandbox(sandbox: SandboxServer, monkeypatch) -> Callable[..., SandboxServer]:
+    """The shared sandbox with the given config on top of the module's fast one; the app is not pointed at it."""
+    monkeypatch.delenv("ANTHROPIC_BASE_URL")
+    reload_settings()
+    reset_client()
 
     def start(**config: object) -> SandboxServer:
-        options = {"latency_ms": 0, "tokens_per_s": 50_000.0, "seed": 7, **config}
-        srv = SandboxServer(SandboxConfig(**options))
-        srv.start()
-        started.append(srv)
-        return srv
+        sandbox.configure(**config)
+        sandbox.reset()
+        return sandbox
 
-    yield start
-    for srv in started:
-        srv.stop()
+    return start
 
 
 def _client(srv: SandboxServer) -> ClaudeClient:

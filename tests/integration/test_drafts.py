@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from core.config import override_settings, reload_settings
+from core.config import override_settings
 from core.drafts import (
     DraftSession,
     discard_draft,
@@ -16,25 +16,15 @@ from core.drafts import (
 )
 from core.errors import AppError
 from core.generation import GenerationParams
-from core.llm import reset_client
-from core.llm.sandbox import SandboxConfig, SandboxServer
-from core.resilience import reset_breakers, reset_rate_limiters
+from core.resilience import reset_breakers
 from core.store.schema import conversation_drafts, conversations
 
 PARAMS = GenerationParams(template="tutoring", persona="a first-year nursing student", emotion="nervous",
                           topic="recursion in Python", turns=6)
 
 
-@pytest.fixture
-def sandbox(monkeypatch):
-    srv = SandboxServer(SandboxConfig(seed=7, latency_ms=0, tokens_per_s=50_000))
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.start())
-    monkeypatch.setenv("STUDIO_RATE_LIMIT_RPM", "100000")
-    reload_settings()
-    reset_client(), reset_breakers(), reset_rate_limiters()
-    yield srv
-    reset_client(), reset_breakers(), reset_rate_limiters()
-    srv.stop()
+SANDBOX = {"seed": 7, "latency_ms": 0, "tokens_per_s": 50_000.0}
+SANDBOX_ENV = {"STUDIO_RATE_LIMIT_RPM": "100000"}
 
 
 def _saved(engine, draft_id):

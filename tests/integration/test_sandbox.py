@@ -49,12 +49,7 @@ def turns_of(text: str) -> list[tuple[str, str]]:
     return turns
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    srv = SandboxServer(SandboxConfig(seed=7, **FAST))
-    srv.start()
-    yield srv
-    srv.stop()
+SANDBOX = {"seed": 7, **FAST}
 
 
 @pytest.fixture

@@ -11,24 +11,16 @@ from __future__ import annotations
 import signal
 import time
 
-import pytest
 import sqlalchemy as sa
 from batch_support import done_count, run_worker_here, start_worker, wait_for, worker_env
 
 from core.batches.service import create_batch, get_batch_status
-from core.llm.sandbox import SandboxConfig, SandboxServer
 from core.store.schema import batch_items, batch_jobs, conversations
 
 COUNT = 200
 
 
-@pytest.fixture
-def sandbox():
-    srv = SandboxServer(SandboxConfig(seed=11, latency_ms=0, tokens_per_s=200_000, fault_rate=0.1,
-                                      retry_after_s=0))
-    url = srv.start()
-    yield srv, url
-    srv.stop()
+SANDBOX = {"seed": 11, "latency_ms": 0, "tokens_per_s": 200_000.0, "fault_rate": 0.1, "retry_after_s": 0.0}
 
 
 def assert_exactly_once(engine, batch_id: str, count: int) -> None:
@@ -45,7 +37,7 @@ def assert_exactly_once(engine, batch_id: str, count: int) -> None:
 
 def test_kill_9_at_many_moments_loses_and_duplicates_nothing(engine, sandbox, monkeypatch):
     """Six workers killed at six moments (three between reply and commit): all 200 items done exactly once."""
-    srv, url = sandbox
+    srv, url = sandbox, sandbox.base_url
     batch_id = create_batch(engine, template="customer_support", count=COUNT, turns=4, concurrency=8)
     env = worker_env(url)
     kills: list[str] = []
@@ -93,7 +85,7 @@ def test_kill_9_at_many_moments_loses_and_duplicates_nothing(engine, sandbox, mo
 
 def test_sigterm_releases_the_lease_at_once(engine, sandbox, monkeypatch):
     """A SIGTERM'd worker gives its lease and items back at once; the next worker starts without waiting."""
-    srv, url = sandbox
+    srv, url = sandbox, sandbox.base_url
     srv.configure(fault_rate=0.0, latency_ms=150)
     batch_id = create_batch(engine, template="tutoring", count=30, turns=4, concurrency=8)
     env = worker_env(url, STUDIO_LEASE_DURATION_S="600", STUDIO_HEARTBEAT_INTERVAL_S="5",
@@ -119,7 +111,7 @@ def test_sigterm_releases_the_lease_at_once(engine, sandbox, monkeypatch):
 
 def test_worker_deaths_do_not_fail_the_items_they_had_in_flight(engine, sandbox, monkeypatch):
     """Two workers die with items in flight (one own attempt allowed per item): every item still completes."""
-    srv, url = sandbox
+    srv, url = sandbox, sandbox.base_url
     srv.configure(fault_rate=0.0, latency_ms=200)
     batch_id = create_batch(engine, template="tutoring", count=8, turns=4, concurrency=4)
     env = worker_env(url, STUDIO_ITEM_MAX_ATTEMPTS="1")  # a death that spent it would fail the item at once
@@ -140,7 +132,7 @@ def test_an_item_that_kills_every_worker_is_failed_and_its_bystanders_are_not(en
     """A poison item kills each worker that takes it: it runs alone after the first death and fails; the rest are done."""
     from core.batches.csv_import import parse_csv
 
-    srv, url = sandbox
+    srv, url = sandbox, sandbox.base_url
     srv.configure(fault_rate=0.0, latency_ms=200)
     personas = ["a student", "a parent", "poison", "a teacher", "a tutor", "a coach"]
     rows = parse_csv(("persona,emotion,topic\n" + "".join(f"{p},calm,fractions\n" for p in personas)).encode())
