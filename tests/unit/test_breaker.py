@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+from fake_clock import FakeClock
 
 from core.config import override_settings
 from core.errors import APIError, DatabaseError, GenerationError, NetworkError, ValidationError
@@ -21,19 +22,6 @@ from core.resilience import (
 )
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def server_error(status: int = 503) -> APIError:
     return APIError(f"status {status}", code="service_unavailable", status_code=status, recoverable=True)
 
@@ -42,7 +30,7 @@ def server_error(status: int = 503) -> APIError:
 def clock() -> FakeClock:
     override_settings(breaker_failure_threshold=3, breaker_window_s=10, breaker_cooldown_s=5,
                       breaker_success_threshold=2, breaker_half_open_max_calls=1)
-    return FakeClock()
+    return FakeClock(start=1000.0)
 
 
 @pytest.fixture

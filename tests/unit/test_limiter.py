@@ -8,46 +8,22 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from fake_clock import FakeClock
 
 from core.config import override_settings
 from core.resilience import RateLimiter, get_rate_limiter, reset_rate_limiters
 
-WALL_START = 1_800_000_000.0
 
-
-class VirtualTime:
-    """A clock that only moves when someone sleeps; safe to share between threads."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        with self._lock:
-            return self.now
-
-    def wall(self) -> float:
-        return WALL_START + self.clock()
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-        await asyncio.sleep(0)  # let the other coroutines run
-
-
-def make_limiter(vt: VirtualTime, admitted: list[tuple[float, dict[str, float]]] | None = None) -> RateLimiter:
+def make_limiter(vt: FakeClock, admitted: list[tuple[float, dict[str, float]]] | None = None) -> RateLimiter:
     log = admitted if admitted is not None else []
-    return RateLimiter("test", clock=vt.clock, wall_clock=vt.wall, sleep=vt.sleep, async_sleep=vt.async_sleep,
+    return RateLimiter("test", clock=vt, wall_clock=vt.wall, sleep=vt.sleep, async_sleep=vt.async_sleep,
                        on_admit=lambda at, needs: log.append((at, needs)))
 
 
 def run_calls(n: int, est_input: int = 0, est_output: int = 0) -> tuple[RateLimiter, list[tuple[float, dict[str, float]]]]:
     """A limiter on virtual time after n acquisitions in a row, and what it admitted when."""
     admitted: list[tuple[float, dict[str, float]]] = []
-    limiter = make_limiter(VirtualTime(), admitted)
+    limiter = make_limiter(FakeClock(), admitted)
     for _ in range(n):
         limiter.acquire(est_input, est_output)
     return limiter, admitted
@@ -79,7 +55,7 @@ def limits() -> None:
 
 def test_200_calls_at_600_rpm_stay_under_and_near_the_limit() -> None:
     """200 acquisitions never exceed 600 in any minute, and run at >= 90% of the rate."""
-    vt = VirtualTime()
+    vt = FakeClock()
     admitted: list[tuple[float, dict[str, float]]] = []
     limiter = make_limiter(vt, admitted)
     for _ in range(200):
@@ -95,7 +71,7 @@ def test_200_calls_at_600_rpm_stay_under_and_near_the_limit() -> None:
 
 def test_long_runs_fill_every_minute_but_never_overfill_it() -> None:
     """A steady 1,500-call run keeps each full minute between 90% and 100% of the RPM."""
-    vt = VirtualTime()
+    vt = FakeClock()
     admitted: list[tuple[float, dict[str, float]]] = []
     limiter = make_limiter(vt, admitted)
     for _ in range(1500):
@@ -109,7 +85,7 @@ def test_long_runs_fill_every_minute_but_never_overfill_it() -> None:
 def test_idle_gaps_do_not_allow_a_burst_over_the_minute() -> None:
     """After idle pauses the sliding window still caps every minute at the RPM."""
     override_settings(rate_limit_rpm=60, rate_limit_burst_s=30.0)  # a big bucket makes bursts likely
-    vt = VirtualTime()
+    vt = FakeClock()
     admitted: list[tuple[float, dict[str, float]]] = []
     limiter = make_limiter(vt, admitted)
     rng = random.Random(3)
@@ -135,7 +111,7 @@ def test_actual_usage_gives_back_an_over_estimate() -> None:
     override_settings(rate_limit_output_tpm=8_000)
 
     def run(correct: bool) -> float:
-        vt = VirtualTime()
+        vt = FakeClock()
         limiter = make_limiter(vt)
         for _ in range(20):
             limiter.acquire(10, 4_000)
@@ -149,7 +125,7 @@ def test_actual_usage_gives_back_an_over_estimate() -> None:
 def test_a_request_larger_than_the_limit_is_still_admitted() -> None:
     """An estimate above the whole per-minute limit is admitted, paid back at the limit's pace, not refused forever."""
     override_settings(rate_limit_output_tpm=1_000)
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.acquire(0, 5_000)
     limiter.acquire(0, 5_000)
@@ -158,7 +134,7 @@ def test_a_request_larger_than_the_limit_is_still_admitted() -> None:
 
 def test_threads_together_never_exceed_the_rate() -> None:
     """Eight threads acquiring at once are admitted within the minute limit and the bucket."""
-    vt = VirtualTime()
+    vt = FakeClock()
     admitted: list[tuple[float, dict[str, float]]] = []
     limiter = make_limiter(vt, admitted)
     start = threading.Barrier(8)
@@ -183,7 +159,7 @@ def test_threads_together_never_exceed_the_rate() -> None:
 
 def test_asyncio_tasks_together_never_exceed_the_rate() -> None:
     """Three hundred concurrent coroutines are paced like sequential calls."""
-    vt = VirtualTime()
+    vt = FakeClock()
     admitted: list[tuple[float, dict[str, float]]] = []
     limiter = make_limiter(vt, admitted)
 
@@ -214,7 +190,7 @@ def test_async_acquire_with_the_real_clock_paces_calls() -> None:
 
 def test_headers_adopt_a_lower_limit() -> None:
     """A server -limit below the configured RPM becomes the effective limit."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-limit": "50",
                              "anthropic-ratelimit-output-tokens-limit": "8000"})
@@ -226,7 +202,7 @@ def test_headers_adopt_a_lower_limit() -> None:
 
 def test_headers_saying_nothing_remains_empty_the_bucket_but_do_not_hold_calls_until_reset() -> None:
     """remaining=0 with a reset 10 s ahead: the next call goes after one request's refill (0.1 s), not at reset."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_headers({"Anthropic-RateLimit-Requests-Limit": "600",
                              "Anthropic-RateLimit-Requests-Remaining": "0",
@@ -238,7 +214,7 @@ def test_headers_saying_nothing_remains_empty_the_bucket_but_do_not_hold_calls_u
 
 def test_a_remaining_without_reset_is_not_booked_as_a_minute_of_usage() -> None:
     """remaining=0 without a reset costs one refill, and the next calls flow at the configured rate."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-remaining": "0"})
     for _ in range(50):
@@ -248,7 +224,7 @@ def test_a_remaining_without_reset_is_not_booked_as_a_minute_of_usage() -> None:
 
 def test_a_reset_without_remaining_changes_nothing() -> None:
     """A -reset header alone (no -remaining) neither books usage nor delays a call."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-reset": rfc3339(vt.wall() + 30),
                              "anthropic-ratelimit-output-tokens-reset": rfc3339(vt.wall() + 30)})
@@ -258,7 +234,7 @@ def test_a_reset_without_remaining_changes_nothing() -> None:
 
 def test_headers_with_room_to_spare_change_nothing() -> None:
     """Headers that show more room than we use leave the pace untouched."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-limit": "600",
                              "anthropic-ratelimit-requests-remaining": "600"})
@@ -267,7 +243,7 @@ def test_headers_with_room_to_spare_change_nothing() -> None:
 
 def test_a_smaller_remaining_lowers_the_bucket_for_usage_we_did_not_cause() -> None:
     """Another client left 1 request in the upstream bucket: the second of two quick calls waits a refill."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-remaining": "1"})
     assert limiter.acquire() == 0.0
@@ -276,7 +252,7 @@ def test_a_smaller_remaining_lowers_the_bucket_for_usage_we_did_not_cause() -> N
 
 def test_limits_announced_for_one_model_do_not_slow_another() -> None:
     """A -limit of 60 RPM seen on model A paces model A at 1 per second; model B keeps 600 RPM."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-limit": "60"}, model="model-a")
     assert limiter.snapshot("model-a")["effective_rpm"] == 60
@@ -290,7 +266,7 @@ def test_limits_announced_for_one_model_do_not_slow_another() -> None:
 
 def test_a_429_saying_the_limit_is_exhausted_cuts_the_rate_which_recovers_within_seconds() -> None:
     """remaining=0 on a 429 cuts the rate by 20% once (its echoes do not cut again); 2 quiet seconds restore it."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.acquire()
     exhausted = {"anthropic-ratelimit-requests-remaining": "0"}
@@ -309,7 +285,7 @@ def test_a_429_saying_the_limit_is_exhausted_cuts_the_rate_which_recovers_within
 def test_repeated_exhausted_429s_never_go_below_the_floor() -> None:
     """Many separate 429s with remaining=0 slow the rate down to the minimum factor, not to zero."""
     override_settings(rate_limit_min_factor=0.25, rate_limit_relax_step=0.0)
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     for _ in range(30):
         limiter.observe_rate_limited(0.5, {"anthropic-ratelimit-input-tokens-remaining": "0"})
@@ -319,7 +295,7 @@ def test_repeated_exhausted_429s_never_go_below_the_floor() -> None:
 
 def test_a_lone_429_without_rate_limit_headers_slows_nobody() -> None:
     """A 429 with only retry-after, among answers that succeed, leaves the rate and the bucket as they were."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     for _ in range(20):
         limiter.acquire()
@@ -333,7 +309,7 @@ def test_a_lone_429_without_rate_limit_headers_slows_nobody() -> None:
 
 def test_sustained_429s_without_headers_cut_the_rate() -> None:
     """Half the answers of the last seconds being header-less 429s is a limit we outrun: the rate is cut."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     for i in range(10):
         limiter.acquire()
@@ -344,7 +320,7 @@ def test_sustained_429s_without_headers_cut_the_rate() -> None:
 
 def test_settings_apply_without_a_restart() -> None:
     """Changing the configured RPM changes the limiter's effective rate at once."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     assert limiter.snapshot()["effective_rpm"] == 600
     override_settings(rate_limit_rpm=120)
@@ -362,10 +338,10 @@ def test_registry_returns_one_limiter_per_service() -> None:
 def test_the_longest_current_wait_is_visible_and_a_long_wait_is_recorded_once() -> None:
     """Calls held 20 s by the output-token limit show their wait in snapshot() and write one record, not one each."""
     override_settings(rate_limit_output_tpm=600, rate_limit_visible_wait_s=10.0)
-    vt = VirtualTime()
+    vt = FakeClock()
     reports: list[dict[str, object]] = []
     seen: list[float] = []
-    limiter = RateLimiter("test", clock=vt.clock, wall_clock=vt.wall, on_long_wait=reports.append,
+    limiter = RateLimiter("test", clock=vt, wall_clock=vt.wall, on_long_wait=reports.append,
                           sleep=lambda s: (vt.sleep(s), seen.append(limiter.snapshot()["longest_wait_s"])))
     for _ in range(3):
         limiter.acquire(0, 200)  # 200 tokens at 10 per second: 20 s each after the first
@@ -377,9 +353,9 @@ def test_the_longest_current_wait_is_visible_and_a_long_wait_is_recorded_once() 
 
 def test_short_waits_are_not_recorded() -> None:
     """Pacing at the configured rate (waits of a tenth of a second) writes nothing to the error log."""
-    vt = VirtualTime()
+    vt = FakeClock()
     reports: list[dict[str, object]] = []
-    limiter = RateLimiter("test", clock=vt.clock, wall_clock=vt.wall, sleep=vt.sleep, on_long_wait=reports.append)
+    limiter = RateLimiter("test", clock=vt, wall_clock=vt.wall, sleep=vt.sleep, on_long_wait=reports.append)
     for _ in range(100):
         limiter.acquire()
     assert reports == []
@@ -387,7 +363,7 @@ def test_short_waits_are_not_recorded() -> None:
 
 def test_a_429_whose_headers_show_room_does_not_slow_everyone() -> None:
     """A 429 arriving with headers that say every limit has room keeps the rate and the bucket."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_rate_limited(3.0, {"anthropic-ratelimit-requests-limit": "600",
                                        "anthropic-ratelimit-requests-remaining": "400",
@@ -399,7 +375,7 @@ def test_a_429_whose_headers_show_room_does_not_slow_everyone() -> None:
 
 def test_a_429_whose_headers_show_any_exhausted_limit_cuts_the_rate() -> None:
     """A 429 with a remaining of zero in any dimension (the combined tokens one too) is a real limit."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_rate_limited(3.0, {"anthropic-ratelimit-requests-remaining": "400",
                                        "anthropic-ratelimit-tokens-remaining": "0"})
@@ -409,7 +385,7 @@ def test_a_429_whose_headers_show_any_exhausted_limit_cuts_the_rate() -> None:
 def test_a_refunded_request_frees_its_slot_in_the_minute():
     """refund_request (for an upstream that does not count refused calls) gives the slot back to the minute."""
     override_settings(rate_limit_rpm=60)
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     for i in range(120):
         limiter.acquire(0, 0)
@@ -421,7 +397,7 @@ def test_a_refunded_request_frees_its_slot_in_the_minute():
 def test_without_refunds_every_admitted_request_counts():
     """The same 120 calls without refunds take about two minutes at 60 RPM, as the API counts them."""
     override_settings(rate_limit_rpm=60)
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     for _ in range(120):
         limiter.acquire(0, 0)
@@ -439,7 +415,7 @@ def test_no_status_is_refunded_by_default():
 class Upstream:
     """A token-bucket API (1 s of burst) that answers in one of the header modes, maybe with unrelated 429s."""
 
-    def __init__(self, vt: VirtualTime, rpm: int, mode: str, *, unrelated_429: float = 0.0, seed: int = 1) -> None:
+    def __init__(self, vt: FakeClock, rpm: int, mode: str, *, unrelated_429: float = 0.0, seed: int = 1) -> None:
         self.vt, self.rate, self.mode, self.unrelated = vt, rpm / 60.0, mode, unrelated_429
         self.capacity = self.rate * 1.0
         self.level, self.stamp = self.capacity, 0.0
@@ -462,7 +438,7 @@ class Upstream:
     def call(self, limiter: RateLimiter) -> bool:
         """One attempt through the limiter, answered; True when it was served."""
         limiter.acquire()
-        now = self.vt.clock()
+        now = self.vt()
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.level < 1:
@@ -486,7 +462,7 @@ class Upstream:
 @pytest.mark.parametrize("mode", ["full", "remaining_only", "reset_only", "none"])
 def test_each_header_mode_runs_at_the_configured_rate_without_a_limit_429(mode: str) -> None:
     """Behind a 600 RPM upstream, 600 calls in every header mode reach >= 95% of the rate and draw no limit 429."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     upstream = Upstream(vt, 600, mode)
     while upstream.served < 600:
@@ -498,7 +474,7 @@ def test_each_header_mode_runs_at_the_configured_rate_without_a_limit_429(mode: 
 @pytest.mark.parametrize("mode", ["full", "remaining_only", "none"])
 def test_a_steady_5_percent_of_unrelated_429s_keeps_the_rate_within_10_percent(mode: str) -> None:
     """5% of answers are 429s the batch did not cause: requests still flow at >= 90% of the configured rate."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     upstream = Upstream(vt, 600, mode, unrelated_429=0.05, seed=7)
     attempts = 0
@@ -512,7 +488,7 @@ def test_a_steady_5_percent_of_unrelated_429s_keeps_the_rate_within_10_percent(m
 
 def test_an_upstream_with_a_lower_limit_and_no_headers_is_found_by_backing_off() -> None:
     """Configured 600 RPM against a 300 RPM upstream without headers: sustained 429s bring the pace down to it."""
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     upstream = Upstream(vt, 300, "none")
     while vt.now < 120:
@@ -524,7 +500,7 @@ def test_an_upstream_with_a_lower_limit_and_no_headers_is_found_by_backing_off()
 def test_a_long_run_keeps_only_the_recent_answers() -> None:
     """An hour of answers at 10 per second leaves only the sustained window's worth in memory."""
     override_settings(rate_limit_sustained_window_s=10.0)
-    vt = VirtualTime()
+    vt = FakeClock()
     limiter = make_limiter(vt)
     for _ in range(36_000):
         limiter.acquire()
