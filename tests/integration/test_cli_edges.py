@@ -1,20 +1,17 @@
 """Edges of `python -m core` as a shell sees them, on SQLite and Postgres: exit 2 with a clear message, no traceback.
 
-Each case is one real process. Bounds come from core.config (the messages quote them), so a
+Each case is one command, run in the test's process. Bounds come from core.config (the messages quote them), so a
 value too large for a database column is refused before the database is touched.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from sqlalchemy import func, select
 
-from core.config import ROOT
 from core.store.schema import batch_jobs, error_logs
 
 HUGE = str(10**20)
@@ -72,11 +69,6 @@ EDGES: list[tuple[str, list[str], dict[str, str], str]] = [
 ]
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
-
-
 def _count(engine, table) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
@@ -86,7 +78,7 @@ def _count(engine, table) -> int:
 def test_an_edge_value_is_refused_with_exit_2_and_a_clear_message(argv, extra, fragment, engine, tmp_path):
     """Each edge exits 2 with a message naming the bound, no traceback, and writes no batch and no error row."""
     (tmp_path / "dup.csv").write_text("persona,emotion,topic,topic\na,b,c,d\n", encoding="utf-8")
-    env = {**os.environ, **{k: v.replace("{tmp}", str(tmp_path)) for k, v in extra.items()}}
+    env = {k: v.replace("{tmp}", str(tmp_path)) for k, v in extra.items()}
     result = run_cli([a.replace("{tmp}", str(tmp_path)) for a in argv], env)
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert fragment in result.stderr, result.stderr[-2000:]
@@ -99,8 +91,7 @@ def test_an_edge_value_is_refused_with_exit_2_and_a_clear_message(argv, extra, f
 
 def test_a_failing_command_records_its_error_before_the_process_exits(engine, tmp_path):
     """A command that fails (exit 1) prints an error id, and that row is in the error log when the process has exited."""
-    result = run_cli(["conversations", "export", "--out", str(tmp_path / "no-such-folder" / "c.jsonl")],
-                     dict(os.environ))
+    result = run_cli(["conversations", "export", "--out", str(tmp_path / "no-such-folder" / "c.jsonl")])
     assert result.returncode == 1, result.stderr
     assert "The error has been recorded" in result.stderr
     error_id = result.stderr.rsplit("error id ", 1)[1].split()[0]
@@ -113,8 +104,7 @@ def test_a_failing_command_records_its_error_before_the_process_exits(engine, tm
 def test_a_failure_while_the_database_is_down_is_spooled_not_lost(tmp_path):
     """With Postgres unreachable, the failing command's error row waits in the spool file under its printed id."""
     data = tmp_path / "data"
-    env = {**os.environ, "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none",
-           "STUDIO_DATA_DIR": str(data)}
+    env = {"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none", "STUDIO_DATA_DIR": str(data)}
     result = run_cli(["batch", "list"], env)
     assert result.returncode == 1, result.stderr
     error_id = result.stderr.rsplit("error id ", 1)[1].split()[0]

@@ -1,22 +1,15 @@
-"""The CLI's error lines on stderr pass the redactor, run as a real process."""
+"""The CLI's error lines on stderr pass the redactor."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
+from cli_runner import CliRun, run_cli
 from redaction_cases import ANTHROPIC_KEY
 
-from core.config import ROOT
 from core.redact import REDACTED
 
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "core", *args], cwd=ROOT, env=dict(os.environ), capture_output=True,
-                          text=True, timeout=120)
+def _run(*args: str) -> CliRun:
+    return run_cli(args)
 
 
 def test_a_failing_command_prints_its_error_without_the_secret_it_echoes():

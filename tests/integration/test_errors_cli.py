@@ -1,29 +1,22 @@
-"""`python -m core demo seed-errors` and `errors export|stats`, run as real processes on both engines."""
+"""`python -m core demo seed-errors` and `errors export|stats` on both engines."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from cli_runner import CliRun
+from cli_runner import run_cli as run_in_process
 from sqlalchemy import func, select
 
 from core.__main__ import main
-from core.config import ROOT
 from core.store.schema import error_logs
 
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    # from the project root (`python -m core` as the README runs it); the environment carries
-    # DATABASE_URL and the test's isolated settings
-    env = dict(os.environ)
-    return subprocess.run([PYTHON, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=240)
+def run_cli(*args: str) -> CliRun:
+    # the environment carries DATABASE_URL and the test's isolated settings
+    return run_in_process(args)
 
 
 def row_count(engine, *where) -> int:
