@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every test: unit, integration (SQLite and the local Postgres) and the browser test.
+# Type-check core, then run every test: unit, integration (SQLite and the local Postgres) and the browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
@@ -11,4 +11,6 @@ if ! command -v chromium >/dev/null 2>&1; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
 fi
+# type check first: a failing mypy fails the run
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"
