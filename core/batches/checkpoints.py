@@ -214,7 +214,7 @@ def _derive_final_state(conn: Connection, batch_id: str, now: datetime, *, from_
                           .with_for_update()).scalar()
     if status != from_status:
         return None
-    counts = dict(conn.execute(sa.select(batch_items.c.status, sa.func.count())
+    counts: dict[str, int] = dict(conn.execute(sa.select(batch_items.c.status, sa.func.count())
                                .where(batch_items.c.batch_id == batch_id)
                                .group_by(batch_items.c.status)).all())
     if counts.get("pending", 0) or counts.get("running", 0):

@@ -67,7 +67,7 @@ def error_groups(bind: Bind, flt: ErrorFilter | None = None, *, limit: int = 50)
             rank = int(g.severity_rank)
             out.append({
                 "fingerprint": g.fingerprint,
-                "count": int(g.count),
+                "count": int(g._mapping["count"]),
                 "first_seen": as_utc(g.first_seen, "first_seen"),
                 "last_seen": as_utc(g.last_seen, "last_seen"),
                 "severity": SEVERITY_ORDER[rank] if 0 <= rank < len(SEVERITY_ORDER) else "unknown",

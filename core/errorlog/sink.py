@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from core.store import migrate
 from core.store.dialect import bulk_insert
@@ -25,7 +26,7 @@ from core.store.tx import write_tx
 __all__ = ["insert_rows"]
 
 _SCALAR_DEFAULTS = {c.name: c.default.arg for c in error_logs.columns
-                    if c.default is not None and c.default.is_scalar}
+                    if isinstance(c.default, ScalarElementColumnDefault)}
 
 
 def _insert_ignoring_duplicates(dialect_name: str) -> Insert:

@@ -14,6 +14,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -153,7 +154,7 @@ class BatchStore:
 
     # ---- internals (lock held) -----------------------------------------------------------
 
-    def _position(self, ids: list[str], batch_id: str) -> int:
+    def _position(self, ids: Sequence[str], batch_id: str) -> int:
         if batch_id not in ids:
             raise RequestError(404, f"No batch with id {batch_id}")
         return ids.index(batch_id)

@@ -153,8 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def setup(self) -> None:
-        self.timeout = self.sandbox.config.idle_timeout_s or None
         super().setup()
+        # The class-wide `timeout` would fix one value for every server; each sandbox has its own.
+        self.connection.settimeout(self.sandbox.config.idle_timeout_s or None)
 
     @property
     def sandbox(self) -> SandboxServer:
