@@ -1,27 +1,32 @@
-"""Settings: one typed object from environment variables, then `.streamlit/secrets.toml`, then defaults.
+"""Settings: one typed model, read from environment variables, then `.streamlit/secrets.toml`, then defaults.
 
-Every number the design names lives here with a name. Each field is read from the
-environment variable of its upper-cased name prefixed with ``STUDIO_`` (for example
-``STUDIO_RETRY_MAX_ATTEMPTS``), except the few well-known names in ``_PLAIN_ENV``
-(``DATABASE_URL``, ``ANTHROPIC_API_KEY``, ...). An invalid value fails at start with a
-message naming the setting.
+Every number the design names lives here with a name, a plain-language title (the Settings
+page's label) and its bounds. Each field is read from the environment variable of its
+upper-cased name prefixed with ``STUDIO_`` (for example ``STUDIO_RETRY_MAX_ATTEMPTS``), except
+the few well-known names in ``_PLAIN_ENV`` (``DATABASE_URL``, ``ANTHROPIC_API_KEY``, ...);
+secrets.toml may name a setting either way. An invalid value fails at start with a message
+naming the variable and saying what it allows; so does a setting that was removed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import threading
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-__all__ = ["OPERATOR_FIELDS", "ROOT", "Settings", "SettingsError", "auth_secrets", "get_settings", "override_settings",
-           "reload_settings", "set_outside_the_app"]
+from pydantic import Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.settings_model import CheckedModel, described, fraction, non_negative, positive
+
+__all__ = ["OPERATOR_FIELDS", "ROOT", "Settings", "SettingsError", "auth_secrets", "env_name", "get_settings",
+           "load_settings", "override_settings", "reload_settings", "set_outside_the_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,21 +43,23 @@ _PLAIN_ENV = {
 # app overrides it (core.settings_store).
 OPERATOR_FIELDS = frozenset({"anthropic_api_key", "anthropic_base_url", "database_url", "alert_webhook_url"})
 
+# Settings that no longer exist, and what to do instead: one still set would otherwise be ignored
+# while its operator expects it to work.
+_REMOVED = {
+    "STUDIO_RATE_LIMIT_DEFAULT_PAUSE_S": "a 429 now pauses only its own request, for as long as the answer asks",
+    "STUDIO_RATE_LIMIT_UNCHARGED_STATUSES": "use STUDIO_RATE_LIMIT_REFUND_STATUSES (empty by default: the API "
+                                            "counts refused requests against the limit)",
+    "STUDIO_TEST_CRASH_AFTER_REPLY": "the crash tests inject the crash themselves",
+}
+
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names it."""
 
 
-def _positive(v: float) -> bool:
-    return v > 0
-
-
-def _non_negative(v: float) -> bool:
-    return v >= 0
-
-
-def _fraction(v: float) -> bool:
-    return 0.0 <= v <= 1.0
+def env_name(name: str) -> str:
+    """The environment variable that sets field `name`."""
+    return _PLAIN_ENV.get(name, f"STUDIO_{name.upper()}")
 
 
 def _is_http_url(v: str) -> bool:
@@ -64,189 +71,251 @@ def _is_http_url(v: str) -> bool:
     return parts.scheme in ("http", "https") and bool(host) and v == v.strip()
 
 
-def _check(check: Any, rule: str) -> dict[str, Any]:
-    return {"check": check, "rule": rule}
+class Settings(BaseSettings, CheckedModel):
+    """Typed settings: each field's title is its label, its bounds are the rule messages quote."""
 
+    model_config = SettingsConfigDict(frozen=True, allow_inf_nan=False, extra="forbid", validate_default=True)
 
-@dataclass(frozen=True)
-class Settings:
-    """Typed settings. Field metadata carries the validity rule shown in error messages."""
+    error: ClassVar[type[ValueError]] = SettingsError
+    hidden: ClassVar[frozenset[str]] = OPERATOR_FIELDS
 
     # where things live
-    environment: str = field(default="production", metadata=_check(
-        lambda v: v in ("development", "staging", "production", "test"),
-        "one of development, staging, production, test"))
-    database_url: str = ""  # empty: sqlite file under data_dir
-    data_dir: str = str(ROOT / "data")
+    environment: Literal["development", "staging", "production", "test"] = Field(
+        default="production", title="Environment")
+    database_url: str = Field(default="", title="Database URL")  # empty: sqlite file under data_dir
+    data_dir: str = Field(default=str(ROOT / "data"), title="Data folder")
     # SQLite page cache per connection (an upper bound, filled on demand). SQLite's default of
     # 2 MB holds little of the error log's ten indexes at a million rows, so every insert
     # re-read index pages from the OS; 0 keeps SQLite's default.
-    sqlite_cache_mb: int = field(default=64, metadata=_check(_non_negative, "a whole number >= 0 (0: SQLite's default)"))
+    sqlite_cache_mb: int = non_negative(64, "SQLite page cache per connection (MB)", zero="SQLite's default")
     # how long a SQLite statement waits for another connection's lock before failing "database is locked"
-    sqlite_busy_timeout_s: float = field(default=30.0, metadata=_check(_non_negative, "a number >= 0"))
-    user_name: str = field(default="analyst", metadata=_check(lambda v: bool(v.strip()), "a name, not empty"))
+    sqlite_busy_timeout_s: float = non_negative(30.0, "SQLite lock wait (s)")
+    user_name: str = described("analyst", "Local user name", "a name, not empty")
 
     # model access
-    anthropic_api_key: str = ""
-    anthropic_base_url: str = ""
-    default_model: str = "claude-sonnet-5-5"
-    request_timeout_s: float = field(default=120.0, metadata=_check(_positive, "a number > 0"))
-    max_output_tokens: int = field(default=4096, metadata=_check(_positive, "a whole number > 0"))
+    anthropic_api_key: str = Field(default="", title="Anthropic API key")
+    anthropic_base_url: str = Field(default="", title="Model endpoint URL")
+    # pricing falls back to this model's prices for an unknown name, and lists it first
+    default_model: str = Field(default="claude-sonnet-5-5", title="Default model")
+    request_timeout_s: float = positive(120.0, "Model call timeout (s)")
+    max_output_tokens: int = positive(4096, "Longest reply (tokens)")
 
     # retries (tenacity): full jitter, exponential
-    retry_max_attempts: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
-    retry_backoff_base_s: float = field(default=1.0, metadata=_check(_non_negative, "a number >= 0"))
-    retry_backoff_cap_s: float = field(default=32.0, metadata=_check(_non_negative, "a number >= 0"))
-    retry_after_cap_s: float = field(default=120.0, metadata=_check(_non_negative, "a number >= 0"))
-    retry_instant: bool = False  # tests: waits become zero
+    retry_max_attempts: int = positive(4, "Attempts per model call")
+    retry_backoff_base_s: float = non_negative(1.0, "First retry wait (s)")
+    retry_backoff_cap_s: float = non_negative(32.0, "Longest retry wait (s)")
+    retry_after_cap_s: float = non_negative(120.0, "Longest server-asked wait (s)")
+    retry_instant: bool = Field(default=False, title="Retry without waiting")  # tests: waits become zero
     # opt-in for an integration test that measures a real retry-after wait while backoff stays instant
-    retry_after_when_instant: bool = False
-    generation_invalid_retries: int = field(default=2, metadata=_check(_non_negative, "a whole number >= 0"))
+    retry_after_when_instant: bool = Field(default=False, title="Honour server-asked waits when retrying instantly")
+    generation_invalid_retries: int = non_negative(2, "Retries of a malformed conversation")
     # one conversation: messages counted one by one (user and assistant), even so it ends on the assistant
-    generation_min_turns: int = field(default=2, metadata=_check(_positive, "a whole number > 0"))
-    generation_max_turns: int = field(default=40, metadata=_check(_positive, "a whole number > 0"))
-    generation_max_field_chars: int = field(default=500, metadata=_check(_positive, "a whole number > 0"))
-    generation_max_template_chars: int = field(default=20_000, metadata=_check(_positive, "a whole number > 0"))
-    # the rate limiter's input-token estimate before a call (corrected by the reply's usage)
-    estimate_chars_per_token: float = field(default=3.5, metadata=_check(_positive, "a number > 0"))
-    estimate_tokens_per_message: int = field(default=8, metadata=_check(_non_negative, "a whole number >= 0"))
-    db_retry_max_attempts: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
+    generation_min_turns: int = positive(2, "Fewest messages in a conversation")
+    generation_max_turns: int = positive(40, "Most messages in a conversation")
+    # what a new conversation or batch asks for until the user says otherwise
+    generation_default_turns: int = positive(6, "Messages in a new conversation")
+    generation_max_field_chars: int = positive(500, "Longest persona, emotion or topic (characters)")
+    generation_max_template_chars: int = positive(20_000, "Longest prompt template (characters)")
+    # the input-token estimate before a call (the rate limiter's, corrected by the reply's usage, and
+    # a batch's cost estimate): characters / estimate_chars_per_token
+    estimate_chars_per_token: float = positive(3.5, "Characters per token (estimate)")
+    estimate_tokens_per_message: int = non_negative(8, "Tokens per message overhead (estimate)")
+    db_retry_max_attempts: int = positive(4, "Attempts per database operation")
     # Postgres ends a session idle inside a transaction this long (0: never): our transactions take
     # milliseconds, so it is a worker stopped (SIGSTOP) or hung mid-transaction, whose row locks
     # would otherwise hold up every other worker for as long as it stays stopped
-    db_idle_in_transaction_timeout_s: float = field(default=60.0, metadata=_check(_non_negative, "a number >= 0"))
-    db_retry_backoff_base_s: float = field(default=0.05, metadata=_check(_non_negative, "a number >= 0"))
-    db_retry_backoff_cap_s: float = field(default=2.0, metadata=_check(_non_negative, "a number >= 0"))
+    db_idle_in_transaction_timeout_s: float = non_negative(60.0, "Idle-in-transaction limit (s)")
+    db_retry_backoff_base_s: float = non_negative(0.05, "First database retry wait (s)")
+    db_retry_backoff_cap_s: float = non_negative(2.0, "Longest database retry wait (s)")
 
     # circuit breakers
-    breaker_failure_threshold: int = field(default=5, metadata=_check(_positive, "a whole number > 0"))
-    breaker_window_s: float = field(default=60.0, metadata=_check(_positive, "a number > 0"))
+    breaker_failure_threshold: int = positive(5, "Failures that open a breaker")
+    breaker_window_s: float = positive(60.0, "Breaker failure window (s)")
     # events within one slot share one entry of the limiter's and breakers' windows, which so stay
     # at window / slot entries at any call rate (one entry per call held ~50k, ~6 MB, at 200 items/s)
-    resilience_window_slot_s: float = field(default=0.25, metadata=_check(_positive, "a number > 0"))
-    breaker_cooldown_s: float = field(default=30.0, metadata=_check(_non_negative, "a number >= 0"))
+    resilience_window_slot_s: float = positive(0.25, "Window slot (s)")
+    breaker_cooldown_s: float = non_negative(30.0, "Breaker cool-down (s)")
     # a breaker opened by dropped or refused connections (which reconnecting fixes) probes after
     # this long, doubling at each re-open up to breaker_cooldown_s
-    breaker_reconnect_cooldown_s: float = field(default=1.0, metadata=_check(_non_negative, "a number >= 0"))
+    breaker_reconnect_cooldown_s: float = non_negative(1.0, "First cool-down after a dropped connection (s)")
     # a breaker opens only when failures are also this share of the calls in the window
-    breaker_failure_ratio: float = field(default=0.5, metadata=_check(_fraction, "a fraction from 0 to 1"))
-    breaker_success_threshold: int = field(default=2, metadata=_check(_positive, "a whole number > 0"))
-    breaker_half_open_max_calls: int = field(default=1, metadata=_check(_positive, "a whole number > 0"))
+    breaker_failure_ratio: float = fraction(0.5, "Failure share that opens a breaker")
+    breaker_success_threshold: int = positive(2, "Successes that close a breaker")
+    breaker_half_open_max_calls: int = positive(1, "Probe calls while half open")
 
     # rate limiting (see core/resilience/_limiter.py for what each number does)
-    rate_limit_rpm: int = field(default=50, metadata=_check(_positive, "a whole number > 0"))
-    rate_limit_input_tpm: int = field(default=40_000, metadata=_check(_positive, "a whole number > 0"))
-    rate_limit_output_tpm: int = field(default=16_000, metadata=_check(_positive, "a whole number > 0"))
+    rate_limit_rpm: int = positive(50, "Requests per minute")
+    rate_limit_input_tpm: int = positive(40_000, "Input tokens per minute")
+    rate_limit_output_tpm: int = positive(16_000, "Output tokens per minute")
     # answers whose request slot is given back to the limiter. Empty by default: the API counts a
     # request it answered with a 429, 5xx or 529 against the limit, so refunding it overshoots
-    rate_limit_refund_statuses: tuple[int, ...] = ()
+    rate_limit_refund_statuses: tuple[int, ...] = Field(default=(), title="Statuses whose request is given back")
     # bucket capacity in seconds of the rate: at most this much is sent at once. Kept under the
     # upstream's own burst allowance (about a second of its rate) so pacing never draws a 429
-    rate_limit_burst_s: float = field(default=0.5, metadata=_check(_positive, "a number > 0"))
+    rate_limit_burst_s: float = positive(0.5, "Burst (seconds of the rate)")
     # 429s without rate-limit headers slow everyone only when sustained: at least _sustained_min
     # of them and _sustained_share of the answers in the last _sustained_window_s
-    rate_limit_sustained_window_s: float = field(default=10.0, metadata=_check(_positive, "a number > 0"))
-    rate_limit_sustained_share: float = field(default=0.15, metadata=_check(
-        lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
-    rate_limit_sustained_min: int = field(default=3, metadata=_check(_positive, "a whole number > 0"))
+    rate_limit_sustained_window_s: float = positive(10.0, "Sustained 429 window (s)")
+    rate_limit_sustained_share: float = fraction(0.15, "Share of 429s that slows everyone", above_zero=True)
+    rate_limit_sustained_min: int = positive(3, "Fewest 429s that slow everyone")
     # a cut multiplies the rate by decrease_factor (at most one per relax_after_s); each quiet
     # relax_after_s adds relax_step back, so the configured rate returns within seconds
-    rate_limit_decrease_factor: float = field(default=0.8, metadata=_check(  # 1.0: never slow down
-        lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
-    rate_limit_min_factor: float = field(default=0.25, metadata=_check(
-        lambda v: 0.0 < v <= 1.0, "a fraction above 0, at most 1"))
-    rate_limit_relax_step: float = field(default=0.1, metadata=_check(_fraction, "a fraction from 0 to 1"))
-    rate_limit_relax_after_s: float = field(default=1.0, metadata=_check(_positive, "a number > 0"))
+    # 1.0: never slow down
+    rate_limit_decrease_factor: float = fraction(0.8, "Slow-down factor after 429s", above_zero=True)
+    rate_limit_min_factor: float = fraction(0.25, "Slowest pace (share of the rate)", above_zero=True)
+    rate_limit_relax_step: float = fraction(0.1, "Pace recovered per quiet interval")
+    rate_limit_relax_after_s: float = positive(1.0, "Quiet interval before speeding up (s)")
     # a call waiting longer than this for the limiter is recorded in the error log and shown on its batch
-    rate_limit_visible_wait_s: float = field(default=10.0, metadata=_check(_positive, "a number > 0"))
+    rate_limit_visible_wait_s: float = positive(10.0, "Rate-limit wait worth reporting (s)")
 
     # drafts, batches, workers
-    autosave_interval_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
-    lease_duration_s: float = field(default=30.0, metadata=_check(_positive, "a number > 0"))
-    heartbeat_interval_s: float = field(default=10.0, metadata=_check(_positive, "a number > 0"))
-    worker_concurrency: int = field(default=4, metadata=_check(_positive, "a whole number > 0"))
+    autosave_interval_s: float = positive(5.0, "Draft autosave interval (s)")
+    lease_duration_s: float = positive(30.0, "Worker lease (s)")
+    heartbeat_interval_s: float = positive(10.0, "Worker heartbeat (s)")
+    worker_concurrency: int = positive(4, "Parallel calls per worker")
     # the most parallel items one batch or one worker may ask for (a bound on input, not a default)
-    max_concurrency: int = field(default=64, metadata=_check(_positive, "a whole number > 0"))
-    batch_name_max_chars: int = field(default=200, metadata=_check(_positive, "a whole number > 0"))
+    max_concurrency: int = positive(64, "Most parallel calls allowed")
+    batch_name_max_chars: int = positive(200, "Longest batch name (characters)")
     # the most rows a list command prints at once (batch list --limit)
-    list_max_rows: int = field(default=1_000, metadata=_check(_positive, "a whole number > 0"))
+    list_max_rows: int = positive(1_000, "Most rows a list prints")
     # the furthest back a span like 7d may reach (errors --since, demo seed-errors --days)
-    time_span_max_days: int = field(default=36_500, metadata=_check(_positive, "a whole number > 0"))
-    worker_poll_interval_s: float = field(default=1.0, metadata=_check(_positive, "a number > 0"))
-    item_max_attempts: int = field(default=3, metadata=_check(_positive, "a whole number > 0"))
+    time_span_max_days: int = positive(36_500, "Furthest time span (days)")
+    worker_poll_interval_s: float = positive(1.0, "Worker poll interval (s)")
+    item_max_attempts: int = positive(3, "Attempts per batch item")
     # deaths of the worker with the item in flight (crash, kill -9, stopped past its lease), counted
     # apart from item_max_attempts; after the first, the item runs alone (see core.batches.leases),
     # so reaching this many means it was alone in flight at the others: failed as poison
-    item_max_lost_attempts: int = field(default=3, metadata=_check(_positive, "a whole number > 0"))
-    batch_max_items: int = field(default=100_000, metadata=_check(_positive, "a whole number > 0"))
-    upload_max_bytes: int = field(default=10 * 1024 * 1024, metadata=_check(_positive, "a whole number > 0"))
-    draft_ttl_hours: float = field(default=24.0, metadata=_check(_positive, "a number > 0"))
-    draft_grace_days: float = field(default=7.0, metadata=_check(_non_negative, "a number >= 0"))
-    orphan_draft_minutes: float = field(default=30.0, metadata=_check(_positive, "a number > 0"))
+    item_max_lost_attempts: int = positive(3, "Worker deaths an item survives")
+    batch_max_items: int = positive(100_000, "Most items in a batch")
+    upload_max_bytes: int = positive(10 * 1024 * 1024, "Largest upload (bytes)")
+    draft_ttl_hours: float = positive(24.0, "Draft lifetime (hours)")
+    draft_grace_days: float = non_negative(7.0, "Expired draft grace (days)")
+    orphan_draft_minutes: float = positive(30.0, "Abandoned draft after (minutes)")
     # batches: live throughput is measured over this trailing window
-    batch_throughput_window_s: float = field(default=300.0, metadata=_check(_positive, "a number > 0"))
+    batch_throughput_window_s: float = positive(300.0, "Throughput window (s)")
     # SIGTERM: in-flight items get this long to finish before they go back to pending
-    worker_shutdown_grace_s: float = field(default=5.0, metadata=_check(_non_negative, "a number >= 0"))
+    worker_shutdown_grace_s: float = non_negative(5.0, "Shutdown grace (s)")
     # a worker with nothing to do waits this long before probing an open breaker again at the latest
-    worker_breaker_probe_max_s: float = field(default=60.0, metadata=_check(_positive, "a number > 0"))
-    checkpoint_retention_days: float = field(default=7.0, metadata=_check(_non_negative, "a number >= 0"))
+    worker_breaker_probe_max_s: float = positive(60.0, "Longest wait before probing an open breaker (s)")
+    checkpoint_retention_days: float = non_negative(7.0, "Checkpoint retention (days)")
     # long operations without an items table (resolve a group, retention) commit this many rows per
     # transaction with their checkpoint, so an interrupted one resumes there (core.store.resumable)
-    checkpoint_chunk_rows: int = field(default=5000, metadata=_check(_positive, "a whole number > 0"))
-    csv_max_value_chars: int = field(default=2_000, metadata=_check(_positive, "a whole number > 0"))
+    checkpoint_chunk_rows: int = positive(5000, "Rows per checkpointed transaction")
+    csv_max_value_chars: int = positive(2_000, "Longest CSV value (characters)")
     # cost estimates before a batch starts: expected output tokens per message of a conversation
-    estimate_output_tokens_per_turn: int = field(default=80, metadata=_check(_positive, "a whole number > 0"))
+    estimate_output_tokens_per_turn: int = positive(80, "Output tokens per message (estimate)")
     # every worker runs the recovery cleanup (expired drafts, old checkpoints, error-log retention)
     # this often, the first time one interval after it starts; 0 turns it off
-    cleanup_interval_s: float = field(default=3600.0, metadata=_check(_non_negative, "a number >= 0 (0: off)"))
+    cleanup_interval_s: float = non_negative(3600.0, "Cleanup interval (s)", zero="off")
 
     # error log
-    retention_days_error: int = field(default=180, metadata=_check(_positive, "a whole number > 0"))
-    retention_days_other: int = field(default=30, metadata=_check(_positive, "a whole number > 0"))
-    log_sample_rate_debug: float = field(default=0.1, metadata=_check(_fraction, "a fraction from 0 to 1"))
-    log_sample_rate_info: float = field(default=1.0, metadata=_check(_fraction, "a fraction from 0 to 1"))
-    log_writer_batch_size: int = field(default=500, metadata=_check(_positive, "a whole number > 0"))
+    retention_days_error: int = positive(180, "Error retention (days)")
+    retention_days_other: int = positive(30, "Other log retention (days)")
+    log_sample_rate_debug: float = fraction(0.1, "Share of debug events kept")
+    log_sample_rate_info: float = fraction(1.0, "Share of info events kept")
+    log_writer_batch_size: int = positive(500, "Log rows per write")
     # when the writer finds a deep queue it commits up to this many rows per transaction (at least
     # log_writer_batch_size): fewer commits, and a hot index page is written to the WAL once, not per 500 rows
-    log_writer_max_batch_rows: int = field(default=5000, metadata=_check(_positive, "a whole number > 0"))
-    log_writer_interval_s: float = field(default=0.2, metadata=_check(_positive, "a number > 0"))
+    log_writer_max_batch_rows: int = positive(5000, "Most log rows per transaction")
+    log_writer_interval_s: float = positive(0.2, "Log write interval (s)")
     # While record() calls keep coming (a gap shorter than log_writer_linger_ms), the writer waits
     # instead of taking the GIL from their threads to shape rows; it writes once the burst pauses,
     # after log_writer_max_linger_s at most, at half of log_queue_max, or when flush() asks. 0: off.
-    log_writer_linger_ms: float = field(default=2.0, metadata=_check(_non_negative, "a number >= 0"))
-    log_writer_max_linger_s: float = field(default=0.25, metadata=_check(_non_negative, "a number >= 0"))
-    log_queue_max: int = field(default=100_000, metadata=_check(_positive, "a whole number > 0"))
-    log_ring_size: int = field(default=100, metadata=_check(_positive, "a whole number > 0"))
-    log_context_max_chars: int = field(default=8000, metadata=_check(_positive, "a whole number > 0"))
-    log_text_max_chars: int = field(default=20_000, metadata=_check(_positive, "a whole number > 0"))
+    log_writer_linger_ms: float = non_negative(2.0, "Log burst gap (ms)")
+    log_writer_max_linger_s: float = non_negative(0.25, "Longest log burst wait (s)")
+    log_queue_max: int = positive(100_000, "Log queue size")
+    log_ring_size: int = positive(100, "Recent events kept in memory")
+    log_context_max_chars: int = positive(8000, "Longest event context (characters)")
+    log_text_max_chars: int = positive(20_000, "Longest event text (characters)")
     # a batch's status reason, an item's last error, a draft's error message: redacted, then cut to this
-    stored_reason_max_chars: int = field(default=2000, metadata=_check(_positive, "a whole number > 0"))
-    log_spool_retry_s: float = field(default=5.0, metadata=_check(_non_negative, "a number >= 0"))
-    log_shutdown_timeout_s: float = field(default=5.0, metadata=_check(_non_negative, "a number >= 0"))
-    log_search_max_chars: int = field(default=200, metadata=_check(_positive, "a whole number > 0"))
-    log_page_size_max: int = field(default=500, metadata=_check(_positive, "a whole number > 0"))
-    log_export_batch_rows: int = field(default=2000, metadata=_check(_positive, "a whole number > 0"))
-    log_seed_chunk_rows: int = field(default=20_000, metadata=_check(_positive, "a whole number > 0"))
-    log_seed_max_rows: int = field(default=10_000_000, metadata=_check(_positive, "a whole number > 0"))
-    log_seed_sqlite_cache_mb: int = field(default=512, metadata=_check(_positive, "a whole number > 0"))
-    alert_webhook_url: str = field(default="", metadata=_check(
-        lambda v: v == "" or _is_http_url(v), "an http:// or https:// URL with a host (or empty: no alerts)"))
-    alert_webhook_min_interval_s: float = field(default=60.0, metadata=_check(_non_negative, "a number >= 0"))
-    alert_poll_interval_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
-    alert_webhook_timeout_s: float = field(default=5.0, metadata=_check(_positive, "a number > 0"))
+    stored_reason_max_chars: int = positive(2000, "Longest stored reason (characters)")
+    log_spool_retry_s: float = non_negative(5.0, "Spool retry interval (s)")
+    log_shutdown_timeout_s: float = non_negative(5.0, "Log flush at exit (s)")
+    log_search_max_chars: int = positive(200, "Longest log search (characters)")
+    log_page_size_max: int = positive(500, "Most log rows per page")
+    log_export_batch_rows: int = positive(2000, "Log rows per export chunk")
+    log_seed_chunk_rows: int = positive(20_000, "Demo rows per chunk")
+    log_seed_max_rows: int = positive(10_000_000, "Most demo rows")
+    log_seed_sqlite_cache_mb: int = positive(512, "Demo seeding SQLite cache (MB)")
+    alert_webhook_url: str = described("", "Alert webhook URL",
+                                       "an http:// or https:// URL with a host (or empty: no alerts)")
+    alert_webhook_min_interval_s: float = non_negative(60.0, "Least time between alerts (s)")
+    alert_poll_interval_s: float = positive(5.0, "Alert check interval (s)")
+    alert_webhook_timeout_s: float = positive(5.0, "Alert delivery timeout (s)")
 
     # the app (Streamlit pages)
-    ui_background_worker: bool = True  # run batches in a thread of the app process
-    ui_live_refresh_s: float = field(default=2.0, metadata=_check(_positive, "a number > 0"))
-    ui_errors_page_size: int = field(default=50, metadata=_check(_positive, "a whole number > 0"))
+    # run batches in a thread of the app process
+    ui_background_worker: bool = Field(default=True, title="Run batches inside the app")
+    ui_live_refresh_s: float = positive(2.0, "Live refresh (s)")
+    ui_errors_page_size: int = positive(50, "Errors per page")
 
     # offline sandbox
-    sandbox_fault_rate: float = field(default=0.0, metadata=_check(_fraction, "a fraction from 0 to 1"))
-    sandbox_rpm: int = field(default=0, metadata=_check(_non_negative, "a whole number >= 0 (0: no limit)"))
-    sandbox_tpm: int = field(default=0, metadata=_check(_non_negative, "a whole number >= 0 (0: no limit)"))
-    sandbox_latency_ms: int = field(default=40, metadata=_check(_non_negative, "a whole number >= 0"))
-    sandbox_tokens_per_s: float = field(default=400.0, metadata=_check(_positive, "a number > 0"))
-    sandbox_seed: int = 0
+    sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")
+    sandbox_rpm: int = non_negative(0, "Sandbox requests per minute", zero="no limit")
+    sandbox_tpm: int = non_negative(0, "Sandbox tokens per minute", zero="no limit")
+    sandbox_latency_ms: int = non_negative(40, "Sandbox latency (ms)")
+    sandbox_tokens_per_s: float = positive(400.0, "Sandbox speed (tokens/s)")
+    sandbox_seed: int = Field(default=0, title="Sandbox seed")
+
+    @classmethod
+    def subject(cls, name: str) -> str:
+        return f"Setting {env_name(name)}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings reads the environment and secrets.toml (_NamedSource) once; a copy never re-reads them
+        return (init_settings,)
+
+    @field_validator("user_name")
+    @classmethod
+    def _a_name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError(cls.allowed("user_name"))
+        return v
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _an_http_url(cls, v: str) -> str:
+        if v and not _is_http_url(v):
+            raise ValueError(cls.allowed("alert_webhook_url"))
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        """Rules over several settings; each message names the setting to change."""
+        if self.heartbeat_interval_s >= self.lease_duration_s:
+            raise ValueError(
+                f"Setting {env_name('heartbeat_interval_s')} ({self.heartbeat_interval_s:g} s) must be shorter than "
+                f"{env_name('lease_duration_s')} ({self.lease_duration_s:g} s): a live worker would lose its lease "
+                "between two heartbeats.")
+        if self.worker_concurrency > self.max_concurrency:
+            raise ValueError(f"Setting {env_name('worker_concurrency')} must be <= {env_name('max_concurrency')} "
+                             f"({self.max_concurrency}).")
+        if any(c.isspace() or not c.isprintable() for c in self.anthropic_api_key):
+            # httpx refuses a header value with a newline as a protocol error, which reads as an outage
+            raise ValueError(
+                "Setting ANTHROPIC_API_KEY contains a space, a line break or another invisible character "
+                "(often a trailing newline from copying it); set it again without it.")
+        for base, cap in (("retry_backoff_base_s", "retry_backoff_cap_s"),
+                          ("db_retry_backoff_base_s", "db_retry_backoff_cap_s")):
+            if getattr(self, cap) < getattr(self, base):
+                raise ValueError(f"Setting {env_name(cap)} must be >= {env_name(base)}.")
+        if self.generation_max_turns < self.generation_min_turns:
+            raise ValueError(f"Setting {env_name('generation_max_turns')} must be >= "
+                             f"{env_name('generation_min_turns')}.")
+        turns, lo, hi = self.generation_default_turns, self.generation_min_turns, self.generation_max_turns
+        if not lo <= turns <= hi or turns % 2:
+            raise ValueError(f"Setting {env_name('generation_default_turns')} ({turns}) must be an even number "
+                             f"from {env_name('generation_min_turns')} ({lo}) to "
+                             f"{env_name('generation_max_turns')} ({hi}).")
+        if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
+            raise ValueError("Setting DATABASE_URL must start with sqlite:// or postgresql+psycopg:// "
+                             "(Supabase: use the session pooler URL).")
+        return self
 
     # ---- derived -------------------------------------------------------------------
     @property
@@ -266,56 +335,14 @@ class Settings:
             return "claude"
         return "sandbox"
 
-    def replace(self, **changes: Any) -> Settings:
-        """A validated copy with `changes` applied (values may be strings, as from a form)."""
-        hints = get_type_hints(Settings)
-        converted = {k: _convert(k, hints[k], v) for k, v in changes.items()}
-        new = dataclasses.replace(self, **converted)
-        new.validate()
-        return new
+    def estimated_tokens(self, text: str) -> int:
+        """Tokens `text` is expected to take before a reply says: characters / estimate_chars_per_token."""
+        return math.ceil(len(text) / self.estimate_chars_per_token)
 
-    def validate(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            # inf and NaN pass every comparison the checks make (NaN fails them all, inf none)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise SettingsError(f"Setting {env_name(f.name)} = {value!r} is invalid: it must be a finite number.")
-            check = f.metadata.get("check")
-            if check is not None and not check(value):
-                shown = "(hidden)" if f.name in OPERATOR_FIELDS else repr(value)
-                raise SettingsError(
-                    f"Setting {env_name(f.name)} = {shown} is invalid: it must be {f.metadata['rule']}."
-                )
-        if self.heartbeat_interval_s >= self.lease_duration_s:
-            raise SettingsError(
-                f"Setting {env_name('heartbeat_interval_s')} ({self.heartbeat_interval_s:g} s) must be shorter than "
-                f"{env_name('lease_duration_s')} ({self.lease_duration_s:g} s): a live worker would lose its lease "
-                "between two heartbeats."
-            )
-        if self.worker_concurrency > self.max_concurrency:
-            raise SettingsError(
-                f"Setting {env_name('worker_concurrency')} must be <= {env_name('max_concurrency')} "
-                f"({self.max_concurrency})."
-            )
-        if any(c.isspace() or not c.isprintable() for c in self.anthropic_api_key):
-            # httpx refuses a header value with a newline as a protocol error, which reads as an outage
-            raise SettingsError(
-                "Setting ANTHROPIC_API_KEY contains a space, a line break or another invisible character "
-                "(often a trailing newline from copying it); set it again without it."
-            )
-        if self.retry_backoff_cap_s < self.retry_backoff_base_s:
-            raise SettingsError(
-                f"Setting {env_name('retry_backoff_cap_s')} must be >= {env_name('retry_backoff_base_s')}."
-            )
-        if self.generation_max_turns < self.generation_min_turns:
-            raise SettingsError(
-                f"Setting {env_name('generation_max_turns')} must be >= {env_name('generation_min_turns')}."
-            )
-        if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
-            raise SettingsError(
-                "Setting DATABASE_URL must start with sqlite:// or postgresql+psycopg:// "
-                "(Supabase: use the session pooler URL)."
-            )
+
+def default(name: str) -> Any:
+    """The declared default of setting `name` (what it is when nothing sets it)."""
+    return Settings.model_fields[name].default
 
 
 def _sqlite_folder(url: str) -> Path | None:
@@ -334,39 +361,24 @@ def _sqlite_folder(url: str) -> Path | None:
     return Path(database).parent
 
 
-def env_name(name: str) -> str:
-    """The environment variable that sets field `name`."""
-    return _PLAIN_ENV.get(name, f"STUDIO_{name.upper()}")
+class _NamedSource(PydanticBaseSettingsSource):
+    """The values one place outside the app gives, each under its variable's name (or, if allowed, the field's)."""
 
+    def __init__(self, values: Mapping[str, Any], *, by_field_name: bool = False) -> None:
+        super().__init__(Settings)
+        self.values = values
+        self.by_field_name = by_field_name
 
-def _convert(name: str, kind: Any, raw: Any) -> Any:
-    if get_origin(kind) is tuple:  # a list of whole numbers: "429, 503" or [429, 503]
-        items = raw.split(",") if isinstance(raw, str) else list(raw)
-        try:
-            return tuple(int(str(item).strip()) for item in items if str(item).strip())
-        except ValueError:
-            raise SettingsError(f"Setting {env_name(name)} = {raw!r} is invalid: it must be whole numbers "
-                                "separated by commas.") from None
-    if not isinstance(raw, str) or kind is str:
-        if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
-            return float(raw)
-        return raw
-    text = raw.strip()
-    try:
-        if kind is bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(text)
-        if kind is int:
-            return int(text.replace("_", ""))
-        if kind is float:
-            return float(text)
-    except ValueError:
-        expected = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
-        raise SettingsError(f"Setting {env_name(name)} = {raw!r} is invalid: it must be {expected}.") from None
-    return raw
+    def _key(self, field_name: str) -> str | None:
+        names = (env_name(field_name), field_name) if self.by_field_name else (env_name(field_name),)
+        return next((name for name in names if name in self.values), None)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        key = self._key(field_name)
+        return (None, field_name, False) if key is None else (self.values[key], key, False)
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: self.values[key] for name in Settings.model_fields if (key := self._key(name)) is not None}
 
 
 def _secrets_file() -> dict[str, Any]:
@@ -393,14 +405,11 @@ def _outside_values(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The raw values the environment, then secrets.toml, give for each field they set."""
     env = os.environ if environ is None else environ
     secrets = _secrets_file()
-    values: dict[str, Any] = {}
-    for f in fields(Settings):
-        key = env_name(f.name)
-        for source, name in ((env, key), (secrets, key), (secrets, f.name)):
-            if name in source:
-                values[f.name] = source[name]
-                break
-    return values
+    removed = [name for name in _REMOVED if name in env or name in secrets]
+    if removed:
+        raise SettingsError("\n".join(f"Setting {name} no longer exists: {_REMOVED[name]}. Unset it."
+                                      for name in removed))
+    return {**_NamedSource(secrets, by_field_name=True)(), **_NamedSource(env)()}
 
 
 def set_outside_the_app(environ: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -410,10 +419,7 @@ def set_outside_the_app(environ: Mapping[str, str] | None = None) -> frozenset[s
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment, then secrets.toml, then defaults; validate them."""
-    hints = get_type_hints(Settings)
-    values = {name: _convert(name, hints[name], raw) for name, raw in _outside_values(environ).items()}
-    settings = Settings(**values)
-    settings.validate()
+    settings = Settings(**_outside_values(environ))
     # checked at start only (the file system is not part of a value): SQLite would create the file
     # silently, and the folder too where the engine factory makes the default data dir
     folder = _sqlite_folder(settings.database_url)

@@ -13,7 +13,6 @@ ignored and the UI cannot save another. For every other setting a saved value wi
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +35,7 @@ __all__ = ["NOT_STORED", "STORABLE", "apply_persisted", "load", "masked", "refus
 NOT_STORED = frozenset({
     "anthropic_api_key", "anthropic_base_url", "database_url", "data_dir", "environment", "retry_instant",
 })
-STORABLE = frozenset(f.name for f in fields(Settings)) - NOT_STORED
+STORABLE = frozenset(Settings.model_fields) - NOT_STORED
 
 
 def _operator_set() -> frozenset[str]:

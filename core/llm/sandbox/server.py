@@ -524,7 +524,6 @@ class SandboxServer:
     def __init__(self, config: SandboxConfig | None = None, **changes: Any) -> None:
         base = config or SandboxConfig()
         self._config = base.replace(**changes) if changes else base
-        self._config.validate()
         self._config_lock = threading.Lock()
         self._stats = _Stats()
         self._faults = FaultPicker(self._config.seed)
