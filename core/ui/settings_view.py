@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from dataclasses import fields
 from typing import Any
 
 import pandas as pd
@@ -13,7 +12,7 @@ import streamlit as st
 from sqlalchemy import text
 
 from core import settings_store
-from core.config import OPERATOR_FIELDS, SettingsError, env_name, get_settings
+from core.config import OPERATOR_FIELDS, Settings, SettingsError, default, env_name, get_settings
 from core.llm.pricing import MODELS, model_choices
 from core.store import get_engine
 from core.ui.boundaries import section_key
@@ -46,8 +45,14 @@ CHAOS_MODES: dict[str, dict[str, Any]] = {
 
 
 def _label(name: str) -> str:
-    return name.replace("_s", " (s)").replace("_", " ").capitalize() if name.endswith("_s") else \
-        name.replace("_", " ").capitalize()
+    return Settings.model_fields[name].title or name
+
+
+def _help(name: str) -> str:
+    """What the setting allows, its default and its variable, all from its declaration in core.config."""
+    shown = default(name)
+    return (f"Allowed: {Settings.allowed(name)}. Default: {shown if shown != '' else 'empty'}. "
+            f"Environment variable {env_name(name)}.")
 
 
 def provider() -> None:
@@ -76,7 +81,7 @@ def _operator_widget(name: str, current: str, label: str, help_text: str) -> str
         st.caption(literal(reason))
         return current
     entered = st.text_input(f"New {label.lower()}", value="", type="password", key=section_key(_K, name),
-                            help=f"{help_text}. Leave empty to keep the current value.",
+                            help=f"{help_text} Leave empty to keep the current value.",
                             placeholder="https://…")
     remove = bool(current) and st.checkbox(f"Remove the {label.lower()}", key=section_key(_K, f"{name}_remove"))
     if remove:
@@ -86,8 +91,8 @@ def _operator_widget(name: str, current: str, label: str, help_text: str) -> str
 
 def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
     key = section_key(_K, name)
-    label = f"{_label(name)}"
-    help_text = f"Environment variable {env_name(name)}"
+    label = _label(name)
+    help_text = _help(name)
     if name in OPERATOR_FIELDS:
         value = _operator_widget(name, str(current), label, help_text)
     elif name == "default_model":
@@ -108,12 +113,13 @@ def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
 
 
 def _limits_together() -> None:
-    from core.batches.service import DEFAULT_TURNS, LIMIT_LABELS, estimate
+    from core.batches.service import LIMIT_LABELS, estimate
     from core.generation import template_names
 
-    binding = estimate(template_names()[0], 1, turns=DEFAULT_TURNS)["binding"]
+    turns = get_settings().generation_default_turns
+    binding = estimate(template_names()[0], 1, turns=turns)["binding"]
     allows = " · ".join(f"{LIMIT_LABELS[name]}: ~{per_min:,.0f}" for name, per_min in binding["allows"].items())
-    st.caption(f"{_TOGETHER} For a {DEFAULT_TURNS}-message conversation now: {binding['text']} "
+    st.caption(f"{_TOGETHER} For a {turns}-message conversation now: {binding['text']} "
                f"(conversations/min each limit allows — {allows}).")
 
 
@@ -179,8 +185,7 @@ def _sandbox_admin(config: dict[str, Any] | None = None) -> dict[str, Any]:
     if client.sandbox is not None:
         if config:
             client.sandbox.configure(**config)
-        current = client.sandbox.config
-        return {f.name: getattr(current, f.name) for f in fields(current)}
+        return client.sandbox.config.to_dict()
     url = f"{client.base_url}/_sandbox/config"
     data = json.dumps(config).encode() if config else None
     req = urllib.request.Request(url, data=data, method="POST" if data else "GET",

@@ -118,6 +118,16 @@ def test_settings_page_applies_a_valid_value(open_page):
     assert get_settings().retry_max_attempts == 6
 
 
+def test_settings_page_labels_and_help_come_from_the_settings_model(open_page):
+    """Each field shows its declared title, and its help says the bound, the default and the variable."""
+    from core.config import Settings
+
+    at = open_page("settings")
+    field = at.number_input(key="settings.breaker_cooldown_s")
+    assert field.label == Settings.model_fields["breaker_cooldown_s"].title
+    assert field.help == "Allowed: a number >= 0. Default: 30.0. Environment variable STUDIO_BREAKER_COOLDOWN_S."
+
+
 def test_failing_section_shows_fallback_while_the_page_renders(engine, app_env):
     """A section that raises shows a message, its error id and Try again; the next section still renders."""
     at = AppTest.from_string(BOUNDARY_SCRIPT, default_timeout=30).run()
