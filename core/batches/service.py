@@ -41,7 +41,6 @@ from core.store.schema import (
 from core.store.tx import write_tx
 
 __all__ = [
-    "DEFAULT_TURNS",
     "cancel_batch",
     "create_batch",
     "estimate",
@@ -52,7 +51,6 @@ __all__ = [
     "resume_batch",
 ]
 
-DEFAULT_TURNS = 6
 _INSERT_CHUNK = 2_000
 
 
@@ -102,7 +100,7 @@ def create_batch(
     emotions: Sequence[str] | None = None,
     topics: Sequence[str] | None = None,
     rows: Sequence[dict[str, Any]] | None = None,
-    turns: int = DEFAULT_TURNS,
+    turns: int | None = None,
     model: str | None = None,
     concurrency: int | None = None,
     name: str | None = None,
@@ -116,7 +114,8 @@ def create_batch(
     cuts them); otherwise the items cycle through personas x emotions x topics (each
     defaulting to the template's suggestions) up to `count`. `system_prompt` / `user_template`
     replace the template's texts for every item (an edited template). Refuses bad input with
-    a ValidationError before anything is written.
+    a ValidationError before anything is written. `turns` defaults to
+    settings.generation_default_turns; a CSV row may give its own.
     """
     overrides = {k: v for k, v in (("system_prompt", system_prompt), ("user_template", user_template))
                  if v is not None}
@@ -125,6 +124,7 @@ def create_batch(
     settings = get_settings()
     tmpl = get_template(template)  # ValidationError for an unknown template
     model = model or settings.default_model
+    turns = settings.generation_default_turns if turns is None else turns
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
                                     or not 1 <= concurrency <= settings.max_concurrency):
         raise _refuse(f"Concurrency must be a whole number from 1 to {settings.max_concurrency}; "
@@ -337,13 +337,14 @@ def binding_limit(input_per_call: int, output_per_call: int) -> dict[str, Any]:
             "text": f"bound by {LIMIT_LABELS[bound]} ({limits[bound]:,}): ~{shown} conversations/min"}
 
 
-def estimate(template: str, count: int, model: str | None = None, *, turns: int = DEFAULT_TURNS) -> dict[str, Any]:
+def estimate(template: str, count: int, model: str | None = None, *, turns: int | None = None) -> dict[str, Any]:
     """Calls, tokens, dollar cost, and the time a batch would take at the pace of the binding rate limit."""
     from core.llm.pricing import cost_usd
 
     settings = get_settings()
     n = _validate_count(count)
     model = model or settings.default_model
+    turns = settings.generation_default_turns if turns is None else turns
     input_per_call, output_per_call = _tokens_per_call(template, model, turns)
     usage = {"input_tokens": input_per_call * n, "output_tokens": output_per_call * n}
     binding = binding_limit(input_per_call, output_per_call)
@@ -369,13 +370,13 @@ def _tokens_per_call(template: str, model: str, turns: int) -> tuple[int, int]:
     params = GenerationParams(template=template, persona=tmpl.default_persona, emotion=tmpl.default_emotion,
                               topic=tmpl.default_topic, turns=turns, model=model)
     system, user_message = build_prompt(params)
-    return max(1, math.ceil((len(system) + len(user_message)) / 4)), estimate_output_tokens(turns)  # ~4 chars a token
+    return max(1, get_settings().estimated_tokens(system + user_message)), estimate_output_tokens(turns)
 
 
 def batch_binding(status: dict[str, Any]) -> dict[str, Any] | None:
     """`binding_limit` for a batch as `get_batch_status` describes it; None if its template is gone."""
     try:
-        per_call = _tokens_per_call(status["template"], status["model"], int(status.get("turns") or DEFAULT_TURNS))
+        per_call = _tokens_per_call(status["template"], status["model"], int(status.get("turns") or get_settings().generation_default_turns))
     except ValidationError:
         return None
     return binding_limit(*per_call)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--personas", help="comma-separated personas (default: the template's)")
     p.add_argument("--emotions", help="comma-separated emotions (default: the template's)")
     p.add_argument("--topics", help="comma-separated topics (default: the template's)")
-    p.add_argument("--turns", type=turns, default=None, help="messages per conversation, even (default 6)")
+    p.add_argument("--turns", type=turns, default=None, help="messages per conversation, even (default: settings)")
     p.add_argument("--model", help="model name (default: settings)")
     p.add_argument("--name", type=bounded_text("batch_name_max_chars"), help="a label for the batch")
     p.set_defaults(func=_create)
@@ -66,13 +66,13 @@ def _engine():  # type: ignore[no-untyped-def]
 
 def _create(args: argparse.Namespace) -> int:
     from core.batches.csv_import import parse_csv
-    from core.batches.service import DEFAULT_TURNS, create_batch
+    from core.batches.service import create_batch
 
     rows = parse_csv(args.csv) if args.csv else None
     batch_id = create_batch(
         _engine(), template=args.template, count=args.count, rows=rows, personas=_csv_list(args.personas),
         emotions=_csv_list(args.emotions), topics=_csv_list(args.topics),
-        turns=DEFAULT_TURNS if args.turns is None else args.turns, model=args.model, concurrency=args.concurrency, name=args.name)
+        turns=args.turns, model=args.model, concurrency=args.concurrency, name=args.name)
     print(batch_id)
     return 0
 

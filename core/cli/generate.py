@@ -11,6 +11,7 @@ import json
 import sys
 
 from core.cli.args import template_name, turns
+from core.config import get_settings
 from core.generation.templates import TEMPLATES, get_template
 
 
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--persona", help="who the user is (default: the template's first suggestion)")
     p.add_argument("--emotion", help="how the user feels (default: the template's first suggestion)")
     p.add_argument("--topic", help="what the conversation is about (default: the template's first suggestion)")
-    p.add_argument("--turns", type=turns, default=6, help="number of messages, even, 2 to 40 (default 6)")
+    p.add_argument("--turns", type=turns, help="number of messages, even (default: settings)")
     p.add_argument("--model", help="model name (default: the configured default model)")
     p.add_argument("--json", action="store_true", help="print JSON: conversation, usage, cost")
     p.set_defaults(func=_generate)
@@ -40,7 +41,7 @@ def _generate(args: argparse.Namespace) -> int:
         persona=args.persona if args.persona is not None else template.default_persona,
         emotion=args.emotion if args.emotion is not None else template.default_emotion,
         topic=args.topic if args.topic is not None else template.default_topic,
-        turns=args.turns,
+        turns=get_settings().generation_default_turns if args.turns is None else args.turns,
         model=args.model,
     )
     validate_params(params)

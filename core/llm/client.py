@@ -31,7 +31,6 @@ the new text. The returned ``LLMResult.text`` is always the continuation after t
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -182,7 +181,7 @@ def _record(err: AppError, **kwargs: Any) -> str | None:
 
 
 def _estimate_tokens(text: str, settings: Settings) -> int:
-    return int(math.ceil(len(text) / settings.estimate_chars_per_token))
+    return settings.estimated_tokens(text)
 
 
 def _classify_attempt_error(exc: BaseException) -> AppError:

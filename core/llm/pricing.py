@@ -21,6 +21,8 @@ from typing import Any
 from anthropic._data import DEPRECATED_MODELS
 from anthropic.types import ModelParam
 
+from core.config import default
+
 __all__ = [
     "DEFAULT_MODEL",
     "MODELS",
@@ -32,7 +34,7 @@ __all__ = [
     "priced_cost",
 ]
 
-DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_MODEL: str = default("default_model")  # declared once, in core.config
 
 PUBLISHED = "published"
 FAMILY_ESTIMATE = "family estimate"

@@ -62,7 +62,7 @@ def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
 
 
 def _common(template: str, cols: Any, hints: dict[str, Any]) -> tuple[int, str, int]:
-    turns = cols[0].number_input("Turns per conversation", value=6, step=2, key=_key(f"turns_{template}"))
+    turns = cols[0].number_input("Turns per conversation", value=get_settings().generation_default_turns, step=2, key=_key(f"turns_{template}"))
     hints["turns"] = cols[0].empty()
     models = model_choices()
     model = cols[1].selectbox("Model", models, index=models.index(get_settings().default_model)

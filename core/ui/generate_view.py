@@ -87,7 +87,7 @@ def form() -> None:
     topic = c3.text_input("Topic", value=tmpl.default_topic, key=_key(f"topic_{template}"), disabled=busy)
     hints["topic"] = c3.empty()
     c4, c5 = st.columns(2)
-    turns = c4.number_input("Turns (messages, even)", value=6, step=2, key=_key("turns"), disabled=busy)
+    turns = c4.number_input("Turns (messages, even)", value=get_settings().generation_default_turns, step=2, key=_key("turns"), disabled=busy)
     hints["turns"] = c4.empty()
     models = model_choices()
     default = get_settings().default_model
