@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         get_settings()  # a bad setting stops every command at start, before anything is touched
     except SettingsError as exc:
         print_error(_error_text(str(exc)))
+        if _asks_for_help(sys.argv[1:] if argv is None else argv):
+            build_parser().parse_args(argv)  # the help needs no settings: it prints, then exits 0
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad arguments
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         _flush_error_log()
+
+
+def _asks_for_help(argv: list[str]) -> bool:
+    return any(arg in ("-h", "--help") for arg in argv)
 
 
 def _error_text(message: str, detail: str | None = None, note: str | None = None) -> str:

@@ -82,3 +82,75 @@ def test_studio_user_names_the_local_user_from_the_environment_or_secrets_file(t
     secrets.write_text('STUDIO_USER = "lee"\n')
     monkeypatch.setenv("STUDIO_SECRETS_FILE", str(secrets))
     assert load_settings({}).user_name == "lee"
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"STUDIO_DB_RETRY_BACKOFF_BASE_S": "3", "STUDIO_DB_RETRY_BACKOFF_CAP_S": "2"}, "STUDIO_DB_RETRY_BACKOFF_CAP_S"),
+    ({"STUDIO_GENERATION_DEFAULT_TURNS": "7"}, "STUDIO_GENERATION_DEFAULT_TURNS"),
+    ({"STUDIO_GENERATION_DEFAULT_TURNS": "42"}, "STUDIO_GENERATION_DEFAULT_TURNS"),
+    ({"STUDIO_RATE_LIMIT_REFUND_STATUSES": "429, many"}, "STUDIO_RATE_LIMIT_REFUND_STATUSES"),
+])
+def test_pairs_that_contradict_each_other_and_malformed_lists_are_refused(env, named):
+    """A database backoff cap under its base, an odd or out-of-range default of turns and a bad status list fail."""
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env)
+
+
+def test_a_refusal_says_what_the_setting_allows_in_words():
+    """The message quotes the bound declared on the field, not a validator's jargon."""
+    with pytest.raises(SettingsError) as exc:
+        load_settings({"STUDIO_LOG_SAMPLE_RATE_DEBUG": "1.5"})
+    assert str(exc.value) == "Setting STUDIO_LOG_SAMPLE_RATE_DEBUG = '1.5' is invalid: it must be a fraction from 0 to 1."
+
+
+def test_text_from_the_environment_reads_as_the_field_type():
+    """Flags read yes/no (empty: off), whole numbers may have underscores, a status list is comma-separated."""
+    settings = load_settings({"STUDIO_RETRY_INSTANT": "", "STUDIO_UI_BACKGROUND_WORKER": "no",
+                              "STUDIO_LOG_QUEUE_MAX": "1_000", "STUDIO_RATE_LIMIT_REFUND_STATUSES": "429, 503"})
+    assert (settings.retry_instant, settings.ui_background_worker) == (False, False)
+    assert (settings.log_queue_max, settings.rate_limit_refund_statuses) == (1000, (429, 503))
+
+
+@pytest.mark.parametrize("name", ["STUDIO_RATE_LIMIT_DEFAULT_PAUSE_S", "STUDIO_RATE_LIMIT_UNCHARGED_STATUSES"])
+def test_a_removed_setting_still_set_is_refused_naming_it(name, tmp_path, monkeypatch):
+    """A setting that no longer exists, in the environment or secrets.toml, fails at start instead of being ignored."""
+    with pytest.raises(SettingsError, match=f"{name} no longer exists"):
+        load_settings({name: "5"})
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'{name} = "5"\n')
+    monkeypatch.setenv("STUDIO_SECRETS_FILE", str(secrets))
+    with pytest.raises(SettingsError, match=name):
+        load_settings({})
+    secrets.unlink()  # the fixture reloads the settings after the test
+
+
+def test_the_help_still_prints_when_a_setting_is_bad(monkeypatch, capsys):
+    """python -m core --help with a bad setting prints the help (exit 0) and names the bad setting on stderr."""
+    from core.__main__ import main
+
+    monkeypatch.setenv("STUDIO_BREAKER_WINDOW_S", "-1")
+    monkeypatch.setattr("core.config._current", None)
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    out, err = capsys.readouterr()
+    assert done.value.code == 0 and "usage: python -m core" in out and "STUDIO_BREAKER_WINDOW_S" in err
+    assert main(["batch", "list"]) == 2
+    monkeypatch.delenv("STUDIO_BREAKER_WINDOW_S")  # the fixture reloads the settings after the test
+
+
+def test_every_setting_has_a_label_and_a_rule_in_words():
+    """The Settings page reads each field's label and allowed values from the model; none is left blank."""
+    from core.config import Settings
+
+    for name in Settings.model_fields:
+        assert Settings.model_fields[name].title, name
+        assert Settings.allowed(name), name
+    assert Settings.allowed("cleanup_interval_s") == "a number >= 0 (0: off)"
+    assert Settings.allowed("environment") == "one of development, staging, production, test"
+
+
+def test_the_token_estimate_reads_the_characters_per_token_setting():
+    """estimated_tokens divides by estimate_chars_per_token, rounding up; changing it changes the estimate."""
+    settings = load_settings({})
+    assert settings.estimated_tokens("x" * 35) == 10
+    assert settings.replace(estimate_chars_per_token=5).estimated_tokens("x" * 35) == 7
