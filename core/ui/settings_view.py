@@ -93,6 +93,7 @@ def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
     key = section_key(_K, name)
     label = _label(name)
     help_text = _help(name)
+    value: Any  # text, a flag or a number, as the field is
     if name in OPERATOR_FIELDS:
         value = _operator_widget(name, str(current), label, help_text)
     elif name == "default_model":
