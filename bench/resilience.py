@@ -6,7 +6,7 @@
 Each run gets its own sandbox process (`python -m core sandbox --rpm R --latency-ms L`), so
 the two runs start from the same state: a full minute's allowance and the same seed.
 
-- ours: `generate_conversation` through core.llm (limiter -> breaker -> tenacity retries,
+- ours: `agenerate_conversation` through core.llm (limiter -> breaker -> tenacity retries,
   SDK retries off) from a thread pool; a call refused by an open breaker waits out the
   cool-down and goes again, as a batch worker does.
 - baseline: `anthropic.Anthropic(base_url=...)` with its default retries, `messages.create`
@@ -107,7 +107,8 @@ def run_ours(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, Any]:
     from core.config import override_settings
     from core.errorlog import shutdown
     from core.errors import AppError
-    from core.generation import generate_conversation
+    from core.generation import agenerate_conversation
+    from core.llm import run_sync
     from core.llm.client import ClaudeClient
     from core.resilience import CircuitOpenError
 
@@ -122,7 +123,7 @@ def run_ours(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, Any]:
     def one(params: Any) -> None:
         while True:
             try:
-                result = generate_conversation(params, client=client, component="bench.resilience")
+                result = run_sync(agenerate_conversation(params, client=client, component="bench.resilience"))
             except CircuitOpenError as exc:
                 with lock:
                     outcome["breaker_waits"] += 1

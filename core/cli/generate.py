@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _generate(args: argparse.Namespace) -> int:
     from core.generation import (  # the SDK loads only when used
         GenerationParams,
-        generate_conversation,
+        agenerate_conversation,
         validate_params,
     )
 
@@ -45,11 +45,11 @@ def _generate(args: argparse.Namespace) -> int:
         model=args.model,
     )
     validate_params(params)
-    from core.llm import get_client, reset_client
+    from core.llm import get_client, reset_client, run_sync
 
     client = get_client()
     try:
-        result = generate_conversation(params, client=client, component="cli.generate")
+        result = run_sync(agenerate_conversation(params, client=client, component="cli.generate"))
     finally:
         reset_client()  # stops an in-process sandbox before the interpreter exits
     if args.json:

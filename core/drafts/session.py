@@ -211,7 +211,8 @@ class DraftSession:
 
     def run(self, *, client: Any = None, on_delta: Callable[[str], None] | None = None) -> GenerationResult:
         """Generate (continuing the saved text by prefill), autosaving as it streams; finish on success."""
-        from core.generation import generate_conversation
+        from core.generation import agenerate_conversation
+        from core.llm import run_sync
 
         if self.status == "completed":
             raise ValidationError("This draft is already finished.", code=ErrorCode.DRAFT_FINISHED, field="draft",
@@ -229,8 +230,9 @@ class DraftSession:
                 on_delta(text)
 
         try:
-            result = generate_conversation(self.params, client=client, on_delta=_delta, prefill=self.partial_text,
-                                           component="drafts", operation_id=self.id)
+            result = run_sync(agenerate_conversation(self.params, client=client, on_delta=_delta,
+                                                     prefill=self.partial_text, component="drafts",
+                                                     operation_id=self.id))
         except Exception as exc:
             try:
                 self.fail(exc)

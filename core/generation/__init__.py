@@ -15,7 +15,6 @@ __all__ = [
     "agenerate_conversation",
     "build_prompt",
     "estimate_output_tokens",
-    "generate_conversation",
     "get_template",
     "parse_conversation",
     "template_names",
@@ -28,7 +27,7 @@ __getattr__ = lazy_exports(__name__, globals(), {
     "core.generation.models": ["Conversation", "GenerationParams", "GenerationResult", "Turn"],
     "core.generation.parse": ["parse_conversation"],
     "core.generation.prompts": ["build_prompt", "template_placeholders", "validate_params"],
-    "core.generation.service": ["agenerate_conversation", "estimate_output_tokens", "generate_conversation"],
+    "core.generation.service": ["agenerate_conversation", "estimate_output_tokens"],
     "core.generation.templates": ["PLACEHOLDERS", "TEMPLATES", "Template", "get_template", "template_names"],
 })
 
@@ -36,5 +35,5 @@ if TYPE_CHECKING:
     from core.generation.models import Conversation, GenerationParams, GenerationResult, Turn
     from core.generation.parse import parse_conversation
     from core.generation.prompts import build_prompt, template_placeholders, validate_params
-    from core.generation.service import agenerate_conversation, estimate_output_tokens, generate_conversation
+    from core.generation.service import agenerate_conversation, estimate_output_tokens
     from core.generation.templates import PLACEHOLDERS, TEMPLATES, Template, get_template, template_names

@@ -14,16 +14,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.config import get_settings
+from core.errorlog import record
 from core.errors import ErrorCode, GenerationError
 from core.generation.models import Conversation, GenerationParams, GenerationResult
 from core.generation.parse import parse_conversation
 from core.generation.prompts import build_prompt
 from core.llm.pricing import cost_usd
+from core.llm.types import LLMResult, Usage
 
 if TYPE_CHECKING:
-    from core.llm.client import ClaudeClient, LLMResult, Usage
+    from core.llm.client import ClaudeClient
 
-__all__ = ["agenerate_conversation", "estimate_output_tokens", "generate_conversation"]
+__all__ = ["agenerate_conversation", "estimate_output_tokens"]
 
 
 def estimate_output_tokens(turns: int) -> int:
@@ -31,18 +33,10 @@ def estimate_output_tokens(turns: int) -> int:
     return turns * get_settings().estimate_output_tokens_per_turn
 
 
-def _record(err: GenerationError, **kwargs: object) -> None:
-    from core.errorlog import record
-
-    record(err, **kwargs)  # type: ignore[arg-type]
-
-
 class _Attempts:
-    """Bookkeeping shared by the sync and async loops."""
+    """The bookkeeping of one conversation's calls: the prompt, the invalid replies so far, the usage."""
 
     def __init__(self, params: GenerationParams, component: str, operation_id: str | None) -> None:
-        from core.llm.client import Usage
-
         self.params = params
         self.component = component
         self.operation_id = operation_id
@@ -66,7 +60,7 @@ class _Attempts:
             err.request_id = llm.request_id
             err.context.update({"model": llm.model, "invalid_attempt": self.invalid, "template": self.params.template,
                                 "turns": self.params.turns})
-            _record(err, component=self.component, attempt=self.invalid, request_id=llm.request_id,
+            record(err, component=self.component, attempt=self.invalid, request_id=llm.request_id,
                     operation_id=self.operation_id)
             self.last_error = err
             return None
@@ -90,37 +84,6 @@ class _Attempts:
             cause=last)
 
 
-def generate_conversation(
-    params: GenerationParams,
-    *,
-    client: ClaudeClient | None = None,
-    on_delta: Callable[[str], None] | None = None,
-    prefill: str = "",
-    component: str = "generation",
-    operation_id: str | None = None,
-    on_restart: Callable[[], None] | None = None,
-) -> GenerationResult:
-    """One conversation for `params` (validated first: ValidationError(field=...) on bad input)."""
-    from core.llm.client import get_client
-
-    run = _Attempts(params, component, operation_id)
-    llm_client = client or get_client()
-    first_prefill = prefill
-    while True:
-        llm = llm_client.complete(
-            system=run.system, messages=run.messages(), model=params.model, component=component,
-            operation_id=operation_id, on_delta=on_delta, prefill=first_prefill,
-            est_output_tokens=estimate_output_tokens(params.turns))
-        result = run.accept(llm, first_prefill)
-        if result is not None:
-            return result
-        if run.exhausted():
-            raise run.final_error()
-        first_prefill = ""
-        if on_restart is not None:
-            on_restart()
-
-
 async def agenerate_conversation(
     params: GenerationParams,
     *,
@@ -131,7 +94,10 @@ async def agenerate_conversation(
     operation_id: str | None = None,
     on_restart: Callable[[], None] | None = None,
 ) -> GenerationResult:
-    """The asyncio twin of `generate_conversation`."""
+    """One conversation for `params` (validated first: ValidationError(field=...) on bad input).
+
+    Sync code runs it with `core.llm.run_sync(agenerate_conversation(...))`.
+    """
     from core.llm.client import get_client
 
     run = _Attempts(params, component, operation_id)

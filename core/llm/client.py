@@ -1,4 +1,4 @@
-"""The Claude client: the one place that builds the anthropic SDK client and calls it.
+"""The Claude client: the one place that calls the anthropic SDK (its client per loop: core.llm.loops).
 
 Where calls go (decided once per client, see `get_client`):
 
@@ -8,7 +8,9 @@ Where calls go (decided once per client, see `get_client`):
 - else ``ANTHROPIC_API_KEY`` set -> real Claude (provider "claude");
 - else the offline sandbox, started in this process on a free loopback port (provider "sandbox").
 
-Every call: for each attempt, rate limiter -> circuit breaker -> one SDK request, inside one
+Every call is a coroutine (`ClaudeClient.acomplete`); sync code runs it with
+`core.llm.run_sync` (see core.llm.loops for the event loops and the SDK client of each).
+For each attempt: rate limiter -> circuit breaker -> one SDK request, inside one
 tenacity retry policy (the SDK's own retries are off, ``max_retries=0``). The limiter and the
 breaker are consulted per attempt, not once per call, because every retry is a request the
 server counts and a breaker that opens mid-retry must stop the remaining attempts.
@@ -30,9 +32,7 @@ the new text. The returned ``LLMResult.text`` is always the continuation after t
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +40,12 @@ from typing import Any
 import anthropic
 
 from core.config import Settings, get_settings
+from core.errorlog import record
 from core.errors import APIError, AppError, ErrorCode, NetworkError, Severity, ValidationError, classify
+from core.llm.loops import sdk_for_running_loop
 from core.llm.pricing import priced_cost
+from core.llm.types import LLMResult, Usage
+from core.resilience import async_retry_policy, get_breaker, get_rate_limiter
 
 __all__ = ["ClaudeClient", "LLMResult", "Usage", "get_client", "reset_client"]
 
@@ -59,61 +63,9 @@ _STREAM_ERROR_TYPES: dict[str, tuple[ErrorCode, bool, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one call (or a sum of calls), as the API reports them."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
-            self.cache_read_input_tokens + other.cache_read_input_tokens,
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        return (self.input_tokens + self.output_tokens + self.cache_creation_input_tokens
-                + self.cache_read_input_tokens)
-
-    @classmethod
-    def from_api(cls, usage: Any) -> Usage:
-        """From the SDK's usage object or the JSON of a stream event's usage."""
-        if usage is None:
-            return cls()
-        get = usage.get if isinstance(usage, Mapping) else lambda name, default: getattr(usage, name, default)
-        return cls(
-            input_tokens=int(get("input_tokens", 0) or 0),
-            output_tokens=int(get("output_tokens", 0) or 0),
-            cache_creation_input_tokens=int(get("cache_creation_input_tokens", 0) or 0),
-            cache_read_input_tokens=int(get("cache_read_input_tokens", 0) or 0),
-        )
-
-
-@dataclass(frozen=True)
-class LLMResult:
-    """One successful call. `usage`/`cost_usd` include the attempts that failed part-way (cut streams)."""
-
-    text: str
-    usage: Usage
-    cost_usd: float
-    request_id: str | None
-    model: str
-    stop_reason: str | None
-    attempts: int
-    provider: str = "sandbox"
-    price_known: bool = True
-    failures: list[str] = field(default_factory=list)  # error codes of the failed attempts, in order
-
-
 @dataclass
 class _CallState:
-    """What one complete()/acomplete() call carries from attempt to attempt."""
+    """What one acomplete() call carries from attempt to attempt."""
 
     system: str
     messages: list[dict[str, Any]]
@@ -174,12 +126,6 @@ class _AttemptOutcome:
     stop_reason: str | None
 
 
-def _record(err: AppError, **kwargs: Any) -> str | None:
-    from core.errorlog import record  # imported late: the recorder imports the store
-
-    return record(err, **kwargs)
-
-
 def _estimate_tokens(text: str, settings: Settings) -> int:
     return settings.estimated_tokens(text)
 
@@ -222,73 +168,20 @@ class ClaudeClient:
         self._timeout = s.request_timeout_s
         self._limiter_name = limiter_name
         self._breaker_name = breaker_name
-        self.sdk = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=self._timeout)
-        # an async httpx client is bound to the event loop it first ran on: one per loop
-        self._async_sdks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anthropic.AsyncAnthropic] = (
-            weakref.WeakKeyDictionary())
-        self._async_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ClaudeClient(provider={self.provider!r}, base_url={self.base_url!r})"
 
-    @property
-    def is_sandbox(self) -> bool:
-        return self.provider == "sandbox"
-
     def async_sdk(self) -> anthropic.AsyncAnthropic:
-        loop = asyncio.get_running_loop()
-        with self._async_lock:
-            sdk = self._async_sdks.get(loop)
-            if sdk is None:
-                sdk = anthropic.AsyncAnthropic(
-                    api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self._timeout)
-                self._async_sdks[loop] = sdk
-            return sdk
+        """The SDK client for the running event loop (see core.llm.loops: one per loop)."""
+        return sdk_for_running_loop(self._api_key, self.base_url, self._timeout)
 
     def close(self) -> None:
-        self.sdk.close()
+        """Stop the in-process sandbox, if any (each loop's SDK client is closed with its loop)."""
         if self.sandbox is not None:
             self.sandbox.stop()
 
     # ---- the call ------------------------------------------------------------------------
-    def complete(
-        self,
-        *,
-        system: str,
-        messages: Sequence[Mapping[str, Any]],
-        model: str | None = None,
-        max_tokens: int | None = None,
-        component: str,
-        operation_id: str | None = None,
-        on_delta: Callable[[str], None] | None = None,
-        prefill: str = "",
-        est_output_tokens: int | None = None,
-    ) -> LLMResult:
-        """One model call with retries; streams to `on_delta` when given. Raises a classified AppError."""
-        from core.resilience import get_breaker, get_rate_limiter, retry_policy
-
-        state = self._new_state(system, messages, model, max_tokens, component, operation_id, on_delta,
-                                prefill, est_output_tokens)
-        limiter = get_rate_limiter(self._limiter_name)
-        breaker = get_breaker(self._breaker_name)
-        for attempt in retry_policy():
-            with attempt:
-                state.attempt = attempt.retry_state.attempt_number
-                limiter.acquire(state.est_input, state.est_output, model=state.model)
-                self._admit(state, breaker)
-                try:
-                    outcome = self._attempt_sync(state)
-                except Exception as exc:
-                    err = self._failed(state, exc, breaker, limiter)
-                    if err is exc:
-                        raise
-                    raise err from exc
-                except BaseException as exc:
-                    breaker.record_failure(exc)  # cancelled: frees a half-open probe slot, never counted
-                    raise
-                breaker.record_success()
-        return self._finish(state, outcome, limiter)
-
     async def acomplete(
         self,
         *,
@@ -302,9 +195,10 @@ class ClaudeClient:
         prefill: str = "",
         est_output_tokens: int | None = None,
     ) -> LLMResult:
-        """The asyncio twin of `complete` (same arguments, same behaviour)."""
-        from core.resilience import async_retry_policy, get_breaker, get_rate_limiter
+        """One model call with retries; streams to `on_delta` when given. Raises a classified AppError.
 
+        The only way to the model; sync code runs it with `core.llm.run_sync`.
+        """
         state = self._new_state(system, messages, model, max_tokens, component, operation_id, on_delta,
                                 prefill, est_output_tokens)
         limiter = get_rate_limiter(self._limiter_name)
@@ -315,7 +209,7 @@ class ClaudeClient:
                 await limiter.aacquire(state.est_input, state.est_output, model=state.model)
                 self._admit(state, breaker)
                 try:
-                    outcome = await self._attempt_async(state)
+                    outcome = await self._attempt(state)
                 except Exception as exc:
                     err = self._failed(state, exc, breaker, limiter)
                     if err is exc:
@@ -327,7 +221,7 @@ class ClaudeClient:
                 breaker.record_success()
         return self._finish(state, outcome, limiter)
 
-    # ---- shared steps --------------------------------------------------------------------
+    # ---- the steps of a call -------------------------------------------------------------
     def _new_state(
         self,
         system: str,
@@ -389,7 +283,7 @@ class ClaudeClient:
         except AppError as err:
             if state.partial:
                 err.partial_text = state.partial
-            _record(err, component=state.component, attempt=state.attempt, operation_id=state.operation_id,
+            record(err, component=state.component, attempt=state.attempt, operation_id=state.operation_id,
                     context={"model": state.model, "provider": self.provider, "partial_chars": len(state.partial)})
             raise
 
@@ -414,7 +308,7 @@ class ClaudeClient:
         if not err.request_id and headers is not None:
             err.request_id = headers.get("request-id")
         state.failures.append(err)
-        _record(err, component=state.component, attempt=state.attempt, request_id=err.request_id,
+        record(err, component=state.component, attempt=state.attempt, request_id=err.request_id,
                 operation_id=state.operation_id,
                 context={"model": state.model, "provider": self.provider, "partial_chars": len(state.partial)})
         return err
@@ -426,7 +320,7 @@ class ClaudeClient:
         cost, known = priced_cost(outcome.model or state.model, usage)
         if state.failures:
             last = state.failures[-1]
-            _record(last, component=state.component, attempt=state.attempt, request_id=outcome.request_id,
+            record(last, component=state.component, attempt=state.attempt, request_id=outcome.request_id,
                     operation_id=state.operation_id, severity=str(Severity.INFO), recovered=True,
                     context={"model": state.model, "provider": self.provider,
                              "recovered_after_failures": len(state.failures)})
@@ -436,34 +330,10 @@ class ClaudeClient:
             provider=self.provider, price_known=known, failures=[f.code for f in state.failures])
 
     def _observe(self, headers: Any, model: str) -> None:
-        from core.resilience import get_rate_limiter
-
         get_rate_limiter(self._limiter_name).observe_headers(headers, model=model)
 
-    # ---- one attempt, sync ------------------------------------------------------------------
-    def _attempt_sync(self, state: _CallState) -> _AttemptOutcome:
-        request = self._request(state)
-        if state.on_delta is None:
-            raw = self.sdk.messages.with_raw_response.create(**request)
-            self._observe(raw.headers, state.model)
-            message = raw.parse()
-            return self._outcome(state, _text_of(message), message, raw.headers.get("request-id"))
-        progress = _StreamProgress()
-        try:
-            with self.sdk.messages.with_streaming_response.create(**request, stream=True) as raw:
-                self._observe(raw.headers, state.model)
-                for sse in anthropic.Stream.raw_events(raw.http_response):
-                    event = _stream_event(sse, raw.http_response)
-                    if event is not None:
-                        progress.take(event, state.on_delta)
-                request_id = raw.request_id
-        except BaseException:
-            self._keep_partial(state, progress)
-            raise
-        return self._stream_outcome(state, progress, request_id)
-
-    # ---- one attempt, async -----------------------------------------------------------------
-    async def _attempt_async(self, state: _CallState) -> _AttemptOutcome:
+    # ---- one attempt ---------------------------------------------------------------------------
+    async def _attempt(self, state: _CallState) -> _AttemptOutcome:
         request = self._request(state)
         sdk = self.async_sdk()
         if state.on_delta is None:

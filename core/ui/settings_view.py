@@ -252,14 +252,18 @@ def _db() -> str:
 
 
 def _model_access() -> str:
-    from core.llm import get_client
+    from core.llm import get_client, run_sync
 
     client = get_client()
     if client.sandbox is not None:
         return f"offline sandbox answering at {client.base_url}"
-    # the cheapest authenticated call: list one model, no tokens spent
-    page = client.sdk.models.list(limit=1)
-    return f"key accepted ({len(page.data)} model listed)"
+
+    async def _list_one() -> int:
+        # the cheapest authenticated call: list one model, no tokens spent
+        page = await client.async_sdk().models.list(limit=1)
+        return len(page.data)
+
+    return f"key accepted ({run_sync(_list_one())} model listed)"
 
 
 def health() -> None:

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from core.config import reload_settings
 from core.errorlog import flush, recent, reset_recorder
 from core.errors import APIError, AppError, GenerationError, NetworkError
-from core.generation import GenerationParams, generate_conversation, parse_conversation
-from core.llm import ClaudeClient, get_client, reset_client
+from core.generation import GenerationParams, GenerationResult, agenerate_conversation, parse_conversation
+from core.llm import ClaudeClient, LLMResult, get_client, reset_client, run_sync
 from core.llm.pricing import DEFAULT_MODEL, MODELS
 from core.llm.sandbox import SandboxServer
 from core.resilience import CircuitOpenError, get_breaker, reset_breakers, reset_rate_limiters
@@ -86,9 +86,16 @@ def _when(srv: SandboxServer, fault: str, then: Callable[[], None]) -> threading
     return thread
 
 
-def _complete(client: ClaudeClient, **kwargs: object):
-    return client.complete(system="You write conversations.", messages=[{"role": "user", "content": PROMPT}],
-                           component="test.client", **kwargs)
+def _complete(client: ClaudeClient, **kwargs: object) -> LLMResult:
+    """One call from sync code, as the CLI and the drafts make it."""
+    return run_sync(client.acomplete(system="You write conversations.",
+                                     messages=[{"role": "user", "content": PROMPT}], component="test.client",
+                                     **kwargs))
+
+
+def _generate(params: GenerationParams, **kwargs: object) -> GenerationResult:
+    """One generation from sync code, as the CLI and the drafts run it."""
+    return run_sync(agenerate_conversation(params, **kwargs))
 
 
 def test_the_default_model_raises_no_deprecation_warning_and_an_old_one_does(sandbox):
@@ -139,7 +146,7 @@ def test_fifty_generations_under_30_percent_faults_all_succeed_and_the_log_holds
     srv = sandbox(fault_rate=0.3, retry_after_s=0)
     client = _client(srv)
     params = GenerationParams("customer_support", "a shop owner", "annoyed", "a missing refund", 4)
-    results = [generate_conversation(params, client=client, component="test.faults") for _ in range(50)]
+    results = [_generate(params, client=client, component="test.faults") for _ in range(50)]
     assert all(len(r.conversation.turns) == 4 for r in results)
     failures = sum(len(r.llm.failures) for r in results)
     injected = sum(srv.stats()["faults"][k] for k in ("429", "500", "503", "529"))
@@ -242,7 +249,7 @@ def test_a_stream_cut_then_retried_continues_from_the_partial_text(sandbox):
     _when(srv, "stream_cut", lambda: srv.configure(rate_stream_cut=0.0))
     deltas: list[str] = []
     params = GenerationParams("tutoring", "a student", "curious", "fractions", 6)
-    result = generate_conversation(params, client=_client(srv), on_delta=deltas.append)
+    result = _generate(params, client=_client(srv), on_delta=deltas.append)
     assert result.llm.attempts >= 2 and set(result.llm.failures) == {"connection_error"}
     assert result.llm.text == "".join(deltas)  # the UI saw exactly the final text, once
     assert result.llm.usage.input_tokens == srv.stats()["input_tokens"]  # the cut attempt's prompt is counted
@@ -255,14 +262,12 @@ def test_an_error_event_mid_stream_is_retried_and_continues_from_the_partial_tex
     """An overloaded_error event after a 200 is a recoverable "overloaded" failure; the retry continues the text."""
     import asyncio
 
-    from core.generation import agenerate_conversation
-
     srv = sandbox(rate_stream_error=1.0, latency_ms=100)
     _when(srv, "stream_error", lambda: srv.configure(rate_stream_error=0.0))
     deltas: list[str] = []
     params = GenerationParams("tutoring", "a student", "curious", "fractions", 6)
     if mode == "sync":
-        result = generate_conversation(params, client=_client(srv), on_delta=deltas.append)
+        result = _generate(params, client=_client(srv), on_delta=deltas.append)
     else:
         result = asyncio.run(agenerate_conversation(params, client=_client(srv), on_delta=deltas.append))
     assert result.llm.attempts == 2 and result.llm.failures == ["overloaded"]
@@ -279,9 +284,9 @@ def test_a_prefill_is_continued_and_not_repeated(sandbox):
     result = _complete(client, prefill=prefill)
     assert not result.text.startswith("User:")
     assert len(parse_conversation(prefill + result.text, 4)) == 4
-    as_message = client.complete(system="You write conversations.", component="test.client",
-                                 messages=[{"role": "user", "content": PROMPT},
-                                           {"role": "assistant", "content": prefill}])
+    as_message = run_sync(client.acomplete(system="You write conversations.", component="test.client",
+                                           messages=[{"role": "user", "content": PROMPT},
+                                                     {"role": "assistant", "content": prefill}]))
     assert len(parse_conversation(prefill + as_message.text, 4)) == 4
     # trailing whitespace cannot be sent (the API refuses it); it is held back and not doubled
     spaced = "User: I keep falling asleep on night shifts.\n\n"
@@ -296,7 +301,7 @@ def test_a_malformed_reply_is_retried_then_reported_as_a_generation_error(sandbo
     srv = sandbox(rate_invalid_conversation=1.0)
     params = GenerationParams("personal_finance", "a freelancer", "anxious", "taxes", 4)
     with pytest.raises(GenerationError) as info:
-        generate_conversation(params, client=_client(srv))
+        _generate(params, client=_client(srv))
     assert info.value.code == "invalid_response"
     assert srv.stats()["messages_requests"] == 3
 
@@ -307,7 +312,7 @@ def test_one_malformed_reply_is_retried_and_the_next_one_succeeds(sandbox):
     _when(srv, "invalid_conversation", lambda: srv.configure(rate_invalid_conversation=0.0))
     params = GenerationParams("personal_finance", "a freelancer", "anxious", "taxes", 4)
     shown: list[str] = []
-    result = generate_conversation(params, client=_client(srv), on_delta=shown.append, on_restart=shown.clear)
+    result = _generate(params, client=_client(srv), on_delta=shown.append, on_restart=shown.clear)
     assert result.invalid_attempts == 1 and len(result.conversation.turns) == 4
     assert "".join(shown) == result.raw_text  # the streamed view was cleared before the fresh reply
     assert result.usage.input_tokens > result.llm.usage.input_tokens
@@ -356,8 +361,6 @@ def test_async_streamed_generations_survive_faults_and_cut_streams(sandbox, monk
     """20 concurrent async generations with 30% status faults and 10% cut streams all succeed."""
     import asyncio
 
-    from core.generation import agenerate_conversation
-
     _settings(monkeypatch, retry_max_attempts=10)
     srv = sandbox(fault_rate=0.3, rate_stream_cut=0.1, retry_after_s=0)
     client = _client(srv)
@@ -378,8 +381,6 @@ def test_async_streamed_generations_survive_faults_and_cut_streams(sandbox, monk
 def test_async_generation_without_streaming_returns_the_whole_reply(sandbox, monkeypatch):
     """An async call with no on_delta parses the reply: the conversation has every turn."""
     import asyncio
-
-    from core.generation import agenerate_conversation
 
     _settings(monkeypatch, retry_max_attempts=10)
     srv = sandbox(fault_rate=0.2, retry_after_s=0)

@@ -106,6 +106,22 @@ def test_cut_stream_resumes_without_repeating_the_saved_prefix(engine, sandbox):
                             .where(conversations.c.draft_id == draft.id)).scalar_one() == 1
 
 
+def test_a_cancelled_generation_stops_at_its_next_piece_and_its_draft_stays_resumable(engine, sandbox):
+    """The page's cancel ends the stream at the next piece: no conversation is written, the draft stays unfinished."""
+    from core.ui.generation_job import GenerationJob
+
+    draft = start_draft(engine, PARAMS, user="ana")
+    job = GenerationJob(draft)
+    job.cancel()  # the page has gone before the first piece arrives
+    job.start().join(30)
+    assert job.done and job.cancelled and job.error is None and job.result is None
+    assert _saved(engine, draft.id)["status"] == "in_progress"
+    assert [d["id"] for d in list_unfinished_drafts(engine, "ana")] == [draft.id]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one() == 0
+    assert sandbox.stats()["messages_requests"] == 1  # a cancel is never retried
+
+
 def test_a_completed_draft_cannot_run_again(engine, sandbox):
     """Running a finished draft again is refused; it does not write a second conversation."""
     draft = start_draft(engine, PARAMS)
