@@ -17,7 +17,7 @@ from core.resilience._breaker import (
 )
 from core.resilience._db import outlast_store_outage, run_db, run_db_past_breaker
 from core.resilience._limiter import RateLimiter, get_rate_limiter, reset_rate_limiters
-from core.resilience._retry import async_retry_policy, is_retryable, is_store_unavailable, retry_policy
+from core.resilience._retry import async_retry_policy, is_retryable, is_store_unavailable
 
 __all__ = [
     "CircuitBreaker",
@@ -35,7 +35,6 @@ __all__ = [
     "outlast_store_outage",
     "reset_breakers",
     "reset_rate_limiters",
-    "retry_policy",
     "run_db",
     "run_db_past_breaker",
 ]

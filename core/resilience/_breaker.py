@@ -317,11 +317,8 @@ class CircuitBreaker:
             raise
         self.record_success()
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self.guard():
-            return fn(*args, **kwargs)
-
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """`await fn(*args, **kwargs)` through the breaker (a sync call uses `guard()`)."""
         with self.guard():
             return await fn(*args, **kwargs)
 

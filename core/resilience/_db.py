@@ -37,7 +37,7 @@ from tenacity import RetryCallState
 
 from core.errors import classify
 from core.resilience._breaker import CircuitBreaker, get_breaker
-from core.resilience._retry import async_store_outage_policy, retry_policy
+from core.resilience._retry import async_store_outage_policy, db_retry_policy
 
 __all__ = ["DATABASE_SERVICE", "outlast_store_outage", "run_db", "run_db_past_breaker"]
 
@@ -60,7 +60,7 @@ def _retried_run(attempt: Callable[..., T], fn: Callable[..., T], args: tuple[An
                  kwargs: dict[str, Any]) -> T:
     breaker = get_breaker(DATABASE_SERVICE)
     retried = _Retried(fn)
-    result = retry_policy(kind="db", on_retry=retried.remember)(attempt, breaker, fn, args, kwargs)
+    result = db_retry_policy(on_retry=retried.remember)(attempt, breaker, fn, args, kwargs)
     retried.record_recovery()
     return result
 

@@ -60,9 +60,10 @@ Waits: a call waiting longer than settings.rate_limit_visible_wait_s is recorded
 once per episode (an episode ends when no call has waited that long for as long again), and `snapshot()["longest_wait_s"]` says
 how long the call that has waited longest has waited, so a batch can show it.
 
-Settings are read at each call. One threading lock guards the state and nothing sleeps or
-awaits while holding it: `acquire` sleeps with the given sleep function, `aacquire` with
-asyncio.sleep, both outside the lock, then check again.
+Settings are read at each call. One threading lock guards the state (a limiter serves every
+event loop of the process: the batch worker's, and those of `core.llm.run_sync`) and nothing
+awaits while holding it: `aacquire` awaits the given sleep (asyncio.sleep) outside the lock,
+then checks again.
 """
 
 from __future__ import annotations
@@ -131,8 +132,7 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_admit: Callable[[float, dict[str, float]], None] | None = None,
         on_long_wait: Callable[[dict[str, Any]], None] | None = None,
         window_s: float = _WINDOW_S,
@@ -141,7 +141,6 @@ class RateLimiter:
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
-        self._async_sleep = async_sleep
         self._on_admit = on_admit  # observer for tests and metrics, called under the lock
         self._on_long_wait = on_long_wait or _record_long_wait  # called outside the lock
         self._window_s = window_s
@@ -155,24 +154,12 @@ class RateLimiter:
         self._long_wait_until = -math.inf  # when the latest long wait ends (as planned)
 
     # ---- public API -----------------------------------------------------------------------
-    def acquire(self, est_input_tokens: int = 0, est_output_tokens: int = 0, *, model: str | None = None) -> float:
-        """Block until one request with these estimated tokens fits; return the seconds waited."""
-        needs = self._needs(est_input_tokens, est_output_tokens)
-        ticket = next(self._tickets)
-        waited = 0.0
-        try:
-            while True:
-                wait = self._try_admit(needs, model, ticket, waited)
-                if wait <= 0.0:
-                    return waited
-                self._sleep(wait)
-                waited += wait
-        finally:
-            self._done_waiting(ticket)
-
     async def aacquire(self, est_input_tokens: int = 0, est_output_tokens: int = 0, *,
                        model: str | None = None) -> float:
-        """The asyncio twin of `acquire` (awaits instead of blocking the loop)."""
+        """Wait (awaiting, never blocking the loop) until one request with these estimated tokens fits.
+
+        Returns the seconds waited.
+        """
         needs = self._needs(est_input_tokens, est_output_tokens)
         ticket = next(self._tickets)
         waited = 0.0
@@ -181,7 +168,7 @@ class RateLimiter:
                 wait = self._try_admit(needs, model, ticket, waited)
                 if wait <= 0.0:
                     return waited
-                await self._async_sleep(wait)
+                await self._sleep(wait)
                 waited += wait
         finally:
             self._done_waiting(ticket)

@@ -11,6 +11,10 @@ wait is zero, so unit tests do not sleep; settings.retry_after_when_instant (or 
 `honour_retry_after_when_instant` argument) keeps the retry-after part real in that mode so
 an integration test can measure a server-imposed wait.
 
+One policy per job: `async_retry_policy` for a model call (the model path is async),
+`db_retry_policy` for `run_db` (the store is sync SQLAlchemy), `async_store_outage_policy`
+for a write that must outlast an outage of the store.
+
 Settings are read when a wait or a stop is computed, not when the policy is built, so a
 settings change applies to the next attempt without a restart.
 """
@@ -33,11 +37,11 @@ __all__ = [
     "NEVER_RETRY_CODES",
     "async_retry_policy",
     "async_store_outage_policy",
+    "db_retry_policy",
     "full_jitter_backoff",
     "is_retryable",
     "is_store_unavailable",
     "retry_after_of",
-    "retry_policy",
     "stop_after_configured_attempts",
     "wait_backoff_or_retry_after",
 ]
@@ -166,41 +170,29 @@ def _policy_kwargs(
     return kwargs
 
 
-def retry_policy(
-    *,
-    max_attempts: int | None = None,
-    on_retry: Callable[[RetryCallState], Any] | None = None,
-    reraise: bool = True,
-    honour_retry_after_when_instant: bool | None = None,
-    kind: PolicyKind = "api",
-    sleep: Callable[[float], None] | None = None,
-) -> tenacity.Retrying:
-    """A tenacity.Retrying for one call: retry recoverable AppErrors with backoff and retry-after.
-
-    `on_retry(retry_state)` runs before each sleep (a failed attempt that will be retried).
-    With reraise=True the last error is raised as is, not wrapped in tenacity.RetryError.
-    `kind="db"` uses the db_retry_* numbers and retries only transient DatabaseErrors.
-    """
-    kwargs = _policy_kwargs(kind, max_attempts, on_retry, reraise, honour_retry_after_when_instant)
-    if sleep is not None:
-        kwargs["sleep"] = sleep
-    return tenacity.Retrying(**kwargs)
-
-
 def async_retry_policy(
     *,
     max_attempts: int | None = None,
     on_retry: Callable[[RetryCallState], Any] | None = None,
     reraise: bool = True,
     honour_retry_after_when_instant: bool | None = None,
-    kind: PolicyKind = "api",
     sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> tenacity.AsyncRetrying:
-    """The asyncio twin of `retry_policy` (waits with asyncio.sleep)."""
-    kwargs = _policy_kwargs(kind, max_attempts, on_retry, reraise, honour_retry_after_when_instant)
+    """A tenacity.AsyncRetrying for one model call: retry recoverable AppErrors with backoff and retry-after.
+
+    `on_retry(retry_state)` runs before each sleep (a failed attempt that will be retried).
+    With reraise=True the last error is raised as is, not wrapped in tenacity.RetryError.
+    Waits are awaited with `sleep` (asyncio.sleep by default).
+    """
+    kwargs = _policy_kwargs("api", max_attempts, on_retry, reraise, honour_retry_after_when_instant)
     if sleep is not None:
         kwargs["sleep"] = sleep
     return tenacity.AsyncRetrying(**kwargs)
+
+
+def db_retry_policy(*, on_retry: Callable[[RetryCallState], Any] | None = None) -> tenacity.Retrying:
+    """The policy of `run_db`, sync because the store is: transient DatabaseErrors, the db_retry_* numbers."""
+    return tenacity.Retrying(**_policy_kwargs("db", None, on_retry, True, None))
 
 
 def async_store_outage_policy(

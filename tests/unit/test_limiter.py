@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -16,16 +17,25 @@ from core.resilience import RateLimiter, get_rate_limiter, reset_rate_limiters
 
 def make_limiter(vt: FakeClock, admitted: list[tuple[float, dict[str, float]]] | None = None) -> RateLimiter:
     log = admitted if admitted is not None else []
-    return RateLimiter("test", clock=vt, wall_clock=vt.wall, sleep=vt.sleep, async_sleep=vt.async_sleep,
+    return RateLimiter("test", clock=vt, wall_clock=vt.wall, sleep=vt.async_sleep,
                        on_admit=lambda at, needs: log.append((at, needs)))
+
+
+def acquire(limiter: RateLimiter, est_input: int = 0, est_output: int = 0, *, model: str | None = None) -> float:
+    """One acquisition from a test's sync code (on an event loop of its own); the seconds it waited."""
+    return asyncio.run(limiter.aacquire(est_input, est_output, model=model))
 
 
 def run_calls(n: int, est_input: int = 0, est_output: int = 0) -> tuple[RateLimiter, list[tuple[float, dict[str, float]]]]:
     """A limiter on virtual time after n acquisitions in a row, and what it admitted when."""
     admitted: list[tuple[float, dict[str, float]]] = []
     limiter = make_limiter(FakeClock(), admitted)
-    for _ in range(n):
-        limiter.acquire(est_input, est_output)
+
+    async def in_a_row() -> None:
+        for _ in range(n):
+            await limiter.aacquire(est_input, est_output)
+
+    asyncio.run(in_a_row())
     return limiter, admitted
 
 
@@ -59,7 +69,7 @@ def test_200_calls_at_600_rpm_stay_under_and_near_the_limit() -> None:
     admitted: list[tuple[float, dict[str, float]]] = []
     limiter = make_limiter(vt, admitted)
     for _ in range(200):
-        limiter.acquire(100, 100)
+        acquire(limiter, 100, 100)
     times = [t for t, _ in admitted]
     assert max_in_any_window(times) <= 600
     assert times[-1] <= 200 / (0.9 * 600 / 60)  # 22.2 s: at least 90% of 10 per second
@@ -75,7 +85,7 @@ def test_long_runs_fill_every_minute_but_never_overfill_it() -> None:
     admitted: list[tuple[float, dict[str, float]]] = []
     limiter = make_limiter(vt, admitted)
     for _ in range(1500):
-        limiter.acquire()
+        acquire(limiter)
     times = [t for t, _ in admitted]
     assert max_in_any_window(times) <= 600
     full_windows = [sum(1 for u in times if t <= u < t + 60) for t in times[::50] if t + 60 <= times[-1]]
@@ -92,7 +102,7 @@ def test_idle_gaps_do_not_allow_a_burst_over_the_minute() -> None:
     for _ in range(400):
         if rng.random() < 0.1:
             vt.sleep(rng.uniform(5, 40))
-        limiter.acquire()
+        acquire(limiter)
     assert max_in_any_window([t for t, _ in admitted]) <= 60
 
 
@@ -114,7 +124,7 @@ def test_actual_usage_gives_back_an_over_estimate() -> None:
         vt = FakeClock()
         limiter = make_limiter(vt)
         for _ in range(20):
-            limiter.acquire(10, 4_000)
+            acquire(limiter, 10, 4_000)
             if correct:
                 limiter.record_usage(10, 400, 10, 4_000)
         return vt.now
@@ -127,8 +137,8 @@ def test_a_request_larger_than_the_limit_is_still_admitted() -> None:
     override_settings(rate_limit_output_tpm=1_000)
     vt = FakeClock()
     limiter = make_limiter(vt)
-    limiter.acquire(0, 5_000)
-    limiter.acquire(0, 5_000)
+    acquire(limiter, 0, 5_000)
+    acquire(limiter, 0, 5_000)
     assert 240.0 <= vt.now <= 310.0  # the first 5,000 tokens at 1,000 a minute
 
 
@@ -142,7 +152,7 @@ def test_threads_together_never_exceed_the_rate() -> None:
     def worker() -> None:
         start.wait()
         for _ in range(40):
-            limiter.acquire(10, 10)
+            acquire(limiter, 10, 10)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
@@ -207,7 +217,7 @@ def test_headers_saying_nothing_remains_empty_the_bucket_but_do_not_hold_calls_u
     limiter.observe_headers({"Anthropic-RateLimit-Requests-Limit": "600",
                              "Anthropic-RateLimit-Requests-Remaining": "0",
                              "Anthropic-RateLimit-Requests-Reset": rfc3339(vt.wall() + 10)})
-    waited = limiter.acquire()
+    waited = acquire(limiter)
     assert 0.09 <= waited <= 0.11
     assert limiter.snapshot()["requests_in_window"] == 1  # nothing booked for the minute
 
@@ -218,7 +228,7 @@ def test_a_remaining_without_reset_is_not_booked_as_a_minute_of_usage() -> None:
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-remaining": "0"})
     for _ in range(50):
-        limiter.acquire()
+        acquire(limiter)
     assert vt.now <= 50 / 10 + 0.01  # 50 calls at 10 per second
 
 
@@ -228,7 +238,7 @@ def test_a_reset_without_remaining_changes_nothing() -> None:
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-reset": rfc3339(vt.wall() + 30),
                              "anthropic-ratelimit-output-tokens-reset": rfc3339(vt.wall() + 30)})
-    assert limiter.acquire() == 0.0
+    assert acquire(limiter) == 0.0
     assert limiter.snapshot()["requests_in_window"] == 1
 
 
@@ -238,7 +248,7 @@ def test_headers_with_room_to_spare_change_nothing() -> None:
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-limit": "600",
                              "anthropic-ratelimit-requests-remaining": "600"})
-    assert limiter.acquire() == 0.0
+    assert acquire(limiter) == 0.0
 
 
 def test_a_smaller_remaining_lowers_the_bucket_for_usage_we_did_not_cause() -> None:
@@ -246,8 +256,8 @@ def test_a_smaller_remaining_lowers_the_bucket_for_usage_we_did_not_cause() -> N
     vt = FakeClock()
     limiter = make_limiter(vt)
     limiter.observe_headers({"anthropic-ratelimit-requests-remaining": "1"})
-    assert limiter.acquire() == 0.0
-    assert limiter.acquire() == pytest.approx(0.1)
+    assert acquire(limiter) == 0.0
+    assert acquire(limiter) == pytest.approx(0.1)
 
 
 def test_limits_announced_for_one_model_do_not_slow_another() -> None:
@@ -258,24 +268,24 @@ def test_limits_announced_for_one_model_do_not_slow_another() -> None:
     assert limiter.snapshot("model-a")["effective_rpm"] == 60
     assert limiter.snapshot("model-b")["effective_rpm"] == 600
     for _ in range(5):
-        limiter.acquire(model="model-b")
+        acquire(limiter, model="model-b")
     assert vt.now == 0.0  # five calls fit model B's half-second bucket at once
-    limiter.acquire(model="model-a")
-    assert limiter.acquire(model="model-a") == pytest.approx(1.0)
+    acquire(limiter, model="model-a")
+    assert acquire(limiter, model="model-a") == pytest.approx(1.0)
 
 
 def test_a_429_saying_the_limit_is_exhausted_cuts_the_rate_which_recovers_within_seconds() -> None:
     """remaining=0 on a 429 cuts the rate by 20% once (its echoes do not cut again); 2 quiet seconds restore it."""
     vt = FakeClock()
     limiter = make_limiter(vt)
-    limiter.acquire()
+    acquire(limiter)
     exhausted = {"anthropic-ratelimit-requests-remaining": "0"}
     limiter.observe_rate_limited(1.0, exhausted)
     limiter.observe_rate_limited(1.0, exhausted)  # an echo from a call already in flight: no second cut
     snap = limiter.snapshot()
     assert snap["effective_rpm"] == pytest.approx(480) and snap["rate_limited"] == 2
     assert snap["requests_available"] == 0.0 and snap["output_tokens_available"] > 0  # only the named limit
-    assert limiter.acquire() < 0.2  # nobody is paused for the retry-after; the next call waits a refill
+    assert acquire(limiter) < 0.2  # nobody is paused for the retry-after; the next call waits a refill
     vt.sleep(1.0)
     assert limiter.snapshot()["effective_rpm"] == pytest.approx(540)
     vt.sleep(1.0)
@@ -298,7 +308,7 @@ def test_a_lone_429_without_rate_limit_headers_slows_nobody() -> None:
     vt = FakeClock()
     limiter = make_limiter(vt)
     for _ in range(20):
-        limiter.acquire()
+        acquire(limiter)
         limiter.observe_headers({})
     vt.sleep(1.0)  # the bucket refills
     limiter.observe_rate_limited(1.0, {"retry-after": "1"})
@@ -312,7 +322,7 @@ def test_sustained_429s_without_headers_cut_the_rate() -> None:
     vt = FakeClock()
     limiter = make_limiter(vt)
     for i in range(10):
-        limiter.acquire()
+        acquire(limiter)
         limiter.observe_headers({})
         if i % 2:
             limiter.observe_rate_limited(1.0, {})
@@ -341,10 +351,14 @@ def test_the_longest_current_wait_is_visible_and_a_long_wait_is_recorded_once() 
     vt = FakeClock()
     reports: list[dict[str, object]] = []
     seen: list[float] = []
-    limiter = RateLimiter("test", clock=vt, wall_clock=vt.wall, on_long_wait=reports.append,
-                          sleep=lambda s: (vt.sleep(s), seen.append(limiter.snapshot()["longest_wait_s"])))
+
+    async def sleep(seconds: float) -> None:
+        await vt.async_sleep(seconds)
+        seen.append(limiter.snapshot()["longest_wait_s"])
+
+    limiter = RateLimiter("test", clock=vt, wall_clock=vt.wall, on_long_wait=reports.append, sleep=sleep)
     for _ in range(3):
-        limiter.acquire(0, 200)  # 200 tokens at 10 per second: 20 s each after the first
+        acquire(limiter, 0, 200)  # 200 tokens at 10 per second: 20 s each after the first
     assert max(seen) == pytest.approx(20.0)
     assert len(reports) == 1
     assert reports[0]["bound_by"] == "output_tokens" and reports[0]["limit_per_min"] == 600
@@ -355,9 +369,9 @@ def test_short_waits_are_not_recorded() -> None:
     """Pacing at the configured rate (waits of a tenth of a second) writes nothing to the error log."""
     vt = FakeClock()
     reports: list[dict[str, object]] = []
-    limiter = RateLimiter("test", clock=vt, wall_clock=vt.wall, sleep=vt.sleep, on_long_wait=reports.append)
+    limiter = RateLimiter("test", clock=vt, wall_clock=vt.wall, sleep=vt.async_sleep, on_long_wait=reports.append)
     for _ in range(100):
-        limiter.acquire()
+        acquire(limiter)
     assert reports == []
 
 
@@ -370,7 +384,7 @@ def test_a_429_whose_headers_show_room_does_not_slow_everyone() -> None:
                                        "anthropic-ratelimit-output-tokens-remaining": "90000"})
     snap = limiter.snapshot()
     assert snap["effective_rpm"] == 600 and snap["rate_limited_ignored"] == 1
-    assert limiter.acquire() == 0.0
+    assert acquire(limiter) == 0.0
 
 
 def test_a_429_whose_headers_show_any_exhausted_limit_cuts_the_rate() -> None:
@@ -388,7 +402,7 @@ def test_a_refunded_request_frees_its_slot_in_the_minute():
     vt = FakeClock()
     limiter = make_limiter(vt)
     for i in range(120):
-        limiter.acquire(0, 0)
+        acquire(limiter, 0, 0)
         if i % 2 == 0:
             limiter.refund_request()
     assert vt.now < 75  # 60 counted calls at 60 RPM need about a minute, not two
@@ -400,7 +414,7 @@ def test_without_refunds_every_admitted_request_counts():
     vt = FakeClock()
     limiter = make_limiter(vt)
     for _ in range(120):
-        limiter.acquire(0, 0)
+        acquire(limiter, 0, 0)
     assert vt.now > 110
 
 
@@ -435,9 +449,21 @@ class Upstream:
             return {base + "reset": reset}
         return {}
 
-    def call(self, limiter: RateLimiter) -> bool:
-        """One attempt through the limiter, answered; True when it was served."""
-        limiter.acquire()
+    def serve(self, limiter: RateLimiter, *, until: Callable[[], bool]) -> int:
+        """Attempts through the limiter, one after another, until `until()`; how many there were."""
+
+        async def attempts() -> int:
+            count = 0
+            while not until():
+                await limiter.aacquire()
+                self.answer(limiter)
+                count += 1
+            return count
+
+        return asyncio.run(attempts())
+
+    def answer(self, limiter: RateLimiter) -> bool:
+        """Answer one attempt the limiter admitted; True when it was served."""
         now = self.vt()
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
@@ -465,8 +491,7 @@ def test_each_header_mode_runs_at_the_configured_rate_without_a_limit_429(mode: 
     vt = FakeClock()
     limiter = make_limiter(vt)
     upstream = Upstream(vt, 600, mode)
-    while upstream.served < 600:
-        upstream.call(limiter)
+    upstream.serve(limiter, until=lambda: upstream.served >= 600)
     assert upstream.limit_429s == 0
     assert 600 / vt.now >= 0.95 * 10
 
@@ -477,10 +502,7 @@ def test_a_steady_5_percent_of_unrelated_429s_keeps_the_rate_within_10_percent(m
     vt = FakeClock()
     limiter = make_limiter(vt)
     upstream = Upstream(vt, 600, mode, unrelated_429=0.05, seed=7)
-    attempts = 0
-    while vt.now < 120:
-        upstream.call(limiter)
-        attempts += 1
+    attempts = upstream.serve(limiter, until=lambda: vt.now >= 120)
     assert upstream.unrelated_429s >= 0.03 * attempts  # the stream of 429s was there
     assert attempts / vt.now >= 0.9 * 10
     assert limiter.snapshot()["effective_rpm"] >= 0.9 * 600
@@ -491,8 +513,7 @@ def test_an_upstream_with_a_lower_limit_and_no_headers_is_found_by_backing_off()
     vt = FakeClock()
     limiter = make_limiter(vt)
     upstream = Upstream(vt, 300, "none")
-    while vt.now < 120:
-        upstream.call(limiter)
+    upstream.serve(limiter, until=lambda: vt.now >= 120)
     assert upstream.served / vt.now >= 0.8 * 5  # most of the upstream's limit is used
     assert upstream.limit_429s <= 0.25 * upstream.served  # not an endless stream of 429s
 
@@ -502,9 +523,13 @@ def test_a_long_run_keeps_only_the_recent_answers() -> None:
     override_settings(rate_limit_sustained_window_s=10.0)
     vt = FakeClock()
     limiter = make_limiter(vt)
-    for _ in range(36_000):
-        limiter.acquire()
-        limiter.observe_headers({})
+
+    async def an_hour() -> None:
+        for _ in range(36_000):
+            await limiter.aacquire()
+            limiter.observe_headers({})
+
+    asyncio.run(an_hour())
     assert len(limiter._paces[""].answers) <= 10 * 10 + 1
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import anthropic
 import httpx2
 import pytest
+import tenacity
 from sqlalchemy import exc as sa_exc
 
 from core.config import override_settings
 from core.errors import APIError, ValidationError
-from core.resilience import CircuitOpenError, async_retry_policy, is_retryable, retry_policy
-from core.resilience._retry import full_jitter_backoff
+from core.resilience import CircuitOpenError, async_retry_policy, is_retryable
+from core.resilience._retry import db_retry_policy, full_jitter_backoff
 
 REQUEST = httpx2.Request("POST", "http://model.invalid/v1/messages")
 
@@ -39,6 +41,20 @@ class Flaky:
         return "ok"
 
 
+def retried(fn: Flaky, policy: tenacity.AsyncRetrying | None = None, *, sleeps: list[float] | None = None,
+            **options: Any) -> str:
+    """Run `fn` under the model-call policy (built from `options` unless given), its waits noted in `sleeps`."""
+    noted = sleeps if sleeps is not None else []
+
+    async def sleep(seconds: float) -> None:
+        noted.append(seconds)
+
+    async def attempt() -> str:
+        return fn()
+
+    return asyncio.run((policy or async_retry_policy(sleep=sleep, **options))(attempt))
+
+
 def test_backoff_is_full_jitter_within_exponential_bounds() -> None:
     """Each wait lies in [0, min(cap, base * 2**(attempt-1))] and spans that range."""
     rng = random.Random(7)
@@ -61,7 +77,7 @@ def test_transient_statuses_are_retried_up_to_the_limit(status: int) -> None:
     """A transient status is tried settings.retry_max_attempts times, then raised classified."""
     fn = Flaky(*[_classified(status_error(status)) for _ in range(10)])
     with pytest.raises(APIError) as info:
-        retry_policy(sleep=lambda s: None)(fn)
+        retried(fn)
     assert fn.calls == 4
     assert info.value.status_code == status
 
@@ -79,7 +95,7 @@ def test_client_errors_are_tried_once(status: int) -> None:
     """A 4xx that retrying cannot fix is raised after a single attempt."""
     fn = Flaky(_classified(status_error(status)))
     with pytest.raises(APIError):
-        retry_policy(sleep=lambda s: None)(fn)
+        retried(fn)
     assert fn.calls == 1
 
 
@@ -89,7 +105,7 @@ def test_spend_limit_429_is_not_retried() -> None:
     assert err.code == "spend_limit"
     fn = Flaky(err)
     with pytest.raises(APIError):
-        retry_policy(sleep=lambda s: None)(fn)
+        retried(fn)
     assert fn.calls == 1
 
 
@@ -102,7 +118,7 @@ def test_spend_limit_429_is_not_retried() -> None:
 def test_connection_and_timeout_errors_are_retried(exc: BaseException) -> None:
     """Network failures are retried, and a later success is returned."""
     fn = Flaky(exc, exc)
-    assert retry_policy(sleep=lambda s: None)(fn) == "ok"
+    assert retried(fn) == "ok"
     assert fn.calls == 3
 
 
@@ -112,7 +128,7 @@ def test_open_circuit_is_not_retried() -> None:
     assert err.is_recoverable and not is_retryable(err)
     fn = Flaky(err)
     with pytest.raises(CircuitOpenError):
-        retry_policy(sleep=lambda s: None)(fn)
+        retried(fn)
     assert fn.calls == 1
 
 
@@ -120,7 +136,7 @@ def test_unknown_exceptions_are_classified_and_not_retried() -> None:
     """A plain bug (KeyError) is classified as internal and raised after one attempt."""
     fn = Flaky(KeyError("x"))
     with pytest.raises(KeyError):
-        retry_policy(sleep=lambda s: None)(fn)
+        retried(fn)
     assert fn.calls == 1
 
 
@@ -130,7 +146,7 @@ def test_retry_after_sets_a_floor_under_the_backoff() -> None:
     sleeps: list[float] = []
     errs = [_classified(status_error(429, headers={"retry-after": "7"})) for _ in range(3)]
     fn = Flaky(*errs)
-    assert retry_policy(sleep=sleeps.append)(fn) == "ok"
+    assert retried(fn, sleeps=sleeps) == "ok"
     assert len(sleeps) == 3
     assert all(7.0 <= s <= 32.0 for s in sleeps)
 
@@ -141,7 +157,7 @@ def test_retry_after_ms_is_read_and_capped() -> None:
     sleeps: list[float] = []
     fn = Flaky(_classified(status_error(529, headers={"retry-after-ms": "1500"})),
                _classified(status_error(503, headers={"retry-after": "3600"})))
-    retry_policy(sleep=sleeps.append)(fn)
+    retried(fn, sleeps=sleeps)
     assert sleeps == [1.5, 9.0]
 
 
@@ -150,7 +166,7 @@ def test_backoff_without_retry_after_stays_under_the_cap() -> None:
     override_settings(retry_instant=False, retry_backoff_base_s=0.5, retry_backoff_cap_s=1.0, retry_max_attempts=6)
     sleeps: list[float] = []
     fn = Flaky(*[_classified(status_error(500)) for _ in range(5)])
-    retry_policy(sleep=sleeps.append)(fn)
+    retried(fn, sleeps=sleeps)
     assert len(sleeps) == 5
     assert sleeps[0] <= 0.5 and all(0.0 <= s <= 1.0 for s in sleeps)
 
@@ -159,7 +175,7 @@ def test_instant_mode_sleeps_zero_even_with_retry_after() -> None:
     """With retry_instant every wait is zero, retry-after included."""
     sleeps: list[float] = []
     fn = Flaky(_classified(status_error(429, headers={"retry-after": "5"})), _classified(status_error(500)))
-    assert retry_policy(sleep=sleeps.append)(fn) == "ok"
+    assert retried(fn, sleeps=sleeps) == "ok"
     assert sleeps == [0.0, 0.0]
 
 
@@ -167,11 +183,11 @@ def test_instant_mode_can_opt_in_to_real_retry_after() -> None:
     """The opt-in keeps retry-after waits real in instant mode, backoff still zero."""
     sleeps: list[float] = []
     fn = Flaky(_classified(status_error(429, headers={"retry-after": "2"})), _classified(status_error(500)))
-    retry_policy(sleep=sleeps.append, honour_retry_after_when_instant=True)(fn)
+    retried(fn, sleeps=sleeps, honour_retry_after_when_instant=True)
     assert sleeps == [2.0, 0.0]
     override_settings(retry_after_when_instant=True)
     sleeps.clear()
-    retry_policy(sleep=sleeps.append)(Flaky(_classified(status_error(429, headers={"retry-after": "2"}))))
+    retried(Flaky(_classified(status_error(429, headers={"retry-after": "2"}))), sleeps=sleeps)
     assert sleeps == [2.0]
 
 
@@ -179,17 +195,17 @@ def test_on_retry_sees_each_retried_attempt() -> None:
     """on_retry runs once per failed attempt that will be retried, with its attempt number."""
     seen: list[int] = []
     fn = Flaky(_classified(status_error(503)), _classified(status_error(503)))
-    retry_policy(on_retry=lambda state: seen.append(state.attempt_number), sleep=lambda s: None)(fn)
+    retried(fn, on_retry=lambda state: seen.append(state.attempt_number))
     assert seen == [1, 2]
 
 
 def test_settings_are_read_when_the_policy_runs() -> None:
     """A policy built before a settings change obeys the new attempt limit."""
-    policy = retry_policy(sleep=lambda s: None)
+    policy = async_retry_policy()
     override_settings(retry_max_attempts=2)
     fn = Flaky(*[_classified(status_error(500)) for _ in range(5)])
     with pytest.raises(APIError):
-        policy(fn)
+        retried(fn, policy)
     assert fn.calls == 2
 
 
@@ -197,7 +213,7 @@ def test_explicit_max_attempts_wins() -> None:
     """max_attempts given to the policy overrides the setting."""
     fn = Flaky(*[_classified(status_error(500)) for _ in range(5)])
     with pytest.raises(APIError):
-        retry_policy(max_attempts=1, sleep=lambda s: None)(fn)
+        retried(fn, max_attempts=1)
     assert fn.calls == 1
 
 
@@ -246,9 +262,9 @@ def test_the_db_policy_retries_only_transient_database_errors() -> None:
     dropped = sa_exc.OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
     duplicate = sa_exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: t.k"))
     transient = Flaky(locked, dropped)
-    assert retry_policy(kind="db", sleep=lambda s: None)(transient) == "ok" and transient.calls == 3
+    assert db_retry_policy()(transient) == "ok" and transient.calls == 3
     for final in (duplicate, _classified(status_error(503))):
         once = Flaky(final)
         with pytest.raises(type(final)):
-            retry_policy(kind="db", sleep=lambda s: None)(once)
+            db_retry_policy()(once)
         assert once.calls == 1
