@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from core.llm.client import LLMResult, Usage
+    from core.llm.types import LLMResult, Usage
 
 __all__ = ["Conversation", "GenerationParams", "GenerationResult", "Role", "Turn"]
 
