@@ -1,36 +1,29 @@
 """Claude models and their list prices: the one table every cost figure comes from.
 
-Prices are US dollars per million tokens (MTok): input, output, 5-minute cache write
-and cache read. Rows marked ``price_source="family estimate"`` are models whose own
-price is not published where we could find it; they carry the price of their family
-tier (haiku / sonnet / opus / fable / mythos) so the UI can say the figure is an estimate.
-
-The set of names is exactly the models the installed ``anthropic`` SDK lists in
-``anthropic.types.ModelParam``; the deprecated flag and end-of-life date come from the
-SDK's own ``DEPRECATED_MODELS`` so they change when the SDK is upgraded.
+The table is data, ``prices.toml`` beside this module (its header says what each field
+means and where the figures come from); this module reads it once, at import, and prices
+a call's usage. tests/unit/test_pricing.py checks the file against the installed SDK.
 """
 
 from __future__ import annotations
 
-import re
-import typing
+import tomllib
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
+from importlib import resources
 from typing import Any
-
-from anthropic._data import DEPRECATED_MODELS
-from anthropic.types import ModelParam
 
 from core.config import default
 
 __all__ = [
     "DEFAULT_MODEL",
     "MODELS",
+    "PRICES_CHECKED",
     "ModelInfo",
-    "SDK_MODEL_NAMES",
     "cost_usd",
     "get_model",
     "model_choices",
+    "parse_prices",
     "priced_cost",
 ]
 
@@ -38,6 +31,8 @@ DEFAULT_MODEL: str = default("default_model")  # declared once, in core.config
 
 PUBLISHED = "published"
 FAMILY_ESTIMATE = "family estimate"
+
+PRICE_FILE = "prices.toml"
 
 
 @dataclass(frozen=True)
@@ -51,109 +46,69 @@ class ModelInfo:
     output_per_mtok: float
     cache_write_per_mtok: float
     cache_read_per_mtok: float
-    deprecated: bool
     end_of_life: date | None
     price_source: str
     note: str = ""
+
+    @property
+    def deprecated(self) -> bool:
+        return self.end_of_life is not None
 
     @property
     def is_estimate(self) -> bool:
         return self.price_source == FAMILY_ESTIMATE
 
 
-# (input, output, 5m cache write, cache read) per MTok, from Anthropic's pricing and
-# model overview pages. A family's entry is the price its estimated rows borrow.
-_FAMILY_PRICE: dict[str, tuple[float, float, float, float]] = {
-    "haiku": (1.0, 5.0, 1.25, 0.10),
-    "sonnet": (2.0, 10.0, 2.50, 0.20),
-    "opus": (5.0, 25.0, 6.25, 0.50),
-    "fable": (10.0, 50.0, 12.50, 1.00),
-    "mythos": (10.0, 50.0, 12.50, 1.00),
-}
-
-# rows whose figures are an estimate from their family (Mythos releases have always
-# been priced like the Fable release of the same number)
-_ESTIMATED = {"claude-mythos-5-2"}
-
-# name -> (label, prices or None for the family tier's price, note)
-_PRICES: dict[str, tuple[str, tuple[float, float, float, float] | None, str]] = {
-    "claude-fable-5-2": ("Claude Fable 5.2", (8.0, 40.0, 10.0, 0.20), ""),
-    "claude-mythos-5-2": ("Claude Mythos 5.2", (8.0, 40.0, 10.0, 0.20),
-                          "Limited availability; priced like its twin Fable 5.2, as every Mythos release so far."),
-    "claude-haiku-5-5": ("Claude Haiku 5.5", (0.10, 0.50, 0.125, 0.01),
-                         "Prompts over 100,000 tokens cost five times more; this row is the lower tier."),
-    "claude-sonnet-5-5": ("Claude Sonnet 5.5", (2.0, 10.0, 2.50, 0.20), ""),
-    "claude-fable-5-1": ("Claude Fable 5.1", (10.0, 50.0, 12.50, 0.25), ""),
-    "claude-opus-5-5": ("Claude Opus 5.5", (4.0, 20.0, 5.0, 0.20), ""),
-    "claude-mythos-5-1": ("Claude Mythos 5.1", (10.0, 50.0, 12.50, 0.25), "Limited availability."),
-    "claude-sonnet-5": ("Claude Sonnet 5", (2.0, 10.0, 2.50, 0.20), ""),
-    "claude-fable-5": ("Claude Fable 5", (10.0, 50.0, 12.50, 1.00), ""),
-    "claude-mythos-5": ("Claude Mythos 5", (10.0, 50.0, 12.50, 1.00), "Limited availability."),
-    "claude-opus-5": ("Claude Opus 5", (5.0, 25.0, 6.25, 0.50), ""),
-    "claude-opus-4-8": ("Claude Opus 4.8", (5.0, 25.0, 6.25, 0.50), ""),
-    "claude-opus-4-7": ("Claude Opus 4.7", (5.0, 25.0, 6.25, 0.50), ""),
-    "claude-mythos-preview": ("Claude Mythos Preview", None,
-                              "Research preview; its own price is not published."),
-    "claude-opus-4-6": ("Claude Opus 4.6", (5.0, 25.0, 6.25, 0.50), ""),
-    "claude-sonnet-4-6": ("Claude Sonnet 4.6", (3.0, 15.0, 3.75, 0.30), ""),
-    "claude-haiku-4-5": ("Claude Haiku 4.5", (1.0, 5.0, 1.25, 0.10), ""),
-    "claude-haiku-4-5-20251001": ("Claude Haiku 4.5 (2025-10-01)", (1.0, 5.0, 1.25, 0.10), ""),
-    "claude-opus-4-5": ("Claude Opus 4.5", (5.0, 25.0, 6.25, 0.50), ""),
-    "claude-opus-4-5-20251101": ("Claude Opus 4.5 (2025-11-01)", (5.0, 25.0, 6.25, 0.50), ""),
-    "claude-sonnet-4-5": ("Claude Sonnet 4.5", (3.0, 15.0, 3.75, 0.30), ""),
-    "claude-sonnet-4-5-20250929": ("Claude Sonnet 4.5 (2025-09-29)", (3.0, 15.0, 3.75, 0.30), ""),
-}
+# prices.toml key -> ModelInfo field, for the four prices
+_PRICE_KEYS = {"input": "input_per_mtok", "output": "output_per_mtok",
+               "cache_write": "cache_write_per_mtok", "cache_read": "cache_read_per_mtok"}
+_TEXT_KEYS = ("label", "family")
+_OPTIONAL_KEYS = ("source", "end_of_life", "note")
 
 
-def _sdk_model_names() -> tuple[str, ...]:
-    """The model literals of the installed SDK's ModelParam (a Union[Literal[...], str])."""
-    names: list[str] = []
-    for arg in typing.get_args(ModelParam):
-        names.extend(a for a in typing.get_args(arg) if isinstance(a, str))
-    return tuple(names)
+def _model(name: str, row: dict[str, Any]) -> ModelInfo:
+    """One ``[models.<name>]`` table as a ModelInfo; ValueError names the row and what is wrong."""
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"{PRICE_FILE}: model {name!r}: {why}")
+
+    unknown = set(row) - {*_PRICE_KEYS, *_TEXT_KEYS, *_OPTIONAL_KEYS}
+    if unknown:
+        raise refuse(f"unknown keys {sorted(unknown)}")
+    for key in (*_PRICE_KEYS, *_TEXT_KEYS):
+        if key not in row:
+            raise refuse(f"no {key!r}")
+    prices = {field: row[key] for key, field in _PRICE_KEYS.items()}
+    # bool is an int to Python, and a price of `true` is a typo, not a dollar
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in prices.values()):
+        raise refuse("every price is a number")
+    if not all(isinstance(row[key], str) and row[key] for key in _TEXT_KEYS):
+        raise refuse("label and family are non-empty text")
+    source = row.get("source", PUBLISHED)
+    if source not in (PUBLISHED, FAMILY_ESTIMATE):
+        raise refuse(f"source is {PUBLISHED!r} or {FAMILY_ESTIMATE!r}, not {source!r}")
+    end_of_life = row.get("end_of_life")
+    if end_of_life is not None and type(end_of_life) is not date:  # a datetime is a date too
+        raise refuse("end_of_life is a date (YYYY-MM-DD)")
+    note = row.get("note", "")
+    if not isinstance(note, str):
+        raise refuse("note is text")
+    return ModelInfo(name=name, label=row["label"], family=row["family"],
+                     **{field: float(v) for field, v in prices.items()},
+                     end_of_life=end_of_life, price_source=source, note=note)
 
 
-SDK_MODEL_NAMES: tuple[str, ...] = _sdk_model_names()
+def parse_prices(text: str) -> tuple[date, dict[str, ModelInfo]]:
+    """The date the table was checked and its rows, from the text of a prices.toml."""
+    data = tomllib.loads(text)
+    checked, models = data.get("checked"), data.get("models")
+    if type(checked) is not date:
+        raise ValueError(f"{PRICE_FILE}: 'checked' is the date the prices were checked (YYYY-MM-DD)")
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"{PRICE_FILE}: no [models.<name>] tables")
+    return checked, {name: _model(name, row) for name, row in models.items()}
 
 
-def _family(name: str) -> str:
-    for family in _FAMILY_PRICE:
-        if f"-{family}" in name:
-            return family
-    return "sonnet"  # an unknown tier is priced like the default's tier
-
-
-def _parse_eol(text: str | None) -> date | None:
-    """'June 30th, 2026' -> date(2026, 6, 30); None when absent or unreadable."""
-    if not text:
-        return None
-    cleaned = re.sub(r"(\d+)(st|nd|rd|th)", r"\1", text.strip())
-    for fmt in ("%B %d, %Y", "%Y-%m-%d", "%b %d, %Y"):
-        try:
-            return datetime.strptime(cleaned, fmt).date()
-        except ValueError:
-            continue
-    return None
-
-
-def _build_table() -> dict[str, ModelInfo]:
-    table: dict[str, ModelInfo] = {}
-    # every SDK model gets a row, even one this file has not heard of yet (a newer SDK)
-    for name in dict.fromkeys((*SDK_MODEL_NAMES, *_PRICES)):
-        label, prices, note = _PRICES.get(name, (name, None, "Not in this app's price list yet."))
-        family = _family(name)
-        source = PUBLISHED if prices is not None and name not in _ESTIMATED else FAMILY_ESTIMATE
-        inp, out, cw, cr = prices if prices is not None else _FAMILY_PRICE[family]
-        eol_text = DEPRECATED_MODELS.get(name)
-        table[name] = ModelInfo(
-            name=name, label=label, family=family, input_per_mtok=inp, output_per_mtok=out,
-            cache_write_per_mtok=cw, cache_read_per_mtok=cr, deprecated=name in DEPRECATED_MODELS,
-            end_of_life=_parse_eol(eol_text), price_source=source, note=note,
-        )
-    return table
-
-
-MODELS: dict[str, ModelInfo] = _build_table()
+PRICES_CHECKED, MODELS = parse_prices(resources.files(__package__).joinpath(PRICE_FILE).read_text("utf-8"))
 
 
 def get_model(name: str | None) -> tuple[ModelInfo, bool]:

@@ -1,16 +1,47 @@
-"""The price table: every SDK model priced, the default current, costs computed from usage."""
+"""The price table: the data file parses, every SDK model priced, the default current, costs from usage."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tomllib
 import typing
 from datetime import date
+from pathlib import Path
 
 import pytest
 from anthropic._data import DEPRECATED_MODELS
 from anthropic.types import ModelParam
 
 from core.config import get_settings
-from core.llm.pricing import DEFAULT_MODEL, FAMILY_ESTIMATE, MODELS, cost_usd, model_choices, priced_cost
+from core.llm.pricing import (
+    DEFAULT_MODEL,
+    FAMILY_ESTIMATE,
+    MODELS,
+    PRICE_FILE,
+    PRICES_CHECKED,
+    cost_usd,
+    model_choices,
+    parse_prices,
+    priced_cost,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# the models this app offers today; a table that lost one of them is a broken edit
+CURRENT_MODELS = ["claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-5-5", "claude-fable-5-2", "claude-opus-4-8"]
+
+ROW = '''
+checked = 2026-11-29
+
+[models.claude-test-1]
+label = "Claude Test 1"
+family = "sonnet"
+input = 2.0
+output = 10.0
+cache_write = 2.5
+cache_read = 0.2
+'''
 
 
 def _sdk_models() -> set[str]:
@@ -21,9 +52,13 @@ def _sdk_models() -> set[str]:
 
 
 def test_every_model_the_sdk_lists_has_a_price_row():
-    """Each model literal of the installed SDK's ModelParam is in MODELS with positive prices."""
+    """Each model literal of the installed SDK's ModelParam is a row of the price file."""
     missing = _sdk_models() - set(MODELS)
-    assert not missing
+    assert not missing, f"add to {PRICE_FILE}: {sorted(missing)}"
+
+
+def test_every_row_has_positive_prices_with_cache_reads_cheapest():
+    """Every price is positive, output costs at least input, and cache read < input < cache write."""
     for info in MODELS.values():
         assert info.input_per_mtok > 0 and info.output_per_mtok >= info.input_per_mtok
         assert info.cache_read_per_mtok < info.input_per_mtok < info.cache_write_per_mtok
@@ -41,6 +76,38 @@ def test_deprecated_flags_and_end_of_life_follow_the_sdk():
     for name in listed:
         eol, text = MODELS[name].end_of_life, DEPRECATED_MODELS[name]
         assert eol.strftime("%B") in text and str(eol.year) in text and text.split()[1].startswith(str(eol.day))
+
+
+def test_the_current_models_are_in_the_table_and_not_deprecated():
+    """The models the app offers today are rows of the price file, none deprecated, with labels."""
+    for name in CURRENT_MODELS:
+        assert name in MODELS and not MODELS[name].deprecated and MODELS[name].label.startswith("Claude")
+
+
+def test_the_table_says_when_it_was_checked():
+    """The file carries the date its prices were checked, not later than today."""
+    assert isinstance(PRICES_CHECKED, date) and date(2026, 1, 1) <= PRICES_CHECKED <= date.today()
+
+
+def test_a_malformed_row_is_refused_with_its_model_name():
+    """A row missing a price, with a price that is not a number, or an unknown key is a ValueError naming it."""
+    assert list(parse_prices(ROW)[1]) == ["claude-test-1"]
+    for broken in (ROW.replace("input = 2.0\n", ""), ROW.replace("input = 2.0", "input = true"),
+                   ROW.replace("input = 2.0", 'input = "2.0"'), ROW + 'price = 1.0\n',
+                   ROW + 'end_of_life = "June 30th, 2026"\n', ROW + 'source = "guess"\n'):
+        with pytest.raises(ValueError, match="claude-test-1"):
+            parse_prices(broken)
+    with pytest.raises(ValueError, match="checked"):
+        parse_prices(ROW.replace("checked = 2026-11-29", ""))
+
+
+def test_the_price_file_is_packaged_and_read_without_the_sdk():
+    """pyproject ships prices.toml with core.llm, and importing the table does not import anthropic."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert PRICE_FILE in pyproject["tool"]["setuptools"]["package-data"]["core.llm"]
+    code = "import sys, core.llm.pricing as p; assert p.MODELS; print('anthropic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_default_model_is_current_in_the_sdk_and_the_settings():
