@@ -25,11 +25,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from record_cost import measure_record_cost  # noqa: E402 - bench/ is sys.path[0] when this file runs
 from sqlalchemy import Engine, create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from core.config import reload_settings  # noqa: E402
-from core.errorlog import ErrorFilter, error_groups, error_stats, search_errors  # noqa: E402
+from core.errorlog import (  # noqa: E402
+    ErrorFilter,
+    error_groups,
+    error_stats,
+    reset_recorder,  # noqa: E402
+    search_errors,
+)
 from core.errorlog.export import export_csv  # noqa: E402
 from core.errorlog.seed import seed_errors  # noqa: E402
 from core.runtime import settle_heap  # noqa: E402
@@ -99,8 +106,6 @@ def bench_recorder(url: str, n: int) -> dict[str, Any]:
     os.environ["DATABASE_URL"] = url
     reload_settings()
     reset_engine()
-    from core.errorlog import measure_record_cost, reset_recorder
-
     try:
         return measure_record_cost(n)
     finally:

@@ -10,8 +10,6 @@ database is unavailable. Reading it back is one module per question, all re-expo
 the CSV export is `core.errorlog.export`.
 """
 
-from typing import Any
-
 from core.errorlog.filters import ERROR_TYPE_NAMES, SEVERITY_ORDER, ErrorFilter
 from core.errorlog.fingerprint import fingerprint, normalise_message
 from core.errorlog.groups import error_groups
@@ -20,15 +18,6 @@ from core.errorlog.resolve import set_resolved
 from core.errorlog.retention import apply_retention, retention_preview
 from core.errorlog.search import get_error, search_errors
 from core.errorlog.stats import error_stats
-
-
-def measure_record_cost(n: int = 20_000) -> dict[str, Any]:
-    """Caller cost of record() and the writer's rows/s on the configured database (for bench/)."""
-    # imported here so `python -m core.errorlog.measure` does not find itself half-imported
-    from core.errorlog.measure import measure_record_cost as measure
-
-    return measure(n)
-
 
 __all__ = [
     "ERROR_TYPE_NAMES",
@@ -40,7 +29,6 @@ __all__ = [
     "fingerprint",
     "flush",
     "get_error",
-    "measure_record_cost",
     "normalise_message",
     "recent",
     "record",

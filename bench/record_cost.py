@@ -1,13 +1,26 @@
-"""Figures for bench/errorlog.py: what record() costs its caller, and how fast the writer stores rows."""
+"""What record() costs its caller, and how fast the error log's writer stores rows (for bench/errorlog.py).
+
+    .venv/bin/python bench/record_cost.py [N]
+
+Run on its own it records N errors (default 20,000) into the configured database
+(DATABASE_URL), migrating it first as every entry point does, and prints the figures as JSON.
+"""
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from core.errorlog.recorder import flush, record, recorder_stats
-from core.errors import APIError, ErrorCode, Severity
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.errorlog.recorder import flush, record, recorder_stats, shutdown  # noqa: E402
+from core.errors import APIError, ErrorCode, Severity  # noqa: E402
+from core.runtime import settle_heap  # noqa: E402
+from core.store import get_engine, migrate  # noqa: E402
 
 __all__ = ["measure_record_cost"]
 
@@ -31,7 +44,7 @@ def measure_record_cost(n: int = 20_000, *, flush_timeout: float = 300.0) -> dic
     raw_error = ConnectionResetError(104, "Connection reset by peer")
     context = {"model": "claude-sonnet-5-5", "batch_item": 17, "api_key": "sk-ant-api03-not-a-real-key"}
     # warm up: the first classify() of a foreign exception imports the SDK's error classes and the
-    # first write migrates the database; both are once per process, not the per-call cost
+    # writer thread starts; both are once per process, not the per-call cost
     record(app_error, component="bench-warmup")
     record(raw_error, component="bench-warmup")
     flush(flush_timeout)
@@ -68,13 +81,8 @@ def measure_record_cost(n: int = 20_000, *, flush_timeout: float = 300.0) -> dic
     return result
 
 
-if __name__ == "__main__":  # python -m core.errorlog.measure [N]: figures for the configured database
-    import json
-    import sys
-
-    from core.errorlog.recorder import shutdown
-    from core.runtime import settle_heap
-
+if __name__ == "__main__":
+    migrate(get_engine())
     settle_heap()  # as the app and the CLI do once they have started
     print(json.dumps(measure_record_cost(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000), indent=2))
     shutdown()
