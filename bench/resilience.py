@@ -256,6 +256,9 @@ def main() -> int:
     os.environ.update({"STUDIO_DATA_DIR": data_dir, "ENVIRONMENT": "test"})
     for key in ("DATABASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
         os.environ.pop(key, None)
+    from core.store import get_engine, migrate  # imported once the environment names the store
+
+    migrate(get_engine())  # every entry point migrates before it records: the log's writer does not
     print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}")
     print(f"N={args.n} rpm={args.rpm} latency={args.latency_ms} ms tokens/s={args.tokens_per_s} "

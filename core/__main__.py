@@ -15,7 +15,9 @@ from typing import NoReturn
 from core.cli import print_error
 from core.config import SettingsError, get_settings
 from core.errors import AppError, classify
+from core.resilience import is_store_unavailable
 from core.runtime import settle_heap
+from core.store import get_engine, migrate
 
 # command groups, in the order --help lists them
 COMMAND_MODULES = [
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits 2 on bad arguments
     settle_heap()  # the command modules are imported: what is alive now lives as long as the process
     try:
+        _migrate_first(args)
         return int(args.func(args) or 0)
     except SettingsError as exc:
         print_error(_error_text(str(exc)))
@@ -84,6 +87,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def _asks_for_help(argv: list[str]) -> bool:
     return any(arg in ("-h", "--help") for arg in argv)
+
+
+def _migrate_first(args: argparse.Namespace) -> None:
+    """Bring the configured database to the newest schema before the command can write to it.
+
+    The error log's writer does not migrate, so every entry point does, once, at its start.
+    A command sets `store`: "required" (the default) fails here when the database is down;
+    "log" only records errors, so it runs anyway and its rows wait in the spool file;
+    "none" never opens the database (or, like `db migrate`, migrates on its own terms).
+    """
+    store = getattr(args, "store", "required")
+    if store == "none":
+        return
+    try:
+        migrate(get_engine())
+    except Exception as exc:
+        if store == "required" or not is_store_unavailable(exc):
+            raise
 
 
 def _error_text(message: str, detail: str | None = None, note: str | None = None) -> str:

@@ -8,7 +8,7 @@ import sys
 
 from core.batches.states import BATCH_STATES
 from core.cli.args import bounded_text, one_of, template_name, turns, whole_number
-from core.store import get_engine, migrate
+from core.store import get_engine
 
 
 def _csv_list(text: str | None) -> list[str] | None:
@@ -58,19 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_cancel)
 
 
-def _engine():  # type: ignore[no-untyped-def]
-    engine = get_engine()
-    migrate(engine)
-    return engine
-
-
 def _create(args: argparse.Namespace) -> int:
     from core.batches.csv_import import parse_csv
     from core.batches.service import create_batch
 
     rows = parse_csv(args.csv) if args.csv else None
     batch_id = create_batch(
-        _engine(), template=args.template, count=args.count, rows=rows, personas=_csv_list(args.personas),
+        get_engine(), template=args.template, count=args.count, rows=rows, personas=_csv_list(args.personas),
         emotions=_csv_list(args.emotions), topics=_csv_list(args.topics),
         turns=args.turns, model=args.model, concurrency=args.concurrency, name=args.name)
     print(batch_id)
@@ -80,7 +74,7 @@ def _create(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from core.batches.service import get_batch_status
 
-    st = get_batch_status(_engine(), args.id)
+    st = get_batch_status(get_engine(), args.id)
     if args.json:
         print(json.dumps(st, indent=2, sort_keys=True))
         return 0
@@ -97,7 +91,7 @@ def _status(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from core.batches.service import list_batches
 
-    rows = list_batches(_engine(), status=args.status, limit=args.limit)
+    rows = list_batches(get_engine(), status=args.status, limit=args.limit)
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True))
         return 0
@@ -112,7 +106,7 @@ def _list(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from core.batches.service import resume_batch
 
-    n = resume_batch(_engine(), args.id, failed_only=args.failed_only)
+    n = resume_batch(get_engine(), args.id, failed_only=args.failed_only)
     what = "failed items requeued" if args.failed_only else "items to process"
     print(f"resumed {args.id}: {n} {what}")
     return 0
@@ -121,7 +115,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _pause(args: argparse.Namespace) -> int:
     from core.batches.service import pause_batch
 
-    pause_batch(_engine(), args.id)
+    pause_batch(get_engine(), args.id)
     print(f"paused {args.id}")
     return 0
 
@@ -129,6 +123,6 @@ def _pause(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     from core.batches.service import cancel_batch
 
-    n = cancel_batch(_engine(), args.id)
+    n = cancel_batch(get_engine(), args.id)
     print(f"cancelled {args.id}: {n} pending items skipped")
     return 0

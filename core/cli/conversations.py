@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.cli.args import template_name
+from core.store import get_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,10 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _export(args: argparse.Namespace) -> int:
     from core.conversations import ConversationFilter, iter_csv, iter_jsonl
-    from core.store import get_engine, migrate
 
     engine = get_engine()
-    migrate(engine)
     fmt = args.format or ("csv" if args.out.lower().endswith(".csv") else "jsonl")
     flt = ConversationFilter(batch_id=args.batch, template=args.template)
     lines = iter_csv(engine, flt) if fmt == "csv" else iter_jsonl(engine, flt)

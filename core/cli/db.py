@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     p = db_sub.add_parser("migrate", help="create or upgrade the schema (idempotent)")
-    p.set_defaults(func=_migrate)
+    p.set_defaults(func=_migrate, store="none")  # migrates itself, forced
 
 
 def _migrate(_args: argparse.Namespace) -> int:

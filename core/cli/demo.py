@@ -6,7 +6,7 @@ import argparse
 import time
 
 from core.cli.args import whole_number
-from core.store import get_engine, migrate
+from core.store import get_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,7 +27,6 @@ def _seed_errors(args: argparse.Namespace) -> int:
     from core.errorlog.seed import seed_errors
 
     engine = get_engine()
-    migrate(engine)
     started = time.perf_counter()
     written = seed_errors(engine, args.count, days=args.days, seed=args.seed)
     elapsed = time.perf_counter() - started

@@ -22,7 +22,7 @@ from core.errorlog import (
     retention_preview,
 )
 from core.errorlog.export import export_csv
-from core.store import get_engine, migrate
+from core.store import get_engine
 
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -95,7 +95,6 @@ def _export(args: argparse.Namespace) -> int:
         print(f"error: the folder of --out does not exist: {out.parent}", file=sys.stderr)
         return 2
     engine = get_engine()
-    migrate(engine)
     # write beside the target and rename: a failed export leaves no partial file behind
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     try:
@@ -119,7 +118,6 @@ def _stats(args: argparse.Namespace) -> int:
         print("error: --until is before --since", file=sys.stderr)
         return 2
     engine = get_engine()
-    migrate(engine)
     stats = error_stats(engine, since=since, until=args.until, bucket=args.bucket)
     if args.json:
         print(json.dumps(stats, indent=2, default=_jsonable))
@@ -136,7 +134,6 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _retention(args: argparse.Namespace) -> int:
     engine = get_engine()
-    migrate(engine)
     report = apply_retention(engine) if args.apply else retention_preview(engine)
     verb = "removed" if args.apply else "would remove"
     print(f"{verb} {report['total']} rows: {report['error_or_critical']} error/critical older than "

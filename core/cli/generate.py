@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--turns", type=turns, help="number of messages, even (default: settings)")
     p.add_argument("--model", help="model name (default: the configured default model)")
     p.add_argument("--json", action="store_true", help="print JSON: conversation, usage, cost")
-    p.set_defaults(func=_generate)
+    p.set_defaults(func=_generate, store="log")
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.store import get_engine
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rec = sub.add_parser("recovery", help="find work that stopped half-way; clean up expired rows")
@@ -17,18 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_cleanup)
 
 
-def _engine():  # type: ignore[no-untyped-def]
-    from core.store import get_engine, migrate
-
-    engine = get_engine()
-    migrate(engine)
-    return engine
-
-
 def _scan(args: argparse.Namespace) -> int:
     from core.recovery import scan
 
-    found = scan(_engine())
+    found = scan(get_engine())
     if args.json:
         print(json.dumps(found, indent=2, default=str))
         return 0
@@ -42,7 +36,7 @@ def _scan(args: argparse.Namespace) -> int:
 def _cleanup(args: argparse.Namespace) -> int:
     from core.recovery import apply_cleanup, cleanup_preview
 
-    engine = _engine()
+    engine = get_engine()
     counts = apply_cleanup(engine) if args.apply else cleanup_preview(engine)
     verb = "removed" if args.apply else "would remove"
     print(f"{verb}: " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items()))

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--tokens-per-s", type=float, help="generation speed, streaming and not")
     p.add_argument("--seed", type=int, help="seed for the text and the fault sequence")
     p.add_argument("--api-key", help="require this x-api-key (default: any key is accepted)")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, store="none")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import signal
 
 from core.cli.args import whole_number
+from core.store import get_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,11 +22,9 @@ def _worker(args: argparse.Namespace) -> int:
 
     from core.batches.worker import BatchWorker
     from core.settings_store import apply_persisted
-    from core.store import get_engine, migrate
 
     # the numbers analysts saved on the Settings page apply to stand-alone workers too
     engine = get_engine()
-    migrate(engine)
     _settings, skipped = apply_persisted(engine)
     for problem in skipped:
         print(f"warning: saved setting ignored: {problem}", file=sys.stderr)
