@@ -85,7 +85,7 @@ def _commit_p95(engine: sa.Engine, n: int = 300) -> tuple[float, float]:
     from core.batches import checkpoints, leases
     from core.batches.service import create_batch
     from core.generation import Conversation, GenerationParams, GenerationResult, Turn
-    from core.llm import LLMResult, Usage
+    from core.llm.client import LLMResult, Usage
 
     bid = create_batch(engine, template="tutoring", count=n, turns=4)
     params = GenerationParams(template="tutoring", persona="p", emotion="e", topic="t", turns=4)

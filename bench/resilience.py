@@ -107,9 +107,9 @@ def run_ours(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, Any]:
     from core.config import override_settings
     from core.errorlog import shutdown
     from core.errors import AppError
-    from core.generation import agenerate_conversation
-    from core.llm import run_sync
+    from core.generation.service import agenerate_conversation
     from core.llm.client import ClaudeClient
+    from core.llm.loops import run_sync
     from core.resilience import CircuitOpenError
 
     override_settings(

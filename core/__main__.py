@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from core.cli import print_error
 from core.config import SettingsError, get_settings
+from core.errorlog import flush, record
 from core.errors import AppError, classify
 from core.resilience import is_store_unavailable
 from core.runtime import settle_heap
@@ -118,8 +119,6 @@ def _error_text(message: str, detail: str | None = None, note: str | None = None
 
 def _record_failure(err: AppError, args: argparse.Namespace) -> str:
     """Record the failure and wait until it is stored (or spooled); say which."""
-    from core.errorlog import flush, record
-
     action = next((v for k, v in vars(args).items() if k.endswith("_command") and isinstance(v, str)), None)
     component = f"cli.{args.command}" + (f".{action}" if action else "")
     error_id = record(err, component=component)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from core.config import reload_settings
 from core.errorlog import reset_recorder
-from core.llm import reset_client
+from core.llm.client import reset_client
 from core.llm.sandbox import SandboxConfig, SandboxServer
 from core.resilience import reset_breakers, reset_rate_limiters
 from core.store import create_store_engine, migrate, reset_engine

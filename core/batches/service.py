@@ -30,6 +30,9 @@ from core.batches.leases import claim_expired
 from core.batches.states import BATCH_STATES, TERMINAL, check_transition
 from core.config import get_settings
 from core.errors import ErrorCode, ValidationError
+from core.generation import GenerationParams, build_prompt, get_template, validate_params
+from core.generation.service import estimate_output_tokens
+from core.llm.pricing import cost_usd
 from core.resilience import run_db
 from core.store.schema import (
     batch_items,
@@ -82,8 +85,6 @@ def _item_params(template: str, model: str, turns: int, persona: str, emotion: s
 
 
 def _validated(params: dict[str, Any], where: str) -> None:
-    from core.generation import GenerationParams, validate_params
-
     try:
         validate_params(GenerationParams(**params))
     except ValidationError as exc:
@@ -119,7 +120,6 @@ def create_batch(
     """
     overrides = {k: v for k, v in (("system_prompt", system_prompt), ("user_template", user_template))
                  if v is not None}
-    from core.generation import get_template
 
     settings = get_settings()
     tmpl = get_template(template)  # ValidationError for an unknown template
@@ -339,8 +339,6 @@ def binding_limit(input_per_call: int, output_per_call: int) -> dict[str, Any]:
 
 def estimate(template: str, count: int, model: str | None = None, *, turns: int | None = None) -> dict[str, Any]:
     """Calls, tokens, dollar cost, and the time a batch would take at the pace of the binding rate limit."""
-    from core.llm.pricing import cost_usd
-
     settings = get_settings()
     n = _validate_count(count)
     model = model or settings.default_model
@@ -364,8 +362,6 @@ def estimate(template: str, count: int, model: str | None = None, *, turns: int 
 
 def _tokens_per_call(template: str, model: str, turns: int) -> tuple[int, int]:
     """Expected input and output tokens of one conversation's call."""
-    from core.generation import GenerationParams, build_prompt, estimate_output_tokens, get_template
-
     tmpl = get_template(template)
     params = GenerationParams(template=template, persona=tmpl.default_persona, emotion=tmpl.default_emotion,
                               topic=tmpl.default_topic, turns=turns, model=model)

@@ -384,7 +384,8 @@ class BatchWorker:
 
     # ---- one item --------------------------------------------------------------------------
     async def _run_item(self, ctx: _BatchRun, item: ClaimedItem) -> None:
-        from core.generation import GenerationParams, agenerate_conversation
+        from core.generation import GenerationParams
+        from core.generation.service import agenerate_conversation
 
         try:
             params = GenerationParams(**item.params)

@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from core.config import get_settings
+from core.generation.templates import template_names
 
 __all__ = ["bounded_text", "one_of", "template_name", "turns", "whole_number"]
 
@@ -73,8 +74,6 @@ def one_of(choices: Callable[[], Sequence[str]], what: str) -> Callable[[str], s
 
 
 def _template_names() -> list[str]:
-    from core.generation.templates import template_names
-
     return template_names()
 
 

@@ -6,6 +6,15 @@ import argparse
 import json
 import sys
 
+from core.batches.csv_import import parse_csv
+from core.batches.service import (
+    cancel_batch,
+    create_batch,
+    get_batch_status,
+    list_batches,
+    pause_batch,
+    resume_batch,
+)
 from core.batches.states import BATCH_STATES
 from core.cli.args import bounded_text, one_of, template_name, turns, whole_number
 from core.store import get_engine
@@ -59,9 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _create(args: argparse.Namespace) -> int:
-    from core.batches.csv_import import parse_csv
-    from core.batches.service import create_batch
-
     rows = parse_csv(args.csv) if args.csv else None
     batch_id = create_batch(
         get_engine(), template=args.template, count=args.count, rows=rows, personas=_csv_list(args.personas),
@@ -72,8 +78,6 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from core.batches.service import get_batch_status
-
     st = get_batch_status(get_engine(), args.id)
     if args.json:
         print(json.dumps(st, indent=2, sort_keys=True))
@@ -89,8 +93,6 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from core.batches.service import list_batches
-
     rows = list_batches(get_engine(), status=args.status, limit=args.limit)
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True))
@@ -104,8 +106,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from core.batches.service import resume_batch
-
     n = resume_batch(get_engine(), args.id, failed_only=args.failed_only)
     what = "failed items requeued" if args.failed_only else "items to process"
     print(f"resumed {args.id}: {n} {what}")
@@ -113,16 +113,12 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _pause(args: argparse.Namespace) -> int:
-    from core.batches.service import pause_batch
-
     pause_batch(get_engine(), args.id)
     print(f"paused {args.id}")
     return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from core.batches.service import cancel_batch
-
     n = cancel_batch(get_engine(), args.id)
     print(f"cancelled {args.id}: {n} pending items skipped")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.cli.args import template_name
+from core.conversations import ConversationFilter, iter_csv, iter_jsonl
 from core.store import get_engine
 
 
@@ -25,8 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _export(args: argparse.Namespace) -> int:
-    from core.conversations import ConversationFilter, iter_csv, iter_jsonl
-
     engine = get_engine()
     fmt = args.format or ("csv" if args.out.lower().endswith(".csv") else "jsonl")
     flt = ConversationFilter(batch_id=args.batch, template=args.template)

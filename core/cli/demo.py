@@ -6,6 +6,7 @@ import argparse
 import time
 
 from core.cli.args import whole_number
+from core.errorlog.seed import seed_errors
 from core.store import get_engine
 
 
@@ -24,7 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _seed_errors(args: argparse.Namespace) -> int:
     # imported here: the generator's vocabulary is not needed by any other command
-    from core.errorlog.seed import seed_errors
 
     engine = get_engine()
     started = time.perf_counter()

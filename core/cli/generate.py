@@ -12,6 +12,8 @@ import sys
 
 from core.cli.args import template_name, turns
 from core.config import get_settings
+from core.generation import GenerationParams, validate_params
+from core.generation.service import agenerate_conversation
 from core.generation.templates import TEMPLATES, get_template
 
 
@@ -28,12 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from core.generation import (  # the SDK loads only when used
-        GenerationParams,
-        agenerate_conversation,
-        validate_params,
-    )
-
     # ValidationError / AppError raised here reach core.__main__, which maps them to exit 2 / 1
     template = get_template(args.template)
     params = GenerationParams(
@@ -45,7 +41,8 @@ def _generate(args: argparse.Namespace) -> int:
         model=args.model,
     )
     validate_params(params)
-    from core.llm import get_client, reset_client, run_sync
+    from core.llm.client import get_client, reset_client  # the SDK loads only when a model is called
+    from core.llm.loops import run_sync
 
     client = get_client()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.recovery import apply_cleanup, cleanup_preview, scan
 from core.store import get_engine
 
 
@@ -20,8 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from core.recovery import scan
-
     found = scan(get_engine())
     if args.json:
         print(json.dumps(found, indent=2, default=str))
@@ -34,8 +33,6 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from core.recovery import apply_cleanup, cleanup_preview
-
     engine = get_engine()
     counts = apply_cleanup(engine) if args.apply else cleanup_preview(engine)
     verb = "removed" if args.apply else "would remove"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 
+from core.batches.worker import BatchWorker
 from core.cli.args import whole_number
+from core.settings_store import apply_persisted
 from core.store import get_engine
 
 
@@ -18,11 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import sys
-
-    from core.batches.worker import BatchWorker
-    from core.settings_store import apply_persisted
-
     # the numbers analysts saved on the Settings page apply to stand-alone workers too
     engine = get_engine()
     _settings, skipped = apply_persisted(engine)

@@ -20,20 +20,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.config import get_settings
 from core.errors import AppError, ErrorCode, ValidationError, classify
+from core.generation import GenerationParams, GenerationResult, validate_params
+from core.generation.service import agenerate_conversation
 from core.redact import redact_text
 from core.resilience import run_db
 from core.store.schema import conversation_drafts, conversations, utcnow
 from core.store.tx import write_tx
-
-if TYPE_CHECKING:
-    from core.generation import GenerationParams, GenerationResult
 
 __all__ = ["DraftSession", "discard_draft", "get_draft", "list_unfinished_drafts", "resume_draft", "start_draft"]
 
@@ -86,8 +85,6 @@ class DraftSession:
     def start(cls, engine: Engine, params: GenerationParams, *, user: str | None = None,
               session_id: str | None = None) -> DraftSession:
         """Validate the parameters and save a new in-progress draft."""
-        from core.generation import validate_params
-
         validate_params(params)
         draft = cls(engine=engine, id=str(uuid.uuid4()), user=user or get_settings().user_name, params=params,
                     session_id=session_id)
@@ -108,8 +105,6 @@ class DraftSession:
     @classmethod
     def load(cls, engine: Engine, draft_id: str) -> DraftSession:
         """The saved draft `draft_id` (ValidationError if there is none)."""
-        from core.generation import GenerationParams
-
         row = get_draft(engine, draft_id)
         known = set(GenerationParams.__dataclass_fields__)
         params = GenerationParams(**{k: v for k, v in (row["params"] or {}).items() if k in known})
@@ -211,8 +206,7 @@ class DraftSession:
 
     def run(self, *, client: Any = None, on_delta: Callable[[str], None] | None = None) -> GenerationResult:
         """Generate (continuing the saved text by prefill), autosaving as it streams; finish on success."""
-        from core.generation import agenerate_conversation
-        from core.llm import run_sync
+        from core.llm.loops import run_sync  # imports the SDK: only when a draft generates
 
         if self.status == "completed":
             raise ValidationError("This draft is already finished.", code=ErrorCode.DRAFT_FINISHED, field="draft",

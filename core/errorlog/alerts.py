@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from core.config import get_settings
+from core.errorlog import record
 from core.store.schema import error_logs
 from core.store.tx import read_conn
 
@@ -114,7 +115,6 @@ class AlertWatcher:
                 post_webhook(settings.alert_webhook_url, batch, settings.alert_webhook_timeout_s)
             except (OSError, ValueError) as exc:  # URLError is an OSError; ValueError: a malformed URL
                 self.failures += 1
-                from core.errorlog import record
 
                 record(exc, component="errorlog.alerts", context={"rows": len(batch)}, severity="warn")
                 return
@@ -126,7 +126,6 @@ class AlertWatcher:
             try:
                 self.check_once()
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive a bad poll (DB down)
-                from core.errorlog import record
 
                 record(exc, component="errorlog.alerts", severity="warn")
             self._stop.wait(get_settings().alert_poll_interval_s)

@@ -1,8 +1,14 @@
-"""One conversation: template -> prompt -> model call -> parsed, validated Conversation."""
+"""One conversation: template -> prompt -> model call -> parsed, validated Conversation.
 
-from typing import TYPE_CHECKING
+The model call itself, `generate_conversation` / `agenerate_conversation`, is in
+`core.generation.service`: it imports the model client and with it the anthropic SDK, which
+the templates, prompts and parser (and the commands that only need those) do without.
+"""
 
-from core._lazy import lazy_exports
+from core.generation.models import Conversation, GenerationParams, GenerationResult, Turn
+from core.generation.parse import parse_conversation
+from core.generation.prompts import build_prompt, template_placeholders, validate_params
+from core.generation.templates import PLACEHOLDERS, TEMPLATES, Template, get_template, template_names
 
 __all__ = [
     "PLACEHOLDERS",
@@ -12,28 +18,10 @@ __all__ = [
     "GenerationResult",
     "Template",
     "Turn",
-    "agenerate_conversation",
     "build_prompt",
-    "estimate_output_tokens",
     "get_template",
     "parse_conversation",
     "template_names",
     "template_placeholders",
     "validate_params",
 ]
-
-# loaded on first use: the templates alone do not need the SDK the price table reads
-__getattr__ = lazy_exports(__name__, globals(), {
-    "core.generation.models": ["Conversation", "GenerationParams", "GenerationResult", "Turn"],
-    "core.generation.parse": ["parse_conversation"],
-    "core.generation.prompts": ["build_prompt", "template_placeholders", "validate_params"],
-    "core.generation.service": ["agenerate_conversation", "estimate_output_tokens"],
-    "core.generation.templates": ["PLACEHOLDERS", "TEMPLATES", "Template", "get_template", "template_names"],
-})
-
-if TYPE_CHECKING:
-    from core.generation.models import Conversation, GenerationParams, GenerationResult, Turn
-    from core.generation.parse import parse_conversation
-    from core.generation.prompts import build_prompt, template_placeholders, validate_params
-    from core.generation.service import agenerate_conversation, estimate_output_tokens
-    from core.generation.templates import PLACEHOLDERS, TEMPLATES, Template, get_template, template_names

@@ -96,7 +96,7 @@ async def agenerate_conversation(
 ) -> GenerationResult:
     """One conversation for `params` (validated first: ValidationError(field=...) on bad input).
 
-    Sync code runs it with `core.llm.run_sync(agenerate_conversation(...))`.
+    Sync code runs it with `core.llm.loops.run_sync(agenerate_conversation(...))`.
     """
     from core.llm.client import get_client
 

@@ -9,7 +9,7 @@ Where calls go (decided once per client, see `get_client`):
 - else the offline sandbox, started in this process on a free loopback port (provider "sandbox").
 
 Every call is a coroutine (`ClaudeClient.acomplete`); sync code runs it with
-`core.llm.run_sync` (see core.llm.loops for the event loops and the SDK client of each).
+`core.llm.loops.run_sync` (see core.llm.loops for the event loops and the SDK client of each).
 For each attempt: rate limiter -> circuit breaker -> one SDK request, inside one
 tenacity retry policy (the SDK's own retries are off, ``max_retries=0``). The limiter and the
 breaker are consulted per attempt, not once per call, because every retry is a request the
@@ -44,6 +44,7 @@ from core.errorlog import record
 from core.errors import APIError, AppError, ErrorCode, NetworkError, Severity, ValidationError, classify
 from core.llm.loops import sdk_for_running_loop
 from core.llm.pricing import priced_cost
+from core.llm.sandbox import SandboxConfig, SandboxServer
 from core.llm.types import LLMResult, Usage
 from core.resilience import async_retry_policy, get_breaker, get_rate_limiter
 
@@ -197,7 +198,7 @@ class ClaudeClient:
     ) -> LLMResult:
         """One model call with retries; streams to `on_delta` when given. Raises a classified AppError.
 
-        The only way to the model; sync code runs it with `core.llm.run_sync`.
+        The only way to the model; sync code runs it with `core.llm.loops.run_sync`.
         """
         state = self._new_state(system, messages, model, max_tokens, component, operation_id, on_delta,
                                 prefill, est_output_tokens)
@@ -424,8 +425,6 @@ def _build_client(s: Settings, sandbox: Any = None) -> ClaudeClient:
     if s.anthropic_api_key:
         return ClaudeClient(provider="claude", base_url=None, api_key=s.anthropic_api_key, settings=s)
     if sandbox is None:
-        from core.llm.sandbox import SandboxConfig, SandboxServer
-
         sandbox = SandboxServer(SandboxConfig.from_settings())
         sandbox.start()
     return ClaudeClient(provider="sandbox", base_url=sandbox.base_url, api_key=_PLACEHOLDER_KEY,

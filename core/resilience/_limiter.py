@@ -61,7 +61,7 @@ once per episode (an episode ends when no call has waited that long for as long 
 how long the call that has waited longest has waited, so a batch can show it.
 
 Settings are read at each call. One threading lock guards the state (a limiter serves every
-event loop of the process: the batch worker's, and those of `core.llm.run_sync`) and nothing
+event loop of the process: the batch worker's, and those of `core.llm.loops.run_sync`) and nothing
 awaits while holding it: `aacquire` awaits the given sleep (asyncio.sleep) outside the lock,
 then checks again.
 """

@@ -27,6 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from core.config import get_settings
+from core.redact import redact_cut
+
 __all__ = [
     "metadata",
     "error_logs",
@@ -88,8 +91,6 @@ class RedactedText(TypeDecorator[str]):
     def process_bind_param(self, value: str | None, dialect):  # type: ignore[override]
         if value is None:
             return None
-        from core.config import get_settings
-        from core.redact import redact_cut
 
         text = redact_cut(value, get_settings().stored_reason_max_chars)
         return text.replace("\x00", "") if "\x00" in text else text

@@ -11,6 +11,7 @@ section's session-state keys (those starting with ``section_key(name, "")``, plu
 from __future__ import annotations
 
 import re
+import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,8 +20,10 @@ from typing import Any
 import streamlit as st
 
 from core.config import get_settings
+from core.errorlog import record
 from core.errors import AppError, classify
 from core.redact import redact_text, redact_traceback
+from core.store import utcnow
 from core.ui.safe import literal
 from core.ui.user import current_user, session_id
 
@@ -63,7 +66,6 @@ def remember_error(err: AppError, error_id: str | None, component: str) -> None:
     panel = st.session_state.get(SESSION_ERRORS_KEY)
     if not isinstance(panel, deque):
         panel = st.session_state[SESSION_ERRORS_KEY] = deque(maxlen=_SESSION_ERRORS_MAX)
-    from core.store import utcnow
 
     panel.appendleft({
         "at": utcnow(), "error_id": error_id, "code": err.code, "severity": str(err.severity),
@@ -74,8 +76,6 @@ def remember_error(err: AppError, error_id: str | None, component: str) -> None:
 def report_error(exc: BaseException, *, component: str, context: dict[str, Any] | None = None,
                  recovered: bool = False) -> tuple[AppError, str | None]:
     """Classify, record (with user and session) and remember an error; returns it and its id."""
-    from core.errorlog import record
-
     err = classify(exc)
     error_id = record(err, component=component, context=context, user_id=current_user(),
                       session_id=session_id(), request_id=err.request_id, recovered=recovered)
@@ -107,8 +107,6 @@ def _fallback(err: AppError, error_id: str | None, component: str, reset_prefix:
 
 def _trace(exc: BaseException) -> str:
     """The traceback shown in development, redacted like an error-log row's."""
-    import traceback
-
     return redact_traceback("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import select
 
 from core import conversations as convs
 from core.generation import get_template, template_names
 from core.store import get_engine
+from core.store.schema import conversations
 from core.ui.boundaries import section_key
 from core.ui.safe import literal
 
@@ -78,9 +80,7 @@ def _move(step: int) -> None:
 def chat(conversation_id: str | None) -> None:
     if not conversation_id:
         return
-    from sqlalchemy import select
 
-    from core.store.schema import conversations
 
     with get_engine().connect() as conn:
         row = conn.execute(select(conversations).where(conversations.c.id == conversation_id)).mappings().first()

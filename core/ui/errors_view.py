@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from sqlalchemy import select
 
 from core.config import get_settings
 from core.errorlog import (
@@ -17,13 +18,17 @@ from core.errorlog import (
     ErrorFilter,
     error_groups,
     error_stats,
+    export,
     get_error,
+    recorder_stats,
     search_errors,
     set_resolved,
 )
 from core.errors import ValidationError
 from core.redact import redact
+from core.resilience import all_breakers
 from core.store import get_engine
+from core.store.schema import error_logs
 from core.ui.boundaries import section_key
 from core.ui.safe import chart_text, literal
 from core.ui.toasts import success
@@ -118,9 +123,6 @@ def load_stats(form: FilterForm) -> dict[str, Any]:
 
 
 def stats_cards(stats: dict[str, Any]) -> None:
-    from core.errorlog import recorder_stats
-    from core.resilience import all_breakers
-
     open_breakers = sum(1 for b in all_breakers() if b.get("state") != "closed")
     lost = recorder_stats()["lost"]
     metric_cards([
@@ -255,8 +257,6 @@ def _redacted(context: Any) -> Any:
 
 def export_button(flt: ErrorFilter) -> None:
     """Download CSV of exactly the filtered rows, generated when clicked."""
-    from core.errorlog import export
-
     def build() -> bytes:
         # Streamlit holds a download in memory anyway; the rows are read from the store in chunks
         return "".join(export.iter_csv_chunks(get_engine(), flt)).encode("utf-8")
@@ -281,10 +281,6 @@ def _recent_components(url: str) -> list[str]:
 
 
 def _components(url: str) -> list[str]:
-    from sqlalchemy import select
-
-    from core.store.schema import error_logs
-
     # the newest rows only: a primary-key range, cheap at any table size
     recent = select(error_logs.c.component).order_by(error_logs.c.id.desc()).limit(20_000).subquery()
     with get_engine(url).connect() as conn:

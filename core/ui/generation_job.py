@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.drafts import DraftSession
+from core.errorlog import recent
 from core.errors import AppError, classify
 
 __all__ = ["GenerationCancelled", "GenerationJob", "attempt_failures"]
@@ -66,7 +67,5 @@ class GenerationJob:
 
 def attempt_failures(draft_id: str) -> list[dict[str, Any]]:
     """Failed attempts the client recorded for this draft, oldest first (from the in-memory ring)."""
-    from core.errorlog import recent
-
     rows = [r for r in recent(100) if r.get("operation_id") == draft_id and not r.get("recovered")]
     return list(reversed(rows))

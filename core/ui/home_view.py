@@ -10,6 +10,7 @@ from core.batches import service as batches
 from core.config import get_settings
 from core.drafts import list_unfinished_drafts
 from core.errorlog import error_stats
+from core.resilience import all_breakers
 from core.store import get_engine
 from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
@@ -20,8 +21,6 @@ __all__ = ["active_batches", "errors_24h", "provider_and_breakers", "unfinished_
 
 
 def provider_and_breakers() -> None:
-    from core.resilience import all_breakers
-
     s = get_settings()
     text = PROVIDER_TEXT.get(s.provider, s.provider)
     (st.warning if s.provider == "sandbox" else st.success)(

@@ -8,9 +8,11 @@ import streamlit as st
 
 from core import drafts, recovery
 from core.batches import service as batches
+from core.config import get_settings
 from core.errors import AppError
 from core.store import get_engine
 from core.ui.boundaries import section_key
+from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.toasts import notify_exception, success
 from core.ui.user import current_user
@@ -31,8 +33,6 @@ def _scan(url: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def findings() -> dict[str, list[dict[str, Any]]]:
-    from core.config import get_settings
-
     return _scan(get_settings().effective_database_url)
 
 
@@ -75,8 +75,6 @@ def batches_step(found: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def _resume_draft(draft_id: str) -> None:
-    from core.ui.generate_view import start_job
-
     start_job(drafts.DraftSession.load(get_engine(), draft_id))
     st.switch_page("app_pages/generate.py")
 

@@ -12,11 +12,14 @@ import streamlit as st
 from sqlalchemy import text
 
 from core import settings_store
+from core.batches.service import LIMIT_LABELS, estimate
 from core.config import OPERATOR_FIELDS, Settings, SettingsError, default, env_name, get_settings
+from core.generation import template_names
 from core.llm.pricing import MODELS, model_choices
 from core.store import get_engine
-from core.ui.boundaries import section_key
+from core.ui.boundaries import report_error, section_key
 from core.ui.safe import literal
+from core.ui.shell import PROVIDER_TEXT
 from core.ui.toasts import success
 from core.ui.user import current_user
 
@@ -57,7 +60,6 @@ def _help(name: str) -> str:
 
 def provider() -> None:
     s = get_settings()
-    from core.ui.shell import PROVIDER_TEXT
 
     st.markdown(f"**Provider:** {literal(PROVIDER_TEXT.get(s.provider, s.provider))}")
     st.caption("The API key and endpoint are read from the environment or `.streamlit/secrets.toml` "
@@ -114,9 +116,6 @@ def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
 
 
 def _limits_together() -> None:
-    from core.batches.service import LIMIT_LABELS, estimate
-    from core.generation import template_names
-
     turns = get_settings().generation_default_turns
     binding = estimate(template_names()[0], 1, turns=turns)["binding"]
     allows = " · ".join(f"{LIMIT_LABELS[name]}: ~{per_min:,.0f}" for name, per_min in binding["allows"].items())
@@ -180,7 +179,7 @@ def field_errors(changes: dict[str, Any]) -> dict[str, str]:
 
 def _sandbox_admin(config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read (or change) the sandbox's fault settings, in-process or over its admin endpoint."""
-    from core.llm import get_client
+    from core.llm.client import get_client  # the SDK loads only when a model is called
 
     client = get_client()
     if client.sandbox is not None:
@@ -238,7 +237,6 @@ def _check(name: str, fn: Any) -> dict[str, Any]:
         detail = fn()
         ok = True
     except Exception as exc:  # noqa: BLE001 - a failing check is a result to show, classified and recorded
-        from core.ui.boundaries import report_error
 
         err, error_id = report_error(exc, component="ui.settings.health")
         detail, ok = f"{err.user_message} (id {error_id})", False
@@ -252,7 +250,8 @@ def _db() -> str:
 
 
 def _model_access() -> str:
-    from core.llm import get_client, run_sync
+    from core.llm.client import get_client  # the SDK loads only when a model is called
+    from core.llm.loops import run_sync
 
     client = get_client()
     if client.sandbox is not None:

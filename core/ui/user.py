@@ -7,6 +7,7 @@ import uuid
 import streamlit as st
 
 from core.config import get_settings
+from core.errorlog import record
 
 __all__ = ["current_user", "login_configured", "login_widget", "session_id"]
 
@@ -21,7 +22,6 @@ def current_user() -> str:
             return str(user.get("email") or user.get("name") or get_settings().user_name)
     except (AttributeError, KeyError, RuntimeError) as exc:
         # st.user raises when auth is half-configured; the app still works with the settings name
-        from core.errorlog import record
 
         record(exc, component="ui.user", severity="debug")
     return get_settings().user_name

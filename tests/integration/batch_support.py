@@ -90,7 +90,7 @@ def start_worker(env: dict[str, str], *args: str, after_replies: int | None = No
 def run_worker_here(monkeypatch: Any, env: dict[str, str], concurrency: int = 8) -> Any:
     """A `worker --once` in this process (saves a process start-up where the test needs no signal for it)."""
     from core.batches.worker import BatchWorker
-    from core.llm import reset_client
+    from core.llm.client import reset_client
     from core.resilience import reset_breakers, reset_rate_limiters
 
     for key, value in env.items():

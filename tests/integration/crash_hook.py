@@ -24,7 +24,7 @@ CRASH_EXIT = 137
 def install(*, after_replies: int | None = None, poison_persona: str | None = None) -> None:
     """Make this process exit at once after its k-th model reply, or on the reply for persona P."""
     import core.batches.worker as worker
-    import core.generation as generation
+    import core.generation.service as generation
 
     real = generation.agenerate_conversation
     replies = 0

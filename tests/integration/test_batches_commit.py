@@ -9,7 +9,7 @@ from core.batches.leases import claim_batch, claim_items
 from core.batches.service import create_batch
 from core.generation import Conversation, GenerationParams, GenerationResult
 from core.generation.models import Turn
-from core.llm import LLMResult, Usage
+from core.llm.client import LLMResult, Usage
 from core.store.schema import batch_jobs, conversations
 
 

@@ -14,10 +14,13 @@ from sqlalchemy import select
 from core.config import reload_settings
 from core.errorlog import flush, recent, reset_recorder
 from core.errors import APIError, AppError, GenerationError, NetworkError
-from core.generation import GenerationParams, GenerationResult, agenerate_conversation, parse_conversation
-from core.llm import ClaudeClient, LLMResult, get_client, reset_client, run_sync
+from core.generation import GenerationParams, GenerationResult, parse_conversation
+from core.generation.service import agenerate_conversation
+from core.llm.client import ClaudeClient, get_client, reset_client
+from core.llm.loops import run_sync
 from core.llm.pricing import DEFAULT_MODEL, MODELS
 from core.llm.sandbox import SandboxServer
+from core.llm.types import LLMResult
 from core.resilience import CircuitOpenError, get_breaker, reset_breakers, reset_rate_limiters
 from core.store.schema import error_logs
 

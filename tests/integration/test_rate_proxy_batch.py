@@ -14,7 +14,7 @@ import pytest
 from core.batches.service import create_batch, get_batch_status
 from core.batches.worker import BatchWorker
 from core.config import ROOT, reload_settings
-from core.llm import reset_client
+from core.llm.client import reset_client
 from core.llm.sandbox import SandboxConfig, SandboxServer
 from core.resilience import reset_breakers, reset_rate_limiters
 

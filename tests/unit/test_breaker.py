@@ -267,7 +267,9 @@ def test_state_changes_are_kept_in_history(breaker: CircuitBreaker, clock: FakeC
 def test_state_changes_reach_the_error_log(breaker: CircuitBreaker, clock: FakeClock) -> None:
     """Opening is logged as a warning and closing as info, under component breaker.<name>."""
     from core.errorlog import flush, recent
+    from core.store import get_engine, migrate
 
+    migrate(get_engine())  # as every entry point does before it records: the log's writer does not
     fail(breaker, 3)
     clock.advance(5)
     for _ in range(2):

@@ -31,7 +31,7 @@ from core.llm.sandbox.batches import BatchStore
 from core.llm.sandbox.config import SandboxConfig, SandboxConfigError
 from core.llm.sandbox.faults import FAULT_KINDS, FaultPicker
 from core.llm.sandbox.limits import RateLimits
-from core.llm.sandbox.text import break_conversation, estimate_tokens
+from core.llm.sandbox.text import break_conversation, estimate_tokens, request_input_tokens
 from core.llm.sandbox.wire import (
     Answer,
     RequestError,
@@ -379,7 +379,6 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, dict):
             body = {"max_tokens": 1, **body}
         validate_request(body)
-        from core.llm.sandbox.text import request_input_tokens
 
         self._send_json(200, {"input_tokens": request_input_tokens(body.get("system"), body["messages"])})
 
