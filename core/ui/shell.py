@@ -7,8 +7,14 @@ from typing import Any
 
 import streamlit as st
 
+from core import settings_store
+from core.batches.background import start_background_worker
 from core.config import get_settings
 from core.errorlog import recent
+from core.errorlog.alerts import latest_error_pk, new_critical, start_watcher
+from core.resilience import all_breakers
+from core.runtime import settle_heap
+from core.store import get_engine, migrate
 from core.ui.boundaries import SESSION_ERRORS_KEY, report_error
 from core.ui.safe import literal
 from core.ui.user import current_user, login_widget, session_id
@@ -37,22 +43,13 @@ PROVIDER_TEXT = {
 @st.cache_resource(show_spinner=False)
 def _startup(database_url: str) -> dict[str, Any]:
     """Once per process and database: migrate, apply saved settings, start background threads."""
-    from core import settings_store
-    from core.errorlog.alerts import start_watcher
-    from core.store import get_engine, migrate
-
     engine = get_engine(database_url)
     migrate(engine)
     settings, skipped = settings_store.apply_persisted(engine)
     worker = None
     if settings.ui_background_worker:
-        from core.batches.background import start_background_worker
-
         worker = start_background_worker()
     start_watcher(engine)
-    from core.runtime import settle_heap
-
-    settle_heap()
     return {"skipped_settings": skipped, "worker": worker}
 
 
@@ -90,8 +87,6 @@ def _provider() -> None:
 
 
 def _breakers() -> None:
-    from core.resilience import all_breakers
-
     snaps = all_breakers()
     if not snaps:
         st.caption("Circuit breakers: no calls yet")
@@ -101,9 +96,6 @@ def _breakers() -> None:
 
 def _critical_toasts() -> None:
     """Toast each new critical error once per session (high-water mark in session state)."""
-    from core.errorlog.alerts import latest_error_pk, new_critical
-    from core.store import get_engine
-
     engine = get_engine()
     mark = st.session_state.get("_studio_critical_mark")
     if mark is None:
@@ -143,3 +135,13 @@ def sidebar() -> None:
         st.fragment(run_every=max(get_settings().ui_live_refresh_s, 2.0) * 2.5)(_live_status)()
         st.caption(f":material/person: {literal(current_user())}")
         login_widget()
+
+
+# Process start-up. Streamlit runs Home.py again for every session and every rerun, but
+# imports this module once per process, while the first script run has done nothing but
+# import: here, and not in _startup() (which runs inside that first session's run), freezing the
+# heap pins only what lives as long as the process, never one session's frames, widgets or
+# state. What is frozen is what the start-up needs (Streamlit, the store, the worker's modules);
+# the SDK and pandas load later, the SDK in the worker's thread, so the first page does not
+# wait for them (in _startup() that thread raced the freeze).
+settle_heap()
