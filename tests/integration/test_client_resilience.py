@@ -191,7 +191,7 @@ def test_a_spend_limit_429_is_tried_once_and_does_not_pause_the_limiter(sandbox)
     assert snap["factor"] == 1.0 and snap["rate_limited"] == 0 and snap["rate_limited_ignored"] == 0
 
 
-def test_a_persistent_529_opens_the_breaker_which_fails_fast_then_a_probe_closes_it(sandbox, monkeypatch):
+def test_a_persistent_529_opens_the_breaker_which_fails_fast_then_a_probe_closes_it(sandbox, monkeypatch, engine):
     """3 overloads open the breaker; calls then fail without a request; after the cool-down a probe closes it."""
     _settings(monkeypatch, breaker_failure_threshold=3, breaker_cooldown_s=1, breaker_success_threshold=1,
               retry_max_attempts=2)
