@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from core.cli import print_error
 from core.config import SettingsError, get_settings
-from core.errorlog import flush, record
+from core.errorlog import flush, record, shutdown
 from core.errors import AppError, classify
 from core.resilience import is_store_unavailable
 from core.runtime import settle_heap
@@ -130,8 +130,6 @@ def _record_failure(err: AppError, args: argparse.Namespace) -> str:
 
 
 def _flush_error_log() -> None:
-    from core.errorlog import shutdown
-
     shutdown()
 
 

@@ -46,14 +46,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.config import get_settings
 from core.errors import Action, AppError, ErrorCode, classify
+from core.generation import GenerationParams
+from core.recovery import apply_cleanup
 from core.redact import redact_cut
-from core.store.schema import batch_jobs
+from core.resilience import get_breaker, get_rate_limiter, is_store_unavailable, outlast_store_outage
+from core.store import get_engine, migrate
+from core.store.schema import batch_items, batch_jobs
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -106,8 +111,6 @@ class BatchWorker:
 
     def __init__(self, engine: Engine | None = None, *, concurrency: int | None = None,
                  worker_id: str | None = None, client: Any = None) -> None:
-        from core.store import get_engine
-
         self.engine = engine or get_engine()
         self.concurrency = concurrency  # None: each batch's own setting, capped by settings.worker_concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -135,8 +138,6 @@ class BatchWorker:
 
     async def run(self, *, once: bool = False) -> int:
         """Work until stopped (or, with once=True, until nothing is left to claim). Returns an exit code."""
-        from core.store import migrate
-
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         if self._stop_requested:
@@ -184,7 +185,6 @@ class BatchWorker:
         if not interval or time.monotonic() - self._last_cleanup < interval:
             return
         self._last_cleanup = time.monotonic()
-        from core.recovery import apply_cleanup
 
         try:
             removed = await asyncio.to_thread(apply_cleanup, self.engine)
@@ -278,9 +278,7 @@ class BatchWorker:
         """True if the batch is running and items are in flight at other workers (the owner waits for them)."""
         if not ctx.owner:
             return False
-        import sqlalchemy as sa
 
-        from core.store.schema import batch_items
 
         def _check() -> bool:
             with self.engine.connect() as conn:
@@ -368,8 +366,8 @@ class BatchWorker:
 
     async def _show_rate_limit_wait(self, ctx: _BatchRun, *, done: bool = False) -> None:
         """Put "waiting for rate limit: N s" on the batch while a call of this process waits that long."""
+        # imported here: core.batches.service imports the package core.batches, whose __init__ imports this module
         from core.batches.service import note_rate_limit_wait
-        from core.resilience import get_rate_limiter
 
         waited = 0.0 if done else get_rate_limiter().snapshot()["longest_wait_s"]
         shown = waited if waited >= get_settings().rate_limit_visible_wait_s else None
@@ -384,7 +382,7 @@ class BatchWorker:
 
     # ---- one item --------------------------------------------------------------------------
     async def _run_item(self, ctx: _BatchRun, item: ClaimedItem) -> None:
-        from core.generation import GenerationParams
+        # looked up at each call, not bound at import: tests/integration/crash_hook.py replaces it
         from core.generation.service import agenerate_conversation
 
         try:
@@ -403,7 +401,6 @@ class BatchWorker:
             await self._save_outcome(ctx, item, "commit", checkpoints.commit_item, result,
                                      conversation_id=str(uuid.uuid4()))
         except Exception as exc:  # noqa: BLE001 - the reply is lost; the attempt is counted and retried
-            from core.resilience import is_store_unavailable
 
             err = classify(exc)
             if is_store_unavailable(err):  # stopped during an outage: the item is released or goes stale
@@ -421,8 +418,6 @@ class BatchWorker:
         Raises what `save` raised when the error is not an outage, or when the worker stops
         while the store is still unavailable.
         """
-        from core.resilience import outlast_store_outage
-
         def _held(state: RetryCallState) -> None:
             if state.attempt_number > 1:
                 return  # one row per held outcome, not one per try
@@ -491,27 +486,19 @@ def _ignore_delta(_text: str) -> None:
 
 
 def _claude_breaker_open() -> bool:
-    from core.resilience import get_breaker
-
     return get_breaker("claude").state == "open"
 
 
 def _claude_breaker_half_open() -> bool:
-    from core.resilience import get_breaker
-
     return get_breaker("claude").state == "half_open"
 
 
 def _breaker_retry_in() -> float:
-    from core.resilience import get_breaker
-
     snap = get_breaker("claude").snapshot()
     return float(snap.get("retry_in_s") or 0.0)
 
 
 def _status_of(engine: Engine, batch_id: str) -> str | None:
-    import sqlalchemy as sa
-
     with engine.connect() as conn:
         return conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == batch_id)).scalar()
 
