@@ -20,6 +20,7 @@ from core.resilience import (
     get_breaker,
     reset_breakers,
 )
+from core.store import get_engine, migrate
 
 
 def server_error(status: int = 503) -> APIError:
@@ -36,6 +37,12 @@ def clock() -> FakeClock:
 @pytest.fixture
 def breaker(clock: FakeClock) -> CircuitBreaker:
     return CircuitBreaker("claude", clock=clock)
+
+
+@pytest.fixture
+def migrated_store() -> None:
+    """The test's own database, migrated: entry points migrate before they record, the log's writer does not."""
+    migrate(get_engine())
 
 
 def fail(breaker: CircuitBreaker, times: int, error: BaseException | None = None) -> None:
@@ -264,12 +271,10 @@ def test_state_changes_are_kept_in_history(breaker: CircuitBreaker, clock: FakeC
     assert [state for state, _ in breaker.history] == ["open", "half_open", "closed"]
 
 
-def test_state_changes_reach_the_error_log(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_state_changes_reach_the_error_log(breaker: CircuitBreaker, clock: FakeClock, migrated_store: None) -> None:
     """Opening is logged as a warning and closing as info, under component breaker.<name>."""
     from core.errorlog import flush, recent
-    from core.store import get_engine, migrate
 
-    migrate(get_engine())  # as every entry point does before it records: the log's writer does not
     fail(breaker, 3)
     clock.advance(5)
     for _ in range(2):
@@ -294,7 +299,7 @@ def test_a_refusal_is_an_instance_of_its_services_class(service: str, cls: type,
     assert cls.error_type == error_type and "error_type" not in vars(err)
 
 
-def test_the_database_breaker_refuses_and_logs_as_the_database(clock: FakeClock) -> None:
+def test_the_database_breaker_refuses_and_logs_as_the_database(clock: FakeClock, migrated_store: None) -> None:
     """An open database breaker raises DatabaseCircuitOpenError and its state changes log as "database"."""
     from core.errorlog import flush, recent
 
