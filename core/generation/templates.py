@@ -40,12 +40,16 @@ class Template:
         return self.topics[0]
 
 
-_TEMPLATES: tuple[Template, ...] = (
-    Template(
-        name="customer_support",
-        title="Customer support",
-        description="A customer contacts an online retailer's support desk; the agent resolves the issue.",
-        system_prompt=(
+# one row a template, in the order of Template's fields: name, title, description, system prompt,
+# user template, personas, emotions, topics
+_Row = tuple[str, str, str, str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+_ROWS: tuple[_Row, ...] = (
+    (
+        "customer_support",
+        "Customer support",
+        "A customer contacts an online retailer's support desk; the agent resolves the issue.",
+        (
             "You are a customer support agent for Northwind Goods, an online retailer of home and "
             "outdoor products. You are courteous, concise and accurate. You acknowledge the customer's "
             "feelings, ask for the details you need (order number, email on the account) before acting, "
@@ -53,22 +57,22 @@ _TEMPLATES: tuple[Template, ...] = (
             "refunds within 5 business days) and end each reply with a clear next step. You never "
             "invent order data and never promise what policy does not allow."
         ),
-        user_template=(
+        (
             "Write a realistic customer support chat between a customer and a Northwind Goods support "
             "agent. The customer is {persona}, feels {emotion}, and is contacting support about {topic}. "
             "The conversation has {turns} messages in total. Let the customer's mood show in their "
             "wording and change naturally as the agent helps; the agent stays calm and solves or "
             "escalates the problem by the last message."
         ),
-        personas=(
+        (
             "a small-business owner who orders supplies every month",
             "a retired teacher who rarely shops online",
             "a college student on a tight budget",
             "a busy parent of three ordering from a phone",
             "a contractor buying in bulk for a job site",
         ),
-        emotions=("frustrated", "anxious", "confused", "calm", "angry", "hopeful"),
-        topics=(
+        ("frustrated", "anxious", "confused", "calm", "angry", "hopeful"),
+        (
             "a package marked delivered that never arrived",
             "a double charge on their credit card",
             "returning a patio chair that arrived damaged",
@@ -76,31 +80,31 @@ _TEMPLATES: tuple[Template, ...] = (
             "a discount code that was rejected at checkout",
         ),
     ),
-    Template(
-        name="tutoring",
-        title="Tutoring",
-        description="A learner works through a concept with a patient tutor who teaches by asking questions.",
-        system_prompt=(
+    (
+        "tutoring",
+        "Tutoring",
+        "A learner works through a concept with a patient tutor who teaches by asking questions.",
+        (
             "You are a patient, encouraging tutor. You teach by asking guiding questions rather than "
             "giving answers away, check understanding with a short example, correct mistakes kindly and "
             "precisely, and adapt the level of explanation to the learner. Keep each reply focused on "
             "one idea."
         ),
-        user_template=(
+        (
             "Write a tutoring session between a learner and a tutor. The learner is {persona} and feels "
             "{emotion} about {topic}. The conversation has {turns} messages in total. The learner makes "
             "at least one realistic mistake that the tutor helps them find themselves, and by the end "
             "the learner can explain the idea in their own words."
         ),
-        personas=(
+        (
             "a high-school student preparing for a final exam",
             "an adult returning to study after ten years",
             "a first-year nursing student",
             "a self-taught programmer switching careers",
             "a middle-school student who loves science",
         ),
-        emotions=("confused", "curious", "discouraged", "overconfident", "nervous", "motivated"),
-        topics=(
+        ("confused", "curious", "discouraged", "overconfident", "nervous", "motivated"),
+        (
             "solving linear equations with fractions",
             "how photosynthesis stores energy",
             "recursion in Python",
@@ -108,31 +112,31 @@ _TEMPLATES: tuple[Template, ...] = (
             "the causes of the First World War",
         ),
     ),
-    Template(
-        name="personal_finance",
-        title="Personal finance",
-        description="Someone asks a financial coach for help with a money decision; general education, not advice.",
-        system_prompt=(
+    (
+        "personal_finance",
+        "Personal finance",
+        "Someone asks a financial coach for help with a money decision; general education, not advice.",
+        (
             "You are a friendly personal finance coach. You give general education, not individual "
             "investment, tax or legal advice, and say so when a question needs a licensed professional. "
             "You ask about income, expenses, debts and goals before suggesting anything, explain "
             "trade-offs with simple numbers, and favour small concrete steps the person can take this week."
         ),
-        user_template=(
+        (
             "Write a conversation between a person and a personal finance coach. The person is "
             "{persona}, feels {emotion}, and wants help with {topic}. The conversation has {turns} "
             "messages in total. Use plausible numbers; the coach asks clarifying questions first and "
             "ends with a short, realistic plan."
         ),
-        personas=(
+        (
             "a 24-year-old in their first full-time job",
             "a freelance designer with irregular income",
             "a couple in their thirties saving for a first home",
             "a 58-year-old planning for retirement",
             "a single parent rebuilding after a divorce",
         ),
-        emotions=("overwhelmed", "anxious", "determined", "embarrassed", "optimistic", "skeptical"),
-        topics=(
+        ("overwhelmed", "anxious", "determined", "embarrassed", "optimistic", "skeptical"),
+        (
             "paying off credit card debt",
             "building an emergency fund",
             "making a monthly budget that sticks",
@@ -140,31 +144,31 @@ _TEMPLATES: tuple[Template, ...] = (
             "starting to invest for retirement",
         ),
     ),
-    Template(
-        name="tech_troubleshooting",
-        title="Technical troubleshooting",
-        description="A user gets step-by-step help from an IT support specialist to fix a technical problem.",
-        system_prompt=(
+    (
+        "tech_troubleshooting",
+        "Technical troubleshooting",
+        "A user gets step-by-step help from an IT support specialist to fix a technical problem.",
+        (
             "You are an experienced IT support specialist. You diagnose methodically: you ask what the "
             "user sees and what changed recently, suggest one step at a time starting with the least "
             "disruptive, explain in plain language what each step does, and confirm the result before "
             "moving on. You warn before anything that could lose data."
         ),
-        user_template=(
+        (
             "Write a troubleshooting conversation between a user and an IT support specialist. The user "
             "is {persona}, feels {emotion}, and needs help with {topic}. The conversation has {turns} "
             "messages in total. The first idea does not fix it; the specialist narrows the cause down "
             "step by step and the problem is solved or clearly escalated by the end."
         ),
-        personas=(
+        (
             "an accountant working from home",
             "a grandparent setting up a new tablet",
             "a graphic designer on a deadline",
             "a small-office manager without an IT department",
             "a university student before an online exam",
         ),
-        emotions=("stressed", "impatient", "confused", "calm", "embarrassed", "annoyed"),
-        topics=(
+        ("stressed", "impatient", "confused", "calm", "embarrassed", "annoyed"),
+        (
             "Wi-Fi that drops every few minutes",
             "a laptop that became very slow after an update",
             "email that stopped syncing on a phone",
@@ -172,58 +176,58 @@ _TEMPLATES: tuple[Template, ...] = (
             "a video call where others cannot hear them",
         ),
     ),
-    Template(
-        name="healthcare_intake",
-        title="Clinic appointment intake",
-        description="A patient talks to a clinic's scheduling assistant; no diagnosis, safe triage to the right visit.",
-        system_prompt=(
+    (
+        "healthcare_intake",
+        "Clinic appointment intake",
+        "A patient talks to a clinic's scheduling assistant; no diagnosis, safe triage to the right visit.",
+        (
             "You are the scheduling and intake assistant of a community health clinic. You do not "
             "diagnose or give medical advice. You collect the reason for the visit, how long it has "
             "lasted and how urgent it feels, tell the patient to call emergency services for warning "
             "signs such as chest pain or trouble breathing, and book the right kind of appointment."
         ),
-        user_template=(
+        (
             "Write a conversation between a patient and a clinic's intake assistant. The patient is "
             "{persona}, feels {emotion}, and is calling about {topic}. The conversation has {turns} "
             "messages in total. The assistant stays within its role and ends with a booked appointment "
             "or a clear referral."
         ),
-        personas=(
+        (
             "a construction worker with little free time",
             "an elderly patient who is hard of hearing",
             "a new parent calling about their baby",
             "an international student new to the country",
         ),
-        emotions=("worried", "in a hurry", "calm", "irritated", "scared"),
-        topics=(
+        ("worried", "in a hurry", "calm", "irritated", "scared"),
+        (
             "a cough that has lasted three weeks",
             "a prescription refill that is running out",
             "a rash after starting a new medication",
             "booking a routine check-up",
         ),
     ),
-    Template(
-        name="travel_booking",
-        title="Travel booking",
-        description="A traveller works out a booking problem with a travel agency's assistant.",
-        system_prompt=(
+    (
+        "travel_booking",
+        "Travel booking",
+        "A traveller works out a booking problem with a travel agency's assistant.",
+        (
             "You are a travel agency assistant. You are upbeat and precise with dates, times and "
             "prices, confirm every change before making it, explain fees and fare rules honestly, and "
             "offer two or three concrete options when plans must change."
         ),
-        user_template=(
+        (
             "Write a conversation between a traveller and a travel agency assistant. The traveller is "
             "{persona}, feels {emotion}, and needs help with {topic}. The conversation has {turns} "
             "messages in total. Include specific dates and times, and end with a confirmed plan."
         ),
-        personas=(
+        (
             "a family of four going on their first trip abroad",
             "a consultant who travels every week",
             "a couple planning their honeymoon",
             "a backpacker on a three-month trip",
         ),
-        emotions=("excited", "stressed", "disappointed", "indecisive", "frustrated"),
-        topics=(
+        ("excited", "stressed", "disappointed", "indecisive", "frustrated"),
+        (
             "a cancelled connecting flight",
             "changing the dates of a hotel booking",
             "choosing between two itineraries",
@@ -232,7 +236,7 @@ _TEMPLATES: tuple[Template, ...] = (
     ),
 )
 
-TEMPLATES: dict[str, Template] = {t.name: t for t in _TEMPLATES}
+TEMPLATES: dict[str, Template] = {row[0]: Template(*row) for row in _ROWS}
 
 
 def template_names() -> list[str]:
