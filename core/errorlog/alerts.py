@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select
 
 from core.config import get_settings
 from core.errorlog import record
+from core.process_wide import ProcessWide
 from core.store.schema import error_logs
 from core.store.tx import read_conn
 
@@ -131,22 +132,13 @@ class AlertWatcher:
             self._stop.wait(get_settings().alert_poll_interval_s)
 
 
-_lock = threading.Lock()
-_watchers: dict[str, AlertWatcher] = {}
+_watchers: ProcessWide[AlertWatcher] = ProcessWide(close=AlertWatcher.stop)
 
 
 def start_watcher(engine: Engine) -> AlertWatcher:
     """The process-wide watcher for `engine` (started once)."""
-    key = str(engine.url)
-    with _lock:
-        watcher = _watchers.get(key)
-        if watcher is None:
-            watcher = _watchers[key] = AlertWatcher(engine).start()
-        return watcher
+    return _watchers.get(str(engine.url), lambda: AlertWatcher(engine).start())
 
 
 def stop_watcher() -> None:
-    with _lock:
-        for watcher in _watchers.values():
-            watcher.stop()
-        _watchers.clear()
+    _watchers.clear()

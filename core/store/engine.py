@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from core.config import get_settings
+from core.process_wide import ProcessWide
 from core.store.files import private_file
 
 __all__ = ["create_store_engine", "get_engine", "reset_engine", "SUPABASE_TRANSACTION_POOLER_PORT"]
@@ -69,22 +68,14 @@ def create_store_engine(url: str) -> Engine:
     raise ValueError(f"Unsupported DATABASE_URL scheme: {parsed.drivername}")
 
 
-_lock = threading.Lock()
-_engines: dict[str, Engine] = {}
+_engines: ProcessWide[Engine] = ProcessWide(close=Engine.dispose)
 
 
 def get_engine(url: str | None = None) -> Engine:
     """The process-wide engine for `url` (default: the configured database)."""
     key = url or get_settings().effective_database_url
-    with _lock:
-        engine = _engines.get(key)
-        if engine is None:
-            engine = _engines[key] = create_store_engine(key)
-        return engine
+    return _engines.get(key, lambda: create_store_engine(key))
 
 
 def reset_engine() -> None:
-    with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
+    _engines.clear()
