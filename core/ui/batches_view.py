@@ -39,20 +39,31 @@ def _select(batch_id: str) -> None:
     st.session_state[_SELECTED] = batch_id
 
 
-def _estimate_line(template: str, count: int, model: str, turns: int) -> None:
-    est = batches.estimate(template, count, model, turns=turns)
+def _refused(hints: dict[str, Any], exc: ValidationError) -> None:
+    """Show a refusal under the field it names, or under the form."""
+    hints.get(exc.field or "", hints["_form"]).error(literal(exc.user_message), icon=":material/error:")
+
+
+def _estimate_line(hints: dict[str, Any], template: str, count: int, model: str, turns: int) -> bool:
+    """Show the estimate; False, with the refusal shown, when the input is refused."""
+    try:
+        est = batches.estimate(template, count, model, turns=turns)
+    except ValidationError as exc:
+        _refused(hints, exc)
+        return False
     seconds = est["seconds"]
     duration = f"{seconds:,} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
     st.info(f"**Estimate:** {est['calls']:,} calls · {est['tokens']:,} tokens "
             f"({est['input_tokens']:,} in / {est['output_tokens']:,} out) · about ${est['cost_usd']:,.2f} · "
             f"about {duration}, {est['binding']['text']}", icon=":material/calculate:")
+    return True
 
 
 def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
     try:
         batch_id = batches.create_batch(get_engine(), user=current_user(), **kwargs)
     except ValidationError as exc:
-        hints.get(exc.field or "", hints["_form"]).error(literal(exc.user_message), icon=":material/error:")
+        _refused(hints, exc)
         return
     except AppError as exc:
         notify_exception(exc, component="ui.batches.create")
@@ -96,10 +107,7 @@ def create_from_grid() -> None:
     hints["_form"] = hints["status"] = st.empty()
     grid = max(len(personas), 1) * max(len(emotions), 1) * max(len(topics), 1)
     st.caption(f"{grid} combinations, cycled until {int(count):,} conversations are made.")
-    try:
-        _estimate_line(template, int(count), model, turns)
-    except ValidationError as exc:
-        hints.get(exc.field or "", hints["_form"]).error(literal(exc.user_message), icon=":material/error:")
+    if not _estimate_line(hints, template, int(count), model, turns):
         return
     if st.button("Launch batch", type="primary", key=_key("launch_grid"), icon=":material/rocket_launch:"):
         _launch(hints, template=template, count=int(count), personas=personas, emotions=emotions, topics=topics,
@@ -126,10 +134,7 @@ def create_from_csv() -> None:
         return
     st.caption(f"{len(rows):,} rows · preview of the first 20")
     st.dataframe(pd.DataFrame(rows[:20]), hide_index=True)
-    try:
-        _estimate_line(template, len(rows), model, turns)
-    except ValidationError as exc:
-        hints.get(exc.field or "", hints["_form"]).error(literal(exc.user_message), icon=":material/error:")
+    if not _estimate_line(hints, template, len(rows), model, turns):
         return
     if st.button("Launch batch from CSV", type="primary", key=_key("launch_csv"), icon=":material/rocket_launch:"):
         _launch(hints, template=template, rows=rows, turns=turns, model=model, concurrency=concurrency)
