@@ -74,21 +74,21 @@ def _item_counts(conn: sa.Connection, batch_ids: list[str]) -> dict[str, dict[st
     return out
 
 
-def _batches(engine: Engine, *where: sa.ColumnElement[bool]) -> tuple[list[Any], dict[str, dict[str, int]]]:
+def _batches(engine: Engine, *where: sa.ColumnElement[bool]) -> list[tuple[Any, dict[str, int]]]:
+    """The batches `where` selects, newest first, each with its item counts by status."""
     with engine.connect() as conn:
         rows = conn.execute(sa.select(batch_jobs).where(*where).order_by(batch_jobs.c.updated_at.desc())
                             ).mappings().all()
-        return list(rows), _item_counts(conn, [r["id"] for r in rows])
+        counts = _item_counts(conn, [r["id"] for r in rows])
+    return [(r, counts[r["id"]]) for r in rows]
 
 
 def find_interrupted_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
     """Running batches whose worker stopped heartbeating (lease expired)."""
     now = now or utcnow()
-    rows, counts = _batches(engine, batch_jobs.c.status == "running", sa.or_(
-        batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now))
     out = []
-    for r in rows:
-        c = counts[r["id"]]
+    for r, c in _batches(engine, batch_jobs.c.status == "running", sa.or_(
+        batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now)):
         left = c.get("pending", 0) + c.get("running", 0)
         since = r["lease_expires_at"] or r["updated_at"]
         out.append(_finding(
@@ -103,10 +103,8 @@ def find_interrupted_batches(engine: Engine, now: datetime | None = None) -> lis
 
 def find_failed_batches(engine: Engine) -> list[dict[str, Any]]:
     """Failed batches, with why and whether retrying the failed items or a plain resume is the fix."""
-    rows, counts = _batches(engine, batch_jobs.c.status == "failed")
     out = []
-    for r in rows:
-        c = counts[r["id"]]
+    for r, c in _batches(engine, batch_jobs.c.status == "failed"):
         failed = c.get("failed", 0)
         if failed:
             action_text, action = f"Retry the {failed} failed items (done items are kept).", "retry_failed"
@@ -120,10 +118,8 @@ def find_failed_batches(engine: Engine) -> list[dict[str, Any]]:
 
 def find_paused_batches(engine: Engine) -> list[dict[str, Any]]:
     """Paused batches: by a user (resume when ready) or by the breaker (continues by itself)."""
-    rows, counts = _batches(engine, batch_jobs.c.status == "paused")
     out = []
-    for r in rows:
-        c = counts[r["id"]]
+    for r, c in _batches(engine, batch_jobs.c.status == "paused"):
         if r["pause_kind"] == "breaker":
             action_text, action = ("It continues by itself when the model service recovers; resume it to "
                                    "retry now."), "wait"
