@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
+from typing import TypeAlias
 
 from core.redact import redact_text
 
-__all__ = ["print_error"]
+__all__ = ["add_action", "add_group", "print_error"]
+
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def print_error(text: str) -> None:
     """Write an error line to stderr, redacted: upstream messages can carry keys and passwords."""
     print(redact_text(text), file=sys.stderr)
+
+
+def add_group(sub: _Subparsers, name: str, help: str) -> _Subparsers:
+    """A command of several actions, `python -m core NAME ACTION`; the action is kept in args.NAME_command."""
+    return sub.add_parser(name, help=help).add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+
+def add_action(group: _Subparsers, name: str, func: Callable[[argparse.Namespace], int], help: str,
+               description: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one action, which runs `func(args)`."""
+    parser = group.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=func)
+    return parser
+

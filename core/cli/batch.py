@@ -16,6 +16,7 @@ from core.batches.service import (
     resume_batch,
 )
 from core.batches.states import BATCH_STATES
+from core.cli import add_action, add_group
 from core.cli.args import bounded_text, one_of, template_name, turns, whole_number
 from core.store import get_engine
 
@@ -25,10 +26,9 @@ def _csv_list(text: str | None) -> list[str] | None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    batch = sub.add_parser("batch", help="create, inspect and control batches")
-    bsub = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
+    batch = add_group(sub, "batch", help="create, inspect and control batches")
 
-    p = bsub.add_parser("create", help="create a queued batch; prints its id")
+    p = add_action(batch, "create", _create, help="create a queued batch; prints its id")
     p.add_argument("--template", required=True, type=template_name, help="built-in template name")
     p.add_argument("--count", type=whole_number(1, "batch_max_items"),
                    help="number of conversations (default: all CSV rows)")
@@ -40,31 +40,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--turns", type=turns, default=None, help="messages per conversation, even (default: settings)")
     p.add_argument("--model", help="model name (default: settings)")
     p.add_argument("--name", type=bounded_text("batch_name_max_chars"), help="a label for the batch")
-    p.set_defaults(func=_create)
 
-    p = bsub.add_parser("status", help="state, counts, tokens, cost, throughput and ETA of a batch")
+    p = add_action(batch, "status", _status, help="state, counts, tokens, cost, throughput and ETA of a batch")
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_status)
 
-    p = bsub.add_parser("list", help="recent batches")
+    p = add_action(batch, "list", _list, help="recent batches")
     p.add_argument("--status", type=one_of(lambda: BATCH_STATES, "batch state"), help="only batches in this state")
     p.add_argument("--limit", type=whole_number(1, "list_max_rows"), default=20, help="at most this many (20)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_list)
 
-    p = bsub.add_parser("resume", help="resume a paused, failed or interrupted batch (done items are kept)")
+    p = add_action(batch, "resume", _resume,
+                   help="resume a paused, failed or interrupted batch (done items are kept)")
     p.add_argument("id")
     p.add_argument("--failed-only", action="store_true", help="requeue only the failed items")
-    p.set_defaults(func=_resume)
 
-    p = bsub.add_parser("pause", help="stop taking new items; in-flight ones finish")
+    p = add_action(batch, "pause", _pause, help="stop taking new items; in-flight ones finish")
     p.add_argument("id")
-    p.set_defaults(func=_pause)
 
-    p = bsub.add_parser("cancel", help="stop a batch for good; finished items are kept")
+    p = add_action(batch, "cancel", _cancel, help="stop a batch for good; finished items are kept")
     p.add_argument("id")
-    p.set_defaults(func=_cancel)
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -9,20 +9,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from core.cli import add_action, add_group
 from core.cli.args import template_name
 from core.conversations import ConversationFilter, iter_csv, iter_jsonl
 from core.store import get_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    conv = sub.add_parser("conversations", help="saved conversations")
-    csub = conv.add_subparsers(dest="conversations_command", required=True, metavar="ACTION")
-    p = csub.add_parser("export", help="stream conversations as fine-tuning JSONL (or CSV)")
+    conv = add_group(sub, "conversations", help="saved conversations")
+    p = add_action(conv, "export", _export, help="stream conversations as fine-tuning JSONL (or CSV)")
     p.add_argument("--out", required=True, help="file to write ('-' for stdout)")
     p.add_argument("--batch", help="only this batch's conversations")
     p.add_argument("--template", type=template_name, help="only this template")
     p.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name, else jsonl")
-    p.set_defaults(func=_export)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli import add_action, add_group
 from core.store import get_engine, migrate
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    db = sub.add_parser("db", help="database maintenance")
-    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    p = db_sub.add_parser("migrate", help="create or upgrade the schema (idempotent)")
-    p.set_defaults(func=_migrate, store="none")  # migrates itself, forced
+    db = add_group(sub, "db", help="database maintenance")
+    p = add_action(db, "migrate", _migrate, help="create or upgrade the schema (idempotent)")
+    p.set_defaults(store="none")  # migrates itself, forced
 
 
 def _migrate(_args: argparse.Namespace) -> int:

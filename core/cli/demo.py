@@ -5,22 +5,21 @@ from __future__ import annotations
 import argparse
 import time
 
+from core.cli import add_action, add_group
 from core.cli.args import whole_number
 from core.errorlog.seed import seed_errors
 from core.store import get_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    demo = sub.add_parser("demo", help="synthetic data for benchmarks and screenshots")
-    demo_sub = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
-    p = demo_sub.add_parser(
-        "seed-errors", help="insert realistic synthetic error-log rows (prints rows and rows/s)",
+    demo = add_group(sub, "demo", help="synthetic data for benchmarks and screenshots")
+    p = add_action(
+        demo, "seed-errors", _seed_errors, help="insert realistic synthetic error-log rows (prints rows and rows/s)",
         description="Insert COUNT realistic error rows spread over the last DAYS days, across types, "
                     "codes, severities, components and batches.")
     p.add_argument("--count", required=True, type=whole_number(1, "log_seed_max_rows"), help="how many rows")
     p.add_argument("--days", type=whole_number(1, "time_span_max_days"), default=30, help="spread them over this many days (30)")
     p.add_argument("--seed", type=int, default=0, help="random seed, for repeatable data (0)")
-    p.set_defaults(func=_seed_errors)
 
 
 def _seed_errors(args: argparse.Namespace) -> int:

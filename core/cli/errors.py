@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.cli import add_action, add_group
 from core.config import get_settings
 from core.errorlog import (
     ERROR_TYPE_NAMES,
@@ -50,11 +51,10 @@ def parse_time(text: str) -> datetime:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    errors = sub.add_parser("errors", help="search, export and summarise the error log")
-    errors_sub = errors.add_subparsers(dest="errors_command", required=True, metavar="ACTION")
+    errors = add_group(sub, "errors", help="search, export and summarise the error log")
 
-    p = errors_sub.add_parser(
-        "export", help="write the filtered error rows to a CSV file (prints the row count)",
+    p = add_action(
+        errors, "export", _export, help="write the filtered error rows to a CSV file (prints the row count)",
         description="Write exactly the rows the filters select (newest first) to a CSV file. "
                     "Repeat a filter option to match any of its values.")
     p.add_argument("--out", required=True, type=Path, help="CSV file to write (replaced only on success)")
@@ -68,18 +68,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--batch", dest="operation_id", help="batch (operation) id")
     p.add_argument("--request-id", dest="request_id", help="model request id")
     p.add_argument("--resolved", choices=("yes", "no"), help="only resolved (yes) or unresolved (no) rows")
-    p.set_defaults(func=_export)
 
-    p = errors_sub.add_parser("stats", help="totals, shares and per-bucket counts over a time window")
+    p = add_action(errors, "stats", _stats, help="totals, shares and per-bucket counts over a time window")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--since", type=parse_time, default=None, help="window start (default: 24h back)")
     p.add_argument("--until", type=parse_time, default=None, help="window end (default: now)")
     p.add_argument("--bucket", choices=("hour", "day"), default="hour", help="bucket size of the series")
-    p.set_defaults(func=_stats)
 
-    p = errors_sub.add_parser("retention", help="show (or with --apply, remove) rows past their retention")
+    p = add_action(errors, "retention", _retention,
+                   help="show (or with --apply, remove) rows past their retention")
     p.add_argument("--apply", action="store_true", help="remove them (default: only count them)")
-    p.set_defaults(func=_retention)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.cli import add_action, add_group
 from core.recovery import apply_cleanup, cleanup_preview, scan
 from core.store import get_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    rec = sub.add_parser("recovery", help="find work that stopped half-way; clean up expired rows")
-    rsub = rec.add_subparsers(dest="recovery_command", required=True, metavar="ACTION")
-    p = rsub.add_parser("scan", help="interrupted/failed/paused batches, orphaned drafts and conversations")
+    rec = add_group(sub, "recovery", help="find work that stopped half-way; clean up expired rows")
+    p = add_action(rec, "scan", _scan, help="interrupted/failed/paused batches, orphaned drafts and conversations")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_scan)
-    p = rsub.add_parser("cleanup", help="count (or with --apply remove) expired drafts, checkpoints, error logs")
+    p = add_action(rec, "cleanup", _cleanup,
+                   help="count (or with --apply remove) expired drafts, checkpoints, error logs")
     p.add_argument("--apply", action="store_true", help="remove them (default: only count)")
-    p.set_defaults(func=_cleanup)
 
 
 def _scan(args: argparse.Namespace) -> int:
