@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from core.process_wide import ProcessWide
 
@@ -12,21 +13,17 @@ def test_a_key_is_made_once_and_shared_by_every_thread():
     made: list[object] = []
     values = ProcessWide[object]()
     start = threading.Barrier(8)
-    got: list[object] = []
 
     def make() -> object:
         made.append(object())
         return made[-1]
 
-    def ask() -> None:
+    def ask(_: int) -> object:
         start.wait()
-        got.append(values.get("db", make))
+        return values.get("db", make)
 
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(ask, range(8)))
     assert len(made) == 1
     assert got == made * 8
 
