@@ -158,10 +158,11 @@ class BatchWorker:
                     self._store_trouble(exc, None, "claim_batch")
                     await self._sleep(settings.worker_poll_interval_s)
                     continue
-                if claimed is not None or joinable is not None:
-                    if claimed is not None:
-                        self.stats.batches_claimed += 1
-                    batch_id, concurrency = (claimed.batch_id, claimed.concurrency) if claimed else joinable
+                if claimed is not None:
+                    self.stats.batches_claimed += 1
+                work = (claimed.batch_id, claimed.concurrency) if claimed is not None else joinable
+                if work is not None:
+                    batch_id, concurrency = work
                     try:
                         await self._work(batch_id, owner=claimed is not None, batch_concurrency=concurrency,
                                          claimed=claimed)
@@ -422,7 +423,8 @@ class BatchWorker:
             if state.attempt_number > 1:
                 return  # one row per held outcome, not one per try
             self.stats.outcomes_held += 1
-            err = classify(state.outcome.exception()) if state.outcome is not None else None
+            failure = state.outcome.exception() if state.outcome is not None else None
+            err = classify(failure) if failure is not None else None
             if err is not None:
                 self.stats.last_error = err.message
                 _record(err, operation_id=ctx.batch_id,

@@ -56,7 +56,10 @@ def run_db_past_breaker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return _retried_run(_attempt_past, fn, args, kwargs)
 
 
-def _retried_run(attempt: Callable[..., T], fn: Callable[..., T], args: tuple[Any, ...],
+_Attempt = Callable[[CircuitBreaker, Callable[..., T], tuple[Any, ...], dict[str, Any]], T]
+
+
+def _retried_run(attempt: _Attempt[T], fn: Callable[..., T], args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> T:
     breaker = get_breaker(DATABASE_SERVICE)
     retried = _Retried(fn)
