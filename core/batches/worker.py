@@ -52,6 +52,7 @@ from sqlalchemy import Engine
 from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.config import get_settings
+from core.errorlog import record
 from core.errors import Action, AppError, ErrorCode, classify
 from core.generation import GenerationParams
 from core.recovery import apply_cleanup
@@ -71,8 +72,6 @@ BREAKER_PAUSE_REASON = "model service failing; waiting for the circuit breaker"
 
 
 def _record(error: BaseException, **kwargs: Any) -> None:
-    from core.errorlog import record
-
     record(error, component="batch_worker", **kwargs)
 
 

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.config import get_settings
+from core.errorlog import record
 from core.errors import AppError, ErrorCode, ValidationError, classify
 from core.generation import GenerationParams, GenerationResult, validate_params
 from core.generation.service import agenerate_conversation
@@ -41,8 +42,6 @@ UNFINISHED = ("in_progress", "failed")
 
 
 def _record(err: AppError, *, draft_id: str, step: str) -> None:
-    from core.errorlog import record
-
     record(err, component="drafts", operation_id=draft_id, context={"step": step})
 
 

@@ -48,6 +48,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from core.config import get_settings
+from core.errorlog import record
 from core.errors import Action, APIError, AppError, DatabaseError, ErrorCode, NetworkError, Severity, classify
 from core.resilience._slots import add_to_slot, expire_slots
 
@@ -391,9 +392,6 @@ class CircuitBreaker:
 
 
 def _record_transition(breaker: CircuitBreaker, state: str, reason: str) -> None:
-    # imported here: the recorder imports the store, which must not import us back at load time
-    from core.errorlog import record
-
     severity = Severity.WARN if state == OPEN else Severity.INFO
     event_type = _DatabaseBreakerEvent if breaker.name == "database" else _BreakerEvent
     event = event_type(

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from tenacity import RetryCallState
 
+from core.errorlog import record
 from core.errors import classify
 from core.resilience._breaker import CircuitBreaker, get_breaker
 from core.resilience._retry import async_store_outage_policy, db_retry_policy
@@ -97,8 +98,6 @@ class _Retried:
     def record_recovery(self) -> None:
         if self.last is None:
             return
-        from core.errorlog import record  # imported late: the recorder imports the store
-
         # like the model client: the failures were transient and a retry won, so the log shows
         # that the database was flaky without an error anyone has to act on
         record(self.last, component="store", attempt=self.failures + 1, severity="info", recovered=True,

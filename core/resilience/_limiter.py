@@ -79,6 +79,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import Settings, get_settings
+from core.errorlog import record
 from core.errors import Action, APIError, ErrorCode, Severity
 from core.resilience._slots import add_to_slot, expire_slots
 
@@ -445,8 +446,6 @@ def _number(value: Any) -> float | None:
 
 
 def _record_long_wait(report: dict[str, Any]) -> None:
-    from core.errorlog import record  # imported here: the recorder imports the store
-
     bound = str(report["bound_by"]).replace("_", " ")
     event = _LimiterWait(
         f"A call waits {report['wait_s']} s for the rate limiter, bound by {bound} "
