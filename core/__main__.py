@@ -15,7 +15,7 @@ from typing import NoReturn
 from core.cli import print_error
 from core.config import SettingsError, get_settings
 from core.errorlog import flush, record, shutdown
-from core.errors import AppError, classify
+from core.errors import AppError, ErrorType, classify
 from core.resilience import is_store_unavailable
 from core.runtime import settle_heap
 from core.store import get_engine, migrate
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # noqa: BLE001 - the CLI boundary classifies every failure
         err = exc if isinstance(exc, AppError) else classify(exc)
-        if err.error_type == "validation":
+        if err.error_type == ErrorType.VALIDATION:
             print_error(_error_text(err.user_message, f"{err.code}: {err.message}"))
             return 2  # bad input is refused, not a failure of the app: nothing to record
         print_error(_error_text(err.user_message, f"{err.code}: {err.message}", _record_failure(err, args)))

@@ -42,6 +42,7 @@ __all__ = [
     "AppError",
     "DatabaseError",
     "ErrorCode",
+    "ErrorType",
     "GenerationError",
     "NetworkError",
     "Severity",
@@ -164,6 +165,18 @@ class ErrorCode(StrEnum):
 _HTTP_CODE = re.compile(r"http_[1-5][0-9][0-9]")
 
 
+class ErrorType(StrEnum):
+    """The six kinds of AppError (and "internal" for AppError itself); the value is error_logs.error_type."""
+
+    API = "api"
+    NETWORK = "network"
+    DATABASE = "database"
+    GENERATION = "generation"
+    VALIDATION = "validation"
+    UI = "ui"
+    INTERNAL = "internal"
+
+
 class Action(StrEnum):
     RETRY = "retry"
     FIX_SETTINGS = "fix_settings"
@@ -174,7 +187,7 @@ class Action(StrEnum):
 class AppError(Exception):
     """Base of every error the app shows or records."""
 
-    error_type = "internal"
+    error_type: ErrorType = ErrorType.INTERNAL
     default_code = ErrorCode.INTERNAL
     default_severity = Severity.ERROR
     default_recoverable = False
@@ -243,7 +256,7 @@ class AppError(Exception):
 
 
 class APIError(AppError):
-    error_type = "api"
+    error_type = ErrorType.API
     default_code = ErrorCode.API_ERROR
     default_recoverable = True
     default_user_message = "The model service returned an error. It will be retried."
@@ -251,7 +264,7 @@ class APIError(AppError):
 
 
 class NetworkError(AppError):
-    error_type = "network"
+    error_type = ErrorType.NETWORK
     default_code = ErrorCode.NETWORK_ERROR
     default_severity = Severity.WARN
     default_recoverable = True
@@ -260,7 +273,7 @@ class NetworkError(AppError):
 
 
 class DatabaseError(AppError):
-    error_type = "database"
+    error_type = ErrorType.DATABASE
     default_code = ErrorCode.DATABASE_ERROR
     default_recoverable = True
     default_user_message = "The database could not be reached. Your work is kept and will be saved shortly."
@@ -268,7 +281,7 @@ class DatabaseError(AppError):
 
 
 class GenerationError(AppError):
-    error_type = "generation"
+    error_type = ErrorType.GENERATION
     default_code = ErrorCode.INVALID_RESPONSE
     default_severity = Severity.WARN
     default_recoverable = True
@@ -277,7 +290,7 @@ class GenerationError(AppError):
 
 
 class ValidationError(AppError):
-    error_type = "validation"
+    error_type = ErrorType.VALIDATION
     default_code = ErrorCode.INVALID_INPUT
     default_severity = Severity.INFO
     default_recoverable = False
@@ -286,7 +299,7 @@ class ValidationError(AppError):
 
 
 class UIError(AppError):
-    error_type = "ui"
+    error_type = ErrorType.UI
     default_code = ErrorCode.INTERNAL
     default_severity = Severity.ERROR
     default_recoverable = False
@@ -294,7 +307,7 @@ class UIError(AppError):
     default_action = Action.CONTACT_SUPPORT
 
 
-ERROR_TYPES: dict[str, type[AppError]] = {
+ERROR_TYPES: dict[ErrorType, type[AppError]] = {
     cls.error_type: cls for cls in (APIError, NetworkError, DatabaseError, GenerationError, ValidationError, UIError)
 }
 

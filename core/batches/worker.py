@@ -53,7 +53,7 @@ from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.config import get_settings
 from core.errorlog import record
-from core.errors import Action, AppError, ErrorCode, classify
+from core.errors import Action, AppError, ErrorCode, ErrorType, classify
 from core.generation import GenerationParams
 from core.recovery import apply_cleanup
 from core.redact import redact_cut
@@ -77,7 +77,7 @@ def _record(error: BaseException, **kwargs: Any) -> None:
 
 def is_batch_fatal(err: AppError) -> bool:
     """Errors every other item would hit too (a rejected key, billing, spend limit, unknown model)."""
-    return err.error_type == "api" and not err.is_recoverable and (
+    return err.error_type == ErrorType.API and not err.is_recoverable and (
         err.action == Action.FIX_SETTINGS or err.code in (ErrorCode.SPEND_LIMIT, ErrorCode.AUTHENTICATION_FAILED))
 
 
@@ -434,7 +434,7 @@ class BatchWorker:
 
     async def _item_failed(self, ctx: _BatchRun, item: ClaimedItem, err: AppError) -> None:
         self.stats.last_error = err.message
-        if _is_claude_circuit_open(err) or (err.is_recoverable and err.error_type in ("api", "network")
+        if _is_claude_circuit_open(err) or (err.is_recoverable and err.error_type in (ErrorType.API, ErrorType.NETWORK)
                                             and _claude_breaker_open()):
             # the service is down, not this item: no attempt counted, the batch pauses
             ctx.breaker_wait_s = max(ctx.breaker_wait_s or 0.0, err.retry_after_s or _breaker_retry_in())

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import String
 
 from core.errorlog.fingerprint import fingerprint
-from core.errors import AppError, ErrorCode
+from core.errors import AppError, ErrorCode, ErrorType
 from core.redact import REDACTED, Scrubber, cut, is_sensitive_key, redact_text, secrets_under_keys
 from core.store.schema import error_logs
 
@@ -253,7 +253,7 @@ def build_row(p: Pending, *, text_limit: int, context_limit: int) -> dict[str, A
     scrub = Scrubber(secrets_under_keys(raw) if raw else ())
     message = _clean(scrub(_safe_str(err.message)), text_limit)
     component = _width("component", scrub(_safe_str(p.component))) or "unknown"
-    error_type = _width("error_type", err.error_type) or "internal"
+    error_type = _width("error_type", err.error_type) or ErrorType.INTERNAL
     error_code = _width("error_code", _safe_str(err.code)) or ErrorCode.INTERNAL
     return {
         "error_id": p.error_id,
@@ -284,7 +284,7 @@ def fallback_row(p: Pending, problem: BaseException) -> dict[str, Any]:
     return {
         "error_id": p.error_id,
         "created_at": p.created_at,
-        "error_type": "ui",
+        "error_type": ErrorType.UI,
         "error_code": ErrorCode.UNRECORDABLE,
         "severity": p.severity,
         "message": f"An error could not be prepared for the log ({type(problem).__name__}).",

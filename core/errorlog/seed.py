@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from core.config import get_settings
 from core.errorlog.fingerprint import fingerprint
 from core.errorlog.recorder import new_error_id
-from core.errors import ErrorCode, ValidationError
+from core.errors import ErrorCode, ErrorType, ValidationError
 from core.store.dialect import bulk_insert, is_sqlite
 from core.store.schema import error_logs
 
@@ -34,7 +34,7 @@ _MODELS = ("claude-sonnet-5-5", "claude-haiku-5-0", "claude-opus-5-1")
 
 @dataclass(frozen=True)
 class Scenario:
-    error_type: str
+    error_type: ErrorType
     code: ErrorCode
     severity: str
     recoverable: bool
@@ -49,60 +49,60 @@ class Scenario:
 
 _API = ("claude_client", "batch_worker", "generation")
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("api", ErrorCode.RATE_LIMITED, "warn", True, "retry", _API, (
+    Scenario(ErrorType.API, ErrorCode.RATE_LIMITED, "warn", True, "retry", _API, (
         "RateLimitError (429): Number of request tokens has exceeded your per-minute rate limit ({req})",
         "RateLimitError (429): This request would exceed the rate limit of {rpm} requests per minute ({req})",
     ), "The rate limit was reached. The request will be retried.", 20, 0.92),
-    Scenario("api", ErrorCode.OVERLOADED, "warn", True, "retry", _API, (
+    Scenario(ErrorType.API, ErrorCode.OVERLOADED, "warn", True, "retry", _API, (
         "OverloadedError (529): Overloaded ({req})",
     ), "The model service is overloaded. It will be retried.", 12, 0.85),
-    Scenario("api", ErrorCode.SERVER_ERROR, "error", True, "retry", _API, (
+    Scenario(ErrorType.API, ErrorCode.SERVER_ERROR, "error", True, "retry", _API, (
         "InternalServerError (500): Internal server error ({req})",
     ), "The model service had an internal error. It will be retried.", 6, 0.7),
-    Scenario("api", ErrorCode.SERVICE_UNAVAILABLE, "error", True, "retry", _API, (
+    Scenario(ErrorType.API, ErrorCode.SERVICE_UNAVAILABLE, "error", True, "retry", _API, (
         "APIStatusError (503): Service temporarily unavailable ({req})",
     ), "The model service is unavailable for a moment. It will be retried.", 3, 0.7),
-    Scenario("network", ErrorCode.TIMEOUT, "warn", True, "retry", _API, (
+    Scenario(ErrorType.NETWORK, ErrorCode.TIMEOUT, "warn", True, "retry", _API, (
         "Request to the model service timed out: no response after {secs}.{ms}s",
         "Timed out: stream idle for {secs}s after {tokens} tokens",
     ), "Could not reach the model service. It will be retried.", 8, 0.8),
-    Scenario("network", ErrorCode.CONNECTION_ERROR, "warn", True, "retry", _API, (
+    Scenario(ErrorType.NETWORK, ErrorCode.CONNECTION_ERROR, "warn", True, "retry", _API, (
         "Could not connect to the model service: [Errno 111] Connection refused (10.0.{n}.{m}:443)",
         "Could not connect to the model service: stream cut after {tokens} tokens",
     ), "Could not reach the model service. It will be retried.", 5, 0.75),
-    Scenario("api", ErrorCode.AUTHENTICATION_FAILED, "critical", False, "fix_settings", ("claude_client",), (
+    Scenario(ErrorType.API, ErrorCode.AUTHENTICATION_FAILED, "critical", False, "fix_settings", ("claude_client",), (
         "AuthenticationError (401): invalid x-api-key ({req})",
     ), "The Anthropic API key was rejected. Check ANTHROPIC_API_KEY in Settings.", 1, 0.0, 0.3),
-    Scenario("api", ErrorCode.SPEND_LIMIT, "critical", False, "fix_settings", ("claude_client", "batch_worker"), (
+    Scenario(ErrorType.API, ErrorCode.SPEND_LIMIT, "critical", False, "fix_settings", ("claude_client", "batch_worker"), (
         "Spend limit reached (429): You have reached your specified API usage limits ({req})",
     ), "The Anthropic account's spend limit is reached.", 0.3, 0.0, 0.8),
-    Scenario("generation", ErrorCode.INVALID_RESPONSE, "warn", True, "retry", ("generation", "batch_worker"), (
+    Scenario(ErrorType.GENERATION, ErrorCode.INVALID_RESPONSE, "warn", True, "retry", ("generation", "batch_worker"), (
         "Reply had {n} blocks, expected {turns} (block {m} does not start with User: or Assistant:)",
         "Reply ended after {n} of {turns} turns (stop_reason max_tokens at {tokens} tokens)",
     ), "The model's reply was not a usable conversation. It will be generated again.", 8, 0.88),
-    Scenario("generation", ErrorCode.MALFORMED_JSON, "warn", True, "retry", ("generation",), (
+    Scenario(ErrorType.GENERATION, ErrorCode.MALFORMED_JSON, "warn", True, "retry", ("generation",), (
         "Malformed JSON: Expecting ',' delimiter: line {n} column {m} (char {tokens})",
     ), "The model's reply was not a usable conversation. It will be generated again.", 2, 0.8),
-    Scenario("database", ErrorCode.DB_LOCKED, "error", True, "retry", ("store", "batch_worker", "drafts"), (
+    Scenario(ErrorType.DATABASE, ErrorCode.DB_LOCKED, "error", True, "retry", ("store", "batch_worker", "drafts"), (
         "db_locked: database is locked (batch item {n}, waited {secs}s)",
     ), "The database could not be reached. Your work is kept and will be saved shortly.", 4, 0.95),
-    Scenario("database", ErrorCode.DB_CONNECTION, "error", True, "retry", ("store", "batch_worker", "drafts"), (
+    Scenario(ErrorType.DATABASE, ErrorCode.DB_CONNECTION, "error", True, "retry", ("store", "batch_worker", "drafts"), (
         'db_connection: connection to server at "10.1.{n}.{m}", port 5432 failed: Connection refused',
         "db_connection: server closed the connection unexpectedly (pid {tokens})",
     ), "The database could not be reached. Your work is kept and will be saved shortly.", 2, 0.6),
-    Scenario("database", ErrorCode.DUPLICATE_KEY, "error", False, "contact_support", ("store", "batch_worker"), (
+    Scenario(ErrorType.DATABASE, ErrorCode.DUPLICATE_KEY, "error", False, "contact_support", ("store", "batch_worker"), (
         "duplicate_key: UNIQUE constraint failed: conversations.batch_id, conversations.item_index (item {n})",
     ), "The data conflicts with what is already saved; nothing was changed.", 1),
-    Scenario("validation", ErrorCode.INVALID_INPUT, "info", False, "fix_input", ("page.generate", "page.batches"), (
+    Scenario(ErrorType.VALIDATION, ErrorCode.INVALID_INPUT, "info", False, "fix_input", ("page.generate", "page.batches"), (
         "Turns must be between 2 and 40, got {tokens}",
         "Template {template!r} has an unknown placeholder {{field_{n}}}",
         "Batch count must be between 1 and 100000, got {tokens}",
     ), "Some input is not valid. Please correct it and try again.", 6, 0.0, 0.0),
-    Scenario("ui", ErrorCode.INTERNAL, "error", False, "contact_support", ("page.generate", "page.batches", "drafts"), (
+    Scenario(ErrorType.UI, ErrorCode.INTERNAL, "error", False, "contact_support", ("page.generate", "page.batches", "drafts"), (
         "KeyError: 'turn_{n}'",
         "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int' (row {tokens})",
     ), "Something went wrong on this page. The error has been recorded.", 2, 0.0, 0.1),
-    Scenario("api", ErrorCode.RATE_LIMITED, "debug", True, "retry", ("claude_client",), (
+    Scenario(ErrorType.API, ErrorCode.RATE_LIMITED, "debug", True, "retry", ("claude_client",), (
         "Rate limiter paused {ms} ms to stay under {rpm} requests per minute",
     ), "The rate limit was reached. The request will be retried.", 3, 1.0),
 )
@@ -163,7 +163,7 @@ def _rows(count: int, days: float, rng: random.Random, now: datetime,
             {"model": choice(_MODELS), "template": values.get("template") or choice(_TEMPLATES),
              "turns": values.get("turns") or randint(2, 40)},
             component,
-            values.get("req") or (f"req_{getrandbits(96):024x}" if sc.error_type == "api" else None),
+            values.get("req") or (f"req_{getrandbits(96):024x}" if sc.error_type == ErrorType.API else None),
             choice(batches) if random_() < sc.in_batch_share else None,
             randint(1, 4) if sc.recoverable else 1,
             fingerprint_,

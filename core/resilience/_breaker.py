@@ -49,7 +49,17 @@ from typing import Any, TypeVar
 
 from core.config import get_settings
 from core.errorlog import record
-from core.errors import Action, APIError, AppError, DatabaseError, ErrorCode, NetworkError, Severity, classify
+from core.errors import (
+    Action,
+    APIError,
+    AppError,
+    DatabaseError,
+    ErrorCode,
+    ErrorType,
+    NetworkError,
+    Severity,
+    classify,
+)
 from core.resilience._slots import add_to_slot, expire_slots
 
 __all__ = [
@@ -89,7 +99,7 @@ class CircuitOpenError(AppError):
     its error_type is a fact of its class; any other service gets this class ("api").
     """
 
-    error_type = "api"
+    error_type = ErrorType.API
     default_code = ErrorCode.CIRCUIT_OPEN
     default_severity = Severity.WARN
     default_recoverable = True
@@ -124,7 +134,7 @@ class ClaudeCircuitOpenError(CircuitOpenError):
 class DatabaseCircuitOpenError(CircuitOpenError):
     """The database's breaker refused the call; the error log groups it with the database failures."""
 
-    error_type = "database"
+    error_type = ErrorType.DATABASE
 
 
 _CIRCUIT_OPEN_ERRORS: dict[str, type[CircuitOpenError]] = {
@@ -134,13 +144,13 @@ _CIRCUIT_OPEN_ERRORS: dict[str, type[CircuitOpenError]] = {
 class _BreakerEvent(AppError):
     """A state change, written to the error log (warn when it opens, info otherwise)."""
 
-    error_type = "api"
+    error_type = ErrorType.API
     default_recoverable = True
     default_action = Action.RETRY
 
 
 class _DatabaseBreakerEvent(_BreakerEvent):
-    error_type = "database"
+    error_type = ErrorType.DATABASE
 
 
 _TRANSITION_CODES = {OPEN: ErrorCode.CIRCUIT_OPEN, HALF_OPEN: ErrorCode.CIRCUIT_HALF_OPEN,

@@ -31,7 +31,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from core.config import Settings, get_settings
-from core.errors import DatabaseError, ErrorCode, classify
+from core.errors import DatabaseError, ErrorCode, ErrorType, classify
 
 __all__ = [
     "NEVER_RETRY_CODES",
@@ -81,7 +81,7 @@ def is_store_unavailable(exc: BaseException) -> bool:
         return False  # cancellation and interrupts are never waited out
     err = classify(exc)
     # an open "database" breaker is a CircuitOpenError with error_type "database", not a DatabaseError
-    return err.error_type == "database" and err.is_recoverable
+    return err.error_type == ErrorType.DATABASE and err.is_recoverable
 
 
 def full_jitter_backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:

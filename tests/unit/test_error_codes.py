@@ -11,8 +11,9 @@ from core.errors import APIError, ErrorCode, ValidationError
 from core.store.schema import batch_items, error_logs
 
 ROOT = Path(__file__).resolve().parents[2]
-# names that hold an error code wherever they appear: keyword arguments, attributes, assignments
-CODE_NAMES = {"code", "default_code", "error_code", "last_error_code"}
+# names that hold an error code (or an error's type, ErrorType) wherever they appear: keyword
+# arguments, attributes, assignments
+CODE_NAMES = {"code", "default_code", "error_code", "last_error_code", "error_type"}
 
 
 def _holds_code(node: ast.expr) -> bool:
@@ -83,10 +84,11 @@ def test_the_literal_finder_sees_codes_given_assigned_and_compared() -> None:
         'raise _refuse("too big", "upload_too_large")\n'
         'row = {"error_code": "unrecordable", "component": "store"}\n'
         'ok = err.code == ErrorCode.RATE_LIMITED and _refuse("m", ErrorCode.EMPTY_UPLOAD, "csv")\n'
+        'if err.error_type == "database": pass\n'
     )
     assert literal_codes(source) == [
         (1, "rate_limited"), (2, "circuit_open"), (3, "authentication_failed"), (3, "spend_limit"),
-        (4, "worker_lost"), (5, "invalid_input"), (6, "upload_too_large"), (7, "unrecordable")]
+        (4, "worker_lost"), (5, "invalid_input"), (6, "upload_too_large"), (7, "unrecordable"), (9, "database")]
 
 
 def test_no_module_writes_an_error_code_as_a_string_literal() -> None:
