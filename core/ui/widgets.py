@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import streamlit as st
 
-from core.store import utcnow
 from core.ui.safe import literal
+from core.ui.timefmt import ago
 
 __all__ = ["ago", "badge", "breaker_badge", "metric_cards", "severity_badge", "status_badge"]
 
@@ -41,20 +40,6 @@ def severity_badge(severity: str) -> str:
 def breaker_badge(snapshot: dict[str, Any]) -> str:
     color, label = _BREAKER.get(str(snapshot.get("state")), ("gray", str(snapshot.get("state"))))
     return badge(f"{snapshot.get('name', '?')}: {label}", color, ":material/electrical_services:")
-
-
-def ago(when: datetime | None) -> str:
-    """'12 s ago', '5 min ago', '3 h ago', '2 d ago'."""
-    if when is None:
-        return "never"
-    seconds = max((utcnow() - when).total_seconds(), 0.0)
-    if seconds < 60:
-        return f"{seconds:.0f} s ago"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 86400:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} d ago"
 
 
 def metric_cards(items: list[tuple[str, Any, str | None]]) -> None:
