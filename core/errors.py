@@ -132,6 +132,7 @@ class ErrorCode(StrEnum):
     INVALID_LIMIT = "invalid_limit"
     UNKNOWN_STATE = "unknown_state"
     UNKNOWN_BATCH = "unknown_batch"
+    AMBIGUOUS_BATCH = "ambiguous_batch"
     INVALID_TRANSITION = "invalid_transition"
     NOTHING_TO_RETRY = "nothing_to_retry"
     DRAFT_FINISHED = "draft_finished"

@@ -44,13 +44,16 @@ from core.store.schema import (
 from core.store.tx import write_tx
 
 __all__ = [
+    "batch_names",
     "cancel_batch",
     "create_batch",
+    "default_name",
     "estimate",
     "failed_items",
     "get_batch_status",
     "list_batches",
     "pause_batch",
+    "resolve_batch_id",
     "resume_batch",
 ]
 
@@ -172,7 +175,7 @@ def create_batch(
     def _write() -> None:
         with write_tx(engine) as conn:
             conn.execute(batch_jobs.insert().values(
-                id=batch_id, name=name or f"{tmpl.title} x {n}", template=template, model=model, config=config,
+                id=batch_id, name=name or default_name(tmpl.title, n, now), template=template, model=model, config=config,
                 status="queued", total_items=n, concurrency=conc, created_by=user or settings.user_name,
                 created_at=now, updated_at=now, input_tokens=0, output_tokens=0, cost_usd=0.0))
             for start in range(0, n, _INSERT_CHUNK):
@@ -183,6 +186,11 @@ def create_batch(
 
     run_db(_write)
     return batch_id
+
+
+def default_name(template_title: str, count: int, when: datetime) -> str:
+    """The name a batch gets when none is given: template, count and creation time, e.g. 'Support x 20 · Mar 04 13:05'."""
+    return f"{template_title} x {count:,} · {when:%b %d %H:%M} UTC"
 
 
 # ---- reading -------------------------------------------------------------------------------------------
@@ -221,9 +229,18 @@ def _throughput_per_min(conn: Connection, row: Any, now: datetime) -> float:
     return round(int(recent) * 60.0 / span, 2)
 
 
+def _duration_s(row: Any, now: datetime) -> float | None:
+    """Seconds from the first claim to the end (or to now while unfinished); None before it started."""
+    if row["started_at"] is None:
+        return None
+    return max(((row["finished_at"] or now) - row["started_at"]).total_seconds(), 0.0)
+
+
 def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
     counts = _counts(conn, row["id"])
     throughput = _throughput_per_min(conn, row, now) if row["status"] == "running" else 0.0
+    duration = _duration_s(row, now)
+    finished = row["status"] in TERMINAL
     remaining = counts["pending"] + counts["running"]
     eta = math.ceil(remaining / throughput * 60.0) if throughput > 0 and remaining else (0 if not remaining else None)
     total = int(row["total_items"])
@@ -244,6 +261,9 @@ def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
         "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
         "cost_usd": round(float(row["cost_usd"]), 6),
         "throughput_per_min": throughput,
+        "final_throughput_per_min": round(counts["done"] * 60.0 / max(duration, 1.0), 2)
+        if finished and duration is not None else None,
+        "duration_s": duration,
         "eta_s": eta,
         "concurrency": int(row["concurrency"]),
         "turns": (row["config"] or {}).get("turns"),
@@ -296,6 +316,30 @@ def list_batches(
     with engine.connect() as conn:
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         return [_status_dict(conn, row, now) for row in rows]
+
+
+def resolve_batch_id(engine: Engine, text: str) -> str:
+    """The full id of the batch whose id is `text` or starts with it (a short id, e.g. its first 8 characters)."""
+    wanted = text.strip().lower()
+    if not wanted:
+        raise _refuse("Give a batch id (its first 8 characters are enough).", ErrorCode.UNKNOWN_BATCH, "batch_id")
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(batch_jobs.c.id).where(
+            batch_jobs.c.id.startswith(wanted, autoescape=True)).limit(2)).scalars().all()
+    if not ids:
+        raise _refuse(f"There is no batch whose id starts with {wanted[:40]!r}.", ErrorCode.UNKNOWN_BATCH, "batch_id")
+    if len(ids) > 1:
+        raise _refuse(f"More than one batch id starts with {wanted[:40]!r}; give more characters.",
+                      ErrorCode.AMBIGUOUS_BATCH, "batch_id")
+    return str(ids[0])
+
+
+def batch_names(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Id, name and creation time of the newest batches (no counts), for a picker."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(batch_jobs.c.id, batch_jobs.c.name, batch_jobs.c.created_at)
+                            .order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
 
 
 def failed_items(engine: Engine, batch_id: str, *, limit: int = 1_000) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from core.batches.csv_import import parse_csv
 from core.batches.service import (
+    batch_names,
     cancel_batch,
     create_batch,
     estimate,
@@ -14,6 +15,7 @@ from core.batches.service import (
     get_batch_status,
     list_batches,
     pause_batch,
+    resolve_batch_id,
     resume_batch,
     resume_history,
 )
@@ -316,3 +318,61 @@ def test_listing_refuses_an_unknown_state_or_a_limit_out_of_bounds(engine, kwarg
     with pytest.raises(ValidationError) as exc:
         list_batches(engine, **kwargs)
     assert exc.value.field == field
+
+
+def test_an_unnamed_batch_is_named_by_template_count_and_time(engine):
+    """No name given: the batch is called '<template title> x <count> · <month day hh:mm> UTC'; a given name is kept."""
+    from core.generation import get_template
+
+    bid = create_batch(engine, template="tutoring", count=12)
+    named = create_batch(engine, template="tutoring", count=2, name="Algebra week")
+    status = get_batch_status(engine, bid)
+    assert status["name"].startswith(f"{get_template('tutoring').title} x 12 · ")
+    assert status["name"].endswith(" UTC") and ":" in status["name"]
+    assert {b["id"]: b["name"] for b in batch_names(engine)}[named] == "Algebra week"
+
+
+def test_a_finished_batch_reports_its_duration_and_final_throughput(engine):
+    """A completed batch: seconds from start to finish, and done items per minute over them; no live rate."""
+    from datetime import timedelta
+
+    from core.store.schema import utcnow
+
+    bid = create_batch(engine, template="tutoring", count=4)
+    end = utcnow()
+    with write_tx(engine) as conn:
+        conn.execute(batch_items.update().where(batch_items.c.batch_id == bid).values(status="done"))
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == bid).values(
+            status="completed", started_at=end - timedelta(minutes=2), finished_at=end))
+    status = get_batch_status(engine, bid)
+    assert status["duration_s"] == 120.0
+    assert status["final_throughput_per_min"] == 2.0
+    assert status["throughput_per_min"] == 0.0
+    queued = get_batch_status(engine, create_batch(engine, template="tutoring", count=1))
+    assert queued["duration_s"] is None and queued["final_throughput_per_min"] is None
+
+
+def test_a_short_batch_id_resolves_to_the_full_one(engine):
+    """The first 8 characters find the batch; an unknown or empty id is refused as unknown_batch."""
+    bid = create_batch(engine, template="tutoring", count=1)
+    assert resolve_batch_id(engine, bid[:8]) == bid
+    assert resolve_batch_id(engine, f" {bid.upper()} ") == bid
+    for text in ("zzzzzzzz", "", "%"):
+        with pytest.raises(ValidationError) as exc:
+            resolve_batch_id(engine, text)
+        assert exc.value.code == "unknown_batch"
+
+
+def test_an_id_prefix_two_batches_share_is_refused_as_ambiguous(engine, monkeypatch):
+    """A prefix both batch ids start with names neither: it asks for more characters."""
+    import uuid
+
+    ids = iter([uuid.UUID("abcdef12-0000-4000-8000-000000000001"), uuid.UUID("abcdef12-0000-4000-8000-000000000002")])
+    monkeypatch.setattr("core.batches.service.uuid.uuid4", lambda: next(ids))
+    create_batch(engine, template="tutoring", count=1)
+    create_batch(engine, template="tutoring", count=1)
+    monkeypatch.undo()
+    with pytest.raises(ValidationError) as exc:
+        resolve_batch_id(engine, "abcdef12")
+    assert exc.value.code == "ambiguous_batch"
+    assert resolve_batch_id(engine, "abcdef12-0000-4000-8000-000000000002").endswith("2")
