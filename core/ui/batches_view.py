@@ -10,17 +10,18 @@ import streamlit as st
 from core.batches import csv_import
 from core.batches import service as batches
 from core.config import get_settings
-from core.errors import AppError, ValidationError
+from core.errors import AppError, ErrorCode, ValidationError
 from core.generation import get_template, template_names
 from core.llm.pricing import model_choices
-from core.store import get_engine
-from core.ui.boundaries import section_key
+from core.store import get_engine, utcnow
+from core.ui.boundaries import report_error, section_key
 from core.ui.safe import literal
+from core.ui.timefmt import ago, duration, exact
 from core.ui.toasts import notify_exception, success
 from core.ui.user import current_user
 from core.ui.widgets import status_badge
 
-__all__ = ["actions", "create_from_csv", "create_from_grid", "detail", "live_list", "selected_batch"]
+__all__ = ["actions", "create_from_csv", "create_from_grid", "detail", "live_list", "run_action", "selected_batch"]
 
 _K = "batches"
 _SELECTED = section_key(_K, "selected")
@@ -72,6 +73,16 @@ def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
     success(f"Batch launched: {kwargs.get('count') or 'all'} items. Progress is below.")
 
 
+def _name(template: str, count: int, hints: dict[str, Any]) -> str | None:
+    """The batch's name; left empty, the default (template, count, time) shown as the placeholder."""
+    title = get_template(template).title
+    name = st.text_input("Name (optional)", key=_key(f"name_{template}"),
+                         placeholder=batches.default_name(title, count, utcnow()),
+                         help="A name to tell this batch apart on the Batches and Conversations pages.")
+    hints["name"] = st.empty()
+    return name.strip() or None
+
+
 def _common(template: str, cols: Any, hints: dict[str, Any]) -> tuple[int, str, int]:
     turns = cols[0].number_input("Turns per conversation", value=get_settings().generation_default_turns, step=2, key=_key(f"turns_{template}"))
     hints["turns"] = cols[0].empty()
@@ -109,9 +120,10 @@ def create_from_grid() -> None:
     st.caption(f"{grid} combinations, cycled until {int(count):,} conversations are made.")
     if not _estimate_line(hints, template, int(count), model, turns):
         return
+    name = _name(template, int(count), hints)
     if st.button("Launch batch", type="primary", key=_key("launch_grid"), icon=":material/rocket_launch:"):
         _launch(hints, template=template, count=int(count), personas=personas, emotions=emotions, topics=topics,
-                turns=turns, model=model, concurrency=concurrency)
+                turns=turns, model=model, concurrency=concurrency, name=name)
 
 
 def create_from_csv() -> None:
@@ -136,8 +148,9 @@ def create_from_csv() -> None:
     st.dataframe(pd.DataFrame(rows[:20]), hide_index=True)
     if not _estimate_line(hints, template, len(rows), model, turns):
         return
+    name = _name(template, len(rows), hints)
     if st.button("Launch batch from CSV", type="primary", key=_key("launch_csv"), icon=":material/rocket_launch:"):
-        _launch(hints, template=template, rows=rows, turns=turns, model=model, concurrency=concurrency)
+        _launch(hints, template=template, rows=rows, turns=turns, model=model, concurrency=concurrency, name=name)
 
 
 def _eta(seconds: int | None) -> str:
@@ -148,7 +161,8 @@ def _eta(seconds: int | None) -> str:
     return f"ETA {seconds / 60:.0f} min"
 
 
-def _act(label: str, fn: Any, batch_id: str, **kwargs: Any) -> None:
+def run_action(label: str, fn: Any, batch_id: str, **kwargs: Any) -> None:
+    """A button's callback: run a batch action as this user; say it is done, or show why not."""
     try:
         result = fn(get_engine(), batch_id, user=current_user(), **kwargs)
     except AppError as exc:
@@ -172,7 +186,7 @@ def actions(b: dict[str, Any], where: str) -> None:
         buttons.append(("Cancel", ":material/cancel:", batches.cancel_batch, {}))
     cols = st.columns(max(len(buttons), 1) + 1)
     for col, (label, icon, fn, kw) in zip(cols, buttons, strict=False):
-        col.button(label, key=_key(f"{where}_{label}_{bid}"), icon=icon, on_click=_act, args=(label, fn, bid),
+        col.button(label, key=_key(f"{where}_{label}_{bid}"), icon=icon, on_click=run_action, args=(label, fn, bid),
                    kwargs=kw)
     cols[-1].button("Details", key=_key(f"{where}_details_{bid}"), icon=":material/info:", on_click=_select,
                     args=(bid,))
@@ -183,9 +197,11 @@ def batch_card(b: dict[str, Any], where: str = "list") -> None:
         top = st.columns([5, 3])
         state = "interrupted" if b.get("interrupted") else b["state"]
         top[0].markdown(f"**{literal(b['name'])}** {status_badge(state)}")
-        top[0].caption(f"{literal(b['id'])} · {literal(b['model'])} · by {literal(b['created_by'])}")
-        top[1].caption(f"{b['throughput_per_min']:.1f} conv/min · {_eta(b['eta_s'])}  \n"
-                       f"{b['tokens']:,} tokens · ${b['cost_usd']:,.4f}")
+        top[0].caption(f"{literal(b['id'][:8])} · {literal(b['model'])} · by {literal(b['created_by'])} · "
+                       f"created {ago(b['created_at'])}",
+                       help=f"Batch {b['id']}, created {exact(b['created_at'])}"
+                       + (f", finished {exact(b['finished_at'])}" if b.get("finished_at") else ""))
+        top[1].caption(f"{_pace(b)}  \n{b['tokens']:,} tokens · ${b['cost_usd']:,.4f}")
         done = b["done"] + b["failed"] + b["skipped"]
         st.progress(min(b["progress"], 1.0),
                     text=f"{done} / {b['total']} ({b['progress']:.0%}) — {b['done']} done, {b['failed']} failed, "
@@ -193,6 +209,21 @@ def batch_card(b: dict[str, Any], where: str = "list") -> None:
         if b.get("status_reason") and state not in ("running", "completed"):
             st.caption(f"Why: {literal(b['status_reason'])}")
         actions(b, where)
+        links = st.columns(2)
+        links[0].page_link("app_pages/conversations.py", label="Its conversations", icon=":material/forum:",
+                           query_params={"batch": b["id"]})
+        links[1].page_link("app_pages/errors.py", label="Its errors", icon=":material/bug_report:",
+                           query_params={"batch": b["id"]})
+
+
+def _pace(b: dict[str, Any]) -> str:
+    """Running: the current rate and ETA; finished: the final rate over its duration; else how long it has run."""
+    took = duration(b.get("duration_s"))
+    if b.get("final_throughput_per_min") is not None:
+        return f"{b['final_throughput_per_min']:.1f} conv/min overall · took {took}"
+    if b["state"] == "running" and not b.get("interrupted"):
+        return f"{b['throughput_per_min']:.1f} conv/min · {_eta(b['eta_s'])} · running {took}"
+    return "not started yet" if b.get("duration_s") is None else f"ran {took} so far"
 
 
 def live_list() -> list[str]:
@@ -207,11 +238,19 @@ def live_list() -> list[str]:
 
 def detail(batch_id: str, listed: list[str]) -> None:
     """Failed items with their errors, resumes, and a link to the batch's errors (its card if not listed)."""
-    b = batches.get_batch_status(get_engine(), batch_id)
+    try:
+        b = batches.get_batch_status(get_engine(), batch_id)
+    except ValidationError as exc:
+        if exc.code is not ErrorCode.UNKNOWN_BATCH:
+            raise
+        _report_unknown_once(batch_id, exc)
+        st.warning(literal(exc.user_message), icon=":material/search_off:")
+        return
     st.subheader(f"Details: {literal(b['name'])}")
     st.caption(f"{literal(batch_id)} · template {literal(b['template'])} · concurrency {b['concurrency']} · "
-               f"created {literal(b['created_at'])}"
-               + (f" · finished {literal(b['finished_at'])}" if b.get("finished_at") else ""))
+               f"created {exact(b['created_at'])} ({ago(b['created_at'])})"
+               + (f" · finished {exact(b['finished_at'])}, took {duration(b['duration_s'])}"
+                  if b.get("finished_at") else ""))
     if batch_id not in listed:
         batch_card(b, "detail")
     if b.get("rate_limit_wait_s") is not None:
@@ -232,5 +271,14 @@ def detail(batch_id: str, listed: list[str]) -> None:
     history = batches.resume_history(get_engine(), batch_id)
     if history:
         st.markdown("**Resumes**")
-        st.dataframe(pd.DataFrame(history)[["resumed_at", "resumed_by", "failed_only", "requeued_count",
-                                            "previous_status"]], hide_index=True)
+        st.dataframe(pd.DataFrame([{"resumed": exact(h["resumed_at"]), "by": h["resumed_by"],
+                                    "failed only": h["failed_only"], "requeued": h["requeued_count"],
+                                    "was": h["previous_status"]} for h in history]), hide_index=True)
+
+
+def _report_unknown_once(batch_id: str, exc: ValidationError) -> None:
+    """An unknown ?batch= id is logged once a session, not on every refresh of the live part."""
+    reported = st.session_state.setdefault(_key("unknown_reported"), set())
+    if batch_id not in reported:
+        reported.add(batch_id)
+        report_error(exc, component="ui.batches.detail")
