@@ -10,11 +10,14 @@ import streamlit as st
 from sqlalchemy import select
 
 from core import conversations as convs
+from core.batches import service as batches
+from core.errors import ValidationError
 from core.generation import get_template, template_names
 from core.store import get_engine
 from core.store.schema import conversations
 from core.ui.boundaries import section_key
 from core.ui.safe import literal
+from core.ui.timefmt import ago
 
 __all__ = ["chat", "exports", "filters", "listing", "selected_id"]
 
@@ -28,21 +31,55 @@ def _key(name: str) -> str:
     return section_key(_K, name)
 
 
-def filters() -> convs.ConversationFilter:
-    c1, c2, c3, c4 = st.columns(4)
+_SOURCES = ["All", "Single generations", "A batch"]
+
+
+def filters() -> convs.ConversationFilter | None:
+    """The filter the page lists and exports; None (with a hint) while "A batch" has no batch chosen."""
+    _follow_link(st.query_params.get("batch", ""))
+    c1, c2, c3 = st.columns(3)
     template = c1.selectbox("Template", ["All", *template_names()], key=_key("template"),
                             format_func=lambda n: n if n == "All" else get_template(n).title)
     span = c2.selectbox("Created", list(_RANGES), key=_key("range"))
-    source = c3.selectbox("Source", ["All", "Single generations", "A batch"], key=_key("source"))
-    batch = c4.text_input("Batch id", value=st.query_params.get("batch", ""), key=_key("batch"),
-                          disabled=source != "A batch" and not st.query_params.get("batch"))
+    source = c3.selectbox("Source", _SOURCES, key=_key("source"))
+    batch_id = _batch_choice() if source == "A batch" else None
+    if source == "A batch" and batch_id is None:
+        return None
     delta = _RANGES[span]
     return convs.ConversationFilter(
         template=None if template == "All" else template,
         since=datetime.now(UTC) - delta if delta else None,
         draft_only=source == "Single generations",
-        batch_id=batch.strip() or None,
+        batch_id=batch_id,
     )
+
+
+def _follow_link(linked: str) -> None:
+    """A new ?batch=<id> (a batch card's link) sets the filters to that batch once; later changes are the person's."""
+    if linked and st.session_state.get(_key("linked")) != linked:
+        st.session_state[_key("linked")] = linked
+        st.session_state[_key("source")] = "A batch"
+        st.session_state[_key("batch")] = linked
+
+
+def _batch_choice() -> str | None:
+    """The batch picked by name, or typed as its id (the first 8 characters are enough); None until one is."""
+    named = {b["id"]: b for b in batches.batch_names(get_engine())}
+    c1, c2 = st.columns(2)
+    typed = c2.text_input("…or its id", key=_key("batch"),
+                          help="The full id, or its first 8 characters as the Batches page shows them.")
+    picked = c1.selectbox("Batch", list(named), index=None, key=_key("batch_pick"), placeholder="Choose by name",
+                          format_func=lambda i: f"{named[i]['name']} · {i[:8]} · {ago(named[i]['created_at'])}",
+                          disabled=bool(typed.strip()))
+    if typed.strip():
+        try:
+            return batches.resolve_batch_id(get_engine(), typed)
+        except ValidationError as exc:
+            c2.error(literal(exc.user_message), icon=":material/error:")
+            return None
+    if picked is None:
+        st.info("Choose a batch by name or give its id to see its conversations.", icon=":material/stacks:")
+    return picked
 
 
 def listing(flt: convs.ConversationFilter) -> None:
@@ -55,7 +92,7 @@ def listing(flt: convs.ConversationFilter) -> None:
     frame = pd.DataFrame([{
         "created": r["created_at"], "template": r["template"], "persona": (r["params"] or {}).get("persona"),
         "topic": (r["params"] or {}).get("topic"), "turns": r["turn_count"], "tokens": r["input_tokens"] +
-        r["output_tokens"], "cost $": r["cost_usd"], "batch": r["batch_id"] or "", "id": r["id"]} for r in page.rows])
+        r["output_tokens"], "cost $": r["cost_usd"], "batch": (r["batch_id"] or "")[:8], "id": r["id"]} for r in page.rows])
     event = st.dataframe(frame, key=_key("table"), on_select="rerun", selection_mode="single-row",
                          hide_index=True)
     rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
