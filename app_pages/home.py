@@ -8,6 +8,9 @@ from core.ui.boundaries import section
 st.title("LoRA Conversation Studio")
 st.caption("Generate multi-turn training conversations, one at a time or in batches, without losing work.")
 
+with section("next"):
+    view.next_actions()
+
 with section("provider"):
     view.provider_and_breakers()
 

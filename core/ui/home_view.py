@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import streamlit as st
 
 from core.batches import service as batches
 from core.config import get_settings
-from core.drafts import list_unfinished_drafts
+from core.drafts import DraftSession, list_unfinished_drafts
 from core.errorlog import error_stats
+from core.errors import Severity
 from core.resilience import all_breakers
 from core.store import get_engine
+from core.ui.batches_view import run_action
+from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
 from core.ui.user import current_user
 from core.ui.widgets import breaker_badge, status_badge
 
-__all__ = ["active_batches", "errors_24h", "provider_and_breakers", "unfinished_drafts"]
+__all__ = ["active_batches", "errors_24h", "next_actions", "provider_and_breakers", "unfinished_drafts"]
+
+# the severities Home counts as errors: debug and info rows are notes, not problems
+_ERROR_SEVERITIES = (Severity.CRITICAL, Severity.ERROR, Severity.WARN)
 
 
 def provider_and_breakers() -> None:
@@ -34,6 +41,25 @@ def provider_and_breakers() -> None:
         st.page_link("app_pages/settings.py", label="Check the service in Settings → Health", icon=":material/settings:")
 
 
+def next_actions() -> None:
+    """Start something new in one click."""
+    c1, c2, _ = st.columns([1, 1, 3])
+    c1.page_link("app_pages/generate.py", label="Generate one", icon=":material/edit:")
+    c2.page_link("app_pages/batches.py", label="New batch", icon=":material/add:")
+
+
+def _one_click(b: dict[str, Any]) -> None:
+    """The action a stopped batch needs: retry its failed items if it has some, else resume it."""
+    if b["state"] == "failed" and b["failed"]:
+        label, icon, kwargs = "Retry failed", ":material/replay:", {"failed_only": True}
+    elif b["state"] == "paused" and b.get("pause_kind") == "breaker":
+        label, icon, kwargs = "Resume now", ":material/play_arrow:", {}
+    else:
+        label, icon, kwargs = "Resume", ":material/play_arrow:", {}
+    st.button(label, key=f"home.{label}_{b['id']}", icon=icon, on_click=run_action,
+              args=(label, batches.resume_batch, b["id"]), kwargs=kwargs)
+
+
 def active_batches() -> None:
     rows = batches.list_batches(get_engine(), status=["queued", "running", "paused", "failed"], limit=10)
     if not rows:
@@ -43,6 +69,8 @@ def active_batches() -> None:
         done = b["done"] + b["failed"] + b["skipped"]
         st.markdown(f"**{literal(b['name'])}** {status_badge(state)}")
         st.progress(min(b["progress"], 1.0), text=f"{done} / {b['total']} ({b['progress']:.0%})")
+        if b["state"] in ("paused", "failed") or b.get("interrupted"):
+            _one_click(b)
     needs_action = [b for b in rows if b["state"] in ("paused", "failed") or b.get("interrupted")]
     c1, c2 = st.columns(2)
     c1.page_link("app_pages/batches.py", label="Open Batches", icon=":material/stacks:")
@@ -58,7 +86,8 @@ def _stats_24h(url: str, since: datetime) -> dict[str, int]:
 
 def errors_24h() -> None:
     since = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
-    by_sev = _stats_24h(get_settings().effective_database_url, since)
+    counts = _stats_24h(get_settings().effective_database_url, since)
+    by_sev = {str(sev): counts.get(sev, 0) for sev in _ERROR_SEVERITIES}
     cols = st.columns(len(by_sev))
     for col, (sev, n) in zip(cols, by_sev.items(), strict=True):
         col.metric(literal(sev), f"{n:,}", border=True)
@@ -73,7 +102,11 @@ def unfinished_drafts() -> None:
         st.caption("No unfinished drafts.")
         return
     for d in drafts[:5]:
-        st.markdown(f"- {literal((d.get('params') or {}).get('topic', ''))} — {d.get('progress', 0):.0%} written, "
+        c1, c2 = st.columns([4, 1])
+        c1.markdown(f"{literal((d.get('params') or {}).get('topic', ''))} — {d.get('progress', 0):.0%} written, "
                     f"{literal(d['status'].replace('_', ' '))}")
+        if c2.button("Resume", key=f"home.resume_draft_{d['id']}", icon=":material/play_arrow:"):
+            start_job(DraftSession.load(get_engine(), d["id"]))
+            st.switch_page("app_pages/generate.py")
     st.page_link("app_pages/generate.py", label=f"Resume or discard {len(drafts)} draft(s) in Generate",
                  icon=":material/edit_note:")
