@@ -197,9 +197,9 @@ def batch_card(b: dict[str, Any], where: str = "list") -> None:
         top = st.columns([5, 3])
         state = "interrupted" if b.get("interrupted") else b["state"]
         top[0].markdown(f"**{literal(b['name'])}** {status_badge(state)}")
-        top[0].caption(f"{literal(b['id'][:8])} · {literal(b['model'])} · by {literal(b['created_by'])} · "
+        top[0].caption(f"{literal(b['id'])} · {literal(b['model'])} · by {literal(b['created_by'])} · "
                        f"created {ago(b['created_at'])}",
-                       help=f"Batch {b['id']}, created {exact(b['created_at'])}"
+                       help=f"Created {exact(b['created_at'])}"
                        + (f", finished {exact(b['finished_at'])}" if b.get("finished_at") else ""))
         top[1].caption(f"{_pace(b)}  \n{b['tokens']:,} tokens · ${b['cost_usd']:,.4f}")
         done = b["done"] + b["failed"] + b["skipped"]
