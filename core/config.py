@@ -23,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.settings_model import CheckedModel, described, fraction, non_negative, positive
+from core.settings_model import CheckedModel, RuleBroken, described, fraction, non_negative, positive, whole
 
 __all__ = ["OPERATOR_FIELDS", "ROOT", "Settings", "SettingsError", "auth_secrets", "env_name", "get_settings",
            "load_settings", "override_settings", "reload_settings", "set_outside_the_app"]
@@ -87,9 +87,10 @@ class Settings(BaseSettings, CheckedModel):
     # SQLite page cache per connection (an upper bound, filled on demand). SQLite's default of
     # 2 MB holds little of the error log's ten indexes at a million rows, so every insert
     # re-read index pages from the OS; 0 keeps SQLite's default.
-    sqlite_cache_mb: int = non_negative(64, "SQLite page cache per connection (MB)", zero="SQLite's default")
+    sqlite_cache_mb: int = non_negative(64, "SQLite page cache per connection (MB)", most=4096,
+                                       zero="SQLite's default")
     # how long a SQLite statement waits for another connection's lock before failing "database is locked"
-    sqlite_busy_timeout_s: float = non_negative(30.0, "SQLite lock wait (s)")
+    sqlite_busy_timeout_s: float = non_negative(30.0, "SQLite lock wait (s)", most=3600)
     user_name: str = described("analyst", "Local user name", "a name, not empty")
 
     # model access
@@ -97,169 +98,170 @@ class Settings(BaseSettings, CheckedModel):
     anthropic_base_url: str = Field(default="", title="Model endpoint URL")
     # pricing falls back to this model's prices for an unknown name, and lists it first
     default_model: str = Field(default="claude-sonnet-5-5", title="Default model")
-    request_timeout_s: float = positive(120.0, "Model call timeout (s)")
-    max_output_tokens: int = positive(4096, "Longest reply (tokens)")
+    request_timeout_s: float = positive(120.0, "Longest wait for a model reply (s)", most=3600)
+    max_output_tokens: int = positive(4096, "Longest reply (tokens)", most=128_000)
 
     # retries (tenacity): full jitter, exponential
-    retry_max_attempts: int = positive(4, "Attempts per model call")
-    retry_backoff_base_s: float = non_negative(1.0, "First retry wait (s)")
-    retry_backoff_cap_s: float = non_negative(32.0, "Longest retry wait (s)")
-    retry_after_cap_s: float = non_negative(120.0, "Longest server-asked wait (s)")
+    retry_max_attempts: int = positive(4, "Attempts per model call", most=20)
+    retry_backoff_base_s: float = non_negative(1.0, "Wait before the first retry (s)", most=600)
+    retry_backoff_cap_s: float = non_negative(32.0, "Longest retry wait (s)", most=3600)
+    retry_after_cap_s: float = non_negative(120.0, "Longest wait the server may ask for (s)", most=3600)
     retry_instant: bool = Field(default=False, title="Retry without waiting")  # tests: waits become zero
     # opt-in for an integration test that measures a real retry-after wait while backoff stays instant
     retry_after_when_instant: bool = Field(default=False, title="Honour server-asked waits when retrying instantly")
-    generation_invalid_retries: int = non_negative(2, "Retries of a malformed conversation")
+    generation_invalid_retries: int = non_negative(2, "Retries of a malformed conversation", most=20)
     # one conversation: messages counted one by one (user and assistant), even so it ends on the assistant
-    generation_min_turns: int = positive(2, "Fewest messages in a conversation")
-    generation_max_turns: int = positive(40, "Most messages in a conversation")
+    generation_min_turns: int = positive(2, "Fewest messages in a conversation", most=500)
+    generation_max_turns: int = positive(40, "Most messages in a conversation", most=500)
     # what a new conversation or batch asks for until the user says otherwise
-    generation_default_turns: int = positive(6, "Messages in a new conversation")
-    generation_max_field_chars: int = positive(500, "Longest persona, emotion or topic (characters)")
-    generation_max_template_chars: int = positive(20_000, "Longest prompt template (characters)")
+    generation_default_turns: int = positive(6, "Messages in a new conversation", most=500)
+    generation_max_field_chars: int = positive(500, "Longest persona, emotion or topic (characters)", most=10_000)
+    generation_max_template_chars: int = positive(20_000, "Longest prompt template (characters)", most=1_000_000)
     # the input-token estimate before a call (the rate limiter's, corrected by the reply's usage, and
     # a batch's cost estimate): characters / estimate_chars_per_token
-    estimate_chars_per_token: float = positive(3.5, "Characters per token (estimate)")
-    estimate_tokens_per_message: int = non_negative(8, "Tokens per message overhead (estimate)")
-    db_retry_max_attempts: int = positive(4, "Attempts per database operation")
+    estimate_chars_per_token: float = positive(3.5, "Characters per token (estimate)", most=20)
+    estimate_tokens_per_message: int = non_negative(8, "Tokens per message overhead (estimate)", most=1000)
+    db_retry_max_attempts: int = positive(4, "Attempts per database operation", most=20)
     # Postgres ends a session idle inside a transaction this long (0: never): our transactions take
     # milliseconds, so it is a worker stopped (SIGSTOP) or hung mid-transaction, whose row locks
     # would otherwise hold up every other worker for as long as it stays stopped
-    db_idle_in_transaction_timeout_s: float = non_negative(60.0, "Idle-in-transaction limit (s)")
-    db_retry_backoff_base_s: float = non_negative(0.05, "First database retry wait (s)")
-    db_retry_backoff_cap_s: float = non_negative(2.0, "Longest database retry wait (s)")
+    db_idle_in_transaction_timeout_s: float = non_negative(60.0, "Idle-in-transaction limit (s)", most=3600, zero="never")
+    db_retry_backoff_base_s: float = non_negative(0.05, "First database retry wait (s)", most=60)
+    db_retry_backoff_cap_s: float = non_negative(2.0, "Longest database retry wait (s)", most=600)
 
     # circuit breakers
-    breaker_failure_threshold: int = positive(5, "Failures that open a breaker")
-    breaker_window_s: float = positive(60.0, "Breaker failure window (s)")
+    breaker_failure_threshold: int = positive(5, "Failures that open a breaker", most=100_000)
+    breaker_window_s: float = positive(60.0, "Window in which failures are counted (s)", most=3600)
     # events within one slot share one entry of the limiter's and breakers' windows, which so stay
     # at window / slot entries at any call rate (one entry per call held ~50k, ~6 MB, at 200 items/s)
-    resilience_window_slot_s: float = positive(0.25, "Window slot (s)")
-    breaker_cooldown_s: float = non_negative(30.0, "Breaker cool-down (s)")
+    resilience_window_slot_s: float = positive(0.25, "Window slot (s)", most=60)
+    breaker_cooldown_s: float = non_negative(30.0, "Pause before trying a failing service again (s)", most=3600)
     # a breaker opened by dropped or refused connections (which reconnecting fixes) probes after
     # this long, doubling at each re-open up to breaker_cooldown_s
-    breaker_reconnect_cooldown_s: float = non_negative(1.0, "First cool-down after a dropped connection (s)")
+    breaker_reconnect_cooldown_s: float = non_negative(1.0, "First cool-down after a dropped connection (s)",
+                                                       most=3600)
     # a breaker opens only when failures are also this share of the calls in the window
     breaker_failure_ratio: float = fraction(0.5, "Failure share that opens a breaker")
-    breaker_success_threshold: int = positive(2, "Successes that close a breaker")
-    breaker_half_open_max_calls: int = positive(1, "Probe calls while half open")
+    breaker_success_threshold: int = positive(2, "Successes that close a breaker", most=100)
+    breaker_half_open_max_calls: int = positive(1, "Probe calls while half open", most=100)
 
     # rate limiting (see core/resilience/_limiter.py for what each number does)
-    rate_limit_rpm: int = positive(50, "Requests per minute")
-    rate_limit_input_tpm: int = positive(40_000, "Input tokens per minute")
-    rate_limit_output_tpm: int = positive(16_000, "Output tokens per minute")
+    rate_limit_rpm: int = positive(50, "Requests per minute the account allows", most=1_000_000)
+    rate_limit_input_tpm: int = positive(40_000, "Tokens per minute the account allows (input)", most=1_000_000_000)
+    rate_limit_output_tpm: int = positive(16_000, "Tokens per minute the account allows (output)", most=1_000_000_000)
     # answers whose request slot is given back to the limiter. Empty by default: the API counts a
     # request it answered with a 429, 5xx or 529 against the limit, so refunding it overshoots
     rate_limit_refund_statuses: tuple[int, ...] = Field(default=(), title="Statuses whose request is given back")
     # bucket capacity in seconds of the rate: at most this much is sent at once. Kept under the
     # upstream's own burst allowance (about a second of its rate) so pacing never draws a 429
-    rate_limit_burst_s: float = positive(0.5, "Burst (seconds of the rate)")
+    rate_limit_burst_s: float = positive(0.5, "Burst (seconds of the rate)", most=60)
     # 429s without rate-limit headers slow everyone only when sustained: at least _sustained_min
     # of them and _sustained_share of the answers in the last _sustained_window_s
-    rate_limit_sustained_window_s: float = positive(10.0, "Sustained 429 window (s)")
+    rate_limit_sustained_window_s: float = positive(10.0, "Sustained 429 window (s)", most=3600)
     rate_limit_sustained_share: float = fraction(0.15, "Share of 429s that slows everyone", above_zero=True)
-    rate_limit_sustained_min: int = positive(3, "Fewest 429s that slow everyone")
+    rate_limit_sustained_min: int = positive(3, "Fewest 429s that slow everyone", most=1000)
     # a cut multiplies the rate by decrease_factor (at most one per relax_after_s); each quiet
     # relax_after_s adds relax_step back, so the configured rate returns within seconds
     # 1.0: never slow down
     rate_limit_decrease_factor: float = fraction(0.8, "Slow-down factor after 429s", above_zero=True)
     rate_limit_min_factor: float = fraction(0.25, "Slowest pace (share of the rate)", above_zero=True)
     rate_limit_relax_step: float = fraction(0.1, "Pace recovered per quiet interval")
-    rate_limit_relax_after_s: float = positive(1.0, "Quiet interval before speeding up (s)")
+    rate_limit_relax_after_s: float = positive(1.0, "Quiet interval before speeding up (s)", most=3600)
     # a call waiting longer than this for the limiter is recorded in the error log and shown on its batch
-    rate_limit_visible_wait_s: float = positive(10.0, "Rate-limit wait worth reporting (s)")
+    rate_limit_visible_wait_s: float = positive(10.0, "Rate-limit wait worth reporting (s)", most=3600)
 
     # drafts, batches, workers
-    autosave_interval_s: float = positive(5.0, "Draft autosave interval (s)")
-    lease_duration_s: float = positive(30.0, "Worker lease (s)")
-    heartbeat_interval_s: float = positive(10.0, "Worker heartbeat (s)")
-    worker_concurrency: int = positive(4, "Parallel calls per worker")
+    autosave_interval_s: float = positive(5.0, "Save a draft every (s)", most=3600)
+    lease_duration_s: float = positive(30.0, "Worker lease (s)", most=3600)
+    heartbeat_interval_s: float = positive(10.0, "Worker heartbeat (s)", most=3600)
+    worker_concurrency: int = positive(4, "Parallel calls per worker", most=256)
     # the most parallel items one batch or one worker may ask for (a bound on input, not a default)
-    max_concurrency: int = positive(64, "Most parallel calls allowed")
-    batch_name_max_chars: int = positive(200, "Longest batch name (characters)")
+    max_concurrency: int = positive(64, "Most parallel calls allowed", most=256)
+    batch_name_max_chars: int = positive(200, "Longest batch name (characters)", most=1000)
     # the most rows a list command prints at once (batch list --limit)
-    list_max_rows: int = positive(1_000, "Most rows a list prints")
+    list_max_rows: int = positive(1_000, "Most rows a list prints", most=100_000)
     # the furthest back a span like 7d may reach (errors --since, demo seed-errors --days)
-    time_span_max_days: int = positive(36_500, "Furthest time span (days)")
-    worker_poll_interval_s: float = positive(1.0, "Worker poll interval (s)")
-    item_max_attempts: int = positive(3, "Attempts per batch item")
+    time_span_max_days: int = positive(36_500, "Furthest time span (days)", most=36_500)
+    worker_poll_interval_s: float = positive(1.0, "Worker poll interval (s)", most=600)
+    item_max_attempts: int = positive(3, "Attempts per batch item", most=20)
     # deaths of the worker with the item in flight (crash, kill -9, stopped past its lease), counted
     # apart from item_max_attempts; after the first, the item runs alone (see core.batches.leases),
     # so reaching this many means it was alone in flight at the others: failed as poison
-    item_max_lost_attempts: int = positive(3, "Worker deaths an item survives")
-    batch_max_items: int = positive(100_000, "Most items in a batch")
-    upload_max_bytes: int = positive(10 * 1024 * 1024, "Largest upload (bytes)")
-    draft_ttl_hours: float = positive(24.0, "Draft lifetime (hours)")
-    draft_grace_days: float = non_negative(7.0, "Expired draft grace (days)")
-    orphan_draft_minutes: float = positive(30.0, "Abandoned draft after (minutes)")
+    item_max_lost_attempts: int = positive(3, "Worker deaths an item survives", most=20)
+    batch_max_items: int = positive(100_000, "Most items in a batch", most=10_000_000)
+    upload_max_bytes: int = positive(10 * 1024 * 1024, "Largest upload (bytes)", most=1_073_741_824)
+    draft_ttl_hours: float = positive(24.0, "Draft lifetime (hours)", most=8760)
+    draft_grace_days: float = non_negative(7.0, "Expired draft grace (days)", most=3650)
+    orphan_draft_minutes: float = positive(30.0, "Abandoned draft after (minutes)", most=10_080)
     # batches: live throughput is measured over this trailing window
-    batch_throughput_window_s: float = positive(300.0, "Throughput window (s)")
+    batch_throughput_window_s: float = positive(300.0, "Throughput window (s)", most=86_400)
     # SIGTERM: in-flight items get this long to finish before they go back to pending
-    worker_shutdown_grace_s: float = non_negative(5.0, "Shutdown grace (s)")
+    worker_shutdown_grace_s: float = non_negative(5.0, "Shutdown grace (s)", most=3600)
     # a worker with nothing to do waits this long before probing an open breaker again at the latest
-    worker_breaker_probe_max_s: float = positive(60.0, "Longest wait before probing an open breaker (s)")
-    checkpoint_retention_days: float = non_negative(7.0, "Checkpoint retention (days)")
+    worker_breaker_probe_max_s: float = positive(60.0, "Longest wait before probing an open breaker (s)", most=3600)
+    checkpoint_retention_days: float = non_negative(7.0, "Checkpoint retention (days)", most=3650)
     # long operations without an items table (resolve a group, retention) commit this many rows per
     # transaction with their checkpoint, so an interrupted one resumes there (core.store.resumable)
-    checkpoint_chunk_rows: int = positive(5000, "Rows per checkpointed transaction")
-    csv_max_value_chars: int = positive(2_000, "Longest CSV value (characters)")
+    checkpoint_chunk_rows: int = positive(5000, "Rows per checkpointed transaction", most=1_000_000)
+    csv_max_value_chars: int = positive(2_000, "Longest CSV value (characters)", most=1_000_000)
     # cost estimates before a batch starts: expected output tokens per message of a conversation
-    estimate_output_tokens_per_turn: int = positive(80, "Output tokens per message (estimate)")
+    estimate_output_tokens_per_turn: int = positive(80, "Output tokens per message (estimate)", most=128_000)
     # every worker runs the recovery cleanup (expired drafts, old checkpoints, error-log retention)
     # this often, the first time one interval after it starts; 0 turns it off
-    cleanup_interval_s: float = non_negative(3600.0, "Cleanup interval (s)", zero="off")
+    cleanup_interval_s: float = non_negative(3600.0, "Cleanup interval (s)", most=604_800, zero="off")
 
     # error log
-    retention_days_error: int = positive(180, "Error retention (days)")
-    retention_days_other: int = positive(30, "Other log retention (days)")
+    retention_days_error: int = positive(180, "Error retention (days)", most=3650)
+    retention_days_other: int = positive(30, "Other log retention (days)", most=3650)
     log_sample_rate_debug: float = fraction(0.1, "Share of debug events kept")
     log_sample_rate_info: float = fraction(1.0, "Share of info events kept")
-    log_writer_batch_size: int = positive(500, "Log rows per write")
+    log_writer_batch_size: int = positive(500, "Log rows per write", most=100_000)
     # when the writer finds a deep queue it commits up to this many rows per transaction (at least
     # log_writer_batch_size): fewer commits, and a hot index page is written to the WAL once, not per 500 rows
-    log_writer_max_batch_rows: int = positive(5000, "Most log rows per transaction")
-    log_writer_interval_s: float = positive(0.2, "Log write interval (s)")
+    log_writer_max_batch_rows: int = positive(5000, "Most log rows per transaction", most=1_000_000)
+    log_writer_interval_s: float = positive(0.2, "Log write interval (s)", most=60)
     # While record() calls keep coming (a gap shorter than log_writer_linger_ms), the writer waits
     # instead of taking the GIL from their threads to shape rows; it writes once the burst pauses,
     # after log_writer_max_linger_s at most, at half of log_queue_max, or when flush() asks. 0: off.
-    log_writer_linger_ms: float = non_negative(2.0, "Log burst gap (ms)")
-    log_writer_max_linger_s: float = non_negative(0.25, "Longest log burst wait (s)")
-    log_queue_max: int = positive(100_000, "Log queue size")
-    log_ring_size: int = positive(100, "Recent events kept in memory")
-    log_context_max_chars: int = positive(8000, "Longest event context (characters)")
-    log_text_max_chars: int = positive(20_000, "Longest event text (characters)")
+    log_writer_linger_ms: float = non_negative(2.0, "Log burst gap (ms)", most=1000, zero="off")
+    log_writer_max_linger_s: float = non_negative(0.25, "Longest log burst wait (s)", most=60)
+    log_queue_max: int = positive(100_000, "Log queue size", most=10_000_000)
+    log_ring_size: int = positive(100, "Recent events kept in memory", most=100_000)
+    log_context_max_chars: int = positive(8000, "Longest event context (characters)", most=1_000_000)
+    log_text_max_chars: int = positive(20_000, "Longest event text (characters)", most=1_000_000)
     # a batch's status reason, an item's last error, a draft's error message: redacted, then cut to this
-    stored_reason_max_chars: int = positive(2000, "Longest stored reason (characters)")
-    log_spool_retry_s: float = non_negative(5.0, "Spool retry interval (s)")
-    log_shutdown_timeout_s: float = non_negative(5.0, "Log flush at exit (s)")
-    log_search_max_chars: int = positive(200, "Longest log search (characters)")
-    log_page_size_max: int = positive(500, "Most log rows per page")
-    log_export_batch_rows: int = positive(2000, "Log rows per export chunk")
-    log_seed_chunk_rows: int = positive(20_000, "Demo rows per chunk")
-    log_seed_max_rows: int = positive(10_000_000, "Most demo rows")
-    log_seed_sqlite_cache_mb: int = positive(512, "Demo seeding SQLite cache (MB)")
+    stored_reason_max_chars: int = positive(2000, "Longest stored reason (characters)", most=100_000)
+    log_spool_retry_s: float = non_negative(5.0, "Spool retry interval (s)", most=3600)
+    log_shutdown_timeout_s: float = non_negative(5.0, "Log flush at exit (s)", most=600)
+    log_search_max_chars: int = positive(200, "Longest log search (characters)", most=10_000)
+    log_page_size_max: int = positive(500, "Most log rows per page", most=10_000)
+    log_export_batch_rows: int = positive(2000, "Log rows per export chunk", most=1_000_000)
+    log_seed_chunk_rows: int = positive(20_000, "Demo rows per chunk", most=1_000_000)
+    log_seed_max_rows: int = positive(10_000_000, "Most demo rows", most=100_000_000)
+    log_seed_sqlite_cache_mb: int = positive(512, "Demo seeding SQLite cache (MB)", most=16_384)
     alert_webhook_url: str = described("", "Alert webhook URL",
                                        "an http:// or https:// URL with a host (or empty: no alerts)")
-    alert_webhook_min_interval_s: float = non_negative(60.0, "Least time between alerts (s)")
-    alert_poll_interval_s: float = positive(5.0, "Alert check interval (s)")
-    alert_webhook_timeout_s: float = positive(5.0, "Alert delivery timeout (s)")
+    alert_webhook_min_interval_s: float = non_negative(60.0, "Least time between alerts (s)", most=86_400)
+    alert_poll_interval_s: float = positive(5.0, "Alert check interval (s)", most=3600)
+    alert_webhook_timeout_s: float = positive(5.0, "Alert delivery timeout (s)", most=600)
 
     # the app (Streamlit pages)
     # run batches in a thread of the app process
     ui_background_worker: bool = Field(default=True, title="Run batches inside the app")
-    ui_live_refresh_s: float = positive(2.0, "Live refresh (s)")
-    ui_errors_page_size: int = positive(50, "Errors per page")
+    ui_live_refresh_s: float = positive(2.0, "Live refresh (s)", most=3600)
+    ui_errors_page_size: int = positive(50, "Errors per page", most=1000)
 
     # offline sandbox
     sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")
-    sandbox_rpm: int = non_negative(0, "Sandbox requests per minute", zero="no limit")
-    sandbox_tpm: int = non_negative(0, "Sandbox tokens per minute", zero="no limit")
-    sandbox_latency_ms: int = non_negative(40, "Sandbox latency (ms)")
-    sandbox_tokens_per_s: float = positive(400.0, "Sandbox speed (tokens/s)")
-    sandbox_seed: int = Field(default=0, title="Sandbox seed")
+    sandbox_rpm: int = non_negative(0, "Sandbox requests per minute", most=1_000_000, zero="no limit")
+    sandbox_tpm: int = non_negative(0, "Sandbox tokens per minute", most=1_000_000_000, zero="no limit")
+    sandbox_latency_ms: int = non_negative(40, "Sandbox latency (ms)", most=600_000)
+    sandbox_tokens_per_s: float = positive(400.0, "Sandbox speed (tokens/s)", most=1_000_000)
+    sandbox_seed: int = whole(0, "Sandbox seed", least=0, most=2**32 - 1)
 
     @classmethod
-    def subject(cls, name: str) -> str:
-        return f"Setting {env_name(name)}"
+    def named(cls, name: str) -> str:
+        return env_name(name)
 
     @classmethod
     def settings_customise_sources(
@@ -286,35 +288,35 @@ class Settings(BaseSettings, CheckedModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        """Rules over several settings; each message names the setting to change."""
-        if self.heartbeat_interval_s >= self.lease_duration_s:
-            raise ValueError(
-                f"Setting {env_name('heartbeat_interval_s')} ({self.heartbeat_interval_s:g} s) must be shorter than "
-                f"{env_name('lease_duration_s')} ({self.lease_duration_s:g} s): a live worker would lose its lease "
-                "between two heartbeats.")
+        """Rules over several settings; each names the setting to change first, then the others it involves."""
+        hb, lease = self.heartbeat_interval_s, self.lease_duration_s
+        if hb >= lease:
+            raise RuleBroken(("heartbeat_interval_s", "lease_duration_s"), lambda n: (
+                f"({hb:g} s) must be shorter than {n('lease_duration_s')} ({lease:g} s): a live worker would lose "
+                "its lease between two heartbeats."))
         if self.worker_concurrency > self.max_concurrency:
-            raise ValueError(f"Setting {env_name('worker_concurrency')} must be <= {env_name('max_concurrency')} "
-                             f"({self.max_concurrency}).")
+            raise RuleBroken(("worker_concurrency", "max_concurrency"),
+                             lambda n: f"must be <= {n('max_concurrency')} ({self.max_concurrency}).")
         if any(c.isspace() or not c.isprintable() for c in self.anthropic_api_key):
             # httpx refuses a header value with a newline as a protocol error, which reads as an outage
-            raise ValueError(
-                "Setting ANTHROPIC_API_KEY contains a space, a line break or another invisible character "
-                "(often a trailing newline from copying it); set it again without it.")
+            raise RuleBroken(("anthropic_api_key",), lambda n: (
+                "contains a space, a line break or another invisible character "
+                "(often a trailing newline from copying it); set it again without it."))
         for base, cap in (("retry_backoff_base_s", "retry_backoff_cap_s"),
                           ("db_retry_backoff_base_s", "db_retry_backoff_cap_s")):
             if getattr(self, cap) < getattr(self, base):
-                raise ValueError(f"Setting {env_name(cap)} must be >= {env_name(base)}.")
+                raise RuleBroken((cap, base), lambda n, base=base: f"must be >= {n(base)}.")
         if self.generation_max_turns < self.generation_min_turns:
-            raise ValueError(f"Setting {env_name('generation_max_turns')} must be >= "
-                             f"{env_name('generation_min_turns')}.")
+            raise RuleBroken(("generation_max_turns", "generation_min_turns"),
+                             lambda n: f"must be >= {n('generation_min_turns')}.")
         turns, lo, hi = self.generation_default_turns, self.generation_min_turns, self.generation_max_turns
         if not lo <= turns <= hi or turns % 2:
-            raise ValueError(f"Setting {env_name('generation_default_turns')} ({turns}) must be an even number "
-                             f"from {env_name('generation_min_turns')} ({lo}) to "
-                             f"{env_name('generation_max_turns')} ({hi}).")
+            raise RuleBroken(("generation_default_turns", "generation_min_turns", "generation_max_turns"), lambda n: (
+                f"({turns}) must be an even number from {n('generation_min_turns')} ({lo}) to "
+                f"{n('generation_max_turns')} ({hi})."))
         if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
-            raise ValueError("Setting DATABASE_URL must start with sqlite:// or postgresql+psycopg:// "
-                             "(Supabase: use the session pooler URL).")
+            raise RuleBroken(("database_url",), lambda n: (
+                "must start with sqlite:// or postgresql+psycopg:// (Supabase: use the session pooler URL)."))
         return self
 
     # ---- derived -------------------------------------------------------------------

@@ -47,15 +47,21 @@ CHAOS_MODES: dict[str, dict[str, Any]] = {
 }
 
 
-def _label(name: str) -> str:
-    return Settings.model_fields[name].title or name
-
-
 def _help(name: str) -> str:
-    """What the setting allows, its default and its variable, all from its declaration in core.config."""
+    """What the setting allows and its variable, all from its declaration in core.config."""
+    return f"Allowed: {Settings.allowed(name)}. Environment variable {env_name(name)}."
+
+
+def _as_text(value: Any) -> str:
+    """A value as a person types it: 120, 0.05, never 120.0 or 1e+06."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _shown_default(name: str) -> str:
     shown = default(name)
-    return (f"Allowed: {Settings.allowed(name)}. Default: {shown if shown != '' else 'empty'}. "
-            f"Environment variable {env_name(name)}.")
+    return _as_text(shown) if shown != "" else "empty"
 
 
 def provider() -> None:
@@ -91,28 +97,42 @@ def _operator_widget(name: str, current: str, label: str, help_text: str) -> str
     return entered.strip() or current
 
 
+def _fill_defaults(names: tuple[str, ...]) -> None:
+    """Put each field's declared default into its widget; Save and apply then uses them (on_click: before the run)."""
+    for name in names:
+        st.session_state[section_key(_K, name)] = default(name) if name == "default_model" else _as_text(default(name))
+    st.session_state[section_key(_K, "filled")] = len(names)
+
+
 def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
+    """The field for setting `name`: numbers are typed as text, so "1e6" reaches the model and is refused there."""
     key = section_key(_K, name)
-    label = _label(name)
+    label = Settings.label(name)
     help_text = _help(name)
-    value: Any  # text, a flag or a number, as the field is
+    value: Any  # text, a flag or a model name, as the field is
     if name in OPERATOR_FIELDS:
         value = _operator_widget(name, str(current), label, help_text)
-    elif name == "default_model":
-        options = model_choices(include_deprecated=True)
-        value = st.selectbox(label, options, index=options.index(current) if current in options else 0, key=key,
-                             help=help_text, format_func=lambda n: f"{n} — ${MODELS[n].input_per_mtok:g} / "
-                             f"${MODELS[n].output_per_mtok:g} per MTok")
-    elif isinstance(current, bool):
-        value = st.toggle(label, value=current, key=key, help=help_text)
-    elif isinstance(current, int):
-        value = st.number_input(label, value=current, step=1, key=key, help=help_text)
-    elif isinstance(current, float):
-        value = st.number_input(label, value=current, key=key, help=help_text, format="%g")
     else:
-        value = st.text_input(label, value=str(current), key=key, help=help_text)
+        if key not in st.session_state:  # first shown: the value in force; after that, what was typed
+            st.session_state[key] = current if name == "default_model" else _as_text(current)
+        if name == "default_model":
+            options = model_choices(include_deprecated=True)
+            value = st.selectbox(label, options, key=key, help=help_text,
+                                 format_func=lambda n: f"{n} — ${MODELS[n].input_per_mtok:g} / "
+                                 f"${MODELS[n].output_per_mtok:g} per MTok")
+        else:
+            value = st.text_input(label, key=key, help=help_text).strip()
+        line, reset = st.columns([3, 1], vertical_alignment="center")
+        line.caption(f"Default: {literal(_shown_default(name))}")
+        reset.form_submit_button("Reset", key=section_key(_K, f"{name}_reset"), type="tertiary",
+                                 icon=":material/restart_alt:", help=f"Fill in the default ({_shown_default(name)})",
+                                 on_click=_fill_defaults, args=((name,),))
     hints[name] = st.empty()
     return value
+
+
+def _unchanged(name: str, value: Any, current: Any) -> bool:
+    return value == current or (isinstance(value, str) and value == _as_text(current))
 
 
 def _limits_together() -> None:
@@ -133,20 +153,30 @@ def form() -> None:
             st.subheader(heading)
             if heading == "Rate limits":
                 _limits_together()
-            cols = st.columns(min(len(names), 4))
+            cols = st.columns(min(len(names), 3))
             for i, name in enumerate(names):
                 with cols[i % len(cols)]:
                     values[name] = _widget(name, getattr(s, name), hints)
-        submitted = st.form_submit_button("Save and apply", type="primary", icon=":material/save:")
+        save, reset_all = st.columns([1, 1])
+        with save:
+            submitted = st.form_submit_button("Save and apply", type="primary", icon=":material/save:")
+        with reset_all:
+            resettable = tuple(n for _, names in GROUPS for n in names if n not in OPERATOR_FIELDS)
+            st.form_submit_button("Reset all to defaults", key=section_key(_K, "reset_all"),
+                                  icon=":material/restart_alt:", on_click=_fill_defaults, args=(resettable,))
+    filled = st.session_state.pop(section_key(_K, "filled"), 0)
+    if filled:
+        st.info(f"Default filled in for {filled} field{'s' if filled != 1 else ''}; "
+                f"Save and apply to use {'them' if filled != 1 else 'it'}.", icon=":material/restart_alt:")
     if not submitted:
         return
-    changes = {k: v for k, v in values.items() if v != getattr(s, k)}
+    changes = {k: v for k, v in values.items() if not _unchanged(k, v, getattr(s, k))}
     if not changes:
         st.info("Nothing changed.")
         return
     errors = field_errors(changes)
     for name, message in errors.items():
-        hints[name].error(literal(message), icon=":material/error:")
+        (hints[name] if name in hints else st).error(literal(message), icon=":material/error:")
     if errors:
         return
     try:
@@ -154,26 +184,15 @@ def form() -> None:
     except SettingsError as exc:
         st.error(literal(exc), icon=":material/error:")
         return
-    success(f"Saved and applied: {', '.join(sorted(changes))}.")
+    success(f"Saved and applied: {', '.join(Settings.label(n) for n in sorted(changes))}.")
 
 
 def field_errors(changes: dict[str, Any]) -> dict[str, str]:
-    """Each changed field checked on its own, then together (cross-field rules name their field)."""
-    base = get_settings()
+    """What is wrong with `changes`, by the changed field each refusal is shown beside, in the fields' own words."""
     errors: dict[str, str] = {}
-    for name, value in changes.items():
-        try:
-            base.replace(**{name: value})
-        except (SettingsError, TypeError) as exc:
-            errors[name] = str(exc)
-    if errors:
-        return errors
-    try:
-        base.replace(**changes)
-    except SettingsError as exc:
-        message = str(exc)
-        named = [n for n in changes if env_name(n) in message] or list(changes)[:1]
-        errors[named[0]] = message
+    for refusal in Settings.refusals({**dict(get_settings()), **changes}):
+        beside = next((n for n in refusal.fields if n in changes), next(iter(changes)))
+        errors[beside] = f"{errors[beside]} {refusal.text}" if beside in errors else refusal.text
     return errors
 
 

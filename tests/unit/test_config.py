@@ -145,7 +145,7 @@ def test_every_setting_has_a_label_and_a_rule_in_words():
     for name in Settings.model_fields:
         assert Settings.model_fields[name].title, name
         assert Settings.allowed(name), name
-    assert Settings.allowed("cleanup_interval_s") == "a number >= 0 (0: off)"
+    assert Settings.allowed("cleanup_interval_s") == "a number from 0 to 604,800 (0: off)"
     assert Settings.allowed("environment") == "one of development, staging, production, test"
 
 

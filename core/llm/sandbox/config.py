@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from core.settings_model import CheckedModel, fraction, non_negative, positive
+from core.settings_model import CheckedModel, fraction, non_negative, positive, whole
 
 __all__ = ["FAULT_STATUSES", "SandboxConfig", "SandboxConfigError"]
 
@@ -23,17 +23,19 @@ class SandboxConfig(CheckedModel):
 
     error: ClassVar[type[ValueError]] = SandboxConfigError
 
-    seed: int = Field(default=0, title="Seed")
+    seed: int = whole(0, "Seed", least=0, most=2**32 - 1)
     # loopback only: the sandbox is a test double, never a public server
     host: str = Field(default="127.0.0.1", title="Host")
     port: int = Field(default=0, ge=0, le=65535, title="Port",
                       json_schema_extra={"zero": "a free port chosen by the OS"})
-    latency_ms: int = non_negative(40, "Wait before the first byte of an answer (ms)")
-    tokens_per_s: float = positive(400.0, "Generation speed, streaming and not (tokens/s)")
+    latency_ms: int = non_negative(40, "Wait before the first byte of an answer (ms)", most=600_000)
+    tokens_per_s: float = positive(400.0, "Generation speed, streaming and not (tokens/s)", most=1_000_000)
     # real limits, token buckets refilled continuously
-    rpm: int = non_negative(0, "Requests per minute", zero="no limit")
-    input_tpm: int = non_negative(0, "Input tokens per minute", zero="no limit")
-    output_tpm: int = non_negative(0, "Output tokens per minute", zero="no limit")
+    rpm: int = non_negative(0, "Requests per minute", most=1_000_000, zero="no limit")
+    input_tpm: int = non_negative(0, "Input tokens per minute", most=1_000_000_000,
+                                    zero="no limit")
+    output_tpm: int = non_negative(0, "Output tokens per minute", most=1_000_000_000,
+                                     zero="no limit")
     # injected faults: each is a probability per /v1/messages call
     fault_rate: float = fraction(0.0, "Faults, spread evenly over 429, 500, 503 and 529")
     rate_429: float = fraction(0.0, "429 rate limited")
@@ -41,21 +43,23 @@ class SandboxConfig(CheckedModel):
     rate_503: float = fraction(0.0, "503 unavailable")
     rate_529: float = fraction(0.0, "529 overloaded")
     rate_slow: float = fraction(0.0, "Slow answers")
-    slow_s: float = non_negative(30.0, "How long a slow answer waits before it starts (s)")
+    slow_s: float = non_negative(30.0, "How long a slow answer waits before it starts (s)", most=3600)
     rate_disconnect: float = fraction(0.0, "Connection closed before any header")
     rate_stream_cut: float = fraction(0.0, "Body cut mid-message")
     rate_stream_error: float = fraction(0.0, "Streaming error event (overloaded) after some deltas, on a 200")
     rate_malformed_json: float = fraction(0.0, "200 with a body that is not JSON")
     rate_invalid_conversation: float = fraction(0.0, "200 with text that breaks the conversation format")
-    retry_after_s: float = non_negative(1.0, "retry-after sent with injected 429 and 529 (s)")
+    retry_after_s: float = non_negative(1.0, "retry-after sent with injected 429 and 529 (s)", most=3600)
     force_status: int | None = Field(default=None, ge=400, le=599,
                                      title="Every /v1/messages call fails with this status")
     force_message: str | None = Field(default=None, title="The error message for the forced status")
     # error.details.error_code, e.g. "enforced_spend_limit_reached"
     force_error_code: str | None = Field(default=None, title="The error code for the forced status")
     api_key_required: str | None = Field(default=None, title="When set, x-api-key must equal it, else 401")
-    batch_processing_s: float = non_negative(0.5, "A message batch ends this long after creation (s)")
-    idle_timeout_s: float = non_negative(30.0, "An idle keep-alive connection is closed after this (s)")
+    batch_processing_s: float = non_negative(0.5, "A message batch ends this long after creation (s)",
+                                              most=3600)
+    idle_timeout_s: float = non_negative(30.0, "An idle keep-alive connection is closed after this (s)",
+                                          most=3600)
 
     @classmethod
     def subject(cls, name: str) -> str:
