@@ -14,7 +14,7 @@ import math
 import os
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -305,7 +305,9 @@ class Settings(BaseSettings, CheckedModel):
         for base, cap in (("retry_backoff_base_s", "retry_backoff_cap_s"),
                           ("db_retry_backoff_base_s", "db_retry_backoff_cap_s")):
             if getattr(self, cap) < getattr(self, base):
-                raise RuleBroken((cap, base), lambda n, base=base: f"must be >= {n(base)}.")
+                def at_least(n: Callable[[str], str], lower: str = base) -> str:
+                    return f"must be >= {n(lower)}."
+                raise RuleBroken((cap, base), at_least)
         if self.generation_max_turns < self.generation_min_turns:
             raise RuleBroken(("generation_max_turns", "generation_min_turns"),
                              lambda n: f"must be >= {n('generation_min_turns')}.")

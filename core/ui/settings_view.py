@@ -122,9 +122,8 @@ def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
                                  f"${MODELS[n].output_per_mtok:g} per MTok")
         else:
             value = st.text_input(label, key=key, help=help_text).strip()
-        line, reset = st.columns([3, 1], vertical_alignment="center")
-        line.caption(f"Default: {literal(_shown_default(name))}")
-        reset.form_submit_button("Reset", key=section_key(_K, f"{name}_reset"), type="tertiary",
+        st.caption(f"Default: {literal(_shown_default(name))}")
+        st.form_submit_button("Reset to default", key=section_key(_K, f"{name}_reset"), type="tertiary",
                                  icon=":material/restart_alt:", help=f"Fill in the default ({_shown_default(name)})",
                                  on_click=_fill_defaults, args=((name,),))
     hints[name] = st.empty()

@@ -105,3 +105,10 @@ def test_a_webhook_url_is_shown_as_its_scheme_and_host_only():
     assert settings_store.masked("alert_webhook_url", HOOK) == "https://hooks.slack.com/…"
     assert settings_store.masked("alert_webhook_url", "") == "(not set)"
     assert settings_store.masked("retry_max_attempts", 4) == "4"
+
+
+def test_one_value_above_its_bound_stores_none_of_the_changes(engine):
+    """A valid retry count saved with a cool-down over an hour: SettingsError names the cool-down, nothing is kept."""
+    with pytest.raises(SettingsError, match="STUDIO_BREAKER_COOLDOWN_S = 7200 is invalid"):
+        settings_store.save(engine, {"retry_max_attempts": 6, "breaker_cooldown_s": 7200})
+    assert settings_store.load(engine) == {} and get_settings().retry_max_attempts == 4

@@ -154,3 +154,68 @@ def test_the_token_estimate_reads_the_characters_per_token_setting():
     settings = load_settings({})
     assert settings.estimated_tokens("x" * 35) == 10
     assert settings.replace(estimate_chars_per_token=5).estimated_tokens("x" * 35) == 7
+
+
+def test_every_number_setting_has_a_lower_and_an_upper_bound():
+    """Each int or float field declares both bounds, so the form and the environment refuse the same extremes."""
+    import annotated_types
+
+    from core.config import Settings
+
+    for name, info in Settings.model_fields.items():
+        if info.annotation not in (int, float):
+            continue
+        kinds = {type(bound) for bound in info.metadata}
+        assert kinds & {annotated_types.Ge, annotated_types.Gt}, name
+        assert annotated_types.Le in kinds, name
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"STUDIO_RETRY_MAX_ATTEMPTS": "21"}, "STUDIO_RETRY_MAX_ATTEMPTS = '21' is invalid: it must be a whole number "
+                                          "from 1 to 20."),
+    ({"STUDIO_MAX_CONCURRENCY": "257"}, "STUDIO_MAX_CONCURRENCY = '257' is invalid: it must be a whole number "
+                                        "from 1 to 256."),
+    ({"STUDIO_REQUEST_TIMEOUT_S": "3601"}, "STUDIO_REQUEST_TIMEOUT_S = '3601' is invalid: it must be a number "
+                                           "above 0, at most 3,600."),
+    ({"STUDIO_RATE_LIMIT_RPM": "1e6"}, "STUDIO_RATE_LIMIT_RPM = '1e6' is invalid: it must be a whole number "
+                                       "from 1 to 1,000,000."),
+])
+def test_a_value_above_its_upper_bound_is_refused_at_start_naming_the_variable(env, says):
+    """Too many retries, too much concurrency, an hour-plus timeout and 1e6 for a whole number fail at start."""
+    with pytest.raises(SettingsError) as exc:
+        load_settings(env)
+    assert str(exc.value) == f"Setting {says}"
+
+
+def test_the_upper_bounds_hold_for_secrets_toml_too(tmp_path, monkeypatch):
+    """secrets.toml with 21 retries fails at start naming the variable, like the environment."""
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text("STUDIO_RETRY_MAX_ATTEMPTS = 21\n")
+    monkeypatch.setenv("STUDIO_SECRETS_FILE", str(secrets))
+    with pytest.raises(SettingsError, match="STUDIO_RETRY_MAX_ATTEMPTS = 21 is invalid: it must be a whole number "
+                                            "from 1 to 20"):
+        load_settings({})
+    secrets.unlink()  # the fixture reloads the settings after the test
+
+
+def test_the_cli_refuses_a_value_above_its_upper_bound_with_exit_2(tmp_path):
+    """python -m core with 300 parallel calls per worker exits 2 and names the variable and its bound."""
+    env = {"PATH": "/usr/bin:/bin", "STUDIO_DATA_DIR": str(tmp_path), "STUDIO_WORKER_CONCURRENCY": "300",
+           "STUDIO_SECRETS_FILE": str(tmp_path / "none.toml")}
+    done = subprocess.run([sys.executable, "-m", "core", "db", "migrate"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "STUDIO_WORKER_CONCURRENCY = '300' is invalid: it must be a whole number from 1 to 256" in done.stderr
+
+
+def test_a_form_reads_refusals_by_label_and_rules_by_the_field_to_change():
+    """refusals() names a field by its label, and a broken rule by the setting to change, in plain words."""
+    from core.config import Settings
+
+    base = dict(load_settings({}))
+    assert Settings.refusals({**base, "retry_max_attempts": "1e6"}) == [
+        (("retry_max_attempts",), "Attempts per model call must be a whole number from 1 to 20.")]
+    [rule] = Settings.refusals({**base, "retry_backoff_base_s": "40"})
+    assert rule == (("retry_backoff_cap_s", "retry_backoff_base_s"),
+                    "Longest retry wait (s) must be >= Wait before the first retry (s).")
+    assert Settings.refusals(base) == []

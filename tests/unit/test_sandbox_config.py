@@ -11,7 +11,7 @@ def test_a_bad_value_is_refused_naming_the_setting_and_its_bound():
     """Built directly or by replace(), a value out of bounds raises SandboxConfigError saying what is allowed."""
     with pytest.raises(SandboxConfigError, match=r"sandbox setting rate_500 = 1\.5 .* a fraction from 0 to 1"):
         SandboxConfig(rate_500=1.5)
-    with pytest.raises(SandboxConfigError, match="port .* from 0 to 65535"):
+    with pytest.raises(SandboxConfigError, match="port .* from 0 to 65,535"):
         SandboxConfig().replace(port="70000")
     with pytest.raises(SandboxConfigError, match="latency_ms .* not true or false"):
         SandboxConfig().replace(latency_ms=True)
