@@ -2,7 +2,8 @@
 
 Every test that takes `engine` runs twice: on a fresh SQLite file and on a fresh Postgres
 database (marked `postgres`), cloned from a template migrated once per session. If Postgres
-is unreachable those tests fail; they never skip.
+is unreachable those tests fail; they never skip. Under pytest-xdist every worker is a session
+of its own: its own sandbox server, template and databases (their names carry the worker id).
 
 `sandbox` is one sandbox server for the whole session, set for each test to its module's
 `SANDBOX` config (defaults otherwise) with fresh counters, limits and fault sequence.
@@ -28,6 +29,8 @@ from core.resilience import reset_breakers, reset_rate_limiters
 from core.store import create_store_engine, migrate, reset_engine
 
 PG_ADMIN_URL = os.environ.get("STUDIO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# under pytest-xdist each worker is its own session with its own databases (and template); "gw0", "gw1", ...
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +77,7 @@ class PostgresDatabases:
         return self._url(self._create(template))
 
     def _create(self, template: str | None) -> str:
-        name = f"studio_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        name = f"studio_test_{XDIST_WORKER}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with self.admin().connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
         self.created.append(name)

@@ -15,6 +15,8 @@ from batch_support import UNLIMITED_RATE, Outage, item_counts, start_worker, wai
 from sqlalchemy import Engine
 
 from core.batches.service import create_batch, get_batch_status
+from core.config import get_settings
+from core.errorlog.spool import Spool
 from core.llm.sandbox import SandboxServer
 from core.store import create_store_engine, migrate
 from core.store.schema import batch_items, error_logs
@@ -41,6 +43,22 @@ def breaker_opened_in_a_worker(engine: Engine) -> bool:
             error_logs.c.component == "breaker.database", error_logs.c.error_code == "circuit_open")).scalar_one())
 
 
+def breaker_open_in_the_spool() -> bool:
+    """While the store is away, a worker's log of its open database breaker waits in the data dir's spool."""
+    for path in Spool(get_settings().data_dir).pending_files():
+        try:
+            rows, _ = Spool.read(path)
+        except FileNotFoundError:  # claimed or replayed meanwhile
+            continue
+        if any(r.get("component") == "breaker.database" and r.get("error_code") == "circuit_open" for r in rows):
+            return True
+    return False
+
+
+def replies_sent(srv: SandboxServer) -> int:
+    return int(srv.stats()["by_status"].get("200", 0))
+
+
 def env_for(srv: SandboxServer, **extra: str) -> dict[str, str]:
     return worker_env(srv.base_url, **{
         **UNLIMITED_RATE, "STUDIO_RETRY_INSTANT": "false",  # the store's real backoff, as in production
@@ -53,8 +71,8 @@ def test_a_live_worker_keeps_its_lease_while_its_own_database_breaker_is_open(en
     count = 12
     batch_id = create_batch(engine, template="tutoring", count=count, turns=4, concurrency=CONCURRENCY)
     # the breaker stays open past the lease whatever failure opened it: only the heartbeat can keep it
-    env = env_for(sandbox, STUDIO_LEASE_DURATION_S="5", STUDIO_HEARTBEAT_INTERVAL_S="0.3",
-                  STUDIO_BREAKER_COOLDOWN_S="8", STUDIO_BREAKER_RECONNECT_COOLDOWN_S="8")
+    env = env_for(sandbox, STUDIO_LEASE_DURATION_S="3", STUDIO_HEARTBEAT_INTERVAL_S="0.3",
+                  STUDIO_BREAKER_COOLDOWN_S="4.5", STUDIO_BREAKER_RECONNECT_COOLDOWN_S="4.5")
     outage = outage_for(engine, request)
     live = start_worker(env, "--concurrency", str(CONCURRENCY))
     other = None
@@ -62,7 +80,9 @@ def test_a_live_worker_keeps_its_lease_while_its_own_database_breaker_is_open(en
         wait_for(lambda: item_counts(engine, batch_id).get("running", 0) == CONCURRENCY
                  and model_calls(sandbox) >= CONCURRENCY, 30, "items in flight")
         outage.begin()
-        time.sleep(2.5)  # heartbeats, claims and the held replies fail: the worker's breaker opens
+        # heartbeats and the held replies' commits fail: the worker's breaker opens
+        wait_for(lambda: replies_sent(sandbox) >= CONCURRENCY and breaker_open_in_the_spool(), 30,
+                 "the replies in flight and the worker's breaker to open during the outage")
         outage.end()
         sandbox.configure(latency_ms=100)
         other = start_worker(env, "--concurrency", str(CONCURRENCY))  # would take over a lease that ran out
@@ -101,7 +121,7 @@ def test_workers_are_back_at_full_concurrency_within_seconds_of_the_database_ret
     try:
         wait_for(lambda: item_counts(engine, batch_id).get("done", 0) >= 4, 30, "first commits")
         outage.begin()
-        time.sleep(4.0)
+        wait_for(breaker_open_in_the_spool, 30, "the worker's database breaker to open during the outage")
         outage.end()
         back = time.monotonic()
         calls = model_calls(sandbox)

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -100,7 +99,9 @@ def test_open_breaker_pauses_then_the_batch_completes_by_itself(engine, sandbox)
     st = get_batch_status(engine, bid)
     assert st["pause_kind"] == "breaker" and st["status_reason"] == BREAKER_PAUSE_REASON
     assert st["failed"] == 0 and st["done"] == 0
-    time.sleep(1.5)  # it probes after each cool-down; while the fault lasts it stays paused
+    # it probes after each cool-down (0.5 s); while the fault lasts it stays paused
+    sent = sandbox.stats()["messages_requests"]
+    wait_for(lambda: sandbox.stats()["messages_requests"] >= sent + 2, 30, "two probes into the fault")
     assert get_batch_status(engine, bid)["failed"] == 0
     sandbox.configure(force_status=None)
     thread.join(60)

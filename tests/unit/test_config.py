@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from cli_runner import run_cli
 
-from core.config import ROOT, SettingsError, load_settings
+from core.config import SettingsError, load_settings
 
 
 def test_environment_wins_over_secrets_file_and_defaults(tmp_path, monkeypatch):
@@ -40,12 +38,9 @@ def test_an_invalid_value_fails_naming_the_setting(env, named):
     ("STUDIO_WORKER_CONCURRENCY", "300", "STUDIO_WORKER_CONCURRENCY = '300' is invalid: it must be a whole number "
                                          "from 1 to 256"),
 ])
-def test_the_cli_refuses_to_start_on_a_bad_setting_with_exit_2(tmp_path, name, value, says):
+def test_the_cli_refuses_to_start_on_a_bad_setting_with_exit_2(name, value, says):
     """python -m core with a value under its lower or over its upper bound exits 2 and says which setting is wrong."""
-    env = {"PATH": "/usr/bin:/bin", "STUDIO_DATA_DIR": str(tmp_path), name: value,
-           "STUDIO_SECRETS_FILE": str(tmp_path / "none.toml")}
-    done = subprocess.run([sys.executable, "-m", "core", "db", "migrate"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = run_cli(["db", "migrate"], {name: value})
     assert done.returncode == 2
     assert says in done.stderr
 
