@@ -1,4 +1,7 @@
-"""Start the real app (streamlit run) on a free port with a fresh SQLite database and the sandbox."""
+"""Start the real app (streamlit run) on a free port with a fresh SQLite database and the sandbox.
+
+A free port chosen by the OS for each app, so xdist workers never share one.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from core.config import ROOT
 
@@ -16,6 +20,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 START_TIMEOUT_S = 90
+SHOTS = ROOT / "artifacts" / "screenshots"
 
 
 def free_port() -> int:
@@ -83,3 +88,9 @@ class RunningApp:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def goto(page: Any, app: RunningApp, path: str) -> None:
+    """Open `path` of the app in `page` and wait for its first heading."""
+    page.goto(f"{app.url}/{path}")
+    page.get_by_role("heading", level=1).first.wait_for(timeout=30_000)

@@ -1,16 +1,19 @@
-"""Fixtures for the app tests: a seeded store and an AppTest of the real entrypoint."""
+"""Fixtures for the app tests: a seeded store and an AppTest of the real entrypoint; the app in Chromium."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from browser_app import CHROMIUM, CHROMIUM_ARGS, RunningApp
 from e2e_data import insert_conversation
 from streamlit.testing.v1 import AppTest
 
 from core.config import ROOT, reload_settings
 
 APP_TIMEOUT_S = 60  # the first run imports plotly, pandas and the SDK
+SEEDED_ERRORS = 120  # error rows in the browser tests' store before their app starts
 
 
 @pytest.fixture
@@ -48,3 +51,42 @@ def open_page(seeded) -> Callable[[str], AppTest]:
         return at
 
     return _open
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> Iterator[RunningApp]:
+    """One running app per browser test module, its database seeded with error rows before it starts."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run the README's test command (bash scripts/test.sh), which installs "
+                    "Debian's chromium for the browser test.")
+    data = tmp_path_factory.mktemp("app")
+    from core.errorlog.seed import seed_errors
+    from core.store import create_store_engine, migrate
+
+    engine = create_store_engine(f"sqlite:///{data / 'studio.db'}")
+    migrate(engine, force=True)
+    seed_errors(engine, SEEDED_ERRORS, days=2)
+    engine.dispose()
+    running = RunningApp(data).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(app) -> Iterator[Any]:
+    """Debian's Chromium, headless, for the module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, app) -> Iterator[Any]:
+    """A fresh browser context and page for each test (downloads accepted)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+    pg = context.new_page()
+    yield pg
+    context.close()

@@ -27,14 +27,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from browser_app import CHROMIUM, CHROMIUM_ARGS, RunningApp
+from browser_app import CHROMIUM, CHROMIUM_ARGS, SHOTS, RunningApp
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-from core.config import ROOT
 
 pytestmark = pytest.mark.browser
 
-SHOTS = ROOT / "artifacts" / "screenshots"
 EVIL = "evil.invalid"
 HOSTILE = (f'<img src="http://{EVIL}/x.png"> ![pixel](http://{EVIL}/p.png) [clickme](javascript:alert(1)) '
            ':red[boom] $\\alpha$ <script>alert(1)</script> <iframe srcdoc="<script>parent.alert(1)</script>">'
