@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -58,7 +59,12 @@ def fresh_resilience() -> Iterator[None]:
 
 
 class PostgresDatabases:
-    """Creates throw-away databases on the local server; drops them at the end of the session."""
+    """Creates throw-away databases on the local server; drops them at the end of the session.
+
+    A DROP DATABASE waits for a checkpoint of the whole server (PostgreSQL 15): dropping them
+    one by one took 15 s, and during the run it would slow the tests' own I/O. At the end, eight
+    at a time, concurrent drops share their checkpoints.
+    """
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
@@ -83,6 +89,10 @@ class PostgresDatabases:
         self.created.append(name)
         return name
 
+    def _drop(self, name: str) -> None:
+        with self.admin().connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
     def _migrated_template(self) -> str:
         if self._template is None:
             name = self._create(None)
@@ -98,9 +108,8 @@ class PostgresDatabases:
     def drop_all(self) -> None:
         if self._admin is None:
             return
-        with self._admin.connect() as conn:
-            for name in self.created:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="pg-drop") as pool:
+            list(pool.map(self._drop, self.created))
         self._admin.dispose()
 
 
