@@ -13,4 +13,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 # type check first: a failing mypy fails the run
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# Four xdist workers on any machine: most of the suite waits on real processes, servers and
+# leases, not the CPU, so two cores run four at once. One file per worker keeps a module's app
+# and server fixtures started once. A later `-n 0` runs in this process (for -s or --pdb).
+exec .venv/bin/python -m pytest -n 4 --dist loadfile "$@"
