@@ -8,7 +8,7 @@ Columns (fixed, in this order; `EXPORT_COLUMNS`):
     resolved, resolved_at, resolved_by, context (JSON)
 
 Stack traces are left out (multi-line and large; the detail view shows them). Rows come
-in the list's order (newest first) from a server-side cursor, so memory stays flat
+in the list's order (newest first unless a sort is given) from a server-side cursor, so memory stays flat
 whatever the row count. Cells are made safe for spreadsheets by `core.csv_cells.safe_cell`
 (formula-like cells quoted, NULs dropped), the helper every CSV export uses.
 """
@@ -38,11 +38,12 @@ EXPORT_COLUMNS: tuple[str, ...] = (
 _CHUNK_CHARS = 64 * 1024
 
 
-def _iter_records(bind: Bind, flt: ErrorFilter | None) -> Iterator[list[str]]:
+def _iter_records(bind: Bind, flt: ErrorFilter | None, order: str, sort: str) -> Iterator[list[str]]:
     columns = [error_logs.c[name] for name in EXPORT_COLUMNS]
     batch = get_settings().log_export_batch_rows
+    order_by = ordering(order, sort)
     with bind_connection(bind) as conn:
-        stmt = select(*columns).where(*filter_conditions(conn, flt)).order_by(*ordering("newest"))
+        stmt = select(*columns).where(*filter_conditions(conn, flt)).order_by(*order_by)
         # stream_results: a server-side cursor on Postgres; yield_per bounds what is buffered
         result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
         try:
@@ -52,23 +53,25 @@ def _iter_records(bind: Bind, flt: ErrorFilter | None) -> Iterator[list[str]]:
             result.close()
 
 
-def export_csv(bind: Bind, flt: ErrorFilter | None, out: TextIO) -> int:
-    """Write the header and every row matching `flt` to `out`; returns the number of rows."""
+def export_csv(bind: Bind, flt: ErrorFilter | None, out: TextIO, *, order: str = "newest", sort: str = "time") -> int:
+    """Write the header and every row matching `flt` to `out`, in the list's order; returns the number of rows."""
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     count = 0
-    for record in _iter_records(bind, flt):
+    for record in _iter_records(bind, flt, order, sort):
         writer.writerow(record)
         count += 1
     return count
 
 
-def iter_csv_chunks(bind: Bind, flt: ErrorFilter | None) -> Iterator[str]:
+def iter_csv_chunks(
+    bind: Bind, flt: ErrorFilter | None, *, order: str = "newest", sort: str = "time"
+) -> Iterator[str]:
     """The same CSV as `export_csv`, as text chunks of about 64 KB (for a download button)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
-    for record in _iter_records(bind, flt):
+    for record in _iter_records(bind, flt, order, sort):
         writer.writerow(record)
         if buffer.tell() >= _CHUNK_CHARS:
             yield buffer.getvalue()

@@ -1,7 +1,7 @@
 """What the error log is narrowed to: the validated filter, its WHERE conditions and the list order.
 
-Shared by the search, the groups and the CSV export, so the three select the same rows.
-Time ranges are half-open: ``since <= created_at < until``.
+Shared by the search, the stats, the groups and the CSV export, so all four count and list the
+same rows. Time ranges are half-open: ``since <= created_at < until``.
 """
 
 from __future__ import annotations
@@ -12,21 +12,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine
+from sqlalchemy import ColumnElement, Connection, Engine, case, or_, select
 
 from core.config import get_settings
 from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
 from core.store.dialect import contains_text
-from core.store.schema import error_logs
+from core.store.schema import error_log_rollup, error_logs
 
 __all__ = [
     "ERROR_TYPE_NAMES",
     "SEVERITY_ORDER",
     "Bind",
+    "SORTS",
     "ErrorFilter",
     "bind_connection",
     "filter_conditions",
     "ordering",
+    "recent_components",
+    "rollup_conditions",
+    "severity_rank",
 ]
 
 # lowest to highest; the groups view reports the highest severity seen in a group
@@ -35,6 +39,10 @@ SEVERITY_ORDER: tuple[str, ...] = tuple(s.value for s in Severity)
 ERROR_TYPE_NAMES: tuple[str, ...] = (*ERROR_TYPES, AppError.error_type)
 FTS_TABLE = "error_logs_fts"  # SQLite FTS5 trigram index over error_logs.message (migration 0001)
 ORDERS = ("newest", "oldest")
+# what the list can be sorted by, over the whole filtered set (ties: newest first)
+SORTS = ("time", "severity", "type", "code", "component")
+# the search matches codes and components among the newest rows' ones (a primary-key range)
+RECENT_COMPONENT_ROWS = 20_000
 
 Bind = Engine | Connection
 
@@ -81,7 +89,8 @@ class ErrorFilter:
     """What the error log is narrowed to. Validated (and normalised) on construction.
 
     Empty fields do not filter. `search` is matched literally and case-insensitively
-    against the message; list fields match any of their values; `resolved` None means both.
+    against the message, the code and the component; list fields match any of their values;
+    `resolved` None means both.
     """
 
     search: str = ""
@@ -124,6 +133,11 @@ class ErrorFilter:
                 raise invalid(name, f"{name} must be text of at most 128 characters.")
             set_(self, name, value or None)
 
+    @property
+    def rollup_answers(self) -> bool:
+        """Whether the hourly rollup can count these rows: it keeps type, severity, code and resolved."""
+        return not (self.search or self.components or self.request_id or self.operation_id or self.fingerprint)
+
 
 @contextmanager
 def bind_connection(bind: Bind) -> Iterator[Connection]:
@@ -147,8 +161,11 @@ def filter_conditions(
     c = error_logs.c
     conds: list[ColumnElement[bool]] = []
     if flt.search:
-        conds.append(contains_text(bind, c.message, flt.search, fts_table=FTS_TABLE if use_text_index else None,
-                                   probe=many_matches))
+        in_message = contains_text(bind, c.message, flt.search, fts_table=FTS_TABLE if use_text_index else None,
+                                   probe=many_matches)
+        codes, components = label_matches(bind, flt.search)
+        in_labels = ([c.error_code.in_(codes)] if codes else []) + ([c.component.in_(components)] if components else [])
+        conds.append(or_(in_message, *in_labels) if in_labels else in_message)
     for column, values in ((c.error_type, flt.types), (c.severity, flt.severities),
                            (c.error_code, flt.codes), (c.component, flt.components)):
         if len(values) == 1:
@@ -170,9 +187,55 @@ def filter_conditions(
     return conds
 
 
-def ordering(order: str) -> list[Any]:
-    """ORDER BY for the list and the export: newest (default) or oldest first, ties by id."""
+def rollup_conditions(flt: ErrorFilter) -> list[ColumnElement[bool]]:
+    """`flt`'s conditions on error_log_rollup (its time range aside); only when `flt.rollup_answers`."""
+    r = error_log_rollup.c
+    conds: list[ColumnElement[bool]] = [column.in_(values) for column, values in (
+        (r.error_type, flt.types), (r.severity, flt.severities), (r.error_code, flt.codes)) if values]
+    if flt.resolved is not None:
+        conds.append(r.resolved.is_(flt.resolved))
+    return conds
+
+
+def label_matches(bind: Bind, needle: str) -> tuple[list[str], list[str]]:
+    """The codes and the components that contain `needle` (case-insensitively), for the search.
+
+    Both are a handful of names, so the search asks for them by value (an index lookup for
+    codes) instead of scanning every row's text: codes come from the hourly rollup, which
+    holds every code present; components from the newest rows (see `recent_components`).
+    """
+    lowered = needle.lower()
+    with bind_connection(bind) as conn:
+        codes = conn.execute(select(error_log_rollup.c.error_code).distinct()).scalars().all()
+        components = recent_components(conn)
+    return ([code for code in codes if lowered in code.lower()],
+            [name for name in components if lowered in name.lower()])
+
+
+def recent_components(bind: Bind) -> list[str]:
+    """The components of the newest rows, sorted: a primary-key range, cheap at any table size."""
+    recent = select(error_logs.c.component).order_by(error_logs.c.id.desc()).limit(RECENT_COMPONENT_ROWS).subquery()
+    with bind_connection(bind) as conn:
+        values = conn.execute(select(recent.c.component).group_by(recent.c.component)).scalars().all()
+    return sorted(v for v in values if v)
+
+
+def severity_rank(column: Any) -> ColumnElement[int]:
+    """A severity as its rank in SEVERITY_ORDER (debug 0 ... critical 4), so it sorts by weight."""
+    return case({name: i for i, name in enumerate(SEVERITY_ORDER)}, value=column, else_=-1)
+
+
+def ordering(order: str = "newest", sort: str = "time") -> list[Any]:
+    """ORDER BY for the list and the export: by `sort`, descending for newest (default), ties by time and id.
+
+    Severity sorts by weight (critical above error), not alphabetically.
+    """
     if order not in ORDERS:
         raise invalid("order", f"order must be one of {', '.join(ORDERS)}.")
+    if sort not in SORTS:
+        raise invalid("sort", f"sort must be one of {', '.join(SORTS)}.")
     c = error_logs.c
-    return [c.created_at.desc(), c.id.desc()] if order == "newest" else [c.created_at.asc(), c.id.asc()]
+    key = {"time": None, "severity": severity_rank(c.severity), "type": c.error_type, "code": c.error_code,
+           "component": c.component}[sort]
+    keys = [c.created_at, c.id] if key is None else [key, c.created_at, c.id]
+    return [k.desc() for k in keys] if order == "newest" else [k.asc() for k in keys]

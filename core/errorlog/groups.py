@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import case, func, select
 
 from core.config import get_settings
 from core.errorlog.filters import (
@@ -15,18 +15,20 @@ from core.errorlog.filters import (
     bind_connection,
     filter_conditions,
     invalid,
+    severity_rank,
 )
 from core.store.schema import error_logs
 
-__all__ = ["error_groups"]
+__all__ = ["GROUP_SORTS", "error_groups"]
+
+# what the groups can be sorted by (largest or latest first); ties by the latest seen
+GROUP_SORTS = ("last_seen", "count", "first_seen", "severity")
 
 
-def _severity_rank(column: Any) -> ColumnElement[int]:
-    return case({name: i for i, name in enumerate(SEVERITY_ORDER)}, value=column, else_=-1)
-
-
-def error_groups(bind: Bind, flt: ErrorFilter | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-    """Rows matching `flt` grouped by fingerprint, most recently seen first.
+def error_groups(
+    bind: Bind, flt: ErrorFilter | None = None, *, limit: int = 50, sort: str = "last_seen"
+) -> list[dict[str, Any]]:
+    """Rows matching `flt` grouped by fingerprint, most recently seen first (or by `sort`, descending).
 
     Each group: fingerprint, count, first_seen, last_seen, severity (the highest seen),
     batches (distinct batch ids), unresolved, and from its latest row: message,
@@ -34,23 +36,30 @@ def error_groups(bind: Bind, flt: ErrorFilter | None = None, *, limit: int = 50)
     """
     if not isinstance(limit, int) or not 1 <= limit <= get_settings().log_page_size_max:
         raise invalid("limit", f"limit must be a whole number from 1 to {get_settings().log_page_size_max}.")
+    if sort not in GROUP_SORTS:
+        raise invalid("sort", f"sort must be one of {', '.join(GROUP_SORTS)}.")
     c = error_logs.c
     last_seen = func.max(c.created_at).label("last_seen")
+    count = func.count().label("count")
+    first_seen = func.min(c.created_at).label("first_seen")
+    rank = func.max(severity_rank(c.severity)).label("severity_rank")
+    order = {"last_seen": [], "count": [count.desc()], "first_seen": [first_seen.desc()],
+             "severity": [rank.desc()]}[sort]
     with bind_connection(bind) as conn:
         conds = filter_conditions(conn, flt)
         groups = conn.execute(
             select(
                 c.fingerprint,
-                func.count().label("count"),
-                func.min(c.created_at).label("first_seen"),
+                count,
+                first_seen,
                 last_seen,
-                func.max(_severity_rank(c.severity)).label("severity_rank"),
+                rank,
                 func.count(c.operation_id.distinct()).label("batches"),
                 func.sum(case((c.resolved.is_(False), 1), else_=0)).label("unresolved"),
             )
             .where(*conds)
             .group_by(c.fingerprint)
-            .order_by(last_seen.desc(), c.fingerprint)
+            .order_by(*order, last_seen.desc(), c.fingerprint)
             .limit(limit)
         ).all()
         # the latest row of each group: an index seek on (fingerprint, created_at); the text
@@ -64,13 +73,13 @@ def error_groups(bind: Bind, flt: ErrorFilter | None = None, *, limit: int = 50)
                 .order_by(c.id.desc())
                 .limit(1)
             ).first()
-            rank = int(g.severity_rank)
+            level = int(g.severity_rank)
             out.append({
                 "fingerprint": g.fingerprint,
                 "count": int(g._mapping["count"]),
                 "first_seen": as_utc(g.first_seen, "first_seen"),
                 "last_seen": as_utc(g.last_seen, "last_seen"),
-                "severity": SEVERITY_ORDER[rank] if 0 <= rank < len(SEVERITY_ORDER) else "unknown",
+                "severity": SEVERITY_ORDER[level] if 0 <= level < len(SEVERITY_ORDER) else "unknown",
                 "batches": int(g.batches),
                 "unresolved": int(g.unresolved or 0),
                 "error_id": sample.error_id if sample else None,

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import Connection, func, select
 
 from core.config import get_settings
 from core.errorlog.filters import (
@@ -16,7 +16,9 @@ from core.errorlog.filters import (
     bind_connection,
     filter_conditions,
     invalid,
+    label_matches,
     ordering,
+    rollup_conditions,
     rollup_hour,
 )
 from core.store.dialect import FTS_PROBE_MIN_MATCHES, count_text_matches
@@ -36,15 +38,10 @@ def _count_by_rollup(conn: Connection, flt: ErrorFilter | None) -> int | None:
     are summed from error_log_rollup, the part hours at either end counted from the rows.
     """
     flt = flt or ErrorFilter()
-    if flt.search or flt.components or flt.request_id or flt.operation_id or flt.fingerprint:
+    if not flt.rollup_answers:
         return None
     r = error_log_rollup.c
-    conds: list[ColumnElement[bool]] = []
-    for column, values in ((r.error_type, flt.types), (r.severity, flt.severities), (r.error_code, flt.codes)):
-        if values:
-            conds.append(column.in_(values))
-    if flt.resolved is not None:
-        conds.append(r.resolved.is_(flt.resolved))
+    conds = rollup_conditions(flt)
     edges: list[tuple[datetime | None, datetime | None]] = []
     if flt.since is not None:
         start = flt.since.replace(minute=0, second=0, microsecond=0)
@@ -69,17 +66,23 @@ def _count_by_rollup(conn: Connection, flt: ErrorFilter | None) -> int | None:
 
 
 def search_errors(
-    bind: Bind, flt: ErrorFilter | None = None, *, page: int = 1, page_size: int = 50, order: str = "newest"
+    bind: Bind, flt: ErrorFilter | None = None, *, page: int = 1, page_size: int = 50, order: str = "newest",
+    sort: str = "time",
 ) -> Page:
-    """One page of rows matching `flt` (newest first by default) and the total count."""
+    """One page of rows matching `flt` and the total count, sorted over all of them.
+
+    `sort` is one of SORTS (time by default); `order` "newest" sorts descending, "oldest" ascending.
+    """
     max_size = get_settings().log_page_size_max
     if not isinstance(page, int) or page < 1:
         raise invalid("page", "page must be a whole number from 1.")
     if not isinstance(page_size, int) or not 1 <= page_size <= max_size:
         raise invalid("page_size", f"page_size must be a whole number from 1 to {max_size}.")
+    order_by = ordering(order, sort)
     with bind_connection(bind) as conn:
         counter = None
-        if flt is not None and flt.search and flt == ErrorFilter(search=flt.search):
+        if (flt is not None and flt.search and flt == ErrorFilter(search=flt.search)
+                and label_matches(conn, flt.search) == ([], [])):
             counter = count_text_matches(conn, flt.search, fts_table=FTS_TABLE)  # the index alone, if it can
         total = _count_by_rollup(conn, flt) if counter is None else None
         if total is None:
@@ -87,7 +90,7 @@ def search_errors(
                 counter = select(func.count()).select_from(error_logs).where(*filter_conditions(conn, flt))
             total = conn.execute(counter).scalar_one()
         conds = filter_conditions(conn, flt, many_matches=total >= FTS_PROBE_MIN_MATCHES)
-        stmt = (select(*LIST_COLUMNS).where(*conds).order_by(*ordering(order))
+        stmt = (select(*LIST_COLUMNS).where(*conds).order_by(*order_by)
                 .limit(page_size).offset((page - 1) * page_size))
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
     return Page(rows=rows, total=int(total), page=page, page_size=page_size)

@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from sqlalchemy import select
 
 from core.config import get_settings
 from core.errorlog import (
@@ -24,16 +23,17 @@ from core.errorlog import (
     search_errors,
     set_resolved,
 )
+from core.errorlog.filters import recent_components
+from core.errorlog.groups import GROUP_SORTS
 from core.errors import ValidationError
 from core.redact import redact
 from core.resilience import all_breakers
 from core.store import get_engine
-from core.store.schema import error_logs
 from core.ui.boundaries import section_key
 from core.ui.safe import chart_text, literal
 from core.ui.toasts import success
 from core.ui.user import current_user
-from core.ui.widgets import metric_cards, severity_badge
+from core.ui.widgets import ago, metric_cards, severity_badge
 
 __all__ = ["RANGES", "FilterForm", "charts", "detail_dialog", "export_button", "filters", "groups",
            "stats_cards", "table"]
@@ -43,6 +43,12 @@ RANGES: dict[str, timedelta | None] = {
     "Last 30 days": timedelta(days=30), "All time": None, "Custom": None,
 }
 _K = "errors"  # session-state prefix shared by the page's sections
+# the filter bar's widgets and what each is reset to by "Clear filters"
+_FILTER_DEFAULTS: dict[str, Any] = {"search": "", "range": "Last 7 days", "resolved": "All", "types": [],
+                                    "severities": [], "codes": [], "components": [], "batch": "", "request": ""}
+_SORT_LABELS = {"time": "Time", "severity": "Severity", "type": "Type", "code": "Code", "component": "Component"}
+_GROUP_SORT_LABELS = {"last_seen": "Last seen", "count": "Count", "first_seen": "First seen", "severity": "Severity"}
+PAGE_SIZES = (25, 50, 100, 200)
 _SEVERITY_COLORS = {"debug": "#adb5bd", "info": "#4dabf7", "warn": "#fab005", "error": "#fa5252",
                     "critical": "#862e9c"}
 
@@ -54,7 +60,7 @@ def _key(name: str) -> str:
 @dataclass
 class FilterForm:
     flt: ErrorFilter | None  # None: the form has an invalid field (its message is shown beside it)
-    since: datetime
+    since: datetime | None
     until: datetime | None
 
 
@@ -71,10 +77,16 @@ def _time_range(label: str, custom: tuple[Any, ...] | None) -> tuple[datetime | 
 def filters(code_options: list[str], component_options: list[str]) -> FilterForm:
     """The filter bar; a bad field gets its message right beside it and the filter is not applied."""
     params = st.query_params
+    for name in ("batch", "request"):  # a link's ?batch= / ?request= fills its field once
+        if name in params and _key(name) not in st.session_state:
+            st.session_state[_key(name)] = params.get(name, "")
     c1, c2, c3 = st.columns([3, 2, 2])
-    search = c1.text_input("Search messages", key=_key("search"), placeholder="words from the error message")
+    search = c1.text_input("Search", key=_key("search"), placeholder="words from the message, a code or a component",
+                           help="Finds the text in the message, the code (\"timeout\" finds request_timeout) "
+                                "and the component, whatever the case.")
     hints = {"search": c1.empty()}
-    range_label = c2.selectbox("Time range", list(RANGES), index=2, key=_key("range"))
+    range_label = c2.selectbox("Time range", list(RANGES), index=list(RANGES).index(_FILTER_DEFAULTS["range"]),
+                               key=_key("range"))
     custom = None
     if range_label == "Custom":
         today = datetime.now(UTC).date()
@@ -87,11 +99,12 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
     codes = c6.multiselect("Code", code_options, key=_key("codes"), accept_new_options=True)
     components = c7.multiselect("Component", component_options, key=_key("components"), accept_new_options=True)
     hints.update(type=c4.empty(), severity=c5.empty(), code=c6.empty(), component=c7.empty())
-    c8, c9 = st.columns(2)
-    batch = c8.text_input("Batch id", value=params.get("batch", ""), key=_key("batch"))
+    c8, c9, c10 = st.columns([3, 3, 1], vertical_alignment="bottom")
+    batch = c8.text_input("Batch id", key=_key("batch"))
     hints["operation_id"] = c8.empty()
-    request = c9.text_input("Request id", value=params.get("request", ""), key=_key("request"))
+    request = c9.text_input("Request id", key=_key("request"))
     hints["request_id"] = c9.empty()
+    c10.button("Clear filters", key=_key("clear"), icon=":material/filter_alt_off:", on_click=clear_filters)
     since, until = _time_range(range_label, custom)
     try:
         flt = ErrorFilter(
@@ -103,30 +116,40 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
     except ValidationError as exc:
         hints.get(exc.field or "search", hints["search"]).error(literal(exc.user_message), icon=":material/error:")
         flt = None
-    stats_since = since or datetime.now(UTC) - timedelta(days=get_settings().retention_days_error)
-    return FilterForm(flt=flt, since=stats_since, until=until)
+    return FilterForm(flt=flt, since=since, until=until)
+
+
+def clear_filters() -> None:
+    """Every filter back to its default, the ?batch= / ?request= of a link dropped too."""
+    for name, value in _FILTER_DEFAULTS.items():
+        st.session_state[_key(name)] = value
+    for name in ("batch", "request"):
+        st.query_params.pop(name, None)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _stats(url: str, since: datetime, until: datetime | None, bucket: str) -> dict[str, Any]:
-    return error_stats(get_engine(url), since=since, until=until, bucket=bucket)
+def _stats(url: str, flt: ErrorFilter, bucket: str) -> dict[str, Any]:
+    return error_stats(get_engine(url), flt, bucket=bucket)
 
 
-def _bucket(since: datetime, until: datetime | None) -> str:
+def _bucket(since: datetime | None, until: datetime | None) -> str:
+    if since is None:
+        return "day"
     return "hour" if ((until or datetime.now(UTC)) - since) <= timedelta(days=3) else "day"
 
 
 def load_stats(form: FilterForm) -> dict[str, Any]:
-    # rounded to the minute so the 5 s cache is shared between reruns
-    since = form.since.replace(second=0, microsecond=0)
-    return _stats(get_settings().effective_database_url, since, form.until, _bucket(since, form.until))
+    """The cards' and charts' counts of exactly the rows the filters select (the table's rows)."""
+    # the form's times are whole minutes, so the 5 s cache is shared between reruns
+    flt = form.flt if form.flt is not None else ErrorFilter(since=form.since, until=form.until)
+    return _stats(get_settings().effective_database_url, flt, _bucket(flt.since, flt.until))
 
 
 def stats_cards(stats: dict[str, Any]) -> None:
     open_breakers = sum(1 for b in all_breakers() if b.get("state") != "closed")
     lost = recorder_stats()["lost"]
     metric_cards([
-        ("Errors", f"{stats['total']:,}", "All rows in the time range"),
+        ("Errors", f"{stats['total']:,}", "Rows matching the filters (the table's count)"),
         ("Critical", f"{stats['by_severity'].get('critical', 0):,}", "Severity critical"),
         ("Recoverable", f"{stats['recoverable_share']:.0%}", "Share that a retry can fix"),
         ("Recovered automatically", f"{stats['recovered_share']:.0%}", "Share that a retry did fix"),
@@ -139,7 +162,7 @@ def stats_cards(stats: dict[str, Any]) -> None:
 
 def charts(stats: dict[str, Any]) -> None:
     if not stats["total"]:
-        st.info("No errors in this time range.", icon=":material/check_circle:")
+        st.info("No errors match these filters.", icon=":material/check_circle:")
         return
     x = pd.to_datetime(stats["buckets"])
     over_time = go.Figure()
@@ -162,7 +185,9 @@ def charts(stats: dict[str, Any]) -> None:
 
 
 def groups(flt: ErrorFilter) -> None:
-    rows = error_groups(get_engine(), flt, limit=20)
+    sort = st.selectbox("Sort groups by", GROUP_SORTS, format_func=_GROUP_SORT_LABELS.__getitem__,
+                        key=_key("group_sort"), help="Largest or latest first, over every group the filters select")
+    rows = error_groups(get_engine(), flt, limit=20, sort=sort)
     if not rows:
         st.caption("No groups for these filters.")
         return
@@ -170,8 +195,10 @@ def groups(flt: ErrorFilter) -> None:
         c1, c2, c3 = st.columns([6, 2, 1.2])
         c1.markdown(f"{severity_badge(g['severity'])} **{literal(g['error_code'])}** · "
                     f"{literal(g['component'] or '—')}  \n{literal(g['message'] or '', max_chars=160)}")
-        c2.caption(f"{g['count']:,} rows · {g['unresolved']:,} open  \nfirst {g['first_seen']:%Y-%m-%d %H:%M} · "
-                   f"last {g['last_seen']:%Y-%m-%d %H:%M}")
+        c2.caption(f"{g['count']:,} rows · {g['unresolved']:,} open  \nfirst {ago(g['first_seen'])} · "
+                   f"last {ago(g['last_seen'])}",
+                   help=f"First seen {g['first_seen']:%Y-%m-%d %H:%M:%S} UTC, last seen "
+                        f"{g['last_seen']:%Y-%m-%d %H:%M:%S} UTC")
         if g["unresolved"]:
             if c3.button("Resolve all", key=_key(f"resolve_group_{g['fingerprint']}"), icon=":material/done_all:"):
                 n = set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=True, user=current_user())
@@ -182,31 +209,92 @@ def groups(flt: ErrorFilter) -> None:
             st.rerun()
 
 
-_TABLE_COLUMNS = ["created_at", "severity", "error_type", "error_code", "component", "message", "operation_id",
-                  "request_id", "resolved", "error_id"]
+_TABLE_COLUMNS = ["created_at", "exact_time", "severity", "error_type", "error_code", "component", "message",
+                  "operation_id", "request_id", "resolved", "error_id"]
+_SHORT_ID = 8
+# the grid's own download holds only the page on screen; "Download CSV" beside it has every matching row
+_NO_GRID_DOWNLOAD = ('<style>.st-key-errors_grid [data-testid="stElementToolbarButton"]:has('
+                     'button[aria-label="Download as CSV"]){display:none}</style>')
+
+
+def _short(value: str | None, tail: bool = False) -> str:
+    """An id cut to a few characters ('' for none); error ids are UUIDv7, whose head is only the time."""
+    if not value:
+        return ""
+    if len(value) <= _SHORT_ID + 1:
+        return value
+    return "…" + value[-_SHORT_ID:] if tail else value[:_SHORT_ID] + "…"
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The page's rows as shown: short ids, blanks instead of None, the exact time beside the relative one."""
+    shown = [{**r, "exact_time": f"{r['created_at']:%Y-%m-%d %H:%M:%S}" if r.get("created_at") else "",
+              "component": r.get("component") or "", "operation_id": _short(r.get("operation_id")),
+              "request_id": _short(r.get("request_id")), "error_id": _short(r.get("error_id"), tail=True),
+              "resolved": "resolved" if r.get("resolved") else "open"} for r in rows]
+    return pd.DataFrame(shown, columns=_TABLE_COLUMNS)
+
+
+_COLUMN_CONFIG = {
+    "created_at": st.column_config.DatetimeColumn("When", format="distance", help="How long ago; the exact time "
+                                                  "is in the next column and in the detail"),
+    "exact_time": st.column_config.TextColumn("Time (UTC)"),
+    "severity": st.column_config.TextColumn("Severity"),
+    "error_type": st.column_config.TextColumn("Type"),
+    "error_code": st.column_config.TextColumn("Code"),
+    "component": st.column_config.TextColumn("Component"),
+    "message": st.column_config.TextColumn("Message", width="large"),
+    "operation_id": st.column_config.TextColumn("Batch", help="The batch's id, cut short; the detail has it whole"),
+    "request_id": st.column_config.TextColumn("Request", help="The request's id, cut short; the detail has it whole"),
+    "resolved": st.column_config.TextColumn("Status"),
+    "error_id": st.column_config.TextColumn("Error id", help="The end of the error's id; open the row for the "
+                                            "whole id with a copy button"),
+}
+
+
+def _paging_controls(flt: ErrorFilter) -> tuple[str, str, int]:
+    """Sort, direction and page size; any change of them or of the filter goes back to page 1."""
+    c1, c2, c3 = st.columns([2, 2, 1])
+    sort = c1.selectbox("Sort by", list(_SORT_LABELS), format_func=_SORT_LABELS.__getitem__, key=_key("sort"),
+                        help="Sorted by the server over every matching row, not only this page")
+    order = c2.segmented_control("Order", ["newest", "oldest"], key=_key("order"), default="newest",
+                                 format_func={"newest": "Descending (newest, worst first)",
+                                              "oldest": "Ascending (oldest, mildest first)"}.__getitem__) or "newest"
+    default_size = get_settings().ui_errors_page_size
+    sizes = sorted({*PAGE_SIZES, default_size})
+    size = int(c3.selectbox("Rows per page", sizes, index=sizes.index(default_size), key=_key("page_size")))
+    query = (flt, sort, order, size)
+    if st.session_state.get(_key("query")) != query:
+        st.session_state[_key("query")] = query
+        st.session_state[_key("page")] = 1
+    return sort, order, size
 
 
 def table(flt: ErrorFilter) -> None:
-    """The server-paged table; selecting a row opens its detail."""
-    size = get_settings().ui_errors_page_size
+    """The server-sorted, server-paged table; selecting a row opens its detail."""
+    sort, order, size = _paging_controls(flt)
     page_no = int(st.session_state.get(_key("page"), 1))
-    page = search_errors(get_engine(), flt, page=page_no, page_size=size)
+    page = search_errors(get_engine(), flt, page=page_no, page_size=size, sort=sort, order=order)
     if page_no > page.pages:  # the filter shrank the result: go back to its last page
         st.session_state[_key("page")] = page.pages
-        page = search_errors(get_engine(), flt, page=page.pages, page_size=size)
-    frame = pd.DataFrame(page.rows, columns=_TABLE_COLUMNS)
-    event = st.dataframe(
-        frame, key=_key("table"), on_select="rerun", selection_mode="single-row", hide_index=True,
-        column_config={"created_at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
-                       "message": st.column_config.TextColumn("Message", width="large")},
-    )
-    c1, c2, c3, c4 = st.columns([1, 1, 3, 3])
-    c1.button("Previous", key=_key("prev"), disabled=page.page <= 1, icon=":material/chevron_left:",
-              on_click=_move_page, args=(-1,))
-    c2.button("Next", key=_key("next"), disabled=page.page >= page.pages, icon=":material/chevron_right:",
-              on_click=_move_page, args=(1,))
-    c3.caption(f"Page {page.page:,} of {page.pages:,} · {page.total:,} matching rows")
-    opened = c4.text_input("Open an error by id", key=_key("open_id"), placeholder="error id from a message")
+        page = search_errors(get_engine(), flt, page=page.pages, page_size=size, sort=sort, order=order)
+    st.html(_NO_GRID_DOWNLOAD)
+    with st.container(key="errors_grid"):
+        event = st.dataframe(_frame(page.rows), key=_key("table"), on_select="rerun", selection_mode="single-row",
+                             hide_index=True, column_config=_COLUMN_CONFIG)
+    c1, c2, c3, c4, c5, c6 = st.columns([1, 1, 1, 1, 1.4, 3], vertical_alignment="bottom")
+    first, last = page.page <= 1, page.page >= page.pages
+    c1.button("First", key=_key("first"), disabled=first, icon=":material/first_page:", on_click=_go_to, args=(1,))
+    c2.button("Previous", key=_key("prev"), disabled=first, icon=":material/chevron_left:",
+              on_click=_go_to, args=(page.page - 1,))
+    c3.button("Next", key=_key("next"), disabled=last, icon=":material/chevron_right:",
+              on_click=_go_to, args=(page.page + 1,))
+    c4.button("Last", key=_key("last"), disabled=last, icon=":material/last_page:",
+              on_click=_go_to, args=(page.pages,))
+    c5.number_input("Go to page", min_value=1, max_value=page.pages, value=page.page, step=1,
+                    key=_key(f"jump_{page.page}_{page.pages}"), on_change=_jump, args=(page.page, page.pages))
+    c6.caption(f"Page {page.page:,} of {page.pages:,} · {page.total:,} matching rows")
+    opened = st.text_input("Open an error by id", key=_key("open_id"), placeholder="error id from a message")
     selected = event.selection.rows if event is not None and hasattr(event, "selection") else []
     if selected and selected[0] < len(page.rows):
         detail_dialog(page.rows[selected[0]]["error_id"])
@@ -214,8 +302,13 @@ def table(flt: ErrorFilter) -> None:
         detail_dialog(opened.strip())
 
 
-def _move_page(step: int) -> None:
-    st.session_state[_key("page")] = max(1, int(st.session_state.get(_key("page"), 1)) + step)
+def _go_to(page_no: int) -> None:
+    st.session_state[_key("page")] = max(1, page_no)
+
+
+def _jump(page_no: int, pages: int) -> None:
+    wanted = st.session_state.get(_key(f"jump_{page_no}_{pages}"))
+    _go_to(min(int(wanted or 1), pages))
 
 
 @st.dialog("Error detail", width="large")
@@ -225,7 +318,9 @@ def detail_dialog(error_id: str) -> None:
         st.warning(f"No error with id {literal(repr(error_id[:64]))}.")
         return
     st.markdown(f"{severity_badge(row['severity'])} **{literal(row['error_type'])} / {literal(row['error_code'])}** · "
-                f"{row['created_at']:%Y-%m-%d %H:%M:%S} UTC")
+                f"{row['created_at']:%Y-%m-%d %H:%M:%S} UTC ({ago(row['created_at'])})")
+    st.caption("Error id (copy with the button on the right)")
+    st.code(row["error_id"], language="text")
     st.markdown(literal(row.get("user_message") or ""))
     st.code(row["message"], language="text", wrap_lines=True)
     meta = {k: row.get(k) for k in ("error_id", "component", "request_id", "operation_id", "attempt", "user_id",
@@ -256,10 +351,13 @@ def _redacted(context: Any) -> Any:
 
 
 def export_button(flt: ErrorFilter) -> None:
-    """Download CSV of exactly the filtered rows, generated when clicked."""
+    """Download CSV of exactly the filtered rows, in the table's order, generated when clicked."""
+    sort = st.session_state.get(_key("sort"), "time")
+    order = st.session_state.get(_key("order")) or "newest"
+
     def build() -> bytes:
         # Streamlit holds a download in memory anyway; the rows are read from the store in chunks
-        return "".join(export.iter_csv_chunks(get_engine(), flt)).encode("utf-8")
+        return "".join(export.iter_csv_chunks(get_engine(), flt, order=order, sort=sort)).encode("utf-8")
 
     st.download_button("Download CSV", data=build, file_name="errors.csv", mime="text/csv",
                        key=_key("download"), icon=":material/download:", on_click="ignore")
@@ -269,23 +367,14 @@ def code_options(stats: dict[str, Any]) -> list[str]:
     return [t["code"] for t in stats.get("top_codes", [])]
 
 
-def default_range() -> tuple[datetime, None]:
+def default_range() -> tuple[datetime | None, None]:
     """(since, until) of the default time range, for option lists before the form is read."""
-    span = RANGES["Last 7 days"] or timedelta(days=7)
-    return datetime.now(UTC) - span, None
+    return _time_range(_FILTER_DEFAULTS["range"], None)[0], None
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _recent_components(url: str) -> list[str]:
-    return _components(url)
-
-
-def _components(url: str) -> list[str]:
-    # the newest rows only: a primary-key range, cheap at any table size
-    recent = select(error_logs.c.component).order_by(error_logs.c.id.desc()).limit(20_000).subquery()
-    with get_engine(url).connect() as conn:
-        values = conn.execute(select(recent.c.component).group_by(recent.c.component)).scalars().all()
-    return sorted(v for v in values if v)
+    return recent_components(get_engine(url))
 
 
 def component_options() -> list[str]:

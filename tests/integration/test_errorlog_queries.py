@@ -104,7 +104,9 @@ def test_search_with_sql_like_and_regex_syntax_finds_literally_what_it_says(engi
     insert(engine, [make_row(m) for m in NASTY])
     for needle in NEEDLES:
         found = {r["message"] for r in all_matching(engine, ErrorFilter(search=needle))}
-        expected = {m for m in NASTY if needle.lower() in m.lower()}
+        # the search covers the code and the component too (every row here: rate_limited, claude_client)
+        in_labels = needle.lower() in "rate_limited" or needle.lower() in "claude_client"
+        expected = {m for m in NASTY if needle.lower() in m.lower() or in_labels}
         assert found == expected, needle
         assert expected, f"needle {needle!r} should match something"
     # nothing was dropped, and the index still agrees with the table
@@ -148,7 +150,8 @@ def _dataset() -> list[dict[str, Any]]:
 def _python_filter(rows, flt: ErrorFilter) -> set[str]:
     def keep(r) -> bool:
         return all([
-            not flt.search or flt.search.lower() in r["message"].lower(),
+            not flt.search or any(flt.search.lower() in (r[k] or "").lower()
+                                  for k in ("message", "error_code", "component")),
             not flt.types or r["error_type"] in flt.types,
             not flt.severities or r["severity"] in flt.severities,
             not flt.codes or r["error_code"] in flt.codes,
@@ -477,3 +480,87 @@ def test_recorded_secrets_do_not_reach_the_csv(engine):
     assert len(records) == 1 and "login failed" in records[0]["message"]
     for secret in secrets:
         assert secret not in text
+
+
+def _csv_rows(engine, flt: ErrorFilter) -> int:
+    return len(_read_csv(_export(engine, flt)))
+
+
+def test_cards_table_groups_and_csv_count_the_same_rows_under_every_filter(engine):
+    """For each filter the stats total, the list's total, the groups' counts and the CSV rows agree."""
+    rows = insert(engine, _dataset())
+    filters = [
+        ErrorFilter(search="number 3"),
+        ErrorFilter(types=["api"]),
+        ErrorFilter(severities=["warn"]),
+        ErrorFilter(codes=["rate_limited"]),
+        ErrorFilter(components=["batch_worker"]),
+        ErrorFilter(operation_id="b2"),
+        ErrorFilter(request_id="req_4"),
+        ErrorFilter(resolved=True),
+        ErrorFilter(since=NOW - timedelta(hours=2)),
+        ErrorFilter(since=NOW - timedelta(days=7), until=NOW - timedelta(hours=1), severities=["error"]),
+    ]
+    for flt in filters:
+        expected = len(_python_filter(rows, flt))
+        stats = error_stats(engine, flt)
+        groups = error_groups(engine, flt, limit=500)
+        assert stats["total"] == search_errors(engine, flt).total == _csv_rows(engine, flt) == expected, flt
+        assert sum(g["count"] for g in groups) == expected, flt
+        assert sum(sum(s) for s in stats["series_by_severity"].values()) == expected, flt
+        assert sum(t["count"] for t in stats["top_codes"]) == expected, flt
+        assert expected and expected < len(rows), f"filter {flt} should narrow the rows"
+
+
+def test_stats_of_a_filter_the_rollup_can_answer_equal_counting_the_rows(engine):
+    """Type, severity, code and status over a month of seeded rows: the cards count what the list counts."""
+    seed_errors(engine, 3000, days=30, seed=5)
+    for flt in (ErrorFilter(severities=["critical"]), ErrorFilter(types=["api"], resolved=False),
+                ErrorFilter(codes=["rate_limited"], since=NOW - timedelta(days=9, minutes=13))):
+        total = search_errors(engine, flt).total
+        assert error_stats(engine, flt)["total"] == total > 0, flt
+    assert error_stats(engine)["total"] == 3000  # no start: from the oldest row
+
+
+def test_sorting_orders_the_whole_filtered_set_not_one_page(engine):
+    """Time ascending starts at the oldest row; severity, type, code and component sort every match."""
+    seed_errors(engine, 1500, days=20, seed=3)
+    c = error_logs.c
+    with engine.connect() as conn:
+        oldest = conn.execute(select(c.error_id).order_by(c.created_at, c.id).limit(1)).scalar_one()
+        first_code = conn.execute(select(func.min(c.error_code))).scalar_one()
+        last_type = conn.execute(select(func.max(c.error_type))).scalar_one()
+    assert search_errors(engine, order="oldest", page_size=25).rows[0]["error_id"] == oldest
+    assert search_errors(engine, sort="code", order="oldest", page_size=25).rows[0]["error_code"] == first_code
+    assert search_errors(engine, sort="type", page_size=25).rows[0]["error_type"] == last_type
+    worst = search_errors(engine, sort="severity", page_size=25).rows
+    assert {r["severity"] for r in worst} == {"critical"}
+    mildest = search_errors(engine, ErrorFilter(types=["api"]), sort="severity", order="oldest", page_size=25).rows
+    assert {r["severity"] for r in mildest} <= {"debug", "info"} and {r["error_type"] for r in mildest} == {"api"}
+    pages = [search_errors(engine, sort="component", page=p, page_size=200).rows for p in range(1, 9)]
+    names = [r["component"] or "" for page in pages for r in page]
+    assert len(names) == 1500 and names == sorted(names, reverse=True)
+    with pytest.raises(ValidationError) as info:
+        search_errors(engine, sort="message")
+    assert info.value.field == "sort"
+
+
+def test_groups_sort_by_count_over_all_groups(engine):
+    """Sorted by count, the largest group comes first even when it was not seen last."""
+    insert(engine, [make_row("big", fingerprint="b" * 16, created_at=NOW - timedelta(hours=5)) for _ in range(4)]
+           + [make_row("small", fingerprint="s" * 16, created_at=NOW - timedelta(minutes=1))])
+    assert [g["fingerprint"] for g in error_groups(engine)] == ["s" * 16, "b" * 16]
+    assert [g["count"] for g in error_groups(engine, sort="count")] == [4, 1]
+
+
+def test_search_finds_rows_by_their_code_and_their_component(engine):
+    """'timeout' finds request_timeout rows whose message never says it; a component name finds its rows."""
+    timed_out = insert(engine, [make_row("the upstream took too long", error_type="network",
+                                         error_code="request_timeout", component="claude_client")])
+    insert(engine, [make_row("slow disk", error_code="db_locked", component="store"),
+                    make_row("no answer", error_code="overloaded", component="batch_worker")])
+    assert ids(all_matching(engine, ErrorFilter(search="timeout"))) == ids(timed_out)
+    assert ids(all_matching(engine, ErrorFilter(search="TIMEOUT", types=["network"]))) == ids(timed_out)
+    assert {r["component"] for r in all_matching(engine, ErrorFilter(search="worker"))} == {"batch_worker"}
+    assert error_stats(engine, ErrorFilter(search="timeout"))["total"] == 1
+    assert [g["error_code"] for g in error_groups(engine, ErrorFilter(search="timeout"))] == ["request_timeout"]
