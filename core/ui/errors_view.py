@@ -23,7 +23,7 @@ from core.errorlog import (
     search_errors,
     set_resolved,
 )
-from core.errorlog.filters import recent_components
+from core.errorlog.filters import SORTS, recent_components
 from core.errorlog.groups import GROUP_SORTS
 from core.errors import ValidationError
 from core.redact import redact
@@ -46,7 +46,6 @@ _K = "errors"  # session-state prefix shared by the page's sections
 # the filter bar's widgets and what each is reset to by "Clear filters"
 _FILTER_DEFAULTS: dict[str, Any] = {"search": "", "range": "Last 7 days", "resolved": "All", "types": [],
                                     "severities": [], "codes": [], "components": [], "batch": "", "request": ""}
-_SORT_LABELS = {"time": "Time", "severity": "Severity", "type": "Type", "code": "Code", "component": "Component"}
 _GROUP_SORT_LABELS = {"last_seen": "Last seen", "count": "Count", "first_seen": "First seen", "severity": "Severity"}
 PAGE_SIZES = (25, 50, 100, 200)
 _SEVERITY_COLORS = {"debug": "#adb5bd", "info": "#4dabf7", "warn": "#fab005", "error": "#fa5252",
@@ -212,9 +211,6 @@ def groups(flt: ErrorFilter) -> None:
 _TABLE_COLUMNS = ["created_at", "exact_time", "severity", "error_type", "error_code", "component", "message",
                   "operation_id", "request_id", "resolved", "error_id"]
 _SHORT_ID = 8
-# the grid's own download holds only the page on screen; "Download CSV" beside it has every matching row
-_NO_GRID_DOWNLOAD = ('<style>.st-key-errors_grid [data-testid="stElementToolbarButton"]:has('
-                     'button[aria-label="Download as CSV"]){display:none}</style>')
 
 
 def _short(value: str | None, tail: bool = False) -> str:
@@ -255,11 +251,11 @@ _COLUMN_CONFIG = {
 def _paging_controls(flt: ErrorFilter) -> tuple[str, str, int]:
     """Sort, direction and page size; any change of them or of the filter goes back to page 1."""
     c1, c2, c3 = st.columns([2, 2, 1])
-    sort = c1.selectbox("Sort by", list(_SORT_LABELS), format_func=_SORT_LABELS.__getitem__, key=_key("sort"),
+    sort = c1.selectbox("Sort by", SORTS, format_func=str.capitalize, key=_key("sort"),
                         help="Sorted by the server over every matching row, not only this page")
     order = c2.segmented_control("Order", ["newest", "oldest"], key=_key("order"), default="newest",
-                                 format_func={"newest": "Descending (newest, worst first)",
-                                              "oldest": "Ascending (oldest, mildest first)"}.__getitem__) or "newest"
+                                 format_func={"newest": "Descending", "oldest": "Ascending"}.__getitem__,
+                                 help="Descending: newest, most severe or Z first; ascending: oldest, mildest or A first") or "newest"
     default_size = get_settings().ui_errors_page_size
     sizes = sorted({*PAGE_SIZES, default_size})
     size = int(c3.selectbox("Rows per page", sizes, index=sizes.index(default_size), key=_key("page_size")))
@@ -278,7 +274,9 @@ def table(flt: ErrorFilter) -> None:
     if page_no > page.pages:  # the filter shrank the result: go back to its last page
         st.session_state[_key("page")] = page.pages
         page = search_errors(get_engine(), flt, page=page.pages, page_size=size, sort=sort, order=order)
-    st.html(_NO_GRID_DOWNLOAD)
+    # the grid's own download holds only the page on screen; "Download CSV" above has every matching row
+    st.html('<style>.st-key-errors_grid [data-testid="stElementToolbarButton"]:has('
+            'button[aria-label="Download as CSV"]){display:none}</style>')
     with st.container(key="errors_grid"):
         event = st.dataframe(_frame(page.rows), key=_key("table"), on_select="rerun", selection_mode="single-row",
                              hide_index=True, column_config=_COLUMN_CONFIG)
