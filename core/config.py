@@ -250,6 +250,12 @@ class Settings(BaseSettings, CheckedModel):
     ui_background_worker: bool = Field(default=True, title="Run batches inside the app")
     ui_live_refresh_s: float = positive(2.0, "Live refresh (s)", most=3600)
     ui_errors_page_size: int = positive(50, "Errors per page", most=1000)
+    # a single generation whose page has not looked at it this long is stopped (its draft stays
+    # resumable): the tab was closed. Long enough for a hidden tab, whose timers browsers slow to 1/min
+    ui_generation_unwatched_s: float = positive(120.0, "Stop a generation nobody watches after (s)", most=3600)
+    # Streamlit keeps a download's whole file in memory: a page's download stops at this size,
+    # bigger sets go through the CLI export, which streams to a file
+    ui_download_max_mb: int = positive(20, "Largest download from a page (MB)", most=40)
 
     # offline sandbox
     sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")

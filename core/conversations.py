@@ -22,10 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.csv_cells import safe_cell
+from core.resilience import run_db
 from core.store.paging import Page
 from core.store.schema import conversations
+from core.store.tx import write_tx
 
-__all__ = ["ConversationFilter", "Page", "iter_csv", "iter_jsonl", "list_conversations", "to_messages"]
+__all__ = ["ConversationFilter", "Page", "delete_draft_conversation", "get_conversation", "iter_csv", "iter_jsonl",
+           "list_conversations", "to_messages"]
 
 _CHUNK = 500
 CSV_COLUMNS = ("id", "created_at", "batch_id", "item_index", "draft_id", "template", "model", "persona",
@@ -78,6 +81,23 @@ def list_conversations(engine: Engine, flt: ConversationFilter | None = None, pa
             .order_by(conversations.c.created_at.desc(), conversations.c.id)
             .limit(page_size).offset((page - 1) * page_size)).mappings().all()
     return Page([dict(r) for r in rows], int(total), page, page_size)
+
+
+def get_conversation(engine: Engine, conversation_id: str) -> dict[str, Any] | None:
+    """One saved conversation by id, or None when it is not there (any more)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def delete_draft_conversation(engine: Engine, conversation_id: str, draft_id: str) -> bool:
+    """Remove the conversation a single generation saved: only when it is still that draft's; whether it went."""
+    def _delete() -> bool:
+        with write_tx(engine) as conn:
+            return bool(conn.execute(conversations.delete().where(
+                conversations.c.id == conversation_id, conversations.c.draft_id == draft_id)).rowcount)
+
+    return run_db(_delete)
 
 
 def _iter_rows(engine: Engine, flt: ConversationFilter | None) -> Iterator[Any]:

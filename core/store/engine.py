@@ -10,7 +10,7 @@ from core.config import get_settings
 from core.process_wide import ProcessWide
 from core.store.files import private_file
 
-__all__ = ["create_store_engine", "get_engine", "reset_engine", "SUPABASE_TRANSACTION_POOLER_PORT"]
+__all__ = ["create_store_engine", "get_engine", "ping", "reset_engine", "SUPABASE_TRANSACTION_POOLER_PORT"]
 
 # Supabase's transaction pooler (Supavisor, port 6543) cannot keep prepared statements.
 SUPABASE_TRANSACTION_POOLER_PORT = 6543
@@ -75,6 +75,13 @@ def get_engine(url: str | None = None) -> Engine:
     """The process-wide engine for `url` (default: the configured database)."""
     key = url or get_settings().effective_database_url
     return _engines.get(key, lambda: create_store_engine(key))
+
+
+def ping(engine: Engine) -> str:
+    """Ask the database for one row; says which kind answered (raises if none does)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    return f"{engine.dialect.name} reachable"
 
 
 def reset_engine() -> None:

@@ -7,14 +7,12 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import select
 
 from core import conversations as convs
 from core.batches import service as batches
 from core.errors import ValidationError
 from core.generation import get_template, template_names
 from core.store import get_engine
-from core.store.schema import conversations
 from core.ui.boundaries import section_key
 from core.ui.safe import literal
 from core.ui.timefmt import ago
@@ -117,10 +115,7 @@ def _move(step: int) -> None:
 def chat(conversation_id: str | None) -> None:
     if not conversation_id:
         return
-
-
-    with get_engine().connect() as conn:
-        row = conn.execute(select(conversations).where(conversations.c.id == conversation_id)).mappings().first()
+    row = convs.get_conversation(get_engine(), conversation_id)
     if row is None:
         st.warning("That conversation is no longer there.")
         return

@@ -19,6 +19,7 @@ from core.errorlog import (
     error_stats,
     export,
     get_error,
+    recent_components,
     recorder_stats,
     search_errors,
     set_resolved,

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import streamlit as st
-from sqlalchemy import delete
-from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
+from core import conversations as convs
 from core import drafts
 from core.config import get_settings
 from core.errors import ValidationError
 from core.generation import GenerationParams, get_template, template_names
 from core.llm.pricing import model_choices
 from core.store import get_engine
-from core.store.schema import conversations
-from core.store.tx import write_tx
-from core.ui.boundaries import remember_error, report_error, section_key
+from core.ui.boundaries import remember_error, report_error, section, section_key
 from core.ui.generation_job import GenerationJob, attempt_failures
 from core.ui.safe import literal
 from core.ui.toasts import error_kind, notify, success
@@ -28,7 +24,7 @@ __all__ = ["form", "offer_drafts", "result", "stream"]
 
 _K = "generate"
 _JOB = section_key(_K, "job")
-_POLL_S = 0.1
+_POLL_S = 0.2  # how often the live view polls the job while it writes
 
 
 def _key(name: str) -> str:
@@ -120,33 +116,31 @@ def stream() -> None:
     job = current_job()
     if job is None or job.done:
         return
-    status = st.empty()
-    attempts = st.empty()
-    body = st.empty()
-    shown_failures = 0
-    try:
-        while True:
-            failures = attempt_failures(job.draft.id)
-            saved = job.draft.saved_at
-            status.caption(f":material/save: Draft saved {ago(saved)} · {len(job.text):,} characters · "
-                           f"{job.draft.progress:.0%} of turns finished")
-            if failures:
-                last = failures[-1]
-                attempts.warning(f"Attempt {len(failures)} failed: {literal(last.get('user_message'))} "
-                                 f"({literal(last.get('error_code'))})", icon=":material/hourglass_top:")
-                if len(failures) > shown_failures:
-                    st.toast(f"{literal(last.get('user_message'))} (attempt {len(failures)})",
-                             icon=":material/hourglass_top:")
-                    shown_failures = len(failures)
-            with body.container():
-                _render_text(job.text)
-            if job.done:
-                break
-            time.sleep(_POLL_S)
-    except StopException:
-        job.cancel()  # the session is ending (tab closed or reloaded): leave the draft resumable
-        raise
-    st.rerun()
+    _live()
+
+
+@st.fragment(run_every=_POLL_S)
+def _live() -> None:
+    """One poll of the running job; this part of the page alone reruns until the job is done."""
+    job = current_job()
+    if job is None:
+        return
+    job.watched()
+    if job.done:
+        st.rerun()  # the whole page: the result replaces the live view and the form is enabled again
+    with section("live"):  # a fragment rerun runs outside the page's sections: it keeps its own
+        failures = attempt_failures(job.draft.id)
+        st.caption(f":material/save: Draft saved {ago(job.draft.saved_at)} · {len(job.text):,} characters · "
+                   f"{job.draft.progress:.0%} of turns finished")
+        if failures:
+            last = failures[-1]
+            st.warning(f"Attempt {len(failures)} failed: {literal(last.get('user_message'))} "
+                       f"({literal(last.get('error_code'))})", icon=":material/hourglass_top:")
+            if len(failures) > job.toasted_failures:
+                st.toast(f"{literal(last.get('user_message'))} (attempt {len(failures)})",
+                         icon=":material/hourglass_top:")
+                job.toasted_failures = len(failures)
+        _render_text(job.text)
 
 
 def result() -> None:
@@ -208,9 +202,7 @@ def _discard_result(job: GenerationJob) -> None:
     if not cid:
         return
     try:
-        with write_tx(get_engine()) as conn:
-            conn.execute(delete(conversations).where(conversations.c.id == cid,
-                                                     conversations.c.draft_id == job.draft.id))
+        convs.delete_draft_conversation(get_engine(), cid, job.draft.id)
     except Exception as exc:  # noqa: BLE001 - classified, recorded and shown; the page carries on
         err, error_id = report_error(exc, component="ui.generate.discard")
         notify(err, error_id)

@@ -3,16 +3,19 @@
 The page's script thread cannot watch a model call that is waiting between retries, so the
 call runs here and the page polls: the text streamed so far, the draft's last autosave, and
 the failed attempts the client recorded for this draft (by its id, from the error ring).
-When the page's session ends (tab closed or reloaded) the page cancels the job: the thread
-stops at its next streamed piece and the draft stays in progress, offered for resume.
+The page's live fragment marks the job watched each time it polls; a job nobody has watched
+for settings.ui_generation_unwatched_s (the tab was closed or reloaded) cancels itself: the
+thread stops at its next streamed piece and the draft stays in progress, offered for resume.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import get_settings
 from core.drafts import DraftSession
 from core.errorlog import recent
 from core.errors import AppError, classify
@@ -33,6 +36,8 @@ class GenerationJob:
     result: Any = None
     error: AppError | None = None
     reported: bool = False  # the page has shown the error once
+    toasted_failures: int = 0  # failed attempts the page has already raised a toast for
+    _seen: float = field(default_factory=time.monotonic, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -45,11 +50,17 @@ class GenerationJob:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def watched(self) -> None:
+        """The page is still showing this job (called on each poll)."""
+        self._seen = time.monotonic()
+
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _delta(self, piece: str) -> None:
+        if time.monotonic() - self._seen > get_settings().ui_generation_unwatched_s:
+            self._cancel.set()
         if self._cancel.is_set():
             raise GenerationCancelled
         self.text += piece

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import text
 
 from core import settings_store
 from core.batches.service import LIMIT_LABELS, estimate
 from core.config import OPERATOR_FIELDS, Settings, SettingsError, default, env_name, get_settings
 from core.generation import template_names
 from core.llm.pricing import MODELS, model_choices
-from core.store import get_engine
+from core.llm.sandbox.admin import fault_config
+from core.store import get_engine, ping
 from core.ui.boundaries import report_error, section_key
 from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
@@ -199,17 +197,7 @@ def _sandbox_admin(config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read (or change) the sandbox's fault settings, in-process or over its admin endpoint."""
     from core.llm.client import get_client  # the SDK loads only when a model is called
 
-    client = get_client()
-    if client.sandbox is not None:
-        if config:
-            client.sandbox.configure(**config)
-        return client.sandbox.config.to_dict()
-    url = f"{client.base_url}/_sandbox/config"
-    data = json.dumps(config).encode() if config else None
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=get_settings().alert_webhook_timeout_s) as resp:  # noqa: S310
-        return dict(json.loads(resp.read() or b"{}"))
+    return fault_config(get_client(), config)
 
 
 def apply_chaos(mode: str, fault_rate: float) -> dict[str, Any]:
@@ -262,9 +250,7 @@ def _check(name: str, fn: Any) -> dict[str, Any]:
 
 
 def _db() -> str:
-    with get_engine().connect() as conn:
-        conn.execute(text("SELECT 1"))
-    return f"{get_engine().dialect.name} reachable"
+    return ping(get_engine())
 
 
 def _model_access() -> str:

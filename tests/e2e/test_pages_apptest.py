@@ -155,6 +155,17 @@ def test_try_again_resets_the_section_and_reruns_it(engine, app_env):
     assert any("broken section ran 1 time(s)" in m.value for m in at.markdown)
 
 
+def _until_generated(at: AppTest, timeout_s: float = 60.0) -> AppTest:
+    """Rerun the page as the live view's timer does in a browser (AppTest runs no timers) until the job ends."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not at.session_state["generate.job"].done:
+        assert time.monotonic() < deadline, "the generation did not finish"
+        time.sleep(0.2)
+    return at.run()
+
+
 def test_generate_page_streams_and_saves_a_conversation(open_page, engine):
     """Generate writes a conversation through the sandbox, shows it as chat and offers keep/regenerate/discard."""
     from core import conversations as convs
@@ -162,6 +173,8 @@ def test_generate_page_streams_and_saves_a_conversation(open_page, engine):
     at = open_page("generate")
     assert not at.exception
     at.button(key="generate.go").click().run()
+    assert not at.exception and not at.error
+    _until_generated(at)
     assert not at.exception and not at.error
     assert any(s.value.startswith("Saved to Conversations") for s in at.success)
     assert len(at.chat_message) >= 2
