@@ -14,7 +14,7 @@ from core.errors import AppError, ErrorCode, ValidationError
 from core.generation import get_template, template_names
 from core.llm.pricing import model_choices
 from core.store import get_engine, utcnow
-from core.ui.boundaries import report_error, section_key
+from core.ui.boundaries import callback, report_error, section_key
 from core.ui.safe import literal
 from core.ui.timefmt import ago, duration, exact
 from core.ui.toasts import notify_exception, success
@@ -161,6 +161,7 @@ def _eta(seconds: int | None) -> str:
     return f"ETA {seconds / 60:.0f} min"
 
 
+@callback
 def run_action(label: str, fn: Any, batch_id: str, **kwargs: Any) -> None:
     """A button's callback: run a batch action as this user; say it is done, or show why not."""
     try:

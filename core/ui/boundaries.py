@@ -6,14 +6,19 @@ replaced on screen by a plain message, the error id and a "Try again" button tha
 section's session-state keys (those starting with ``section_key(name, "")``, plus any listed in
 `keys`). Stack traces appear only when ENVIRONMENT=development. Streamlit's own control flow
 (st.rerun, st.stop, fragment reruns) is a BaseException and passes through untouched.
+
+A widget callback (`on_click=`) runs before the page script, outside every section: decorated
+with `@callback`, what it raises is classified and recorded the same way and shown at the top
+of the page on the rerun that follows.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import traceback
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +35,7 @@ from core.ui.user import current_user, session_id
 __all__ = [
     "SESSION_ERRORS_KEY",
     "app_boundary",
+    "callback",
     "current_page",
     "remember_error",
     "report_error",
@@ -41,6 +47,7 @@ __all__ = [
 SESSION_ERRORS_KEY = "_studio_session_errors"
 _SESSION_ERRORS_MAX = 50
 _PAGE_KEY = "_studio_current_page"
+_CALLBACK_FAILURE_KEY = "_studio_callback_failure"
 
 
 def set_current_page(name: str) -> None:
@@ -126,11 +133,38 @@ def section(name: str, *, keys: Iterable[str] = (), page: str | None = None) -> 
             _fallback(err, error_id, component, section_key(name, ""), tuple(keys), exc)
 
 
+def callback(fn: Callable[..., Any]) -> Callable[..., None]:
+    """A widget callback inside the page's boundary: a failure is recorded, then shown when the page reruns."""
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the boundary's job, for code that runs before the page does
+            component = f"ui.{current_page()}.{_slug(fn.__name__)}"
+            err, error_id = report_error(exc, component=component)
+            st.session_state[_CALLBACK_FAILURE_KEY] = (err, error_id, component)
+
+    return run
+
+
+def _callback_failure() -> None:
+    """The failure of the callback that ran just before this rerun, once."""
+    failed = st.session_state.pop(_CALLBACK_FAILURE_KEY, None)
+    if failed is None:
+        return
+    err, error_id, component = failed
+    st.error(f"That action failed. {literal(redact_text(err.user_message))}", icon=":material/error:")
+    st.caption(f"Error id: {literal(error_id or 'not recorded')} · code {literal(err.code)} · {literal(component)}")
+    if str(err.action) == "fix_settings":
+        st.page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")
+
+
 @contextmanager
 def app_boundary(page_title: str) -> Iterator[None]:
     """Around the whole page: nothing escapes as a raw traceback or a blank page."""
     set_current_page(page_title)
     try:
+        _callback_failure()
         yield
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a page
         component = f"ui.{current_page()}"

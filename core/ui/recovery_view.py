@@ -11,7 +11,7 @@ from core.batches import service as batches
 from core.config import get_settings
 from core.errors import AppError
 from core.store import get_engine
-from core.ui.boundaries import section_key
+from core.ui.boundaries import callback, section_key
 from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.toasts import notify_exception, success
@@ -36,6 +36,7 @@ def findings() -> dict[str, list[dict[str, Any]]]:
     return _scan(get_settings().effective_database_url)
 
 
+@callback
 def _run(label: str, fn: Any, *args: Any, **kwargs: Any) -> None:
     try:
         result = fn(get_engine(), *args, user=current_user(), **kwargs)

@@ -241,6 +241,31 @@ def test_recovery_retry_failed_requeues_only_the_failed_item(open_page, engine, 
     assert status["state"] == "queued" and status["failed"] == 0 and status["pending"] == 3
 
 
+def test_a_failing_button_callback_is_recorded_and_shown_not_raised(open_page, engine, seeded, monkeypatch):
+    """A Recovery button whose service raises shows the failure with its error id; the page keeps working."""
+    from core.batches import service
+
+    def _broken(*_args, **_kwargs):
+        raise RuntimeError("database went away mid-resume")
+
+    _stall(engine, seeded["batch_id"])
+    monkeypatch.setattr(service, "resume_batch", _broken)
+    at = open_page("recovery")
+    at.button(key=f"recovery.Retry failed_{seeded['batch_id']}").click().run()
+    assert not at.exception, at.exception
+    failure = [e.value for e in at.error if e.value.startswith("That action failed.")]
+    assert len(failure) == 1
+    caption = shown(next(c.value for c in at.caption if c.value.startswith("Error id:")))
+    assert "ui.recovery.run" in caption and "not recorded" not in caption
+    flush()
+    with engine.connect() as conn:
+        components = conn.execute(select(error_logs.c.component)).scalars().all()
+    assert "ui.recovery.run" in components
+    assert "Retry failed" in {b.label for b in at.button}  # the page itself still renders
+    at.run()
+    assert not [e for e in at.error if e.value.startswith("That action failed.")]  # shown once
+
+
 def test_a_new_critical_error_raises_a_toast(open_page, engine):
     """A critical error recorded after the page opened shows a toast on the next run."""
     from e2e_data import insert_critical_error
