@@ -14,6 +14,7 @@ from core.errors import ValidationError
 from core.generation import get_template, template_names
 from core.store import get_engine
 from core.ui.boundaries import section_key
+from core.ui.downloads import capped, limit_note
 from core.ui.safe import literal
 from core.ui.timefmt import ago
 
@@ -133,15 +134,16 @@ def chat(conversation_id: str | None) -> None:
 
 
 def exports(flt: convs.ConversationFilter) -> None:
-    """The filtered set as fine-tuning JSONL and as CSV, built when clicked."""
+    """The filtered set as fine-tuning JSONL and as CSV, built when clicked, up to the download limit."""
     engine = get_engine()
     c1, c2 = st.columns(2)
-    c1.download_button("Download JSONL (fine-tuning)", data=lambda: "".join(convs.iter_jsonl(engine, flt)),
+    c1.download_button("Download JSONL (fine-tuning)", data=lambda: capped(convs.iter_jsonl(engine, flt)),
                        file_name="conversations.jsonl", mime="application/jsonl", key=_key("jsonl"),
                        icon=":material/download:", on_click="ignore")
-    c2.download_button("Download CSV", data=lambda: "".join(convs.iter_csv(engine, flt)),
+    c2.download_button("Download CSV", data=lambda: capped(convs.iter_csv(engine, flt)),
                        file_name="conversations.csv", mime="text/csv", key=_key("csv"),
                        icon=":material/download:", on_click="ignore")
+    limit_note("python -m core conversations export --out conversations.jsonl")
 
 
 def selected_id() -> str | None:

@@ -31,6 +31,7 @@ from core.redact import redact
 from core.resilience import all_breakers
 from core.store import get_engine
 from core.ui.boundaries import section_key
+from core.ui.downloads import capped, limit_note
 from core.ui.safe import chart_text, literal
 from core.ui.toasts import success
 from core.ui.user import current_user
@@ -350,16 +351,14 @@ def _redacted(context: Any) -> Any:
 
 
 def export_button(flt: ErrorFilter) -> None:
-    """Download CSV of exactly the filtered rows, in the table's order, generated when clicked."""
+    """Download CSV of the filtered rows, in the table's order, generated when clicked, up to the download limit."""
     sort = st.session_state.get(_key("sort"), "time")
     order = st.session_state.get(_key("order")) or "newest"
-
-    def build() -> bytes:
-        # Streamlit holds a download in memory anyway; the rows are read from the store in chunks
-        return "".join(export.iter_csv_chunks(get_engine(), flt, order=order, sort=sort)).encode("utf-8")
-
-    st.download_button("Download CSV", data=build, file_name="errors.csv", mime="text/csv",
-                       key=_key("download"), icon=":material/download:", on_click="ignore")
+    st.download_button("Download CSV",
+                       data=lambda: capped(export.iter_csv_chunks(get_engine(), flt, order=order, sort=sort)),
+                       file_name="errors.csv", mime="text/csv", key=_key("download"), icon=":material/download:",
+                       on_click="ignore")
+    limit_note("python -m core errors export --out errors.csv")
 
 
 def code_options(stats: dict[str, Any]) -> list[str]:

@@ -95,6 +95,16 @@ def test_conversations_page_shows_a_chat(open_page):
     assert "Why was I billed twice?" in _texts(at)
 
 
+def test_downloads_say_their_size_limit_and_name_the_cli_export(open_page):
+    """Errors and Conversations say beside their downloads how much they hold and which command exports all."""
+    for page, command in (("errors", "python -m core errors export"),
+                          ("conversations", "python -m core conversations export")):
+        at = open_page(page)
+        assert not at.exception
+        notes = [shown(c.value) for c in at.caption if "A download here holds at most" in shown(c.value)]
+        assert len(notes) == 1 and command in notes[0] and "20 MB" in notes[0]
+
+
 def test_settings_page_refuses_a_bad_value_beside_its_field(open_page):
     """A negative cool-down is named beside its field and not applied."""
     from core.config import get_settings
