@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from core.batches.states import ITEM_STATES
 from core.config import get_settings
 from core.errorlog import apply_retention, retention_preview
 from core.resilience import run_db
@@ -153,21 +154,33 @@ def find_orphaned_drafts(engine: Engine, now: datetime | None = None, *, user: s
         user=r["user_id"], progress=float(r["progress"]), chars=int(r["chars"] or 0)) for r in rows]
 
 
-def find_orphaned_conversations(engine: Engine, *, limit: int = 1_000) -> list[dict[str, Any]]:
-    """Conversations whose batch item or draft does not agree they exist (see the module docstring)."""
+# every item state but done, spelled out: an IN list reads the index, a != does not
+_NOT_DONE = tuple(state for state in ITEM_STATES if state != "done")
+
+
+def find_orphaned_conversations(engine: Engine, *, limit: int = 1_000, deep: bool = False) -> list[dict[str, Any]]:
+    """Conversations whose batch item or draft does not agree they exist (see the module docstring).
+
+    Each check starts from an index, never from every conversation: items not done (or done
+    without a conversation id) joined to the one conversation their (batch, index) may have;
+    conversations without a batch but with an item index; conversations linked to a draft.
+    `deep` adds the one check no index can answer, a done item naming another conversation
+    than its own (only a manual edit does that): it reads every done item.
+    """
     c, i, d = conversations, batch_items, conversation_drafts
-    item_not_done = (
-        sa.select(c.c.id, c.c.batch_id, c.c.item_index, i.c.status, i.c.conversation_id)
-        .join(i, sa.and_(i.c.batch_id == c.c.batch_id, i.c.item_index == c.c.item_index))
-        .where(sa.or_(i.c.status != "done", i.c.conversation_id.is_(None), i.c.conversation_id != c.c.id))
-        .limit(limit))
+    by_item = sa.and_(c.c.batch_id == i.c.batch_id, c.c.item_index == i.c.item_index)
+    columns = (c.c.id, c.c.batch_id, c.c.item_index, i.c.status, i.c.conversation_id)
+    out_of_step = [i.c.status.in_(_NOT_DONE), sa.and_(i.c.status == "done", i.c.conversation_id.is_(None))]
+    if deep:
+        out_of_step.append(sa.and_(i.c.status == "done", i.c.conversation_id != c.c.id))
+    item_checks = [sa.select(*columns).select_from(i).join(c, by_item).where(cond).limit(limit) for cond in out_of_step]
     batch_deleted = sa.select(c.c.id, c.c.item_index).where(
         c.c.batch_id.is_(None), c.c.item_index.is_not(None)).limit(limit)
     draft_missing = (sa.select(c.c.id, c.c.draft_id).outerjoin(d, d.c.id == c.c.draft_id)
                      .where(c.c.draft_id.is_not(None), d.c.id.is_(None)).limit(limit))
     out: list[dict[str, Any]] = []
     with engine.connect() as conn:
-        for r in conn.execute(item_not_done).mappings():
+        for r in (r for query in item_checks for r in conn.execute(query).mappings()):
             out.append(_finding(
                 "orphaned_conversation", r["id"],
                 f"Conversation for item {r['item_index']} of batch {r['batch_id']} is saved, but the item is "
@@ -188,14 +201,14 @@ def find_orphaned_conversations(engine: Engine, *, limit: int = 1_000) -> list[d
     return out
 
 
-def scan(engine: Engine, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Everything the recovery page shows, by kind."""
+def scan(engine: Engine, now: datetime | None = None, *, deep: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Everything the recovery page shows, by kind (`deep`: see find_orphaned_conversations)."""
     return {
         "interrupted_batches": find_interrupted_batches(engine, now),
         "failed_batches": find_failed_batches(engine),
         "paused_batches": find_paused_batches(engine),
         "orphaned_drafts": find_orphaned_drafts(engine, now),
-        "orphaned_conversations": find_orphaned_conversations(engine),
+        "orphaned_conversations": find_orphaned_conversations(engine, deep=deep),
     }
 
 

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _scan(args: argparse.Namespace) -> int:
-    found = scan(get_engine())
+    found = scan(get_engine(), deep=True)  # a command can afford the check no index answers
     if args.json:
         print(json.dumps(found, indent=2, default=str))
         return 0

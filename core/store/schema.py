@@ -188,6 +188,7 @@ conversation_drafts = Table(
     Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("expires_at", UtcDateTime()),
     Index("ix_drafts_user_status", "user_id", "status", "updated_at"),
+    Index("ix_drafts_status_updated", "status", "updated_at"),  # Recovery: drafts left open, of any user
 )
 
 batch_jobs = Table(
@@ -237,6 +238,8 @@ batch_items = Table(
     UniqueConstraint("batch_id", "item_index", name="uq_batch_item"),
     # pending items in index order: a claim reads the first few entries, however many are done
     Index("ix_batch_items_status_index", "batch_id", "status", "item_index"),
+    # Recovery's checks across batches: items not done, or done without their conversation's id
+    Index("ix_batch_items_status_conversation", "status", "conversation_id"),
 )
 
 batch_resumes = Table(
@@ -281,6 +284,7 @@ conversations = Table(
     UniqueConstraint("batch_id", "item_index", name="uq_conversation_batch_item"),
     Index("ix_conversations_created", "created_at"),
     Index("ix_conversations_template", "template", "created_at"),
+    Index("ix_conversations_draft", "draft_id", "id"),  # Recovery: conversations whose draft is gone
 )
 
 app_settings = Table(

@@ -152,3 +152,42 @@ def test_workers_run_the_cleanup_job_on_their_interval(engine):
     assert asyncio.run(worker.run(once=True)) == 0
     assert worker.stats.last_cleanup is not None and worker.stats.last_cleanup["drafts"] == 1
     assert cleanup_preview(engine)["drafts"] == 0
+
+
+def test_a_done_item_naming_another_conversation_is_found_by_the_deep_scan(engine):
+    """An item marked done that points at another conversation than its own shows in the deep scan only."""
+    bid = _batch(engine, "completed")
+    cid = _conversation(engine, batch_id=bid, item_index=0)
+    with write_tx(engine) as conn:
+        conn.execute(batch_items.update().where(batch_items.c.batch_id == bid, batch_items.c.item_index == 0)
+                     .values(status="done", conversation_id=str(uuid.uuid4())))
+    assert scan(engine)["orphaned_conversations"] == []
+    found = scan(engine, deep=True)["orphaned_conversations"]
+    assert [(f["id"], f["details"]["reason"]) for f in found] == [(cid, "item_not_done")]
+    assert "points at another conversation" in found[0]["what_happened"]
+
+
+def test_the_pages_checks_search_indexes_and_scan_no_table(tmp_path):
+    """Every query of the Recovery page's scan reads an index (SQLite's plan has no full SCAN of a table)."""
+    from core.store import create_store_engine, migrate
+
+    sqlite = create_store_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    migrate(sqlite, force=True)
+    for _ in range(20):
+        _conversation(sqlite, draft_id=str(uuid.uuid4()))
+    statements: list[tuple[str, object]] = []
+
+    @sa.event.listens_for(sqlite, "before_cursor_execute")
+    def _keep(_conn, _cursor, statement, params, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, params))
+
+    scan(sqlite)
+    sa.event.remove(sqlite, "before_cursor_execute", _keep)
+    assert len(statements) >= 8
+    with sqlite.connect() as conn:
+        plans = {s: [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + s, p)] for s, p in statements}
+    full_scans = {s.split("FROM")[1][:60]: steps for s, steps in plans.items()
+                  if any(step.startswith("SCAN") for step in steps)}
+    assert full_scans == {}
+    sqlite.dispose()
