@@ -161,18 +161,20 @@ _NOT_DONE = tuple(state for state in ITEM_STATES if state != "done")
 def find_orphaned_conversations(engine: Engine, *, limit: int = 1_000, deep: bool = False) -> list[dict[str, Any]]:
     """Conversations whose batch item or draft does not agree they exist (see the module docstring).
 
-    Each check starts from an index, never from every conversation: items not done (or done
-    without a conversation id) joined to the one conversation their (batch, index) may have;
-    conversations without a batch but with an item index; conversations linked to a draft.
-    `deep` adds the one check no index can answer, a done item naming another conversation
-    than its own (only a manual edit does that): it reads every done item.
+    Each check starts from an index, never from every conversation: the items not done of each
+    batch joined to the one conversation their (batch, index) may have; conversations without
+    a batch but with an item index; conversations linked to a draft. `deep` adds what no index
+    answers, a done item that does not name its own conversation (only a manual edit does
+    that): it reads every done item.
     """
     c, i, d = conversations, batch_items, conversation_drafts
     by_item = sa.and_(c.c.batch_id == i.c.batch_id, c.c.item_index == i.c.item_index)
     columns = (c.c.id, c.c.batch_id, c.c.item_index, i.c.status, i.c.conversation_id)
-    out_of_step = [i.c.status.in_(_NOT_DONE), sa.and_(i.c.status == "done", i.c.conversation_id.is_(None))]
+    # batch_id IN (...) AND status IN (...): seeks in the items' (batch_id, status, item_index) index
+    out_of_step = [sa.and_(i.c.batch_id.in_(sa.select(batch_jobs.c.id)), i.c.status.in_(_NOT_DONE))]
     if deep:
-        out_of_step.append(sa.and_(i.c.status == "done", i.c.conversation_id != c.c.id))
+        out_of_step.append(sa.and_(i.c.status == "done", sa.or_(i.c.conversation_id.is_(None),
+                                                                i.c.conversation_id != c.c.id)))
     item_checks = [sa.select(*columns).select_from(i).join(c, by_item).where(cond).limit(limit) for cond in out_of_step]
     batch_deleted = sa.select(c.c.id, c.c.item_index).where(
         c.c.batch_id.is_(None), c.c.item_index.is_not(None)).limit(limit)

@@ -238,8 +238,6 @@ batch_items = Table(
     UniqueConstraint("batch_id", "item_index", name="uq_batch_item"),
     # pending items in index order: a claim reads the first few entries, however many are done
     Index("ix_batch_items_status_index", "batch_id", "status", "item_index"),
-    # Recovery's checks across batches: items not done, or done without their conversation's id
-    Index("ix_batch_items_status_conversation", "status", "conversation_id"),
 )
 
 batch_resumes = Table(
