@@ -6,14 +6,13 @@
 a writer thread redacts, fingerprints and inserts it in batches, spooling to disk while the
 database is unavailable. Reading it back is one module per question, all re-exported here:
 `filters` (ErrorFilter), `search` (a page of rows, one row), `stats` (counts and series),
-`groups` (by fingerprint), `options` (choices a filter offers), `resolve` (mark resolved) and `retention` (remove old rows);
+`groups` (by fingerprint), `resolve` (mark resolved) and `retention` (remove old rows);
 the CSV export is `core.errorlog.export`.
 """
 
 from core.errorlog.filters import ERROR_TYPE_NAMES, SEVERITY_ORDER, ErrorFilter
 from core.errorlog.fingerprint import fingerprint, normalise_message
 from core.errorlog.groups import error_groups
-from core.errorlog.options import recent_components
 from core.errorlog.recorder import flush, recent, record, recorder_stats, reset_recorder, shutdown
 from core.errorlog.resolve import set_resolved
 from core.errorlog.retention import apply_retention, retention_preview
@@ -32,7 +31,6 @@ __all__ = [
     "get_error",
     "normalise_message",
     "recent",
-    "recent_components",
     "record",
     "recorder_stats",
     "reset_recorder",

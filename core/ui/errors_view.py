@@ -19,7 +19,6 @@ from core.errorlog import (
     error_stats,
     export,
     get_error,
-    recent_components,
     recorder_stats,
     search_errors,
     set_resolved,
