@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from batch_support import done_count, run_worker_here, start_worker, wait_for, worker_env
 
 from core.batches.service import create_batch, get_batch_status
-from core.store.schema import batch_items, batch_jobs, conversations
+from core.store.schema import batch_items, batch_jobs, conversations, utcnow
 
 COUNT = 200
 
@@ -118,6 +118,9 @@ def test_worker_deaths_do_not_fail_the_items_they_had_in_flight(engine, sandbox,
     for _ in range(2):
         proc = start_worker(env, "--concurrency", "4", after_replies=1)  # dies at its first reply, 3 in flight
         assert proc.wait(timeout=60) == 137, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    # a `--once` worker started while the dead one's lease still runs finds nothing to claim and
+    # returns; the next process start usually outlasts the 1 s lease, this in-process one may not
+    wait_for(lambda: lease_has_run_out(engine, batch_id), 30, "the dead worker's lease to run out")
     run_worker_here(monkeypatch, env, concurrency=4)
     status = get_batch_status(engine, batch_id)
     assert (status["state"], status["done"], status["failed"]) == ("completed", 8, 0), status
@@ -154,3 +157,9 @@ def test_an_item_that_kills_every_worker_is_failed_and_its_bystanders_are_not(en
         failed = conn.execute(sa.select(batch_items.c.item_index, batch_items.c.last_error_code, batch_items.c.attempts)
                               .where(batch_items.c.batch_id == batch_id, batch_items.c.status == "failed")).one()
     assert tuple(failed) == (2, "worker_lost", 0)
+
+
+def lease_has_run_out(engine, batch_id: str) -> bool:
+    with engine.connect() as conn:
+        expires = conn.execute(sa.select(batch_jobs.c.lease_expires_at).where(batch_jobs.c.id == batch_id)).scalar()
+    return expires is None or expires < utcnow()
