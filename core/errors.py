@@ -36,6 +36,8 @@ import traceback
 from enum import StrEnum
 from typing import Any
 
+from core.wording import counted
+
 __all__ = [
     "Action",
     "APIError",
@@ -44,11 +46,16 @@ __all__ = [
     "ErrorCode",
     "ErrorType",
     "GenerationError",
+    "KEY_REJECTED_MESSAGE",
     "NetworkError",
     "Severity",
     "UIError",
     "ValidationError",
+    "SANDBOX_FAULT_HEADER",
     "classify",
+    "gave_up",
+    "gave_up_text",
+    "without_promise",
 ]
 
 
@@ -227,6 +234,7 @@ class AppError(Exception):
         self.partial_text = partial_text
         self.context = dict(context or {})
         self.cause = cause
+        self.error_id: str | None = None  # the error log's id, set when this error is first recorded
         if cause is not None:
             self.__cause__ = cause
 
@@ -312,17 +320,21 @@ ERROR_TYPES: dict[ErrorType, type[AppError]] = {
     cls.error_type: cls for cls in (APIError, NetworkError, DatabaseError, GenerationError, ValidationError, UIError)
 }
 
+# where the key really comes from: no Settings field changes it
+KEY_REJECTED_MESSAGE = ("The Anthropic API key was rejected. The app reads it from ANTHROPIC_API_KEY, set in the "
+                        "environment or in .streamlit/secrets.toml (no Settings field changes it): set a valid key "
+                        "there and restart the app.")
+
 # status -> (code, severity, recoverable, user message, action)
 _API_STATUS: dict[int, tuple[ErrorCode, Severity, bool, str, Action]] = {
     400: (ErrorCode.BAD_REQUEST, Severity.ERROR, False,
           "The model service rejected the request as malformed.", Action.CONTACT_SUPPORT),
-    401: (ErrorCode.AUTHENTICATION_FAILED, Severity.CRITICAL, False,
-          "The Anthropic API key was rejected. Check ANTHROPIC_API_KEY in Settings.", Action.FIX_SETTINGS),
+    401: (ErrorCode.AUTHENTICATION_FAILED, Severity.CRITICAL, False, KEY_REJECTED_MESSAGE, Action.FIX_SETTINGS),
     402: (ErrorCode.BILLING_ERROR, Severity.CRITICAL, False,
           "The Anthropic account needs payment details before it can be used.", Action.FIX_SETTINGS),
     403: (ErrorCode.PERMISSION_DENIED, Severity.CRITICAL, False,
-          "The API key may not use this model or feature. Check the key and model in Settings.",
-          Action.FIX_SETTINGS),
+          "The API key may not use this model or feature. Check the key (ANTHROPIC_API_KEY, in the environment "
+          "or .streamlit/secrets.toml) and the model (Settings → Model).", Action.FIX_SETTINGS),
     404: (ErrorCode.NOT_FOUND, Severity.ERROR, False,
           "The model or endpoint was not found. Check the model name in Settings.", Action.FIX_SETTINGS),
     408: (ErrorCode.REQUEST_TIMEOUT, Severity.WARN, True,
@@ -347,6 +359,51 @@ _API_STATUS: dict[int, tuple[ErrorCode, Severity, bool, str, Action]] = {
     529: (ErrorCode.OVERLOADED, Severity.WARN, True, "The model service is overloaded. It will be retried.",
           Action.RETRY),
 }
+
+# the sandbox marks the answers its fault injection (the Settings page's chaos switch) made up
+SANDBOX_FAULT_HEADER = "x-sandbox-fault"
+_CHAOS_NOTE = ("The sandbox's chaos switch made this call fail on purpose (Settings → Chaos switch); "
+               "turn it off there to stop it.")
+_CHAOS_401 = ("The sandbox's chaos switch rejects every call with 401 on purpose; the API key is not the problem. "
+              "Turn the switch off in Settings → Chaos switch.")
+
+# the sentence a recoverable error's message ends with while attempts are left: "It will be
+# retried.", "The request will be retried after ...", "It will be generated again."
+_RETRY_PROMISE = re.compile(r"\s*(?:It|The request) will be (?:retried|generated again)\b[^.]*\.")
+
+
+def without_promise(text: str) -> str:
+    """The message without its promise of another attempt (for an error nothing will retry)."""
+    return _RETRY_PROMISE.sub("", text).strip()
+
+
+def gave_up_text(message: str, attempts: int) -> str:
+    """`message` once the retries are used up: no promise of another attempt, and how many there were."""
+    return f"{without_promise(message)} Gave up after {counted(attempts, 'attempt')}."
+
+
+def gave_up(err: AppError, attempts: int) -> AppError:
+    """Say on `err` that the retries are used up (see `gave_up_text`)."""
+    err.user_message = gave_up_text(err.user_message, attempts)
+    err.context["gave_up_after"] = attempts
+    return err
+
+
+def _chaos_made(err: AppError, headers: Any) -> AppError:
+    """An error the sandbox's fault injection caused says so, instead of blaming the key or the service."""
+    try:
+        fault = headers.get(SANDBOX_FAULT_HEADER) if headers is not None else None
+    except (AttributeError, TypeError):
+        fault = None
+    if not fault:
+        return err
+    err.context["sandbox_fault"] = str(fault)
+    if err.code == ErrorCode.AUTHENTICATION_FAILED:
+        err.user_message = _CHAOS_401
+    else:
+        err.user_message = f"{err.user_message} {_CHAOS_NOTE}"
+    return err
+
 
 _SPEND_LIMIT_MARKERS = ("spend limit", "spending limit", "credit balance", "usage limit", "billing", "quota")
 
@@ -395,10 +452,10 @@ def _from_anthropic(exc: BaseException) -> AppError | None:
             code, severity, recoverable, user_message, action = (
                 ErrorCode(f"http_{status}"), Severity.ERROR, False, "The model service refused the request.",
                 Action.CONTACT_SUPPORT)
-        return APIError(
+        return _chaos_made(APIError(
             f"{type(exc).__name__} ({status}): {api_message}", code=code, severity=severity,
             recoverable=recoverable, user_message=user_message, action=action, status_code=status,
-            request_id=request_id, retry_after_s=retry_after, cause=exc)
+            request_id=request_id, retry_after_s=retry_after, cause=exc), headers)
     if isinstance(exc, anthropic.APIResponseValidationError):
         return GenerationError(f"The model service sent an invalid response: {exc}", code=ErrorCode.INVALID_API_RESPONSE,
                                cause=exc)

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from core.config import get_settings
 from core.errorlog import record
-from core.errors import AppError, ErrorCode, ValidationError, classify
+from core.errors import AppError, ErrorCode, ValidationError, classify, without_promise
 from core.generation import GenerationParams, GenerationResult, validate_params
 from core.generation.service import agenerate_conversation
 from core.redact import redact_text
@@ -39,6 +39,10 @@ __all__ = ["DraftSession", "discard_draft", "get_draft", "list_unfinished_drafts
 
 _BLOCK = re.compile(r"(?m)^(User|Assistant):")
 UNFINISHED = ("in_progress", "failed")
+
+
+# what a draft stopped by an error says after the error itself
+DRAFT_KEPT = "The generation stopped; the text so far is kept, and Resume continues from it."
 
 
 def _record(err: AppError, *, draft_id: str, step: str) -> None:
@@ -200,7 +204,9 @@ class DraftSession:
         if partial and len(partial) > len(self.partial_text) and partial.startswith(self.partial_text.rstrip()):
             self.partial_text = partial
         # shown on the page before it is stored (where the column redacts it again)
-        self.status, self.error_message = "failed", redact_text(err.user_message)
+        # nothing retries a stopped draft: its message must not promise another attempt
+        self.status = "failed"
+        self.error_message = redact_text(f"{without_promise(err.user_message)} {DRAFT_KEPT}")
         self.save()
 
     def run(self, *, client: Any = None, on_delta: Callable[[str], None] | None = None) -> GenerationResult:

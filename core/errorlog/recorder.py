@@ -129,6 +129,8 @@ class Recorder:
                     self.stats["sampled_out"] += 1
                 return None
         error_id = new_error_id()
+        if err is error and err.error_id is None:
+            err.error_id = error_id  # later layers see it is logged and do not log it again
         # a shallow copy: the caller may reuse its dict after we return
         ctx = dict(context) if isinstance(context, dict) else ({"context": context} if context is not None else None)
         with self._lock:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from core.config import get_settings
 from core.errorlog.fingerprint import fingerprint
 from core.errorlog.recorder import new_error_id
-from core.errors import ErrorCode, ErrorType, ValidationError
+from core.errors import KEY_REJECTED_MESSAGE, ErrorCode, ErrorType, ValidationError, gave_up_text
 from core.store.dialect import bulk_insert, is_sqlite
 from core.store.schema import error_logs
 
@@ -72,7 +72,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ), "Could not reach the model service. It will be retried.", 5, 0.75),
     Scenario(ErrorType.API, ErrorCode.AUTHENTICATION_FAILED, "critical", False, "fix_settings", ("claude_client",), (
         "AuthenticationError (401): invalid x-api-key ({req})",
-    ), "The Anthropic API key was rejected. Check ANTHROPIC_API_KEY in Settings.", 1, 0.0, 0.3),
+    ), KEY_REJECTED_MESSAGE, 1, 0.0, 0.3),
     Scenario(ErrorType.API, ErrorCode.SPEND_LIMIT, "critical", False, "fix_settings", ("claude_client", "batch_worker"), (
         "Spend limit reached (429): You have reached your specified API usage limits ({req})",
     ), "The Anthropic account's spend limit is reached.", 0.3, 0.0, 0.8),
@@ -157,26 +157,32 @@ def _rows(count: int, days: float, rng: random.Random, now: datetime,
         if fingerprint_ is None:
             fingerprint_ = fingerprints[key] = fp(sc.error_type, sc.code, component, message)
         resolved = offset > 3 * 86400 and random_() < 0.15
+        # drawn in the order the row's columns were, so a seed gives the rows it always gave
+        error_id = new_error_id(int(created.timestamp() * 1000), getrandbits(80))
+        context = {"model": choice(_MODELS), "template": values.get("template") or choice(_TEMPLATES),
+                   "turns": values.get("turns") or randint(2, 40)}
+        request_id = values.get("req") or (f"req_{getrandbits(96):024x}" if sc.error_type == ErrorType.API else None)
+        batch_id = choice(batches) if random_() < sc.in_batch_share else None
+        attempt = randint(1, _SEEDED_ATTEMPTS) if sc.recoverable else 1
+        user, session = choice(_USERS), choice(sessions)
+        recovered = random_() < sc.recovered_share
         yield (
-            new_error_id(int(created.timestamp() * 1000), getrandbits(80)),
-            created, sc.error_type, sc.code, sc.severity, message, sc.user_message,
-            {"model": choice(_MODELS), "template": values.get("template") or choice(_TEMPLATES),
-             "turns": values.get("turns") or randint(2, 40)},
-            component,
-            values.get("req") or (f"req_{getrandbits(96):024x}" if sc.error_type == ErrorType.API else None),
-            choice(batches) if random_() < sc.in_batch_share else None,
-            randint(1, 4) if sc.recoverable else 1,
-            fingerprint_,
-            choice(_USERS),
-            choice(sessions),
-            environment,
-            sc.recoverable,
-            sc.action,
-            random_() < sc.recovered_share,
-            resolved,
+            error_id, created, sc.error_type, sc.code, sc.severity, message,
+            _seeded_user_message(sc, attempt, recovered), context, component, request_id, batch_id, attempt,
+            fingerprint_, user, session, environment, sc.recoverable, sc.action, recovered, resolved,
             created + timedelta(hours=randint(1, 48)) if resolved else None,
             choice(_USERS) if resolved else None,
         )
+
+
+_SEEDED_ATTEMPTS = 4  # the default retry_max_attempts: a seeded row's attempt is 1..4
+
+
+def _seeded_user_message(sc: Scenario, attempt: int, recovered: bool) -> str:
+    """What the app would have written: the last of the attempts, not recovered, says it gave up."""
+    if sc.recoverable and not recovered and attempt == _SEEDED_ATTEMPTS:
+        return gave_up_text(sc.user_message, attempt)
+    return sc.user_message
 
 
 def _recorder_fingerprint(error_type: str, code: str, component: str, message: str) -> str:

@@ -41,12 +41,22 @@ import anthropic
 
 from core.config import Settings, get_settings
 from core.errorlog import record
-from core.errors import APIError, AppError, ErrorCode, NetworkError, Severity, ValidationError, classify
+from core.errors import (
+    APIError,
+    AppError,
+    ErrorCode,
+    NetworkError,
+    Severity,
+    ValidationError,
+    classify,
+    gave_up,
+)
+from core.llm import chaos
 from core.llm.loops import sdk_for_running_loop
 from core.llm.pricing import priced_cost
 from core.llm.sandbox import SandboxConfig, SandboxServer
 from core.llm.types import LLMResult, Usage
-from core.resilience import async_retry_policy, get_breaker, get_rate_limiter
+from core.resilience import async_retry_policy, get_breaker, get_rate_limiter, is_retryable
 
 __all__ = ["ClaudeClient", "LLMResult", "Usage", "get_client", "reset_client"]
 
@@ -308,6 +318,8 @@ class ClaudeClient:
             err.partial_text = state.partial
         if not err.request_id and headers is not None:
             err.request_id = headers.get("request-id")
+        if is_retryable(err) and state.attempt >= get_settings().retry_max_attempts:
+            gave_up(err, state.attempt)  # the last attempt: its row must not promise another
         state.failures.append(err)
         record(err, component=state.component, attempt=state.attempt, request_id=err.request_id,
                 operation_id=state.operation_id,
@@ -419,6 +431,7 @@ def _settings_key(s: Settings) -> tuple[str, str, float]:
 
 
 def _build_client(s: Settings, sandbox: Any = None) -> ClaudeClient:
+    chaos.use(None)
     if s.anthropic_base_url:
         return ClaudeClient(provider="endpoint", base_url=s.anthropic_base_url.rstrip("/"),
                             api_key=s.anthropic_api_key or _PLACEHOLDER_KEY, settings=s)
@@ -427,6 +440,7 @@ def _build_client(s: Settings, sandbox: Any = None) -> ClaudeClient:
     if sandbox is None:
         sandbox = SandboxServer(SandboxConfig.from_settings())
         sandbox.start()
+    chaos.use(sandbox)
     return ClaudeClient(provider="sandbox", base_url=sandbox.base_url, api_key=_PLACEHOLDER_KEY,
                         sandbox=sandbox, settings=s)
 
@@ -459,5 +473,6 @@ def reset_client() -> None:
     global _client, _client_key
     with _client_lock:
         client, _client, _client_key = _client, None, None
+    chaos.use(None)
     if client is not None:
         client.close()

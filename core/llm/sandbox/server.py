@@ -9,6 +9,7 @@ its thread at once. stop() closes every open connection and joins the threads it
 Order of checks on POST /v1/messages: API key, force_status, request validation, injected
 status/disconnect faults (they take nothing from the rate limits), the real rate limits
 (429 with retry-after), then the answer, possibly slow, cut, malformed or not a conversation.
+A forced or injected status carries ``x-sandbox-fault``, so the app can say the chaos switch caused it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ MAX_BODY_BYTES = 32 * 1024 * 1024  # the Messages API's request size limit
 _STATUS_FAULTS = ("429", "500", "503", "529")
 _MODELS = ("claude-sonnet-5-5", "claude-opus-5", "claude-haiku-5")
 _POLL_S = 0.1
+# on every answer the fault injection made up, so the app can say the chaos switch caused it
+_FAULT_HEADER = "x-sandbox-fault"
 
 
 class _ClientGone(Exception):
@@ -291,7 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
         stats.add("messages_requests")
         if config.force_status is not None:
             stats.fault("forced")
-            self._send_error(config.force_status, config.force_message, self._retry_headers(config),
+            self._send_error(config.force_status, config.force_message,
+                             {**self._retry_headers(config), _FAULT_HEADER: "forced"},
                              error_code=config.force_error_code)
             return
         body = self._json(raw)
@@ -300,7 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in _STATUS_FAULTS:
             stats.fault(fault)
             status = int(fault)
-            self._send_error(status, _FAULT_MESSAGES[status], self._retry_headers(config) if status in (429, 529) else {})
+            self._send_error(status, _FAULT_MESSAGES[status],
+                             {**(self._retry_headers(config) if status in (429, 529) else {}), _FAULT_HEADER: fault})
             return
         if fault == "disconnect":
             stats.fault(fault)
