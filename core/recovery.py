@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from core.batches.states import ITEM_STATES
+from core.batches.states import ITEM_STATES, is_interrupted, shown_state
 from core.config import get_settings
 from core.errorlog import apply_retention, retention_preview
 from core.resilience import run_db
@@ -56,6 +56,7 @@ __all__ = [
     "find_orphaned_conversations",
     "find_orphaned_drafts",
     "find_paused_batches",
+    "needs_attention",
     "scan",
 ]
 
@@ -65,17 +66,22 @@ def _finding(kind: str, id_: str, what: str, action_text: str, action: str, **de
             "details": details}
 
 
-def _item_counts(conn: sa.Connection, batch_ids: list[str]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {b: {} for b in batch_ids}
+_LAST_CHANGE = "_last_item_change"  # a key of the counts beside the statuses: when an item last changed
+
+
+def _item_counts(conn: sa.Connection, batch_ids: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {b: {_LAST_CHANGE: None} for b in batch_ids}
     if batch_ids:
-        for bid, status, n in conn.execute(
-            sa.select(batch_items.c.batch_id, batch_items.c.status, sa.func.count())
+        for bid, status, n, changed in conn.execute(
+            sa.select(batch_items.c.batch_id, batch_items.c.status, sa.func.count(), sa.func.max(batch_items.c.updated_at))
             .where(batch_items.c.batch_id.in_(batch_ids)).group_by(batch_items.c.batch_id, batch_items.c.status)):
             out[bid][status] = int(n)
+            last = out[bid][_LAST_CHANGE]
+            out[bid][_LAST_CHANGE] = changed if last is None or (changed is not None and changed > last) else last
     return out
 
 
-def _batches(engine: Engine, *where: sa.ColumnElement[bool]) -> list[tuple[Any, dict[str, int]]]:
+def _batches(engine: Engine, *where: sa.ColumnElement[bool]) -> list[tuple[Any, dict[str, Any]]]:
     """The batches `where` selects, newest first, each with its item counts by status."""
     with engine.connect() as conn:
         rows = conn.execute(sa.select(batch_jobs).where(*where).order_by(batch_jobs.c.updated_at.desc())
@@ -85,11 +91,14 @@ def _batches(engine: Engine, *where: sa.ColumnElement[bool]) -> list[tuple[Any, 
 
 
 def find_interrupted_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Running batches whose worker stopped heartbeating (lease expired)."""
+    """Running batches whose worker is gone: lease expired and no item changed since (see `is_interrupted`)."""
     now = now or utcnow()
+    lease_s = get_settings().lease_duration_s
     out = []
     for r, c in _batches(engine, batch_jobs.c.status == "running", sa.or_(
         batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now)):
+        if not is_interrupted(r["status"], r["lease_expires_at"], c[_LAST_CHANGE], now, lease_s):
+            continue  # its lease is late but its items still move: a busy worker, not a dead one
         left = c.get("pending", 0) + c.get("running", 0)
         since = r["lease_expires_at"] or r["updated_at"]
         out.append(_finding(
@@ -102,31 +111,40 @@ def find_interrupted_batches(engine: Engine, now: datetime | None = None) -> lis
     return out
 
 
-def find_failed_batches(engine: Engine) -> list[dict[str, Any]]:
+def _reason(row: Any, counts: dict[str, Any], now: datetime) -> str | None:
+    """The reason the Batches page shows for the same row and counts."""
+    return shown_state(row["status"], row["status_reason"], counts, interrupted=False, pause_kind=row["pause_kind"],
+                       now=now)[1]
+
+
+def find_failed_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
     """Failed batches, with why and whether retrying the failed items or a plain resume is the fix."""
+    now = now or utcnow()
     out = []
     for r, c in _batches(engine, batch_jobs.c.status == "failed"):
         failed = c.get("failed", 0)
         if failed:
             action_text, action = f"Retry the {failed} failed items (done items are kept).", "retry_failed"
         else:
-            action_text, action = "Fix what the reason names (e.g. the API key in Settings), then resume.", "resume"
-        out.append(_finding("failed_batch", r["id"], r["status_reason"] or "The batch failed.", action_text,
+            action_text, action = ("Fix what the reason names (the API key comes from the environment or "
+                                   ".streamlit/secrets.toml), then resume."), "resume"
+        out.append(_finding("failed_batch", r["id"], _reason(r, c, now) or "The batch failed.", action_text,
                             action, name=r["name"], done=c.get("done", 0), failed=failed,
                             pending=c.get("pending", 0)))
     return out
 
 
-def find_paused_batches(engine: Engine) -> list[dict[str, Any]]:
+def find_paused_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
     """Paused batches: by a user (resume when ready) or by the breaker (continues by itself)."""
+    now = now or utcnow()
     out = []
     for r, c in _batches(engine, batch_jobs.c.status == "paused"):
         if r["pause_kind"] == "breaker":
-            action_text, action = ("It continues by itself when the model service recovers; resume it to "
-                                   "retry now."), "wait"
+            action_text, action = ("No action needed: it continues by itself when the model service recovers; "
+                                   "\"Resume now\" tries at once."), "wait"
         else:
             action_text, action = "Resume it when you are ready.", "resume"
-        out.append(_finding("paused_batch", r["id"], r["status_reason"] or "The batch is paused.", action_text,
+        out.append(_finding("paused_batch", r["id"], _reason(r, c, now) or "The batch is paused.", action_text,
                             action, name=r["name"], pause_kind=r["pause_kind"], done=c.get("done", 0),
                             remaining=c.get("pending", 0) + c.get("running", 0)))
     return out
@@ -203,12 +221,23 @@ def find_orphaned_conversations(engine: Engine, *, limit: int = 1_000, deep: boo
     return out
 
 
+def needs_attention(engine: Engine, now: datetime | None = None) -> dict[str, int]:
+    """How many batches and drafts the Recovery page lists, by kind (Home shows these, so both agree)."""
+    now = now or utcnow()
+    return {
+        "interrupted_batches": len(find_interrupted_batches(engine, now)),
+        "failed_batches": len(find_failed_batches(engine, now)),
+        "paused_batches": len(find_paused_batches(engine, now)),
+        "orphaned_drafts": len(find_orphaned_drafts(engine, now)),
+    }
+
+
 def scan(engine: Engine, now: datetime | None = None, *, deep: bool = False) -> dict[str, list[dict[str, Any]]]:
     """Everything the recovery page shows, by kind (`deep`: see find_orphaned_conversations)."""
     return {
         "interrupted_batches": find_interrupted_batches(engine, now),
-        "failed_batches": find_failed_batches(engine),
-        "paused_batches": find_paused_batches(engine),
+        "failed_batches": find_failed_batches(engine, now),
+        "paused_batches": find_paused_batches(engine, now),
         "orphaned_drafts": find_orphaned_drafts(engine, now),
         "orphaned_conversations": find_orphaned_conversations(engine, deep=deep),
     }

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from core.batches.leases import claim_expired
-from core.batches.states import BATCH_STATES, TERMINAL, check_transition
+from core.batches.states import BATCH_STATES, TERMINAL, check_transition, is_interrupted, shown_state
 from core.config import get_settings
 from core.errors import ErrorCode, ValidationError
 from core.generation import GenerationParams, build_prompt, get_template, validate_params
@@ -207,14 +207,17 @@ def _batch_row(conn: Connection, batch_id: str) -> Any:
     return row
 
 
-def _counts(conn: Connection, batch_id: str) -> dict[str, int]:
+def _counts(conn: Connection, batch_id: str) -> tuple[dict[str, int], datetime | None]:
+    """Item counts by status, and when an item last changed (the same read)."""
     counts = dict.fromkeys(("done", "failed", "pending", "running", "skipped"), 0)
-    for status, n in conn.execute(
-        sa.select(batch_items.c.status, sa.func.count()).where(batch_items.c.batch_id == batch_id)
-        .group_by(batch_items.c.status)
+    last: datetime | None = None
+    for status, n, changed in conn.execute(
+        sa.select(batch_items.c.status, sa.func.count(), sa.func.max(batch_items.c.updated_at))
+        .where(batch_items.c.batch_id == batch_id).group_by(batch_items.c.status)
     ):
         counts[status] = int(n)
-    return counts
+        last = changed if last is None or (changed is not None and changed > last) else last
+    return counts, last
 
 
 def _throughput_per_min(conn: Connection, row: Any, now: datetime) -> float:
@@ -237,7 +240,11 @@ def _duration_s(row: Any, now: datetime) -> float | None:
 
 
 def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
-    counts = _counts(conn, row["id"])
+    counts, last_item_change = _counts(conn, row["id"])
+    interrupted = is_interrupted(row["status"], row["lease_expires_at"], last_item_change, now,
+                                 get_settings().lease_duration_s)
+    state, reason = shown_state(row["status"], row["status_reason"], counts, interrupted=interrupted,
+                                pause_kind=row["pause_kind"], now=now)
     throughput = _throughput_per_min(conn, row, now) if row["status"] == "running" else 0.0
     duration = _duration_s(row, now)
     finished = row["status"] in TERMINAL
@@ -275,8 +282,10 @@ def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
         "finished_at": _iso(row["finished_at"]),
         "lease_owner": row["lease_owner"],
         "lease_expires_at": _iso(row["lease_expires_at"]),
-        "interrupted": row["status"] == "running" and (
-            row["lease_expires_at"] is None or row["lease_expires_at"] < now),
+        "interrupted": interrupted,
+        # what a person reads: derived from the state and the counts above, never contradicting them
+        "shown_state": state,
+        "shown_reason": reason,
     }
 
 

@@ -1,15 +1,31 @@
-"""Batch and item states, and the one table of allowed batch transitions."""
+"""Batch and item states, the one table of allowed batch transitions, and the state a person is shown.
+
+The stored state says what the worker did; the shown state (`shown_state`) is derived from it
+and the item counts of the same read, so it never contradicts the numbers beside it: a
+"failed" batch with no failed item was stopped (a rejected key, a spend limit) and shows as
+"stopped: key rejected; 20 items not started".
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
 from core.errors import ErrorCode, ValidationError
+from core.wording import counted
 
 __all__ = [
     "ACTIVE",
     "BATCH_STATES",
+    "BREAKER_PAUSE_REASON",
     "ITEM_STATES",
+    "STOPPED_PREFIX",
     "TERMINAL",
+    "breaker_pause_reason",
     "check_transition",
+    "is_interrupted",
+    "next_try_in_s",
+    "shown_state",
 ]
 
 BATCH_STATES = ("queued", "running", "paused", "failed", "cancelled", "completed")
@@ -49,3 +65,59 @@ def check_transition(batch_id: str, current: str, target: str) -> None:
 def _past(verb: str) -> str:
     return {"resume": "resumed", "pause": "paused", "cancel": "cancelled", "start": "started",
             "fail": "failed", "complete": "completed"}.get(verb, verb)
+
+
+# what a batch the worker stopped at once (an error every item would hit) has as its reason:
+# STOPPED_PREFIX, a few words ("key rejected"), ". ", then what to do
+STOPPED_PREFIX = "stopped: "
+BREAKER_PAUSE_REASON = "model service failing; waiting for the circuit breaker"
+_NEXT_TRY = "; next try at "
+
+
+def breaker_pause_reason(next_try_at: datetime) -> str:
+    """The reason of a batch the open breaker paused, with when the worker tries again."""
+    return f"{BREAKER_PAUSE_REASON}{_NEXT_TRY}{next_try_at.isoformat()}"
+
+
+def next_try_in_s(reason: str | None, now: datetime) -> int | None:
+    """Seconds until the worker tries a breaker-paused batch again (0 when due), None if the reason does not say."""
+    if not reason or not reason.startswith(BREAKER_PAUSE_REASON + _NEXT_TRY):
+        return None
+    try:
+        at = datetime.fromisoformat(reason[len(BREAKER_PAUSE_REASON + _NEXT_TRY):])
+    except ValueError:
+        return None
+    return max(0, round((at - now).total_seconds()))
+
+
+def is_interrupted(status: str, lease_expires_at: datetime | None, last_item_change: datetime | None,
+                   now: datetime, lease_s: float) -> bool:
+    """Running, its lease run out, and no item changed for a lease period: its worker is gone.
+
+    A late heartbeat alone (a busy worker whose items still commit) is not an interruption.
+    """
+    if status != "running" or (lease_expires_at is not None and lease_expires_at >= now):
+        return False
+    return last_item_change is None or last_item_change < now - timedelta(seconds=lease_s)
+
+
+def shown_state(status: str, reason: str | None, counts: Mapping[str, int], *, interrupted: bool,
+                pause_kind: str | None, now: datetime) -> tuple[str, str | None]:
+    """(state, reason) as a person should read them, from the stored state and the item counts."""
+    left = int(counts.get("pending", 0)) + int(counts.get("running", 0))
+    if interrupted:
+        return "interrupted", (f"the worker stopped with {counted(left, 'item')} left; a running worker picks "
+                               "it up by itself, or resume it")
+    if status == "paused" and pause_kind == "breaker":
+        wait = next_try_in_s(reason, now)
+        when = "next try due now" if wait == 0 else (f"next try in {wait} s" if wait is not None else
+                                                     "it continues when the service recovers")
+        return "paused automatically", f"paused automatically — the model service is failing; {when}; no action needed"
+    if status == "failed" and not counts.get("failed"):
+        # nothing failed: the worker stopped the batch (older rows have no short cause before their reason)
+        what, rest = "", reason or ""
+        if rest.startswith(STOPPED_PREFIX):
+            what, _, rest = rest[len(STOPPED_PREFIX):].partition(". ")
+        cause = f"stopped: {what}; " if what else "stopped; "
+        return "stopped", f"{cause}{counted(left, 'item')} not started. {rest}".strip()
+    return status, reason

@@ -44,6 +44,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -51,6 +52,7 @@ from sqlalchemy import Engine
 
 from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
+from core.batches.states import BREAKER_PAUSE_REASON, STOPPED_PREFIX, breaker_pause_reason
 from core.config import get_settings
 from core.errorlog import record
 from core.errors import Action, AppError, ErrorCode, ErrorType, classify
@@ -59,20 +61,34 @@ from core.recovery import apply_cleanup
 from core.redact import redact_cut
 from core.resilience import get_breaker, get_rate_limiter, is_store_unavailable, outlast_store_outage
 from core.store import get_engine, migrate
-from core.store.schema import batch_items, batch_jobs
+from core.store.schema import batch_items, batch_jobs, utcnow
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-__all__ = ["BatchWorker", "is_batch_fatal"]
+__all__ = ["BREAKER_PAUSE_REASON", "BatchWorker", "is_batch_fatal"]
 
 T = TypeVar("T")
 
-BREAKER_PAUSE_REASON = "model service failing; waiting for the circuit breaker"
+# the few words a stopped batch's reason starts with ("stopped: key rejected. ...")
+_STOP_CAUSES = {
+    ErrorCode.AUTHENTICATION_FAILED: "key rejected",
+    ErrorCode.MALFORMED_API_KEY: "key malformed",
+    ErrorCode.PERMISSION_DENIED: "key not allowed this model",
+    ErrorCode.BILLING_ERROR: "billing needed",
+    ErrorCode.SPEND_LIMIT: "spend limit reached",
+    ErrorCode.NOT_FOUND: "model not found",
+}
 
 
 def _record(error: BaseException, **kwargs: Any) -> None:
     record(error, component="batch_worker", **kwargs)
+
+
+def _record_once(err: AppError, **kwargs: Any) -> None:
+    """Record an item's final error unless the layer it came from (the client, the generator) already did."""
+    if err.error_id is None:
+        _record(err, **kwargs)
 
 
 def is_batch_fatal(err: AppError) -> bool:
@@ -83,7 +99,9 @@ def is_batch_fatal(err: AppError) -> bool:
 
 def _fatal_reason(err: AppError) -> str:
     # redacted before it is cut: a cut inside a URL password would leave a part no pattern knows
-    return f"{err.user_message} Fix it, then resume the batch. ({err.code}: {redact_cut(err.message, 300)})"
+    cause = _STOP_CAUSES.get(err.code, "the model service refuses every call")
+    return (f"{STOPPED_PREFIX}{cause}. {err.user_message} Then resume the batch; done items are kept. "
+            f"({err.code}: {redact_cut(err.message, 300)})")
 
 
 def _is_claude_circuit_open(err: AppError) -> bool:
@@ -304,8 +322,9 @@ class BatchWorker:
         if ctx.fatal or self.stopping:
             return False
         self.stats.state = "paused_by_breaker"
-        await asyncio.to_thread(checkpoints.pause_for_breaker, self.engine, ctx.batch_id, BREAKER_PAUSE_REASON)
         wait = min(max(ctx.breaker_wait_s or 0.0, _breaker_retry_in()), settings.worker_breaker_probe_max_s)
+        reason = breaker_pause_reason(utcnow() + timedelta(seconds=wait))  # the page counts down to it
+        await asyncio.to_thread(checkpoints.pause_for_breaker, self.engine, ctx.batch_id, reason)
         await self._sleep(wait)
         ctx.breaker_wait_s = None
         if self.stopping:
@@ -447,14 +466,14 @@ class BatchWorker:
             ctx.fatal = True
             await asyncio.to_thread(leases.release_items, self.engine, self.worker_id, [item.id])
             if await asyncio.to_thread(checkpoints.fail_batch, self.engine, ctx.batch_id, _fatal_reason(err)):
-                _record(err, operation_id=ctx.batch_id, context={"item_index": item.item_index,
-                                                                 "step": "batch_failed"})
+                _record_once(err, operation_id=ctx.batch_id, context={"item_index": item.item_index,
+                                                                      "step": "batch_failed"})
             return
         status = await self._settle(ctx, item, err)
         if status == "failed":
             self.stats.items_failed += 1
-            _record(err, operation_id=ctx.batch_id, attempt=item.attempts + 1,
-                    context={"item_index": item.item_index, "step": "item_failed"})
+            _record_once(err, operation_id=ctx.batch_id, attempt=item.attempts + 1,
+                         context={"item_index": item.item_index, "step": "item_failed"})
 
     async def _settle(self, ctx: _BatchRun, item: ClaimedItem, err: AppError) -> str | None:
         try:

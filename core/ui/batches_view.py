@@ -20,6 +20,7 @@ from core.ui.timefmt import ago, duration, exact
 from core.ui.toasts import notify_exception, success
 from core.ui.user import current_user
 from core.ui.widgets import status_badge
+from core.wording import counted
 
 __all__ = ["actions", "create_from_csv", "create_from_grid", "detail", "live_list", "run_action", "selected_batch"]
 
@@ -169,7 +170,7 @@ def run_action(label: str, fn: Any, batch_id: str, **kwargs: Any) -> None:
     except AppError as exc:
         notify_exception(exc, component=f"ui.batches.{label.lower().replace(' ', '_')}")
         return
-    success(f"{label}: done{f' ({result} items)' if isinstance(result, int) else ''}.")
+    success(f"{label}: done ({counted(result, 'item')})." if isinstance(result, int) else f"{label}: done.")
 
 
 def actions(b: dict[str, Any], where: str) -> None:
@@ -178,7 +179,9 @@ def actions(b: dict[str, Any], where: str) -> None:
     resumable = state in ("paused", "failed") or b.get("interrupted")
     buttons: list[tuple[str, str, Any, dict[str, Any]]] = []
     if resumable:
-        buttons.append(("Resume", ":material/play_arrow:", batches.resume_batch, {}))
+        # a breaker pause ends by itself: resuming only tries now instead of at the next try
+        label = "Resume now" if b.get("pause_kind") == "breaker" else "Resume"
+        buttons.append((label, ":material/play_arrow:", batches.resume_batch, {}))
     if b.get("failed") and state not in ("cancelled", "completed", "running", "queued"):
         buttons.append(("Retry failed", ":material/replay:", batches.resume_batch, {"failed_only": True}))
     if state in ("queued", "running") and not b.get("interrupted"):
@@ -196,7 +199,7 @@ def actions(b: dict[str, Any], where: str) -> None:
 def batch_card(b: dict[str, Any], where: str = "list") -> None:
     with st.container(border=True):
         top = st.columns([5, 3])
-        state = "interrupted" if b.get("interrupted") else b["state"]
+        state = b["shown_state"]
         top[0].markdown(f"**{literal(b['name'])}** {status_badge(state)}")
         top[0].caption(f"{literal(b['id'])} · {literal(b['model'])} · by {literal(b['created_by'])} · "
                        f"created {ago(b['created_at'])}",
@@ -207,8 +210,8 @@ def batch_card(b: dict[str, Any], where: str = "list") -> None:
         st.progress(min(b["progress"], 1.0),
                     text=f"{done} / {b['total']} ({b['progress']:.0%}) — {b['done']} done, {b['failed']} failed, "
                     f"{b['running']} running, {b['pending']} pending")
-        if b.get("status_reason") and state not in ("running", "completed"):
-            st.caption(f"Why: {literal(b['status_reason'])}")
+        if b.get("shown_reason") and state not in ("running", "completed"):
+            st.caption(f"Why: {literal(b['shown_reason'])}")
         actions(b, where)
         links = st.columns(2)
         links[0].page_link("app_pages/conversations.py", label="Its conversations", icon=":material/forum:",

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from core import recovery
 from core.batches import service as batches
 from core.config import get_settings
 from core.drafts import DraftSession, list_unfinished_drafts
@@ -20,6 +21,7 @@ from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
 from core.ui.user import current_user
 from core.ui.widgets import breaker_badge, status_badge
+from core.wording import counted
 
 __all__ = ["active_batches", "errors_24h", "next_actions", "provider_and_breakers", "unfinished_drafts"]
 
@@ -65,18 +67,20 @@ def active_batches() -> None:
     if not rows:
         st.caption("No active batches.")
     for b in rows:
-        state = "interrupted" if b.get("interrupted") else b["state"]
         done = b["done"] + b["failed"] + b["skipped"]
-        st.markdown(f"**{literal(b['name'])}** {status_badge(state)}")
+        st.markdown(f"**{literal(b['name'])}** {status_badge(b['shown_state'])}")
         st.progress(min(b["progress"], 1.0), text=f"{done} / {b['total']} ({b['progress']:.0%})")
         if b["state"] in ("paused", "failed") or b.get("interrupted"):
             _one_click(b)
-    needs_action = [b for b in rows if b["state"] in ("paused", "failed") or b.get("interrupted")]
+    # the Recovery page's own finders: Home and Recovery never disagree on what needs attention
+    attention = recovery.needs_attention(get_engine())
     c1, c2 = st.columns(2)
     c1.page_link("app_pages/batches.py", label="Open Batches", icon=":material/stacks:")
-    if needs_action:
-        c2.page_link("app_pages/recovery.py", label=f"{len(needs_action)} need attention → Recovery",
-                     icon=":material/healing:")
+    if any(attention.values()):
+        parts = [counted(n, noun) for noun, n in (
+            ("interrupted batch", attention["interrupted_batches"]), ("failed batch", attention["failed_batches"]),
+            ("paused batch", attention["paused_batches"]), ("orphaned draft", attention["orphaned_drafts"])) if n]
+        c2.page_link("app_pages/recovery.py", label=f"{', '.join(parts)} → Recovery", icon=":material/healing:")
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -102,11 +106,13 @@ def unfinished_drafts() -> None:
         st.caption("No unfinished drafts.")
         return
     for d in drafts[:5]:
+        state = (f"stopped by an error: {d.get('error_message') or 'no reason saved'}" if d["status"] == "failed"
+                 else d["status"].replace("_", " "))
         c1, c2 = st.columns([4, 1])
         c1.markdown(f"{literal((d.get('params') or {}).get('topic', ''))} — {d.get('progress', 0):.0%} written, "
-                    f"{literal(d['status'].replace('_', ' '))}")
+                    f"{literal(state)}")
         if c2.button("Resume", key=f"home.resume_draft_{d['id']}", icon=":material/play_arrow:"):
             start_job(DraftSession.load(get_engine(), d["id"]))
             st.switch_page("app_pages/generate.py")
-    st.page_link("app_pages/generate.py", label=f"Resume or discard {len(drafts)} draft(s) in Generate",
+    st.page_link("app_pages/generate.py", label=f"Resume or discard {counted(len(drafts), 'draft')} in Generate",
                  icon=":material/edit_note:")

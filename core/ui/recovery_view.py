@@ -16,6 +16,7 @@ from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.toasts import notify_exception, success
 from core.ui.user import current_user
+from core.wording import counted
 
 __all__ = ["batches_step", "cleanup_step", "conversations_step", "drafts_step", "findings"]
 
@@ -44,7 +45,7 @@ def _run(label: str, fn: Any, *args: Any, **kwargs: Any) -> None:
         notify_exception(exc, component=f"ui.recovery.{label.lower().replace(' ', '_')}")
         return
     _scan.clear()
-    success(f"{label}: done{f' ({result} items)' if isinstance(result, int) else ''}.")
+    success(f"{label}: done ({counted(result, 'item')})." if isinstance(result, int) else f"{label}: done.")
 
 
 def _batch_buttons(f: dict[str, Any]) -> None:

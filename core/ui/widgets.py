@@ -14,7 +14,8 @@ __all__ = ["ago", "badge", "breaker_badge", "metric_cards", "severity_badge", "s
 _STATUS_COLORS = {
     "queued": "gray", "running": "blue", "paused": "orange", "failed": "red", "cancelled": "gray",
     "completed": "green", "done": "green", "pending": "gray", "skipped": "gray",
-    "in_progress": "blue", "discarded": "gray", "interrupted": "orange",
+    "in_progress": "blue", "discarded": "gray", "interrupted": "orange", "stopped": "red",
+    "paused automatically": "orange",
 }
 _SEVERITY_COLORS = {"debug": "gray", "info": "blue", "warn": "orange", "error": "red", "critical": "violet"}
 _BREAKER = {"closed": ("green", "closed"), "half_open": ("orange", "half-open"), "open": ("red", "OPEN")}
