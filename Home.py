@@ -8,7 +8,7 @@ running this file, so that visitor would get no sidebar, no start-up and no work
 import streamlit as st
 
 from core.ui.boundaries import app_boundary
-from core.ui.shell import navigation, session_panel, sidebar, startup
+from core.ui.shell import chaos_banner, navigation, session_panel, sidebar, startup
 
 st.set_page_config(page_title="LoRA Conversation Studio", page_icon="💬", layout="wide")
 
@@ -16,6 +16,7 @@ with app_boundary("app"):
     startup()
     page = navigation()
     sidebar()
+    chaos_banner()
     with app_boundary(page.title):
         page.run()
     session_panel()

@@ -12,6 +12,7 @@ from core.batches.background import start_background_worker
 from core.config import get_settings
 from core.errorlog import recent
 from core.errorlog.alerts import latest_error_pk, new_critical, start_watcher
+from core.llm.chaos import faults_in_force
 from core.resilience import all_breakers
 from core.runtime import settle_heap
 from core.store import get_engine, migrate
@@ -20,7 +21,7 @@ from core.ui.safe import literal
 from core.ui.user import current_user, login_widget, session_id
 from core.ui.widgets import ago, breaker_badge, severity_badge
 
-__all__ = ["PAGES", "navigation", "session_errors", "session_panel", "sidebar", "startup"]
+__all__ = ["PAGES", "chaos_banner", "navigation", "session_errors", "session_panel", "sidebar", "startup"]
 
 # (file, title, material icon); the first is the default page
 PAGES: tuple[tuple[str, str, str], ...] = (
@@ -75,6 +76,14 @@ def session_errors() -> list[dict[str, Any]]:
                         "component": e.get("component")})
     own.sort(key=lambda e: str(e.get("at") or ""), reverse=True)
     return own[:50]
+
+
+def chaos_banner() -> None:
+    """On every page while the chaos switch is on: the failures a person sees are made on purpose."""
+    faults = faults_in_force()
+    if faults:
+        st.warning(f"**Chaos switch on:** {literal(faults)} (sandbox fault injection). "
+                   "[Turn it off in Settings → Chaos switch](/settings)", icon=":material/bolt:")
 
 
 def _provider() -> None:
