@@ -351,3 +351,19 @@ def test_settings_page_groups_the_three_limits_and_says_they_work_together(open_
     assert {"settings.rate_limit_rpm", "settings.rate_limit_input_tpm", "settings.rate_limit_output_tpm"} <= keys
     note = next(c.value for c in at.caption if "work together" in c.value)
     assert "bound by output tokens per minute (16,000)" in note
+
+
+def test_every_page_shows_the_chaos_banner_while_the_switch_is_on(open_page):
+    """With the sandbox forcing 401s, Home and Batches both say so, with a link to turn it off."""
+    from core.llm.client import get_client, reset_client
+
+    get_client().sandbox.configure(force_status=401)
+    try:
+        for page in ("home", "batches"):
+            at = open_page(page)
+            banners = [w.value for w in at.warning if "Chaos switch on" in w.value]
+            assert banners and "status 401" in banners[0] and "(/settings)" in banners[0], page
+    finally:
+        reset_client()
+    at = open_page("home")
+    assert not [w.value for w in at.warning if "Chaos switch on" in w.value]
