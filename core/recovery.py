@@ -93,11 +93,10 @@ def _batches(engine: Engine, *where: sa.ColumnElement[bool]) -> list[tuple[Any, 
 def find_interrupted_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
     """Running batches whose worker is gone: lease expired and no item changed since (see `is_interrupted`)."""
     now = now or utcnow()
-    lease_s = get_settings().lease_duration_s
     out = []
     for r, c in _batches(engine, batch_jobs.c.status == "running", sa.or_(
         batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now)):
-        if not is_interrupted(r["status"], r["lease_expires_at"], c[_LAST_CHANGE], now, lease_s):
+        if not is_interrupted(r["status"], r["lease_expires_at"], c[_LAST_CHANGE], now):
             continue  # its lease is late but its items still move: a busy worker, not a dead one
         left = c.get("pending", 0) + c.get("running", 0)
         since = r["lease_expires_at"] or r["updated_at"]

@@ -241,8 +241,7 @@ def _duration_s(row: Any, now: datetime) -> float | None:
 
 def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
     counts, last_item_change = _counts(conn, row["id"])
-    interrupted = is_interrupted(row["status"], row["lease_expires_at"], last_item_change, now,
-                                 get_settings().lease_duration_s)
+    interrupted = is_interrupted(row["status"], row["lease_expires_at"], last_item_change, now)
     state, reason = shown_state(row["status"], row["status_reason"], counts, interrupted=interrupted,
                                 pause_kind=row["pause_kind"], now=now)
     throughput = _throughput_per_min(conn, row, now) if row["status"] == "running" else 0.0

@@ -9,7 +9,7 @@ and the item counts of the same read, so it never contradicts the numbers beside
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from core.errors import ErrorCode, ValidationError
 from core.wording import counted
@@ -91,14 +91,17 @@ def next_try_in_s(reason: str | None, now: datetime) -> int | None:
 
 
 def is_interrupted(status: str, lease_expires_at: datetime | None, last_item_change: datetime | None,
-                   now: datetime, lease_s: float) -> bool:
-    """Running, its lease run out, and no item changed for a lease period: its worker is gone.
+                   now: datetime) -> bool:
+    """Running, its lease run out (or never taken), and no item changed since: its worker is gone.
 
-    A late heartbeat alone (a busy worker whose items still commit) is not an interruption.
+    A dead worker changes nothing after its lease ran out; a busy one whose heartbeat is late
+    still commits items, and that is progress, not an interruption.
     """
-    if status != "running" or (lease_expires_at is not None and lease_expires_at >= now):
+    if status != "running":
         return False
-    return last_item_change is None or last_item_change < now - timedelta(seconds=lease_s)
+    if lease_expires_at is None:
+        return True
+    return lease_expires_at < now and (last_item_change is None or last_item_change <= lease_expires_at)
 
 
 def shown_state(status: str, reason: str | None, counts: Mapping[str, int], *, interrupted: bool,

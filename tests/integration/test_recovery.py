@@ -47,6 +47,9 @@ def test_scan_finds_each_kind_with_an_action(engine):
     """Interrupted, failed and paused batches, orphaned drafts and conversations are each found and explained."""
     now = utcnow()
     interrupted = _batch(engine, "running", lease_owner="host:1:dead", lease_expires_at=now - timedelta(seconds=5))
+    with write_tx(engine) as conn:  # a dead worker changes none of its items after its lease ran out
+        conn.execute(batch_items.update().where(batch_items.c.batch_id == interrupted).values(
+            updated_at=now - timedelta(minutes=5)))
     _batch(engine, "running", lease_owner="host:2:alive", lease_expires_at=now + timedelta(seconds=60))
     failed = _batch(engine, "failed", status_reason="The Anthropic API key was rejected.")
     paused = _batch(engine, "paused", pause_kind="breaker", status_reason="model service failing")
