@@ -14,7 +14,7 @@ from core.generation import GenerationParams, get_template, template_names
 from core.llm.pricing import model_choices
 from core.store import get_engine
 from core.ui.boundaries import remember_error, report_error, section, section_key
-from core.ui.generation_job import GenerationJob, attempt_failures
+from core.ui.generation_job import GenerationJob, attempt_failures, job_for, running_job_of
 from core.ui.safe import literal
 from core.ui.toasts import error_kind, notify, success
 from core.ui.user import current_user, session_id
@@ -32,12 +32,18 @@ def _key(name: str) -> str:
 
 
 def current_job() -> GenerationJob | None:
-    return st.session_state.get(_JOB)
+    """This session's generation; a new session (a reloaded tab) takes over its user's running one."""
+    job = st.session_state.get(_JOB)
+    if job is None:
+        job = running_job_of(current_user())
+        if job is not None:
+            st.session_state[_JOB] = job
+    return job
 
 
 def start_job(draft: drafts.DraftSession) -> None:
-    """Run `draft` on its own thread; the Generate page shows it."""
-    st.session_state[_JOB] = GenerationJob(draft).start()
+    """Run `draft` on its own thread (or join the job already writing it); the Generate page shows it."""
+    st.session_state[_JOB] = job_for(draft)
 
 
 def offer_drafts() -> None:

@@ -4,8 +4,12 @@ The page's script thread cannot watch a model call that is waiting between retri
 call runs here and the page polls: the text streamed so far, the draft's last autosave, and
 the failed attempts the client recorded for this draft (by its id, from the error ring).
 The page's live fragment marks the job watched each time it polls; a job nobody has watched
-for settings.ui_generation_unwatched_s (the tab was closed or reloaded) cancels itself: the
-thread stops at its next streamed piece and the draft stays in progress, offered for resume.
+for settings.ui_generation_unwatched_s (the tab was closed) cancels itself: the thread stops
+at its next streamed piece and the draft stays in progress, offered for resume.
+
+A running job is also registered by its draft in this process, so one draft never has two
+writers: a page that opens after a reload (a new session) takes over its user's running job
+and shows it live, and "Resume" on a draft that is still being written joins that job.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from core.drafts import DraftSession
 from core.errorlog import recent
 from core.errors import AppError, classify
 
-__all__ = ["GenerationCancelled", "GenerationJob", "attempt_failures"]
+__all__ = ["GenerationCancelled", "GenerationJob", "attempt_failures", "job_for", "running_job_of"]
+
+_RUNNING: dict[str, GenerationJob] = {}  # draft id -> the job writing it, in this process
+_RUNNING_LOCK = threading.Lock()
 
 
 class GenerationCancelled(BaseException):  # noqa: N818 - control flow, like KeyboardInterrupt
@@ -44,6 +51,8 @@ class GenerationJob:
     def start(self) -> GenerationJob:
         self.text = self.draft.partial_text
         self._thread = threading.Thread(target=self._run, name=f"generate-{self.draft.id[:8]}", daemon=True)
+        with _RUNNING_LOCK:
+            _RUNNING[self.draft.id] = self
         self._thread.start()
         return self
 
@@ -74,6 +83,23 @@ class GenerationJob:
             self.error = classify(exc)
         finally:
             self.done = True
+            with _RUNNING_LOCK:
+                if _RUNNING.get(self.draft.id) is self:
+                    del _RUNNING[self.draft.id]
+
+
+def job_for(draft: DraftSession) -> GenerationJob:
+    """The job writing `draft`: the one already running in this process, else a new one, started."""
+    with _RUNNING_LOCK:
+        running = _RUNNING.get(draft.id)
+    return running if running is not None else GenerationJob(draft).start()
+
+
+def running_job_of(user: str) -> GenerationJob | None:
+    """The most recently started job still writing a draft of `user` in this process, if any."""
+    with _RUNNING_LOCK:
+        jobs = [job for job in _RUNNING.values() if job.draft.user == user and not job.done]
+    return jobs[-1] if jobs else None
 
 
 def attempt_failures(draft_id: str) -> list[dict[str, Any]]:

@@ -122,6 +122,24 @@ def test_a_cancelled_generation_stops_at_its_next_piece_and_its_draft_stays_resu
     assert sandbox.stats()["messages_requests"] == 1  # a cancel is never retried
 
 
+def test_a_draft_being_written_has_one_job_that_a_reloaded_page_takes_over(engine, sandbox):
+    """Resuming a draft that is still being written joins its job; its user's new session finds it; done, it is gone."""
+    from core.ui.generation_job import job_for, running_job_of
+
+    sandbox.configure(latency_ms=300)
+    draft = start_draft(engine, PARAMS, user="ana")
+    job = job_for(draft)
+    again = job_for(DraftSession.load(engine, draft.id))  # "Resume" on the same draft from another tab
+    assert again is job
+    assert running_job_of("ana") is job and running_job_of("ben") is None
+    job.join(60)
+    assert job.done and job.result is not None
+    assert running_job_of("ana") is None
+    assert sandbox.stats()["messages_requests"] == 1  # one writer, one call
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one() == 1
+
+
 def test_a_completed_draft_cannot_run_again(engine, sandbox):
     """Running a finished draft again is refused; it does not write a second conversation."""
     draft = start_draft(engine, PARAMS)

@@ -105,11 +105,12 @@ def test_a_validation_error_exits_2_naming_the_field():
 
 
 def test_a_failed_generation_exits_1_with_the_user_message(standalone_sandbox):
-    """A rejected key exits 1 and prints the plain authentication message."""
+    """A 401 the chaos switch forces exits 1 and says the switch caused it."""
     request = urllib.request.Request(f"{standalone_sandbox}/_sandbox/config", method="POST",
                                      data=json.dumps({"force_status": 401}).encode(),
                                      headers={"content-type": "application/json"})
     urllib.request.urlopen(request, timeout=5).close()
     result = _run("--template", "tutoring", env=_env(ANTHROPIC_BASE_URL=standalone_sandbox))
     assert result.returncode == 1
-    assert "API key was rejected" in result.stderr
+    # the sandbox's forced status is the chaos switch: the message blames it, not the key
+    assert "chaos switch rejects every call with 401" in result.stderr and "authentication_failed" in result.stderr
