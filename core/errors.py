@@ -15,7 +15,7 @@ AppError                      base: code, severity, recoverable flag, user messa
       └── _DatabaseBreakerEvent     the database's breaker; error_type "database"
 
 Codes live in one enum, `ErrorCode`, here: every `code` an AppError carries, every code the
-error log stores (events such as `circuit_open` and `rate_limit_wait` too) and every
+error log stores (events such as `circuit_opened` and `rate_limit_wait` too) and every
 `last_error_code` of a batch item is a member, and its value is the stored string. Code
 that compares codes compares members; a string that is not a member fails when the error
 is made (`ErrorCode(...)` raises ValueError), apart from `http_<status>` for a status
@@ -39,6 +39,7 @@ from typing import Any
 from core.wording import counted
 
 __all__ = [
+    "EVENT_CODES",
     "Action",
     "APIError",
     "AppError",
@@ -153,7 +154,8 @@ class ErrorCode(StrEnum):
     NOT_AN_EXCEPTION = "not_an_exception"
     UNRECORDABLE = "unrecordable"
     # events, not failures: breaker transitions, a long rate-limit wait, an item a dead worker held
-    CIRCUIT_OPEN = "circuit_open"
+    CIRCUIT_OPEN = "circuit_open"  # a call the open breaker refused (an error, not the state change)
+    CIRCUIT_OPENED = "circuit_opened"
     CIRCUIT_HALF_OPEN = "circuit_half_open"
     CIRCUIT_CLOSED = "circuit_closed"
     RATE_LIMIT_WAIT = "rate_limit_wait"
@@ -171,6 +173,11 @@ class ErrorCode(StrEnum):
 
 
 _HTTP_CODE = re.compile(r"http_[1-5][0-9][0-9]")
+
+# the codes of rows that are events, not errors: a breaker's state changes. The error log's
+# filter tells them apart by code (which its hourly rollup keeps), so counts of errors leave them out.
+EVENT_CODES: frozenset[ErrorCode] = frozenset(
+    {ErrorCode.CIRCUIT_OPENED, ErrorCode.CIRCUIT_HALF_OPEN, ErrorCode.CIRCUIT_CLOSED})
 
 
 class ErrorType(StrEnum):

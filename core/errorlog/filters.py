@@ -17,12 +17,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, case, or_, select
 
 from core.config import get_settings
-from core.errors import ERROR_TYPES, AppError, Severity, ValidationError
+from core.errors import ERROR_TYPES, EVENT_CODES, AppError, Severity, ValidationError
 from core.store.dialect import contains_text
 from core.store.schema import error_log_rollup, error_logs
 
 __all__ = [
     "ERROR_TYPE_NAMES",
+    "KINDS",
     "SEVERITY_ORDER",
     "Bind",
     "SORTS",
@@ -41,6 +42,9 @@ SEVERITY_ORDER: tuple[str, ...] = tuple(s.value for s in Severity)
 ERROR_TYPE_NAMES: tuple[str, ...] = (*ERROR_TYPES, AppError.error_type)
 FTS_TABLE = "error_logs_fts"  # SQLite FTS5 trigram index over error_logs.message (migration 0001)
 ORDERS = ("newest", "oldest")
+# what a row is: an error, or an event (a breaker's state change, see core.errors.EVENT_CODES)
+KINDS = ("error", "event")
+_EVENT_CODES = sorted(str(code) for code in EVENT_CODES)
 # what the list can be sorted by, over the whole filtered set (ties: newest first)
 SORTS = ("time", "severity", "type", "code", "component")
 # the search matches codes and components among the newest rows' ones (a primary-key range)
@@ -96,7 +100,8 @@ class ErrorFilter:
 
     Empty fields do not filter. `search` is matched literally and case-insensitively
     against the message, the code and the component; list fields match any of their values;
-    `resolved` None means both.
+    `resolved` None means both. `kind` is "error" by default, so events (a breaker's state
+    changes) are not counted as errors; "event" selects only them, None both.
     """
 
     search: str = ""
@@ -110,6 +115,7 @@ class ErrorFilter:
     request_id: str | None = None
     operation_id: str | None = None  # batch id
     fingerprint: str | None = None
+    kind: str | None = "error"
 
     def __post_init__(self) -> None:
         search = self.search or ""
@@ -131,6 +137,8 @@ class ErrorFilter:
             raise invalid("until", "The end of the time range is before its start.")
         set_(self, "since", since)
         set_(self, "until", until)
+        if self.kind is not None and self.kind not in KINDS:
+            raise invalid("kind", f"kind must be one of {', '.join(KINDS)}, or empty for both.")
         if self.resolved not in (None, True, False):
             raise invalid("resolved", "resolved must be true, false or empty.")
         for name in ("request_id", "operation_id", "fingerprint"):
@@ -178,6 +186,7 @@ def filter_conditions(
             conds.append(column == values[0])
         elif values:
             conds.append(column.in_(values))
+    conds.extend(_kind_conditions(c.error_code, flt.kind))
     if flt.since is not None:
         conds.append(c.created_at >= flt.since)
     if flt.until is not None:
@@ -198,9 +207,19 @@ def rollup_conditions(flt: ErrorFilter) -> list[ColumnElement[bool]]:
     r = error_log_rollup.c
     conds: list[ColumnElement[bool]] = [column.in_(values) for column, values in (
         (r.error_type, flt.types), (r.severity, flt.severities), (r.error_code, flt.codes)) if values]
+    conds.extend(_kind_conditions(r.error_code, flt.kind))
     if flt.resolved is not None:
         conds.append(r.resolved.is_(flt.resolved))
     return conds
+
+
+def _kind_conditions(code: Any, kind: str | None) -> list[ColumnElement[bool]]:
+    """Errors or events alone, told apart by their code (which the rollup keeps too)."""
+    if kind == "error":
+        return [code.not_in(_EVENT_CODES)]
+    if kind == "event":
+        return [code.in_(_EVENT_CODES)]
+    return []
 
 
 def label_matches(bind: Bind, needle: str) -> tuple[list[str], list[str]]:

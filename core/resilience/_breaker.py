@@ -142,7 +142,10 @@ _CIRCUIT_OPEN_ERRORS: dict[str, type[CircuitOpenError]] = {
 
 
 class _BreakerEvent(AppError):
-    """A state change, written to the error log (warn when it opens, info otherwise)."""
+    """A state change, written to the error log as an event (its code is in EVENT_CODES), not an error.
+
+    Warn when it opens, info otherwise.
+    """
 
     error_type = ErrorType.API
     default_recoverable = True
@@ -153,7 +156,7 @@ class _DatabaseBreakerEvent(_BreakerEvent):
     error_type = ErrorType.DATABASE
 
 
-_TRANSITION_CODES = {OPEN: ErrorCode.CIRCUIT_OPEN, HALF_OPEN: ErrorCode.CIRCUIT_HALF_OPEN,
+_TRANSITION_CODES = {OPEN: ErrorCode.CIRCUIT_OPENED, HALF_OPEN: ErrorCode.CIRCUIT_HALF_OPEN,
                      CLOSED: ErrorCode.CIRCUIT_CLOSED}
 
 

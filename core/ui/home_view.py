@@ -11,7 +11,7 @@ from core import recovery
 from core.batches import service as batches
 from core.config import get_settings
 from core.drafts import DraftSession, list_unfinished_drafts
-from core.errorlog import error_stats
+from core.errorlog import ErrorFilter, error_stats, search_errors
 from core.errors import Severity
 from core.resilience import all_breakers
 from core.store import get_engine
@@ -20,13 +20,14 @@ from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
 from core.ui.user import current_user
-from core.ui.widgets import breaker_badge, status_badge
+from core.ui.widgets import ago, breaker_badge, status_badge
 from core.wording import counted
 
 __all__ = ["active_batches", "errors_24h", "next_actions", "provider_and_breakers", "unfinished_drafts"]
 
 # the severities Home counts as errors: debug and info rows are notes, not problems
 _ERROR_SEVERITIES = (Severity.CRITICAL, Severity.ERROR, Severity.WARN)
+BREAKER_HISTORY_ROWS = 5  # the latest breaker state changes Home lists
 
 
 def provider_and_breakers() -> None:
@@ -41,6 +42,22 @@ def provider_and_breakers() -> None:
         st.error("A circuit breaker is open: calls to that service pause until it cools down; batches wait and "
                  "resume by themselves.", icon=":material/electrical_services:")
         st.page_link("app_pages/settings.py", label="Check the service in Settings → Health", icon=":material/settings:")
+    breaker_history()
+
+
+def breaker_history() -> None:
+    """The breakers' latest state changes of the last 24 hours: events from the error log, not errors."""
+    since = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
+    events = search_errors(get_engine(), ErrorFilter(kind="event", since=since), page_size=BREAKER_HISTORY_ROWS)
+    if not events.total:
+        st.caption("No circuit breaker changed state in the last 24 hours.")
+        return
+    lines = [f"- {literal((e.get('context') or {}).get('service') or e.get('component') or '')} "
+             f"{literal(str((e.get('context') or {}).get('state') or e['error_code']).replace('_', '-'))} · "
+             f"{ago(e['created_at'])}" for e in events.rows]
+    st.markdown(f"**Breaker history** ({events.total:,} state changes in 24 h)\n\n" + "\n".join(lines))
+    st.page_link("app_pages/errors.py", label="All breaker events", icon=":material/electrical_services:",
+                 query_params={"kind": "event"})
 
 
 def next_actions() -> None:

@@ -40,7 +40,7 @@ def breaker_opened_in_a_worker(engine: Engine) -> bool:
     """The workers' error logs (spooled during the outage, replayed after) say their database breaker opened."""
     with engine.connect() as conn:
         return bool(conn.execute(sa.select(sa.func.count()).select_from(error_logs).where(
-            error_logs.c.component == "breaker.database", error_logs.c.error_code == "circuit_open")).scalar_one())
+            error_logs.c.component == "breaker.database", error_logs.c.error_code == "circuit_opened")).scalar_one())
 
 
 def breaker_open_in_the_spool() -> bool:
@@ -50,7 +50,7 @@ def breaker_open_in_the_spool() -> bool:
             rows, _ = Spool.read(path)
         except FileNotFoundError:  # claimed or replayed meanwhile
             continue
-        if any(r.get("component") == "breaker.database" and r.get("error_code") == "circuit_open" for r in rows):
+        if any(r.get("component") == "breaker.database" and r.get("error_code") == "circuit_opened" for r in rows):
             return True
     return False
 

@@ -564,3 +564,43 @@ def test_search_finds_rows_by_their_code_and_their_component(engine):
     assert {r["component"] for r in all_matching(engine, ErrorFilter(search="worker"))} == {"batch_worker"}
     assert error_stats(engine, ErrorFilter(search="timeout"))["total"] == 1
     assert [g["error_code"] for g in error_groups(engine, ErrorFilter(search="timeout"))] == ["request_timeout"]
+
+
+def _breaker_events() -> list[dict[str, Any]]:
+    return [make_row(f"Circuit 'claude' is now {state}", error_code=code, component="breaker.claude",
+                     severity="warn" if code == "circuit_opened" else "info", created_at=NOW - timedelta(hours=h))
+            for h, (state, code) in enumerate([("open", "circuit_opened"), ("half_open", "circuit_half_open"),
+                                               ("closed", "circuit_closed")], start=1)]
+
+
+def test_breaker_state_changes_are_events_left_out_of_error_counts_by_default(engine):
+    """A breaker's opened/half-open/closed rows count neither in the stats, the list, the groups nor the CSV."""
+    errors = insert(engine, [make_row("refused", error_code="circuit_open", component="batch_worker"),
+                             make_row("slow", created_at=NOW - timedelta(hours=30))])
+    events = insert(engine, _breaker_events())
+    for flt in (ErrorFilter(), ErrorFilter(since=NOW - timedelta(days=3)), ErrorFilter(search="circuit"),
+                ErrorFilter(severities=["warn", "info"])):
+        expected = _python_filter(errors, flt)
+        assert ids(all_matching(engine, flt)) == expected, flt
+        assert error_stats(engine, flt)["total"] == len(expected) == _csv_rows(engine, flt), flt
+        assert sum(g["count"] for g in error_groups(engine, flt)) == len(expected), flt
+    shown = ErrorFilter(kind="event", since=NOW - timedelta(days=3))
+    assert ids(all_matching(engine, shown)) == ids(events)
+    assert error_stats(engine, shown)["total"] == 3
+    assert search_errors(engine, ErrorFilter(kind=None)).total == 5
+    with pytest.raises(ValidationError) as info:
+        ErrorFilter(kind="note")
+    assert info.value.field == "kind"
+
+
+def test_minute_buckets_spread_an_incident_over_its_minutes(engine):
+    """Rows five minutes apart land in separate minute bars that sum to the total; a week of minutes is refused."""
+    start = NOW.replace(second=0) - timedelta(minutes=40)
+    insert(engine, [make_row(created_at=start + timedelta(minutes=5 * i, seconds=7)) for i in range(6)])
+    stats = error_stats(engine, ErrorFilter(since=start, until=start + timedelta(hours=1)), bucket="minute")
+    counts = stats["series_by_severity"]["warn"]
+    assert len(stats["buckets"]) == 60 and stats["total"] == sum(counts) == 6
+    assert [i for i, n in enumerate(counts) if n] == [0, 5, 10, 15, 20, 25]
+    with pytest.raises(ValidationError) as info:
+        error_stats(engine, ErrorFilter(since=NOW - timedelta(days=7)), bucket="minute")
+    assert info.value.field == "bucket"

@@ -283,7 +283,7 @@ def test_state_changes_reach_the_error_log(breaker: CircuitBreaker, clock: FakeC
     assert flush(30.0)
     rows = [r for r in reversed(recent(20)) if r.get("component") == "breaker.claude"]
     assert [(r["error_code"], r["severity"]) for r in rows] == [
-        ("circuit_open", "warn"), ("circuit_half_open", "info"), ("circuit_closed", "info")]
+        ("circuit_opened", "warn"), ("circuit_half_open", "info"), ("circuit_closed", "info")]
     assert rows[0]["error_type"] == "api" and rows[-1]["recovered"] is True
 
 
@@ -309,7 +309,7 @@ def test_the_database_breaker_refuses_and_logs_as_the_database(clock: FakeClock,
         breaker.before_call()
     assert flush(30.0)
     rows = [r for r in recent(20) if r.get("component") == "breaker.database"]
-    assert rows and {(r["error_code"], r["error_type"]) for r in rows} == {("circuit_open", "database")}
+    assert rows and {(r["error_code"], r["error_type"]) for r in rows} == {("circuit_opened", "database")}
 
 
 def test_circuit_open_error_survives_pickling() -> None:
