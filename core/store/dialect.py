@@ -27,15 +27,16 @@ def is_sqlite(bind: Connection | Engine | Dialect) -> bool:
 
 
 def time_bucket(bind: Connection | Engine | Dialect, column: Any, unit: str) -> ColumnElement[Any]:
-    """Truncate a timestamp column to the UTC 'hour' or 'day', as a comparable value.
+    """Truncate a timestamp column to the UTC 'minute', 'hour' or 'day', as a comparable value.
 
     SQLite stores UtcDateTime as ISO text, so a prefix of the text is the bucket (cheaper per
     row than strftime); Postgres truncates in UTC whatever the session's time zone is.
     """
-    if unit not in ("hour", "day"):
-        raise ValueError(f"unit must be hour or day, not {unit!r}")
+    prefix = {"minute": 16, "hour": 13, "day": 10}.get(unit)
+    if prefix is None:
+        raise ValueError(f"unit must be minute, hour or day, not {unit!r}")
     if is_sqlite(bind):
-        return func.substr(column, 1, 13 if unit == "hour" else 10)
+        return func.substr(column, 1, prefix)
     return func.date_trunc(literal_column(f"'{unit}'"), func.timezone("UTC", column))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from core.errorlog import (
     search_errors,
     set_resolved,
 )
-from core.errorlog.filters import SORTS, recent_components
+from core.errorlog.filters import KINDS, SORTS, recent_components
 from core.errorlog.groups import GROUP_SORTS
 from core.errors import ValidationError
 from core.redact import redact
@@ -44,9 +45,14 @@ RANGES: dict[str, timedelta | None] = {
     "Last 30 days": timedelta(days=30), "All time": None, "Custom": None,
 }
 _K = "errors"  # session-state prefix shared by the page's sections
+_TABS_KEY, _ROWS_TAB = "errors.tabs", "Rows"  # the page's tabs (app_pages/errors.py), so a group opens on Rows
 # the filter bar's widgets and what each is reset to by "Clear filters"
 _FILTER_DEFAULTS: dict[str, Any] = {"search": "", "range": "Last 7 days", "resolved": "All", "types": [],
-                                    "severities": [], "codes": [], "components": [], "batch": "", "request": ""}
+                                    "severities": [], "codes": [], "components": [], "batch": "", "request": "",
+                                    "kind": "error"}
+# filters set by a click rather than a widget (a group's rows, a chart's bar); "Clear filters" drops them too
+_CLICK_FILTERS = ("fingerprint", "window")
+_KIND_LABELS = {"error": "Errors", "event": "Breaker events", "all": "Errors and events"}
 _GROUP_SORT_LABELS = {"last_seen": "Last seen", "count": "Count", "first_seen": "First seen", "severity": "Severity"}
 PAGE_SIZES = (25, 50, 100, 200)
 _SEVERITY_COLORS = {"debug": "#adb5bd", "info": "#4dabf7", "warn": "#fab005", "error": "#fa5252",
@@ -80,6 +86,8 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
     for name in ("batch", "request"):  # a link's ?batch= / ?request= fills its field once
         if name in params and _key(name) not in st.session_state:
             st.session_state[_key(name)] = params.get(name, "")
+    if params.get("kind") in (*KINDS, "all") and _key("kind") not in st.session_state:  # Home's breaker history
+        st.session_state[_key("kind")] = params.get("kind")
     c1, c2, c3 = st.columns([3, 2, 2])
     search = c1.text_input("Search", key=_key("search"), placeholder="words from the message, a code or a component",
                            help="Finds the text in the message, the code (\"timeout\" finds request_timeout) "
@@ -99,19 +107,26 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
     codes = c6.multiselect("Code", code_options, key=_key("codes"), accept_new_options=True)
     components = c7.multiselect("Component", component_options, key=_key("components"), accept_new_options=True)
     hints.update(type=c4.empty(), severity=c5.empty(), code=c6.empty(), component=c7.empty())
-    c8, c9, c10 = st.columns([3, 3, 1], vertical_alignment="bottom")
+    c8, c9, c10, c11 = st.columns([3, 3, 2, 1], vertical_alignment="bottom")
     batch = c8.text_input("Batch id", key=_key("batch"))
     hints["operation_id"] = c8.empty()
     request = c9.text_input("Request id", key=_key("request"))
     hints["request_id"] = c9.empty()
-    c10.button("Clear filters", key=_key("clear"), icon=":material/filter_alt_off:", on_click=clear_filters)
+    kind = c10.selectbox("Show", [*KINDS, "all"], format_func=_KIND_LABELS.__getitem__, key=_key("kind"),
+                         help="A circuit breaker's state changes (opened, half-open, closed) are events, "
+                              "not errors: they are left out of the counts unless shown here")
+    c11.button("Clear filters", key=_key("clear"), icon=":material/filter_alt_off:", on_click=clear_filters)
     since, until = _time_range(range_label, custom)
+    fingerprint, window = _click_filters()
+    if window is not None:
+        since, until = window
     try:
         flt = ErrorFilter(
             search=search.strip(), types=tuple(types), severities=tuple(severities), codes=tuple(codes),
             components=tuple(components), since=since, until=until,
             resolved={"All": None, "Open": False, "Resolved": True}[resolved_label],
-            request_id=request.strip() or None, operation_id=batch.strip() or None,
+            request_id=request.strip() or None, operation_id=batch.strip() or None, fingerprint=fingerprint,
+            kind=None if kind == "all" else kind,
         )
     except ValidationError as exc:
         hints.get(exc.field or "search", hints["search"]).error(literal(exc.user_message), icon=":material/error:")
@@ -119,11 +134,35 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
     return FilterForm(flt=flt, since=since, until=until)
 
 
+def _click_filters() -> tuple[str | None, tuple[datetime, datetime] | None]:
+    """The group and the chart bar the table was narrowed to by a click, each shown with a way back."""
+    fingerprint = st.session_state.get(_key("fingerprint"))
+    window = st.session_state.get(_key("window"))
+    if fingerprint:
+        c1, c2 = st.columns([6, 1], vertical_alignment="center")
+        c1.info(f"Showing one group's rows: {literal(st.session_state.get(_key('fingerprint_label'), ''))}",
+                icon=":material/filter_alt:")
+        c2.button("All rows", key=_key("drop_fingerprint"), icon=":material/close:",
+                  on_click=_drop, args=("fingerprint",))
+    if window:
+        c1, c2 = st.columns([6, 1], vertical_alignment="center")
+        c1.info(f"Showing {window[0]:%Y-%m-%d %H:%M} – {window[1]:%H:%M} UTC, the bar clicked in the chart",
+                icon=":material/filter_alt:")
+        c2.button("Whole range", key=_key("drop_window"), icon=":material/close:", on_click=_drop, args=("window",))
+    return fingerprint or None, window or None
+
+
+def _drop(name: str) -> None:
+    st.session_state.pop(_key(name), None)
+
+
 def clear_filters() -> None:
     """Every filter back to its default, the ?batch= / ?request= of a link dropped too."""
     for name, value in _FILTER_DEFAULTS.items():
         st.session_state[_key(name)] = value
-    for name in ("batch", "request"):
+    for name in _CLICK_FILTERS:
+        _drop(name)
+    for name in ("batch", "request", "kind"):
         st.query_params.pop(name, None)
 
 
@@ -132,10 +171,17 @@ def _stats(url: str, flt: ErrorFilter, bucket: str) -> dict[str, Any]:
     return error_stats(get_engine(url), flt, bucket=bucket)
 
 
+# the widest range each bar width is used for: minutes for the last hour (or a clicked hour), hours up to 3 days
+_BUCKET_SPANS = (("minute", timedelta(hours=2)), ("hour", timedelta(days=3)))
+_BUCKET_STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
 def _bucket(since: datetime | None, until: datetime | None) -> str:
+    """The bar width that fits the range: a live incident spreads over many bars, not one."""
     if since is None:
         return "day"
-    return "hour" if ((until or datetime.now(UTC)) - since) <= timedelta(days=3) else "day"
+    span = (until or datetime.now(UTC)) - since
+    return next((unit for unit, widest in _BUCKET_SPANS if span <= widest), "day")
 
 
 def load_stats(form: FilterForm) -> dict[str, Any]:
@@ -145,11 +191,13 @@ def load_stats(form: FilterForm) -> dict[str, Any]:
     return _stats(get_settings().effective_database_url, flt, _bucket(flt.since, flt.until))
 
 
-def stats_cards(stats: dict[str, Any]) -> None:
+def stats_cards(stats: dict[str, Any], kind: str | None = "error") -> None:
+    """The cards; the first counts errors (events only when the filter shows them), like the table."""
     open_breakers = sum(1 for b in all_breakers() if b.get("state") != "closed")
     lost = recorder_stats()["lost"]
+    first = {"error": "Errors", "event": "Events"}.get(kind or "", "Errors and events")
     metric_cards([
-        ("Errors", f"{stats['total']:,}", "Rows matching the filters (the table's count)"),
+        (first, f"{stats['total']:,}", "Rows matching the filters (the table's count)"),
         ("Critical", f"{stats['by_severity'].get('critical', 0):,}", "Severity critical"),
         ("Recoverable", f"{stats['recoverable_share']:.0%}", "Share that a retry can fix"),
         ("Recovered automatically", f"{stats['recovered_share']:.0%}", "Share that a retry did fix"),
@@ -160,31 +208,74 @@ def stats_cards(stats: dict[str, Any]) -> None:
     ])
 
 
+def _layout(fig: go.Figure, title: str, **extra: Any) -> go.Figure:
+    """Title on the left above the plot, the legend on its own line under it, axis labels with room of their own."""
+    fig.update_layout(title={"text": title, "x": 0, "xanchor": "left", "y": 0.97, "yanchor": "top"}, height=320,
+                      margin={"l": 10, "r": 10, "t": 80, "b": 10}, clickmode="event+select",
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
+                      **extra)
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+_BUCKET_WORDS = {"minute": "per minute", "hour": "per hour", "day": "per day"}
+
+
 def charts(stats: dict[str, Any]) -> None:
+    """Errors over time, by severity and by code; clicking a bar narrows the table to it."""
     if not stats["total"]:
         st.info("No errors match these filters.", icon=":material/check_circle:")
         return
     x = pd.to_datetime(stats["buckets"])
     over_time = go.Figure()
-    for name, counts in stats["series_by_type"].items():
-        if any(counts):
-            over_time.add_bar(x=x, y=counts, name=chart_text(name))
-    over_time.update_layout(barmode="stack", title="Errors over time by type", height=300,
-                            margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    shown_types = [name for name, counts in stats["series_by_type"].items() if any(counts)]
+    for name in shown_types:
+        over_time.add_bar(x=x, y=stats["series_by_type"][name], name=chart_text(name))
+    _layout(over_time, f"Over time by type, {_BUCKET_WORDS[stats['bucket']]}", barmode="stack")
     sev = stats["by_severity"]
-    by_sev = go.Figure(go.Bar(x=[chart_text(s) for s in sev], y=list(sev.values()),
-                              marker_color=[_SEVERITY_COLORS.get(s, "#868e96") for s in sev]))
-    by_sev.update_layout(title="By severity", height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    by_sev = _layout(go.Figure(go.Bar(x=[chart_text(s) for s in sev], y=list(sev.values()),
+                                      marker_color=[_SEVERITY_COLORS.get(s, "#868e96") for s in sev])),
+                     "By severity", showlegend=False)
     top = stats["top_codes"][::-1]
-    codes = go.Figure(go.Bar(x=[t["count"] for t in top], y=[chart_text(t["code"], 60) for t in top], orientation="h"))
-    codes.update_layout(title="Top codes", height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    codes = _layout(go.Figure(go.Bar(x=[t["count"] for t in top], y=[chart_text(t["code"], 60) for t in top],
+                                     orientation="h")), "Top codes", showlegend=False)
+    # what each chart's points stand for, read by the click handler (chart_text may shorten what it shows)
+    st.session_state[_key("chart_values")] = {
+        "time": {"types": shown_types, "bucket": stats["bucket"]},
+        "severity": list(sev), "codes": [t["code"] for t in top]}
     c1, c2, c3 = st.columns([2, 1, 1])
-    c1.plotly_chart(over_time, key=_key("chart_time"))
-    c2.plotly_chart(by_sev, key=_key("chart_severity"))
-    c3.plotly_chart(codes, key=_key("chart_codes"))
+    for col, fig, name in ((c1, over_time, "time"), (c2, by_sev, "severity"), (c3, codes, "codes")):
+        col.plotly_chart(fig, key=_key(f"chart_{name}"), on_select=functools.partial(_chart_clicked, name),
+                         selection_mode="points")
+    st.caption("Click a bar to show only its rows in the table.")
+    if st.session_state.pop(_key("chart_refilter"), False):
+        st.rerun()  # the charts refresh on their own (a fragment): the filters and the table want the whole page
+
+
+def _chart_clicked(name: str) -> None:
+    """A bar was clicked: narrow the filters to it (its type and time, its severity or its code)."""
+    event = st.session_state.get(_key(f"chart_{name}"))
+    points = list(getattr(getattr(event, "selection", None), "points", None) or
+                  (event or {}).get("selection", {}).get("points", []))
+    values = st.session_state.get(_key("chart_values"), {})
+    if not points or not values:
+        return
+    point = points[0]
+    if name == "severity":
+        st.session_state[_key("severities")] = [values["severity"][int(point["point_index"])]]
+    elif name == "codes":
+        st.session_state[_key("codes")] = [values["codes"][int(point["point_index"])]]
+    else:
+        start = pd.Timestamp(point["x"]).to_pydatetime()
+        start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+        st.session_state[_key("types")] = [values["time"]["types"][int(point["curve_number"])]]
+        st.session_state[_key("window")] = (start, start + _BUCKET_STEPS[values["time"]["bucket"]])
+    st.session_state[_key("chart_refilter")] = True
 
 
 def groups(flt: ErrorFilter) -> None:
+    """One line per fingerprint: open it to its rows, or resolve the whole group after saying how many rows."""
     sort = st.selectbox("Sort groups by", GROUP_SORTS, format_func=_GROUP_SORT_LABELS.__getitem__,
                         key=_key("group_sort"), help="Largest or latest first, over every group the filters select")
     rows = error_groups(get_engine(), flt, limit=20, sort=sort)
@@ -192,21 +283,57 @@ def groups(flt: ErrorFilter) -> None:
         st.caption("No groups for these filters.")
         return
     for g in rows:
-        c1, c2, c3 = st.columns([6, 2, 1.2])
+        fp = g["fingerprint"]
+        c1, c2, c3, c4 = st.columns([6, 2, 1.2, 1.2])
         c1.markdown(f"{severity_badge(g['severity'])} **{literal(g['error_code'])}** · "
                     f"{literal(g['component'] or '—')}  \n{literal(g['message'] or '', max_chars=160)}")
         c2.caption(f"{g['count']:,} rows · {g['unresolved']:,} open  \nfirst {ago(g['first_seen'])} · "
                    f"last {ago(g['last_seen'])}",
                    help=f"First seen {g['first_seen']:%Y-%m-%d %H:%M:%S} UTC, last seen "
                         f"{g['last_seen']:%Y-%m-%d %H:%M:%S} UTC")
+        c3.button("Show rows", key=_key(f"open_group_{fp}"), icon=":material/list:", on_click=open_group,
+                  args=(fp, f"{g['error_code']} · {g['component'] or '—'}"))
         if g["unresolved"]:
-            if c3.button("Resolve all", key=_key(f"resolve_group_{g['fingerprint']}"), icon=":material/done_all:"):
-                n = set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=True, user=current_user())
-                success(f"Resolved {n:,} rows of {literal(g['error_code'])}.")
-                st.rerun()
-        elif c3.button("Reopen", key=_key(f"reopen_group_{g['fingerprint']}"), icon=":material/undo:"):
-            set_resolved(get_engine(), fingerprint=g["fingerprint"], resolved=False, user=current_user())
+            c4.button("Resolve all", key=_key(f"resolve_group_{fp}"), icon=":material/done_all:",
+                      on_click=_ask_resolve, args=(fp,))
+        elif c4.button("Reopen", key=_key(f"reopen_group_{fp}"), icon=":material/undo:"):
+            set_resolved(get_engine(), fingerprint=fp, resolved=False, user=current_user())
             st.rerun()
+        if st.session_state.get(_key("confirm_resolve")) == fp:
+            _confirm_resolve(g)
+
+
+def _rows(n: int, adjective: str = "") -> str:
+    return f"{n:,} {adjective}{'row' if n == 1 else 'rows'}"
+
+
+def open_group(fingerprint: str, label: str) -> None:
+    """The table narrowed to one group's rows, on the Rows tab."""
+    st.session_state[_key("fingerprint")] = fingerprint
+    st.session_state[_key("fingerprint_label")] = label
+    st.session_state[_TABS_KEY] = _ROWS_TAB
+
+
+def _ask_resolve(fingerprint: str) -> None:
+    st.session_state[_key("confirm_resolve")] = fingerprint
+
+
+def _confirm_resolve(group: dict[str, Any]) -> None:
+    """The confirm step of "Resolve all": how many rows it changes, counted now, over every time."""
+    fp = group["fingerprint"]
+    # resolving a group resolves its open rows of every time, so count those, not the filtered ones
+    n = search_errors(get_engine(), ErrorFilter(fingerprint=fp, resolved=False, kind=None), page_size=1).total
+    outside = max(n - group["unresolved"], 0)
+    note = f" ({outside:,} of them outside the filters)" if outside else ""
+    with st.container(border=True, key=_key(f"confirm_{fp}")):
+        st.warning(f"Resolve {_rows(n, 'open ')} of {literal(group['error_code'])}{note}?", icon=":material/help:")
+        c1, c2, _ = st.columns([2, 1, 4])
+        if c1.button(f"Resolve {_rows(n)}", key=_key(f"confirm_yes_{fp}"), type="primary"):
+            done = set_resolved(get_engine(), fingerprint=fp, resolved=True, user=current_user())
+            _drop("confirm_resolve")
+            success(f"Resolved {_rows(done)} of {literal(group['error_code'])}.")
+            st.rerun()
+        c2.button("Cancel", key=_key(f"confirm_no_{fp}"), on_click=_drop, args=("confirm_resolve",))
 
 
 _TABLE_COLUMNS = ["created_at", "exact_time", "severity", "error_type", "error_code", "component", "message",

@@ -115,3 +115,115 @@ def test_the_table_speaks_plain_words_and_never_shows_none(open_page):
     assert _table_total(at) == 0
     at.button(key="errors.clear").click().run()
     assert at.text_input(key="errors.search").value == "" and _table_total(at) > 0
+
+
+def _insert_breaker_events(engine) -> None:
+    import uuid
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(error_logs.insert(), [
+            {"error_id": uuid.uuid4().hex, "created_at": now - timedelta(minutes=10 - i), "error_type": "api",
+             "error_code": code, "severity": "warn" if code == "circuit_opened" else "info",
+             "message": f"Circuit 'claude' is now {state}: test", "component": "breaker.claude",
+             "context": {"service": "claude", "state": state}, "fingerprint": f"{i}" * 32,
+             "is_recoverable": True, "recovered": code == "circuit_closed", "resolved": False}
+            for i, (code, state) in enumerate([("circuit_opened", "open"), ("circuit_half_open", "half_open"),
+                                               ("circuit_closed", "closed")])])
+
+
+def test_breaker_state_changes_stay_out_of_the_errors_card_until_shown(open_page, engine):
+    """Opened, half-open and closed rows are events: not in the Errors card or table unless Show asks for them."""
+    _insert_breaker_events(engine)
+    errors_only = _csv_rows(engine, ErrorFilter(since=_last_7_days()))
+    at = open_page("errors")
+    assert _card(at, "Errors") == _table_total(at) == errors_only
+    assert not {"circuit_opened", "circuit_closed"} & set(at.dataframe[0].value["error_code"])
+    at.selectbox(key="errors.kind").select("event").run()
+    assert not at.exception
+    assert _card(at, "Events") == _table_total(at) == 3
+    assert set(at.dataframe[0].value["error_code"]) == {"circuit_opened", "circuit_half_open", "circuit_closed"}
+    at.selectbox(key="errors.kind").select("all").run()
+    assert _card(at, "Errors and events") == _table_total(at) == errors_only + 3
+
+
+def test_home_lists_breaker_changes_and_counts_only_errors(open_page, engine):
+    """Home's breaker history shows the state changes; its warn count leaves the opened event out."""
+    from e2e_data import shown
+
+    warn_before = _card(open_page("home"), "warn")
+    _insert_breaker_events(engine)
+    at = open_page("home")
+    text = "\n".join(shown(m.value) for m in at.markdown)
+    assert "Breaker history** (3 state changes in 24 h)" in text and "claude half-open" in text
+    assert _card(at, "warn") == warn_before
+
+
+def _open_groups(open_page):
+    at = open_page("errors")
+    at.session_state["errors.tabs"] = "Groups by fingerprint"
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_a_group_opens_to_its_rows(open_page, engine):
+    """Show rows on a group narrows the table to that fingerprint, and All rows widens it again."""
+    at = _open_groups(open_page)
+    button = next(b for b in at.button if b.key and b.key.startswith("errors.open_group_"))
+    fp = button.key.removeprefix("errors.open_group_")
+    everything = _table_total(open_page("errors"))
+    button.click().run()
+    at.session_state["errors.tabs"] = "Rows"
+    at.run()
+    in_group = _csv_rows(engine, ErrorFilter(fingerprint=fp, since=_last_7_days()))
+    assert _table_total(at) == _card(at, "Errors") == in_group < everything
+    at.button(key="errors.drop_fingerprint").click().run()
+    assert _table_total(at) == everything
+
+
+def test_resolve_all_says_how_many_rows_and_asks_first(open_page, engine):
+    """Resolve all first asks "Resolve N rows?", Cancel changes nothing, the confirm resolves exactly N."""
+    at = _open_groups(open_page)
+    button = next(b for b in at.button if b.key and b.key.startswith("errors.resolve_group_"))
+    fp = button.key.removeprefix("errors.resolve_group_")
+    open_rows = _csv_rows(engine, ErrorFilter(fingerprint=fp, resolved=False, kind=None))
+    button.click().run()
+    label = f"{open_rows:,} {'row' if open_rows == 1 else 'rows'}"
+    assert any(f"Resolve {label.replace(' ', ' open ', 1)}" in w.value for w in at.warning)
+    assert _csv_rows(engine, ErrorFilter(fingerprint=fp, resolved=False, kind=None)) == open_rows
+    at.button(key=f"errors.confirm_no_{fp}").click().run()
+    assert not [w for w in at.warning if "Resolve" in w.value] and _csv_rows(engine, ErrorFilter(fingerprint=fp, resolved=False, kind=None)) == open_rows
+    at.button(key=f"errors.resolve_group_{fp}").click().run()
+    yes = at.button(key=f"errors.confirm_yes_{fp}")
+    assert yes.label == f"Resolve {label}"
+    yes.click().run()
+    assert not at.exception
+    assert _csv_rows(engine, ErrorFilter(fingerprint=fp, resolved=False, kind=None)) == 0
+
+
+def _figure(at, key: str) -> dict:
+    import json
+
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id)
+    return json.loads(chart.proto.spec)
+
+
+def test_charts_of_the_last_hour_have_a_bar_a_minute_and_keep_the_legend_off_the_axis(open_page, engine):
+    """Over the last hour an incident spreads over minute bars; over 30 days the bars are days; legends sit on top."""
+    from e2e_data import insert_critical_error
+
+    for _ in range(3):
+        insert_critical_error(engine)
+    at = open_page("errors")
+    at.selectbox(key="errors.range").select("Last hour").run()
+    figure = _figure(at, "chart_time")
+    xs = figure["data"][0]["x"]
+    assert 60 <= len(xs) <= 62 and "per minute" in figure["layout"]["title"]["text"]
+    legend = figure["layout"]["legend"]
+    assert legend["yanchor"] == "bottom" and legend["y"] >= 1  # above the plot, never over the x-axis labels
+    at.selectbox(key="errors.range").select("Last 30 days").run()
+    figure = _figure(at, "chart_time")
+    assert 30 <= len(figure["data"][0]["x"]) <= 31 and "per day" in figure["layout"]["title"]["text"]
+    at.selectbox(key="errors.range").select("Last 24 hours").run()
+    assert "per hour" in _figure(at, "chart_time")["layout"]["title"]["text"]
