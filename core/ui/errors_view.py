@@ -211,7 +211,8 @@ def stats_cards(stats: dict[str, Any], kind: str | None = "error") -> None:
 def _layout(fig: go.Figure, title: str, **extra: Any) -> go.Figure:
     """Title on the left above the plot, the legend on its own line under it, axis labels with room of their own."""
     fig.update_layout(title={"text": title, "x": 0, "xanchor": "left", "y": 0.97, "yanchor": "top"}, height=320,
-                      margin={"l": 10, "r": 10, "t": 80, "b": 10}, clickmode="event+select",
+                      margin={"l": 10, "r": 30, "t": 80, "b": 10}, clickmode="event+select",
+                      modebar={"orientation": "v"},  # beside the plot, not over the title
                       legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
                       **extra)
     fig.update_xaxes(automargin=True)

@@ -1,0 +1,77 @@
+"""The Errors page in Chromium: the table refreshes on its own, and a click on a chart's bar filters it.
+
+Its own app (module fixture below) refreshes every 5 s, so waiting for the refresh stays short.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from browser_app import RunningApp, goto
+from e2e_data import insert_critical_error
+
+pytestmark = pytest.mark.browser
+
+LIVE_REFRESH_S = 1  # the page's fragments run every 5 × this
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> Iterator[RunningApp]:
+    """The app on a seeded store, refreshing every few seconds."""
+    from core.errorlog.seed import seed_errors
+    from core.store import create_store_engine, migrate
+
+    data = tmp_path_factory.mktemp("live")
+    engine = create_store_engine(f"sqlite:///{data / 'studio.db'}")
+    migrate(engine, force=True)
+    seed_errors(engine, 120, days=2)
+    engine.dispose()
+    running = RunningApp(data, STUDIO_UI_LIVE_REFRESH_S=str(LIVE_REFRESH_S)).start()
+    yield running
+    running.stop()
+
+
+def _matching(page) -> int:
+    caption = page.get_by_text(re.compile(r"matching rows$")).first
+    caption.wait_for(timeout=30_000)
+    return int(re.search(r"· ([\d,]+) matching rows", caption.inner_text()).group(1).replace(",", ""))
+
+
+def _filter_critical(page) -> None:
+    page.get_by_label("Severity").click()
+    page.get_by_role("option", name="critical").click()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(1500)  # let the rerun with the new filter settle
+
+
+def test_a_new_critical_error_appears_in_the_table_without_a_reload(page, app):
+    """Filtered to critical, the table's count grows by one within the refresh interval of a new critical error."""
+    from core.store import create_store_engine
+
+    goto(page, app, "errors")
+    _filter_critical(page)
+    before = _matching(page)
+    engine = create_store_engine(app.env["DATABASE_URL"])
+    insert_critical_error(engine)
+    engine.dispose()
+    page.get_by_text(re.compile(rf"· {before + 1:,} matching rows$")).first.wait_for(
+        timeout=(5 * LIVE_REFRESH_S + 10) * 1000)
+
+
+def test_clicking_a_severity_bar_filters_the_table_to_it(page, app):
+    """A click on the critical bar of By severity narrows the table to critical rows."""
+    goto(page, app, "errors")
+    everything = _matching(page)
+    charts = page.locator(".js-plotly-plot")
+    charts.nth(2).wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    bars = charts.nth(1).locator("g.point path")
+    bars.last.click(force=True)  # critical is the last severity
+    page.get_by_text(re.compile(r"· [\d,]+ matching rows$")).first.wait_for(timeout=30_000)
+    deadline = 30_000
+    while _matching(page) == everything and deadline > 0:
+        page.wait_for_timeout(500)
+        deadline -= 500
+    assert 0 < _matching(page) < everything
