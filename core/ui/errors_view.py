@@ -285,7 +285,7 @@ def groups(flt: ErrorFilter) -> None:
         return
     for g in rows:
         fp = g["fingerprint"]
-        c1, c2, c3, c4 = st.columns([6, 2, 1.2, 1.2])
+        c1, c2, c3, c4 = st.columns([5, 2, 1.5, 1.5])
         c1.markdown(f"{severity_badge(g['severity'])} **{literal(g['error_code'])}** · "
                     f"{literal(g['component'] or '—')}  \n{literal(g['message'] or '', max_chars=160)}")
         c2.caption(f"{g['count']:,} rows · {g['unresolved']:,} open  \nfirst {ago(g['first_seen'])} · "

@@ -12,7 +12,7 @@ from core.batches import service as batches
 from core.config import get_settings
 from core.drafts import DraftSession, list_unfinished_drafts
 from core.errorlog import ErrorFilter, error_stats, search_errors
-from core.errors import Severity
+from core.errors import ErrorCode, Severity
 from core.resilience import all_breakers
 from core.store import get_engine
 from core.ui.batches_view import run_action
@@ -28,6 +28,8 @@ __all__ = ["active_batches", "errors_24h", "next_actions", "provider_and_breaker
 # the severities Home counts as errors: debug and info rows are notes, not problems
 _ERROR_SEVERITIES = (Severity.CRITICAL, Severity.ERROR, Severity.WARN)
 BREAKER_HISTORY_ROWS = 5  # the latest breaker state changes Home lists
+_STATE_WORDS = {ErrorCode.CIRCUIT_OPENED: "opened", ErrorCode.CIRCUIT_HALF_OPEN: "half-open",
+                ErrorCode.CIRCUIT_CLOSED: "closed"}
 
 
 def provider_and_breakers() -> None:
@@ -52,9 +54,9 @@ def breaker_history() -> None:
     if not events.total:
         st.caption("No circuit breaker changed state in the last 24 hours.")
         return
-    lines = [f"- {literal((e.get('context') or {}).get('service') or e.get('component') or '')} "
-             f"{literal(str((e.get('context') or {}).get('state') or e['error_code']).replace('_', '-'))} · "
-             f"{ago(e['created_at'])}" for e in events.rows]
+    lines = [f"- {literal((e.get('component') or '').removeprefix('breaker.'))} "
+             f"{_STATE_WORDS.get(e['error_code'], literal(e['error_code']))} · {ago(e['created_at'])}"
+             for e in events.rows]
     st.markdown(f"**Breaker history** ({events.total:,} state changes in 24 h)\n\n" + "\n".join(lines))
     st.page_link("app_pages/errors.py", label="All breaker events", icon=":material/electrical_services:",
                  query_params={"kind": "event"})
