@@ -36,6 +36,7 @@ from core.ui.safe import chart_text, literal
 from core.ui.toasts import success
 from core.ui.user import current_user
 from core.ui.widgets import ago, metric_cards, severity_badge
+from core.wording import counted
 
 __all__ = ["RANGES", "FilterForm", "charts", "detail_dialog", "export_button", "filters", "groups",
            "stats_cards", "table"]
@@ -304,10 +305,6 @@ def groups(flt: ErrorFilter) -> None:
             _confirm_resolve(g)
 
 
-def _rows(n: int, adjective: str = "") -> str:
-    return f"{n:,} {adjective}{'row' if n == 1 else 'rows'}"
-
-
 def open_group(fingerprint: str, label: str) -> None:
     """The table narrowed to one group's rows, on the Rows tab."""
     st.session_state[_key("fingerprint")] = fingerprint
@@ -327,12 +324,12 @@ def _confirm_resolve(group: dict[str, Any]) -> None:
     outside = max(n - group["unresolved"], 0)
     note = f" ({outside:,} of them outside the filters)" if outside else ""
     with st.container(border=True, key=_key(f"confirm_{fp}")):
-        st.warning(f"Resolve {_rows(n, 'open ')} of {literal(group['error_code'])}{note}?", icon=":material/help:")
+        st.warning(f"Resolve {counted(n, 'open row')} of {literal(group['error_code'])}{note}?", icon=":material/help:")
         c1, c2, _ = st.columns([2, 1, 4])
-        if c1.button(f"Resolve {_rows(n)}", key=_key(f"confirm_yes_{fp}"), type="primary"):
+        if c1.button(f"Resolve {counted(n, 'row')}", key=_key(f"confirm_yes_{fp}"), type="primary"):
             done = set_resolved(get_engine(), fingerprint=fp, resolved=True, user=current_user())
             _drop("confirm_resolve")
-            success(f"Resolved {_rows(done)} of {literal(group['error_code'])}.")
+            success(f"Resolved {counted(done, 'row')} of {literal(group['error_code'])}.")
             st.rerun()
         c2.button("Cancel", key=_key(f"confirm_no_{fp}"), on_click=_drop, args=("confirm_resolve",))
 

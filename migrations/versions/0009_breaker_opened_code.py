@@ -5,15 +5,15 @@ the error log could not count the one apart from the other. Rows the breakers wr
 their own state (component breaker.<name>) take the new code; the hourly rollup follows
 through its update triggers (migration 0003).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02
 """
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
