@@ -87,7 +87,9 @@ def _failed(engine, batch_id: str) -> list[dict[str, object]]:
 def test_pause_then_resume_does_not_regenerate_items_still_in_flight(engine, sandbox, monkeypatch):
     """Pause and Resume while a live worker generates 4 items; a second worker joins: 8 items, 8 model calls."""
     batch_id = create_batch(engine, template="tutoring", count=COUNT, turns=4, concurrency=4)
-    env = worker_env(sandbox.base_url)
+    # claims that outlast a starved heartbeat on a loaded machine: an item whose claim ran out
+    # would rightly be taken over and generated again, which is not what this test is about
+    env = worker_env(sandbox.base_url, STUDIO_LEASE_DURATION_S="10", STUDIO_HEARTBEAT_INTERVAL_S="0.5")
     live = start_worker(env, "--concurrency", CONCURRENCY)
     try:
         in_flight_at(engine, sandbox, batch_id, 4)
