@@ -206,6 +206,14 @@ class Settings(BaseSettings, CheckedModel):
     csv_max_value_chars: int = positive(2_000, "Longest CSV value (characters)", most=1_000_000)
     # cost estimates before a batch starts: expected output tokens per message of a conversation
     estimate_output_tokens_per_turn: int = positive(80, "Output tokens per message (estimate)", most=128_000)
+    # ... until the template has finished conversations: then the mean of its latest this many
+    # (at least the fewest below: one or two conversations say little)
+    estimate_history_conversations: int = positive(200, "Conversations a batch estimate averages", most=100_000)
+    estimate_history_min_conversations: int = positive(5, "Fewest conversations a measured estimate needs",
+                                                       most=100_000)
+    # launching a batch estimated above this asks first, showing the estimate (0: always ask)
+    batch_confirm_above_usd: float = non_negative(5.0, "Ask before launching a batch costing more than ($)",
+                                                  most=1_000_000, zero="always ask")
     # every worker runs the recovery cleanup (expired drafts, old checkpoints, error-log retention)
     # this often, the first time one interval after it starts; 0 turns it off
     cleanup_interval_s: float = non_negative(3600.0, "Cleanup interval (s)", most=604_800, zero="off")

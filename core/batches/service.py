@@ -389,13 +389,19 @@ def binding_limit(input_per_call: int, output_per_call: int) -> dict[str, Any]:
             "text": f"bound by {LIMIT_LABELS[bound]} ({limits[bound]:,}): ~{shown} conversations/min"}
 
 
-def estimate(template: str, count: int, model: str | None = None, *, turns: int | None = None) -> dict[str, Any]:
-    """Calls, tokens, dollar cost, and the time a batch would take at the pace of the binding rate limit."""
+def estimate(template: str, count: int, model: str | None = None, *, turns: int | None = None,
+             engine: Engine | None = None) -> dict[str, Any]:
+    """Calls, tokens, dollar cost, and the time a batch would take at the pace of the binding rate limit.
+
+    With `engine`, the tokens per conversation are the template's measured means (its latest finished
+    conversations) when it has any; otherwise, and without `engine`, the static estimate from the prompt.
+    """
     settings = get_settings()
     n = _validate_count(count)
     model = model or settings.default_model
     turns = settings.generation_default_turns if turns is None else turns
-    input_per_call, output_per_call = _tokens_per_call(template, model, turns)
+    measured = measured_tokens_per_call(engine, template, turns) if engine is not None else None
+    input_per_call, output_per_call = measured[:2] if measured else _tokens_per_call(template, model, turns)
     usage = {"input_tokens": input_per_call * n, "output_tokens": output_per_call * n}
     binding = binding_limit(input_per_call, output_per_call)
     return {
@@ -409,7 +415,31 @@ def estimate(template: str, count: int, model: str | None = None, *, turns: int 
         "model": model,
         "rate_limit_rpm": settings.rate_limit_rpm,
         "binding": binding,
+        "measured_from": measured[2] if measured else 0,  # conversations averaged; 0: the static estimate
     }
+
+
+def measured_tokens_per_call(engine: Engine, template: str, turns: int) -> tuple[int, int, int] | None:
+    """Mean input and output tokens of one conversation of `template`, and how many it averaged; None without history.
+
+    The sample is the template's latest settings.estimate_history_conversations finished conversations,
+    and counts as history from settings.estimate_history_min_conversations on.
+    Output is a mean per message times `turns`, since a batch may ask for other turns than its history
+    had; the input (the prompt, plus any retried malformed replies) barely depends on them.
+    """
+    sample = (sa.select(conversations.c.input_tokens, conversations.c.output_tokens, conversations.c.turn_count)
+              .where(conversations.c.template == template, conversations.c.status == "ok",
+                     conversations.c.output_tokens > 0, conversations.c.turn_count > 0)
+              .order_by(conversations.c.created_at.desc())
+              .limit(get_settings().estimate_history_conversations).subquery())
+    with engine.connect() as conn:
+        found, mean_in, out_total, messages = conn.execute(sa.select(
+            sa.func.count(), sa.func.avg(sample.c.input_tokens), sa.func.sum(sample.c.output_tokens),
+            sa.func.sum(sample.c.turn_count))).one()
+    if found < get_settings().estimate_history_min_conversations:
+        return None
+    return (max(1, math.ceil(float(mean_in))), max(1, math.ceil(float(out_total) / float(messages) * turns)),
+            int(found))
 
 
 def _tokens_per_call(template: str, model: str, turns: int) -> tuple[int, int]:

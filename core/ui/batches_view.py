@@ -46,19 +46,21 @@ def _refused(hints: dict[str, Any], exc: ValidationError) -> None:
     hints.get(exc.field or "", hints["_form"]).error(literal(exc.user_message), icon=":material/error:")
 
 
-def _estimate_line(hints: dict[str, Any], template: str, count: int, model: str, turns: int) -> bool:
-    """Show the estimate; False, with the refusal shown, when the input is refused."""
+def _estimate_line(hints: dict[str, Any], template: str, count: int, model: str, turns: int) -> dict[str, Any] | None:
+    """Show the estimate and return it; None, with the refusal shown, when the input is refused."""
     try:
-        est = batches.estimate(template, count, model, turns=turns)
+        est = batches.estimate(template, count, model, turns=turns, engine=get_engine())
     except ValidationError as exc:
         _refused(hints, exc)
-        return False
+        return None
     seconds = est["seconds"]
     duration = f"{seconds:,} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
+    basis = (f"tokens as measured on the last {counted(est['measured_from'], 'conversation')} of this template"
+             if est["measured_from"] else "tokens estimated from the prompt (no conversations of this template yet)")
     st.info(f"**Estimate:** {est['calls']:,} calls · {est['tokens']:,} tokens "
             f"({est['input_tokens']:,} in / {est['output_tokens']:,} out) · about ${est['cost_usd']:,.2f} · "
-            f"about {duration}, {est['binding']['text']}", icon=":material/calculate:")
-    return True
+            f"about {duration}, {est['binding']['text']}  \n{basis}", icon=":material/calculate:")
+    return est
 
 
 def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
@@ -72,6 +74,38 @@ def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
         return
     _select(batch_id)
     success(f"Batch launched: {kwargs.get('count') or 'all'} items. Progress is below.")
+
+
+def _launch_button(label: str, key: str, est: dict[str, Any], hints: dict[str, Any], **kwargs: Any) -> None:
+    """Launch on click; a batch estimated above settings.batch_confirm_above_usd asks first, showing its estimate.
+
+    The question is tied to the estimate it was asked for: changing the form drops it.
+    """
+    limit = get_settings().batch_confirm_above_usd
+    asked = _key(f"{key}_confirm")
+    this = (est["calls"], est["tokens"], est["cost_usd"], est["model"])
+    if st.session_state.get(asked) not in (None, this):
+        st.session_state.pop(asked)
+    if st.button(label, type="primary", key=_key(key), icon=":material/rocket_launch:",
+                 disabled=asked in st.session_state):
+        if est["cost_usd"] <= limit:
+            _launch(hints, **kwargs)
+            return
+        st.session_state[asked] = this
+    if asked not in st.session_state:
+        return
+    st.warning(f"This batch is estimated at **about ${est['cost_usd']:,.2f}** ({est['calls']:,} calls, "
+               f"{est['tokens']:,} tokens), more than the ${limit:,.2f} above which a launch asks first. "
+               "Launch it?", icon=":material/paid:")
+    c1, c2 = st.columns(2)
+    if c1.button(f"Launch (about ${est['cost_usd']:,.2f})", type="primary", key=_key(f"{key}_yes"),
+                 icon=":material/rocket_launch:"):
+        st.session_state.pop(asked)
+        _launch(hints, **kwargs)
+        st.rerun()
+    if c2.button("Don't launch", key=_key(f"{key}_no"), icon=":material/close:"):
+        st.session_state.pop(asked)
+        st.rerun()
 
 
 def _name(template: str, count: int, hints: dict[str, Any]) -> str | None:
@@ -119,12 +153,12 @@ def create_from_grid() -> None:
     hints["_form"] = hints["status"] = st.empty()
     grid = max(len(personas), 1) * max(len(emotions), 1) * max(len(topics), 1)
     st.caption(f"{grid} combinations, cycled until {int(count):,} conversations are made.")
-    if not _estimate_line(hints, template, int(count), model, turns):
+    est = _estimate_line(hints, template, int(count), model, turns)
+    if est is None:
         return
     name = _name(template, int(count), hints)
-    if st.button("Launch batch", type="primary", key=_key("launch_grid"), icon=":material/rocket_launch:"):
-        _launch(hints, template=template, count=int(count), personas=personas, emotions=emotions, topics=topics,
-                turns=turns, model=model, concurrency=concurrency, name=name)
+    _launch_button("Launch batch", "launch_grid", est, hints, template=template, count=int(count), personas=personas,
+                   emotions=emotions, topics=topics, turns=turns, model=model, concurrency=concurrency, name=name)
 
 
 def create_from_csv() -> None:
@@ -147,11 +181,12 @@ def create_from_csv() -> None:
         return
     st.caption(f"{len(rows):,} rows · preview of the first 20")
     st.dataframe(pd.DataFrame(rows[:20]), hide_index=True)
-    if not _estimate_line(hints, template, len(rows), model, turns):
+    est = _estimate_line(hints, template, len(rows), model, turns)
+    if est is None:
         return
     name = _name(template, len(rows), hints)
-    if st.button("Launch batch from CSV", type="primary", key=_key("launch_csv"), icon=":material/rocket_launch:"):
-        _launch(hints, template=template, rows=rows, turns=turns, model=model, concurrency=concurrency, name=name)
+    _launch_button("Launch batch from CSV", "launch_csv", est, hints, template=template, rows=rows, turns=turns,
+                   model=model, concurrency=concurrency, name=name)
 
 
 def _eta(seconds: int | None) -> str:

@@ -30,7 +30,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Circuit breakers", ("breaker_failure_threshold", "breaker_window_s", "breaker_cooldown_s",
                           "breaker_success_threshold")),
     ("Rate limits", ("rate_limit_rpm", "rate_limit_input_tpm", "rate_limit_output_tpm")),
-    ("Drafts and batches", ("autosave_interval_s", "worker_concurrency", "item_max_attempts")),
+    ("Drafts and batches", ("autosave_interval_s", "worker_concurrency", "item_max_attempts",
+                            "batch_confirm_above_usd")),
     ("Alerts", ("alert_webhook_url", "alert_webhook_min_interval_s")),
 )
 _K = "settings"

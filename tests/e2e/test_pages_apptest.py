@@ -86,6 +86,31 @@ def test_batches_launch_creates_a_batch(open_page, engine):
     assert counts == [3, 7]
 
 
+def test_a_batch_estimated_above_the_threshold_asks_first_with_its_estimate(open_page, engine, monkeypatch):
+    """Above the confirm threshold, Launch shows the estimate and launches only on "Launch"; "Don't launch" creates nothing."""
+    from core.batches import service
+    from core.config import reload_settings
+
+    monkeypatch.setenv("STUDIO_BATCH_CONFIRM_ABOVE_USD", "0.001")
+    reload_settings()
+    at = open_page("batches")
+    at.number_input(key="batches.count").set_value(7).run()
+    at.button(key="batches.launch_grid").click().run()
+    assert not at.exception
+    assert len(service.list_batches(engine)) == 1  # only the seeded one: nothing launched yet
+    est = service.estimate(service.get_batch_status(engine, service.list_batches(engine)[0]["id"])["template"], 7,
+                           engine=engine)
+    question = " ".join(w.value for w in at.warning if "estimated at" in w.value)
+    assert f"about ${est['cost_usd']:,.2f}" in question and "7 calls" in question, question
+    at.button(key="batches.launch_grid_no").click().run()
+    assert len(service.list_batches(engine)) == 1
+    assert not any("estimated at" in w.value for w in at.warning)
+    at.button(key="batches.launch_grid").click().run()
+    at.button(key="batches.launch_grid_yes").click().run()
+    assert not at.exception
+    assert sorted(b["total"] for b in service.list_batches(engine)) == [3, 7]
+
+
 def test_conversations_page_shows_a_chat(open_page):
     """The Conversations page lists the conversation and shows it as chat messages, with both exports."""
     at = open_page("conversations")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
+from batch_support import UNLIMITED_RATE
 
 from core.batches.csv_import import parse_csv
 from core.batches.service import (
@@ -19,9 +22,14 @@ from core.batches.service import (
     resume_batch,
     resume_history,
 )
+from core.batches.worker import BatchWorker
 from core.errors import ValidationError
 from core.store.schema import batch_items, batch_jobs, batch_resumes, recovery_checkpoints
 from core.store.tx import write_tx
+
+
+SANDBOX = {"seed": 5, "latency_ms": 0, "tokens_per_s": 200_000.0}
+SANDBOX_ENV = UNLIMITED_RATE
 
 
 def _count(engine, table) -> int:
@@ -199,6 +207,24 @@ def test_estimate_counts_calls_tokens_cost_and_time(monkeypatch):
     assert hundred["binding"]["bound_by"] == "requests"
     with pytest.raises(ValidationError):
         estimate("tutoring", 0)
+
+
+def _run_batch(engine, **kwargs) -> dict:
+    bid = create_batch(engine, template="customer_support", **kwargs)
+    assert asyncio.run(BatchWorker(engine, concurrency=4).run(once=True)) == 0
+    return get_batch_status(engine, bid)
+
+
+def test_the_estimate_learns_the_templates_measured_tokens_and_lands_within_a_quarter(engine, sandbox):
+    """Without history the estimate is the static one; after a batch of the template, the next batch's tokens and cost are within ±25 %."""
+    assert estimate("customer_support", 10, engine=engine)["measured_from"] == 0
+    _run_batch(engine, count=10, turns=4)
+    est = estimate("customer_support", 20, turns=6, engine=engine)  # other turns than the history had
+    assert est["measured_from"] == 10
+    got = _run_batch(engine, count=20, turns=6)
+    assert got["done"] == 20
+    for key in ("input_tokens", "output_tokens", "cost_usd"):
+        assert 0.75 <= est[key] / got[key] <= 1.25, (key, est[key], got[key])
 
 
 def test_the_estimate_says_the_output_token_limit_binds_when_only_the_rpm_is_raised():
