@@ -27,7 +27,6 @@ from core.errors import ValidationError
 from core.store.schema import batch_items, batch_jobs, batch_resumes, recovery_checkpoints
 from core.store.tx import write_tx
 
-
 SANDBOX = {"seed": 5, "latency_ms": 0, "tokens_per_s": 200_000.0}
 SANDBOX_ENV = UNLIMITED_RATE
 
