@@ -261,6 +261,8 @@ class Settings(BaseSettings, CheckedModel):
     # a single generation whose page has not looked at it this long is stopped (its draft stays
     # resumable): the tab was closed. Long enough for a hidden tab, whose timers browsers slow to 1/min
     ui_generation_unwatched_s: float = positive(120.0, "Stop a generation nobody watches after (s)", most=3600)
+    # Stop waits this long for the generation's next streamed piece, where it ends (a retry wait may be longer)
+    ui_generation_stop_wait_s: float = positive(5.0, "Longest wait for a stopped generation to end (s)", most=60)
     # Streamlit keeps a download's whole file in memory: a page's download stops at this size,
     # bigger sets go through the CLI export, which streams to a file
     ui_download_max_mb: int = positive(20, "Largest download from a page (MB)", most=40)

@@ -209,6 +209,15 @@ class DraftSession:
         self.error_message = redact_text(f"{without_promise(err.user_message)} {DRAFT_KEPT}")
         self.save()
 
+    def drop_if_empty(self) -> bool:
+        """Discard this draft if no turn of it is finished (0 %: nothing worth resuming); True if dropped."""
+        self._refresh()
+        if self.progress > 0 or self.status == "completed":
+            return False
+        discard_draft(self.engine, self.id)
+        self.status = "discarded"
+        return True
+
     def run(self, *, client: Any = None, on_delta: Callable[[str], None] | None = None) -> GenerationResult:
         """Generate (continuing the saved text by prefill), autosaving as it streams; finish on success."""
         from core.llm.loops import run_sync  # imports the SDK: only when a draft generates

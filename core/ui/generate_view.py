@@ -24,6 +24,7 @@ __all__ = ["form", "offer_drafts", "result", "stream"]
 
 _K = "generate"
 _JOB = section_key(_K, "job")
+_FILLED = section_key(_K, "filled")  # the job whose parameters the form was set to
 _POLL_S = 0.2  # how often the live view polls the job while it writes
 
 
@@ -49,7 +50,8 @@ def start_job(draft: drafts.DraftSession) -> None:
 def offer_drafts() -> None:
     """Unfinished drafts of this user: resume (continue from the saved text) or discard."""
     job = current_job()
-    mine = job.draft.id if job is not None else None  # shown (live or with its result) below
+    # shown (live or with its result) below, unless it was stopped: then it is one of these
+    mine = job.draft.id if job is not None and not job.cancelled else None
     rows = [d for d in drafts.list_unfinished_drafts(get_engine(), user=current_user()) if d["id"] != mine]
     if not rows:
         return
@@ -70,10 +72,37 @@ def offer_drafts() -> None:
             st.rerun()
 
 
+def _show_job_params(job: GenerationJob | None) -> None:
+    """The form shows the job's parameters (a resumed draft's, say): set once per job, before its widgets exist."""
+    if job is None or st.session_state.get(_FILLED) == job.draft.id:
+        return
+    st.session_state[_FILLED] = job.draft.id
+    p = job.draft.params
+    if p.template not in template_names():
+        return
+    st.session_state[_key("template")] = p.template
+    for name in ("persona", "emotion", "topic"):
+        st.session_state[_key(f"{name}_{p.template}")] = getattr(p, name)
+    st.session_state[_key("turns")] = int(p.turns)
+    if p.model in model_choices():
+        st.session_state[_key("model")] = p.model
+
+
+def _suggested(col: Any, label: str, name: str, template: str, suggestions: tuple[str, ...], busy: bool) -> str:
+    """One of the template's suggestions, or the person's own words (typed into the same box)."""
+    key = _key(f"{name}_{template}")
+    current = st.session_state.get(key)
+    options = list(suggestions) + ([current] if current and current not in suggestions else [])
+    value = col.selectbox(label, options, key=key, accept_new_options=True, disabled=busy,
+                          help="Pick a suggestion of this template or type your own.")
+    return str(value or "")
+
+
 def form() -> None:
     """Template, persona, emotion, topic, turns and model; each refusal is shown under its field."""
     job = current_job()
     busy = job is not None and not job.done
+    _show_job_params(job)
     hints: dict[str, Any] = {}
     names = template_names()
     template = st.selectbox("Template", names, key=_key("template"), format_func=lambda n: get_template(n).title,
@@ -82,14 +111,15 @@ def form() -> None:
     st.caption(literal(tmpl.description))
     hints["template"] = st.empty()
     c1, c2, c3 = st.columns(3)
-    persona = c1.text_input("Persona", value=tmpl.default_persona, key=_key(f"persona_{template}"), disabled=busy)
+    persona = _suggested(c1, "Persona", "persona", template, tmpl.personas, busy)
     hints["persona"] = c1.empty()
-    emotion = c2.text_input("Emotion", value=tmpl.default_emotion, key=_key(f"emotion_{template}"), disabled=busy)
+    emotion = _suggested(c2, "Emotion", "emotion", template, tmpl.emotions, busy)
     hints["emotion"] = c2.empty()
-    topic = c3.text_input("Topic", value=tmpl.default_topic, key=_key(f"topic_{template}"), disabled=busy)
+    topic = _suggested(c3, "Topic", "topic", template, tmpl.topics, busy)
     hints["topic"] = c3.empty()
     c4, c5 = st.columns(2)
-    turns = c4.number_input("Turns (messages, even)", value=get_settings().generation_default_turns, step=2, key=_key("turns"), disabled=busy)
+    turns = c4.number_input("Turns (messages, even)", value=get_settings().generation_default_turns, step=2,
+                            key=_key("turns"), disabled=busy)
     hints["turns"] = c4.empty()
     models = model_choices()
     default = get_settings().default_model
@@ -106,6 +136,8 @@ def form() -> None:
         hints.get(exc.field or "", hints["template"]).error(literal(exc.user_message), icon=":material/error:")
         return
     start_job(draft)
+    st.session_state[_FILLED] = draft.id  # the form already shows these parameters
+    st.rerun()  # the form again, disabled while the job runs (the live view reruns alone)
 
 
 def _render_text(text: str) -> None:
@@ -147,6 +179,11 @@ def _live() -> None:
                          icon=":material/hourglass_top:")
                 job.toasted_failures = len(failures)
         _render_text(job.text)
+        if st.button("Stop", key=_key("stop"), icon=":material/stop_circle:",
+                     help="Stop writing; the text so far stays as a draft to resume."):
+            job.cancel()
+            job.join(get_settings().ui_generation_stop_wait_s)
+            st.rerun()  # the whole page: the stopped draft joins the list to resume
 
 
 def result() -> None:
@@ -160,15 +197,25 @@ def result() -> None:
             err_id = row.get("error_id")
         if not job.reported:  # once per job: the toast and this session's error panel
             job.reported = True
-            notify(job.error, err_id)
+            failures = attempt_failures(job.draft.id)
+            if not failures or job.toasted_failures < len(failures):  # the live view had not toasted it
+                notify(job.error, err_id)
             remember_error(job.error, err_id, "ui.generate.stream")
         kind = error_kind(job.error)
         st.error(literal(job.error.user_message) + (f" (error id {literal(err_id)})" if err_id else ""),
                  icon=":material/error:")
-        st.caption(f"The text written so far is kept in the draft ({len(job.draft.partial_text):,} characters)."
-                   + (" Fix the setting, then resume." if kind == "actionable" else ""))
+        dropped = job.draft.status == "discarded"
+        st.caption(("Nothing was written yet, so no draft is kept." if dropped else
+                    f"The text written so far is kept in the draft ({len(job.draft.partial_text):,} characters).")
+                   + (" Fix the setting, then try again." if kind == "actionable" else ""))
         if kind == "actionable" and str(job.error.action) == "fix_settings":
             st.page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")
+        if dropped:
+            if st.button("Try again", key=_key("retry_failed"), icon=":material/refresh:"):
+                start_job(drafts.start_draft(get_engine(), job.draft.params, user=current_user(),
+                                             session_id=session_id()))
+                st.rerun()
+            return
         c1, c2 = st.columns(2)
         if c1.button("Resume from the saved text", key=_key("resume_failed"), icon=":material/play_arrow:"):
             start_job(drafts.DraftSession.load(get_engine(), job.draft.id))
@@ -180,6 +227,10 @@ def result() -> None:
         return
     if job.cancelled or job.result is None:
         st.session_state.pop(_JOB, None)
+        if job.cancelled:
+            st.info("Stopped. " + ("Nothing was written yet, so no draft is kept." if job.draft.status == "discarded"
+                                   else f"The text so far ({len(job.draft.partial_text):,} characters) is kept as "
+                                        "a draft: Resume it above."), icon=":material/stop_circle:")
         return
     conv = job.result.conversation
     st.success(f"Saved to Conversations: {len(conv.turns)} turns, {job.result.usage.input_tokens:,} + "

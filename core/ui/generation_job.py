@@ -21,7 +21,7 @@ from typing import Any
 
 from core.config import get_settings
 from core.drafts import DraftSession
-from core.errorlog import recent
+from core.errorlog import recent, record
 from core.errors import AppError, classify
 
 __all__ = ["GenerationCancelled", "GenerationJob", "attempt_failures", "job_for", "running_job_of"]
@@ -79,8 +79,10 @@ class GenerationJob:
             self.result = self.draft.run(on_delta=self._delta)
         except GenerationCancelled:
             self.cancelled = True
+            self._settle(keep=self.draft.save)
         except Exception as exc:  # noqa: BLE001 - the draft recorded and kept it; the page shows it
             self.error = classify(exc)
+            self._settle(keep=lambda: None)
         finally:
             self.done = True
             with _RUNNING_LOCK:
@@ -100,6 +102,14 @@ def running_job_of(user: str) -> GenerationJob | None:
     with _RUNNING_LOCK:
         jobs = [job for job in _RUNNING.values() if job.draft.user == user and not job.done]
     return jobs[-1] if jobs else None
+
+    def _settle(self, keep: Any) -> None:
+        """A stopped draft keeps its text (saved now, not at the last autosave); an empty (0 %) one is dropped."""
+        try:
+            if not self.draft.drop_if_empty():
+                keep()
+        except Exception as exc:  # noqa: BLE001 - the last autosave stands; the store's error is recorded
+            record(classify(exc), component="ui.generate", operation_id=self.draft.id, context={"step": "settle"})
 
 
 def attempt_failures(draft_id: str) -> list[dict[str, Any]]:

@@ -229,6 +229,119 @@ def test_generate_refuses_odd_turns_beside_the_field(open_page, engine):
     assert list_unfinished_drafts(engine) == []
 
 
+def _slow_sandbox(monkeypatch, **env: str) -> None:
+    """The in-process sandbox writes slowly enough to see a generation running."""
+    from core.config import reload_settings
+    from core.llm.client import reset_client
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reload_settings()
+    reset_client()
+
+
+def _wait(predicate, what: str, timeout_s: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_running_generation_can_be_stopped_and_its_text_stays_as_a_draft(open_page, engine, monkeypatch):
+    """While it writes, Generate is disabled and Stop is shown; Stop keeps the text as a resumable draft, saves nothing else."""
+    from core import conversations as convs
+    from core.drafts import list_unfinished_drafts
+
+    _slow_sandbox(monkeypatch, STUDIO_SANDBOX_TOKENS_PER_S="40")
+    at = open_page("generate")
+    at.button(key="generate.go").click().run()
+    assert not at.exception
+    job = at.session_state["generate.job"]
+    assert at.button(key="generate.go").disabled and not job.done
+    assert "Stop" in [b.label for b in at.button]
+    _wait(lambda: job.draft.progress > 0, "a finished turn")
+    at.button(key="generate.stop").click().run()
+    assert not at.exception and job.done and job.cancelled
+    assert any(i.value.startswith("Stopped.") for i in at.info)
+    (draft,) = list_unfinished_drafts(engine)
+    assert draft["progress"] > 0 and draft["chars"] >= len(job.text) > 0
+    assert not at.button(key="generate.go").disabled
+    assert f"generate.resume_{draft['id']}" in [b.key for b in at.button]
+    assert not any(r["draft_id"] for r in convs.list_conversations(engine, convs.ConversationFilter()).rows)
+
+
+def test_a_generation_stopped_before_its_first_turn_keeps_no_draft(open_page, engine, monkeypatch):
+    """Stopped at 0 %, the draft is dropped: nothing to resume is listed."""
+    from core.drafts import list_unfinished_drafts
+
+    _slow_sandbox(monkeypatch, STUDIO_SANDBOX_TOKENS_PER_S="40", STUDIO_SANDBOX_LATENCY_MS="1500")
+    at = open_page("generate")
+    at.button(key="generate.go").click().run()
+    at.button(key="generate.stop").click().run()
+    assert not at.exception
+    assert any("no draft is kept" in i.value for i in at.info), [i.value for i in at.info]
+    assert list_unfinished_drafts(engine) == []
+
+
+def test_resume_shows_the_drafts_template_and_turns_in_the_form(open_page, engine, monkeypatch):
+    """Resuming a draft sets the form to its template, persona, emotion, topic and turns."""
+    _slow_sandbox(monkeypatch, STUDIO_SANDBOX_TOKENS_PER_S="40")
+    draft_id = _draft(engine, template="tutoring", persona="a nervous pilot", emotion="curious", topic="clouds",
+                      turns=4)
+    at = open_page("generate")
+    at.button(key=f"generate.resume_{draft_id}").click().run()
+    assert not at.exception
+    job = at.session_state["generate.job"]
+    try:
+        assert at.selectbox(key="generate.template").value == "tutoring"
+        assert at.number_input(key="generate.turns").value == 4
+        assert at.selectbox(key="generate.persona_tutoring").value == "a nervous pilot"
+        assert at.selectbox(key="generate.topic_tutoring").value == "clouds"
+        assert at.button(key="generate.go").disabled
+    finally:
+        job.cancel()
+        job.join(10)
+
+
+def test_generate_offers_the_templates_suggestions_and_takes_own_words(open_page, engine):
+    """Persona, emotion and topic are choices from the template's suggestions, and the chosen one is generated."""
+    from core.drafts import get_draft
+    from core.generation import get_template
+
+    at = open_page("generate")
+    tmpl = get_template(at.selectbox(key="generate.template").value)
+    persona = at.selectbox(key=f"generate.persona_{tmpl.name}")
+    assert list(persona.options) == list(tmpl.personas) and persona.value == tmpl.default_persona
+    assert list(at.selectbox(key=f"generate.emotion_{tmpl.name}").options) == list(tmpl.emotions)
+    at.selectbox(key=f"generate.topic_{tmpl.name}").set_value(tmpl.topics[2])
+    at.button(key="generate.go").click().run()
+    assert not at.exception
+    job = at.session_state["generate.job"]
+    job.cancel()
+    job.join(30)
+    assert get_draft(engine, job.draft.id)["params"]["topic"] == tmpl.topics[2]
+
+
+def _draft(engine, *, template: str, persona: str, emotion: str, topic: str, turns: int) -> str:
+    """An in-progress draft a quarter written, saved an hour ago; returns its id."""
+    import uuid
+    from datetime import timedelta
+
+    from core.store.schema import conversation_drafts, utcnow
+
+    old = utcnow() - timedelta(hours=1)
+    draft_id = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(conversation_drafts.insert().values(
+            id=draft_id, user_id="analyst", template=template,
+            params={"template": template, "persona": persona, "emotion": emotion, "topic": topic, "turns": turns},
+            partial_text="User: hello\n\nAssistant: hi", turns=[], status="in_progress", progress=0.25,
+            created_at=old, updated_at=old, expires_at=old + timedelta(hours=24)))
+    return draft_id
+
+
 def _stall(engine, batch_id: str) -> str:
     """Make the seeded batch failed with one failed item, and leave an orphaned draft; returns the draft id."""
     import uuid
