@@ -181,7 +181,7 @@ def _live() -> None:
         _render_text(job.text)
         if st.button("Stop", key=_key("stop"), icon=":material/stop_circle:",
                      help="Stop writing; the text so far stays as a draft to resume."):
-            job.cancel()
+            job.stop()
             job.join(get_settings().ui_generation_stop_wait_s)
             st.rerun()  # the whole page: the stopped draft joins the list to resume
 

@@ -44,6 +44,7 @@ class GenerationJob:
     error: AppError | None = None
     reported: bool = False  # the page has shown the error once
     toasted_failures: int = 0  # failed attempts the page has already raised a toast for
+    stopped: bool = False  # cancelled by Stop, not because the page went away (that draft is left as it is)
     _seen: float = field(default_factory=time.monotonic, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -57,6 +58,11 @@ class GenerationJob:
         return self
 
     def cancel(self) -> None:
+        self._cancel.set()
+
+    def stop(self) -> None:
+        """A person's Stop: cancel, then keep the text written so far (saved at once) or drop an empty draft."""
+        self.stopped = True
         self._cancel.set()
 
     def watched(self) -> None:
@@ -79,7 +85,8 @@ class GenerationJob:
             self.result = self.draft.run(on_delta=self._delta)
         except GenerationCancelled:
             self.cancelled = True
-            self._settle(keep=self.draft.save)
+            if self.stopped:
+                self._settle(keep=self.draft.save)
         except Exception as exc:  # noqa: BLE001 - the draft recorded and kept it; the page shows it
             self.error = classify(exc)
             self._settle(keep=lambda: None)
