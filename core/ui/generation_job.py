@@ -96,20 +96,6 @@ class GenerationJob:
                 if _RUNNING.get(self.draft.id) is self:
                     del _RUNNING[self.draft.id]
 
-
-def job_for(draft: DraftSession) -> GenerationJob:
-    """The job writing `draft`: the one already running in this process, else a new one, started."""
-    with _RUNNING_LOCK:
-        running = _RUNNING.get(draft.id)
-    return running if running is not None else GenerationJob(draft).start()
-
-
-def running_job_of(user: str) -> GenerationJob | None:
-    """The most recently started job still writing a draft of `user` in this process, if any."""
-    with _RUNNING_LOCK:
-        jobs = [job for job in _RUNNING.values() if job.draft.user == user and not job.done]
-    return jobs[-1] if jobs else None
-
     def _settle(self, keep: Any) -> None:
         """A stopped draft keeps its text (saved now, not at the last autosave); an empty (0 %) one is dropped."""
         try:
@@ -123,3 +109,17 @@ def attempt_failures(draft_id: str) -> list[dict[str, Any]]:
     """Failed attempts the client recorded for this draft, oldest first (from the in-memory ring)."""
     rows = [r for r in recent(100) if r.get("operation_id") == draft_id and not r.get("recovered")]
     return list(reversed(rows))
+
+
+def job_for(draft: DraftSession) -> GenerationJob:
+    """The job writing `draft`: the one already running in this process, else a new one, started."""
+    with _RUNNING_LOCK:
+        running = _RUNNING.get(draft.id)
+    return running if running is not None else GenerationJob(draft).start()
+
+
+def running_job_of(user: str) -> GenerationJob | None:
+    """The most recently started job still writing a draft of `user` in this process, if any."""
+    with _RUNNING_LOCK:
+        jobs = [job for job in _RUNNING.values() if job.draft.user == user and not job.done]
+    return jobs[-1] if jobs else None
