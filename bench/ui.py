@@ -253,7 +253,8 @@ def _browser_run(browser, url: str, out: dict[str, list[float]], split: dict[str
         context.close()
 
 
-def measure_browser(data_dir: Path, runs: int, gap_s: float) -> tuple[dict[str, list[float]], dict[str, list[float]], str]:
+def measure_browser(data_dir: Path, runs: int, gap_s: float,
+                    app_env: dict[str, str]) -> tuple[dict[str, list[float]], dict[str, list[float]], str]:
     """The same views in headless Chromium against `streamlit run Home.py`; (figures, split, the app's log)."""
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
     from browser_app import CHROMIUM, CHROMIUM_ARGS, RunningApp
@@ -261,7 +262,7 @@ def measure_browser(data_dir: Path, runs: int, gap_s: float) -> tuple[dict[str, 
 
     out: dict[str, list[float]] = {k: [] for k in TARGETS_S}
     split: dict[str, list[float]] = {}
-    app = RunningApp(data_dir).start()
+    app = RunningApp(data_dir, **app_env).start()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -297,6 +298,8 @@ def main() -> int:
     parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--browser", action="store_true", help="sqlite only: also time the views in headless Chromium")
     parser.add_argument("--gap", type=float, default=6.0, help="seconds between two browser visits (default 6)")
+    parser.add_argument("--no-file-watcher", action="store_true",
+                        help="start the app with server.fileWatcherType none (a deployment setting, not the repo's)")
     parser.add_argument("--write", action="store_true", help="append the figures to bench/RESULTS.md")
     parser.add_argument("--reuse", type=Path, help="sqlite only: keep the seeded database in this folder and reuse it")
     args = parser.parse_args()
@@ -335,12 +338,14 @@ def main() -> int:
             if args.browser:
                 reset_engine()  # the app opens the file itself
                 load_before = _load()
-                browser, split, _log = measure_browser(data_dir, args.runs, args.gap)
+                app_env = {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"} if args.no_file_watcher else {}
+                browser, split, _log = measure_browser(data_dir, args.runs, args.gap, app_env)
                 loads["browser"] = f"{load_before} -> {_load()}"
         finally:
             drop()
 
-    title = "AppTest full script run" + (" and headless Chromium" if browser else "")
+    title = "AppTest full script run" + (" and headless Chromium" if browser else "") + \
+        (", app file watcher off" if browser and args.no_file_watcher else "")
     lines = [f"### UI ({args.engine}, {args.rows:,} error rows, {args.runs} runs, {title})", "",
              f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs (shared). "
              + "; ".join(f"Load average (1/5/15 min) during {k}: {v}" for k, v in loads.items()) + ".", ""]
