@@ -244,7 +244,10 @@ def test_hostile_text_on_home_generate_and_recovery_stays_text(watched, app):
     watched.open("generate")
     watched.shown("generate-drafts", "[clickme]")
     watched.check("generate-drafts")
-    watched.page.get_by_label("Topic").fill(HOSTILE)
+    topic = watched.page.get_by_role("combobox", name="Topic")  # suggestions, or the person's own words
+    topic.click()
+    topic.fill(HOSTILE)
+    topic.press("Enter")
     watched.page.get_by_label("Turns (messages, even)").fill("2")
     watched.page.get_by_role("button", name="Generate").click()
     watched.page.get_by_text(re.compile(r"Saved to Conversations")).first.wait_for(timeout=120_000)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -47,6 +49,30 @@ def saved_indexes(engine, batch_id: str) -> list[int]:
                                    .where(conversations.c.batch_id == batch_id)).scalars())
 
 
+def stop_outside_a_write(proc, engine) -> None:
+    """SIGSTOP `proc` at a moment it holds no SQLite write lock.
+
+    SQLite has one writer: a process frozen inside a write transaction (a heartbeat, a commit)
+    blocks every other writer until it runs again, which no lease can undo. Postgres ends such
+    a session (db_idle_in_transaction_timeout_s), so there any moment will do.
+    """
+    for _ in range(100):
+        os.kill(proc.pid, signal.SIGSTOP)
+        if engine.dialect.name != "sqlite":
+            return
+        probe = sqlite3.connect(engine.url.database, timeout=0.2)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return
+        except sqlite3.OperationalError:  # locked: frozen mid-write; let it finish and try again
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            probe.close()
+    raise AssertionError("the worker held the SQLite write lock at every try")
+
+
 def test_a_worker_stopped_past_its_lease_commits_late_and_the_batch_ends_completed(engine, sandbox, monkeypatch):
     """SIGSTOP past the lease, its items failed as worker_lost, SIGCONT: the late replies are kept, batch completed."""
     batch_id = create_batch(engine, template="tutoring", count=COUNT, turns=4, concurrency=4)
@@ -57,7 +83,7 @@ def test_a_worker_stopped_past_its_lease_commits_late_and_the_batch_ends_complet
     stopped = start_worker(env, "--concurrency", CONCURRENCY)
     try:
         in_flight_at(engine, sandbox, batch_id, 4)
-        os.kill(stopped.pid, signal.SIGSTOP)
+        stop_outside_a_write(stopped, engine)
         sandbox.configure(latency_ms=0)  # the successor's calls are quick; those in flight stay slow
         wait_for(lambda: get_batch_status(engine, batch_id)["interrupted"], 10, "the stopped worker's lease to run out")
         run_worker_here(monkeypatch, env)  # takes the batch over, sweeps, works the rest, finalizes
