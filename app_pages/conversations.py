@@ -15,7 +15,8 @@ if flt is not None:
     with section("export"):
         view.exports(flt)
     left, right = st.columns([3, 2])
+    shown = None
     with left, section("list"):
-        view.listing(flt)
+        shown = view.listing(flt)
     with right, section("chat"):
-        view.chat(view.selected_id())
+        view.chat(shown)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,12 +17,13 @@ from core.store import get_engine
 from core.ui.boundaries import section_key
 from core.ui.downloads import capped, limit_note
 from core.ui.safe import literal
+from core.ui.table_state import TableState
 from core.ui.timefmt import ago
 
-__all__ = ["chat", "exports", "filters", "listing", "selected_id"]
+__all__ = ["chat", "exports", "filters", "listing"]
 
 _K = "conversations"
-_SELECTED = section_key(_K, "selected")
+_PAGE_SIZE = 25
 _RANGES = {"All time": None, "Last 24 hours": timedelta(days=1), "Last 7 days": timedelta(days=7),
            "Last 30 days": timedelta(days=30)}
 
@@ -81,36 +83,31 @@ def _batch_choice() -> str | None:
     return picked
 
 
-def listing(flt: convs.ConversationFilter) -> None:
-    page_no = int(st.session_state.get(_key("page"), 1))
-    page = convs.list_conversations(get_engine(), flt, page=page_no, page_size=25)
+def _signature(flt: convs.ConversationFilter) -> tuple[Any, ...]:
+    """The filter as the person set it: "Created" by its name, since its start moves with the clock."""
+    return (dataclasses.replace(flt, since=None), st.session_state.get(_key("range")))
+
+
+def listing(flt: convs.ConversationFilter) -> str | None:
+    """One page of the filtered conversations; the id of the one to read (the selected row, else the first)."""
+    state = TableState(_key("rows"), _signature(flt))
+    page = state.load(lambda n: convs.list_conversations(get_engine(), flt, page=n, page_size=_PAGE_SIZE))
     st.caption(f"{page.total:,} conversations · page {page.page} of {page.pages}")
     if not page.rows:
         st.info("No conversations match. Generate one, or run a batch.", icon=":material/forum:")
-        return
+        return None
     frame = pd.DataFrame([{
         "created": r["created_at"], "template": r["template"], "persona": (r["params"] or {}).get("persona"),
         "topic": (r["params"] or {}).get("topic"), "turns": r["turn_count"], "tokens": r["input_tokens"] +
         r["output_tokens"], "cost $": r["cost_usd"], "batch": (r["batch_id"] or "")[:8], "id": r["id"]} for r in page.rows])
-    event = st.dataframe(frame, key=_key("table"), on_select="rerun", selection_mode="single-row",
-                         hide_index=True)
-    rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
-    if rows:
-        st.session_state[_SELECTED] = page.rows[rows[0]]["id"]
-    c1, c2, _ = st.columns([1, 1, 4])
-    c1.button("Previous", key=_key("prev"), disabled=page.page <= 1, on_click=_move, args=(-1,))
-    c2.button("Next", key=_key("next"), disabled=page.page >= page.pages, on_click=_move, args=(1,))
-    ids = [r["id"] for r in page.rows]
-    current = st.session_state.get(_SELECTED)
-    st.selectbox("Open a conversation", ids, index=ids.index(current) if current in ids else 0, key=_SELECTED,
-                 format_func=lambda i: next(f"{r['created_at']:%Y-%m-%d %H:%M} · {r['template']} · "
-                                            f"{(r['params'] or {}).get('topic', '')}" for r in page.rows
-                                            if r["id"] == i))
-
-
-def _move(step: int) -> None:
-    st.session_state[_key("page")] = max(1, int(st.session_state.get(_key("page"), 1)) + step)
-    st.session_state.pop(_SELECTED, None)
+    picked = state.grid(frame, [r["id"] for r in page.rows], hide_index=True)
+    c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="center")
+    c1.button("Previous", key=_key("prev"), disabled=page.page <= 1, on_click=state.go_to, args=(page.page - 1,))
+    c2.button("Next", key=_key("next"), disabled=page.page >= page.pages, on_click=state.go_to,
+              args=(page.page + 1,))
+    if picked.id is None:
+        c3.caption("Showing the first one; select a row to read another.")
+    return picked.id or page.rows[0]["id"]
 
 
 def chat(conversation_id: str | None) -> None:
@@ -144,7 +141,3 @@ def exports(flt: convs.ConversationFilter) -> None:
                        file_name="conversations.csv", mime="text/csv", key=_key("csv"),
                        icon=":material/download:", on_click="ignore")
     limit_note("python -m core conversations export --out conversations.jsonl")
-
-
-def selected_id() -> str | None:
-    return st.session_state.get(_SELECTED)

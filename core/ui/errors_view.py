@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -33,6 +34,7 @@ from core.store import get_engine
 from core.ui.boundaries import section_key
 from core.ui.downloads import capped, limit_note
 from core.ui.safe import chart_text, literal
+from core.ui.table_state import TableState
 from core.ui.toasts import success
 from core.ui.user import current_user
 from core.ui.widgets import ago, metric_cards, severity_badge
@@ -374,8 +376,8 @@ _COLUMN_CONFIG = {
 }
 
 
-def _paging_controls(flt: ErrorFilter) -> tuple[str, str, int]:
-    """Sort, direction and page size; any change of them or of the filter goes back to page 1."""
+def _paging_controls() -> tuple[str, str, int]:
+    """Sort, direction and page size; any change of them is part of the table's signature."""
     c1, c2, c3 = st.columns([2, 2, 1])
     sort = c1.selectbox("Sort by", SORTS, format_func=str.capitalize, key=_key("sort"),
                         help="Sorted by the server over every matching row, not only this page")
@@ -385,54 +387,56 @@ def _paging_controls(flt: ErrorFilter) -> tuple[str, str, int]:
     default_size = get_settings().ui_errors_page_size
     sizes = sorted({*PAGE_SIZES, default_size})
     size = int(c3.selectbox("Rows per page", sizes, index=sizes.index(default_size), key=_key("page_size")))
-    query = (flt, sort, order, size)
-    if st.session_state.get(_key("query")) != query:
-        st.session_state[_key("query")] = query
-        st.session_state[_key("page")] = 1
     return sort, order, size
 
 
+def _signature(flt: ErrorFilter) -> tuple[Any, ...]:
+    """The filter as the person set it: a relative range by its name, so the clock's minute does not reset paging."""
+    label = st.session_state.get(_key("range"), _FILTER_DEFAULTS["range"])
+    if label == "Custom":
+        return (flt, label)
+    return (dataclasses.replace(flt, since=None, until=None), label)
+
+
 def table(flt: ErrorFilter) -> None:
-    """The server-sorted, server-paged table; selecting a row opens its detail."""
-    sort, order, size = _paging_controls(flt)
-    page_no = int(st.session_state.get(_key("page"), 1))
-    page = search_errors(get_engine(), flt, page=page_no, page_size=size, sort=sort, order=order)
-    if page_no > page.pages:  # the filter shrank the result: go back to its last page
-        st.session_state[_key("page")] = page.pages
-        page = search_errors(get_engine(), flt, page=page.pages, page_size=size, sort=sort, order=order)
+    """The server-sorted, server-paged table; clicking a row opens the detail of exactly that error."""
+    sort, order, size = _paging_controls()
+    state = TableState(_key("rows"), (_signature(flt), sort, order, size))
+    page = state.load(lambda n: search_errors(get_engine(), flt, page=n, page_size=size, sort=sort, order=order))
     # the grid's own download holds only the page on screen; "Download CSV" above has every matching row
     st.html('<style>.st-key-errors_grid [data-testid="stElementToolbarButton"]:has('
             'button[aria-label="Download as CSV"]){display:none}</style>')
     with st.container(key="errors_grid"):
-        event = st.dataframe(_frame(page.rows), key=_key("table"), on_select="rerun", selection_mode="single-row",
-                             hide_index=True, column_config=_COLUMN_CONFIG)
+        picked = state.grid(_frame(page.rows), [r["error_id"] for r in page.rows], hide_index=True,
+                            column_config=_COLUMN_CONFIG)
     c1, c2, c3, c4, c5, c6 = st.columns([1, 1, 1, 1, 1.4, 3], vertical_alignment="bottom")
     first, last = page.page <= 1, page.page >= page.pages
-    c1.button("First", key=_key("first"), disabled=first, icon=":material/first_page:", on_click=_go_to, args=(1,))
+    c1.button("First", key=_key("first"), disabled=first, icon=":material/first_page:", on_click=state.go_to,
+              args=(1,))
     c2.button("Previous", key=_key("prev"), disabled=first, icon=":material/chevron_left:",
-              on_click=_go_to, args=(page.page - 1,))
+              on_click=state.go_to, args=(page.page - 1,))
     c3.button("Next", key=_key("next"), disabled=last, icon=":material/chevron_right:",
-              on_click=_go_to, args=(page.page + 1,))
+              on_click=state.go_to, args=(page.page + 1,))
     c4.button("Last", key=_key("last"), disabled=last, icon=":material/last_page:",
-              on_click=_go_to, args=(page.pages,))
-    c5.number_input("Go to page", min_value=1, max_value=page.pages, value=page.page, step=1,
-                    key=_key(f"jump_{page.page}_{page.pages}"), on_change=_jump, args=(page.page, page.pages))
+              on_click=state.go_to, args=(page.pages,))
+    jump = _key(f"jump_{page.page}_{page.pages}")
+    c5.number_input("Go to page", min_value=1, max_value=page.pages, value=page.page, step=1, key=jump,
+                    on_change=lambda: state.go_to(min(int(st.session_state.get(jump) or 1), page.pages)))
     c6.caption(f"Page {page.page:,} of {page.pages:,} · {page.total:,} matching rows")
-    opened = st.text_input("Open an error by id", key=_key("open_id"), placeholder="error id from a message")
-    selected = event.selection.rows if event is not None and hasattr(event, "selection") else []
-    if selected and selected[0] < len(page.rows):
-        detail_dialog(page.rows[selected[0]]["error_id"])
-    elif opened.strip():
-        detail_dialog(opened.strip())
+    st.text_input("Open an error by id", key=_key("open_id"), placeholder="error id from a message",
+                  on_change=_ask_to_open)
+    asked = st.session_state.pop(_key("open_asked"), None)
+    if picked.clicked:
+        detail_dialog(str(picked.id))
+    elif asked:
+        detail_dialog(asked)
 
 
-def _go_to(page_no: int) -> None:
-    st.session_state[_key("page")] = max(1, page_no)
-
-
-def _jump(page_no: int, pages: int) -> None:
-    wanted = st.session_state.get(_key(f"jump_{page_no}_{pages}"))
-    _go_to(min(int(wanted or 1), pages))
+def _ask_to_open() -> None:
+    """An id typed (and entered) opens its detail once, not again on every later rerun."""
+    typed = str(st.session_state.get(_key("open_id")) or "").strip()
+    if typed:
+        st.session_state[_key("open_asked")] = typed
 
 
 @st.dialog("Error detail", width="large")

@@ -1,0 +1,96 @@
+"""One owner of a table's state: filters → page → selection.
+
+A table's state lives in session state under its key: the filter signature it was last shown with,
+the page, and a generation number that names its grid widget. A new signature sends the table back
+to page 1 and starts a new generation, so the grid comes back with nothing selected; so does moving
+to another page, or the same page showing other rows. A selection is the id of the row that sits at
+the selected position in this run's rows, never a position kept across reruns, and it counts as a
+click only in the run right after a person made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.store.paging import Page
+
+__all__ = ["Selection", "TableState", "page_count"]
+
+_UNSET = object()
+
+
+def page_count(total: int, page_size: int) -> int:
+    """Pages needed for `total` rows (at least one, so an empty result is "page 1 of 1")."""
+    return max(1, -(-max(total, 0) // max(page_size, 1)))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The selected row's id (None for none) and whether a person selected it just now."""
+
+    id: str | None = None
+    clicked: bool = False
+
+
+class TableState:
+    """The page and selected id of the table `key`, reset whenever `signature` (its filters) changes."""
+
+    def __init__(self, key: str, signature: Hashable) -> None:
+        self.key = key
+        if st.session_state.get(self._k("signature"), _UNSET) != signature:
+            st.session_state[self._k("signature")] = signature
+            st.session_state[self._k("page")] = 1
+            self._new_generation()
+
+    def _k(self, name: str) -> str:
+        return f"{self.key}.{name}"
+
+    def _new_generation(self) -> None:
+        """A grid under a new key: the browser's selection of the old one is dropped with it."""
+        st.session_state[self._k("generation")] = int(st.session_state.get(self._k("generation"), 0)) + 1
+        st.session_state.pop(self._k("seen"), None)
+
+    @property
+    def page(self) -> int:
+        return int(st.session_state.get(self._k("page"), 1))
+
+    def go_to(self, page_no: int) -> None:
+        """Show page `page_no` (from 1) with nothing selected; usable as a button's callback."""
+        page_no = max(1, int(page_no))
+        if page_no != self.page:
+            st.session_state[self._k("page")] = page_no
+            self._new_generation()
+
+    def clamp(self, total: int, page_size: int) -> int:
+        """The page to show for `total` rows: the current one, or the last if the result shrank below it."""
+        pages = page_count(total, page_size)
+        if self.page > pages:
+            self.go_to(pages)
+        return self.page
+
+    def load(self, fetch: Callable[[int], Page]) -> Page:
+        """`fetch(page)` for the current page, fetched again at the last page if the filters left fewer."""
+        page = fetch(self.page)
+        if self.clamp(page.total, page.page_size) != page.page:
+            page = fetch(self.page)
+        return page
+
+    def grid(self, frame: pd.DataFrame, ids: Sequence[str], **kwargs: Any) -> Selection:
+        """Show `frame` (whose rows have the ids `ids`, in order) as a single-row-select grid; its selection."""
+        shown = tuple(ids)
+        if st.session_state.get(self._k("shown")) != shown:
+            # other rows at the same positions: a position selected before now names another row
+            st.session_state[self._k("shown")] = shown
+            self._new_generation()
+        widget = self._k(f"grid{st.session_state[self._k('generation')]}")
+        event = st.dataframe(frame, key=widget, on_select="rerun", selection_mode="single-row", **kwargs)
+        rows = list(event.selection.rows) if event is not None and hasattr(event, "selection") else []
+        selected = shown[rows[0]] if rows and 0 <= rows[0] < len(shown) else None
+        clicked = selected is not None and st.session_state.get(self._k("seen")) != selected
+        st.session_state[self._k("seen")] = selected
+        return Selection(selected, clicked)

@@ -1,0 +1,98 @@
+"""Selections and paging that cannot point at the wrong row (issue 12, items 9–11)."""
+
+from __future__ import annotations
+
+from e2e_data import insert_conversation
+from sqlalchemy import select
+
+from core.store.schema import error_logs
+
+
+def _select_row(at, position: int, table: int = 0) -> None:
+    """Select the grid's row at `position` as a click in the browser would, and rerun."""
+    at.session_state[at.dataframe[table].key] = {"selection": {"rows": [position], "columns": [], "cells": []}}
+    at.run()
+
+
+def _dialog_ids(at, engine) -> list[str]:
+    """The full error ids shown as code blocks: the detail dialog's id line."""
+    with engine.connect() as conn:
+        every = set(conn.execute(select(error_logs.c.error_id)).scalars())
+    return [c.value for c in at.code if c.value in every]
+
+
+def test_a_clicked_error_opens_its_own_detail_and_a_search_opens_none(open_page, engine):
+    """The dialog shows the row clicked; searching afterwards opens no dialog, not another error's."""
+    at = open_page("errors")
+    shown_id = at.dataframe[0].value.iloc[1]["error_id"]
+    _select_row(at, 1)
+    assert not at.exception
+    opened = _dialog_ids(at, engine)
+    assert len(opened) == 1 and opened[0].endswith(shown_id.lstrip("…"))
+    at.text_input(key="errors.search").input("circuit").run()
+    assert not at.exception
+    assert _dialog_ids(at, engine) == []
+
+
+def test_a_selection_opens_the_dialog_once_not_on_every_rerun(open_page, engine):
+    """After the dialog was opened by a click, a later rerun of the page does not open it again."""
+    at = open_page("errors")
+    _select_row(at, 0)
+    assert len(_dialog_ids(at, engine)) == 1
+    at.run()
+    assert _dialog_ids(at, engine) == []
+
+
+def test_paging_clears_the_errors_selection(open_page, engine):
+    """A row selected on page 1 is not selected on page 2: Next opens no dialog."""
+    at = open_page("errors")
+    _select_row(at, 0)
+    at.button(key="errors.next").click().run()
+    assert not at.exception
+    assert _dialog_ids(at, engine) == []
+    assert "Page 2 of" in next(c.value for c in at.caption if "matching rows" in c.value)
+
+
+def test_an_error_id_typed_opens_once(open_page, engine):
+    """An id entered in "Open an error by id" opens its detail, and a later filter change does not reopen it."""
+    with engine.connect() as conn:
+        error_id = conn.execute(select(error_logs.c.error_id).limit(1)).scalar_one()
+    at = open_page("errors")
+    at.text_input(key="errors.open_id").input(error_id).run()
+    assert _dialog_ids(at, engine) == [error_id]
+    at.selectbox(key="errors.resolved").select("Open").run()
+    assert _dialog_ids(at, engine) == []
+
+
+def _page_caption(at) -> str:
+    return next(c.value for c in at.caption if "conversations · page" in c.value)
+
+
+def test_narrowing_the_conversations_filter_after_a_selection_shows_page_one(open_page, engine, seeded):
+    """Select the fifth conversation, narrow the filter to a one-conversation batch: no error, its one row is read."""
+    from core.batches import service
+
+    for _ in range(29):
+        insert_conversation(engine)
+    batch_id = service.create_batch(engine, template=seeded["template"], count=2, user="analyst")
+    insert_conversation(engine, batch_id=batch_id, item_index=0)
+    at = open_page("conversations")
+    _select_row(at, 4)
+    assert not at.exception
+    at.selectbox(key="conversations.source").set_value("A batch").run()
+    at.text_input(key="conversations.batch").input(batch_id[:8]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "page 1 of 1" in _page_caption(at) and len(at.dataframe[0].value) == 1
+    assert len(at.chat_message) == 2
+
+
+def test_next_then_a_filter_goes_back_to_page_one(open_page, engine):
+    """On page 2, choosing "Single generations" shows page 1 of its own pages, never "page 2 of 1"."""
+    for _ in range(30):
+        insert_conversation(engine)
+    at = open_page("conversations")
+    at.button(key="conversations.next").click().run()
+    assert "page 2 of 2" in _page_caption(at)
+    at.selectbox(key="conversations.source").set_value("Single generations").run()
+    assert not at.exception
+    assert "page 1 of" in _page_caption(at) and "page 2 of 1" not in _page_caption(at)
