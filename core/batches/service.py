@@ -34,6 +34,7 @@ from core.generation import GenerationParams, build_prompt, get_template, valida
 from core.generation.service import estimate_output_tokens
 from core.llm.pricing import cost_usd
 from core.resilience import run_db
+from core.store.paging import Page
 from core.store.schema import (
     batch_items,
     batch_jobs,
@@ -352,14 +353,22 @@ def batch_names(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
 
 def failed_items(engine: Engine, batch_id: str, *, limit: int = 1_000) -> list[dict[str, Any]]:
     """The failed items of a batch: index, params, attempts, last error and its code."""
+    return failed_items_page(engine, batch_id, page=1, page_size=limit).rows
+
+
+def failed_items_page(engine: Engine, batch_id: str, *, page: int = 1, page_size: int = 50) -> Page:
+    """One page of a batch's failed items (by index) and how many failed in all."""
+    page, page_size = max(1, int(page)), max(1, int(page_size))
+    failed = (batch_items.c.batch_id == batch_id, batch_items.c.status == "failed")
     with engine.connect() as conn:
         _batch_row(conn, batch_id)
+        total = conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(*failed)).scalar_one()
         rows = conn.execute(
             sa.select(batch_items.c.item_index, batch_items.c.params, batch_items.c.attempts,
                       batch_items.c.last_error, batch_items.c.last_error_code, batch_items.c.updated_at)
-            .where(batch_items.c.batch_id == batch_id, batch_items.c.status == "failed")
-            .order_by(batch_items.c.item_index).limit(limit)).mappings().all()
-    return [{**dict(r), "updated_at": _iso(r["updated_at"])} for r in rows]
+            .where(*failed).order_by(batch_items.c.item_index)
+            .limit(page_size).offset((page - 1) * page_size)).mappings().all()
+    return Page([{**dict(r), "updated_at": _iso(r["updated_at"])} for r in rows], int(total), page, page_size)
 
 
 LIMIT_LABELS = {

@@ -16,6 +16,7 @@ from core.llm.pricing import model_choices
 from core.store import get_engine, utcnow
 from core.ui.boundaries import callback, report_error, section_key
 from core.ui.safe import literal
+from core.ui.table_state import TableState
 from core.ui.timefmt import ago, duration, exact
 from core.ui.toasts import notify_exception, success
 from core.ui.user import current_user
@@ -26,6 +27,7 @@ __all__ = ["actions", "create_from_csv", "create_from_grid", "detail", "live_lis
 
 _K = "batches"
 _SELECTED = section_key(_K, "selected")
+_FAILED_PAGE = 50
 
 
 def _key(name: str) -> str:
@@ -299,20 +301,28 @@ def detail(batch_id: str, listed: list[str]) -> None:
         st.caption(f"Pace: {binding['text']} (Settings → Rate limits).")
     st.page_link("app_pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
                  query_params={"batch": batch_id})
-    failed = batches.failed_items(get_engine(), batch_id, limit=200)
-    if failed:
-        st.markdown(f"**Failed items ({len(failed)})**")
-        st.dataframe(pd.DataFrame([{"item": f["item_index"], "attempts": f["attempts"], "code": f["last_error_code"],
-                                    "error": f["last_error"], "persona": (f["params"] or {}).get("persona"),
-                                    "topic": (f["params"] or {}).get("topic")} for f in failed]), hide_index=True)
-    else:
-        st.caption("No failed items.")
+    _failed_items(batch_id)
     history = batches.resume_history(get_engine(), batch_id)
     if history:
         st.markdown("**Resumes**")
         st.dataframe(pd.DataFrame([{"resumed": exact(h["resumed_at"]), "by": h["resumed_by"],
                                     "failed only": h["failed_only"], "requeued": h["requeued_count"],
                                     "was": h["previous_status"]} for h in history]), hide_index=True)
+
+
+def _failed_items(batch_id: str) -> None:
+    """The batch's failed items, paged: the heading counts all of them, not the rows on screen."""
+    state = TableState(_key("failed"), batch_id)
+    page = state.load(lambda n: batches.failed_items_page(get_engine(), batch_id, page=n, page_size=_FAILED_PAGE))
+    if not page.total:
+        st.caption("No failed items.")
+        return
+    st.markdown(f"**Failed items ({page.total:,})**")
+    st.dataframe(pd.DataFrame([{"item": f["item_index"], "attempts": f["attempts"], "code": f["last_error_code"],
+                                "error": f["last_error"], "persona": (f["params"] or {}).get("persona"),
+                                "topic": (f["params"] or {}).get("topic")} for f in page.rows]), hide_index=True)
+    if page.pages > 1:
+        state.pager(page, prefix=_key("failed_"), caption=f"Page {page.page:,} of {page.pages:,}")
 
 
 def _report_unknown_once(batch_id: str, exc: ValidationError) -> None:

@@ -92,7 +92,6 @@ def listing(flt: convs.ConversationFilter) -> str | None:
     """One page of the filtered conversations; the id of the one to read (the selected row, else the first)."""
     state = TableState(_key("rows"), _signature(flt))
     page = state.load(lambda n: convs.list_conversations(get_engine(), flt, page=n, page_size=_PAGE_SIZE))
-    st.caption(f"{page.total:,} conversations · page {page.page} of {page.pages}")
     if not page.rows:
         st.info("No conversations match. Generate one, or run a batch.", icon=":material/forum:")
         return None
@@ -101,12 +100,9 @@ def listing(flt: convs.ConversationFilter) -> str | None:
         "topic": (r["params"] or {}).get("topic"), "turns": r["turn_count"], "tokens": r["input_tokens"] +
         r["output_tokens"], "cost $": r["cost_usd"], "batch": (r["batch_id"] or "")[:8], "id": r["id"]} for r in page.rows])
     picked = state.grid(frame, [r["id"] for r in page.rows], hide_index=True)
-    c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="center")
-    c1.button("Previous", key=_key("prev"), disabled=page.page <= 1, on_click=state.go_to, args=(page.page - 1,))
-    c2.button("Next", key=_key("next"), disabled=page.page >= page.pages, on_click=state.go_to,
-              args=(page.page + 1,))
+    state.pager(page, prefix=_key(""), caption=f"{page.total:,} conversations · page {page.page} of {page.pages}")
     if picked.id is None:
-        c3.caption("Showing the first one; select a row to read another.")
+        st.caption("Showing the first one; select a row to read another.")
     return picked.id or page.rows[0]["id"]
 
 

@@ -409,20 +409,7 @@ def table(flt: ErrorFilter) -> None:
     with st.container(key="errors_grid"):
         picked = state.grid(_frame(page.rows), [r["error_id"] for r in page.rows], hide_index=True,
                             column_config=_COLUMN_CONFIG)
-    c1, c2, c3, c4, c5, c6 = st.columns([1, 1, 1, 1, 1.4, 3], vertical_alignment="bottom")
-    first, last = page.page <= 1, page.page >= page.pages
-    c1.button("First", key=_key("first"), disabled=first, icon=":material/first_page:", on_click=state.go_to,
-              args=(1,))
-    c2.button("Previous", key=_key("prev"), disabled=first, icon=":material/chevron_left:",
-              on_click=state.go_to, args=(page.page - 1,))
-    c3.button("Next", key=_key("next"), disabled=last, icon=":material/chevron_right:",
-              on_click=state.go_to, args=(page.page + 1,))
-    c4.button("Last", key=_key("last"), disabled=last, icon=":material/last_page:",
-              on_click=state.go_to, args=(page.pages,))
-    jump = _key(f"jump_{page.page}_{page.pages}")
-    c5.number_input("Go to page", min_value=1, max_value=page.pages, value=page.page, step=1, key=jump,
-                    on_change=lambda: state.go_to(min(int(st.session_state.get(jump) or 1), page.pages)))
-    c6.caption(f"Page {page.page:,} of {page.pages:,} · {page.total:,} matching rows")
+    state.pager(page, prefix=_key(""), caption=f"Page {page.page:,} of {page.pages:,} · {page.total:,} matching rows")
     st.text_input("Open an error by id", key=_key("open_id"), placeholder="error id from a message",
                   on_change=_ask_to_open)
     asked = st.session_state.pop(_key("open_asked"), None)

@@ -96,3 +96,23 @@ def test_next_then_a_filter_goes_back_to_page_one(open_page, engine):
     at.selectbox(key="conversations.source").set_value("Single generations").run()
     assert not at.exception
     assert "page 1 of" in _page_caption(at) and "page 2 of 1" not in _page_caption(at)
+
+
+def test_a_batch_with_many_failed_items_pages_them_and_counts_them_all(open_page, engine, seeded):
+    """120 failed items: the heading says 120, the first page shows 50, Last shows the final 20."""
+    from core.batches import service
+    from core.store.schema import batch_items
+
+    batch_id = service.create_batch(engine, template=seeded["template"], count=120, user="analyst")
+    with engine.begin() as conn:
+        conn.execute(batch_items.update().where(batch_items.c.batch_id == batch_id)
+                     .values(status="failed", last_error="boom", last_error_code="server_error", attempts=4))
+    at = open_page("batches")
+    at.button(key=f"batches.list_details_{batch_id}").click().run()
+    assert not at.exception
+    assert any("Failed items (120)" in m.value for m in at.markdown)
+    failed = next(d for d in at.dataframe if "attempts" in d.value.columns)
+    assert len(failed.value) == 50 and failed.value.iloc[0]["item"] == 0
+    at.button(key="batches.failed_last").click().run()
+    failed = next(d for d in at.dataframe if "attempts" in d.value.columns)
+    assert len(failed.value) == 20 and failed.value.iloc[0]["item"] == 100
