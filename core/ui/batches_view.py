@@ -322,7 +322,8 @@ def _failed_items(batch_id: str) -> None:
                                 "error": f["last_error"], "persona": (f["params"] or {}).get("persona"),
                                 "topic": (f["params"] or {}).get("topic")} for f in page.rows]), hide_index=True)
     if page.pages > 1:
-        state.pager(page, prefix=_key("failed_"), caption=f"Page {page.page:,} of {page.pages:,}")
+        state.pager(page, prefix=_key("failed_"), caption=f"Page {page.page:,} of {page.pages:,}",
+                    compact=True)
 
 
 def _report_unknown_once(batch_id: str, exc: ValidationError) -> None:

@@ -100,7 +100,8 @@ def listing(flt: convs.ConversationFilter) -> str | None:
         "topic": (r["params"] or {}).get("topic"), "turns": r["turn_count"], "tokens": r["input_tokens"] +
         r["output_tokens"], "cost $": r["cost_usd"], "batch": (r["batch_id"] or "")[:8], "id": r["id"]} for r in page.rows])
     picked = state.grid(frame, [r["id"] for r in page.rows], hide_index=True)
-    state.pager(page, prefix=_key(""), caption=f"{page.total:,} conversations · page {page.page} of {page.pages}")
+    state.pager(page, prefix=_key(""), caption=f"{page.total:,} conversations · page {page.page} of {page.pages}",
+                compact=True)
     if picked.id is None:
         st.caption("Showing the first one; select a row to read another.")
     return picked.id or page.rows[0]["id"]

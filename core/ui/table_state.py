@@ -95,20 +95,23 @@ class TableState:
         st.session_state[self._k("seen")] = selected
         return Selection(selected, clicked)
 
-    def pager(self, page: Page, *, prefix: str, caption: str) -> None:
-        """First / Previous / Next / Last, a page number to jump to, and `caption`; widget keys start with `prefix`."""
-        c1, c2, c3, c4, c5, c6 = st.columns([1, 1, 1, 1, 1.4, 3], vertical_alignment="bottom")
+    def pager(self, page: Page, *, prefix: str, caption: str, compact: bool = False) -> None:
+        """First / Previous / Next / Last, a page to jump to, and `caption`; `compact` (a narrow column): only
+        Previous and Next. Widget keys start with `prefix`."""
         first, last = page.page <= 1, page.page >= page.pages
-        c1.button("First", key=f"{prefix}first", disabled=first, icon=":material/first_page:", on_click=self.go_to,
-                  args=(1,))
+        if compact:
+            c2, c3, c6 = st.columns([1.3, 1, 2.5], vertical_alignment="center")
+        else:
+            c1, c2, c3, c4, c5, c6 = st.columns([1, 1, 1, 1, 1.4, 3], vertical_alignment="bottom")
+            c1.button("First", key=f"{prefix}first", disabled=first, icon=":material/first_page:",
+                      on_click=self.go_to, args=(1,))
+            c4.button("Last", key=f"{prefix}last", disabled=last, icon=":material/last_page:",
+                      on_click=self.go_to, args=(page.pages,))
+            jump = f"{prefix}jump_{page.page}_{page.pages}"
+            c5.number_input("Go to page", min_value=1, max_value=page.pages, value=page.page, step=1, key=jump,
+                            on_change=lambda: self.go_to(min(int(st.session_state.get(jump) or 1), page.pages)))
         c2.button("Previous", key=f"{prefix}prev", disabled=first, icon=":material/chevron_left:",
                   on_click=self.go_to, args=(page.page - 1,))
         c3.button("Next", key=f"{prefix}next", disabled=last, icon=":material/chevron_right:",
                   on_click=self.go_to, args=(page.page + 1,))
-        c4.button("Last", key=f"{prefix}last", disabled=last, icon=":material/last_page:",
-                  on_click=self.go_to, args=(page.pages,))
-        jump = f"{prefix}jump_{page.page}_{page.pages}"
-        c5.number_input("Go to page", min_value=1, max_value=page.pages, value=page.page, step=1, key=jump,
-                        on_change=lambda: self.go_to(min(int(st.session_state.get(jump) or 1), page.pages)))
         c6.caption(caption)
-

@@ -99,7 +99,7 @@ def test_next_then_a_filter_goes_back_to_page_one(open_page, engine):
 
 
 def test_a_batch_with_many_failed_items_pages_them_and_counts_them_all(open_page, engine, seeded):
-    """120 failed items: the heading says 120, the first page shows 50, Last shows the final 20."""
+    """120 failed items: the heading says 120, the first page shows 50, Next shows the next 50."""
     from core.batches import service
     from core.store.schema import batch_items
 
@@ -113,6 +113,6 @@ def test_a_batch_with_many_failed_items_pages_them_and_counts_them_all(open_page
     assert any("Failed items (120)" in m.value for m in at.markdown)
     failed = next(d for d in at.dataframe if "attempts" in d.value.columns)
     assert len(failed.value) == 50 and failed.value.iloc[0]["item"] == 0
-    at.button(key="batches.failed_last").click().run()
+    at.button(key="batches.failed_next").click().run()
     failed = next(d for d in at.dataframe if "attempts" in d.value.columns)
-    assert len(failed.value) == 20 and failed.value.iloc[0]["item"] == 100
+    assert len(failed.value) == 50 and failed.value.iloc[0]["item"] == 50
