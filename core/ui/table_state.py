@@ -12,16 +12,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 import streamlit as st
 
-from core.store.paging import Page
-
-__all__ = ["Selection", "TableState", "page_count"]
+__all__ = ["Paged", "Selection", "TableState", "page_count"]
 
 _UNSET = object()
+
+
+class Paged(Protocol):
+    """What a service's page of rows tells the table (core.store.paging.Page has it)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def page(self) -> int: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def pages(self) -> int: ...
+
+
+P = TypeVar("P", bound=Paged)
 
 
 def page_count(total: int, page_size: int) -> int:
@@ -73,7 +87,7 @@ class TableState:
             self.go_to(pages)
         return self.page
 
-    def load(self, fetch: Callable[[int], Page]) -> Page:
+    def load(self, fetch: Callable[[int], P]) -> P:
         """`fetch(page)` for the current page, fetched again at the last page if the filters left fewer."""
         page = fetch(self.page)
         if self.clamp(page.total, page.page_size) != page.page:
@@ -95,7 +109,7 @@ class TableState:
         st.session_state[self._k("seen")] = selected
         return Selection(selected, clicked)
 
-    def pager(self, page: Page, *, prefix: str, caption: str, compact: bool = False) -> None:
+    def pager(self, page: Paged, *, prefix: str, caption: str, compact: bool = False) -> None:
         """First / Previous / Next / Last, a page to jump to, and `caption`; `compact` (a narrow column): only
         Previous and Next. Widget keys start with `prefix`."""
         first, last = page.page <= 1, page.page >= page.pages
