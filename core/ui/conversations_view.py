@@ -18,7 +18,8 @@ from core.ui.boundaries import section_key
 from core.ui.downloads import capped, limit_note
 from core.ui.safe import literal
 from core.ui.table_state import TableState
-from core.ui.timefmt import ago
+from core.ui.timefmt import ago, exact
+from core.wording import counted
 
 __all__ = ["chat", "exports", "filters", "listing"]
 
@@ -88,6 +89,12 @@ def _signature(flt: convs.ConversationFilter) -> tuple[Any, ...]:
     return (dataclasses.replace(flt, since=None), st.session_state.get(_key("range")))
 
 
+_COLUMN_CONFIG = {
+    "When": st.column_config.DatetimeColumn("When", format="distance", help="How long ago; the exact time is beside it"),
+    "Cost ($)": st.column_config.NumberColumn("Cost ($)", format="%.4f"),
+}
+
+
 def listing(flt: convs.ConversationFilter) -> str | None:
     """One page of the filtered conversations; the id of the one to read (the selected row, else the first)."""
     state = TableState(_key("rows"), _signature(flt))
@@ -96,11 +103,12 @@ def listing(flt: convs.ConversationFilter) -> str | None:
         st.info("No conversations match. Generate one, or run a batch.", icon=":material/forum:")
         return None
     frame = pd.DataFrame([{
-        "created": r["created_at"], "template": r["template"], "persona": (r["params"] or {}).get("persona"),
-        "topic": (r["params"] or {}).get("topic"), "turns": r["turn_count"], "tokens": r["input_tokens"] +
-        r["output_tokens"], "cost $": r["cost_usd"], "batch": (r["batch_id"] or "")[:8], "id": r["id"]} for r in page.rows])
-    picked = state.grid(frame, [r["id"] for r in page.rows], hide_index=True)
-    state.pager(page, prefix=_key(""), caption=f"{page.total:,} conversations · page {page.page} of {page.pages}",
+        "When": r["created_at"], "Created (UTC)": exact(r["created_at"]), "Template": r["template"],
+        "Persona": (r["params"] or {}).get("persona") or "", "Topic": (r["params"] or {}).get("topic") or "",
+        "Turns": r["turn_count"], "Tokens": r["input_tokens"] + r["output_tokens"], "Cost ($)": r["cost_usd"],
+        "Batch": (r["batch_id"] or "")[:8], "Id": r["id"][:8]} for r in page.rows])
+    picked = state.grid(frame, [r["id"] for r in page.rows], hide_index=True, column_config=_COLUMN_CONFIG)
+    state.pager(page, prefix=_key(""), caption=f"{counted(page.total, 'conversation')} · page {page.page} of {page.pages}",
                 compact=True)
     if picked.id is None:
         st.caption("Showing the first one; select a row to read another.")

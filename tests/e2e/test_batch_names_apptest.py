@@ -80,7 +80,7 @@ def test_conversations_accept_a_short_batch_id(open_page, engine, seeded):
     at.text_input(key="conversations.batch").input(seeded["batch_id"][:8]).run()
     assert not at.exception
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 1
-    assert list(at.dataframe[0].value["batch"]) == [seeded["batch_id"][:8]]
+    assert list(at.dataframe[0].value["Batch"]) == [seeded["batch_id"][:8]]
 
 
 def test_conversations_offer_a_batch_picker_by_name(open_page, engine, seeded):
@@ -113,7 +113,7 @@ def test_conversations_linked_from_a_batch_are_filtered_to_it(open_page, engine,
     at.run()
     assert not at.exception
     assert at.selectbox(key="conversations.source").value == "A batch"
-    assert list(at.dataframe[0].value["batch"]) == [seeded["batch_id"][:8]]
+    assert list(at.dataframe[0].value["Batch"]) == [seeded["batch_id"][:8]]
 
 
 def test_home_offers_the_next_actions(open_page, engine, seeded):

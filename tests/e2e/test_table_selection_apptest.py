@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from e2e_data import insert_conversation
 from sqlalchemy import select
 
@@ -65,7 +67,7 @@ def test_an_error_id_typed_opens_once(open_page, engine):
 
 
 def _page_caption(at) -> str:
-    return next(c.value for c in at.caption if "conversations · page" in c.value)
+    return next(c.value for c in at.caption if re.search(r"conversations? · page", c.value))
 
 
 def test_narrowing_the_conversations_filter_after_a_selection_shows_page_one(open_page, engine, seeded):
@@ -116,3 +118,24 @@ def test_a_batch_with_many_failed_items_pages_them_and_counts_them_all(open_page
     at.button(key="batches.failed_next").click().run()
     failed = next(d for d in at.dataframe if "attempts" in d.value.columns)
     assert len(failed.value) == 50 and failed.value.iloc[0]["item"] == 50
+
+
+def test_the_conversations_table_speaks_plain_words_and_readable_times(open_page, engine):
+    """Headers in words, the time as 'YYYY-MM-DD HH:MM:SS UTC' beside 'When': no raw ISO with an offset or None."""
+    insert_conversation(engine)
+    at = open_page("conversations")
+    frame = at.dataframe[0].value
+    assert {"When", "Created (UTC)", "Template", "Persona", "Topic", "Turns", "Cost ($)"} <= set(frame.columns)
+    created = str(frame["Created (UTC)"].iloc[0])
+    assert created.endswith(" UTC") and "+00:00" not in created and "T" not in created[:11]
+    assert not frame.drop(columns=["When"]).astype(str).isin(["None", "nan"]).any().any()
+
+
+def test_one_conversation_is_counted_in_the_singular(open_page, engine, seeded):
+    """The pager says "1 conversation", not "1 conversations", and "2 conversations" for two."""
+    at = open_page("conversations")
+    at.selectbox(key="conversations.source").set_value("Single generations").run()  # the seeded one
+    assert _page_caption(at).startswith("1 conversation · page 1 of 1"), _page_caption(at)
+    insert_conversation(engine)
+    at.run()
+    assert _page_caption(at).startswith("2 conversations · page 1 of 1"), _page_caption(at)
