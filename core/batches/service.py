@@ -33,6 +33,7 @@ from core.errors import ErrorCode, ValidationError
 from core.generation import GenerationParams, build_prompt, get_template, validate_params
 from core.generation.service import estimate_output_tokens
 from core.llm.pricing import cost_usd
+from core.redact import redact_text
 from core.resilience import run_db
 from core.store.paging import Page
 from core.store.schema import (
@@ -133,6 +134,8 @@ def create_batch(
                                     or not 1 <= concurrency <= settings.max_concurrency):
         raise _refuse(f"Concurrency must be a whole number from 1 to {settings.max_concurrency}; "
                       f"got {str(concurrency)[:24]}.", ErrorCode.INVALID_CONCURRENCY, "concurrency")
+    if name is not None:
+        name = redact_text(name)  # a person's label is stored and shown: a pasted key never is
     if name is not None and len(name) > settings.batch_name_max_chars:
         raise _refuse(f"The name is {len(name):,} characters long; the limit is {settings.batch_name_max_chars:,}.",
                       ErrorCode.TOO_LONG, "name")

@@ -357,6 +357,15 @@ def test_an_unnamed_batch_is_named_by_template_count_and_time(engine):
     assert {b["id"]: b["name"] for b in batch_names(engine)}[named] == "Algebra week"
 
 
+def test_a_key_pasted_into_a_batch_name_is_never_stored(engine):
+    """A name carrying an API key is stored (and so shown) with the key replaced; the rest of the name stays."""
+    key = "sk-ant-api03-" + "Q7x_" * 12
+    bid = create_batch(engine, template="tutoring", count=2, name=f"<b>night run</b> {key}")
+    name = get_batch_status(engine, bid)["name"]
+    assert key not in name and "sk-ant" not in name
+    assert name.startswith("<b>night run</b> ") and "REDACTED" in name
+
+
 def test_a_finished_batch_reports_its_duration_and_final_throughput(engine):
     """A completed batch: seconds from start to finish, and done items per minute over them; no live rate."""
     from datetime import timedelta
