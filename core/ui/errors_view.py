@@ -110,7 +110,7 @@ def filters(code_options: list[str], component_options: list[str]) -> FilterForm
     codes = c6.multiselect("Code", code_options, key=_key("codes"), accept_new_options=True)
     components = c7.multiselect("Component", component_options, key=_key("components"), accept_new_options=True)
     hints.update(type=c4.empty(), severity=c5.empty(), code=c6.empty(), component=c7.empty())
-    c8, c9, c10, c11 = st.columns([3, 3, 2, 1], vertical_alignment="bottom")
+    c8, c9, c10, c11 = st.columns([3, 3, 2, 1.6], vertical_alignment="bottom")
     batch = c8.text_input("Batch id", key=_key("batch"))
     hints["operation_id"] = c8.empty()
     request = c9.text_input("Request id", key=_key("request"))
