@@ -41,7 +41,8 @@ _PLAIN_ENV = {
 # Settings that carry a secret or send data out of the app: they belong to the operator. Their values
 # never appear in a message, and where the environment or secrets.toml sets one, nothing saved in the
 # app overrides it (core.settings_store).
-OPERATOR_FIELDS = frozenset({"anthropic_api_key", "anthropic_base_url", "database_url", "alert_webhook_url"})
+OPERATOR_FIELDS = frozenset({"anthropic_api_key", "anthropic_base_url", "database_url", "alert_webhook_url",
+                             "admin_emails"})
 
 # Settings that no longer exist, and what to do instead: one still set would otherwise be ignored
 # while its operator expects it to work.
@@ -92,6 +93,10 @@ class Settings(BaseSettings, CheckedModel):
     # how long a SQLite statement waits for another connection's lock before failing "database is locked"
     sqlite_busy_timeout_s: float = non_negative(30.0, "SQLite lock wait (s)", most=3600)
     user_name: str = described("analyst", "Local user name", "a name, not empty")
+    # who administers: these people are admins from their first sign-in (comma-separated emails)
+    admin_emails: str = described("", "Admin emails", "email addresses separated by commas (or empty)")
+    user_last_seen_interval_s: float = positive(300.0, "Least time between two 'last seen' updates (s)",
+                                                most=86_400)
 
     # model access
     anthropic_api_key: str = Field(default="", title="Anthropic API key")
@@ -294,6 +299,17 @@ class Settings(BaseSettings, CheckedModel):
         if not v.strip():
             raise ValueError(cls.allowed("user_name"))
         return v
+
+    @field_validator("admin_emails")
+    @classmethod
+    def _emails(cls, v: str) -> str:
+        if any("@" not in e or " " in e.strip() for e in v.split(",") if e.strip()):
+            raise ValueError(cls.allowed("admin_emails"))
+        return v
+
+    @property
+    def admin_email_set(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
 
     @field_validator("alert_webhook_url")
     @classmethod

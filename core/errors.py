@@ -7,6 +7,7 @@ AppError                      base: code, severity, recoverable flag, user messa
  ├── DatabaseError            the store failed: connection lost, locked, constraint violated
  ├── GenerationError          the model answered, but not with a usable conversation
  ├── ValidationError          input we refuse: a bad template, count, upload or setting
+ │    └── NotFoundError       no such row, or one the actor may not see (they answer alike)
  ├── UIError                  a page or section failed; also every exception we do not know
  ├── CircuitOpenError         (resilience) a breaker refused the call; error_type "api"
  │    ├── ClaudeCircuitOpenError    the model service's breaker
@@ -49,6 +50,7 @@ __all__ = [
     "GenerationError",
     "KEY_REJECTED_MESSAGE",
     "NetworkError",
+    "NotFoundError",
     "Severity",
     "UIError",
     "ValidationError",
@@ -312,6 +314,16 @@ class ValidationError(AppError):
     default_recoverable = False
     default_user_message = "Some input is not valid. Please correct it and try again."
     default_action = Action.FIX_INPUT
+
+
+class NotFoundError(ValidationError):
+    """What was asked for does not exist, or the actor may not see it: the two answer alike.
+
+    The CLI exits 1 on it (the operation failed), not 2: the arguments were well formed.
+    """
+
+    default_code = ErrorCode.NOT_FOUND
+    default_user_message = "Not found."
 
 
 class UIError(AppError):

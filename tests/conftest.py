@@ -22,6 +22,7 @@ from isolation import isolate_environment
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from core.auth.local import forget_local_user
 from core.config import reload_settings
 from core.errorlog import reset_recorder
 from core.llm.client import reset_client
@@ -42,10 +43,12 @@ def isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     reset_recorder()  # empty error-log queue, ring and counters; writer follows this test's database
     reload_settings()
     reset_engine()
+    forget_local_user()  # the local user is resolved again in this test's own database
     yield
     reset_recorder()  # stop the writer before the test's engines go away
     reset_engine()
     reload_settings()
+    forget_local_user()
 
 
 @pytest.fixture(autouse=True)

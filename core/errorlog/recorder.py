@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from core.auth.actor import known_actor, set_actor, system_actor
 from core.config import get_settings
 from core.errorlog.rows import Pending, build_row, fallback_row
 from core.errorlog.sink import insert_rows
@@ -39,6 +40,12 @@ _LOW = frozenset({"debug", "info"})
 # How long reset_recorder() waits for a writer to stop before leaving it behind (it is a daemon
 # working on its own, discarded state, so it cannot touch the next test's recorder).
 _STOP_JOIN_S = 2.0
+
+
+def _owner_id() -> str | None:
+    """Whose action this error belongs to: the acting person, or the person the system acts for."""
+    actor = known_actor()
+    return None if actor is None else actor.owner_id
 
 
 def new_error_id(unix_ms: int | None = None, random80: int | None = None) -> str:
@@ -145,7 +152,7 @@ class Recorder:
             item = Pending(
                 self._seq, error_id, datetime.now(UTC), err, error, component, ctx,
                 request_id if request_id is not None else err.request_id, operation_id, attempt,
-                user_id if user_id is not None else settings.user_name, session_id, sev, recovered,
+                user_id if user_id is not None else _owner_id(), session_id, sev, recovered,
                 settings.environment,
             )
             (self._low if sev in _LOW else self._high).append(item)
@@ -217,6 +224,8 @@ class Recorder:
 
     # ---- writer side -----------------------------------------------------------------------
     def _run(self) -> None:
+        # the writer stores every person's rows: it runs as the system (the rows carry their user_id)
+        set_actor(system_actor())
         while True:
             interval = get_settings().log_writer_interval_s
             self._wake.wait(interval)

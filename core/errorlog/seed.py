@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from core.auth.actor import system_actor
+from core.auth.claims import AS_ACTOR
 from core.config import get_settings
 from core.errorlog.fingerprint import fingerprint
 from core.errorlog.recorder import new_error_id
@@ -208,7 +210,8 @@ def seed_errors(engine: Engine, count: int, *, days: float = 30, seed: int = 0, 
     rows = _rows(count, days, rng, now or datetime.now(UTC), _recorder_fingerprint)
     written = 0
     # write transactions as write_tx makes them (BEGIN IMMEDIATE on SQLite), on one connection
-    with engine.connect().execution_options(sqlite_immediate=True) as conn:
+    # as the system: the rows are nobody's, and COPY cannot run under Row Level Security
+    with engine.connect().execution_options(sqlite_immediate=True, **{AS_ACTOR: system_actor()}) as conn:
         previous_cache = None
         if is_sqlite(conn):
             previous_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()

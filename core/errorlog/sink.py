@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from core.auth.actor import system_actor
 from core.store.dialect import bulk_insert
 from core.store.schema import error_logs
 from core.store.tx import write_tx
@@ -64,6 +65,10 @@ def _value_rows(rows: list[dict[str, Any]]) -> tuple[list[str], Callable[[list[d
     return columns, mixed_keys
 
 
+# every person's rows are stored by the system (COPY cannot run under Row Level Security either)
+_WRITER = system_actor()
+
+
 def insert_rows(engine: Engine, rows: list[dict[str, Any]], batch_size: int, *, replay: bool = False) -> None:
     """Insert `rows`, `batch_size` per transaction. Raises whatever the store raises.
 
@@ -74,10 +79,10 @@ def insert_rows(engine: Engine, rows: list[dict[str, Any]], batch_size: int, *, 
     if not replay:
         columns, values = _value_rows(rows)
         for start in range(0, len(rows), batch_size):
-            with write_tx(engine) as conn:
+            with write_tx(engine, actor=_WRITER) as conn:
                 bulk_insert(conn, error_logs, columns, values(rows[start:start + batch_size]))
         return
     stmt = _insert_ignoring_duplicates(engine.dialect.name)
     for start in range(0, len(rows), batch_size):
-        with write_tx(engine) as conn:
+        with write_tx(engine, actor=_WRITER) as conn:
             conn.execute(stmt, rows[start:start + batch_size])

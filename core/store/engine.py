@@ -6,6 +6,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from core.auth.claims import AS_LOGIN_ROLE, install_claims
 from core.config import get_settings
 from core.process_wide import ProcessWide
 from core.store.files import private_file
@@ -55,8 +56,11 @@ def create_store_engine(url: str) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.port == SUPABASE_TRANSACTION_POOLER_PORT:
-            return create_engine(parsed, poolclass=NullPool, connect_args={"prepare_threshold": None})
+            engine = create_engine(parsed, poolclass=NullPool, connect_args={"prepare_threshold": None})
+            install_claims(engine)
+            return engine
         engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        install_claims(engine)
         idle_ms = int(get_settings().db_idle_in_transaction_timeout_s * 1000)
         if idle_ms:
             @event.listens_for(engine, "connect")
@@ -79,7 +83,8 @@ def get_engine(url: str | None = None) -> Engine:
 
 def ping(engine: Engine) -> str:
     """Ask the database for one row; says which kind answered (raises if none does)."""
-    with engine.connect() as conn:
+    # as the login role: it answers before the migration has made the roles a transaction switches to
+    with engine.connect().execution_options(**{AS_LOGIN_ROLE: True}) as conn:
         conn.exec_driver_sql("SELECT 1")
     return f"{engine.dialect.name} reachable"
 

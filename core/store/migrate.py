@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from core.auth.claims import AS_LOGIN_ROLE
 from core.config import ROOT
 
 __all__ = ["migrate"]
@@ -29,7 +30,7 @@ def migrate(engine: Engine, *, force: bool = False) -> None:
         if key in _done and not force:
             return
         cfg = _alembic_config()
-        with engine.connect() as conn:
+        with engine.connect().execution_options(**{AS_LOGIN_ROLE: True}) as conn:
             if engine.dialect.name == "postgresql":
                 # one migrator at a time when several workers start together
                 conn.exec_driver_sql("SELECT pg_advisory_lock(7201)")

@@ -41,6 +41,9 @@ __all__ = [
     "batch_resumes",
     "conversations",
     "app_settings",
+    "app_users",
+    "audit_events",
+    "OwnerId",
     "utcnow",
     "RedactedText",
     "UtcDateTime",
@@ -76,6 +79,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# A person's id (app_users.id, a uuid as text) on the rows they own; NULL: nobody's (the system's).
+def OwnerId() -> String:  # noqa: N802 - reads as a column type
+    return String(36)
 
 
 class RedactedText(TypeDecorator[str]):
@@ -114,7 +122,7 @@ error_logs = Table(
     Column("operation_id", String(64)),  # batch id when the error happened inside a batch
     Column("attempt", Integer),
     Column("fingerprint", String(32), nullable=False),
-    Column("user_id", String(128)),
+    Column("user_id", OwnerId()),  # whose action caused it (app_users.id); NULL: the system's
     Column("session_id", String(64)),
     Column("environment", String(32)),
     Column("is_recoverable", Boolean, nullable=False, default=False),
@@ -122,8 +130,9 @@ error_logs = Table(
     Column("recovered", Boolean, nullable=False, default=False),  # recovered automatically (e.g. a retry won)
     Column("resolved", Boolean, nullable=False, default=False),
     Column("resolved_at", UtcDateTime()),
-    Column("resolved_by", String(128)),
+    Column("resolved_by", OwnerId()),
     Index("ix_error_logs_created_at", "created_at"),
+    Index("ix_error_logs_user", "user_id", "created_at"),
     Index("ix_error_logs_severity_created", "severity", "created_at"),
     Index("ix_error_logs_type_created", "error_type", "created_at"),
     # type + severity + time range is the list's usual filter: counted from the index alone
@@ -167,14 +176,16 @@ recovery_checkpoints = Table(
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("expires_at", UtcDateTime()),
+    Column("owner_id", OwnerId()),
     UniqueConstraint("operation_type", "operation_id", name="uq_checkpoint_operation"),
+    Index("ix_checkpoints_owner", "owner_id"),
 )
 
 conversation_drafts = Table(
     "conversation_drafts",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("user_id", String(128), nullable=False),
+    Column("user_id", OwnerId(), nullable=False),  # its owner (app_users.id)
     Column("session_id", String(64)),
     Column("template", String(64), nullable=False),
     Column("params", JSON, nullable=False),
@@ -205,7 +216,8 @@ batch_jobs = Table(
     Column("pause_kind", String(16)),
     Column("total_items", Integer, nullable=False),
     Column("concurrency", Integer, nullable=False, default=4),
-    Column("created_by", String(128)),
+    Column("created_by", String(128)),  # the owner's name when it was made, for display
+    Column("owner_id", OwnerId()),
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("started_at", UtcDateTime()),
     Column("finished_at", UtcDateTime()),
@@ -216,6 +228,7 @@ batch_jobs = Table(
     Column("output_tokens", BigInteger, nullable=False, default=0),
     Column("cost_usd", Float, nullable=False, default=0.0),
     Index("ix_batch_jobs_status", "status", "lease_expires_at"),
+    Index("ix_batch_jobs_owner", "owner_id", "created_at"),
 )
 
 batch_items = Table(
@@ -245,7 +258,7 @@ batch_resumes = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("batch_id", String(36), ForeignKey("batch_jobs.id", ondelete="CASCADE"), nullable=False),
-    Column("resumed_by", String(128)),
+    Column("resumed_by", OwnerId()),
     Column("resumed_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("failed_only", Boolean, nullable=False, default=False),
     Column("requeued_count", Integer, nullable=False, default=0),
@@ -269,7 +282,8 @@ conversations = Table(
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("cost_usd", Float, nullable=False, default=0.0),
     Column("status", String(16), nullable=False, default="ok"),
-    Column("created_by", String(128)),
+    Column("created_by", String(128)),  # the owner's name when it was made, for display
+    Column("owner_id", OwnerId()),
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
     # error tracking
     Column("last_error", RedactedText()),
@@ -283,6 +297,7 @@ conversations = Table(
     Index("ix_conversations_created", "created_at"),
     Index("ix_conversations_template", "template", "created_at"),
     Index("ix_conversations_draft", "draft_id", "id"),  # Recovery: conversations whose draft is gone
+    Index("ix_conversations_owner", "owner_id", "created_at"),
 )
 
 app_settings = Table(
@@ -290,6 +305,40 @@ app_settings = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
-    Column("updated_by", String(128)),
+    Column("updated_by", OwnerId()),
     Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+# People: created at first sign-in (OIDC issuer + subject), or the local user(s) without sign-in
+# (issuer "local", subject the STUDIO_USER name).
+app_users = Table(
+    "app_users",
+    metadata,
+    Column("id", String(36), primary_key=True),  # uuid4 as text
+    Column("issuer", String(255), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("email", String(320)),
+    Column("display_name", String(200)),
+    Column("role", String(16), nullable=False, default="analyst"),  # analyst | reviewer | admin
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("last_seen_at", UtcDateTime()),
+    UniqueConstraint("issuer", "subject", name="uq_app_users_identity"),
+    Index("ix_app_users_email", "email"),
+)
+
+# Append-only: who did what to what, written in the same transaction as the action.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("actor_id", OwnerId()),  # NULL: the system
+    Column("actor_label", String(200)),
+    Column("action", String(48), nullable=False),
+    Column("target_kind", String(32), nullable=False),
+    Column("target_id", String(64)),
+    Column("detail", JSON),  # redacted
+    Index("ix_audit_target", "target_kind", "target_id", "created_at"),
+    Index("ix_audit_actor", "actor_id", "created_at"),
+    Index("ix_audit_created", "created_at"),
 )

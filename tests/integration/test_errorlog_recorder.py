@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from core.auth import Actor, Role, acting_as
 from core.config import get_settings, override_settings
 from core.errorlog import fingerprint, flush, recent, record, recorder_stats, shutdown
 from core.errorlog.fingerprint import normalise_message
@@ -23,6 +24,7 @@ from core.redact import REDACTED
 from core.store.schema import error_logs
 
 SECRET_KEY = "sk-ant-api03-" + "Q7w8E9r0T1y2" * 6
+PERSON_ID = "7f3c2a10-0000-4000-8000-00000000a001"
 DB_PASSWORD = "Sup3r-S3cret-pw"
 
 
@@ -64,12 +66,13 @@ def _raise(exc: BaseException) -> BaseException:
 def test_recorded_error_is_stored_redacted_after_flush(engine: Engine) -> None:
     """A recorded exception is in error_logs after flush(), with secrets gone from message, context and trace."""
     exc = _raise(ConnectionError(f"refused postgresql://svc:{DB_PASSWORD}@db.internal:5432/app key {SECRET_KEY}"))
-    error_id = record(
-        exc, component="generation", request_id="req_abc123", operation_id="batch-1", attempt=2,
-        session_id="sess-1",
-        context={"api_key": SECRET_KEY, "headers": {"Authorization": "Bearer abcdefghijklmnop"},
-                 "note": f"password={DB_PASSWORD}", "turns": 6},
-    )
+    with acting_as(Actor(user_id=PERSON_ID, role=Role.ANALYST)):  # the row is the acting person's
+        error_id = record(
+            exc, component="generation", request_id="req_abc123", operation_id="batch-1", attempt=2,
+            session_id="sess-1",
+            context={"api_key": SECRET_KEY, "headers": {"Authorization": "Bearer abcdefghijklmnop"},
+                     "note": f"password={DB_PASSWORD}", "turns": 6},
+        )
     assert error_id is not None and len(error_id) == 32
     assert flush(30)
     [row] = _rows(engine)
@@ -77,7 +80,7 @@ def test_recorded_error_is_stored_redacted_after_flush(engine: Engine) -> None:
     assert (row["error_type"], row["error_code"], row["severity"]) == ("network", "connection_error", "warn")
     assert (row["component"], row["request_id"], row["operation_id"], row["attempt"]) == (
         "generation", "req_abc123", "batch-1", 2)
-    assert row["user_id"] == get_settings().user_name and row["session_id"] == "sess-1"
+    assert row["user_id"] == PERSON_ID and row["session_id"] == "sess-1"
     assert row["environment"] == "test" and row["is_recoverable"] is True and row["recovery_action"] == "retry"
     assert row["recovered"] is False and row["resolved"] is False
     stored = f"{row['message']} {row['context']} {row['stack_trace']}"

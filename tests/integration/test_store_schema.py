@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from core.auth import acting_as, system_actor
 from core.config import reload_settings
 from core.store import create_store_engine, migrate
 from core.store.schema import error_logs
@@ -41,7 +42,7 @@ def test_bulk_insert_stores_timestamps_as_a_core_insert_does(engine):
     instant = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
     columns = ("error_id", "created_at", "error_type", "error_code", "severity", "message", "fingerprint",
                "is_recoverable", "recovered", "resolved")
-    with write_tx(engine) as conn:
+    with acting_as(system_actor()), write_tx(engine) as conn:  # bulk writes are the system's (COPY)
         conn.execute(error_logs.insert().values(dict(zip(columns, (
             "core", instant, "api", "x", "error", "m", "f", False, False, False), strict=True))))
         assert bulk_insert(conn, error_logs, columns, [

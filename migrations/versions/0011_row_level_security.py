@@ -1,0 +1,186 @@
+"""Postgres: Row Level Security in Supabase's form, enabled and forced on every owned table.
+
+Each transaction made for a person begins with `set_config('request.jwt.claims', ...)` and the role
+`authenticated` (core.auth.claims); the worker and system jobs run as `service_role`, which
+bypasses RLS. Policies compare the owner column with `(select auth.uid())` — in a sub-select, so
+it is evaluated once per statement, not per row — and read the person's role from the
+`studio_role` claim. On Supabase `auth.uid()`, `auth.jwt()` and the roles anon, authenticated
+and service_role exist already and are left alone; on any other Postgres this creates the
+`auth` schema, those two functions and the three roles when they are missing, and grants the
+two roles the app switches to to the login role running the migration. SQLite has no RLS: the
+permissions module applies the same rules in every query there (core.auth.permissions).
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-03
+"""
+
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+UID = "(select auth.uid())::text"
+ADMIN = "(select public.studio_is_admin())"
+VIEWS_ALL = "(select public.studio_sees_all_conversations())"
+# a batch this person may change (their own, or any for an admin); RLS on batch_jobs applies inside
+OWN_BATCH = ("exists (select 1 from public.batch_jobs b where b.id = {col} "
+             f"and (b.owner_id = {UID} or {ADMIN}))")
+VISIBLE_BATCH = "exists (select 1 from public.batch_jobs b where b.id = {col})"
+
+# table -> [(policy, command, using, with check)]
+POLICIES: dict[str, list[tuple[str, str, str | None, str | None]]] = {
+    "batch_jobs": [
+        ("batch_jobs_select", "SELECT", f"owner_id = {UID} or {VIEWS_ALL}", None),
+        ("batch_jobs_insert", "INSERT", None, f"owner_id = {UID} or {ADMIN}"),
+        ("batch_jobs_update", "UPDATE", f"owner_id = {UID} or {ADMIN}", f"owner_id = {UID} or {ADMIN}"),
+        ("batch_jobs_delete", "DELETE", f"owner_id = {UID} or {ADMIN}", None),
+    ],
+    "batch_items": [
+        ("batch_items_select", "SELECT", VISIBLE_BATCH.format(col="batch_items.batch_id"), None),
+        ("batch_items_write", "ALL", OWN_BATCH.format(col="batch_items.batch_id"),
+         OWN_BATCH.format(col="batch_items.batch_id")),
+    ],
+    "batch_resumes": [
+        ("batch_resumes_select", "SELECT", VISIBLE_BATCH.format(col="batch_resumes.batch_id"), None),
+        ("batch_resumes_write", "ALL", OWN_BATCH.format(col="batch_resumes.batch_id"),
+         OWN_BATCH.format(col="batch_resumes.batch_id")),
+    ],
+    "conversations": [
+        ("conversations_select", "SELECT", f"owner_id = {UID} or {VIEWS_ALL}", None),
+        ("conversations_insert", "INSERT", None, f"owner_id = {UID} or {ADMIN}"),
+        ("conversations_update", "UPDATE", f"owner_id = {UID} or {VIEWS_ALL}", f"owner_id = {UID} or {VIEWS_ALL}"),
+        ("conversations_delete", "DELETE", f"owner_id = {UID} or {ADMIN}", None),
+    ],
+    "conversation_drafts": [
+        ("drafts_all", "ALL", f"user_id = {UID} or {ADMIN}", f"user_id = {UID} or {ADMIN}"),
+    ],
+    "recovery_checkpoints": [
+        ("checkpoints_all", "ALL", f"owner_id = {UID} or {ADMIN}", f"owner_id = {UID} or {ADMIN}"),
+    ],
+    "error_logs": [
+        ("error_logs_select", "SELECT", f"user_id is null or user_id = {UID} or {ADMIN}", None),
+        ("error_logs_insert", "INSERT", None, f"user_id is null or user_id = {UID} or {ADMIN}"),
+        ("error_logs_update", "UPDATE", f"user_id is null or user_id = {UID} or {ADMIN}",
+         f"user_id is null or user_id = {UID} or {ADMIN}"),
+        ("error_logs_delete", "DELETE", ADMIN, None),
+    ],
+    # counts of every person's errors: an admin reads them; anyone's change to error_logs keeps them
+    # in step (through the triggers of 0003), so writes are open and reads are not
+    "error_log_rollup": [
+        ("rollup_select", "SELECT", ADMIN, None),
+        ("rollup_insert", "INSERT", None, "true"),
+        ("rollup_update", "UPDATE", "true", "true"),
+        ("rollup_delete", "DELETE", "true", None),
+    ],
+    "audit_events": [
+        ("audit_select", "SELECT", f"actor_id = {UID} or {ADMIN} or (target_kind = 'batch' and "
+                                   f"{VISIBLE_BATCH.format(col='audit_events.target_id')})", None),
+        ("audit_insert", "INSERT", None, f"actor_id = {UID}"),
+    ],
+    "app_users": [
+        ("app_users_select", "SELECT", f"id = {UID} or {ADMIN}", None),
+        ("app_users_write", "ALL", ADMIN, ADMIN),
+    ],
+    "app_settings": [
+        ("app_settings_select", "SELECT", "(select auth.uid()) is not null", None),
+        ("app_settings_write", "ALL", ADMIN, ADMIN),
+    ],
+}
+
+_ROLES = """
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
+    BEGIN CREATE ROLE anon NOLOGIN NOINHERIT; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+    BEGIN CREATE ROLE authenticated NOLOGIN NOINHERIT; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+    BEGIN CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  END IF;
+END $$;
+"""
+
+# Supabase's own definitions are kept where they exist; these match what they return
+_AUTH = """
+CREATE SCHEMA IF NOT EXISTS auth;
+DO $$
+BEGIN
+  IF to_regprocedure('auth.uid()') IS NULL THEN
+    CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
+      'select coalesce(nullif(current_setting(''request.jwt.claim.sub'', true), ''''),
+               (nullif(current_setting(''request.jwt.claims'', true), '''')::jsonb ->> ''sub''))::uuid';
+  END IF;
+  IF to_regprocedure('auth.jwt()') IS NULL THEN
+    CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS
+      'select coalesce(nullif(current_setting(''request.jwt.claim'', true), ''''),
+               nullif(current_setting(''request.jwt.claims'', true), ''''))::jsonb';
+  END IF;
+END $$;
+CREATE OR REPLACE FUNCTION public.studio_is_admin() RETURNS boolean LANGUAGE sql STABLE AS
+  $$ select coalesce(auth.jwt() ->> 'studio_role', '') = 'admin' $$;
+CREATE OR REPLACE FUNCTION public.studio_sees_all_conversations() RETURNS boolean LANGUAGE sql STABLE AS
+  $$ select coalesce(auth.jwt() ->> 'studio_role', '') in ('admin', 'reviewer') $$;
+"""
+
+_GRANTS = """
+GRANT USAGE ON SCHEMA auth TO authenticated, service_role, anon;
+GRANT EXECUTE ON FUNCTION auth.uid(), auth.jwt() TO authenticated, service_role, anon;
+GRANT EXECUTE ON FUNCTION public.studio_is_admin(), public.studio_sees_all_conversations()
+  TO authenticated, service_role, anon;
+GRANT USAGE ON SCHEMA public TO authenticated, service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO authenticated, service_role;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO authenticated, service_role;
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM authenticated;
+"""
+
+# the login role switches to these two for each transaction; a role is granted once per cluster
+_MEMBERSHIP = """
+DO $$
+BEGIN
+  IF NOT pg_has_role(current_user, 'authenticated', 'MEMBER') THEN
+    EXECUTE format('GRANT authenticated TO %I', current_user);
+  END IF;
+  IF NOT pg_has_role(current_user, 'service_role', 'MEMBER') THEN
+    EXECUTE format('GRANT service_role TO %I', current_user);
+  END IF;
+EXCEPTION WHEN insufficient_privilege OR unique_violation THEN
+  RAISE NOTICE 'grant authenticated and service_role to the login role by hand (see the README)';
+END $$;
+"""
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(_ROLES)
+    op.execute(_AUTH)
+    op.execute(_GRANTS)
+    op.execute(_MEMBERSHIP)
+    for table, policies in POLICIES.items():
+        op.execute(f"ALTER TABLE public.{table} ENABLE ROW LEVEL SECURITY")
+        op.execute(f"ALTER TABLE public.{table} FORCE ROW LEVEL SECURITY")
+        for name, command, using, check in policies:
+            op.execute(f"DROP POLICY IF EXISTS {name} ON public.{table}")
+            sql = f"CREATE POLICY {name} ON public.{table} FOR {command} TO authenticated"
+            if using:
+                sql += f" USING ({using})"
+            if check:
+                sql += f" WITH CHECK ({check})"
+            op.execute(sql)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table, policies in POLICIES.items():
+        for name, _command, _using, _check in policies:
+            op.execute(f"DROP POLICY IF EXISTS {name} ON public.{table}")
+        op.execute(f"ALTER TABLE public.{table} NO FORCE ROW LEVEL SECURITY")
+        op.execute(f"ALTER TABLE public.{table} DISABLE ROW LEVEL SECURITY")
