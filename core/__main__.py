@@ -12,10 +12,11 @@ import os
 import sys
 from typing import NoReturn
 
+from core.auth import ANONYMOUS, Actor, acting_as
 from core.cli import print_error
-from core.config import SettingsError, get_settings
+from core.config import SettingsError, auth_secrets, get_settings
 from core.errorlog import flush, record, shutdown
-from core.errors import AppError, ErrorType, classify
+from core.errors import AppError, ErrorType, NotFoundError, classify
 from core.resilience import is_store_unavailable
 from core.runtime import settle_heap
 from core.store import get_engine, migrate
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     settle_heap()  # the command modules are imported: what is alive now lives as long as the process
     try:
         _migrate_first(args)
-        return int(args.func(args) or 0)
+        with acting_as(_cli_actor(args)):
+            return int(args.func(args) or 0)
     except SettingsError as exc:
         print_error(_error_text(str(exc)))
         return 2
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # noqa: BLE001 - the CLI boundary classifies every failure
         err = exc if isinstance(exc, AppError) else classify(exc)
+        if isinstance(err, NotFoundError):
+            print_error(_error_text(err.user_message))
+            return 1  # the same answer whether it does not exist or is someone else's
         if err.error_type == ErrorType.VALIDATION:
             print_error(_error_text(err.user_message, f"{err.code}: {err.message}"))
             return 2  # bad input is refused, not a failure of the app: nothing to record
@@ -106,6 +111,32 @@ def _migrate_first(args: argparse.Namespace) -> None:
     except Exception as exc:
         if store == "required" or not is_store_unavailable(exc):
             raise
+
+
+def _cli_actor(args: argparse.Namespace) -> Actor:
+    """Who the command runs as: the user STUDIO_USER names (local mode: created as an analyst if new).
+
+    With sign-in configured the name must be an existing user's email or name: the CLI does not
+    make people the identity provider has not. A command that never opens the store acts as nobody.
+    """
+    if getattr(args, "store", "required") == "none":
+        return ANONYMOUS
+    from core.auth.users import find_existing, local_actor
+
+    engine = get_engine()
+    if not auth_secrets():
+        try:
+            return local_actor(engine)
+        except Exception as exc:
+            if getattr(args, "store", "required") == "log" and is_store_unavailable(exc):
+                return ANONYMOUS  # it runs with the store down; its rows wait in the spool, nobody's
+            raise
+    name = get_settings().user_name
+    found = find_existing(engine, name)
+    if found is None:
+        raise SettingsError(f"Setting STUDIO_USER = {name!r} names no user; with sign-in configured it must be "
+                            "the email or name of someone who has signed in or been added (users add).")
+    return found
 
 
 def _error_text(message: str, detail: str | None = None, note: str | None = None) -> str:

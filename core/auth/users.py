@@ -27,7 +27,7 @@ from core.store.schema import app_users, utcnow
 from core.store.tx import read_conn, write_tx
 
 __all__ = ["LOCAL_ISSUER", "PENDING_ISSUER", "actor_of", "add_user", "find_user", "list_users", "local_actor",
-           "names_of", "set_role", "sign_in"]
+           "find_existing", "names_of", "set_role", "sign_in"]
 
 LOCAL_ISSUER = "local"
 PENDING_ISSUER = "pending"
@@ -124,14 +124,23 @@ def sign_in(engine: Engine, *, issuer: str, subject: str, email: str | None, nam
     return actor
 
 
+def _named(ref: str) -> Any:
+    wanted = ref.strip()
+    return sa.or_(sa.func.lower(app_users.c.email) == wanted.lower(), app_users.c.display_name == wanted,
+                  sa.and_(app_users.c.issuer == LOCAL_ISSUER, app_users.c.subject == wanted))
+
+
+def find_existing(engine: Engine, ref: str) -> Actor | None:
+    """The user whose email, name or local name is `ref`, looked up by the system (the CLI's start)."""
+    with _as_system(engine) as conn:
+        row = _row(conn, _named(ref))
+    return None if row is None else actor_of(row)
+
+
 def find_user(engine: Engine, ref: str) -> Actor | None:
     """The user whose email, name or local name is `ref` (admins only; others find nobody)."""
     require(current_actor(), Action.VIEW, Kind.USERS, None, missing=f"There is no user {redact_cut(ref, 80)!r}.")
-    with _as_system(engine) as conn:
-        row = _row(conn, sa.or_(sa.func.lower(app_users.c.email) == ref.strip().lower(),
-                                app_users.c.display_name == ref.strip(),
-                                sa.and_(app_users.c.issuer == LOCAL_ISSUER, app_users.c.subject == ref.strip())))
-    return None if row is None else actor_of(row)
+    return find_existing(engine, ref)
 
 
 def list_users(engine: Engine) -> list[dict[str, Any]]:
@@ -165,8 +174,7 @@ def set_role(engine: Engine, ref: str, role: Role | str) -> Actor:
     require(actor, Action.MANAGE, Kind.USERS, None, missing=missing)
     role = _as_role(role)
     with write_tx(engine) as conn:
-        row = _row(conn, sa.or_(sa.func.lower(app_users.c.email) == ref.strip().lower(),
-                                app_users.c.display_name == ref.strip()))
+        row = _row(conn, _named(ref))
         if row is None:
             from core.errors import NotFoundError
 
