@@ -111,7 +111,11 @@ def _critical_toasts() -> None:
         st.session_state["_studio_critical_mark"] = latest_error_pk(engine)
         return
     rows, st.session_state["_studio_critical_mark"] = new_critical(engine, int(mark), limit=5)
+    # an error this session already showed (its toast, or the page's own message) is not shown twice
+    shown = {e.get("error_id") for e in st.session_state.get(SESSION_ERRORS_KEY) or ()}
     for row in rows:
+        if row["error_id"] in shown:
+            continue
         st.toast(f"Critical error: {literal(row['user_message'])} ({literal(row['error_code'])}, id "
                  f"{literal(row['error_id'])}) [Open Errors](/errors)", icon=":material/crisis_alert:", duration="long")
 
