@@ -263,6 +263,10 @@ class Settings(BaseSettings, CheckedModel):
     ui_background_worker: bool = Field(default=True, title="Run batches inside the app")
     ui_live_refresh_s: float = positive(2.0, "Live refresh (s)", most=3600)
     ui_errors_page_size: int = positive(50, "Errors per page", most=1000)
+    # the other paged lists: rows of a table (Recovery's conversations, error groups), cards of a list
+    # (batches on Batches and Recovery, drafts on Generate and Recovery)
+    ui_table_page_size: int = positive(20, "Rows per page of the other tables", most=500)
+    ui_cards_page_size: int = positive(10, "Cards per page of a list", most=100)
     # a single generation whose page has not looked at it this long is stopped (its draft stays
     # resumable): the tab was closed. Long enough for a hidden tab, whose timers browsers slow to 1/min
     ui_generation_unwatched_s: float = positive(120.0, "Stop a generation nobody watches after (s)", most=3600)

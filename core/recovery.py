@@ -28,6 +28,7 @@ Cleanup (`cleanup_preview` counts, `apply_cleanup` removes, same keys):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ from core.batches.states import ITEM_STATES, is_interrupted, shown_state
 from core.config import get_settings
 from core.errorlog import apply_retention, retention_preview
 from core.resilience import run_db
+from core.store.paging import Page, Part, page_of_parts
 from core.store.schema import (
     batch_items,
     batch_jobs,
@@ -49,6 +51,8 @@ from core.store.schema import (
 from core.store.tx import write_tx
 
 __all__ = [
+    "ORPHAN_REASONS",
+    "STOPPED_BATCH_KINDS",
     "apply_cleanup",
     "cleanup_preview",
     "find_failed_batches",
@@ -57,8 +61,17 @@ __all__ = [
     "find_orphaned_drafts",
     "find_paused_batches",
     "needs_attention",
+    "orphaned_conversations_page",
+    "orphaned_drafts_page",
     "scan",
+    "stopped_batches_page",
+    "summary",
 ]
+
+# the Recovery page's lists of batches, in the order it shows them
+STOPPED_BATCH_KINDS = ("interrupted_batches", "failed_batches", "paused_batches")
+# why a conversation is out of step (see the module docstring), in the order they are listed
+ORPHAN_REASONS = ("item_not_done", "batch_deleted", "draft_missing")
 
 
 def _finding(kind: str, id_: str, what: str, action_text: str, action: str, **details: Any) -> dict[str, Any]:
@@ -81,33 +94,61 @@ def _item_counts(conn: sa.Connection, batch_ids: list[str]) -> dict[str, dict[st
     return out
 
 
-def _batches(engine: Engine, *where: sa.ColumnElement[bool]) -> list[tuple[Any, dict[str, Any]]]:
-    """The batches `where` selects, newest first, each with its item counts by status."""
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(batch_jobs).where(*where).order_by(batch_jobs.c.updated_at.desc())
-                            ).mappings().all()
-        counts = _item_counts(conn, [r["id"] for r in rows])
+Row = tuple[Any, dict[str, Any]]  # a batch_jobs row and its item counts by status
+
+
+def _batches(conn: sa.Connection, where: list[sa.ColumnElement[bool]], offset: int = 0,
+             limit: int | None = None) -> list[Row]:
+    """The batches `where` selects, newest first (from `offset`, at most `limit`), each with its item counts."""
+    query = sa.select(batch_jobs).where(*where).order_by(batch_jobs.c.updated_at.desc(), batch_jobs.c.id)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    rows = conn.execute(query).mappings().all()
+    counts = _item_counts(conn, [r["id"] for r in rows])
     return [(r, counts[r["id"]]) for r in rows]
 
 
-def find_interrupted_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Running batches whose worker is gone: lease expired and no item changed since (see `is_interrupted`)."""
-    now = now or utcnow()
-    out = []
-    for r, c in _batches(engine, batch_jobs.c.status == "running", sa.or_(
-        batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now)):
-        if not is_interrupted(r["status"], r["lease_expires_at"], c[_LAST_CHANGE], now):
-            continue  # its lease is late but its items still move: a busy worker, not a dead one
-        left = c.get("pending", 0) + c.get("running", 0)
-        since = r["lease_expires_at"] or r["updated_at"]
-        out.append(_finding(
-            "interrupted_batch", r["id"],
-            f"The worker running '{r['name']}' stopped (crash, restart or shutdown) with {c.get('done', 0)} of "
-            f"{r['total_items']} items done and {left} left; its lease ran out at {since.isoformat()}.",
-            "Nothing is lost. A running worker picks it up by itself; if none is running, resume it "
-            "(or start `python -m core worker`).", "resume",
-            name=r["name"], done=c.get("done", 0), remaining=left, last_owner=r["lease_owner"]))
-    return out
+def _batch_part(engine: Engine, where: list[sa.ColumnElement[bool]], finding: Callable[[Row], dict[str, Any]]
+                ) -> Part:
+    """The batches `where` selects as one part of a paged list: counted, and only the page's rows read."""
+
+    def part(offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        with engine.connect() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(batch_jobs).where(*where)).scalar_one())
+            rows = _batches(conn, where, offset, limit) if limit > 0 and offset < total else []
+        return total, [finding(row) for row in rows]
+
+    return part
+
+
+def _interrupted_part(engine: Engine, now: datetime) -> Part:
+    """Running batches whose worker is gone: lease expired and no item changed since (see `is_interrupted`).
+
+    Which running batches with a late lease are interrupted takes their items' last change, so
+    all of those (as many as batches run at once) are read and counted, and the page cut after.
+    """
+
+    def part(offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        with engine.connect() as conn:
+            late = _batches(conn, [batch_jobs.c.status == "running", sa.or_(
+                batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now)])
+        # a late lease whose items still move is a busy worker, not a dead one
+        stopped = [(r, c) for r, c in late if is_interrupted(r["status"], r["lease_expires_at"], c[_LAST_CHANGE], now)]
+        return len(stopped), [_interrupted(r, c) for r, c in stopped[offset:offset + max(limit, 0)]]
+
+    return part
+
+
+def _interrupted(r: Any, c: dict[str, Any]) -> dict[str, Any]:
+    left = c.get("pending", 0) + c.get("running", 0)
+    since = r["lease_expires_at"] or r["updated_at"]
+    return _finding(
+        "interrupted_batch", r["id"],
+        f"The worker running '{r['name']}' stopped (crash, restart or shutdown) with {c.get('done', 0)} of "
+        f"{r['total_items']} items done and {left} left; its lease ran out at {since.isoformat()}.",
+        "Nothing is lost. A running worker picks it up by itself; if none is running, resume it "
+        "(or start `python -m core worker`).", "resume",
+        name=r["name"], done=c.get("done", 0), remaining=left, last_owner=r["lease_owner"])
 
 
 def _reason(row: Any, counts: dict[str, Any], now: datetime) -> str | None:
@@ -116,74 +157,125 @@ def _reason(row: Any, counts: dict[str, Any], now: datetime) -> str | None:
                        now=now)[1]
 
 
-def find_failed_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
+def _failed_part(engine: Engine, now: datetime) -> Part:
     """Failed batches, with why and whether retrying the failed items or a plain resume is the fix."""
-    now = now or utcnow()
-    out = []
-    for r, c in _batches(engine, batch_jobs.c.status == "failed"):
+
+    def finding(row: Row) -> dict[str, Any]:
+        r, c = row
         failed = c.get("failed", 0)
         if failed:
             action_text, action = f"Retry the {failed} failed items (done items are kept).", "retry_failed"
         else:
             action_text, action = ("Fix what the reason names (the API key comes from the environment or "
                                    ".streamlit/secrets.toml), then resume."), "resume"
-        out.append(_finding("failed_batch", r["id"], _reason(r, c, now) or "The batch failed.", action_text,
-                            action, name=r["name"], done=c.get("done", 0), failed=failed,
-                            pending=c.get("pending", 0)))
-    return out
+        return _finding("failed_batch", r["id"], _reason(r, c, now) or "The batch failed.", action_text,
+                        action, name=r["name"], done=c.get("done", 0), failed=failed, pending=c.get("pending", 0))
+
+    return _batch_part(engine, [batch_jobs.c.status == "failed"], finding)
 
 
-def find_paused_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
+def _paused_part(engine: Engine, now: datetime) -> Part:
     """Paused batches: by a user (resume when ready) or by the breaker (continues by itself)."""
-    now = now or utcnow()
-    out = []
-    for r, c in _batches(engine, batch_jobs.c.status == "paused"):
+
+    def finding(row: Row) -> dict[str, Any]:
+        r, c = row
         if r["pause_kind"] == "breaker":
             action_text, action = ("No action needed: it continues by itself when the model service recovers; "
                                    "\"Resume now\" tries at once."), "wait"
         else:
             action_text, action = "Resume it when you are ready.", "resume"
-        out.append(_finding("paused_batch", r["id"], _reason(r, c, now) or "The batch is paused.", action_text,
-                            action, name=r["name"], pause_kind=r["pause_kind"], done=c.get("done", 0),
-                            remaining=c.get("pending", 0) + c.get("running", 0)))
-    return out
+        return _finding("paused_batch", r["id"], _reason(r, c, now) or "The batch is paused.", action_text,
+                        action, name=r["name"], pause_kind=r["pause_kind"], done=c.get("done", 0),
+                        remaining=c.get("pending", 0) + c.get("running", 0))
+
+    return _batch_part(engine, [batch_jobs.c.status == "paused"], finding)
 
 
-def find_orphaned_drafts(engine: Engine, now: datetime | None = None, *, user: str | None = None,
-                         ) -> list[dict[str, Any]]:
-    """In-progress drafts with no save for settings.orphan_draft_minutes."""
+_BATCH_PARTS: dict[str, Callable[[Engine, datetime], Part]] = {
+    "interrupted_batches": _interrupted_part, "failed_batches": _failed_part, "paused_batches": _paused_part}
+
+
+def stopped_batches_page(engine: Engine, kinds: Sequence[str] = STOPPED_BATCH_KINDS, *, page: int = 1,
+                         page_size: int = 20, now: datetime | None = None) -> Page:
+    """One page of the interrupted, failed and paused batches (those of `kinds`, in that order); all counted."""
+    unknown = [k for k in kinds if k not in _BATCH_PARTS]
+    if unknown:
+        raise ValueError(f"unknown kind of stopped batch: {unknown[0]!r}")
+    now = now or utcnow()
+    return page_of_parts([_BATCH_PARTS[k](engine, now) for k in STOPPED_BATCH_KINDS if k in kinds], page, page_size)
+
+
+def _all(page: Callable[..., Page], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every row of a paged list, up to settings.list_max_rows (what a list prints)."""
+    return page(*args, page=1, page_size=get_settings().list_max_rows, **kwargs).rows
+
+
+def find_interrupted_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Running batches whose worker is gone: lease expired and no item changed since (see `is_interrupted`)."""
+    return _all(stopped_batches_page, engine, ("interrupted_batches",), now=now)
+
+
+def find_failed_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Failed batches, with why and whether retrying the failed items or a plain resume is the fix."""
+    return _all(stopped_batches_page, engine, ("failed_batches",), now=now)
+
+
+def find_paused_batches(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Paused batches: by a user (resume when ready) or by the breaker (continues by itself)."""
+    return _all(stopped_batches_page, engine, ("paused_batches",), now=now)
+
+
+def orphaned_drafts_page(engine: Engine, *, page: int = 1, page_size: int = 20, now: datetime | None = None,
+                         user: str | None = None) -> Page:
+    """One page of the in-progress drafts with no save for settings.orphan_draft_minutes, and how many there are."""
+    page, page_size = max(1, int(page)), max(1, int(page_size))
     now = now or utcnow()
     cutoff = now - timedelta(minutes=get_settings().orphan_draft_minutes)
-    query = sa.select(conversation_drafts.c.id, conversation_drafts.c.user_id, conversation_drafts.c.template,
-                      conversation_drafts.c.progress, conversation_drafts.c.updated_at,
-                      sa.func.length(conversation_drafts.c.partial_text).label("chars")).where(
-        conversation_drafts.c.status == "in_progress", conversation_drafts.c.updated_at < cutoff)
-    if user:
-        query = query.where(conversation_drafts.c.user_id == user)
+    d = conversation_drafts.c
+    where = [d.status == "in_progress", d.updated_at < cutoff] + ([d.user_id == user] if user else [])
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(conversation_drafts.c.updated_at.desc())).mappings().all()
-    return [_finding(
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(conversation_drafts).where(*where))
+                    .scalar_one())
+        rows = conn.execute(
+            sa.select(d.id, d.user_id, d.template, d.progress, d.updated_at,
+                      sa.func.length(d.partial_text).label("chars")).where(*where)
+            .order_by(d.updated_at.desc(), d.id).limit(page_size).offset((page - 1) * page_size)).mappings().all()
+    return Page([_finding(
         "orphaned_draft", r["id"],
         f"A {r['template']} generation by {r['user_id']} stopped at {round(float(r['progress']) * 100)}% "
         f"({r['chars'] or 0} characters) and was last saved {r['updated_at'].isoformat()}: the tab was closed "
         "or the server stopped.",
         "Resume it (it continues from the saved text) or discard it.", "resume_draft",
-        user=r["user_id"], progress=float(r["progress"]), chars=int(r["chars"] or 0)) for r in rows]
+        user=r["user_id"], progress=float(r["progress"]), chars=int(r["chars"] or 0)) for r in rows],
+        total, page, page_size)
+
+
+def find_orphaned_drafts(engine: Engine, now: datetime | None = None, *, user: str | None = None,
+                         ) -> list[dict[str, Any]]:
+    """In-progress drafts with no save for settings.orphan_draft_minutes."""
+    return _all(orphaned_drafts_page, engine, now=now, user=user)
 
 
 # every item state but done, spelled out: an IN list reads the index, a != does not
 _NOT_DONE = tuple(state for state in ITEM_STATES if state != "done")
 
 
-def find_orphaned_conversations(engine: Engine, *, limit: int = 1_000, deep: bool = False) -> list[dict[str, Any]]:
-    """Conversations whose batch item or draft does not agree they exist (see the module docstring).
+def _query_part(engine: Engine, query: sa.Select[Any], order: Sequence[sa.ColumnElement[Any]],
+                finding: Callable[[Any], dict[str, Any]]) -> Part:
+    """The rows of `query` as one part of a paged list: counted, and only the page's rows read, in `order`."""
 
-    Each check starts from an index, never from every conversation: the items not done of each
-    batch joined to the one conversation their (batch, index) may have; conversations without
-    a batch but with an item index; conversations linked to a draft. `deep` adds what no index
-    answers, a done item that does not name its own conversation (only a manual edit does
-    that): it reads every done item.
-    """
+    def part(offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        with engine.connect() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
+            rows = (conn.execute(query.order_by(*order).limit(limit).offset(offset)).mappings().all()
+                    if limit > 0 and offset < total else [])
+        return total, [finding(r) for r in rows]
+
+    return part
+
+
+def _orphan_parts(engine: Engine, reasons: Sequence[str], deep: bool) -> list[Part]:
+    """The checks of find_orphaned_conversations, one part each, of the `reasons` asked for."""
     c, i, d = conversations, batch_items, conversation_drafts
     by_item = sa.and_(c.c.batch_id == i.c.batch_id, c.c.item_index == i.c.item_index)
     columns = (c.c.id, c.c.batch_id, c.c.item_index, i.c.status, i.c.conversation_id)
@@ -192,43 +284,73 @@ def find_orphaned_conversations(engine: Engine, *, limit: int = 1_000, deep: boo
     if deep:
         out_of_step.append(sa.and_(i.c.status == "done", sa.or_(i.c.conversation_id.is_(None),
                                                                 i.c.conversation_id != c.c.id)))
-    item_checks = [sa.select(*columns).select_from(i).join(c, by_item).where(cond).limit(limit) for cond in out_of_step]
-    batch_deleted = sa.select(c.c.id, c.c.item_index).where(
-        c.c.batch_id.is_(None), c.c.item_index.is_not(None)).limit(limit)
-    draft_missing = (sa.select(c.c.id, c.c.draft_id).outerjoin(d, d.c.id == c.c.draft_id)
-                     .where(c.c.draft_id.is_not(None), d.c.id.is_(None)).limit(limit))
-    out: list[dict[str, Any]] = []
-    with engine.connect() as conn:
-        for r in (r for query in item_checks for r in conn.execute(query).mappings()):
-            out.append(_finding(
-                "orphaned_conversation", r["id"],
-                f"Conversation for item {r['item_index']} of batch {r['batch_id']} is saved, but the item is "
-                f"'{r['status']}'" + (" and points at another conversation." if r["conversation_id"] else "."),
-                "The conversation is complete: mark the item done (do not generate it again).", "mark_item_done",
-                reason="item_not_done", batch_id=r["batch_id"], item_index=r["item_index"]))
-        for r in conn.execute(batch_deleted).mappings():
-            out.append(_finding(
-                "orphaned_conversation", r["id"],
-                f"Conversation for item {r['item_index']} of a batch that was deleted.",
-                "Keep it (it exports like any other) or delete it.", "keep_or_delete", reason="batch_deleted"))
-        for r in conn.execute(draft_missing).mappings():
-            out.append(_finding(
-                "orphaned_conversation", r["id"],
-                f"Conversation linked to draft {r['draft_id']}, which no longer exists.",
-                "Nothing to recover: the conversation is complete. Clearing the link is optional.", "none",
-                reason="draft_missing", draft_id=r["draft_id"]))
-    return out
+
+    def item_not_done(r: Any) -> dict[str, Any]:
+        return _finding(
+            "orphaned_conversation", r["id"],
+            f"Conversation for item {r['item_index']} of batch {r['batch_id']} is saved, but the item is "
+            f"'{r['status']}'" + (" and points at another conversation." if r["conversation_id"] else "."),
+            "The conversation is complete: mark the item done (do not generate it again).", "mark_item_done",
+            reason="item_not_done", batch_id=r["batch_id"], item_index=r["item_index"])
+
+    def batch_deleted(r: Any) -> dict[str, Any]:
+        return _finding(
+            "orphaned_conversation", r["id"], f"Conversation for item {r['item_index']} of a batch that was deleted.",
+            "Keep it (it exports like any other) or delete it.", "keep_or_delete", reason="batch_deleted")
+
+    def draft_missing(r: Any) -> dict[str, Any]:
+        return _finding(
+            "orphaned_conversation", r["id"], f"Conversation linked to draft {r['draft_id']}, which no longer exists.",
+            "Nothing to recover: the conversation is complete. Clearing the link is optional.", "none",
+            reason="draft_missing", draft_id=r["draft_id"])
+
+    # each in the order of the index it reads, so a page is a seek, not a sort of every match
+    parts = {
+        "item_not_done": [_query_part(engine, sa.select(*columns).select_from(i).join(c, by_item).where(cond),
+                                      (i.c.batch_id, i.c.item_index), item_not_done) for cond in out_of_step],
+        "batch_deleted": [_query_part(engine, sa.select(c.c.id, c.c.item_index).where(
+            c.c.batch_id.is_(None), c.c.item_index.is_not(None)), (c.c.item_index, c.c.id), batch_deleted)],
+        "draft_missing": [_query_part(engine, sa.select(c.c.id, c.c.draft_id).outerjoin(d, d.c.id == c.c.draft_id)
+                                      .where(c.c.draft_id.is_not(None), d.c.id.is_(None)),
+                                      (c.c.draft_id, c.c.id), draft_missing)],
+    }
+    return [part for reason in ORPHAN_REASONS if reason in reasons for part in parts[reason]]
+
+
+def orphaned_conversations_page(engine: Engine, reasons: Sequence[str] = ORPHAN_REASONS, *, page: int = 1,
+                                page_size: int = 20, deep: bool = False) -> Page:
+    """One page of the conversations out of step with their batch item or draft (of `reasons`); all counted.
+
+    Each check starts from an index, never from every conversation: the items not done of each
+    batch joined to the one conversation their (batch, index) may have; conversations without
+    a batch but with an item index; conversations linked to a draft. `deep` adds what no index
+    answers, a done item that does not name its own conversation (only a manual edit does
+    that): it reads every done item.
+    """
+    unknown = [r for r in reasons if r not in ORPHAN_REASONS]
+    if unknown:
+        raise ValueError(f"unknown reason: {unknown[0]!r}")
+    return page_of_parts(_orphan_parts(engine, reasons, deep), page, page_size)
+
+
+def find_orphaned_conversations(engine: Engine, *, limit: int | None = None, deep: bool = False
+                                ) -> list[dict[str, Any]]:
+    """Conversations whose batch item or draft does not agree they exist, at most `limit` (settings.list_max_rows)."""
+    return orphaned_conversations_page(engine, page_size=limit or get_settings().list_max_rows, deep=deep).rows
 
 
 def needs_attention(engine: Engine, now: datetime | None = None) -> dict[str, int]:
     """How many batches and drafts the Recovery page lists, by kind (Home shows these, so both agree)."""
     now = now or utcnow()
-    return {
-        "interrupted_batches": len(find_interrupted_batches(engine, now)),
-        "failed_batches": len(find_failed_batches(engine, now)),
-        "paused_batches": len(find_paused_batches(engine, now)),
-        "orphaned_drafts": len(find_orphaned_drafts(engine, now)),
-    }
+    out = {kind: stopped_batches_page(engine, (kind,), page_size=1, now=now).total for kind in STOPPED_BATCH_KINDS}
+    out["orphaned_drafts"] = orphaned_drafts_page(engine, page_size=1, now=now).total
+    return out
+
+
+def summary(engine: Engine, now: datetime | None = None, *, deep: bool = False) -> dict[str, int]:
+    """How many of each kind the Recovery page lists: `needs_attention` and the conversations out of step."""
+    return {**needs_attention(engine, now),
+            "orphaned_conversations": orphaned_conversations_page(engine, page_size=1, deep=deep).total}
 
 
 def scan(engine: Engine, now: datetime | None = None, *, deep: bool = False) -> dict[str, list[dict[str, Any]]]:

@@ -47,6 +47,7 @@ from core.store.tx import write_tx
 
 __all__ = [
     "batch_names",
+    "batches_page",
     "cancel_batch",
     "create_batch",
     "default_name",
@@ -57,6 +58,7 @@ __all__ = [
     "pause_batch",
     "resolve_batch_id",
     "resume_batch",
+    "resume_history_page",
 ]
 
 _INSERT_CHUNK = 2_000
@@ -306,28 +308,47 @@ def get_batch_status(engine: Engine, batch_id: str) -> dict[str, Any]:
         return _status_dict(conn, _batch_row(conn, batch_id), utcnow())
 
 
-def list_batches(
-    engine: Engine, *, status: str | Sequence[str] | None = None, user: str | None = None, limit: int = 50,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Newest batches first, each as `get_batch_status` describes it."""
+def _listing(status: str | Sequence[str] | None, user: str | None) -> list[sa.ColumnElement[bool]]:
+    """The conditions of a list of batches in the states `status`, created by `user` (each optional)."""
     states = [] if not status else [status] if isinstance(status, str) else list(status)
     unknown = [s for s in states if s not in BATCH_STATES]
     if unknown:
         raise _refuse(f"There is no batch state {unknown[0][:60]!r}; choose one of: {', '.join(BATCH_STATES)}.",
                       ErrorCode.UNKNOWN_STATE, "status")
-    most = get_settings().list_max_rows
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
-        raise _refuse(f"The limit must be a whole number from 1 to {most:,}.", ErrorCode.INVALID_LIMIT, "limit")
-    query = sa.select(batch_jobs).order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id)
-    if states:
-        query = query.where(batch_jobs.c.status.in_(states))
-    if user:
-        query = query.where(batch_jobs.c.created_by == user)
+    return ([batch_jobs.c.status.in_(states)] if states else []) + ([batch_jobs.c.created_by == user] if user else [])
+
+
+def _whole(name: str, value: int, most: int | None = None) -> int:
+    """`value` if it is a whole number from 1 (to `most`); else refused, naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (most is not None and value > most):
+        upto = f" to {most:,}" if most is not None else ""
+        raise _refuse(f"The {name} must be a whole number from 1{upto}.", ErrorCode.INVALID_LIMIT, name)
+    return value
+
+
+def list_batches(
+    engine: Engine, *, status: str | Sequence[str] | None = None, user: str | None = None, limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Newest batches first, each as `get_batch_status` describes it."""
+    where = _listing(status, user)
+    _whole("limit", limit, get_settings().list_max_rows)
+    query = sa.select(batch_jobs).where(*where).order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id)
     now = utcnow()
     with engine.connect() as conn:
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         return [_status_dict(conn, row, now) for row in rows]
+
+
+def batches_page(engine: Engine, *, page: int = 1, page_size: int = 20, status: str | Sequence[str] | None = None,
+                 user: str | None = None) -> Page:
+    """Page `page` of `list_batches` (newest first) and how many batches there are in all."""
+    where = _listing(status, user)
+    page, page_size = _whole("page", page), _whole("limit", page_size, get_settings().list_max_rows)
+    with engine.connect() as conn:
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(batch_jobs).where(*where)).scalar_one())
+    rows = list_batches(engine, status=status, user=user, limit=page_size, offset=(page - 1) * page_size)
+    return Page(rows, total, page, page_size)
 
 
 def resolve_batch_id(engine: Engine, text: str) -> str:
@@ -601,3 +622,14 @@ def resume_history(engine: Engine, batch_id: str) -> list[dict[str, Any]]:
         rows = conn.execute(sa.select(batch_resumes).where(batch_resumes.c.batch_id == batch_id)
                             .order_by(batch_resumes.c.id)).mappings().all()
     return [{**dict(r), "resumed_at": _iso(r["resumed_at"])} for r in rows]
+
+
+def resume_history_page(engine: Engine, batch_id: str, *, page: int = 1, page_size: int = 20) -> Page:
+    """Page `page` of a batch's resumes, newest first, and how many resumes it had in all."""
+    page, page_size = _whole("page", page), _whole("limit", page_size, get_settings().list_max_rows)
+    mine = batch_resumes.c.batch_id == batch_id
+    with engine.connect() as conn:
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(batch_resumes).where(mine)).scalar_one())
+        rows = conn.execute(sa.select(batch_resumes).where(mine).order_by(batch_resumes.c.id.desc())
+                            .limit(page_size).offset((page - 1) * page_size)).mappings().all()
+    return Page([{**dict(r), "resumed_at": _iso(r["resumed_at"])} for r in rows], total, page, page_size)

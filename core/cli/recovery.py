@@ -6,7 +6,7 @@ import argparse
 import json
 
 from core.cli import add_action, add_group
-from core.recovery import apply_cleanup, cleanup_preview, scan
+from core.recovery import apply_cleanup, cleanup_preview, scan, summary
 from core.store import get_engine
 
 
@@ -24,8 +24,10 @@ def _scan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(found, indent=2, default=str))
         return 0
+    counts = summary(get_engine(), deep=True)
     for kind, findings in found.items():
-        print(f"{kind.replace('_', ' ')}: {len(findings)}")
+        listed = f" (the first {len(findings):,} listed)" if len(findings) < counts[kind] else ""
+        print(f"{kind.replace('_', ' ')}: {counts[kind]:,}{listed}")
         for f in findings:
             print(f"  {f['id']}  {f['what_happened']}\n      -> {f['recommended_action']}")
     return 0

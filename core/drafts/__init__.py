@@ -8,7 +8,8 @@ from core.drafts.session import (
     resume_draft,
     split_turns,
     start_draft,
+    unfinished_drafts_page,
 )
 
 __all__ = ["DraftSession", "discard_draft", "get_draft", "list_unfinished_drafts", "resume_draft", "split_turns",
-           "start_draft"]
+           "start_draft", "unfinished_drafts_page"]

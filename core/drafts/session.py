@@ -32,10 +32,12 @@ from core.generation import GenerationParams, GenerationResult, validate_params
 from core.generation.service import agenerate_conversation
 from core.redact import redact_text
 from core.resilience import run_db
+from core.store.paging import Page
 from core.store.schema import conversation_drafts, conversations, utcnow
 from core.store.tx import write_tx
 
-__all__ = ["DraftSession", "discard_draft", "get_draft", "list_unfinished_drafts", "resume_draft", "start_draft"]
+__all__ = ["DraftSession", "discard_draft", "get_draft", "list_unfinished_drafts", "resume_draft", "start_draft",
+           "unfinished_drafts_page"]
 
 _BLOCK = re.compile(r"(?m)^(User|Assistant):")
 UNFINISHED = ("in_progress", "failed")
@@ -277,15 +279,25 @@ def get_draft(engine: Engine, draft_id: str) -> dict[str, Any]:
 
 def list_unfinished_drafts(engine: Engine, user: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
     """A user's in-progress and failed drafts, most recently saved first."""
+    return unfinished_drafts_page(engine, user, page_size=limit).rows
+
+
+def unfinished_drafts_page(engine: Engine, user: str | None = None, *, page: int = 1, page_size: int = 50,
+                           exclude: str | None = None) -> Page:
+    """Page `page` of a user's in-progress and failed drafts (but `exclude`), latest saved first; all counted."""
+    page, page_size = max(1, int(page)), max(1, int(page_size))
     who = user or get_settings().user_name
-    cols = [conversation_drafts.c[name] for name in (
+    d = conversation_drafts.c
+    where = [d.user_id == who, d.status.in_(UNFINISHED)] + ([d.id != exclude] if exclude else [])
+    cols = [d[name] for name in (
         "id", "template", "params", "status", "progress", "error_message", "created_at", "updated_at", "expires_at")]
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(*cols, sa.func.length(conversation_drafts.c.partial_text).label("chars"))
-                            .where(conversation_drafts.c.user_id == who,
-                                   conversation_drafts.c.status.in_(UNFINISHED))
-                            .order_by(conversation_drafts.c.updated_at.desc()).limit(limit)).mappings().all()
-    return [dict(r) for r in rows]
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(conversation_drafts).where(*where))
+                    .scalar_one())
+        rows = conn.execute(sa.select(*cols, sa.func.length(d.partial_text).label("chars")).where(*where)
+                            .order_by(d.updated_at.desc(), d.id).limit(page_size)
+                            .offset((page - 1) * page_size)).mappings().all()
+    return Page([dict(r) for r in rows], total, page, page_size)
 
 
 def discard_draft(engine: Engine, draft_id: str, *, user: str | None = None) -> bool:

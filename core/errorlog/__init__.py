@@ -12,7 +12,7 @@ the CSV export is `core.errorlog.export`.
 
 from core.errorlog.filters import ERROR_TYPE_NAMES, SEVERITY_ORDER, ErrorFilter
 from core.errorlog.fingerprint import fingerprint, normalise_message
-from core.errorlog.groups import error_groups
+from core.errorlog.groups import error_groups, error_groups_page
 from core.errorlog.recorder import flush, recent, record, recorder_stats, reset_recorder, shutdown
 from core.errorlog.resolve import set_resolved
 from core.errorlog.retention import apply_retention, retention_preview
@@ -25,6 +25,7 @@ __all__ = [
     "ErrorFilter",
     "apply_retention",
     "error_groups",
+    "error_groups_page",
     "error_stats",
     "fingerprint",
     "flush",

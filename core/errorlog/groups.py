@@ -17,9 +17,10 @@ from core.errorlog.filters import (
     invalid,
     severity_rank,
 )
+from core.store.paging import Page
 from core.store.schema import error_logs
 
-__all__ = ["GROUP_SORTS", "error_groups"]
+__all__ = ["GROUP_SORTS", "error_groups", "error_groups_page"]
 
 # what the groups can be sorted by (largest or latest first); ties by the latest seen
 GROUP_SORTS = ("last_seen", "count", "first_seen", "severity")
@@ -34,8 +35,18 @@ def error_groups(
     batches (distinct batch ids), unresolved, and from its latest row: message,
     error_type, error_code, component, error_id.
     """
-    if not isinstance(limit, int) or not 1 <= limit <= get_settings().log_page_size_max:
-        raise invalid("limit", f"limit must be a whole number from 1 to {get_settings().log_page_size_max}.")
+    return error_groups_page(bind, flt, page=1, page_size=limit, sort=sort).rows
+
+
+def error_groups_page(
+    bind: Bind, flt: ErrorFilter | None = None, *, page: int = 1, page_size: int = 50, sort: str = "last_seen"
+) -> Page:
+    """Page `page` of the groups `error_groups` lists, and how many groups the filters select in all."""
+    most = get_settings().log_page_size_max
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= most:
+        raise invalid("limit", f"limit must be a whole number from 1 to {most}.")
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise invalid("page", "page must be a whole number from 1.")
     if sort not in GROUP_SORTS:
         raise invalid("sort", f"sort must be one of {', '.join(GROUP_SORTS)}.")
     c = error_logs.c
@@ -56,12 +67,19 @@ def error_groups(
                 rank,
                 func.count(c.operation_id.distinct()).label("batches"),
                 func.sum(case((c.resolved.is_(False), 1), else_=0)).label("unresolved"),
+                # over the grouped rows: how many groups in all, from the same pass as the page
+                func.count().over().label("groups_total"),
             )
             .where(*conds)
             .group_by(c.fingerprint)
             .order_by(*order, last_seen.desc(), c.fingerprint)
-            .limit(limit)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
         ).all()
+        if groups:
+            total = int(groups[0].groups_total)
+        else:  # a page past the last: count the groups alone
+            total = int(conn.execute(select(func.count(c.fingerprint.distinct())).where(*conds)).scalar_one())
         # the latest row of each group: an index seek on (fingerprint, created_at); the text
         # condition is a plain recheck here, since the seek already narrows to a row or two
         recheck = filter_conditions(conn, flt, use_text_index=False)
@@ -88,4 +106,4 @@ def error_groups(
                 "error_code": sample.error_code if sample else "",
                 "component": sample.component if sample else None,
             })
-    return out
+    return Page(out, total, page, page_size)

@@ -11,6 +11,7 @@ from batch_support import UNLIMITED_RATE
 from core.batches.csv_import import parse_csv
 from core.batches.service import (
     batch_names,
+    batches_page,
     cancel_batch,
     create_batch,
     estimate,
@@ -21,6 +22,7 @@ from core.batches.service import (
     resolve_batch_id,
     resume_batch,
     resume_history,
+    resume_history_page,
 )
 from core.batches.worker import BatchWorker
 from core.errors import ValidationError
@@ -193,6 +195,26 @@ def test_list_and_unknown_batch(engine):
     with pytest.raises(ValidationError) as exc:
         get_batch_status(engine, "nope")
     assert "nope" in exc.value.user_message
+
+
+def test_batches_and_their_resumes_page_with_a_true_total(engine):
+    """Five batches two a page: pages of 2, 2 and 1, newest first, 5 in all; three resumes page newest first too."""
+    made = [create_batch(engine, template="tutoring", count=1) for _ in range(5)]
+    pages = [batches_page(engine, page=p, page_size=2) for p in (1, 2, 3)]
+    assert [(pg.total, pg.pages, len(pg.rows)) for pg in pages] == [(5, 3, 2), (5, 3, 2), (5, 3, 1)]
+    assert [b["id"] for pg in pages for b in pg.rows] == [b["id"] for b in list_batches(engine)]
+    assert {b["id"] for pg in pages for b in pg.rows} == set(made)
+    assert batches_page(engine, status="failed").total == 0
+    bid = made[0]
+    for _ in range(3):
+        _set_batch(engine, bid, status="paused")
+        resume_batch(engine, bid)
+    first, second = (resume_history_page(engine, bid, page=p, page_size=2) for p in (1, 2))
+    assert (first.total, len(first.rows), len(second.rows)) == (3, 2, 1)
+    assert [h["id"] for h in first.rows + second.rows] == [h["id"] for h in resume_history(engine, bid)][::-1]
+    with pytest.raises(ValidationError) as exc:
+        batches_page(engine, page=0)
+    assert exc.value.field == "page"
 
 
 def test_estimate_counts_calls_tokens_cost_and_time(monkeypatch):

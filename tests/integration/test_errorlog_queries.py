@@ -15,6 +15,7 @@ from core.errorlog import (
     ErrorFilter,
     apply_retention,
     error_groups,
+    error_groups_page,
     error_stats,
     get_error,
     retention_preview,
@@ -551,6 +552,20 @@ def test_groups_sort_by_count_over_all_groups(engine):
            + [make_row("small", fingerprint="s" * 16, created_at=NOW - timedelta(minutes=1))])
     assert [g["fingerprint"] for g in error_groups(engine)] == ["s" * 16, "b" * 16]
     assert [g["count"] for g in error_groups(engine, sort="count")] == [4, 1]
+
+
+def test_group_pages_count_every_group_the_filters_select(engine):
+    """Seven groups a page of three: pages of 3, 3 and 1 in the order of the whole list, each saying 7 in all."""
+    insert(engine, [make_row(f"kind {k}", fingerprint=f"{k:016d}", created_at=NOW - timedelta(minutes=k))
+                    for k in range(7) for _ in range(k + 1)])
+    pages = [error_groups_page(engine, page=p, page_size=3, sort="count") for p in (1, 2, 3)]
+    assert [(pg.total, pg.pages, len(pg.rows)) for pg in pages] == [(7, 3, 3), (7, 3, 3), (7, 3, 1)]
+    assert [g["count"] for pg in pages for g in pg.rows] == [7, 6, 5, 4, 3, 2, 1]
+    assert [g["fingerprint"] for g in error_groups(engine, limit=7, sort="count")] == [
+        g["fingerprint"] for pg in pages for g in pg.rows]
+    past = error_groups_page(engine, page=9, page_size=3)
+    assert past.rows == [] and past.total == 7  # past the last page it still says how many there are
+    assert error_groups_page(engine, ErrorFilter(search="kind 3"), page_size=3).total == 1
 
 
 def test_search_finds_rows_by_their_code_and_their_component(engine):

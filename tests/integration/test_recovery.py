@@ -194,3 +194,65 @@ def test_the_pages_checks_search_indexes_and_scan_no_table(tmp_path):
                   if any(step.startswith("SCAN") for step in steps)}
     assert full_scans == {}
     sqlite.dispose()
+
+
+def test_the_conversation_checks_page_as_one_list_with_one_total(engine):
+    """3 items not done, 2 of deleted batches, 2 of missing drafts, 3 a page: pages 3, 3, 1 in that order; 7 in all."""
+    from core.recovery import orphaned_conversations_page
+
+    bid = _batch(engine, "failed")
+    not_done = {_conversation(engine, batch_id=bid, item_index=k) for k in range(3)}  # its items are pending
+    deleted = {_conversation(engine, item_index=k) for k in range(2)}
+    missing = {_conversation(engine, draft_id=str(uuid.uuid4())) for _ in range(2)}
+    pages = [orphaned_conversations_page(engine, page=p, page_size=3) for p in (1, 2, 3)]
+    assert [(p.total, p.pages, len(p.rows)) for p in pages] == [(7, 3, 3), (7, 3, 3), (7, 3, 1)]
+    reasons = [f["details"]["reason"] for p in pages for f in p.rows]
+    assert reasons == ["item_not_done"] * 3 + ["batch_deleted"] * 2 + ["draft_missing"] * 2
+    assert {f["id"] for p in pages for f in p.rows} == not_done | deleted | missing
+    only = orphaned_conversations_page(engine, ("draft_missing",), page_size=3)
+    assert only.total == 2 and {f["id"] for f in only.rows} == missing
+    assert orphaned_conversations_page(engine, page=4, page_size=3).rows == []
+
+
+def test_stopped_batches_page_in_kind_order_and_home_counts_them_all(engine):
+    """Failed then paused batches are one paged list; needs_attention counts every one, not a page of them."""
+    from core.recovery import needs_attention, stopped_batches_page, summary
+
+    failed = {_batch(engine, "failed", status_reason="key rejected") for _ in range(4)}
+    paused = {_batch(engine, "paused", pause_kind="user") for _ in range(3)}
+    first, second, third = (stopped_batches_page(engine, page=p, page_size=3) for p in (1, 2, 3))
+    assert (first.total, first.pages) == (7, 3)
+    assert [f["kind"] for f in first.rows + second.rows + third.rows] == ["failed_batch"] * 4 + ["paused_batch"] * 3
+    assert {f["id"] for f in first.rows + second.rows + third.rows} == failed | paused
+    assert stopped_batches_page(engine, ("paused_batches",), page_size=2).total == 3
+    assert needs_attention(engine) == {"interrupted_batches": 0, "failed_batches": 4, "paused_batches": 3,
+                                       "orphaned_drafts": 0}
+    assert summary(engine)["orphaned_conversations"] == 0
+
+
+def test_orphaned_drafts_are_counted_beyond_a_page(engine):
+    """Five drafts left open, two a page: three pages, five in all, latest saved first."""
+    from core.recovery import orphaned_drafts_page
+
+    now = utcnow()
+    ids = []
+    for k in range(5):
+        draft = start_draft(engine, PARAMS, user="ana")
+        with write_tx(engine) as conn:
+            conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == draft.id).values(
+                updated_at=now - timedelta(hours=2, minutes=k)))
+        ids.append(draft.id)
+    pages = [orphaned_drafts_page(engine, page=p, page_size=2, now=now) for p in (1, 2, 3)]
+    assert [(p.total, len(p.rows)) for p in pages] == [(5, 2), (5, 2), (5, 1)]
+    assert [f["id"] for p in pages for f in p.rows] == ids
+
+
+def test_the_scan_command_counts_every_finding_beyond_what_it_lists(engine, capsys):
+    """With lists cut at 2 rows, three conversations out of step print as "3 (the first 2 listed)"."""
+    from core.__main__ import main as cli
+
+    override_settings(list_max_rows=2)
+    for _ in range(3):
+        _conversation(engine, draft_id=str(uuid.uuid4()))
+    assert cli(["recovery", "scan"]) == 0
+    assert "orphaned conversations: 3 (the first 2 listed)" in capsys.readouterr().out
