@@ -268,13 +268,16 @@ def _pace(b: dict[str, Any]) -> str:
 
 
 def live_list() -> list[str]:
-    """The newest batches with live progress (the page refreshes this part every few seconds); their ids."""
-    rows = batches.list_batches(get_engine(), limit=20)
-    if not rows:
+    """The batches, newest first, a page at a time with live progress (the page refreshes this part); their ids."""
+    state = TableState(_key("list"), None)
+    size = get_settings().ui_cards_page_size
+    page = state.load(lambda n: batches.batches_page(get_engine(), page=n, page_size=size))
+    if not page.total:
         st.caption("No batches yet. Create one above.")
-    for b in rows:
+    for b in page.rows:
         batch_card(b)
-    return [b["id"] for b in rows]
+    state.footer(page, "batch", prefix=_key("list_"))
+    return [b["id"] for b in page.rows]
 
 
 def detail(batch_id: str, listed: list[str]) -> None:
@@ -302,12 +305,21 @@ def detail(batch_id: str, listed: list[str]) -> None:
     st.page_link("app_pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
                  query_params={"batch": batch_id})
     _failed_items(batch_id)
-    history = batches.resume_history(get_engine(), batch_id)
-    if history:
-        st.markdown("**Resumes**")
-        st.dataframe(pd.DataFrame([{"resumed": exact(h["resumed_at"]), "by": h["resumed_by"],
-                                    "failed only": h["failed_only"], "requeued": h["requeued_count"],
-                                    "was": h["previous_status"]} for h in history]), hide_index=True)
+    _resumes(batch_id)
+
+
+def _resumes(batch_id: str) -> None:
+    """The batch's resumes, newest first, a page at a time."""
+    state = TableState(_key("resumes"), batch_id)
+    size = get_settings().ui_table_page_size
+    page = state.load(lambda n: batches.resume_history_page(get_engine(), batch_id, page=n, page_size=size))
+    if not page.total:
+        return
+    st.markdown(f"**Resumes ({page.total:,})**")
+    st.dataframe(pd.DataFrame([{"resumed": exact(h["resumed_at"]), "by": h["resumed_by"],
+                                "failed only": h["failed_only"], "requeued": h["requeued_count"],
+                                "was": h["previous_status"]} for h in page.rows]), hide_index=True)
+    state.footer(page, "resume", prefix=_key("resumes_"))
 
 
 def _failed_items(batch_id: str) -> None:
@@ -321,9 +333,7 @@ def _failed_items(batch_id: str) -> None:
     st.dataframe(pd.DataFrame([{"item": f["item_index"], "attempts": f["attempts"], "code": f["last_error_code"],
                                 "error": f["last_error"], "persona": (f["params"] or {}).get("persona"),
                                 "topic": (f["params"] or {}).get("topic")} for f in page.rows]), hide_index=True)
-    if page.pages > 1:
-        state.pager(page, prefix=_key("failed_"), caption=f"Page {page.page:,} of {page.pages:,}",
-                    compact=True)
+    state.footer(page, "failed item", prefix=_key("failed_"))
 
 
 def _report_unknown_once(batch_id: str, exc: ValidationError) -> None:

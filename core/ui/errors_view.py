@@ -17,7 +17,7 @@ from core.errorlog import (
     ERROR_TYPE_NAMES,
     SEVERITY_ORDER,
     ErrorFilter,
-    error_groups,
+    error_groups_page,
     error_stats,
     export,
     get_error,
@@ -279,14 +279,18 @@ def _chart_clicked(name: str) -> None:
 
 
 def groups(flt: ErrorFilter) -> None:
-    """One line per fingerprint: open it to its rows, or resolve the whole group after saying how many rows."""
+    """One line per fingerprint, a page at a time: open it to its rows, or resolve the whole group after saying
+    how many rows. The group being resolved is the table state's selection: a filter or a page change drops it."""
     sort = st.selectbox("Sort groups by", GROUP_SORTS, format_func=_GROUP_SORT_LABELS.__getitem__,
                         key=_key("group_sort"), help="Largest or latest first, over every group the filters select")
-    rows = error_groups(get_engine(), flt, limit=20, sort=sort)
-    if not rows:
+    size = get_settings().ui_table_page_size
+    state = TableState(_key("groups"), (_signature(flt), sort))
+    page = state.load(lambda n: error_groups_page(get_engine(), flt, page=n, page_size=size, sort=sort))
+    if not page.total:
         st.caption("No groups for these filters.")
         return
-    for g in rows:
+    asked = state.chosen([g["fingerprint"] for g in page.rows])
+    for g in page.rows:
         fp = g["fingerprint"]
         c1, c2, c3, c4 = st.columns([5, 2, 1.5, 1.5])
         c1.markdown(f"{severity_badge(g['severity'])} **{literal(g['error_code'])}** · "
@@ -299,12 +303,13 @@ def groups(flt: ErrorFilter) -> None:
                   args=(fp, f"{g['error_code']} · {g['component'] or '—'}"))
         if g["unresolved"]:
             c4.button("Resolve all", key=_key(f"resolve_group_{fp}"), icon=":material/done_all:",
-                      on_click=_ask_resolve, args=(fp,))
+                      on_click=state.choose, args=(fp,))
         elif c4.button("Reopen", key=_key(f"reopen_group_{fp}"), icon=":material/undo:"):
             set_resolved(get_engine(), fingerprint=fp, resolved=False, user=current_user())
             st.rerun()
-        if st.session_state.get(_key("confirm_resolve")) == fp:
-            _confirm_resolve(g)
+        if asked == fp:
+            _confirm_resolve(g, state)
+    state.footer(page, "group", prefix=_key("groups_"))
 
 
 def open_group(fingerprint: str, label: str) -> None:
@@ -314,11 +319,7 @@ def open_group(fingerprint: str, label: str) -> None:
     st.session_state[_TABS_KEY] = _ROWS_TAB
 
 
-def _ask_resolve(fingerprint: str) -> None:
-    st.session_state[_key("confirm_resolve")] = fingerprint
-
-
-def _confirm_resolve(group: dict[str, Any]) -> None:
+def _confirm_resolve(group: dict[str, Any], state: TableState) -> None:
     """The confirm step of "Resolve all": how many rows it changes, counted now, over every time."""
     fp = group["fingerprint"]
     # resolving a group resolves its open rows of every time, so count those, not the filtered ones
@@ -330,10 +331,10 @@ def _confirm_resolve(group: dict[str, Any]) -> None:
         c1, c2, _ = st.columns([2, 1, 4])
         if c1.button(f"Resolve {counted(n, 'row')}", key=_key(f"confirm_yes_{fp}"), type="primary"):
             done = set_resolved(get_engine(), fingerprint=fp, resolved=True, user=current_user())
-            _drop("confirm_resolve")
+            state.choose(None)
             success(f"Resolved {counted(done, 'row')} of {literal(group['error_code'])}.")
             st.rerun()
-        c2.button("Cancel", key=_key(f"confirm_no_{fp}"), on_click=_drop, args=("confirm_resolve",))
+        c2.button("Cancel", key=_key(f"confirm_no_{fp}"), on_click=state.choose, args=(None,))
 
 
 _TABLE_COLUMNS = ["created_at", "exact_time", "severity", "error_type", "error_code", "component", "message",

@@ -16,9 +16,11 @@ from core.store import get_engine
 from core.ui.boundaries import remember_error, report_error, section, section_key
 from core.ui.generation_job import GenerationJob, attempt_failures, job_for, running_job_of
 from core.ui.safe import literal
+from core.ui.table_state import TableState
 from core.ui.toasts import error_kind, notify, success
 from core.ui.user import current_user, session_id
 from core.ui.widgets import ago
+from core.wording import counted
 
 __all__ = ["form", "offer_drafts", "result", "stream"]
 
@@ -48,16 +50,19 @@ def start_job(draft: drafts.DraftSession) -> None:
 
 
 def offer_drafts() -> None:
-    """Unfinished drafts of this user: resume (continue from the saved text) or discard."""
+    """Unfinished drafts of this user, a page at a time: resume (continue from the saved text) or discard."""
     job = current_job()
     # shown (live or with its result) below, unless it was stopped: then it is one of these
     mine = job.draft.id if job is not None and not job.cancelled else None
-    rows = [d for d in drafts.list_unfinished_drafts(get_engine(), user=current_user()) if d["id"] != mine]
-    if not rows:
+    state = TableState(_key("drafts"), mine)
+    size = get_settings().ui_cards_page_size
+    page = state.load(lambda n: drafts.unfinished_drafts_page(get_engine(), current_user(), page=n, page_size=size,
+                                                              exclude=mine))
+    if not page.total:
         return
-    st.warning(f"You have {len(rows)} unfinished draft(s). Resume one to continue where it stopped.",
+    st.warning(f"You have {counted(page.total, 'unfinished draft')}. Resume one to continue where it stopped.",
                icon=":material/edit_note:")
-    for d in rows[:5]:
+    for d in page.rows:
         p = d["params"] or {}
         c1, c2, c3 = st.columns([6, 1, 1])
         c1.markdown(f"**{literal(p.get('topic', ''))}** · {literal(p.get('persona', ''))} · "
@@ -70,6 +75,7 @@ def offer_drafts() -> None:
         if c3.button("Discard", key=_key(f"discard_{d['id']}"), icon=":material/delete:"):
             drafts.discard_draft(get_engine(), d["id"], user=current_user())
             st.rerun()
+    state.footer(page, "draft", prefix=_key("drafts_"))
 
 
 def _show_job_params(job: GenerationJob | None) -> None:

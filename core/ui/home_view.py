@@ -10,7 +10,7 @@ import streamlit as st
 from core import recovery
 from core.batches import service as batches
 from core.config import get_settings
-from core.drafts import DraftSession, list_unfinished_drafts
+from core.drafts import DraftSession, unfinished_drafts_page
 from core.errorlog import ErrorFilter, error_stats, search_errors
 from core.errors import ErrorCode, Severity
 from core.resilience import all_breakers
@@ -28,6 +28,7 @@ __all__ = ["active_batches", "errors_24h", "next_actions", "provider_and_breaker
 # the severities Home counts as errors: debug and info rows are notes, not problems
 _ERROR_SEVERITIES = (Severity.CRITICAL, Severity.ERROR, Severity.WARN)
 BREAKER_HISTORY_ROWS = 5  # the latest breaker state changes Home lists
+HOME_DRAFTS = 5  # the latest unfinished drafts Home offers to resume (Generate pages through all of them)
 _STATE_WORDS = {ErrorCode.CIRCUIT_OPENED: "opened", ErrorCode.CIRCUIT_HALF_OPEN: "half-open",
                 ErrorCode.CIRCUIT_CLOSED: "closed"}
 
@@ -120,11 +121,12 @@ def errors_24h() -> None:
 
 
 def unfinished_drafts() -> None:
-    drafts = list_unfinished_drafts(get_engine(), user=current_user())
-    if not drafts:
+    """The latest few unfinished drafts with Resume, and how many there are in all (Generate lists them all)."""
+    page = unfinished_drafts_page(get_engine(), current_user(), page_size=HOME_DRAFTS)
+    if not page.total:
         st.caption("No unfinished drafts.")
         return
-    for d in drafts[:5]:
+    for d in page.rows:
         state = (f"stopped by an error: {d.get('error_message') or 'no reason saved'}" if d["status"] == "failed"
                  else d["status"].replace("_", " "))
         c1, c2 = st.columns([4, 1])
@@ -133,5 +135,5 @@ def unfinished_drafts() -> None:
         if c2.button("Resume", key=f"home.resume_draft_{d['id']}", icon=":material/play_arrow:"):
             start_job(DraftSession.load(get_engine(), d["id"]))
             st.switch_page("app_pages/generate.py")
-    st.page_link("app_pages/generate.py", label=f"Resume or discard {counted(len(drafts), 'draft')} in Generate",
+    st.page_link("app_pages/generate.py", label=f"Resume or discard {counted(page.total, 'draft')} in Generate",
                  icon=":material/edit_note:")

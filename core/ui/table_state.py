@@ -6,6 +6,10 @@ to page 1 and starts a new generation, so the grid comes back with nothing selec
 to another page, or the same page showing other rows. A selection is the id of the row that sits at
 the selected position in this run's rows, never a position kept across reruns, and it counts as a
 click only in the run right after a person made it.
+
+A list drawn as cards rather than a grid selects with a button: `choose(id)` keeps the id, `chosen(ids)`
+gives it back while that row is among this run's rows, and a new signature or page drops it as it
+drops a grid's selection. `footer` is the compact pager with the true total under such a list.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Any, Protocol, TypeVar
 import pandas as pd
 import streamlit as st
 
-__all__ = ["Paged", "Selection", "TableState", "page_count"]
+from core.wording import counted
+
+__all__ = ["Paged", "Selection", "TableState", "page_count", "span"]
 
 _UNSET = object()
 
@@ -41,6 +47,15 @@ P = TypeVar("P", bound=Paged)
 def page_count(total: int, page_size: int) -> int:
     """Pages needed for `total` rows (at least one, so an empty result is "page 1 of 1")."""
     return max(1, -(-max(total, 0) // max(page_size, 1)))
+
+
+def span(page: Paged, noun: str) -> str:
+    """What a page shows of how many: "21–40 of 1,234 drafts"; "3 drafts" when one page holds them all."""
+    if page.pages <= 1:
+        return counted(page.total, noun)
+    first = (page.page - 1) * page.page_size + 1
+    last = min(page.page * page.page_size, page.total)
+    return f"{first:,}–{last:,} of {counted(page.total, noun)}"
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ class TableState:
         """A grid under a new key: the browser's selection of the old one is dropped with it."""
         st.session_state[self._k("generation")] = int(st.session_state.get(self._k("generation"), 0)) + 1
         st.session_state.pop(self._k("seen"), None)
+        st.session_state.pop(self._k("chosen"), None)
 
     @property
     def page(self) -> int:
@@ -108,6 +124,23 @@ class TableState:
         clicked = selected is not None and st.session_state.get(self._k("seen")) != selected
         st.session_state[self._k("seen")] = selected
         return Selection(selected, clicked)
+
+    def choose(self, row_id: str | None) -> None:
+        """Select the row `row_id` with a button (a list of cards has no grid); usable as a callback."""
+        st.session_state[self._k("chosen")] = row_id
+
+    def chosen(self, ids: Sequence[str]) -> str | None:
+        """The id `choose` selected, while that row is among `ids` (this run's rows); else None."""
+        picked = st.session_state.get(self._k("chosen"))
+        return picked if picked is not None and picked in ids else None
+
+    def footer(self, page: Paged, noun: str, *, prefix: str) -> None:
+        """Under a list: how many of how many it shows, with Previous / Next when there is more than one page."""
+        if page.pages > 1:
+            self.pager(page, prefix=prefix, caption=f"{span(page, noun)} · page {page.page:,} of {page.pages:,}",
+                       compact=True)
+        elif page.total:
+            st.caption(span(page, noun))
 
     def pager(self, page: Paged, *, prefix: str, caption: str, compact: bool = False) -> None:
         """First / Previous / Next / Last, a page to jump to, and `caption`; `compact` (a narrow column): only

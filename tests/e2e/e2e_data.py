@@ -1,4 +1,5 @@
-"""Rows the app tests insert directly (a conversation, a critical error), and the text a Markdown value shows."""
+"""Rows the app tests insert directly (a conversation, a critical error), the text a Markdown value shows, and the
+steps several app tests take (select a grid row, open the error groups)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import uuid
 from core.store.schema import conversations, error_logs, utcnow
 
 
-def insert_conversation(engine, *, batch_id: str | None = None, item_index: int | None = None) -> str:
+def insert_conversation(engine, *, batch_id: str | None = None, item_index: int | None = None,
+                        draft_id: str | None = None) -> str:
     cid = str(uuid.uuid4())
     with engine.begin() as conn:
         conn.execute(conversations.insert().values(
-            id=cid, batch_id=batch_id, item_index=item_index, template="customer_support", model="claude-sonnet-5-5",
+            id=cid, batch_id=batch_id, item_index=item_index, draft_id=draft_id, template="customer_support",
+            model="claude-sonnet-5-5",
             params={"persona": "a new customer", "emotion": "curious", "topic": "billing", "turns": 2},
             system_prompt="You write training conversations.",
             turns=[{"role": "user", "content": "Why was I billed twice?"},
@@ -38,3 +41,18 @@ _ESCAPE = re.compile(r"""\\([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 def shown(markdown: str) -> str:
     """The text a Markdown string shows once its backslash escapes (core.ui.safe.literal) are read."""
     return _ESCAPE.sub(r"\1", str(markdown)).replace("\u00a0", " ").replace("\u2060", "").replace("  \n", "\n")
+
+
+def select_row(at, position: int, table: int = 0) -> None:
+    """Select the grid's row at `position` as a click in the browser would, and rerun."""
+    at.session_state[at.dataframe[table].key] = {"selection": {"rows": [position], "columns": [], "cells": []}}
+    at.run()
+
+
+def open_groups(open_page):
+    """The Errors page on its "Groups by fingerprint" tab."""
+    at = open_page("errors")
+    at.session_state["errors.tabs"] = "Groups by fingerprint"
+    at.run()
+    assert not at.exception
+    return at

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 
+from e2e_data import open_groups
 from sqlalchemy import func, select
 
 from core.errorlog import SEVERITY_ORDER, ErrorFilter
@@ -159,17 +160,9 @@ def test_home_lists_breaker_changes_and_counts_only_errors(open_page, engine):
     assert _card(at, "warn") == warn_before
 
 
-def _open_groups(open_page):
-    at = open_page("errors")
-    at.session_state["errors.tabs"] = "Groups by fingerprint"
-    at.run()
-    assert not at.exception
-    return at
-
-
 def test_a_group_opens_to_its_rows(open_page, engine):
     """Show rows on a group narrows the table to that fingerprint, and All rows widens it again."""
-    at = _open_groups(open_page)
+    at = open_groups(open_page)
     button = next(b for b in at.button if b.key and b.key.startswith("errors.open_group_"))
     fp = button.key.removeprefix("errors.open_group_")
     everything = _table_total(open_page("errors"))
@@ -184,7 +177,7 @@ def test_a_group_opens_to_its_rows(open_page, engine):
 
 def test_resolve_all_says_how_many_rows_and_asks_first(open_page, engine):
     """Resolve all first asks "Resolve N rows?", Cancel changes nothing, the confirm resolves exactly N."""
-    at = _open_groups(open_page)
+    at = open_groups(open_page)
     button = next(b for b in at.button if b.key and b.key.startswith("errors.resolve_group_"))
     fp = button.key.removeprefix("errors.resolve_group_")
     open_rows = _csv_rows(engine, ErrorFilter(fingerprint=fp, resolved=False, kind=None))

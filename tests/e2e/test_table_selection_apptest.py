@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import re
 
-from e2e_data import insert_conversation
+from e2e_data import insert_conversation, select_row
 from sqlalchemy import select
 
 from core.store.schema import error_logs
-
-
-def _select_row(at, position: int, table: int = 0) -> None:
-    """Select the grid's row at `position` as a click in the browser would, and rerun."""
-    at.session_state[at.dataframe[table].key] = {"selection": {"rows": [position], "columns": [], "cells": []}}
-    at.run()
 
 
 def _dialog_ids(at, engine) -> list[str]:
@@ -27,7 +21,7 @@ def test_a_clicked_error_opens_its_own_detail_and_a_search_opens_none(open_page,
     """The dialog shows the row clicked; searching afterwards opens no dialog, not another error's."""
     at = open_page("errors")
     shown_id = at.dataframe[0].value.iloc[1]["error_id"]
-    _select_row(at, 1)
+    select_row(at, 1)
     assert not at.exception
     opened = _dialog_ids(at, engine)
     assert len(opened) == 1 and opened[0].endswith(shown_id.lstrip("…"))
@@ -39,7 +33,7 @@ def test_a_clicked_error_opens_its_own_detail_and_a_search_opens_none(open_page,
 def test_a_selection_opens_the_dialog_once_not_on_every_rerun(open_page, engine):
     """After the dialog was opened by a click, a later rerun of the page does not open it again."""
     at = open_page("errors")
-    _select_row(at, 0)
+    select_row(at, 0)
     assert len(_dialog_ids(at, engine)) == 1
     at.run()
     assert _dialog_ids(at, engine) == []
@@ -48,7 +42,7 @@ def test_a_selection_opens_the_dialog_once_not_on_every_rerun(open_page, engine)
 def test_paging_clears_the_errors_selection(open_page, engine):
     """A row selected on page 1 is not selected on page 2: Next opens no dialog."""
     at = open_page("errors")
-    _select_row(at, 0)
+    select_row(at, 0)
     at.button(key="errors.next").click().run()
     assert not at.exception
     assert _dialog_ids(at, engine) == []
@@ -79,7 +73,7 @@ def test_narrowing_the_conversations_filter_after_a_selection_shows_page_one(ope
     batch_id = service.create_batch(engine, template=seeded["template"], count=2, user="analyst")
     insert_conversation(engine, batch_id=batch_id, item_index=0)
     at = open_page("conversations")
-    _select_row(at, 4)
+    select_row(at, 4)
     assert not at.exception
     at.selectbox(key="conversations.source").set_value("A batch").run()
     at.text_input(key="conversations.batch").input(batch_id[:8]).run()

@@ -75,3 +75,46 @@ def test_a_page_past_the_end_is_clamped_to_the_last():
     at.run()
     assert _caption(at) == "page 3 of 3"
     assert _shown(at).endswith("rows=5")
+
+
+CARDS = """
+import streamlit as st
+from core.store.paging import Page
+from core.ui.table_state import TableState
+
+ROWS = {"all": [f"id{i}" for i in range(25)], "few": ["id3", "id7"]}
+flt = st.session_state.get("flt", "all")
+state = TableState("cards", flt)
+page = state.load(lambda n: Page([{"id": i} for i in ROWS[flt][(n - 1) * 10:n * 10]], len(ROWS[flt]), n, 10))
+ids = [r["id"] for r in page.rows]
+for i in ids:
+    st.button(i, key=f"pick_{i}", on_click=state.choose, args=(i,))
+state.footer(page, "card", prefix="cards.")
+st.text(f"chosen={state.chosen(ids)}")
+"""
+
+
+def test_a_card_chosen_by_its_button_is_dropped_by_a_new_filter_or_page():
+    """A card chosen with its button stays chosen across reruns; a filter or Next drops it."""
+    at = AppTest.from_string(CARDS).run()
+    at.button(key="pick_id4").click().run()
+    assert _shown(at) == "chosen=id4"
+    at.run()
+    assert _shown(at) == "chosen=id4"
+    at.button(key="cards.next").click().run()
+    assert _shown(at) == "chosen=None"
+    at.button(key="pick_id13").click().run()
+    at.session_state["flt"] = "few"
+    at.run()
+    assert _shown(at) == "chosen=None"
+
+
+def test_the_footer_counts_every_row_not_the_page():
+    """The footer says "11–20 of 25 cards" on page 2 and just "2 cards" when one page holds them all."""
+    at = AppTest.from_string(CARDS).run()
+    assert _caption(at) == "1–10 of 25 cards · page 1 of 3"
+    at.button(key="cards.next").click().run()
+    assert _caption(at) == "11–20 of 25 cards · page 2 of 3"
+    at.session_state["flt"] = "few"
+    at.run()
+    assert _caption(at) == "2 cards" and not [b for b in at.button if b.key == "cards.next"]
