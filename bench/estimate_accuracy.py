@@ -31,7 +31,7 @@ def _run(template: str, items: int, engine: object) -> dict[str, float]:
         est = service.estimate(template, items, engine=engine)
     except TypeError:  # before the estimate read measured tokens
         est = service.estimate(template, items)
-    batch_id = service.create_batch(engine, template=template, count=items, user="bench")
+    batch_id = service.create_batch(engine, template=template, count=items)
     asyncio.run(BatchWorker(concurrency=8).run(once=True))
     got = service.get_batch_status(engine, batch_id)
     return {"est_in": est["input_tokens"], "est_out": est["output_tokens"], "est_cost": est["cost_usd"],

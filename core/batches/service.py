@@ -26,10 +26,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from core.auth.actor import Actor, current_actor
+from core.auth.audit import AuditAction, audit
+from core.auth.permissions import Action, Kind, may, require, where
+from core.auth.users import names_of
 from core.batches.leases import claim_expired
 from core.batches.states import BATCH_STATES, TERMINAL, check_transition, is_interrupted, shown_state
 from core.config import get_settings
-from core.errors import ErrorCode, ValidationError
+from core.errors import ErrorCode, NotFoundError, ValidationError
 from core.generation import GenerationParams, build_prompt, get_template, validate_params
 from core.generation.service import estimate_output_tokens
 from core.llm.pricing import cost_usd
@@ -37,6 +41,7 @@ from core.redact import redact_text
 from core.resilience import run_db
 from core.store.paging import Page
 from core.store.schema import (
+    audit_events,
     batch_items,
     batch_jobs,
     batch_resumes,
@@ -46,6 +51,7 @@ from core.store.schema import (
 from core.store.tx import write_tx
 
 __all__ = [
+    "batch_history",
     "batch_names",
     "batches_page",
     "cancel_batch",
@@ -66,6 +72,17 @@ _INSERT_CHUNK = 2_000
 
 def _refuse(message: str, code: ErrorCode, field: str) -> ValidationError:
     return ValidationError(message, code=code, field=field, user_message=message)
+
+
+def _no_batch(batch_id: str) -> NotFoundError:
+    """What a batch that does not exist, or that the actor may not see, answers: the same words."""
+    message = f"There is no batch with id {batch_id!r}."
+    return NotFoundError(message, code=ErrorCode.UNKNOWN_BATCH, field="batch_id", user_message=message)
+
+
+def _visible(actor: Actor, action: Action = Action.VIEW) -> sa.ColumnElement[bool]:
+    """The batches `actor` may do `action` on (every query on batch_jobs carries it)."""
+    return where(actor, action, Kind.BATCH, batch_jobs.c.owner_id)
 
 
 def _validate_count(count: Any) -> int:
@@ -112,7 +129,6 @@ def create_batch(
     model: str | None = None,
     concurrency: int | None = None,
     name: str | None = None,
-    user: str | None = None,
     system_prompt: str | None = None,
     user_template: str | None = None,
 ) -> str:
@@ -123,8 +139,11 @@ def create_batch(
     defaulting to the template's suggestions) up to `count`. `system_prompt` / `user_template`
     replace the template's texts for every item (an edited template). Refuses bad input with
     a ValidationError before anything is written. `turns` defaults to
-    settings.generation_default_turns; a CSV row may give its own.
+    settings.generation_default_turns; a CSV row may give its own. The batch is the acting
+    person's (owner_id), and its creation is audited in the same transaction.
     """
+    actor = current_actor(engine)
+    require(actor, Action.CREATE, Kind.BATCH, actor.owner_id, missing="Sign in to create a batch.")
     overrides = {k: v for k, v in (("system_prompt", system_prompt), ("user_template", user_template))
                  if v is not None}
 
@@ -182,13 +201,15 @@ def create_batch(
         with write_tx(engine) as conn:
             conn.execute(batch_jobs.insert().values(
                 id=batch_id, name=name or default_name(tmpl.title, n, now), template=template, model=model, config=config,
-                status="queued", total_items=n, concurrency=conc, created_by=user or settings.user_name,
+                status="queued", total_items=n, concurrency=conc, created_by=actor.label, owner_id=actor.owner_id,
                 created_at=now, updated_at=now, input_tokens=0, output_tokens=0, cost_usd=0.0))
             for start in range(0, n, _INSERT_CHUNK):
                 conn.execute(batch_items.insert(), [
                     {"batch_id": batch_id, "item_index": start + j, "params": p, "status": "pending",
                      "attempts": 0, "updated_at": now}
                     for j, p in enumerate(params[start:start + _INSERT_CHUNK])])
+            audit(conn, AuditAction.BATCH_CREATE, Kind.BATCH, batch_id,
+                  {"template": template, "model": model, "items": n, "source": source["source"]}, actor=actor)
 
     run_db(_write)
     return batch_id
@@ -206,10 +227,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _batch_row(conn: Connection, batch_id: str) -> Any:
-    row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == batch_id)).mappings().first()
+def _batch_row(conn: Connection, batch_id: str, actor: Actor) -> Any:
+    """The batch `actor` may see; not found (the same words) if it does not exist or is not theirs to see."""
+    row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == batch_id, _visible(actor))).mappings().first()
     if row is None:
-        raise _refuse(f"There is no batch with id {batch_id!r}.", ErrorCode.UNKNOWN_BATCH, "batch_id")
+        raise _no_batch(batch_id)
     return row
 
 
@@ -226,13 +248,14 @@ def _counts(conn: Connection, batch_id: str) -> tuple[dict[str, int], datetime |
     return counts, last
 
 
-def _throughput_per_min(conn: Connection, row: Any, now: datetime) -> float:
+def _throughput_per_min(conn: Connection, row: Any, now: datetime, actor: Actor) -> float:
     window = get_settings().batch_throughput_window_s
     since = now - timedelta(seconds=window)
     # conversations of the window (the created_at index): cost follows the window, not the batch size
     recent = conn.execute(
         sa.select(sa.func.count()).select_from(conversations)
-        .where(conversations.c.created_at >= since, conversations.c.batch_id == row["id"])).scalar_one()
+        .where(conversations.c.created_at >= since, conversations.c.batch_id == row["id"],
+               where(actor, Action.VIEW, Kind.CONVERSATION, conversations.c.owner_id))).scalar_one()
     started = row["started_at"]
     span = window if started is None else min(window, max((now - started).total_seconds(), 1.0))
     return round(int(recent) * 60.0 / span, 2)
@@ -245,12 +268,12 @@ def _duration_s(row: Any, now: datetime) -> float | None:
     return max(((row["finished_at"] or now) - row["started_at"]).total_seconds(), 0.0)
 
 
-def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
+def _status_dict(conn: Connection, row: Any, now: datetime, actor: Actor, names: dict[str, str]) -> dict[str, Any]:
     counts, last_item_change = _counts(conn, row["id"])
     interrupted = is_interrupted(row["status"], row["lease_expires_at"], last_item_change, now)
     state, reason = shown_state(row["status"], row["status_reason"], counts, interrupted=interrupted,
                                 pause_kind=row["pause_kind"], now=now)
-    throughput = _throughput_per_min(conn, row, now) if row["status"] == "running" else 0.0
+    throughput = _throughput_per_min(conn, row, now, actor) if row["status"] == "running" else 0.0
     duration = _duration_s(row, now)
     finished = row["status"] in TERMINAL
     remaining = counts["pending"] + counts["running"]
@@ -281,6 +304,10 @@ def _status_dict(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
         "turns": (row["config"] or {}).get("turns"),
         "rate_limit_wait_s": _rate_limit_wait_s(row["status"], row["status_reason"]),
         "created_by": row["created_by"],
+        "owner_id": row["owner_id"],
+        # the owner by the name they have now (the name at creation when they are gone)
+        "owner": names.get(row["owner_id"] or "") or row["created_by"],
+        "may_act": may(actor, Action.ACT, Kind.BATCH, row["owner_id"]),  # resume, retry, pause, cancel
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),
         "updated_at": _iso(row["updated_at"]),
@@ -304,18 +331,21 @@ def _rate_limit_wait_s(status: str, reason: str | None) -> int | None:
 
 def get_batch_status(engine: Engine, batch_id: str) -> dict[str, Any]:
     """State, item counts (done/failed/pending/running/skipped), tokens, cost, throughput/min, ETA and times."""
+    actor = current_actor(engine)
     with engine.connect() as conn:
-        return _status_dict(conn, _batch_row(conn, batch_id), utcnow())
+        row = _batch_row(conn, batch_id, actor)
+        return _status_dict(conn, row, utcnow(), actor, names_of(engine, [row["owner_id"]]))
 
 
-def _listing(status: str | Sequence[str] | None, user: str | None) -> list[sa.ColumnElement[bool]]:
-    """The conditions of a list of batches in the states `status`, created by `user` (each optional)."""
+def _listing(actor: Any, status: str | Sequence[str] | None, owner_id: str | None) -> list[sa.ColumnElement[bool]]:
+    """The conditions of a list of the batches `actor` may see, in the states `status`, of `owner_id` (each optional)."""
     states = [] if not status else [status] if isinstance(status, str) else list(status)
     unknown = [s for s in states if s not in BATCH_STATES]
     if unknown:
         raise _refuse(f"There is no batch state {unknown[0][:60]!r}; choose one of: {', '.join(BATCH_STATES)}.",
                       ErrorCode.UNKNOWN_STATE, "status")
-    return ([batch_jobs.c.status.in_(states)] if states else []) + ([batch_jobs.c.created_by == user] if user else [])
+    return ([_visible(actor)] + ([batch_jobs.c.status.in_(states)] if states else [])
+            + ([batch_jobs.c.owner_id == owner_id] if owner_id else []))
 
 
 def _whole(name: str, value: int, most: int | None = None) -> int:
@@ -327,27 +357,29 @@ def _whole(name: str, value: int, most: int | None = None) -> int:
 
 
 def list_batches(
-    engine: Engine, *, status: str | Sequence[str] | None = None, user: str | None = None, limit: int = 50,
+    engine: Engine, *, status: str | Sequence[str] | None = None, owner_id: str | None = None, limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Newest batches first, each as `get_batch_status` describes it."""
-    where = _listing(status, user)
+    """Newest batches first of those the actor may see (only `owner_id`'s, if given), as `get_batch_status` says."""
+    actor = current_actor(engine)
+    where = _listing(actor, status, owner_id)
     _whole("limit", limit, get_settings().list_max_rows)
     query = sa.select(batch_jobs).where(*where).order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id)
     now = utcnow()
     with engine.connect() as conn:
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
-        return [_status_dict(conn, row, now) for row in rows]
+        names = names_of(engine, (row["owner_id"] for row in rows))
+        return [_status_dict(conn, row, now, actor, names) for row in rows]
 
 
 def batches_page(engine: Engine, *, page: int = 1, page_size: int = 20, status: str | Sequence[str] | None = None,
-                 user: str | None = None) -> Page:
-    """Page `page` of `list_batches` (newest first) and how many batches there are in all."""
-    where = _listing(status, user)
+                 owner_id: str | None = None) -> Page:
+    """Page `page` of `list_batches` (newest first) and how many batches the actor may see in all."""
+    where = _listing(current_actor(engine), status, owner_id)
     page, page_size = _whole("page", page), _whole("limit", page_size, get_settings().list_max_rows)
     with engine.connect() as conn:
         total = int(conn.execute(sa.select(sa.func.count()).select_from(batch_jobs).where(*where)).scalar_one())
-    rows = list_batches(engine, status=status, user=user, limit=page_size, offset=(page - 1) * page_size)
+    rows = list_batches(engine, status=status, owner_id=owner_id, limit=page_size, offset=(page - 1) * page_size)
     return Page(rows, total, page, page_size)
 
 
@@ -358,9 +390,11 @@ def resolve_batch_id(engine: Engine, text: str) -> str:
         raise _refuse("Give a batch id (its first 8 characters are enough).", ErrorCode.UNKNOWN_BATCH, "batch_id")
     with engine.connect() as conn:
         ids = conn.execute(sa.select(batch_jobs.c.id).where(
-            batch_jobs.c.id.startswith(wanted, autoescape=True)).limit(2)).scalars().all()
+            batch_jobs.c.id.startswith(wanted, autoescape=True), _visible(current_actor(engine))).limit(2)
+        ).scalars().all()
     if not ids:
-        raise _refuse(f"There is no batch whose id starts with {wanted[:40]!r}.", ErrorCode.UNKNOWN_BATCH, "batch_id")
+        message = f"There is no batch whose id starts with {wanted[:40]!r}."
+        raise NotFoundError(message, code=ErrorCode.UNKNOWN_BATCH, field="batch_id", user_message=message)
     if len(ids) > 1:
         raise _refuse(f"More than one batch id starts with {wanted[:40]!r}; give more characters.",
                       ErrorCode.AMBIGUOUS_BATCH, "batch_id")
@@ -368,10 +402,10 @@ def resolve_batch_id(engine: Engine, text: str) -> str:
 
 
 def batch_names(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
-    """Id, name and creation time of the newest batches (no counts), for a picker."""
+    """Id, name and creation time of the newest batches the actor may see (no counts), for a picker."""
     with engine.connect() as conn:
         rows = conn.execute(sa.select(batch_jobs.c.id, batch_jobs.c.name, batch_jobs.c.created_at)
-                            .order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id).limit(limit)).mappings().all()
+                            .where(_visible(current_actor(engine))).order_by(batch_jobs.c.created_at.desc(), batch_jobs.c.id).limit(limit)).mappings().all()
     return [dict(r) for r in rows]
 
 
@@ -385,7 +419,7 @@ def failed_items_page(engine: Engine, batch_id: str, *, page: int = 1, page_size
     page, page_size = max(1, int(page)), max(1, int(page_size))
     failed = (batch_items.c.batch_id == batch_id, batch_items.c.status == "failed")
     with engine.connect() as conn:
-        _batch_row(conn, batch_id)
+        _batch_row(conn, batch_id, current_actor(engine))
         total = conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(*failed)).scalar_one()
         rows = conn.execute(
             sa.select(batch_items.c.item_index, batch_items.c.params, batch_items.c.attempts,
@@ -462,7 +496,8 @@ def measured_tokens_per_call(engine: Engine, template: str, turns: int) -> tuple
     """
     sample = (sa.select(conversations.c.input_tokens, conversations.c.output_tokens, conversations.c.turn_count)
               .where(conversations.c.template == template, conversations.c.status == "ok",
-                     conversations.c.output_tokens > 0, conversations.c.turn_count > 0)
+                     conversations.c.output_tokens > 0, conversations.c.turn_count > 0,
+                     where(current_actor(engine), Action.VIEW, Kind.CONVERSATION, conversations.c.owner_id))
               .order_by(conversations.c.created_at.desc())
               .limit(get_settings().estimate_history_conversations).subquery())
     with engine.connect() as conn:
@@ -519,67 +554,81 @@ def note_rate_limit_wait(engine: Engine, batch_id: str, seconds: float | None) -
 # ---- changing state ------------------------------------------------------------------------------------
 
 
-def _locked_row(conn: Connection, batch_id: str) -> Any:
-    query = sa.select(batch_jobs).where(batch_jobs.c.id == batch_id).with_for_update()
+def _locked_row(conn: Connection, batch_id: str, actor: Actor, verb: str) -> Any:
+    """The batch row, locked, if `actor` may act on it (to `verb` it).
+
+    One they may not see is not found, in the words an unknown id gets; one they see but may not
+    act on (a reviewer, someone else's batch) is refused as not theirs. Both engines answer alike:
+    on Postgres FOR UPDATE reaches only rows the update policy allows, as `_visible(ACT)` does here.
+    """
+    query = sa.select(batch_jobs).where(batch_jobs.c.id == batch_id, _visible(actor, Action.ACT)).with_for_update()
     row = conn.execute(query).mappings().first()
-    if row is None:
-        raise _refuse(f"There is no batch with id {batch_id!r}.", ErrorCode.UNKNOWN_BATCH, "batch_id")
-    return row
+    if row is not None:
+        return row
+    if conn.execute(sa.select(batch_jobs.c.id).where(batch_jobs.c.id == batch_id, _visible(actor))).first() is None:
+        raise _no_batch(batch_id)
+    message = f"Batch {batch_id} is not yours: only its owner or an admin can {verb} it."
+    raise NotFoundError(message, code=ErrorCode.PERMISSION_DENIED, field="batch_id", user_message=message)
 
 
-def pause_batch(engine: Engine, batch_id: str, *, user: str | None = None, reason: str | None = None) -> None:
+def pause_batch(engine: Engine, batch_id: str, *, reason: str | None = None) -> None:
     """Stop a queued or running batch from taking new items; in-flight items still finish and are kept."""
-    who = user or get_settings().user_name
+    actor = current_actor(engine)
 
     def _write() -> None:
         with write_tx(engine) as conn:
-            row = _locked_row(conn, batch_id)
+            row = _locked_row(conn, batch_id, actor, "pause")
             if row["status"] == "paused" and row["pause_kind"] == "user":
                 return
             check_transition(batch_id, row["status"], "paused")
             now = utcnow()
             conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
-                status="paused", pause_kind="user", status_reason=reason or f"paused by {who}", updated_at=now))
+                status="paused", pause_kind="user", status_reason=reason or f"paused by {actor.label}",
+                updated_at=now))
+            audit(conn, AuditAction.BATCH_PAUSE, Kind.BATCH, batch_id, {"was": row["status"]}, actor=actor)
 
     run_db(_write)
 
 
-def cancel_batch(engine: Engine, batch_id: str, *, user: str | None = None) -> int:
+def cancel_batch(engine: Engine, batch_id: str) -> int:
     """Cancel a batch: pending and running items become skipped, finished ones are kept. Returns how many were skipped.
 
     A reply still arriving for a skipped item is kept (the item becomes done): see the module docstring.
     """
-    who = user or get_settings().user_name
+    actor = current_actor(engine)
 
     def _write() -> int:
         with write_tx(engine) as conn:
-            row = _locked_row(conn, batch_id)
+            row = _locked_row(conn, batch_id, actor, "cancel")
             check_transition(batch_id, row["status"], "cancelled")
             now = utcnow()
             skipped = conn.execute(batch_items.update().where(
                 batch_items.c.batch_id == batch_id, batch_items.c.status.in_(("pending", "running"))).values(
                 status="skipped", claimed_by=None, claimed_at=None, updated_at=now)).rowcount
             conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
-                status="cancelled", pause_kind=None, status_reason=f"cancelled by {who}", finished_at=now,
+                status="cancelled", pause_kind=None, status_reason=f"cancelled by {actor.label}", finished_at=now,
                 updated_at=now))
+            audit(conn, AuditAction.BATCH_CANCEL, Kind.BATCH, batch_id, {"was": row["status"], "skipped": skipped},
+                  actor=actor)
             return int(skipped)
 
     return run_db(_write)
 
 
-def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, user: str | None = None) -> int:
+def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False) -> int:
     """Queue a paused, failed or interrupted batch again; done items are never redone.
 
     Default: failed items (attempts reset) and running items whose claim has expired (their
     worker is gone) go back to pending; items a live worker is still generating stay its.
     Returns how many items the batch now has to process. `failed_only`:
-    only failed items are requeued; returns how many. Each resume writes a batch_resumes row.
+    only failed items are requeued; returns how many. Each resume writes a batch_resumes row
+    (resumed_by: the person's id) and an audit row, in its own transaction.
     """
-    who = user or get_settings().user_name
+    actor = current_actor(engine)
 
     def _write() -> int:
         with write_tx(engine) as conn:
-            row = _locked_row(conn, batch_id)
+            row = _locked_row(conn, batch_id, actor, "retry the failed items of" if failed_only else "resume")
             now = utcnow()
             previous = row["status"]
             interrupted = previous == "running" and (
@@ -606,22 +655,31 @@ def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False, us
                 raise _refuse(f"Batch {batch_id} has no failed items to retry; resume it instead (its pending items "
                               "were never tried).", ErrorCode.NOTHING_TO_RETRY, "status")
             conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
-                status="queued", pause_kind=None, status_reason=f"resumed by {who}", lease_owner=None,
+                status="queued", pause_kind=None, status_reason=f"resumed by {actor.label}", lease_owner=None,
                 lease_expires_at=None, finished_at=None, updated_at=now))
+            was = "interrupted" if interrupted else previous
             conn.execute(batch_resumes.insert().values(
-                batch_id=batch_id, resumed_by=who, resumed_at=now, failed_only=failed_only,
-                requeued_count=requeued, previous_status="interrupted" if interrupted else previous))
+                batch_id=batch_id, resumed_by=actor.user_id, resumed_at=now, failed_only=failed_only,
+                requeued_count=requeued, previous_status=was))
+            audit(conn, AuditAction.BATCH_RETRY_FAILED if failed_only else AuditAction.BATCH_RESUME, Kind.BATCH,
+                  batch_id, {"was": was, "requeued": requeued}, actor=actor)
             return requeued
 
     return run_db(_write)
 
 
 def resume_history(engine: Engine, batch_id: str) -> list[dict[str, Any]]:
-    """The audit trail of a batch's resumes, oldest first."""
+    """A batch's resumes, oldest first, each with who resumed it by name (`resumed_by_name`)."""
     with engine.connect() as conn:
+        _batch_row(conn, batch_id, current_actor(engine))
         rows = conn.execute(sa.select(batch_resumes).where(batch_resumes.c.batch_id == batch_id)
                             .order_by(batch_resumes.c.id)).mappings().all()
-    return [{**dict(r), "resumed_at": _iso(r["resumed_at"])} for r in rows]
+    names = names_of(engine, (r["resumed_by"] for r in rows))
+    return [_resume(r, names) for r in rows]
+
+
+def _resume(r: Any, names: dict[str, str]) -> dict[str, Any]:
+    return {**dict(r), "resumed_at": _iso(r["resumed_at"]), "resumed_by_name": names.get(r["resumed_by"] or "")}
 
 
 def resume_history_page(engine: Engine, batch_id: str, *, page: int = 1, page_size: int = 20) -> Page:
@@ -629,7 +687,28 @@ def resume_history_page(engine: Engine, batch_id: str, *, page: int = 1, page_si
     page, page_size = _whole("page", page), _whole("limit", page_size, get_settings().list_max_rows)
     mine = batch_resumes.c.batch_id == batch_id
     with engine.connect() as conn:
+        _batch_row(conn, batch_id, current_actor(engine))
         total = int(conn.execute(sa.select(sa.func.count()).select_from(batch_resumes).where(mine)).scalar_one())
         rows = conn.execute(sa.select(batch_resumes).where(mine).order_by(batch_resumes.c.id.desc())
                             .limit(page_size).offset((page - 1) * page_size)).mappings().all()
-    return Page([{**dict(r), "resumed_at": _iso(r["resumed_at"])} for r in rows], total, page, page_size)
+    names = names_of(engine, (r["resumed_by"] for r in rows))
+    return Page([_resume(r, names) for r in rows], total, page, page_size)
+
+
+def batch_history(engine: Engine, batch_id: str, *, limit: int = 200) -> list[dict[str, Any]]:
+    """What was done to a batch, oldest first, from the audit trail: when, who (by name), action and detail.
+
+    Whoever may see the batch sees its history (Postgres' audit policy says the same).
+    """
+    actor = current_actor(engine)
+    with engine.connect() as conn:
+        _batch_row(conn, batch_id, actor)
+        rows = conn.execute(
+            sa.select(audit_events.c.created_at, audit_events.c.actor_id, audit_events.c.actor_label,
+                      audit_events.c.action, audit_events.c.detail)
+            .where(audit_events.c.target_kind == Kind.BATCH.value, audit_events.c.target_id == batch_id)
+            .order_by(audit_events.c.created_at, audit_events.c.id).limit(limit)).mappings().all()
+    names = names_of(engine, (r["actor_id"] for r in rows))
+    return [{"at": _iso(r["created_at"]), "actor_id": r["actor_id"],
+             "by": names.get(r["actor_id"] or "") or r["actor_label"] or "system",
+             "action": r["action"], "detail": r["detail"] or {}} for r in rows]

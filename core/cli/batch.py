@@ -78,7 +78,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(st, indent=2, sort_keys=True))
         return 0
     eta = "-" if st["eta_s"] is None else f"{st['eta_s']} s"
-    print(f"{st['id']}  {st['state']}  {st['name']}")
+    print(f"{st['id']}  {st['state']}  {st['name']}  (by {st['owner'] or '-'})")
     print(f"  done {st['done']}  failed {st['failed']}  pending {st['pending']}  running {st['running']}  "
           f"skipped {st['skipped']}  of {st['total']}")
     print(f"  tokens {st['tokens']:,}  cost ${st['cost_usd']:.4f}  {st['throughput_per_min']} items/min  ETA {eta}")
@@ -94,7 +94,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for st in rows:
         print(f"{st['id']}  {st['state']:<9}  {st['done']}/{st['total']} done  {st['failed']} failed  "
-              f"{st['created_at']}  {st['name']}")
+              f"{st['created_at']}  {st['owner'] or '-'}  {st['name']}")
     if not rows:
         print("no batches", file=sys.stderr)
     return 0

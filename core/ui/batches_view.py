@@ -19,7 +19,6 @@ from core.ui.safe import literal
 from core.ui.table_state import TableState
 from core.ui.timefmt import ago, duration, exact
 from core.ui.toasts import notify_exception, success
-from core.ui.user import current_user
 from core.ui.widgets import status_badge
 from core.wording import counted
 
@@ -67,7 +66,7 @@ def _estimate_line(hints: dict[str, Any], template: str, count: int, model: str,
 
 def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
     try:
-        batch_id = batches.create_batch(get_engine(), user=current_user(), **kwargs)
+        batch_id = batches.create_batch(get_engine(), **kwargs)
     except ValidationError as exc:
         _refused(hints, exc)
         return
@@ -203,7 +202,7 @@ def _eta(seconds: int | None) -> str:
 def run_action(label: str, fn: Any, batch_id: str, **kwargs: Any) -> None:
     """A button's callback: run a batch action as this user; say it is done, or show why not."""
     try:
-        result = fn(get_engine(), batch_id, user=current_user(), **kwargs)
+        result = fn(get_engine(), batch_id, **kwargs)
     except AppError as exc:
         notify_exception(exc, component=f"ui.batches.{label.lower().replace(' ', '_')}")
         return
@@ -211,19 +210,19 @@ def run_action(label: str, fn: Any, batch_id: str, **kwargs: Any) -> None:
 
 
 def actions(b: dict[str, Any], where: str) -> None:
-    """One-click Resume, Retry failed, Pause and Cancel — only those the batch's state allows."""
+    """One-click Resume, Retry failed, Pause and Cancel — those the batch's state allows, if this user may act on it."""
     state, bid = b["state"], b["id"]
-    resumable = state in ("paused", "failed") or b.get("interrupted")
+    resumable = b["may_act"] and (state in ("paused", "failed") or b.get("interrupted"))
     buttons: list[tuple[str, str, Any, dict[str, Any]]] = []
     if resumable:
         # a breaker pause ends by itself: resuming only tries now instead of at the next try
         label = "Resume now" if b.get("pause_kind") == "breaker" else "Resume"
         buttons.append((label, ":material/play_arrow:", batches.resume_batch, {}))
-    if b.get("failed") and state not in ("cancelled", "completed", "running", "queued"):
+    if b["may_act"] and b.get("failed") and state not in ("cancelled", "completed", "running", "queued"):
         buttons.append(("Retry failed", ":material/replay:", batches.resume_batch, {"failed_only": True}))
-    if state in ("queued", "running") and not b.get("interrupted"):
+    if b["may_act"] and state in ("queued", "running") and not b.get("interrupted"):
         buttons.append(("Pause", ":material/pause:", batches.pause_batch, {}))
-    if state in ("queued", "running", "paused", "failed"):
+    if b["may_act"] and state in ("queued", "running", "paused", "failed"):
         buttons.append(("Cancel", ":material/cancel:", batches.cancel_batch, {}))
     cols = st.columns(max(len(buttons), 1) + 1)
     for col, (label, icon, fn, kw) in zip(cols, buttons, strict=False):
@@ -238,7 +237,7 @@ def batch_card(b: dict[str, Any], where: str = "list") -> None:
         top = st.columns([5, 3])
         state = b["shown_state"]
         top[0].markdown(f"**{literal(b['name'])}** {status_badge(state)}")
-        top[0].caption(f"{literal(b['id'])} · {literal(b['model'])} · by {literal(b['created_by'])} · "
+        top[0].caption(f"{literal(b['id'])} · {literal(b['model'])} · by {literal(b['owner'] or 'nobody')} · "
                        f"created {ago(b['created_at'])}",
                        help=f"Created {exact(b['created_at'])}"
                        + (f", finished {exact(b['finished_at'])}" if b.get("finished_at") else ""))

@@ -90,7 +90,7 @@ def active_batches() -> None:
         done = b["done"] + b["failed"] + b["skipped"]
         st.markdown(f"**{literal(b['name'])}** {status_badge(b['shown_state'])}")
         st.progress(min(b["progress"], 1.0), text=f"{done} / {b['total']} ({b['progress']:.0%})")
-        if b["state"] in ("paused", "failed") or b.get("interrupted"):
+        if b["may_act"] and (b["state"] in ("paused", "failed") or b.get("interrupted")):
             _one_click(b)
     # the Recovery page's own finders: Home and Recovery never disagree on what needs attention
     attention = recovery.needs_attention(get_engine())

@@ -22,7 +22,6 @@ from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.table_state import TableState
 from core.ui.toasts import notify_exception, success
-from core.ui.user import current_user
 from core.wording import counted
 
 __all__ = ["batches_step", "cleanup_step", "conversations_step", "drafts_step", "summary"]
@@ -83,7 +82,7 @@ def _load(name: str, choice: tuple[str, ...], size: int) -> tuple[TableState, An
 @callback
 def _run(label: str, fn: Any, *args: Any, **kwargs: Any) -> None:
     try:
-        result = fn(get_engine(), *args, user=current_user(), **kwargs)
+        result = fn(get_engine(), *args, **kwargs)
     except AppError as exc:
         notify_exception(exc, component=f"ui.recovery.{label.lower().replace(' ', '_')}")
         return

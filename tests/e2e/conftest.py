@@ -33,7 +33,7 @@ def seeded(engine, app_env) -> dict:
 
     seed_errors(engine, 200, days=2)
     template = template_names()[0]
-    batch_id = service.create_batch(engine, template=template, count=3, user="analyst")
+    batch_id = service.create_batch(engine, template=template, count=3)
     conversation_id = insert_conversation(engine)
     return {"batch_id": batch_id, "conversation_id": conversation_id, "template": template}
 

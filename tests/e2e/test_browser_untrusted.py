@@ -105,7 +105,7 @@ def _seed(url: str) -> dict[str, Any]:
     migrate(engine, force=True)
     seed_errors(engine, 30, days=1)
     template = template_names()[0]
-    batch_id = service.create_batch(engine, template=template, count=2, user="analyst", name="plain name",
+    batch_id = service.create_batch(engine, template=template, count=2, name="plain name",
                                     personas=[HOSTILE], topics=[HOSTILE])
     now = utcnow()
     with engine.begin() as conn:

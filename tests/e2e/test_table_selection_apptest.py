@@ -70,7 +70,7 @@ def test_narrowing_the_conversations_filter_after_a_selection_shows_page_one(ope
 
     for _ in range(29):
         insert_conversation(engine)
-    batch_id = service.create_batch(engine, template=seeded["template"], count=2, user="analyst")
+    batch_id = service.create_batch(engine, template=seeded["template"], count=2)
     insert_conversation(engine, batch_id=batch_id, item_index=0)
     at = open_page("conversations")
     select_row(at, 4)
@@ -99,7 +99,7 @@ def test_a_batch_with_many_failed_items_pages_them_and_counts_them_all(open_page
     from core.batches import service
     from core.store.schema import batch_items
 
-    batch_id = service.create_batch(engine, template=seeded["template"], count=120, user="analyst")
+    batch_id = service.create_batch(engine, template=seeded["template"], count=120)
     with engine.begin() as conn:
         conn.execute(batch_items.update().where(batch_items.c.batch_id == batch_id)
                      .values(status="failed", last_error="boom", last_error_code="server_error", attempts=4))

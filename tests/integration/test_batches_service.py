@@ -7,7 +7,9 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from batch_support import UNLIMITED_RATE
+from people import person
 
+from core.auth import Role, acting_as
 from core.batches.csv_import import parse_csv
 from core.batches.service import (
     batch_names,
@@ -44,8 +46,10 @@ def _nothing_written(engine) -> bool:
 
 def test_grid_batch_is_created_whole(engine):
     """A grid batch writes its row and one item per count (cycling the grid); the items are its only checkpoint."""
-    bid = create_batch(engine, template="tutoring", count=7, personas=["p1", "p2"], emotions=["e1"],
-                       topics=["t1", "t2", "t3"], user="ana")
+    ana = person(engine, "ana@example.com")
+    with acting_as(ana):
+        bid = create_batch(engine, template="tutoring", count=7, personas=["p1", "p2"], emotions=["e1"],
+                           topics=["t1", "t2", "t3"])
     with engine.connect() as conn:
         items = conn.execute(sa.select(batch_items.c.item_index, batch_items.c.params)
                              .where(batch_items.c.batch_id == bid).order_by(batch_items.c.item_index)).all()
@@ -55,8 +59,10 @@ def test_grid_batch_is_created_whole(engine):
     assert combos[:6] == [("p1", "t1"), ("p1", "t2"), ("p1", "t3"), ("p2", "t1"), ("p2", "t2"), ("p2", "t3")]
     assert combos[6] == ("p1", "t1")
     assert checkpoint_rows == 0  # no counter copy to drift from the items
-    st = get_batch_status(engine, bid)
-    assert st["state"] == "queued" and st["pending"] == 7 and st["total"] == 7 and st["created_by"] == "ana"
+    with acting_as(ana):
+        st = get_batch_status(engine, bid)
+    assert st["state"] == "queued" and st["pending"] == 7 and st["total"] == 7
+    assert (st["owner_id"], st["owner"], st["created_by"]) == (ana.user_id, "ana", "ana")
 
 
 def test_csv_rows_become_items(engine):
@@ -147,7 +153,9 @@ def test_failed_only_requeues_only_failed_items_and_is_audited(engine):
     _set_items(engine, bid, "failed", [3, 4])
     _set_batch(engine, bid, status="failed", status_reason="2 failed")
     assert [i["item_index"] for i in failed_items(engine, bid)] == [3, 4]
-    assert resume_batch(engine, bid, failed_only=True, user="bo") == 2
+    bo = person(engine, "bo@example.com", Role.ADMIN)
+    with acting_as(bo):
+        assert resume_batch(engine, bid, failed_only=True) == 2
     st = get_batch_status(engine, bid)
     assert (st["state"], st["done"], st["pending"], st["failed"]) == ("queued", 3, 2, 0)
     with engine.connect() as conn:
@@ -155,8 +163,8 @@ def test_failed_only_requeues_only_failed_items_and_is_audited(engine):
             batch_items.c.batch_id == bid, batch_items.c.item_index == 3)).scalar_one()
     assert attempts == 0
     (audit,) = resume_history(engine, bid)
-    assert (audit["resumed_by"], audit["requeued_count"], audit["previous_status"], audit["failed_only"]) == (
-        "bo", 2, "failed", True)
+    assert (audit["resumed_by"], audit["resumed_by_name"], audit["requeued_count"], audit["previous_status"],
+            audit["failed_only"]) == (bo.user_id, "bo", 2, "failed", True)
 
 
 def test_interrupted_batch_resume_requeues_running_items(engine):
@@ -174,7 +182,8 @@ def test_pause_then_cancel_keeps_finished_items(engine):
     """Pause then cancel: done items stay done, pending ones are skipped, and a cancelled batch cannot resume."""
     bid = create_batch(engine, template="tutoring", count=4)
     _set_items(engine, bid, "done", [0])
-    pause_batch(engine, bid, user="cy")
+    with acting_as(person(engine, "cy@example.com", Role.ADMIN)):
+        pause_batch(engine, bid)
     st = get_batch_status(engine, bid)
     assert st["state"] == "paused" and st["pause_kind"] == "user" and "cy" in st["status_reason"]
     assert cancel_batch(engine, bid) == 3
@@ -286,7 +295,7 @@ def test_a_rate_limit_wait_shows_on_a_running_batch_and_clears(engine):
     from core.batches.service import note_rate_limit_wait
     from core.store.schema import batch_jobs
 
-    batch_id = create_batch(engine, template="tutoring", count=2, user="analyst")
+    batch_id = create_batch(engine, template="tutoring", count=2)
     note_rate_limit_wait(engine, batch_id, 30.0)
     assert get_batch_status(engine, batch_id)["rate_limit_wait_s"] is None  # queued: not shown
     with engine.begin() as conn:

@@ -140,7 +140,7 @@ def test_a_user_pause_is_not_lifted_by_the_breaker(engine):
     with engine.begin() as conn:
         conn.exec_driver_sql(f"UPDATE batch_jobs SET status='running' WHERE id='{bid}'")
     assert checkpoints.pause_for_breaker(engine, bid, BREAKER_PAUSE_REASON)
-    pause_batch(engine, bid, user="ana")
+    pause_batch(engine, bid)
     assert checkpoints.resume_after_breaker(engine, bid) is False
     st = get_batch_status(engine, bid)
     assert (st["state"], st["pause_kind"]) == ("paused", "user")

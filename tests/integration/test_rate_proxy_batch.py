@@ -48,7 +48,7 @@ def proxied(monkeypatch):
 
 def test_a_60_item_batch_behind_a_partial_header_proxy_finishes_within_twice_the_ideal_time(engine, proxied):
     """Every item is done, no request is refused for the limit, and the run takes < 2x charged requests / limit."""
-    batch_id = create_batch(engine, template="customer_support", count=ITEMS, concurrency=8, user="analyst")
+    batch_id = create_batch(engine, template="customer_support", count=ITEMS, concurrency=8)
     started = time.monotonic()
     assert asyncio.run(BatchWorker(engine, concurrency=8).run(once=True)) == 0
     elapsed = time.monotonic() - started

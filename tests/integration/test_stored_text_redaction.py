@@ -25,7 +25,7 @@ def _reason(engine, bid: str) -> str:
 def test_a_batch_status_reason_is_stored_redacted_whoever_writes_it(engine):
     """A failed batch's reason and a pause reason typed by a person lose the secrets they carry."""
     bid = create_batch(engine, template="tutoring", count=1)
-    pause_batch(engine, bid, user="ana", reason="paused: password=hunter2xy leaked in the prompt")
+    pause_batch(engine, bid, reason="paused: password=hunter2xy leaked in the prompt")
     assert _reason(engine, bid) == f"paused: password={REDACTED} leaked in the prompt"
     leases.claim_batch(engine, "w1")
     fail_batch(engine, bid, f"The API key was rejected: {ANTHROPIC_KEY}")
