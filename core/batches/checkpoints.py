@@ -70,7 +70,7 @@ _ADD_USAGE = batch_jobs.update().where(
     input_tokens=batch_jobs.c.input_tokens + _P("b_in", type_=sa.BigInteger()),
     output_tokens=batch_jobs.c.output_tokens + _P("b_out", type_=sa.BigInteger()),
     cost_usd=batch_jobs.c.cost_usd + _P("b_cost", type_=sa.Float()), updated_at=_P("b_now")
-).returning(batch_jobs.c.status)
+).returning(batch_jobs.c.status, batch_jobs.c.owner_id)
 _CONVERSATION_ID = sa.select(conversations.c.id).where(conversations.c.batch_id == _P("b_batch"),
                                                        conversations.c.item_index == _P("b_index"))
 _MARK_DONE = batch_items.update().where(batch_items.c.id == _P("b_item"), batch_items.c.status != "done").values(
@@ -89,7 +89,7 @@ def _insert_conversation(conn: Connection) -> Any:
     return _INSERTS[name]
 
 
-def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, user: str | None = None,
+def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
                 conversation_id: str | None = None) -> bool:
     """Save an item's conversation and mark it done; False if it was already done (a replay).
 
@@ -99,6 +99,9 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
     `conversation_id`: the same id each time the same result is saved again (a caller that
     retries after run_db gave up), so a commit whose acknowledgement was lost is recognised
     and its usage not added twice. None: a new id, fixed across run_db's own retries.
+
+    The conversation is the batch's owner's, read from the batch row in the statement that adds the
+    usage (the worker acts for the owner too, so the errors it records are theirs).
     """
     usage = result.usage
     turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
@@ -112,15 +115,18 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *, 
         with write_tx(engine) as conn:
             # tokens were spent either way (the item counts once, below). The batch row is locked
             # first, as in every transaction that touches a batch and its items, so none deadlock.
-            batch_status = conn.execute(_ADD_USAGE, {**keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens,
-                                                     "b_cost": result.cost_usd, "b_conv": conversation_id}).scalar()
+            # no row: this very conversation was saved before (a retry after a lost COMMIT acknowledgement)
+            batch_status, owner_id = conn.execute(_ADD_USAGE, {
+                **keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens, "b_cost": result.cost_usd,
+                "b_conv": conversation_id}).first() or (None, None)
             fresh = conn.execute(_insert_conversation(conn), {
                 "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
                 "draft_id": None, "template": params.get("template", ""),
                 "model": result.llm.model or params.get("model") or "", "params": params,
                 "system_prompt": result.conversation.system_prompt, "turns": turns, "turn_count": len(turns),
                 "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                "cost_usd": result.cost_usd, "status": "ok", "created_by": user, "created_at": now,
+                "cost_usd": result.cost_usd, "status": "ok", "created_by": None, "owner_id": owner_id,
+                "created_at": now,
                 "last_error": None, "error_count": result.invalid_attempts, "last_error_at": None,
                 "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None,
             }).first() is not None

@@ -13,6 +13,10 @@ IMMEDIATE, see core.store.tx), so one query serves both.
 
 Lock order, to keep Postgres free of deadlocks: a transaction that touches a batch row and
 its items locks the batch row first, then items.
+
+Leases and claims are the system's work, never a person's: every transaction here runs as the
+system (Postgres role service_role, past Row Level Security), whoever calls it, since a worker
+works every person's batches.
 """
 
 from __future__ import annotations
@@ -25,15 +29,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from core.auth.actor import system_actor
 from core.config import get_settings
 from core.errors import ErrorCode
 from core.resilience import run_db, run_db_past_breaker
 from core.store.schema import batch_items, batch_jobs, utcnow
-from core.store.tx import write_tx
+from core.store.tx import read_conn, write_tx
 
 __all__ = [
     "ClaimedBatch",
     "ClaimedItem",
+    "JoinableBatch",
     "claim_batch",
     "claim_expired",
     "claim_items",
@@ -51,6 +57,14 @@ class ClaimedBatch:
     pause_kind: str | None
     concurrency: int
     requeued: int  # items the previous owner left running, back to pending
+    owner_id: str | None = None  # the person whose batch it is: the worker acts for them on it
+
+
+@dataclass(frozen=True)
+class JoinableBatch:
+    batch_id: str
+    concurrency: int
+    owner_id: str | None
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,9 @@ class ClaimedItem:
     attempts: int
     claimed_by: str | None = None  # the worker that claimed it: its outcome applies only to this claim
     lost_attempts: int = 0  # with attempts and claimed_by, tells this claim from a later one of the same item
+
+
+_SYSTEM = system_actor()
 
 
 def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
@@ -88,7 +105,7 @@ def claim_batch(engine: Engine, worker_id: str) -> ClaimedBatch | None:
     def _claim() -> ClaimedBatch | None:
         settings = get_settings()
         now = utcnow()
-        with write_tx(engine) as conn:
+        with write_tx(engine, actor=_SYSTEM) as conn:
             candidates = conn.execute(
                 sa.select(batch_jobs.c.id, batch_jobs.c.lease_owner, batch_jobs.c.lease_expires_at)
                 .where(_claimable(now)).order_by(batch_jobs.c.created_at, batch_jobs.c.id).limit(5)).all()
@@ -107,9 +124,9 @@ def claim_batch(engine: Engine, worker_id: str) -> ClaimedBatch | None:
                 # an expired lease means its owner died: its running items are orphans now
                 dead = old_owner if old_owner and old_expiry is not None and old_expiry < now else None
                 requeued = _reset_orphans(conn, batch_id, now, dead_owner=dead)
-                row = conn.execute(sa.select(batch_jobs.c.status, batch_jobs.c.pause_kind, batch_jobs.c.concurrency)
-                                   .where(batch_jobs.c.id == batch_id)).one()
-                return ClaimedBatch(batch_id, row.status, row.pause_kind, int(row.concurrency), requeued)
+                row = conn.execute(sa.select(batch_jobs.c.status, batch_jobs.c.pause_kind, batch_jobs.c.concurrency,
+                                             batch_jobs.c.owner_id).where(batch_jobs.c.id == batch_id)).one()
+                return ClaimedBatch(batch_id, row.status, row.pause_kind, int(row.concurrency), requeued, row.owner_id)
         return None
 
     return run_db(_claim)
@@ -160,17 +177,17 @@ def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner
     return requeued
 
 
-def find_joinable_batch(engine: Engine, worker_id: str) -> tuple[str, int] | None:
-    """(id, concurrency) of a running batch another live worker owns that still has pending items."""
+def find_joinable_batch(engine: Engine, worker_id: str) -> JoinableBatch | None:
+    """A running batch another live worker owns that still has pending items."""
     now = utcnow()
     has_pending = sa.exists().where(batch_items.c.batch_id == batch_jobs.c.id, batch_items.c.status == "pending")
-    with engine.connect() as conn:
+    with read_conn(engine, actor=_SYSTEM) as conn:
         row = conn.execute(
-            sa.select(batch_jobs.c.id, batch_jobs.c.concurrency).where(
+            sa.select(batch_jobs.c.id, batch_jobs.c.concurrency, batch_jobs.c.owner_id).where(
                 batch_jobs.c.status == "running", batch_jobs.c.lease_owner != worker_id,
                 batch_jobs.c.lease_expires_at >= now, has_pending)
             .order_by(batch_jobs.c.created_at).limit(1)).first()
-    return (str(row.id), int(row.concurrency)) if row is not None else None
+    return JoinableBatch(str(row.id), int(row.concurrency), row.owner_id) if row is not None else None
 
 
 def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int, *, suspect: bool = False,
@@ -193,7 +210,7 @@ def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int, *, suspec
                                               lost)
             .order_by(batch_items.c.item_index).limit(1 if suspect else n))
         running = sa.exists().where(batch_jobs.c.id == batch_id, batch_jobs.c.status == "running")
-        with write_tx(engine) as conn:
+        with write_tx(engine, actor=_SYSTEM) as conn:
             rows = conn.execute(
                 batch_items.update().where(batch_items.c.id.in_(pick.scalar_subquery()),
                                            batch_items.c.status == "pending", running)
@@ -225,7 +242,7 @@ def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool,
     def _renew() -> bool:
         settings = get_settings()
         now = utcnow()
-        with write_tx(engine) as conn:
+        with write_tx(engine, actor=_SYSTEM) as conn:
             kept = False
             if batch_id is not None and owner:  # the batch row first, then items: the one lock order
                 kept = conn.execute(batch_jobs.update().where(
@@ -247,7 +264,7 @@ def release_lease(engine: Engine, batch_id: str, worker_id: str) -> bool:
     """Give the lease up now so the next worker need not wait for it to expire."""
 
     def _release() -> bool:
-        with write_tx(engine) as conn:
+        with write_tx(engine, actor=_SYSTEM) as conn:
             return conn.execute(batch_jobs.update().where(
                 batch_jobs.c.id == batch_id, batch_jobs.c.lease_owner == worker_id).values(
                 lease_owner=None, lease_expires_at=None, updated_at=utcnow())).rowcount == 1
@@ -271,7 +288,7 @@ def release_items(engine: Engine, worker_id: str, item_ids: list[int] | None = N
             if not item_ids:
                 return 0
             cond.append(batch_items.c.id.in_(item_ids))
-        with write_tx(engine) as conn:
+        with write_tx(engine, actor=_SYSTEM) as conn:
             return int(conn.execute(batch_items.update().where(*cond).values(
                 status=requeued_status(), claimed_by=None, claimed_at=None, updated_at=now)).rowcount)
 

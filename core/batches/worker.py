@@ -29,6 +29,11 @@
   released at once, in-flight items get settings.worker_shutdown_grace_s to finish, the
   rest go back to pending.
 
+Whom it acts as: the system (Postgres role service_role, past Row Level Security), since it works
+every person's batches; while it works one batch, the system acting for that batch's owner, so
+the conversations it saves carry the owner's id and the errors it records name the owner as
+their user. A worker started from a person's context (the CLI, a page) still runs as the system.
+
 Crash tests kill a worker between a reply and its commit from the outside (the test
 harness wraps the model call in the worker process); nothing here knows about them.
 """
@@ -50,6 +55,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from core.auth.actor import acting_as, system_actor
 from core.batches import checkpoints, leases
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.batches.states import BREAKER_PAUSE_REASON, STOPPED_PREFIX, breaker_pause_reason
@@ -155,6 +161,10 @@ class BatchWorker:
 
     async def run(self, *, once: bool = False) -> int:
         """Work until stopped (or, with once=True, until nothing is left to claim). Returns an exit code."""
+        with acting_as(system_actor()):  # threads started from here (asyncio.to_thread) carry it too
+            return await self._run(once=once)
+
+    async def _run(self, *, once: bool) -> int:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         if self._stop_requested:
@@ -177,16 +187,17 @@ class BatchWorker:
                     continue
                 if claimed is not None:
                     self.stats.batches_claimed += 1
-                work = (claimed.batch_id, claimed.concurrency) if claimed is not None else joinable
+                work = claimed or joinable
                 if work is not None:
-                    batch_id, concurrency = work
-                    try:
-                        await self._work(batch_id, owner=claimed is not None, batch_concurrency=concurrency,
-                                         claimed=claimed)
-                    except Exception as exc:  # noqa: BLE001 - e.g. the store went away mid-batch: the lease
-                        # expires, items go stale and return to pending; this worker tries again shortly
-                        self._store_trouble(exc, batch_id, "work_batch")
-                        await self._sleep(settings.worker_poll_interval_s)
+                    # for the batch's owner: what it saves and records is theirs
+                    with acting_as(system_actor(on_behalf_of=work.owner_id)):
+                        try:
+                            await self._work(work.batch_id, owner=claimed is not None,
+                                             batch_concurrency=work.concurrency, claimed=claimed)
+                        except Exception as exc:  # noqa: BLE001 - e.g. the store went away mid-batch: the lease
+                            # expires, items go stale and return to pending; this worker tries again shortly
+                            self._store_trouble(exc, work.batch_id, "work_batch")
+                            await self._sleep(settings.worker_poll_interval_s)
                     continue
                 if once:
                     break

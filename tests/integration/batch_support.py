@@ -8,7 +8,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ from sqlalchemy import Engine
 from core.config import ROOT, reload_settings
 from core.store.schema import batch_items
 
-__all__ = ["UNLIMITED_RATE", "Outage", "done_count", "item_counts", "run_worker_here", "start_worker", "wait_for",
-           "worker_env"]
+__all__ = ["UNLIMITED_RATE", "Outage", "done_count", "item_counts", "postgres_engine", "run_worker_here", "start_worker",
+           "wait_for", "worker_env"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,6 +40,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def postgres_engine(pg_databases: Any, monkeypatch: Any) -> Iterator[Engine]:
+    """A fresh migrated Postgres database, made this test's DATABASE_URL, and an engine on it (disposed after)."""
+    from core.store import create_store_engine, migrate
+
+    url = pg_databases.new()
+    monkeypatch.setenv("DATABASE_URL", url)
+    reload_settings()
+    engine = create_store_engine(url)
+    migrate(engine, force=True)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def done_count(engine: Engine, batch_id: str) -> int:

@@ -1,10 +1,12 @@
 """Batches are their creator's, on both engines: another analyst finds none, a reviewer sees but cannot act, an admin can.
 
-Every control action writes exactly one audit row in its own transaction.
+Every control action writes exactly one audit row in its own transaction; the worker works every
+person's batch as the system, and what it saves for a batch is the batch owner's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -12,9 +14,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from batch_support import UNLIMITED_RATE
+from batch_support import UNLIMITED_RATE, postgres_engine
 from cli_runner import CliRun, run_cli
 from people import person
+from sqlalchemy import event
 
 from core.auth import Actor, Role, acting_as, system_actor
 from core.batches import service
@@ -31,8 +34,11 @@ from core.batches.service import (
     resume_batch,
     resume_history,
 )
+from core.batches.worker import BatchWorker
+from core.config import override_settings
+from core.errorlog import flush
 from core.errors import AppError, ErrorCode, NotFoundError, ValidationError
-from core.store.schema import audit_events, batch_items, batch_jobs
+from core.store.schema import audit_events, batch_items, batch_jobs, conversations, error_logs
 from core.store.tx import write_tx
 
 SANDBOX = {"seed": 11, "latency_ms": 0, "tokens_per_s": 200_000.0, "retry_after_s": 0.0}
@@ -299,3 +305,65 @@ def test_the_cli_lets_only_the_owner_and_an_admin_act(engine, people):
     assert _cli(A, "batch", "cancel", bid).returncode == 0
     assert [r["action"] for r in _audits(engine, bid)] == ["batch.create", "batch.pause", "batch.resume",
                                                            "batch.cancel"]
+
+
+# ---- the worker ------------------------------------------------------------------------------------------
+
+
+def _work(engine, started_by: Actor) -> BatchWorker:
+    """One `worker --once` started from `started_by`'s context (as the CLI or a page would)."""
+    worker = BatchWorker(engine, concurrency=3)
+    with acting_as(started_by):
+        assert asyncio.run(worker.run(once=True)) == 0
+    return worker
+
+
+def test_the_worker_saves_a_batchs_conversations_and_errors_as_its_owners(engine, people, sandbox):
+    """Started by B, the worker fails then completes A's batch: error rows name A, each conversation is A's, once."""
+    a = people["a"]
+    override_settings(item_max_attempts=1, retry_max_attempts=1, breaker_failure_threshold=100_000)
+    with acting_as(a):
+        bid = create_batch(engine, template="tutoring", count=3, turns=4)
+    sandbox.configure(force_status=500)
+    _work(engine, people["b"])
+    flush()
+    errors = _as_system(engine, sa.select(error_logs.c.user_id).where(error_logs.c.operation_id == bid))
+    assert errors and {e["user_id"] for e in errors} == {a.user_id}
+    sandbox.configure(force_status=None)
+    with acting_as(a):
+        assert resume_batch(engine, bid, failed_only=True) == 3
+    _work(engine, people["b"])
+    saved = _as_system(engine, sa.select(conversations.c.item_index, conversations.c.owner_id)
+                       .where(conversations.c.batch_id == bid))
+    assert sorted(c["item_index"] for c in saved) == [0, 1, 2] and {c["owner_id"] for c in saved} == {a.user_id}
+    with acting_as(a):
+        st = get_batch_status(engine, bid)
+    assert (st["state"], st["done"]) == ("completed", 3)
+    with acting_as(people["b"]):
+        assert list_batches(engine) == []  # the worker's work did not make it B's
+
+
+@pytest.mark.postgres
+def test_the_worker_runs_every_transaction_as_service_role_for_the_batch_owner(pg_databases, sandbox, monkeypatch):
+    """On Postgres each worker transaction runs as service_role; those on A's batch carry A's id as auth.uid()."""
+    seen: list[tuple[str, str | None]] = []
+
+    def _who(conn: Any) -> None:  # just before the COMMIT: the role and claims the transaction ran with
+        row = conn.connection.driver_connection.execute("select current_user::text, auth.uid()::text").fetchone()
+        seen.append((row[0], row[1]))
+
+    with postgres_engine(pg_databases, monkeypatch) as engine:
+        a, b = person(engine, A), person(engine, B)
+        with acting_as(a):
+            bid = create_batch(engine, template="tutoring", count=4, turns=4)
+        event.listen(engine, "commit", _who)
+        try:
+            _work(engine, b)
+        finally:
+            event.remove(engine, "commit", _who)
+        assert seen and {role for role, _ in seen} == {"service_role"}
+        assert {uid for _, uid in seen} <= {None, a.user_id} and (  # the batch's own work is A's
+            "service_role", a.user_id) in seen
+        saved = _as_system(engine, sa.select(conversations.c.item_index, conversations.c.owner_id)
+                           .where(conversations.c.batch_id == bid))
+        assert sorted(c["item_index"] for c in saved) == [0, 1, 2, 3] and {c["owner_id"] for c in saved} == {a.user_id}

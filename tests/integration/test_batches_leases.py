@@ -30,7 +30,8 @@ def test_a_leased_batch_is_not_claimed_twice(engine):
     first = leases.claim_batch(engine, "w1")
     assert first is not None and (first.batch_id, first.status, first.concurrency) == (bid, "running", 3)
     assert leases.claim_batch(engine, "w2") is None
-    assert leases.find_joinable_batch(engine, "w2") == (bid, 3)
+    joinable = leases.find_joinable_batch(engine, "w2")
+    assert joinable is not None and (joinable.batch_id, joinable.concurrency) == (bid, 3)
     assert leases.find_joinable_batch(engine, "w1") is None
 
 

@@ -11,15 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from batch_support import UNLIMITED_RATE, wait_for
+from batch_support import UNLIMITED_RATE, postgres_engine, wait_for
 
 from core.__main__ import main as cli
 from core.batches import checkpoints
 from core.batches.background import background_worker_status, start_background_worker, stop_background_worker
 from core.batches.service import create_batch, get_batch_status, pause_batch, resume_batch
 from core.batches.worker import BREAKER_PAUSE_REASON, BatchWorker
-from core.config import ROOT, override_settings, reload_settings
-from core.store import create_store_engine, migrate
+from core.config import ROOT, override_settings
 from core.store.schema import batch_items, conversations
 
 FAST = {
@@ -203,12 +202,7 @@ def test_cli_create_status_resume_and_export(engine, sandbox, capsys, tmp_path):
 @pytest.mark.postgres
 def test_two_workers_on_postgres_share_one_batch(pg_databases, sandbox, monkeypatch):
     """Two worker processes on one Postgres database share a 300-item batch: both work, nothing is duplicated."""
-    url = pg_databases.new()
-    monkeypatch.setenv("DATABASE_URL", url)
-    reload_settings()
-    engine = create_store_engine(url)
-    migrate(engine, force=True)
-    try:
+    with postgres_engine(pg_databases, monkeypatch) as engine:
         bid = create_batch(engine, template="customer_support", count=300, turns=4, concurrency=6)
         env = {**os.environ, "STUDIO_RETRY_INSTANT": "true", "STUDIO_LEASE_DURATION_S": "5",
                "STUDIO_HEARTBEAT_INTERVAL_S": "1"}
@@ -226,5 +220,3 @@ def test_two_workers_on_postgres_share_one_batch(pg_databases, sandbox, monkeypa
                                           .group_by(batch_items.c.claimed_by)).all())
         assert sorted(indexes) == list(range(300))
         assert len(by_worker) == 2 and min(by_worker.values()) > 0, by_worker
-    finally:
-        engine.dispose()
