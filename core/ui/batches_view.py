@@ -27,6 +27,9 @@ __all__ = ["actions", "create_from_csv", "create_from_grid", "detail", "live_lis
 _K = "batches"
 _SELECTED = section_key(_K, "selected")
 _FAILED_PAGE = 50
+# what each audited action on a batch is called in its history
+_DONE = {"batch.create": "created", "batch.resume": "resumed", "batch.retry_failed": "retried failed items",
+         "batch.pause": "paused", "batch.cancel": "cancelled"}
 
 
 def _key(name: str) -> str:
@@ -305,6 +308,7 @@ def detail(batch_id: str, listed: list[str]) -> None:
                  query_params={"batch": batch_id})
     _failed_items(batch_id)
     _resumes(batch_id)
+    _history(batch_id)
 
 
 def _resumes(batch_id: str) -> None:
@@ -315,10 +319,21 @@ def _resumes(batch_id: str) -> None:
     if not page.total:
         return
     st.markdown(f"**Resumes ({page.total:,})**")
-    st.dataframe(pd.DataFrame([{"resumed": exact(h["resumed_at"]), "by": h["resumed_by"],
+    st.dataframe(pd.DataFrame([{"resumed": exact(h["resumed_at"]), "by": h["resumed_by_name"] or "system",
                                 "failed only": h["failed_only"], "requeued": h["requeued_count"],
                                 "was": h["previous_status"]} for h in page.rows]), hide_index=True)
     state.footer(page, "resume", prefix=_key("resumes_"))
+
+
+def _history(batch_id: str) -> None:
+    """Who did what to the batch, from the audit trail."""
+    events = batches.batch_history(get_engine(), batch_id)
+    if not events:
+        return
+    st.markdown("**History**")
+    st.dataframe(pd.DataFrame([{"when": exact(e["at"]), "who": e["by"], "what": _DONE.get(e["action"], e["action"]),
+                                "detail": ", ".join(f"{k} {v}" for k, v in e["detail"].items())}
+                               for e in events]), hide_index=True)
 
 
 def _failed_items(batch_id: str) -> None:
