@@ -59,7 +59,7 @@ def test_stopped_batches_are_paged_with_their_total(open_page, engine, seeded):
     from core.batches import service
 
     for _ in range(25):
-        bid = service.create_batch(engine, template=seeded["template"], count=1, user="analyst")
+        bid = service.create_batch(engine, template=seeded["template"], count=1)
         with engine.begin() as conn:
             conn.execute(batch_jobs.update().where(batch_jobs.c.id == bid).values(status="failed",
                                                                                     status_reason="key rejected"))
@@ -107,7 +107,7 @@ def test_the_batches_list_is_paged_with_its_total(open_page, engine, seeded):
     from core.batches import service
 
     for _ in range(24):
-        service.create_batch(engine, template=seeded["template"], count=1, user="analyst")
+        service.create_batch(engine, template=seeded["template"], count=1)
     at = open_page("batches")
     assert not at.exception
     assert _footer(at, "batches") == "1–10 of 25 batches · page 1 of 3"
