@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "core.cli.generate",
     "core.cli.errors",
     "core.cli.demo",
+    "core.cli.users",
 ]
 
 

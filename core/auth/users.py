@@ -10,7 +10,8 @@ they first sign in with that email.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,12 +27,41 @@ from core.redact import redact_cut
 from core.store.schema import app_users, utcnow
 from core.store.tx import read_conn, write_tx
 
-__all__ = ["LOCAL_ISSUER", "PENDING_ISSUER", "actor_of", "add_user", "find_user", "list_users", "local_actor",
-           "find_existing", "names_of", "set_role", "sign_in"]
+__all__ = ["LOCAL_ISSUER", "PENDING_ISSUER", "Identity", "actor_of", "add_user", "checked_email", "find_existing",
+           "find_user",
+           "identity_of", "list_users", "local_actor", "names_of", "set_role", "sign_in"]
 
 LOCAL_ISSUER = "local"
 PENDING_ISSUER = "pending"
 _TEXT_MAX = 200
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who an OIDC sign-in says a person is: the issuer and subject name them; email and name describe them."""
+
+    issuer: str
+    subject: str
+    email: str | None
+    name: str | None
+
+
+def identity_of(claims: Mapping[str, Any]) -> Identity | None:
+    """The identity in an ID token's claims (`st.user`), or None when it lacks an issuer or a subject.
+
+    An email the provider marks unverified (`email_verified` false) is dropped: an admin email
+    (STUDIO_ADMIN_EMAILS) and an invitation (`users add`) trust the address, so one a person only
+    typed in must not count.
+    """
+    issuer, subject = str(claims.get("iss") or "").strip(), str(claims.get("sub") or "").strip()
+    if not issuer or not subject:
+        return None
+    email = str(claims.get("email") or "").strip() or None
+    if (claims.get("email_verified") is False or str(claims.get("email_verified")).lower() == "false"
+            or (email and ("@" not in email or len(email) > 320))):
+        email = None
+    name = str(claims.get("name") or claims.get("preferred_username") or "").strip() or None
+    return Identity(issuer=issuer[:255], subject=subject[:255], email=email, name=name)
 
 
 def actor_of(row: Any) -> Actor:
@@ -46,7 +76,8 @@ def _refuse(message: str, field: str) -> ValidationError:
     return ValidationError(message, code=ErrorCode.INVALID_INPUT, field=field, user_message=message)
 
 
-def _email(value: str) -> str:
+def checked_email(value: str) -> str:
+    """`value` as an email address (trimmed), or refused with a ValidationError on the field "email"."""
     email = value.strip()
     if "@" not in email or " " in email or len(email) > 320:
         raise _refuse(f"{redact_cut(value, 80)!r} is not an email address.", "email")
@@ -124,16 +155,26 @@ def sign_in(engine: Engine, *, issuer: str, subject: str, email: str | None, nam
     return actor
 
 
-def _named(ref: str) -> Any:
+def _named(conn: Connection, ref: str) -> Any:
+    """The user `ref` names: by id, else email, else local name, else display name, in that order.
+
+    The order matters: a display name comes from the identity provider and anyone may choose
+    one, so a person who calls themselves "boss@example.com" is never taken for that email's owner.
+    """
     wanted = ref.strip()
-    return sa.or_(sa.func.lower(app_users.c.email) == wanted.lower(), app_users.c.display_name == wanted,
-                  sa.and_(app_users.c.issuer == LOCAL_ISSUER, app_users.c.subject == wanted))
+    for cond in (app_users.c.id == wanted, sa.func.lower(app_users.c.email) == wanted.lower(),
+                 sa.and_(app_users.c.issuer == LOCAL_ISSUER, app_users.c.subject == wanted),
+                 app_users.c.display_name == wanted):
+        row = _row(conn, cond)
+        if row is not None:
+            return row
+    return None
 
 
 def find_existing(engine: Engine, ref: str) -> Actor | None:
-    """The user whose email, name or local name is `ref`, looked up by the system (the CLI's start)."""
+    """The user whose id, email, name or local name is `ref`, looked up by the system (the CLI's start)."""
     with _as_system(engine) as conn:
-        row = _row(conn, _named(ref))
+        row = _named(conn, ref)
     return None if row is None else actor_of(row)
 
 
@@ -157,7 +198,7 @@ def add_user(engine: Engine, email: str, role: Role | str = Role.ANALYST) -> Act
     """Add a person ahead of their first sign-in (admins only); refused if the email is taken."""
     actor = current_actor()
     require(actor, Action.MANAGE, Kind.USERS, None, missing="Only an admin can add users.")
-    email = _email(email)
+    email = checked_email(email)
     role = _as_role(role)
     with write_tx(engine) as conn:
         if _row(conn, sa.func.lower(app_users.c.email) == email.lower()) is not None:
@@ -168,22 +209,30 @@ def add_user(engine: Engine, email: str, role: Role | str = Role.ANALYST) -> Act
 
 
 def set_role(engine: Engine, ref: str, role: Role | str) -> Actor:
-    """Give the user `ref` (email or name) the role `role` (admins only)."""
+    """Give the user `ref` (id, email or name) the role `role` (admins only; the last admin stays one)."""
     actor = current_actor()
     missing = f"There is no user {redact_cut(ref, 80)!r}."
     require(actor, Action.MANAGE, Kind.USERS, None, missing=missing)
     role = _as_role(role)
     with write_tx(engine) as conn:
-        row = _row(conn, _named(ref))
+        row = _named(conn, ref)
         if row is None:
             from core.errors import NotFoundError
 
             raise NotFoundError(missing, user_message=missing)
+        if row["role"] == Role.ADMIN.value and role is not Role.ADMIN and _admins(conn) <= 1:
+            raise _refuse(f"{redact_cut(row['display_name'] or row['email'] or ref, 80)!r} is the only admin; "
+                          "make someone else an admin first.", "role")
         if row["role"] != role.value:
             conn.execute(app_users.update().where(app_users.c.id == row["id"]).values(role=role.value))
             audit(conn, AuditAction.ROLE_CHANGE, "user", row["id"], {"old": row["role"], "new": role.value})
         row = _row(conn, app_users.c.id == row["id"])
     return actor_of(row)
+
+
+def _admins(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(app_users)
+                            .where(app_users.c.role == Role.ADMIN.value)).scalar_one())
 
 
 def _as_role(role: Role | str) -> Role:
