@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.config import get_settings
 from core.ui import batches_view as view
-from core.ui.boundaries import section
+from core.ui.boundaries import fragment, section
 
 st.title("Batches")
 
@@ -16,7 +16,7 @@ with st.expander("New batch", expanded=True, icon=":material/add:"):
         view.create_from_csv()
 
 
-@st.fragment(run_every=get_settings().ui_live_refresh_s)
+@fragment(run_every=get_settings().ui_live_refresh_s)
 def live() -> None:
     """Progress, ETA, throughput, tokens and cost refresh on their own."""
     listed: list[str] = []

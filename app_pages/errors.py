@@ -5,13 +5,13 @@ import streamlit as st
 from core.config import get_settings
 from core.errorlog import ErrorFilter
 from core.ui import errors_view as view
-from core.ui.boundaries import section
+from core.ui.boundaries import fragment, section
 
 st.title("Errors")
 REFRESH_S = get_settings().ui_live_refresh_s * 5
 
 
-@st.fragment(run_every=REFRESH_S)
+@fragment(run_every=REFRESH_S)
 def live_summary(form: view.FilterForm) -> None:
     """Stats cards and charts refresh on their own; the rest of the page stays put."""
     with section("stats"):
@@ -20,7 +20,7 @@ def live_summary(form: view.FilterForm) -> None:
         view.charts(stats)
 
 
-@st.fragment(run_every=REFRESH_S)
+@fragment(run_every=REFRESH_S)
 def live_table(flt: ErrorFilter) -> None:
     """The table refreshes as the cards do: a new error shows up without a reload."""
     with section("table"):

@@ -10,6 +10,11 @@ section's session-state keys (those starting with ``section_key(name, "")``, plu
 A widget callback (`on_click=`) runs before the page script, outside every section: decorated
 with `@callback`, what it raises is classified and recorded the same way and shown at the top
 of the page on the rerun that follows.
+
+A callback, a fragment's rerun and a dialog's rerun do not run Home.py, so none of them would act as
+the session's person: `@callback`, `fragment` and `dialog` make each run start as that person
+(core.ui.user.session_actor). With sign-in configured, a fragment made with st.fragment directly
+would act as nobody and see nothing (tests/unit/test_ui_actor_wrappers.py keeps them out).
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ from core.errors import AppError, classify
 from core.redact import redact_text, redact_traceback
 from core.store import utcnow
 from core.ui.safe import literal
-from core.ui.user import current_user, session_id
+from core.ui.user import session_actor, session_id
 
 __all__ = [
     "SESSION_ERRORS_KEY",
     "app_boundary",
     "callback",
     "current_page",
+    "dialog",
+    "fragment",
     "remember_error",
     "report_error",
     "section",
@@ -84,8 +91,9 @@ def report_error(exc: BaseException, *, component: str, context: dict[str, Any] 
                  recovered: bool = False) -> tuple[AppError, str | None]:
     """Classify, record (with user and session) and remember an error; returns it and its id."""
     err = classify(exc)
-    error_id = record(err, component=component, context=context, user_id=current_user(),
-                      session_id=session_id(), request_id=err.request_id, recovered=recovered)
+    # the row's user is the acting person's id (the recorder reads the actor)
+    error_id = record(err, component=component, context=context, session_id=session_id(),
+                      request_id=err.request_id, recovered=recovered)
     remember_error(err, error_id, component)
     return err, error_id
 
@@ -138,6 +146,7 @@ def callback(fn: Callable[..., Any]) -> Callable[..., None]:
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> None:
         try:
+            session_actor()
             fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the boundary's job, for code that runs before the page does
             component = f"ui.{current_page()}.{_slug(fn.__name__)}"
@@ -145,6 +154,31 @@ def callback(fn: Callable[..., Any]) -> Callable[..., None]:
             st.session_state[_CALLBACK_FAILURE_KEY] = (err, error_id, component)
 
     return run
+
+
+def _as_session_person(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)  # the fragment's id is made of the function's module and name: keep them
+    def run(*args: Any, **kwargs: Any) -> Any:
+        session_actor()
+        return fn(*args, **kwargs)
+
+    return run
+
+
+def fragment(fn: Callable[..., Any] | None = None, *, run_every: float | None = None) -> Any:
+    """`st.fragment` whose every run, the reruns on its own too, acts as the session's person."""
+    def make(f: Callable[..., Any]) -> Any:
+        return st.fragment(_as_session_person(f), run_every=run_every)
+
+    return make(fn) if fn is not None else make
+
+
+def dialog(title: str, *, width: Any = "small") -> Callable[[Callable[..., Any]], Any]:
+    """`st.dialog` whose every run (a dialog reruns on its own, as a fragment) acts as the session's person."""
+    def make(f: Callable[..., Any]) -> Any:
+        return st.dialog(title, width=width)(_as_session_person(f))
+
+    return make
 
 
 def _callback_failure() -> None:

@@ -31,7 +31,7 @@ from core.errors import ValidationError
 from core.redact import redact
 from core.resilience import all_breakers
 from core.store import get_engine
-from core.ui.boundaries import section_key
+from core.ui.boundaries import dialog, section_key
 from core.ui.downloads import capped, limit_note
 from core.ui.safe import chart_text, literal
 from core.ui.table_state import TableState
@@ -427,7 +427,7 @@ def _ask_to_open() -> None:
         st.session_state[_key("open_asked")] = typed
 
 
-@st.dialog("Error detail", width="large")
+@dialog("Error detail", width="large")
 def detail_dialog(error_id: str) -> None:
     row = get_error(get_engine(), error_id)
     if row is None:

@@ -13,7 +13,7 @@ from core.errors import ValidationError
 from core.generation import GenerationParams, get_template, template_names
 from core.llm.pricing import model_choices
 from core.store import get_engine
-from core.ui.boundaries import remember_error, report_error, section, section_key
+from core.ui.boundaries import fragment, remember_error, report_error, section, section_key
 from core.ui.generation_job import GenerationJob, attempt_failures, job_for, running_job_of
 from core.ui.safe import literal
 from core.ui.table_state import TableState
@@ -163,7 +163,7 @@ def stream() -> None:
     _live()
 
 
-@st.fragment(run_every=_POLL_S)
+@fragment(run_every=_POLL_S)
 def _live() -> None:
     """One poll of the running job; this part of the page alone reruns until the job is done."""
     job = current_job()

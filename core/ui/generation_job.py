@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.auth import in_current_context
 from core.config import get_settings
 from core.drafts import DraftSession
 from core.errorlog import recent, record
@@ -51,7 +52,9 @@ class GenerationJob:
 
     def start(self) -> GenerationJob:
         self.text = self.draft.partial_text
-        self._thread = threading.Thread(target=self._run, name=f"generate-{self.draft.id[:8]}", daemon=True)
+        # the thread writes the draft as the person who started it (a new thread has no actor of its own)
+        self._thread = threading.Thread(target=in_current_context(self._run), name=f"generate-{self.draft.id[:8]}",
+                                        daemon=True)
         with _RUNNING_LOCK:
             _RUNNING[self.draft.id] = self
         self._thread.start()

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from core import settings_store
+from core.auth import Action, Actor, Kind, may
 from core.batches.background import start_background_worker
 from core.config import get_settings
 from core.errorlog import recent
@@ -16,12 +17,13 @@ from core.llm.chaos import faults_in_force
 from core.resilience import all_breakers
 from core.runtime import settle_heap
 from core.store import get_engine, migrate
-from core.ui.boundaries import SESSION_ERRORS_KEY, report_error
+from core.ui.boundaries import SESSION_ERRORS_KEY, fragment, report_error
 from core.ui.safe import literal
-from core.ui.user import current_user, login_widget, session_id
+from core.ui.user import account_panel, session_id, set_process_default
 from core.ui.widgets import ago, breaker_badge, severity_badge
 
-__all__ = ["PAGES", "chaos_banner", "navigation", "session_errors", "session_panel", "sidebar", "startup"]
+__all__ = ["ADMIN_PAGES", "PAGES", "SIGN_IN_PAGE", "chaos_banner", "navigation", "session_errors", "session_panel",
+           "sidebar", "startup"]
 
 # (file, title, material icon); the first is the default page
 PAGES: tuple[tuple[str, str, str], ...] = (
@@ -33,6 +35,13 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("app_pages/recovery.py", "Recovery", ":material/healing:"),
     ("app_pages/settings.py", "Settings", ":material/settings:"),
 )
+
+# only admins have these in their navigation; for anyone else their URLs do not exist ("Page not found")
+ADMIN_PAGES: tuple[tuple[str, str, str], ...] = (
+    ("app_pages/users.py", "Users", ":material/group:"),
+    ("app_pages/audit.py", "Audit", ":material/history_edu:"),
+)
+SIGN_IN_PAGE = "app_pages/sign_in.py"
 
 PROVIDER_TEXT = {
     "sandbox": "Offline sandbox — text is generated locally, not by Claude",
@@ -55,13 +64,31 @@ def _startup(database_url: str) -> dict[str, Any]:
 
 
 def startup() -> dict[str, Any]:
-    return _startup(get_settings().effective_database_url)
+    started = _startup(get_settings().effective_database_url)
+    set_process_default()  # with sign-in configured, a thread given no actor acts as nobody
+    return started
 
 
-def navigation() -> Any:
-    """st.navigation over PAGES (sidebar)."""
+def _url_path(path: str) -> str:
+    return path.rsplit("/", 1)[-1].removesuffix(".py")
+
+
+def navigation(person: Actor) -> Any:
+    """st.navigation over the pages `person` may open; signed out, the sign-in page alone, on every page's URL.
+
+    The sign-in page stands in for each page's URL (hidden), so a deep link such as /batches?batch=...
+    shows the sign-in page itself rather than a "page not found" notice over it.
+    """
+    if not person.is_person:
+        signs_in = [st.Page(SIGN_IN_PAGE, title="Sign in", icon=":material/login:", default=True)]
+        signs_in += [st.Page(SIGN_IN_PAGE, title="Sign in", url_path=_url_path(path), visibility="hidden")
+                     for path, _title, _icon in (*PAGES, *ADMIN_PAGES)]
+        return st.navigation(signs_in, position="hidden")
     pages = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
-    return st.navigation(pages)
+    if not may(person, Action.VIEW, Kind.USERS):
+        return st.navigation(pages)
+    admin = [st.Page(path, title=title, icon=icon) for path, title, icon in ADMIN_PAGES]
+    return st.navigation({"Studio": pages, "Admin": admin})
 
 
 def session_errors() -> list[dict[str, Any]]:
@@ -142,12 +169,11 @@ def session_panel() -> None:
                        f" · {literal(ago(at) if hasattr(at, 'tzinfo') else at)}")
 
 
-def sidebar() -> None:
+def sidebar(person: Actor) -> None:
     with st.sidebar:
         _provider()
-        st.fragment(run_every=max(get_settings().ui_live_refresh_s, 2.0) * 2.5)(_live_status)()
-        st.caption(f":material/person: {literal(current_user())}")
-        login_widget()
+        fragment(run_every=max(get_settings().ui_live_refresh_s, 2.0) * 2.5)(_live_status)()
+        account_panel(person)
 
 
 # Process start-up. Streamlit runs Home.py again for every session and every rerun, but

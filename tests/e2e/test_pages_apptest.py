@@ -12,7 +12,9 @@ from core.store.schema import error_logs
 BOUNDARY_SCRIPT = """
 import streamlit as st
 from core.ui.boundaries import section, section_key, set_current_page
+from core.ui.user import session_actor
 
+session_actor()  # as Home.py does: the run acts as the session's person
 set_current_page("demo")
 st.title("Demo page")
 with section("broken"):
@@ -178,7 +180,9 @@ def test_failing_section_shows_fallback_while_the_page_renders(engine, app_env):
     flush()
     with engine.connect() as conn:
         row = conn.execute(select(error_logs).where(error_logs.c.error_id == error_id)).one()
-    assert row.component == "ui.demo.broken" and row.user_id == "analyst" and row.session_id
+    from core.auth.users import local_actor
+
+    assert row.component == "ui.demo.broken" and row.user_id == local_actor(engine).user_id and row.session_id
 
 
 def test_try_again_resets_the_section_and_reruns_it(engine, app_env):
