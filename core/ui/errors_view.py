@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.auth import Actor, acting_as
 from core.config import get_settings
 from core.errorlog import (
     ERROR_TYPE_NAMES,
@@ -36,7 +37,7 @@ from core.ui.downloads import capped, limit_note
 from core.ui.safe import chart_text, literal
 from core.ui.table_state import TableState
 from core.ui.toasts import success
-from core.ui.user import current_user
+from core.ui.user import current_person, current_user
 from core.ui.widgets import ago, metric_cards, severity_badge
 from core.wording import counted
 
@@ -170,8 +171,9 @@ def clear_filters() -> None:
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _stats(url: str, flt: ErrorFilter, bucket: str) -> dict[str, Any]:
-    return error_stats(get_engine(url), flt, bucket=bucket)
+def _stats(url: str, viewer: Actor, flt: ErrorFilter, bucket: str) -> dict[str, Any]:
+    with acting_as(viewer):  # the rows counted are the ones `viewer` may see: they are part of the key
+        return error_stats(get_engine(url), flt, bucket=bucket)
 
 
 # the widest range each bar width is used for: minutes for the last hour (or a clicked hour), hours up to 3 days
@@ -191,7 +193,7 @@ def load_stats(form: FilterForm) -> dict[str, Any]:
     """The cards' and charts' counts of exactly the rows the filters select (the table's rows)."""
     # the form's times are whole minutes, so the 5 s cache is shared between reruns
     flt = form.flt if form.flt is not None else ErrorFilter(since=form.since, until=form.until)
-    return _stats(get_settings().effective_database_url, flt, _bucket(flt.since, flt.until))
+    return _stats(get_settings().effective_database_url, current_person(), flt, _bucket(flt.since, flt.until))
 
 
 def stats_cards(stats: dict[str, Any], kind: str | None = "error") -> None:
@@ -487,9 +489,10 @@ def default_range() -> tuple[datetime | None, None]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _recent_components(url: str) -> list[str]:
-    return recent_components(get_engine(url))
+def _recent_components(url: str, viewer: Actor) -> list[str]:
+    with acting_as(viewer):
+        return recent_components(get_engine(url))
 
 
 def component_options() -> list[str]:
-    return _recent_components(get_settings().effective_database_url)
+    return _recent_components(get_settings().effective_database_url, current_person())

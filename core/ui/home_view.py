@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from core import recovery
+from core.auth import Actor, acting_as
 from core.batches import service as batches
 from core.config import get_settings
 from core.drafts import DraftSession, unfinished_drafts_page
@@ -19,7 +20,7 @@ from core.ui.batches_view import run_action
 from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
-from core.ui.user import current_user
+from core.ui.user import current_person, current_user
 from core.ui.widgets import ago, breaker_badge, status_badge
 from core.wording import counted
 
@@ -104,13 +105,14 @@ def active_batches() -> None:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def _stats_24h(url: str, since: datetime) -> dict[str, int]:
-    return error_stats(get_engine(url), since=since, bucket="hour")["by_severity"]
+def _stats_24h(url: str, viewer: Actor, since: datetime) -> dict[str, int]:
+    with acting_as(viewer):  # the rows counted are the ones `viewer` may see: they are part of the key
+        return error_stats(get_engine(url), since=since, bucket="hour")["by_severity"]
 
 
 def errors_24h() -> None:
     since = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
-    counts = _stats_24h(get_settings().effective_database_url, since)
+    counts = _stats_24h(get_settings().effective_database_url, current_person(), since)
     by_sev = {str(sev): counts.get(sev, 0) for sev in _ERROR_SEVERITIES}
     cols = st.columns(len(by_sev))
     for col, (sev, n) in zip(cols, by_sev.items(), strict=True):

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import drafts, recovery
+from core.auth import Actor, acting_as
 from core.batches import service as batches
 from core.config import get_settings
 from core.errors import AppError
@@ -22,6 +23,7 @@ from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.table_state import TableState
 from core.ui.toasts import notify_exception, success
+from core.ui.user import current_person
 from core.wording import counted
 
 __all__ = ["batches_step", "cleanup_step", "conversations_step", "drafts_step", "summary"]
@@ -49,15 +51,18 @@ def _lists() -> dict[str, Callable[..., Any]]:
 
 
 @st.cache_data(ttl=3, show_spinner=False)
-def _page(url: str, name: str, choice: tuple[str, ...], page: int, size: int) -> Any:
-    """Page `page` of the list `name` (narrowed to `choice`, where it has a filter); cached for a few seconds."""
+def _page(url: str, viewer: Actor, name: str, choice: tuple[str, ...], page: int, size: int) -> Any:
+    """Page `page` of the list `name` (narrowed to `choice`, where it has a filter) as `viewer` sees it; cached
+    for a few seconds (the viewer is part of the key)."""
     fetch = _lists()[name]
-    return fetch(get_engine(url), *([choice] if choice else []), page=page, page_size=size)
+    with acting_as(viewer):
+        return fetch(get_engine(url), *([choice] if choice else []), page=page, page_size=size)
 
 
 @st.cache_data(ttl=3, show_spinner=False)
-def _summary(url: str) -> dict[str, int]:
-    return recovery.summary(get_engine(url))
+def _summary(url: str, viewer: Actor) -> dict[str, int]:
+    with acting_as(viewer):  # what `viewer` may see of batches, drafts and conversations: part of the key
+        return recovery.summary(get_engine(url))
 
 
 def _refresh() -> None:
@@ -68,15 +73,15 @@ def _refresh() -> None:
 
 def summary() -> None:
     """How many of each kind there are in all, above the lists."""
-    counts = _summary(get_settings().effective_database_url)
+    counts = _summary(get_settings().effective_database_url, current_person())
     st.markdown(" · ".join(f"**{n:,}** {_NOUNS[k][0] if n == 1 else _NOUNS[k][1]}" for k, n in counts.items()))
 
 
 def _load(name: str, choice: tuple[str, ...], size: int) -> tuple[TableState, Any]:
     """The list's table state (reset when `choice` changes) and its current page."""
     state = TableState(_key(f"{name}_list"), choice)
-    url = get_settings().effective_database_url
-    return state, state.load(lambda n: _page(url, name, choice, n, size))
+    url, viewer = get_settings().effective_database_url, current_person()
+    return state, state.load(lambda n: _page(url, viewer, name, choice, n, size))
 
 
 @callback
