@@ -128,8 +128,7 @@ def sign_in_form() -> None:
                 st.error("Sign-in is not set up correctly, so nobody can sign in yet. The operator needs to "
                          "fix the [auth] section of secrets.toml (see the README, “Sign-in”).",
                          icon=":material/error:")
-    st.caption("You will come back here after signing in. Your account is created as an analyst at your "
-               "first sign-in; an admin can change your role.")
+    st.caption("Your account is created as an analyst at your first sign-in; an admin can change your role.")
 
 
 def _sign_out() -> None:

@@ -63,8 +63,9 @@ class RunningApp:
         streamlit = Path(sys.executable).with_name("streamlit")
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
+            # Streamlit reads the secrets the settings do (a developer's .streamlit/secrets.toml is not the test's)
             [str(streamlit), "run", "Home.py", "--server.port", str(self.port), "--server.headless", "true",
-             "--server.address", "127.0.0.1"],
+             "--server.address", "127.0.0.1", "--secrets.files", self.env["STUDIO_SECRETS_FILE"]],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
