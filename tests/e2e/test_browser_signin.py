@@ -203,7 +203,11 @@ def test_each_person_sees_only_their_own_batch_and_sign_out_returns_to_sign_in(v
     alice = visitor()
     alice.sign_in("alice")
     assert alice.heading() == "LoRA Conversation Studio"
-    assert "Users" not in _sidebar_links(alice.page)  # an analyst has no admin pages
+    assert "Users" not in _sidebar_links(alice.page)  # an analyst has no admin pages, and their URLs do not exist
+    alice.open("users")
+    alice.page.get_by_text("Page not found").first.wait_for(timeout=WAIT_MS)
+    assert alice.heading() == "LoRA Conversation Studio"
+    alice.page.screenshot(path=str(SHOTS / "signin_analyst_users_not_found.png"), full_page=True)
     a_row = _row(signin_app, app_users, app_users.c.email == "alice@example.com")
     assert a_row is not None and a_row["role"] == "analyst" and a_row["issuer"].startswith("http://127.0.0.1")
 
