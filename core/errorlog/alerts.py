@@ -4,7 +4,9 @@ A process-wide watcher thread looks for critical rows newer than the last it saw
 key range, cheap at any table size) and, when `settings.alert_webhook_url` is set, POSTs them
 as JSON — at most once per `alert_webhook_min_interval_s`; rows that arrive in between are
 sent together with the next POST. It never runs on a page's thread, so a slow or dead webhook
-cannot block the page. Pages use `new_critical` with their own high-water mark for toasts.
+cannot block the page. Pages use `new_critical` with their own high-water mark for toasts: a
+page is shown the critical rows its person may see (their own and the system's), the watcher,
+which runs as the system, every one.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from core.auth.actor import set_actor, system_actor
 from core.config import get_settings
 from core.errorlog import record
+from core.errorlog.filters import visible
 from core.process_wide import ProcessWide
 from core.store.schema import error_logs
 from core.store.tx import read_conn
@@ -41,11 +45,11 @@ def latest_error_pk(engine: Engine) -> int:
 
 
 def new_critical(engine: Engine, after_pk: int, limit: int = _MAX_ROWS_PER_CHECK) -> tuple[list[dict[str, Any]], int]:
-    """Critical rows with a primary key above `after_pk`, oldest first, and the new high-water mark."""
+    """Critical rows the actor may see with a primary key above `after_pk`, oldest first, and the new high-water mark."""
     with read_conn(engine) as conn:
         rows = conn.execute(
             select(*_ALERT_COLUMNS)
-            .where(error_logs.c.id > after_pk, error_logs.c.severity == "critical")
+            .where(error_logs.c.id > after_pk, error_logs.c.severity == "critical", *visible(conn))
             .order_by(error_logs.c.id).limit(limit)
         ).mappings().all()
         top = int(conn.execute(select(func.max(error_logs.c.id))).scalar() or 0)
@@ -123,6 +127,7 @@ class AlertWatcher:
             self.sent += len(batch)
 
     def _run(self) -> None:
+        set_actor(system_actor())  # it watches every person's critical errors, and records its own as nobody's
         while not self._stop.is_set():
             try:
                 self.check_once()

@@ -1,7 +1,10 @@
 """What the error log is narrowed to: the validated filter, its WHERE conditions and the list order.
 
 Shared by the search, the stats, the groups and the CSV export, so all four count and list the
-same rows. Time ranges are half-open: ``since <= created_at < until``.
+same rows. Time ranges are half-open: ``since <= created_at < until``. The conditions always
+include whom the rows are shown to (core.auth.permissions: an analyst or a reviewer sees their
+own rows and the system's, an admin every row); the hourly rollup counts every person's rows
+together, so it answers only for an actor who sees them all (`rollup_serves`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, case, or_, select
 
+from core.auth.actor import Actor, current_actor, system_actor
+from core.auth.claims import AS_ACTOR
+from core.auth.permissions import Action, Kind, Scope, scope, where
 from core.config import get_settings
 from core.errors import ERROR_TYPES, EVENT_CODES, AppError, Severity, ValidationError
 from core.store.dialect import contains_text
 from core.store.schema import error_log_rollup, error_logs
+from core.store.tx import read_conn
 
 __all__ = [
     "ERROR_TYPE_NAMES",
@@ -33,7 +40,10 @@ __all__ = [
     "ordering",
     "recent_components",
     "rollup_conditions",
+    "rollup_serves",
     "severity_rank",
+    "viewer",
+    "visible",
 ]
 
 # lowest to highest; the groups view reports the highest severity seen in a group
@@ -50,7 +60,9 @@ SORTS = ("time", "severity", "type", "code", "component")
 # the search matches codes and components among the newest rows' ones (a primary-key range)
 RECENT_COMPONENT_ROWS = 20_000
 # how long the search reuses the names of codes and components it matches (reading them costs
-# ~20 ms at 100,000 rows, paid three times a search otherwise)
+# ~20 ms at 100,000 rows, paid three times a search otherwise). The names are read as the system
+# and shared by everyone: they are the code's own labels, not a person's data, and they only
+# widen what the search matches; which rows it returns is still the actor's (`visible`).
 LABEL_NAMES_TTL_S = 30.0
 _LABEL_NAMES: weakref.WeakKeyDictionary[Engine, tuple[float, list[str], list[str]]] = weakref.WeakKeyDictionary()
 
@@ -149,8 +161,35 @@ class ErrorFilter:
 
     @property
     def rollup_answers(self) -> bool:
-        """Whether the hourly rollup can count these rows: it keeps type, severity, code and resolved."""
+        """Whether the hourly rollup keeps what these rows are narrowed by: type, severity, code and resolved.
+
+        It also counts every person's rows together: see `rollup_serves` for whom it may answer.
+        """
         return not (self.search or self.components or self.request_id or self.operation_id or self.fingerprint)
+
+
+def viewer(bind: Bind) -> Actor:
+    """Whom a query on `bind` runs for: the actor its connection was opened as, else the running code's."""
+    actor = bind.get_execution_options().get(AS_ACTOR)
+    return actor if isinstance(actor, Actor) else current_actor(bind.engine)
+
+
+def visible(bind: Bind, action: Action = Action.VIEW) -> list[ColumnElement[bool]]:
+    """The condition keeping the rows the actor of `bind` may `action` (none for one who may reach every row)."""
+    actor = viewer(bind)
+    if scope(actor, action, Kind.ERROR) is Scope.EVERY:
+        return []  # nothing to add: the plan stays the one it was before there were users
+    return [where(actor, action, Kind.ERROR, error_logs.c.user_id)]
+
+
+def rollup_serves(bind: Bind, flt: ErrorFilter) -> bool:
+    """Whether the hourly rollup may count `flt`'s rows for the actor of `bind`.
+
+    The rollup has no user column: it counts everyone's rows, so it answers only for an actor who
+    sees every row (an admin, the system). On Postgres it is readable by them alone (migration
+    0011); an analyst's counts come from their own rows.
+    """
+    return flt.rollup_answers and scope(viewer(bind), Action.VIEW, Kind.ERROR) is Scope.EVERY
 
 
 @contextmanager
@@ -164,16 +203,19 @@ def bind_connection(bind: Bind) -> Iterator[Connection]:
 
 
 def filter_conditions(
-    bind: Bind, flt: ErrorFilter | None, *, use_text_index: bool = True, many_matches: bool = False
+    bind: Bind, flt: ErrorFilter | None, *, use_text_index: bool = True, many_matches: bool = False,
+    action: Action = Action.VIEW,
 ) -> list[ColumnElement[bool]]:
-    """The WHERE conditions for `flt` (shared by search, groups and the CSV export).
+    """The WHERE conditions for `flt` (shared by search, stats, groups and the CSV export).
 
-    `many_matches`: the text search is known to match many rows (a planner hint, same result).
+    The first keeps the rows the actor of `bind` may `action` (see `visible`), so no filter
+    reaches another person's rows. `many_matches`: the text search is known to match many rows
+    (a planner hint, same result).
     """
+    conds = visible(bind, action)
     if flt is None:
-        return []
+        return conds
     c = error_logs.c
-    conds: list[ColumnElement[bool]] = []
     if flt.search:
         in_message = contains_text(bind, c.message, flt.search, fts_table=FTS_TABLE if use_text_index else None,
                                    probe=many_matches)
@@ -243,17 +285,23 @@ def _label_names(bind: Bind) -> tuple[list[str], list[str]]:
     cached = _LABEL_NAMES.get(engine)
     if cached is not None and now - cached[0] < LABEL_NAMES_TTL_S:
         return cached[1], cached[2]
-    with bind_connection(bind) as conn:
+    # as the system, whoever asks first: on Postgres an analyst cannot read the rollup, and the
+    # names they would find (none) must not become everyone's for the next LABEL_NAMES_TTL_S
+    with read_conn(engine, actor=system_actor()) as conn:
         codes = list(conn.execute(select(error_log_rollup.c.error_code).distinct()).scalars().all())
-        components = recent_components(conn)
+    components = recent_components(engine)
     _LABEL_NAMES[engine] = (now, codes, components)
     return codes, components
 
 
 def recent_components(bind: Bind) -> list[str]:
-    """The components of the newest rows, sorted: a primary-key range, cheap at any table size."""
+    """The components of the newest rows of anyone, sorted: a primary-key range, cheap at any table size.
+
+    Read as the system: component names are the code's own labels (``ui.generate.form``,
+    ``batch_worker``), the same list for everyone on both engines, for the filter's choices.
+    """
     recent = select(error_logs.c.component).order_by(error_logs.c.id.desc()).limit(RECENT_COMPONENT_ROWS).subquery()
-    with bind_connection(bind) as conn:
+    with read_conn(bind.engine, actor=system_actor()) as conn:
         values = conn.execute(select(recent.c.component).group_by(recent.c.component)).scalars().all()
     return sorted(v for v in values if v)
 

@@ -20,6 +20,8 @@ from core.errorlog.filters import (
     ordering,
     rollup_conditions,
     rollup_hour,
+    rollup_serves,
+    visible,
 )
 from core.store.dialect import FTS_PROBE_MIN_MATCHES, count_text_matches
 from core.store.paging import Page
@@ -34,11 +36,12 @@ LIST_COLUMNS = tuple(c for c in error_logs.c if c.name != "stack_trace")
 def _count_by_rollup(conn: Connection, flt: ErrorFilter | None) -> int | None:
     """The number of rows matching `flt` from the hourly rollup, or None if it cannot answer.
 
-    It can when `flt` only narrows by type, severity, code, resolved and time: whole hours
-    are summed from error_log_rollup, the part hours at either end counted from the rows.
+    It can when `flt` only narrows by type, severity, code, resolved and time, for an actor
+    who sees every row: whole hours are summed from error_log_rollup, the part hours at
+    either end counted from the rows.
     """
     flt = flt or ErrorFilter()
-    if not flt.rollup_answers:
+    if not rollup_serves(conn, flt):
         return None
     r = error_log_rollup.c
     conds = rollup_conditions(flt)
@@ -66,8 +69,11 @@ def _count_by_rollup(conn: Connection, flt: ErrorFilter | None) -> int | None:
 
 
 def _count_text_only(conn: Connection, flt: ErrorFilter | None) -> int | None:
-    """The count of a search by text alone from the text index, or None if it cannot answer."""
-    if (flt is None or not flt.search or flt.kind == "event" or flt != ErrorFilter(search=flt.search, kind=flt.kind)
+    """The count of a search by text alone from the text index, or None if it cannot answer.
+
+    The index counts every person's rows, so it answers only for an actor who sees them all.
+    """
+    if (flt is None or not flt.search or visible(conn) or flt.kind == "event" or flt != ErrorFilter(search=flt.search, kind=flt.kind)
             or label_matches(conn, flt.search) != ([], [])):
         return None
     counter = count_text_matches(conn, flt.search, fts_table=FTS_TABLE)
@@ -110,7 +116,7 @@ def search_errors(
 
 
 def get_error(bind: Bind, error_id: str) -> dict[str, Any] | None:
-    """The whole row for `error_id` (the id shown to users), or None."""
+    """The whole row for `error_id` (the id shown to users), or None (also when it is not the actor's to see)."""
     with bind_connection(bind) as conn:
-        row = conn.execute(select(error_logs).where(error_logs.c.error_id == error_id)).first()
+        row = conn.execute(select(error_logs).where(error_logs.c.error_id == error_id, *visible(conn))).first()
     return dict(row._mapping) if row is not None else None

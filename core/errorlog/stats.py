@@ -19,6 +19,8 @@ from core.errorlog.filters import (
     invalid,
     rollup_conditions,
     rollup_hour,
+    rollup_serves,
+    visible,
 )
 from core.store.dialect import time_bucket
 from core.store.schema import error_log_rollup, error_logs
@@ -73,14 +75,15 @@ def _stats_rows(
     flag sums, so a month at a million errors (~35,000 rollup rows) is read twice, not three
     times (SQLite, 1M rows: 44 -> 30 ms a call). A filter the rollup cannot answer (text,
     component, batch, request, fingerprint) is counted from the matching rows alone, and so
-    are minute buckets (`unit` "minute"; the rollup keeps hours).
+    are minute buckets (`unit` "minute"; the rollup keeps hours) and every count for an actor
+    who does not see every row (the rollup counts everyone's; see `rollup_serves`).
     """
     where_rows = filter_conditions(conn, dataclasses.replace(flt, since=None, until=None))
     full_start = since.replace(minute=0, second=0, microsecond=0)
     if full_start < since:
         full_start += timedelta(hours=1)
     full_end = max(until.replace(minute=0, second=0, microsecond=0), full_start)
-    if not flt.rollup_answers or unit == "minute":
+    if not rollup_serves(conn, flt) or unit == "minute":
         full_start = full_end
     raw_windows = [(since, until)] if full_start >= full_end else [(since, full_start), (full_end, until)]
     per_hour: list[Any] = []
@@ -111,7 +114,8 @@ def _stats_rows(
 
 
 def _oldest(conn: Connection) -> datetime:
-    oldest = conn.execute(select(func.min(error_logs.c.created_at))).scalar_one()
+    """The time of the oldest row the actor sees (now when there is none)."""
+    oldest = conn.execute(select(func.min(error_logs.c.created_at)).where(*visible(conn))).scalar_one()
     return as_utc(oldest, "since") or datetime.now(UTC)
 
 
