@@ -20,7 +20,8 @@ settings.checkpoint_retention_days, then the cleanup job removes it.
     finish(engine, cp)
 
 One row per (kind, operation_id): starting an operation whose last run finished starts it
-afresh; starting one whose last run did not finish resumes it.
+afresh; starting one whose last run did not finish resumes it. The row carries the owner id
+of the actor that starts it (a person's operation is theirs; the system's, nobody's).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from core.auth.actor import current_actor
 from core.config import get_settings
 from core.store.schema import recovery_checkpoints, utcnow
 from core.store.tx import write_tx
@@ -68,7 +70,7 @@ def begin(engine: Engine, kind: str, operation_id: str, params: dict[str, Any]) 
                               state.get("after"), dict(state.get("progress") or {}), resumed=True)
         values = {"completed_count": 0, "failed_count": 0, "skipped_count": 0, "last_processed_index": None,
                   "state": {"params": params, "after": None, "progress": {}}, "created_at": now,
-                  "updated_at": now, "expires_at": None}
+                  "updated_at": now, "expires_at": None, "owner_id": current_actor(engine).owner_id}
         if row is None:
             conn.execute(recovery_checkpoints.insert().values(operation_type=kind, operation_id=operation_id,
                                                               **values))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, inspect, select
 
+from core.auth import current_actor
 from core.errorlog import (
     ErrorFilter,
     apply_retention,
@@ -264,17 +265,18 @@ def test_resolve_and_unresolve_by_id_and_by_fingerprint(engine):
     """set_resolved changes only rows not already in that state and reports how many changed."""
     fp = "a" * 16
     rows = insert(engine, [make_row(f"r{i}", fingerprint=fp) for i in range(3)] + [make_row("other")])
-    assert set_resolved(engine, error_ids=[rows[0]["error_id"]], resolved=True, user="ben") == 1
-    assert set_resolved(engine, error_ids=[rows[0]["error_id"]], resolved=True, user="ben") == 0
+    assert set_resolved(engine, error_ids=[rows[0]["error_id"]], resolved=True) == 1
+    assert set_resolved(engine, error_ids=[rows[0]["error_id"]], resolved=True) == 0
     one = get_error(engine, rows[0]["error_id"])
-    assert one is not None and one["resolved"] and one["resolved_by"] == "ben" and one["resolved_at"] is not None
-    assert set_resolved(engine, fingerprint=fp, resolved=True, user="ben") == 2
+    me = current_actor(engine).user_id
+    assert one is not None and one["resolved"] and one["resolved_by"] == me and one["resolved_at"] is not None
+    assert set_resolved(engine, fingerprint=fp, resolved=True) == 2
     assert search_errors(engine, ErrorFilter(resolved=False)).total == 1
-    assert set_resolved(engine, fingerprint=fp, resolved=False, user="ben") == 3
+    assert set_resolved(engine, fingerprint=fp, resolved=False) == 3
     again = get_error(engine, rows[0]["error_id"])
     assert again is not None and not again["resolved"] and again["resolved_by"] is None
     with pytest.raises(ValidationError):
-        set_resolved(engine, resolved=True, user="ben")
+        set_resolved(engine, resolved=True)
 
 
 def test_get_error_returns_the_whole_row_or_none(engine):
@@ -428,7 +430,7 @@ def test_hourly_rollup_stays_exact_through_inserts_resolves_and_deletes(engine):
     insert(engine, _dataset())  # executemany path
     _rollup_matches_rows(engine)
     groups = error_groups(engine, limit=5)
-    assert set_resolved(engine, fingerprint=groups[0]["fingerprint"], resolved=True, user="ana") > 0
+    assert set_resolved(engine, fingerprint=groups[0]["fingerprint"], resolved=True) > 0
     _rollup_matches_rows(engine)
     assert apply_retention(engine)["total"] > 0
     _rollup_matches_rows(engine)

@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from batch_support import wait_for
+from people import person
 
+from core.auth import acting_as
 from core.config import ROOT, override_settings
 from core.errorlog import set_resolved
 from core.errors import DatabaseError
@@ -34,11 +36,13 @@ def _rows(engine) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(error_logs)).scalar_one()
 
 
-def _checkpoint(engine, kind: str, operation_id: str):
+def _checkpoint(engine, kind: str, operation_id: str, owner: str | None = None):
+    """The checkpoint of `operation_id` (a group's: of its person, the one `owner` names, or the only one)."""
+    cp = recovery_checkpoints.c
     with engine.connect() as conn:
         return conn.execute(sa.select(recovery_checkpoints).where(
-            recovery_checkpoints.c.operation_type == kind,
-            recovery_checkpoints.c.operation_id == operation_id)).mappings().first()
+            cp.operation_type == kind, cp.operation_id.startswith(operation_id, autoescape=True),
+            *([cp.owner_id == owner] if owner else [])).order_by(cp.id)).mappings().first()
 
 
 def test_retention_killed_mid_way_resumes_from_its_checkpoint(engine, monkeypatch):
@@ -78,10 +82,11 @@ def test_retention_killed_mid_way_resumes_from_its_checkpoint(engine, monkeypatc
         datetime.fromisoformat(started)
 
 
-def test_resolving_a_group_interrupted_between_chunks_resumes_with_its_first_time_and_user(engine, monkeypatch):
-    """A resolve-all cut off after its first chunk continues when asked again: every row the same time and user."""
+def test_resolving_a_group_interrupted_between_chunks_resumes_with_its_first_time(engine, monkeypatch):
+    """A resolve-all cut off after its first chunk continues when its person asks again: every row the same time."""
     fp = "a" * 32
     _seed(engine, 25, days_old=1, fingerprint=fp)
+    ana = person(engine, "ana@example.com")
     override_settings(checkpoint_chunk_rows=10)
     real_advance = resumable.advance
     calls = 0
@@ -94,13 +99,31 @@ def test_resolving_a_group_interrupted_between_chunks_resumes_with_its_first_tim
         return real_advance(*args, **kwargs)
 
     monkeypatch.setattr("core.errorlog.resolve.advance", advance_then_lose_the_database)
-    with pytest.raises(DatabaseError):
-        set_resolved(engine, fingerprint=fp, resolved=True, user="ana")
+    with acting_as(ana), pytest.raises(DatabaseError):
+        set_resolved(engine, fingerprint=fp, resolved=True)
     assert _checkpoint(engine, "resolve", fp)["completed_count"] == 10
+    assert _checkpoint(engine, "resolve", fp)["owner_id"] == ana.user_id
     monkeypatch.setattr("core.errorlog.resolve.advance", real_advance)
 
-    assert set_resolved(engine, fingerprint=fp, resolved=True, user="ben") == 25  # all of the group, both runs
+    with acting_as(ana):
+        assert set_resolved(engine, fingerprint=fp, resolved=True) == 25  # all of the group, both runs
     with engine.connect() as conn:
         marks = set(conn.execute(sa.select(error_logs.c.resolved, error_logs.c.resolved_by, error_logs.c.resolved_at)))
-    assert len(marks) == 1 and next(iter(marks))[:2] == (True, "ana")  # one action, one time, its first user
+    assert len(marks) == 1 and next(iter(marks))[:2] == (True, ana.user_id)  # one action, one time
     assert _checkpoint(engine, "resolve", fp)["expires_at"] is not None
+
+
+def test_another_persons_resolve_all_is_their_own_operation_not_a_resume(engine):
+    """B's resolve-all of a group A left unfinished starts B's own checkpoint and leaves A's where it was."""
+    fp = "b" * 32
+    _seed(engine, 5, days_old=1, fingerprint=fp)
+    ana, ben = person(engine, "ana@example.com"), person(engine, "ben@example.com")
+    with acting_as(ana):
+        cp = resumable.begin(engine, "resolve", f"{fp}:{ana.user_id.replace('-', '')}"[:64], {"resolved_at": None})
+    with acting_as(ben):
+        assert set_resolved(engine, fingerprint=fp, resolved=True) == 5
+    with engine.connect() as conn:
+        mine = conn.execute(sa.select(recovery_checkpoints.c.owner_id, recovery_checkpoints.c.expires_at).where(
+            recovery_checkpoints.c.operation_id == cp.operation_id)).one()
+    assert mine == (ana.user_id, None)  # untouched, still A's, still unfinished
+    assert _checkpoint(engine, "resolve", fp, owner=ben.user_id)["expires_at"] is not None
