@@ -93,12 +93,17 @@ def _export(args: argparse.Namespace) -> int:
         print(f"error: the folder of --out does not exist: {out.parent}", file=sys.stderr)
         return 2
     engine = get_engine()
-    # write beside the target and rename: a failed export leaves no partial file behind
+    # write beside the target and rename: a failed export leaves no partial file behind. The rename
+    # runs in the audit's transaction: the file lands if and only if the export is audited
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            count = export_csv(engine, flt, fh)
-        os.replace(tmp_name, out)
+
+            def land() -> None:
+                fh.close()
+                os.replace(tmp_name, out)
+
+            count = export_csv(engine, flt, fh, then=land)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
