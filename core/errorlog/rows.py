@@ -296,7 +296,7 @@ def fallback_row(p: Pending, problem: BaseException) -> dict[str, Any]:
         "operation_id": _id("operation_id", p.operation_id, Scrubber()),
         "attempt": None,
         "fingerprint": fingerprint("ui", ErrorCode.UNRECORDABLE, _safe_str(p.component), ""),
-        "user_id": None,
+        "user_id": _id("user_id", p.user_id, Scrubber()),  # still the person's: not shown to everyone
         "session_id": None,
         "environment": _width("environment", p.environment),
         "is_recoverable": False,

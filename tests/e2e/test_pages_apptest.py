@@ -6,6 +6,7 @@ from e2e_data import shown
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from core.auth import current_actor
 from core.errorlog import flush
 from core.store.schema import error_logs
 
@@ -168,6 +169,7 @@ def test_settings_page_labels_and_help_come_from_the_settings_model(open_page):
 
 def test_failing_section_shows_fallback_while_the_page_renders(engine, app_env):
     """A section that raises shows a message, its error id and Try again; the next section still renders."""
+    me = current_actor(engine)  # the local user (STUDIO_USER), whom the page runs as
     at = AppTest.from_string(BOUNDARY_SCRIPT, default_timeout=30).run()
     assert not at.exception
     assert at.title[0].value == "Demo page"
@@ -180,9 +182,7 @@ def test_failing_section_shows_fallback_while_the_page_renders(engine, app_env):
     flush()
     with engine.connect() as conn:
         row = conn.execute(select(error_logs).where(error_logs.c.error_id == error_id)).one()
-    from core.auth.users import local_actor
-
-    assert row.component == "ui.demo.broken" and row.user_id == local_actor(engine).user_id and row.session_id
+    assert row.component == "ui.demo.broken" and row.user_id == me.user_id and row.session_id  # an id, not a name
 
 
 def test_try_again_resets_the_section_and_reruns_it(engine, app_env):
@@ -394,7 +394,7 @@ def test_recovery_retry_failed_requeues_only_the_failed_item(open_page, engine, 
 
 
 def test_a_failing_button_callback_is_recorded_and_shown_not_raised(open_page, engine, seeded, monkeypatch):
-    """A Recovery button whose service raises shows the failure with its error id; the page keeps working."""
+    """A Recovery button whose service raises shows the failure with its error id, recorded as the person's."""
     from core.batches import service
 
     def _broken(*_args, **_kwargs):
@@ -411,8 +411,8 @@ def test_a_failing_button_callback_is_recorded_and_shown_not_raised(open_page, e
     assert "ui.recovery.run" in caption and "not recorded" not in caption
     flush()
     with engine.connect() as conn:
-        components = conn.execute(select(error_logs.c.component)).scalars().all()
-    assert "ui.recovery.run" in components
+        owners = dict(conn.execute(select(error_logs.c.component, error_logs.c.user_id)).all())
+    assert owners.get("ui.recovery.run", "missing") == current_actor(engine).user_id
     assert "Retry failed" in {b.label for b in at.button}  # the page itself still renders
     at.run()
     assert not [e for e in at.error if e.value.startswith("That action failed.")]  # shown once
