@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.errorlog.rows import Pending, build_row, json_safe
+from core.errorlog.rows import Pending, build_row, fallback_row, json_safe
 from core.errors import APIError
 
 LIMIT = 200
@@ -46,3 +46,13 @@ def test_small_context_keeps_every_value_and_redacts_secret_keys():
     stored = _row_context({"model": "m", "api_key": "sk-ant-api03-" + "a" * 40, "turns": 6})
     assert stored["model"] == "m" and stored["turns"] == 6
     assert "sk-ant" not in json.dumps(stored)
+
+
+def test_a_row_that_cannot_be_built_is_still_its_persons():
+    """The fallback row keeps the acting person's id (it is theirs to see, not everyone's), and no message detail."""
+    err = APIError("a's secret prompt", code="server_error")
+    owner = "3f1c0e52-8a43-4b53-9a57-6b7d1d7a0c11"
+    pending = Pending(1, "0" * 32, datetime.now(UTC), err, err, "test", None, None, None, None, owner, None,
+                      "error", False, "test")
+    row = fallback_row(pending, ValueError("unserialisable"))
+    assert row["user_id"] == owner and "secret" not in row["message"]
