@@ -12,7 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.auth import Actor, acting_as
+from core.auth import Actor, acting_as, in_current_context
+from core.auth.users import names_of
 from core.config import get_settings
 from core.errorlog import (
     ERROR_TYPE_NAMES,
@@ -37,7 +38,7 @@ from core.ui.downloads import capped, limit_note
 from core.ui.safe import chart_text, literal
 from core.ui.table_state import TableState
 from core.ui.toasts import success
-from core.ui.user import current_person, current_user
+from core.ui.user import current_person
 from core.ui.widgets import ago, metric_cards, severity_badge
 from core.wording import counted
 
@@ -307,7 +308,7 @@ def groups(flt: ErrorFilter) -> None:
             c4.button("Resolve all", key=_key(f"resolve_group_{fp}"), icon=":material/done_all:",
                       on_click=state.choose, args=(fp,))
         elif c4.button("Reopen", key=_key(f"reopen_group_{fp}"), icon=":material/undo:"):
-            set_resolved(get_engine(), fingerprint=fp, resolved=False, user=current_user())
+            set_resolved(get_engine(), fingerprint=fp, resolved=False)
             st.rerun()
         if asked == fp:
             _confirm_resolve(g, state)
@@ -332,7 +333,7 @@ def _confirm_resolve(group: dict[str, Any], state: TableState) -> None:
         st.warning(f"Resolve {counted(n, 'open row')} of {literal(group['error_code'])}{note}?", icon=":material/help:")
         c1, c2, _ = st.columns([2, 1, 4])
         if c1.button(f"Resolve {counted(n, 'row')}", key=_key(f"confirm_yes_{fp}"), type="primary"):
-            done = set_resolved(get_engine(), fingerprint=fp, resolved=True, user=current_user())
+            done = set_resolved(get_engine(), fingerprint=fp, resolved=True)
             state.choose(None)
             success(f"Resolved {counted(done, 'row')} of {literal(group['error_code'])}.")
             st.rerun()
@@ -444,6 +445,10 @@ def detail_dialog(error_id: str) -> None:
     meta = {k: row.get(k) for k in ("error_id", "component", "request_id", "operation_id", "attempt", "user_id",
                                     "session_id", "environment", "is_recoverable", "recovery_action",
                                     "recovered", "resolved", "resolved_by", "fingerprint")}
+    names = names_of(get_engine(), (row.get("user_id"), row.get("resolved_by")))
+    for who in ("user_id", "resolved_by"):  # people by name, not by their uuid
+        if meta[who]:
+            meta[who] = names.get(str(meta[who]), meta[who])
     st.json(meta, expanded=False)
     st.caption("Context (secrets removed)")
     st.json(_redacted(row.get("context") or {}), expanded=True)
@@ -459,7 +464,7 @@ def detail_dialog(error_id: str) -> None:
                      query_params={"request": row["request_id"]})
     label = "Reopen" if row["resolved"] else "Resolve"
     if c3.button(label, key=_key("detail_resolve"), type="primary"):
-        set_resolved(get_engine(), error_ids=[error_id], resolved=not row["resolved"], user=current_user())
+        set_resolved(get_engine(), error_ids=[error_id], resolved=not row["resolved"])
         st.rerun()
 
 
@@ -472,8 +477,10 @@ def export_button(flt: ErrorFilter) -> None:
     """Download CSV of the filtered rows, in the table's order, generated when clicked, up to the download limit."""
     sort = st.session_state.get(_key("sort"), "time")
     order = st.session_state.get(_key("order")) or "newest"
+    # made when clicked, on a thread of Streamlit's: as the person who clicked (the rows and the audit are theirs)
     st.download_button("Download CSV",
-                       data=lambda: capped(export.iter_csv_chunks(get_engine(), flt, order=order, sort=sort)),
+                       data=in_current_context(
+                           lambda: capped(export.iter_csv_chunks(get_engine(), flt, order=order, sort=sort))),
                        file_name="errors.csv", mime="text/csv", key=_key("download"), icon=":material/download:",
                        on_click="ignore")
     limit_note("python -m core errors export --out errors.csv")
