@@ -19,7 +19,6 @@ from core.ui.boundaries import report_error, section_key
 from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
 from core.ui.toasts import success
-from core.ui.user import current_user
 
 __all__ = ["CHAOS_MODES", "GROUPS", "apply_chaos", "chaos", "form", "health", "model_prices", "provider"]
 
@@ -77,15 +76,16 @@ def model_prices() -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, height=240)
 
 
-def _operator_widget(name: str, current: str, label: str, help_text: str) -> str:
+def _operator_widget(name: str, current: str, label: str, help_text: str, editable: bool) -> str:
     """A secret-bearing setting: its value never goes to the browser; locked where the operator set it.
 
     Returns the value to save: the current one when the field is left empty.
     """
     st.text(f"{label}: {settings_store.masked(name, current)}")
-    reason = settings_store.refusal(name, current_user())
+    reason = settings_store.refusal(name)
     if reason is not None:
-        st.caption(literal(reason))
+        if editable:  # a person who may not change settings at all was told so once, above the form
+            st.caption(literal(reason))
         return current
     entered = st.text_input(f"New {label.lower()}", value="", type="password", key=section_key(_K, name),
                             help=f"{help_text} Leave empty to keep the current value.",
@@ -103,28 +103,31 @@ def _fill_defaults(names: tuple[str, ...]) -> None:
     st.session_state[section_key(_K, "filled")] = len(names)
 
 
-def _widget(name: str, current: Any, hints: dict[str, Any]) -> Any:
-    """The field for setting `name`: numbers are typed as text, so "1e6" reaches the model and is refused there."""
+def _widget(name: str, current: Any, hints: dict[str, Any], editable: bool) -> Any:
+    """The field for setting `name`: numbers are typed as text, so "1e6" reaches the model and is refused there.
+
+    Read-only (disabled) for a person who may not change settings.
+    """
     key = section_key(_K, name)
     label = Settings.label(name)
     help_text = _help(name)
     value: Any  # text, a flag or a model name, as the field is
     if name in OPERATOR_FIELDS:
-        value = _operator_widget(name, str(current), label, help_text)
+        value = _operator_widget(name, str(current), label, help_text, editable)
     else:
         if key not in st.session_state:  # first shown: the value in force; after that, what was typed
             st.session_state[key] = current if name == "default_model" else _as_text(current)
         if name == "default_model":
             options = model_choices(include_deprecated=True)
-            value = st.selectbox(label, options, key=key, help=help_text,
+            value = st.selectbox(label, options, key=key, help=help_text, disabled=not editable,
                                  format_func=lambda n: f"{n} — ${MODELS[n].input_per_mtok:g} / "
                                  f"${MODELS[n].output_per_mtok:g} per MTok")
         else:
-            value = st.text_input(label, key=key, help=help_text).strip()
+            value = st.text_input(label, key=key, help=help_text, disabled=not editable).strip()
         st.caption(f"Default: {literal(_shown_default(name))}")
         st.form_submit_button("Reset to default", key=section_key(_K, f"{name}_reset"), type="tertiary",
                                  icon=":material/restart_alt:", help=f"Fill in the default ({_shown_default(name)})",
-                                 on_click=_fill_defaults, args=((name,),))
+                                 on_click=_fill_defaults, args=((name,),), disabled=not editable)
     hints[name] = st.empty()
     return value
 
@@ -146,6 +149,9 @@ def form() -> None:
     s = get_settings()
     hints: dict[str, Any] = {}
     values: dict[str, Any] = {}
+    editable = settings_store.may_change()
+    if not editable:
+        st.info(settings_store.ADMINS_ONLY, icon=":material/lock:")
     with st.form(section_key(_K, "form")):
         for heading, names in GROUPS:
             st.subheader(heading)
@@ -154,14 +160,16 @@ def form() -> None:
             cols = st.columns(min(len(names), 3))
             for i, name in enumerate(names):
                 with cols[i % len(cols)]:
-                    values[name] = _widget(name, getattr(s, name), hints)
+                    values[name] = _widget(name, getattr(s, name), hints, editable)
         save, reset_all = st.columns([1, 1])
         with save:
-            submitted = st.form_submit_button("Save and apply", type="primary", icon=":material/save:")
+            submitted = st.form_submit_button("Save and apply", type="primary", icon=":material/save:",
+                                              disabled=not editable)
         with reset_all:
             resettable = tuple(n for _, names in GROUPS for n in names if n not in OPERATOR_FIELDS)
             st.form_submit_button("Reset all to defaults", key=section_key(_K, "reset_all"),
-                                  icon=":material/restart_alt:", on_click=_fill_defaults, args=(resettable,))
+                                  icon=":material/restart_alt:", on_click=_fill_defaults, args=(resettable,),
+                                  disabled=not editable)
     filled = st.session_state.pop(section_key(_K, "filled"), 0)
     if filled:
         st.info(f"Default filled in for {filled} field{'s' if filled != 1 else ''}; "
@@ -178,7 +186,7 @@ def form() -> None:
     if errors:
         return
     try:
-        settings_store.save(get_engine(), changes, user=current_user())
+        settings_store.save(get_engine(), changes)
     except SettingsError as exc:
         st.error(literal(exc), icon=":material/error:")
         return
@@ -230,7 +238,9 @@ def chaos() -> None:
     rate = st.slider("Fault rate (share of calls that fail, spread over 429/500/503/529)", 0.0, 1.0,
                      float(config.get("fault_rate") or 0.3), 0.05, key=section_key(_K, "chaos_rate"),
                      disabled=mode != "Flaky (some calls fail and are retried)")
-    if st.button("Apply to the sandbox", key=section_key(_K, "chaos_apply"), icon=":material/bolt:"):
+    editable = settings_store.may_change()  # the faults are the whole process's, like a setting
+    if st.button("Apply to the sandbox", key=section_key(_K, "chaos_apply"), icon=":material/bolt:",
+                 disabled=not editable, help=None if editable else settings_store.ADMINS_ONLY):
         config = apply_chaos(mode, rate)
         success(f"Sandbox faults: {mode}.")
     # str() first: an unset forced status reads "None", not nothing

@@ -6,17 +6,18 @@ import pytest
 from sqlalchemy import select
 
 from core import settings_store
+from core.auth import current_actor
 from core.config import SettingsError, get_settings, reload_settings
 from core.store.schema import app_settings
 
 
 def test_saved_setting_is_applied_and_stored(engine):
     """A saved value is in force at once and kept in app_settings."""
-    settings_store.save(engine, {"retry_max_attempts": 7}, user="ana")
+    settings_store.save(engine, {"retry_max_attempts": 7})
     assert get_settings().retry_max_attempts == 7
     with engine.connect() as conn:
         row = conn.execute(select(app_settings).where(app_settings.c.key == "retry_max_attempts")).one()
-    assert row.value == "7" and row.updated_by == "ana"
+    assert row.value == "7" and row.updated_by == current_actor(engine).user_id
 
 
 def test_invalid_value_names_the_field_and_stores_nothing(engine):
