@@ -1,4 +1,8 @@
-"""Retention: how many error-log rows are past their keep time, and removing them in chunks that resume."""
+"""Retention: how many error-log rows are past their keep time, and removing them in chunks that resume.
+
+Removing them is a cleanup: an admin's or the system's (core.auth.permissions); the preview counts
+the rows the actor sees.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, func, select
 
+from core.auth.actor import current_actor
+from core.auth.permissions import Action, Kind, require
 from core.config import get_settings
-from core.errorlog.filters import Bind, as_utc, bind_connection
+from core.errorlog.filters import Bind, as_utc, bind_connection, visible
 from core.errors import Severity
 from core.store.resumable import advance, begin, finish
 from core.store.schema import error_log_rollup, error_logs
@@ -54,8 +60,8 @@ def retention_preview(bind: Bind, now: datetime | None = None) -> dict[str, Any]
     """How many rows retention would remove now (error/critical and the rest), removing none."""
     r = _retention(now)
     with bind_connection(bind) as conn:
-        counts = {k: int(conn.execute(select(func.count()).select_from(error_logs).where(cond)).scalar_one())
-                  for k, cond in r.conditions.items()}
+        counts = {k: int(conn.execute(select(func.count()).select_from(error_logs).where(cond, *visible(conn)))
+                             .scalar_one()) for k, cond in r.conditions.items()}
     return _retention_report(r, counts)
 
 
@@ -66,8 +72,10 @@ def apply_retention(bind: Engine, now: datetime | None = None) -> dict[str, Any]
     the operation's checkpoint (core.store.resumable), so the write lock is held briefly
     however many rows go. Interrupted, the next call resumes with the first call's cut-offs
     (its `now`, not this one's). Returns the same report as `retention_preview`, with the
-    numbers removed over every run.
+    numbers removed over every run. Only an admin or the system may; anyone else is refused
+    before anything is removed.
     """
+    require(current_actor(bind), Action.APPLY, Kind.CLEANUP, None, missing="Only an admin can apply retention.")
     first = _retention(now)
     cp = begin(bind, "retention", "error_logs", {"now": first.now.isoformat()})
     r = _retention(datetime.fromisoformat(cp.params["now"])) if cp.resumed else first

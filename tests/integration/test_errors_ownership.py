@@ -16,7 +16,16 @@ from sqlalchemy import select
 
 from core.auth import Actor, Role, acting_as
 from core.auth.audit import AuditAction
-from core.errorlog import ErrorFilter, error_groups, error_stats, get_error, search_errors, set_resolved
+from core.errorlog import (
+    ErrorFilter,
+    apply_retention,
+    error_groups,
+    error_stats,
+    get_error,
+    retention_preview,
+    search_errors,
+    set_resolved,
+)
 from core.errorlog.alerts import new_critical
 from core.errorlog.export import export_csv, iter_csv_chunks
 from core.errorlog.fingerprint import fingerprint
@@ -286,3 +295,18 @@ def test_a_cli_export_whose_file_cannot_land_leaves_no_audit_row(engine, crowd, 
     assert exported.returncode == 1
     assert not out.exists() and not list(tmp_path.glob("*.part"))
     assert _audits(engine, AuditAction.EXPORT_ERRORS_CSV) == []
+
+
+def test_only_an_admin_applies_retention_and_a_preview_counts_what_the_person_sees(engine, crowd):
+    """`errors retention --apply` as analyst B exits 1 and removes nothing; B's preview leaves A's old rows out."""
+    old = NOW - timedelta(days=400)
+    a, b = crowd["a"], crowd["b"]
+    with write_tx(engine) as conn:
+        conn.execute(error_logs.insert(), [_row(a.user_id, 90, created_at=old), _row(None, 91, created_at=old)])
+    refused = run_cli(["errors", "retention", "--apply"], env={"STUDIO_USER": "b@example.com"})
+    assert refused.returncode == 1 and "Only an admin" in refused.stderr
+    with acting_as(b):
+        assert retention_preview(engine)["total"] == 1
+    with acting_as(crowd["admin"]):
+        assert retention_preview(engine)["total"] == 2
+        assert apply_retention(engine)["total"] == 2
