@@ -11,7 +11,7 @@ from people import person
 from core.auth import Role, acting_as
 from core.auth.local import forget_local_user
 from core.config import reload_settings
-from core.errorlog import ErrorFilter, search_errors
+from core.errorlog import ErrorFilter, error_stats, search_errors
 from core.store.schema import error_logs
 from core.store.tx import write_tx
 
@@ -54,6 +54,22 @@ def test_an_analyst_sees_counts_and_rows_of_their_own_not_the_admins_cached_ones
     assert "b-own" in messages and "system-wide" in messages and "only-a" not in messages
     at.text_input(key="errors.open_id").input(a_rows[0]["error_id"]).run()
     assert any("No error with id" in w.value for w in at.warning)  # A's row by its id: as if it did not exist
+
+
+def test_homes_error_counts_are_the_persons_not_the_admins_cached_ones(open_page, engine, monkeypatch):
+    """Home's last-24-hours cards, opened by the admin and then by analyst B, show B the counts of B's rows."""
+    a, b = person(engine, "a@example.com"), person(engine, "b@example.com")
+    with write_tx(engine) as conn:
+        conn.execute(error_logs.insert(), _rows(a.user_id, "only-a", 5) + _rows(b.user_id, "b-own", 3))
+    admin_errors = _card(open_page("home"), "error")
+    monkeypatch.setenv("STUDIO_USER", "b@example.com")
+    reload_settings()
+    forget_local_user()
+    at = open_page("home")
+    since = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
+    with acting_as(b):
+        expected = error_stats(engine, since=since)["by_severity"]["error"]
+    assert _card(at, "error") == expected < admin_errors and expected >= 3
 
 
 def test_the_detail_names_who_caused_and_who_resolved_an_error(open_page, engine):
