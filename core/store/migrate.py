@@ -23,11 +23,11 @@ def _alembic_config() -> Config:
     return cfg
 
 
-def migrate(engine: Engine, *, force: bool = False) -> None:
-    """Upgrade `engine`'s database to head. Idempotent; cheap after the first call per process."""
+def migrate(engine: Engine, *, force: bool = False, revision: str = "head") -> None:
+    """Upgrade `engine`'s database to head (or to `revision`). Idempotent; cheap after the first call per process."""
     key = str(engine.url)
     with _lock:
-        if key in _done and not force:
+        if key in _done and not force and revision == "head":
             return
         cfg = _alembic_config()
         with engine.connect().execution_options(**{AS_LOGIN_ROLE: True}) as conn:
@@ -36,10 +36,14 @@ def migrate(engine: Engine, *, force: bool = False) -> None:
                 conn.exec_driver_sql("SELECT pg_advisory_lock(7201)")
             try:
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, revision)
                 conn.commit()
             finally:
                 if engine.dialect.name == "postgresql":
+                    # a failed migration left its transaction aborted: end it first, or the unlock
+                    # fails too and its error hides the migration's own (the lock outlives a rollback)
+                    conn.rollback()
                     conn.exec_driver_sql("SELECT pg_advisory_unlock(7201)")
                     conn.commit()
-        _done.add(key)
+        if revision == "head":
+            _done.add(key)
