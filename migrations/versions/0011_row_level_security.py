@@ -7,8 +7,13 @@ it is evaluated once per statement, not per row — and read the person's role f
 `studio_role` claim. On Supabase `auth.uid()`, `auth.jwt()` and the roles anon, authenticated
 and service_role exist already and are left alone; on any other Postgres this creates the
 `auth` schema, those two functions and the three roles when they are missing, and grants the
-two roles the app switches to to the login role running the migration. SQLite has no RLS: the
-permissions module applies the same rules in every query there (core.auth.permissions).
+two roles the app switches to to the login role running the migration. Where the login role may
+not (creating a BYPASSRLS role takes a superuser; granting a role, CREATEROLE or its admin
+option), the migration stops, rolled back, with the statements to run by hand (README: "Postgres
+roles and Row Level Security"). RLS is forced, so the login role, which owns the tables, sees
+no row either unless it switches role: a later migration that changes rows must switch to
+service_role for it. SQLite has no RLS: the permissions module applies the same rules in every
+query there (core.auth.permissions). Corrected by 0012.
 
 Revision ID: 0011
 Revises: 0010
@@ -90,17 +95,33 @@ POLICIES: dict[str, list[tuple[str, str, str | None, str | None]]] = {
     ],
 }
 
+# A login role that may not create them (BYPASSRLS takes a superuser) stops the migration with
+# what to run by hand, as does a service_role that would not bypass RLS (the system would see nothing).
 _ROLES = """
 DO $$
+DECLARE
+  wanted text[][] := ARRAY[['anon', 'NOLOGIN NOINHERIT'], ['authenticated', 'NOLOGIN NOINHERIT'],
+                           ['service_role', 'NOLOGIN NOINHERIT BYPASSRLS']];
+  i int;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
-    BEGIN CREATE ROLE anon NOLOGIN NOINHERIT; EXCEPTION WHEN duplicate_object THEN NULL; END;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
-    BEGIN CREATE ROLE authenticated NOLOGIN NOINHERIT; EXCEPTION WHEN duplicate_object THEN NULL; END;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-    BEGIN CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  FOR i IN 1 .. array_length(wanted, 1) LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = wanted[i][1]) THEN
+      BEGIN
+        EXECUTE format('CREATE ROLE %I %s', wanted[i][1], wanted[i][2]);
+      EXCEPTION
+        WHEN duplicate_object OR unique_violation THEN NULL;  -- another database's migration made it
+        WHEN insufficient_privilege THEN
+          RAISE EXCEPTION 'the login role % may not create the role %', session_user, wanted[i][1]
+            USING HINT = 'As a superuser run: CREATE ROLE anon NOLOGIN NOINHERIT; CREATE ROLE authenticated '
+                         'NOLOGIN NOINHERIT; CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS; '
+                         || format('GRANT authenticated, service_role TO %I;', session_user)
+                         || ' (README: Postgres roles and Row Level Security)';
+      END;
+    END IF;
+  END LOOP;
+  IF NOT (SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role') THEN
+    RAISE EXCEPTION 'the role service_role does not bypass Row Level Security'
+      USING HINT = 'As a superuser run: ALTER ROLE service_role BYPASSRLS;';
   END IF;
 END $$;
 """
@@ -140,18 +161,23 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO au
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM authenticated;
 """
 
-# the login role switches to these two for each transaction; a role is granted once per cluster
+# the login role switches to these two for each transaction (SET ROLE asks the session's login
+# role for the membership); one that may not grant them to itself stops the migration with the
+# GRANT to run by hand
 _MEMBERSHIP = """
 DO $$
+DECLARE
+  missing text := (SELECT string_agg(r, ', ') FROM unnest(ARRAY['authenticated', 'service_role']) AS r
+                   WHERE NOT pg_has_role(session_user, r, 'MEMBER'));
 BEGIN
-  IF NOT pg_has_role(current_user, 'authenticated', 'MEMBER') THEN
-    EXECUTE format('GRANT authenticated TO %I', current_user);
+  IF missing IS NOT NULL THEN
+    EXECUTE format('GRANT %s TO %I', missing, session_user);
   END IF;
-  IF NOT pg_has_role(current_user, 'service_role', 'MEMBER') THEN
-    EXECUTE format('GRANT service_role TO %I', current_user);
-  END IF;
-EXCEPTION WHEN insufficient_privilege OR unique_violation THEN
-  RAISE NOTICE 'grant authenticated and service_role to the login role by hand (see the README)';
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE EXCEPTION 'the login role % may not switch to %: it is not a member, and may not grant itself', session_user,
+    missing
+    USING HINT = format('As a superuser (on Supabase: in the SQL editor) run: GRANT %s TO %I;', missing, session_user)
+                 || ' (README: Postgres roles and Row Level Security)';
 END $$;
 """
 
