@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import string
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +29,8 @@ from core.store.schema import error_logs
 __all__ = ["seed_errors", "SCENARIOS", "COMPONENTS"]
 
 COMPONENTS = ("claude_client", "batch_worker", "generation", "drafts", "store", "page.generate", "page.batches")
+# slots a row's user is drawn from (seed_errors maps the first ones to owners); the draw stays, so a seed
+# gives the rows it always gave
 _USERS = ("ana", "ben", "chloe", "dev", "emil", "farah", "gus", "hana", "ivan", "jo", "kai", "lena")
 _TEMPLATES = ("customer_support", "tutoring", "therapy_intake", "code_review", "travel_agent", "onboarding")
 _MODELS = ("claude-sonnet-5-5", "claude-haiku-5-0", "claude-opus-5-1")
@@ -134,8 +136,10 @@ def _template_fields(template: str) -> tuple[str, ...]:
 
 
 def _rows(count: int, days: float, rng: random.Random, now: datetime,
-          fp: Callable[[str, str, str, str], str]) -> Iterator[tuple[Any, ...]]:
+          fp: Callable[[str, str, str, str], str], owners: Sequence[str]) -> Iterator[tuple[Any, ...]]:
     span = days * 86400.0
+    # the draw that named a row's user picks one of len(_USERS) slots: the first slots are the owners
+    owner_of: dict[str, str | None] = {name: owners[i] if i < len(owners) else None for i, name in enumerate(_USERS)}
     # time order, as a recorder would write them, so ids follow created_at
     offsets = sorted((rng.random() * span for _ in range(count)), reverse=True)
     scenarios = rng.choices(SCENARIOS, weights=[s.weight for s in SCENARIOS], k=count)
@@ -166,14 +170,14 @@ def _rows(count: int, days: float, rng: random.Random, now: datetime,
         request_id = values.get("req") or (f"req_{getrandbits(96):024x}" if sc.error_type == ErrorType.API else None)
         batch_id = choice(batches) if random_() < sc.in_batch_share else None
         attempt = randint(1, _SEEDED_ATTEMPTS) if sc.recoverable else 1
-        user, session = choice(_USERS), choice(sessions)
+        user, session = owner_of[choice(_USERS)], choice(sessions)
         recovered = random_() < sc.recovered_share
         yield (
             error_id, created, sc.error_type, sc.code, sc.severity, message,
             _seeded_user_message(sc, attempt, recovered), context, component, request_id, batch_id, attempt,
             fingerprint_, user, session, environment, sc.recoverable, sc.action, recovered, resolved,
             created + timedelta(hours=randint(1, 48)) if resolved else None,
-            choice(_USERS) if resolved else None,
+            owner_of[choice(_USERS)] if resolved else None,
         )
 
 
@@ -191,8 +195,12 @@ def _recorder_fingerprint(error_type: str, code: str, component: str, message: s
     return fingerprint(error_type, code, component, message)
 
 
-def seed_errors(engine: Engine, count: int, *, days: float = 30, seed: int = 0, now: datetime | None = None) -> int:
+def seed_errors(engine: Engine, count: int, *, days: float = 30, seed: int = 0, now: datetime | None = None,
+                owners: Sequence[str] = ()) -> int:
     """Insert `count` synthetic rows spread over the last `days`; returns the number written.
+
+    `owners` (app_users ids, at most one per name in _USERS): each owns 1/12 of the rows
+    (user_id) and resolves 1/12 of the resolved ones; the other rows are nobody's (the system's).
 
     Written in chunks (settings.log_seed_chunk_rows), one write transaction per chunk, through
     the driver's bulk path (COPY on Postgres, multi-row INSERTs on SQLite). On SQLite the
@@ -207,10 +215,13 @@ def seed_errors(engine: Engine, count: int, *, days: float = 30, seed: int = 0, 
     if not days > 0:
         raise ValidationError("days must be > 0.", field="days", user_message="days must be > 0.")
     rng = random.Random(seed)
-    rows = _rows(count, days, rng, now or datetime.now(UTC), _recorder_fingerprint)
+    if len(owners) > len(_USERS):
+        raise ValidationError(f"at most {len(_USERS)} owners.", field="owners",
+                              user_message=f"at most {len(_USERS)} owners.")
+    rows = _rows(count, days, rng, now or datetime.now(UTC), _recorder_fingerprint, tuple(owners))
     written = 0
     # write transactions as write_tx makes them (BEGIN IMMEDIATE on SQLite), on one connection
-    # as the system: the rows are nobody's, and COPY cannot run under Row Level Security
+    # as the system: it writes everyone's rows, and COPY cannot run under Row Level Security
     with engine.connect().execution_options(sqlite_immediate=True, **{AS_ACTOR: system_actor()}) as conn:
         previous_cache = None
         if is_sqlite(conn):
