@@ -111,17 +111,17 @@ BEGIN
       EXCEPTION
         WHEN duplicate_object OR unique_violation THEN NULL;  -- another database's migration made it
         WHEN insufficient_privilege THEN
-          RAISE EXCEPTION 'the login role % may not create the role %', session_user, wanted[i][1]
-            USING HINT = 'As a superuser run: CREATE ROLE anon NOLOGIN NOINHERIT; CREATE ROLE authenticated '
-                         'NOLOGIN NOINHERIT; CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS; '
-                         || format('GRANT authenticated, service_role TO %I;', session_user)
-                         || ' (README: Postgres roles and Row Level Security)';
+          -- one line: the CLI shows an error's first line, not its hint
+          RAISE EXCEPTION 'the login role % may not create the role %. As a superuser run: CREATE ROLE anon '
+            'NOLOGIN NOINHERIT; CREATE ROLE authenticated NOLOGIN NOINHERIT; CREATE ROLE service_role NOLOGIN '
+            'NOINHERIT BYPASSRLS; GRANT authenticated, service_role TO %; then migrate again (README: Postgres '
+            'roles and Row Level Security)', session_user, wanted[i][1], quote_ident(session_user);
       END;
     END IF;
   END LOOP;
   IF NOT (SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role') THEN
-    RAISE EXCEPTION 'the role service_role does not bypass Row Level Security'
-      USING HINT = 'As a superuser run: ALTER ROLE service_role BYPASSRLS;';
+    RAISE EXCEPTION 'the role service_role does not bypass Row Level Security. As a superuser run: '
+      'ALTER ROLE service_role BYPASSRLS; then migrate again';
   END IF;
 END $$;
 """
@@ -174,10 +174,9 @@ BEGIN
     EXECUTE format('GRANT %s TO %I', missing, session_user);
   END IF;
 EXCEPTION WHEN insufficient_privilege THEN
-  RAISE EXCEPTION 'the login role % may not switch to %: it is not a member, and may not grant itself', session_user,
-    missing
-    USING HINT = format('As a superuser (on Supabase: in the SQL editor) run: GRANT %s TO %I;', missing, session_user)
-                 || ' (README: Postgres roles and Row Level Security)';
+  RAISE EXCEPTION 'the login role % may not switch to % (not a member, and may not grant itself). As a superuser '
+    '(on Supabase: in the SQL editor) run: GRANT % TO %; then migrate again (README: Postgres roles and Row Level '
+    'Security)', session_user, missing, missing, quote_ident(session_user);
 END $$;
 """
 
