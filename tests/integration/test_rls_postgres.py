@@ -439,3 +439,18 @@ def test_nobody_but_the_migration_writes_the_schema_revision(world, role):
     with pytest.raises(sa.exc.ProgrammingError, match="permission denied for table alembic_version"), \
             as_(world, world.admin, role=role) as conn:
         conn.execute(text("update alembic_version set version_num = '0001'"))
+
+
+def test_the_apps_pool_hands_the_next_transaction_none_of_the_last_ones_claims(world):
+    """Through the app's engine: A's transaction, then a signed-out one on the same pooled connection, sees nothing."""
+    app = create_store_engine(world.url)
+    try:
+        with read_conn(app, actor=world.a) as conn:
+            first = conn.execute(text("select pg_backend_pid(), count(*) from batch_jobs")).one()
+        with read_conn(app, actor=ANONYMOUS) as conn:
+            second = conn.execute(text("select pg_backend_pid(), count(*), current_setting('request.jwt.claims')"
+                                       " from batch_jobs")).one()
+    finally:
+        app.dispose()
+    assert first[0] == second[0]  # the one connection of the pool, handed out twice
+    assert (first[1], second[1], json.loads(second[2])) == (1, 0, ANONYMOUS.claims())
