@@ -20,8 +20,11 @@ settings.checkpoint_retention_days, then the cleanup job removes it.
     finish(engine, cp)
 
 One row per (kind, operation_id): starting an operation whose last run finished starts it
-afresh; starting one whose last run did not finish resumes it. The row carries the owner id
-of the actor that starts it (a person's operation is theirs; the system's, nobody's).
+afresh; starting one whose last run did not finish resumes it.
+
+A checkpoint is its starter's (`owner_id`: the actor's owner id; none for the system): only they
+(or an admin, or the system) resume, advance or finish it. The key is not per owner, so an
+operation a person runs names them in its operation_id when another person may run the same one.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from core.auth.actor import current_actor
+from core.auth import Action, Actor, Kind, current_actor, where
+from core.auth.claims import AS_ACTOR
 from core.config import get_settings
 from core.store.schema import recovery_checkpoints, utcnow
 from core.store.tx import write_tx
@@ -54,35 +58,39 @@ class Checkpoint:
     resumed: bool = False  # begin() found it unfinished
 
 
-def _where(kind: str, operation_id: str) -> list[sa.ColumnElement[bool]]:
-    return [_cp.operation_type == kind, _cp.operation_id == operation_id]
+def _where(kind: str, operation_id: str, actor: Actor) -> list[sa.ColumnElement[bool]]:
+    return [_cp.operation_type == kind, _cp.operation_id == operation_id,
+            where(actor, Action.ACT, Kind.CHECKPOINT, _cp.owner_id)]
 
 
 def begin(engine: Engine, kind: str, operation_id: str, params: dict[str, Any]) -> Checkpoint:
     """The unfinished checkpoint of this operation (to resume), or a fresh one with `params`."""
     now = utcnow()
-    with write_tx(engine) as conn:
+    actor = current_actor(engine)
+    with write_tx(engine, actor=actor) as conn:
         row = conn.execute(sa.select(_cp.state, _cp.completed_count, _cp.expires_at)
-                           .where(*_where(kind, operation_id)).with_for_update()).first()
+                           .where(*_where(kind, operation_id, actor)).with_for_update()).first()
         if row is not None and row.expires_at is None:
             state = dict(row.state or {})
             return Checkpoint(kind, operation_id, dict(state.get("params") or {}), int(row.completed_count),
                               state.get("after"), dict(state.get("progress") or {}), resumed=True)
         values = {"completed_count": 0, "failed_count": 0, "skipped_count": 0, "last_processed_index": None,
                   "state": {"params": params, "after": None, "progress": {}}, "created_at": now,
-                  "updated_at": now, "expires_at": None, "owner_id": current_actor(engine).owner_id}
+                  "updated_at": now, "expires_at": None, "owner_id": actor.owner_id}
         if row is None:
             conn.execute(recovery_checkpoints.insert().values(operation_type=kind, operation_id=operation_id,
                                                               **values))
         else:
-            conn.execute(recovery_checkpoints.update().where(*_where(kind, operation_id)).values(**values))
+            conn.execute(recovery_checkpoints.update().where(*_where(kind, operation_id, actor)).values(**values))
     return Checkpoint(kind, operation_id, dict(params))
 
 
 def advance(conn: Connection, cp: Checkpoint, *, done: int, after: Any, **progress: Any) -> Checkpoint:
     """Record one chunk: `done` more rows, up to key `after`; call it inside the chunk's own transaction."""
     new = replace(cp, done=cp.done + done, after=after, progress={**cp.progress, **progress})
-    conn.execute(recovery_checkpoints.update().where(*_where(cp.kind, cp.operation_id)).values(
+    # the actor the chunk's transaction runs as (write_tx's `actor`), else the running code's
+    actor = conn.get_execution_options().get(AS_ACTOR) or current_actor(conn.engine)
+    conn.execute(recovery_checkpoints.update().where(*_where(cp.kind, cp.operation_id, actor)).values(
         completed_count=new.done, state={"params": cp.params, "after": after, "progress": new.progress},
         updated_at=utcnow()))
     return new
@@ -91,6 +99,7 @@ def advance(conn: Connection, cp: Checkpoint, *, done: int, after: Any, **progre
 def finish(engine: Engine, cp: Checkpoint) -> None:
     """Mark the operation finished; its checkpoint is kept as its record until the retention runs out."""
     now = utcnow()
-    with write_tx(engine) as conn:
-        conn.execute(recovery_checkpoints.update().where(*_where(cp.kind, cp.operation_id)).values(
+    actor = current_actor(engine)
+    with write_tx(engine, actor=actor) as conn:
+        conn.execute(recovery_checkpoints.update().where(*_where(cp.kind, cp.operation_id, actor)).values(
             updated_at=now, expires_at=now + timedelta(days=get_settings().checkpoint_retention_days)))
