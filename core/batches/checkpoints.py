@@ -75,6 +75,8 @@ _CONVERSATION_ID = sa.select(conversations.c.id).where(conversations.c.batch_id 
                                                        conversations.c.item_index == _P("b_index"))
 _MARK_DONE = batch_items.update().where(batch_items.c.id == _P("b_item"), batch_items.c.status != "done").values(
     status="done", conversation_id=_P("b_conv"), updated_at=_P("b_now"))  # claimed_by stays: who did it
+# a batch's conversations are its owner's, whoever (worker, late result) saves them
+_BATCH_OWNER = sa.select(batch_jobs.c.owner_id).where(batch_jobs.c.id == _P("b_batch")).scalar_subquery()
 _INSERTS: dict[str, Any] = {}
 
 
@@ -84,7 +86,8 @@ def _insert_conversation(conn: Connection) -> Any:
     if name not in _INSERTS:
         insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
         # RETURNING says whether the row went in: psycopg reports rowcount -1 for this statement
-        _INSERTS[name] = (insert(conversations).on_conflict_do_nothing(index_elements=["batch_id", "item_index"])
+        _INSERTS[name] = (insert(conversations).values(owner_id=_BATCH_OWNER)
+                          .on_conflict_do_nothing(index_elements=["batch_id", "item_index"])
                           .returning(conversations.c.id))
     return _INSERTS[name]
 
@@ -120,7 +123,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
                 **keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens, "b_cost": result.cost_usd,
                 "b_conv": conversation_id}).first() or (None, None)
             fresh = conn.execute(_insert_conversation(conn), {
-                "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
+                "b_batch": item.batch_id, "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
                 "draft_id": None, "template": params.get("template", ""),
                 "model": result.llm.model or params.get("model") or "", "params": params,
                 "system_prompt": result.conversation.system_prompt, "turns": turns, "turn_count": len(turns),
