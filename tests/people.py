@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
@@ -10,7 +12,7 @@ from core.auth.users import actor_of, sign_in
 from core.store.schema import app_users
 from core.store.tx import write_tx
 
-__all__ = ["person"]
+__all__ = ["Cast", "cast", "person"]
 
 TEST_ISSUER = "https://issuer.test"
 
@@ -24,3 +26,19 @@ def person(engine: Engine, email: str, role: Role = Role.ANALYST) -> Actor:
             row = conn.execute(sa.select(app_users).where(app_users.c.id == actor.user_id)).mappings().one()
         actor = actor_of(row)
     return actor
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The people of an ownership test: two analysts, a reviewer and an admin."""
+
+    a: Actor
+    b: Actor
+    reviewer: Actor
+    admin: Actor
+
+
+def cast(engine: Engine) -> Cast:
+    """Analysts a@ and b@, reviewer r@ and admin m@ (example.com), signed in."""
+    return Cast(person(engine, "a@example.com"), person(engine, "b@example.com"),
+                person(engine, "r@example.com", Role.REVIEWER), person(engine, "m@example.com", Role.ADMIN))

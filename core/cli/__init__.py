@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import TypeAlias
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
 
 from core.redact import redact_text
 
-__all__ = ["add_action", "add_group", "print_error"]
+__all__ = ["add_action", "add_group", "plain_fields", "print_error"]
 
 _Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -31,3 +31,8 @@ def add_action(group: _Subparsers, name: str, func: Callable[[argparse.Namespace
     parser.set_defaults(func=func)
     return parser
 
+
+
+def plain_fields(row: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The fields `names` of a row, times as ISO text: ready for json.dumps and for printing."""
+    return {k: row[k].isoformat() if hasattr(row[k], "isoformat") else row[k] for k in names}

@@ -10,12 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from core import conversations as convs
+from core.auth.users import names_of
 from core.batches import service as batches
 from core.errors import ValidationError
 from core.generation import get_template, template_names
 from core.store import get_engine
 from core.ui.boundaries import section_key
-from core.ui.downloads import capped, limit_note
+from core.ui.downloads import capped_export, limit_note
 from core.ui.safe import literal
 from core.ui.table_state import TableState
 from core.ui.timefmt import ago, exact
@@ -102,9 +103,11 @@ def listing(flt: convs.ConversationFilter) -> str | None:
     if not page.rows:
         st.info("No conversations match. Generate one, or run a batch.", icon=":material/forum:")
         return None
+    names = names_of(get_engine(), (r["owner_id"] for r in page.rows))
     frame = pd.DataFrame([{
         "When": r["created_at"], "Created (UTC)": exact(r["created_at"]), "Template": r["template"],
         "Persona": (r["params"] or {}).get("persona") or "", "Topic": (r["params"] or {}).get("topic") or "",
+        "By": names.get(r["owner_id"] or "") or r["created_by"] or "",
         "Turns": r["turn_count"], "Tokens": r["input_tokens"] + r["output_tokens"], "Cost ($)": r["cost_usd"],
         "Batch": (r["batch_id"] or "")[:8], "Id": r["id"][:8]} for r in page.rows])
     picked = state.grid(frame, [r["id"] for r in page.rows], hide_index=True, column_config=_COLUMN_CONFIG)
@@ -136,13 +139,19 @@ def chat(conversation_id: str | None) -> None:
 
 
 def exports(flt: convs.ConversationFilter) -> None:
-    """The filtered set as fine-tuning JSONL and as CSV, built when clicked, up to the download limit."""
+    """The filtered set as fine-tuning JSONL and as CSV, built when clicked, up to the download limit.
+
+    The file is built on another thread, after this run: each export keeps this run's person, and
+    writes its audit row when the file is built.
+    """
     engine = get_engine()
+    jsonl = convs.ConversationExport(engine, flt, "jsonl", via="download")
+    csv = convs.ConversationExport(engine, flt, "csv", via="download")
     c1, c2 = st.columns(2)
-    c1.download_button("Download JSONL (fine-tuning)", data=lambda: capped(convs.iter_jsonl(engine, flt)),
+    c1.download_button("Download JSONL (fine-tuning)", data=lambda: capped_export(jsonl),
                        file_name="conversations.jsonl", mime="application/jsonl", key=_key("jsonl"),
                        icon=":material/download:", on_click="ignore")
-    c2.download_button("Download CSV", data=lambda: capped(convs.iter_csv(engine, flt)),
+    c2.download_button("Download CSV", data=lambda: capped_export(csv),
                        file_name="conversations.csv", mime="text/csv", key=_key("csv"),
                        icon=":material/download:", on_click="ignore")
     limit_note("python -m core conversations export --out conversations.jsonl")

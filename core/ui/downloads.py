@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 import streamlit as st
 
 from core.config import get_settings
 
-__all__ = ["capped", "limit_bytes", "limit_note"]
+__all__ = ["Audited", "capped", "capped_export", "limit_bytes", "limit_note"]
 
 
 def limit_bytes() -> int:
@@ -22,18 +23,41 @@ def limit_bytes() -> int:
 
 def capped(chunks: Iterable[str], limit: int | None = None) -> bytes:
     """The chunks (whole rows or lines) as UTF-8, stopping before the one that would pass `limit` bytes."""
+    return _fill(chunks, limit)[0]
+
+
+class Audited(Protocol):
+    """An export that writes its own audit row once its lines are out (core.conversations.ConversationExport)."""
+
+    def lines(self) -> Iterator[str]: ...
+
+    def done(self, lines: int, *, complete: bool = True) -> None: ...
+
+
+def capped_export(export: Audited, limit: int | None = None) -> bytes:
+    """`capped` over the export's lines, then its audit row: how many lines the file holds, and whether all."""
+    data, written, complete = _fill(export.lines(), limit)
+    export.done(written, complete=complete)
+    return data
+
+
+def _fill(chunks: Iterable[str], limit: int | None) -> tuple[bytes, int, bool]:
+    """The bytes, how many chunks they hold, and whether that is every chunk."""
     limit = limit_bytes() if limit is None else limit
     buf = io.BytesIO()
+    written, complete = 0, True
     try:
         for chunk in chunks:
             data = chunk.encode("utf-8")
             if buf.tell() + len(data) > limit:
+                complete = False
                 break
             buf.write(data)
+            written += 1
     finally:
         if isinstance(chunks, Iterator) and hasattr(chunks, "close"):
             chunks.close()  # the rest is never read: let the reader give its connection back now
-    return buf.getvalue()
+    return buf.getvalue(), written, complete
 
 
 def limit_note(cli: str) -> None:
