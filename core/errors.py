@@ -146,6 +146,7 @@ class ErrorCode(StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     NOTHING_TO_RETRY = "nothing_to_retry"
     DRAFT_FINISHED = "draft_finished"
+    GENERATION_RUNNING = "generation_running"
     UNKNOWN_DRAFT = "unknown_draft"
     # a page failed, or an exception we do not know (UIError)
     INTERNAL = "internal"

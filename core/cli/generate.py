@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from core.cli.args import template_name, turns
 from core.config import get_settings
-from core.generation import GenerationParams, validate_params
+from core.generation import GenerationParams, GenerationResult, validate_params
 from core.generation.service import agenerate_conversation
 from core.generation.templates import TEMPLATES, get_template
 
@@ -41,15 +43,25 @@ def _generate(args: argparse.Namespace) -> int:
         model=args.model,
     )
     validate_params(params)
-    from core.llm.client import get_client, reset_client  # the SDK loads only when a model is called
+    return run_and_print(lambda client: run_generation(params, client), as_json=args.json)
+
+
+def run_generation(params: GenerationParams, client: Any) -> GenerationResult:
     from core.llm.loops import run_sync
+
+    return run_sync(agenerate_conversation(params, client=client, component="cli.generate"))
+
+
+def run_and_print(generate: Callable[[Any], GenerationResult], *, as_json: bool) -> int:
+    """Run `generate(client)` with the configured model client and print the conversation (or JSON)."""
+    from core.llm.client import get_client, reset_client  # the SDK loads only when a model is called
 
     client = get_client()
     try:
-        result = run_sync(agenerate_conversation(params, client=client, component="cli.generate"))
+        result = generate(client)
     finally:
         reset_client()  # stops an in-process sandbox before the interpreter exits
-    if args.json:
+    if as_json:
         payload = result.to_dict()
         payload["provider"] = client.provider
         print(json.dumps(payload, ensure_ascii=False, indent=2))

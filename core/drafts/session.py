@@ -10,6 +10,10 @@ server or closing the tab loses at most those seconds.
 `run()` generates (continuing from the saved text by assistant prefill, never starting
 over) and `finish()` writes the conversation and marks the draft completed in one
 transaction. Pages keep the session object in session state and wire it to widgets.
+
+A draft is its owner's (`user_id`, an app_users id): started as the actor of the running code,
+seen, resumed and discarded only by them (or an admin; core.auth.permissions). A draft the actor
+may not reach answers as one that does not exist. Its conversation carries the draft owner's id.
 """
 
 from __future__ import annotations
@@ -25,16 +29,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from core.auth import Action, Actor, Kind, current_actor, require, where
 from core.config import get_settings
 from core.errorlog import record
-from core.errors import AppError, ErrorCode, ValidationError, classify, without_promise
+from core.errors import AppError, ErrorCode, NotFoundError, ValidationError, classify, without_promise
 from core.generation import GenerationParams, GenerationResult, validate_params
 from core.generation.service import agenerate_conversation
 from core.redact import redact_text
 from core.resilience import run_db
 from core.store.paging import Page
 from core.store.schema import conversation_drafts, conversations, utcnow
-from core.store.tx import write_tx
+from core.store.tx import read_conn, write_tx
 
 __all__ = ["DraftSession", "discard_draft", "get_draft", "list_unfinished_drafts", "resume_draft", "start_draft",
            "unfinished_drafts_page"]
@@ -45,6 +50,18 @@ UNFINISHED = ("in_progress", "failed")
 
 # what a draft stopped by an error says after the error itself
 DRAFT_KEPT = "The generation stopped; the text so far is kept, and Resume continues from it."
+# what an unknown draft gets, and one the actor may not reach (they answer alike)
+DRAFT_MISSING = "This draft no longer exists (it may have expired or been discarded)."
+_SIGN_IN = "Sign in to generate a conversation."
+
+
+def _reachable(actor: Actor, action: Action) -> sa.ColumnElement[bool]:
+    return where(actor, action, Kind.DRAFT, conversation_drafts.c.user_id)
+
+
+def _missing(draft_id: str) -> NotFoundError:
+    return NotFoundError(f"There is no draft with id {draft_id!r} the actor may reach.", code=ErrorCode.UNKNOWN_DRAFT,
+                         field="draft", user_message=DRAFT_MISSING)
 
 
 def _record(err: AppError, *, draft_id: str, step: str) -> None:
@@ -70,7 +87,7 @@ class DraftSession:
 
     engine: Engine
     id: str
-    user: str
+    owner_id: str  # app_users.id of the person whose draft it is
     params: GenerationParams
     session_id: str | None = None
     partial_text: str = ""
@@ -87,18 +104,22 @@ class DraftSession:
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
-    def start(cls, engine: Engine, params: GenerationParams, *, user: str | None = None,
-              session_id: str | None = None) -> DraftSession:
-        """Validate the parameters and save a new in-progress draft."""
+    def start(cls, engine: Engine, params: GenerationParams, *, session_id: str | None = None) -> DraftSession:
+        """Validate the parameters and save a new in-progress draft, owned by the actor of the running code."""
         validate_params(params)
-        draft = cls(engine=engine, id=str(uuid.uuid4()), user=user or get_settings().user_name, params=params,
-                    session_id=session_id)
+        actor = current_actor(engine)
+        owner = actor.owner_id
+        if owner is None:  # nobody (signed out), or the system acting for no one: no one to own it
+            raise NotFoundError("A draft needs an owner.", code=ErrorCode.UNKNOWN_DRAFT, field="draft",
+                                user_message=_SIGN_IN)
+        require(actor, Action.CREATE, Kind.DRAFT, owner, field="draft", missing=_SIGN_IN)
+        draft = cls(engine=engine, id=str(uuid.uuid4()), owner_id=owner, params=params, session_id=session_id)
 
         def _insert() -> None:
             now = utcnow()
-            with write_tx(engine) as conn:
+            with write_tx(engine, actor=actor) as conn:
                 conn.execute(conversation_drafts.insert().values(
-                    id=draft.id, user_id=draft.user, session_id=session_id, template=params.template,
+                    id=draft.id, user_id=draft.owner_id, session_id=session_id, template=params.template,
                     params=params.to_dict(), partial_text="", turns=[], status="in_progress", progress=0.0,
                     created_at=now, updated_at=now, expires_at=_expiry(now)))
             draft.saved_at = now
@@ -109,11 +130,11 @@ class DraftSession:
 
     @classmethod
     def load(cls, engine: Engine, draft_id: str) -> DraftSession:
-        """The saved draft `draft_id` (ValidationError if there is none)."""
-        row = get_draft(engine, draft_id)
+        """The saved draft `draft_id`, to resume (NotFoundError if there is none the actor may resume)."""
+        row = _draft_row(engine, draft_id, Action.ACT)
         known = set(GenerationParams.__dataclass_fields__)
         params = GenerationParams(**{k: v for k, v in (row["params"] or {}).items() if k in known})
-        draft = cls(engine=engine, id=row["id"], user=row["user_id"], params=params, session_id=row["session_id"],
+        draft = cls(engine=engine, id=row["id"], owner_id=row["user_id"], params=params, session_id=row["session_id"],
                     partial_text=row["partial_text"] or "", turns=list(row["turns"] or []), status=row["status"],
                     progress=float(row["progress"] or 0.0), error_message=row["error_message"],
                     conversation_id=row["conversation_id"], saved_at=row["updated_at"])
@@ -164,9 +185,12 @@ class DraftSession:
 
         def _update() -> datetime:
             now = utcnow()
-            with write_tx(self.engine) as conn:
-                conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == self.id).values(
-                    updated_at=now, expires_at=_expiry(now), **values))
+            actor = current_actor(self.engine)
+            with write_tx(self.engine, actor=actor) as conn:
+                if not conn.execute(conversation_drafts.update().where(
+                        conversation_drafts.c.id == self.id, _reachable(actor, Action.ACT)).values(
+                        updated_at=now, expires_at=_expiry(now), **values)).rowcount:
+                    raise _missing(self.id)  # removed meanwhile, or this thread forgot whose it is
             return now
 
         self.saved_at = run_db(_update)
@@ -180,19 +204,26 @@ class DraftSession:
         turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
         usage = result.usage
 
+        owner_name = _name_of(self.engine, self.owner_id)
+
         def _write() -> None:
             now = utcnow()
-            with write_tx(self.engine) as conn:
+            actor = current_actor(self.engine)
+            with write_tx(self.engine, actor=actor) as conn:
+                # the draft first: one the actor may not write leaves no conversation behind
+                if not conn.execute(conversation_drafts.update().where(
+                        conversation_drafts.c.id == self.id, _reachable(actor, Action.ACT)).values(
+                        status="completed", progress=1.0, partial_text=result.raw_text, turns=turns,
+                        conversation_id=conversation_id, error_message=None, updated_at=now,
+                        expires_at=_expiry(now))).rowcount:
+                    raise _missing(self.id)
                 conn.execute(conversations.insert().values(
                     id=conversation_id, batch_id=None, item_index=None, draft_id=self.id,
                     template=self.params.template, model=result.llm.model or self.params.model or "",
                     params=self.params.to_dict(), system_prompt=result.conversation.system_prompt, turns=turns,
                     turn_count=len(turns), input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                    cost_usd=result.cost_usd, status="ok", created_by=self.user, created_at=now,
-                    error_count=result.invalid_attempts, is_recovering=False, recovery_attempts=0))
-                conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == self.id).values(
-                    status="completed", progress=1.0, partial_text=result.raw_text, turns=turns,
-                    conversation_id=conversation_id, error_message=None, updated_at=now, expires_at=_expiry(now)))
+                    cost_usd=result.cost_usd, status="ok", owner_id=self.owner_id, created_by=owner_name,
+                    created_at=now, error_count=result.invalid_attempts, is_recovering=False, recovery_attempts=0))
 
         run_db(_write)
         self.status, self.progress, self.conversation_id = "completed", 1.0, conversation_id
@@ -253,7 +284,7 @@ class DraftSession:
         return result
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "user": self.user, "params": self.params.to_dict(), "partial_text": self.partial_text,
+        return {"id": self.id, "owner_id": self.owner_id, "params": self.params.to_dict(), "partial_text": self.partial_text,
                 "turns": self.turns, "status": self.status, "progress": self.progress,
                 "error_message": self.error_message, "conversation_id": self.conversation_id,
                 "save_error": self.save_error,
@@ -263,35 +294,52 @@ class DraftSession:
 # ---- module functions the pages call ---------------------------------------------------------
 
 
-def start_draft(engine: Engine, params: GenerationParams, *, user: str | None = None,
-                session_id: str | None = None) -> DraftSession:
-    return DraftSession.start(engine, params, user=user, session_id=session_id)
+def _name_of(engine: Engine, user_id: str) -> str | None:
+    """The owner's display name, kept on the conversation for showing (the id is what counts)."""
+    from core.auth.users import names_of  # users imports the store's services; drafts load before them
+
+    return names_of(engine, [user_id]).get(user_id)
 
 
-def get_draft(engine: Engine, draft_id: str) -> dict[str, Any]:
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(conversation_drafts).where(conversation_drafts.c.id == draft_id)).mappings().first()
+def start_draft(engine: Engine, params: GenerationParams, *, session_id: str | None = None) -> DraftSession:
+    return DraftSession.start(engine, params, session_id=session_id)
+
+
+def _draft_row(engine: Engine, draft_id: str, action: Action) -> dict[str, Any]:
+    actor = current_actor(engine)
+    with read_conn(engine, actor=actor) as conn:
+        row = conn.execute(sa.select(conversation_drafts).where(
+            conversation_drafts.c.id == draft_id, _reachable(actor, action))).mappings().first()
     if row is None:
-        raise ValidationError(f"There is no draft with id {draft_id!r}.", code=ErrorCode.UNKNOWN_DRAFT, field="draft",
-                              user_message="This draft no longer exists (it may have expired or been discarded).")
+        raise _missing(draft_id)
     return dict(row)
 
 
-def list_unfinished_drafts(engine: Engine, user: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-    """A user's in-progress and failed drafts, most recently saved first."""
-    return unfinished_drafts_page(engine, user, page_size=limit).rows
+def get_draft(engine: Engine, draft_id: str) -> dict[str, Any]:
+    """The saved draft `draft_id` (NotFoundError if there is none the actor may see)."""
+    return _draft_row(engine, draft_id, Action.VIEW)
 
 
-def unfinished_drafts_page(engine: Engine, user: str | None = None, *, page: int = 1, page_size: int = 50,
+def list_unfinished_drafts(engine: Engine, *, everyone: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+    """The actor's in-progress and failed drafts, most recently saved first (`everyone`: all the actor may see)."""
+    return unfinished_drafts_page(engine, everyone=everyone, page_size=limit).rows
+
+
+def unfinished_drafts_page(engine: Engine, *, everyone: bool = False, page: int = 1, page_size: int = 50,
                            exclude: str | None = None) -> Page:
-    """Page `page` of a user's in-progress and failed drafts (but `exclude`), latest saved first; all counted."""
+    """Page `page` of the actor's in-progress and failed drafts (but `exclude`), latest saved first; all counted.
+
+    `everyone`: every unfinished draft the actor may see (an admin's are everybody's).
+    """
     page, page_size = max(1, int(page)), max(1, int(page_size))
-    who = user or get_settings().user_name
+    actor = current_actor(engine)
     d = conversation_drafts.c
-    where = [d.user_id == who, d.status.in_(UNFINISHED)] + ([d.id != exclude] if exclude else [])
-    cols = [d[name] for name in (
-        "id", "template", "params", "status", "progress", "error_message", "created_at", "updated_at", "expires_at")]
-    with engine.connect() as conn:
+    where = [d.status.in_(UNFINISHED), _reachable(actor, Action.VIEW)] + ([d.id != exclude] if exclude else [])
+    if not everyone:
+        where.append(d.user_id == actor.user_id if actor.user_id else sa.false())
+    cols = [d[name] for name in ("id", "user_id", "template", "params", "status", "progress", "error_message",
+                                 "created_at", "updated_at", "expires_at")]
+    with read_conn(engine, actor=actor) as conn:
         total = int(conn.execute(sa.select(sa.func.count()).select_from(conversation_drafts).where(*where))
                     .scalar_one())
         rows = conn.execute(sa.select(*cols, sa.func.length(d.partial_text).label("chars")).where(*where)
@@ -300,15 +348,22 @@ def unfinished_drafts_page(engine: Engine, user: str | None = None, *, page: int
     return Page([dict(r) for r in rows], total, page, page_size)
 
 
-def discard_draft(engine: Engine, draft_id: str, *, user: str | None = None) -> bool:
-    """Mark an unfinished draft discarded (the cleanup job removes it later); False if it was not unfinished."""
+def discard_draft(engine: Engine, draft_id: str) -> bool:
+    """Mark an unfinished draft discarded (the cleanup job removes it later); False if it was not unfinished.
+
+    NotFoundError if there is no such draft the actor may discard.
+    """
+    actor = current_actor(engine)
 
     def _write() -> bool:
-        cond = [conversation_drafts.c.id == draft_id, conversation_drafts.c.status.in_(UNFINISHED)]
-        if user:
-            cond.append(conversation_drafts.c.user_id == user)
-        with write_tx(engine) as conn:
-            return conn.execute(conversation_drafts.update().where(*cond).values(
+        d = conversation_drafts.c
+        with write_tx(engine, actor=actor) as conn:
+            status = conn.execute(sa.select(d.status).where(d.id == draft_id, _reachable(actor, Action.ACT))
+                                  ).scalar()
+            if status is None:
+                raise _missing(draft_id)
+            return conn.execute(conversation_drafts.update().where(
+                d.id == draft_id, d.status.in_(UNFINISHED), _reachable(actor, Action.ACT)).values(
                 status="discarded", updated_at=utcnow())).rowcount == 1
 
     return run_db(_write)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core import conversations as convs
 from core import drafts
+from core.auth import current_actor
 from core.config import get_settings
 from core.errors import ValidationError
 from core.generation import GenerationParams, get_template, template_names
@@ -18,7 +19,7 @@ from core.ui.generation_job import GenerationJob, attempt_failures, job_for, run
 from core.ui.safe import literal
 from core.ui.table_state import TableState
 from core.ui.toasts import error_kind, notify, success
-from core.ui.user import current_user, session_id
+from core.ui.user import session_id
 from core.ui.widgets import ago
 from core.wording import counted
 
@@ -38,7 +39,7 @@ def current_job() -> GenerationJob | None:
     """This session's generation; a new session (a reloaded tab) takes over its user's running one."""
     job = st.session_state.get(_JOB)
     if job is None:
-        job = running_job_of(current_user())
+        job = running_job_of(current_actor().user_id)
         if job is not None:
             st.session_state[_JOB] = job
     return job
@@ -56,8 +57,7 @@ def offer_drafts() -> None:
     mine = job.draft.id if job is not None and not job.cancelled else None
     state = TableState(_key("drafts"), mine)
     size = get_settings().ui_cards_page_size
-    page = state.load(lambda n: drafts.unfinished_drafts_page(get_engine(), current_user(), page=n, page_size=size,
-                                                              exclude=mine))
+    page = state.load(lambda n: drafts.unfinished_drafts_page(get_engine(), page=n, page_size=size, exclude=mine))
     if not page.total:
         return
     st.warning(f"You have {counted(page.total, 'unfinished draft')}. Resume one to continue where it stopped.",
@@ -73,7 +73,7 @@ def offer_drafts() -> None:
             start_job(drafts.DraftSession.load(get_engine(), d["id"]))
             st.rerun()
         if c3.button("Discard", key=_key(f"discard_{d['id']}"), icon=":material/delete:"):
-            drafts.discard_draft(get_engine(), d["id"], user=current_user())
+            drafts.discard_draft(get_engine(), d["id"])
             st.rerun()
     state.footer(page, "draft", prefix=_key("drafts_"))
 
@@ -136,12 +136,15 @@ def form() -> None:
         return
     params = GenerationParams(template=template, persona=persona, emotion=emotion, topic=topic, turns=int(turns),
                               model=model)
+    draft = None
     try:
-        draft = drafts.start_draft(get_engine(), params, user=current_user(), session_id=session_id())
+        draft = drafts.start_draft(get_engine(), params, session_id=session_id())
+        start_job(draft)  # refused while another generation of this person runs (another tab)
     except ValidationError as exc:
+        if draft is not None:
+            draft.drop_if_empty()
         hints.get(exc.field or "", hints["template"]).error(literal(exc.user_message), icon=":material/error:")
         return
-    start_job(draft)
     st.session_state[_FILLED] = draft.id  # the form already shows these parameters
     st.rerun()  # the form again, disabled while the job runs (the live view reruns alone)
 
@@ -218,8 +221,7 @@ def result() -> None:
             st.page_link("app_pages/settings.py", label="Open Settings", icon=":material/settings:")
         if dropped:
             if st.button("Try again", key=_key("retry_failed"), icon=":material/refresh:"):
-                start_job(drafts.start_draft(get_engine(), job.draft.params, user=current_user(),
-                                             session_id=session_id()))
+                start_job(drafts.start_draft(get_engine(), job.draft.params, session_id=session_id()))
                 st.rerun()
             return
         c1, c2 = st.columns(2)
@@ -250,7 +252,7 @@ def result() -> None:
         st.rerun()
     if c2.button("Regenerate", key=_key("regenerate"), icon=":material/refresh:"):
         _discard_result(job)
-        start_job(drafts.start_draft(get_engine(), job.draft.params, user=current_user(), session_id=session_id()))
+        start_job(drafts.start_draft(get_engine(), job.draft.params, session_id=session_id()))
         st.rerun()
     if c3.button("Discard", key=_key("discard"), icon=":material/delete:"):
         _discard_result(job)

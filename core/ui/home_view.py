@@ -20,7 +20,7 @@ from core.ui.batches_view import run_action
 from core.ui.generate_view import start_job
 from core.ui.safe import literal
 from core.ui.shell import PROVIDER_TEXT
-from core.ui.user import current_person, current_user
+from core.ui.user import current_person
 from core.ui.widgets import ago, breaker_badge, status_badge
 from core.wording import counted
 
@@ -124,7 +124,7 @@ def errors_24h() -> None:
 
 def unfinished_drafts() -> None:
     """The latest few unfinished drafts with Resume, and how many there are in all (Generate lists them all)."""
-    page = unfinished_drafts_page(get_engine(), current_user(), page_size=HOME_DRAFTS)
+    page = unfinished_drafts_page(get_engine(), page_size=HOME_DRAFTS)
     if not page.total:
         st.caption("No unfinished drafts.")
         return

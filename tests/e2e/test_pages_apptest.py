@@ -333,13 +333,14 @@ def _draft(engine, *, template: str, persona: str, emotion: str, topic: str, tur
     import uuid
     from datetime import timedelta
 
+    from core.auth import current_actor
     from core.store.schema import conversation_drafts, utcnow
 
     old = utcnow() - timedelta(hours=1)
     draft_id = str(uuid.uuid4())
     with engine.begin() as conn:
         conn.execute(conversation_drafts.insert().values(
-            id=draft_id, user_id="analyst", template=template,
+            id=draft_id, user_id=current_actor(engine).user_id, template=template,
             params={"template": template, "persona": persona, "emotion": emotion, "topic": topic, "turns": turns},
             partial_text="User: hello\n\nAssistant: hi", turns=[], status="in_progress", progress=0.25,
             created_at=old, updated_at=old, expires_at=old + timedelta(hours=24)))
@@ -351,6 +352,7 @@ def _stall(engine, batch_id: str) -> str:
     import uuid
     from datetime import timedelta
 
+    from core.auth import current_actor
     from core.store.schema import batch_items, batch_jobs, conversation_drafts, utcnow
 
     old = utcnow() - timedelta(hours=2)
@@ -361,7 +363,7 @@ def _stall(engine, batch_id: str) -> str:
         conn.execute(batch_items.update().where(batch_items.c.batch_id == batch_id, batch_items.c.item_index == 0)
                      .values(status="failed", last_error="overloaded", last_error_code="overloaded"))
         conn.execute(conversation_drafts.insert().values(
-            id=draft_id, user_id="analyst", template="customer_support",
+            id=draft_id, user_id=current_actor(engine).user_id, template="customer_support",
             params={"template": "customer_support", "persona": "p", "emotion": "e", "topic": "t", "turns": 4},
             partial_text="User: hello\n\nAssistant: hi", turns=[], status="in_progress", progress=0.25,
             created_at=old, updated_at=old, expires_at=old + timedelta(hours=24)))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from people import person
 
+from core.auth import acting_as
 from core.config import override_settings
 from core.drafts import (
     DraftSession,
@@ -35,7 +37,7 @@ def _saved(engine, draft_id):
 def test_autosave_at_each_finished_turn(engine):
     """A new User:/Assistant: block saves the draft with the finished turns, even inside the interval."""
     override_settings(autosave_interval_s=3600)
-    draft = start_draft(engine, PARAMS, user="ana")
+    draft = start_draft(engine, PARAMS)
     assert draft.on_delta("User: I keep getting") is False
     assert draft.on_delta(" lost.\n\nAssis") is False
     assert draft.on_delta("tant: Let's look") is True  # the user's turn is complete now
@@ -56,12 +58,16 @@ def test_autosave_when_the_interval_has_passed(engine):
 
 def test_unfinished_drafts_are_listed_and_discarded(engine):
     """A user's in-progress drafts are listed (not other users'); a discarded one disappears from the list."""
-    mine = start_draft(engine, PARAMS, user="ana")
-    start_draft(engine, PARAMS, user="bo")
-    assert [d["id"] for d in list_unfinished_drafts(engine, "ana")] == [mine.id]
-    assert discard_draft(engine, mine.id) is True
-    assert list_unfinished_drafts(engine, "ana") == []
-    assert discard_draft(engine, mine.id) is False
+    ana, bo = person(engine, "ana@example.com"), person(engine, "bo@example.com")
+    with acting_as(ana):
+        mine = start_draft(engine, PARAMS)
+    with acting_as(bo):
+        start_draft(engine, PARAMS)
+    with acting_as(ana):
+        assert [d["id"] for d in list_unfinished_drafts(engine)] == [mine.id]
+        assert discard_draft(engine, mine.id) is True
+        assert list_unfinished_drafts(engine) == []
+        assert discard_draft(engine, mine.id) is False
 
 
 def test_unfinished_drafts_page_with_a_true_total_and_leave_out_the_one_being_written(engine):
@@ -74,30 +80,33 @@ def test_unfinished_drafts_page_with_a_true_total_and_leave_out_the_one_being_wr
 
 
 def test_a_finished_draft_becomes_a_conversation(engine, sandbox):
-    """run() streams, autosaves, then writes the conversation and completes the draft in one go."""
-    draft = start_draft(engine, PARAMS, user="ana")
-    seen: list[str] = []
-    result = draft.run(on_delta=seen.append)
+    """run() streams, autosaves, then writes the conversation, its owner's, and completes the draft in one go."""
+    ana = person(engine, "ana@example.com")
+    with acting_as(ana):
+        draft = start_draft(engine, PARAMS)
+        seen: list[str] = []
+        result = draft.run(on_delta=seen.append)
     assert "".join(seen) and len(result.conversation.turns) == 6
     row = _saved(engine, draft.id)
     assert row["status"] == "completed" and row["conversation_id"] == draft.conversation_id
     with engine.connect() as conn:
         conv = conn.execute(sa.select(conversations).where(conversations.c.draft_id == draft.id)).mappings().one()
-    assert conv["turn_count"] == 6 and conv["created_by"] == "ana"
-    assert list_unfinished_drafts(engine, "ana") == []
+    assert conv["turn_count"] == 6 and conv["owner_id"] == ana.user_id and conv["created_by"] == "ana"
+    with acting_as(ana):
+        assert list_unfinished_drafts(engine) == []
 
 
 def test_cut_stream_resumes_without_repeating_the_saved_prefix(engine, sandbox):
     """A draft whose stream is cut keeps its text; resume continues it by prefill and never repeats it."""
     override_settings(retry_max_attempts=1, autosave_interval_s=3600)
     sandbox.configure(rate_stream_cut=1.0)
-    draft = start_draft(engine, PARAMS, user="ana")
+    draft = start_draft(engine, PARAMS)
     with pytest.raises(AppError):
         draft.run()
     saved = _saved(engine, draft.id)
     prefix = saved["partial_text"].rstrip()
     assert saved["status"] == "failed" and prefix.startswith("User:") and len(prefix) > 40
-    assert [d["id"] for d in list_unfinished_drafts(engine, "ana")] == [draft.id]
+    assert [d["id"] for d in list_unfinished_drafts(engine)] == [draft.id]
 
     sandbox.configure(rate_stream_cut=0.0)
     streamed: list[str] = []
@@ -120,13 +129,13 @@ def test_a_cancelled_generation_stops_at_its_next_piece_and_its_draft_stays_resu
     """The page's cancel ends the stream at the next piece: no conversation is written, the draft stays unfinished."""
     from core.ui.generation_job import GenerationJob
 
-    draft = start_draft(engine, PARAMS, user="ana")
+    draft = start_draft(engine, PARAMS)
     job = GenerationJob(draft)
     job.cancel()  # the page has gone before the first piece arrives
     job.start().join(30)
     assert job.done and job.cancelled and job.error is None and job.result is None
     assert _saved(engine, draft.id)["status"] == "in_progress"
-    assert [d["id"] for d in list_unfinished_drafts(engine, "ana")] == [draft.id]
+    assert [d["id"] for d in list_unfinished_drafts(engine)] == [draft.id]
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one() == 0
     assert sandbox.stats()["messages_requests"] == 1  # a cancel is never retried
@@ -137,14 +146,16 @@ def test_a_draft_being_written_has_one_job_that_a_reloaded_page_takes_over(engin
     from core.ui.generation_job import job_for, running_job_of
 
     sandbox.configure(latency_ms=300)
-    draft = start_draft(engine, PARAMS, user="ana")
-    job = job_for(draft)
-    again = job_for(DraftSession.load(engine, draft.id))  # "Resume" on the same draft from another tab
+    ana, ben = person(engine, "ana@example.com"), person(engine, "ben@example.com")
+    with acting_as(ana):
+        draft = start_draft(engine, PARAMS)
+        job = job_for(draft)
+        again = job_for(DraftSession.load(engine, draft.id))  # "Resume" on the same draft from another tab
     assert again is job
-    assert running_job_of("ana") is job and running_job_of("ben") is None
+    assert running_job_of(ana.user_id) is job and running_job_of(ben.user_id) is None
     job.join(60)
     assert job.done and job.result is not None
-    assert running_job_of("ana") is None
+    assert running_job_of(ana.user_id) is None
     assert sandbox.stats()["messages_requests"] == 1  # one writer, one call
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one() == 1

@@ -53,8 +53,8 @@ def test_scan_finds_each_kind_with_an_action(engine):
     _batch(engine, "running", lease_owner="host:2:alive", lease_expires_at=now + timedelta(seconds=60))
     failed = _batch(engine, "failed", status_reason="The Anthropic API key was rejected.")
     paused = _batch(engine, "paused", pause_kind="breaker", status_reason="model service failing")
-    old_draft = start_draft(engine, PARAMS, user="ana")
-    start_draft(engine, PARAMS, user="ana")  # fresh: not orphaned
+    old_draft = start_draft(engine, PARAMS)
+    start_draft(engine, PARAMS)  # fresh: not orphaned
     with write_tx(engine) as conn:
         conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == old_draft.id).values(
             updated_at=now - timedelta(hours=2)))

@@ -61,7 +61,7 @@ def test_a_draft_error_message_is_stored_and_shown_redacted(engine):
     """A failed draft keeps the reason it stopped without the secret in it, in memory and in the store."""
     from core.drafts.session import DRAFT_KEPT
 
-    draft = start_draft(engine, GenerationParams(template="tutoring", persona="p", emotion="e", topic="t", turns=4), user="ana")
+    draft = start_draft(engine, GenerationParams(template="tutoring", persona="p", emotion="e", topic="t", turns=4))
     draft.fail(APIError("401", code="authentication_failed", user_message=f"The key {ANTHROPIC_KEY} was refused."))
     assert ANTHROPIC_KEY not in draft.error_message
     stored = get_draft(engine, draft.id)["error_message"]

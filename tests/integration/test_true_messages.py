@@ -77,7 +77,7 @@ def test_a_draft_stopped_by_an_error_says_it_stopped(engine):
     """A failed draft's message says the generation stopped and the text is kept, with no promise of a retry."""
     params = GenerationParams(template=template_names()[0], persona="a student", emotion="calm", topic="fractions",
                               turns=4)
-    draft = start_draft(engine, params, user="analyst")
+    draft = start_draft(engine, params)
     draft.fail(NetworkError("cut", user_message="Could not reach the model service. It will be retried."))
     assert "will be retried" not in (draft.error_message or "")
     assert "stopped" in (draft.error_message or "") and "Resume" in (draft.error_message or "")
