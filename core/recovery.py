@@ -24,6 +24,12 @@ Cleanup (`cleanup_preview` counts, `apply_cleanup` removes, same keys):
 - "drafts": drafts past their expiry (settings.draft_ttl_hours after the last save) plus
   settings.draft_grace_days, whatever their status; their conversations stay;
 - "error_logs": error log rows past retention (core.errorlog's retention rules).
+Applying it is an admin's (or the system's: the workers run it on their interval); it runs as
+the system and writes one audit row, in the transaction that removes the drafts and checkpoints.
+
+Each list holds what the acting person may act on (their own batches, drafts and conversations;
+an admin's are everyone's), chosen in the query itself, so its pages and totals agree on both
+engines; each finding carries its row's `owner_id`.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from core.auth import Action, Actor, Kind, acting_as, current_actor, may, require, system_actor, where
+from core.auth.audit import AuditAction, audit
 from core.batches.states import ITEM_STATES, is_interrupted, shown_state
 from core.config import get_settings
 from core.errorlog import apply_retention, retention_preview
@@ -48,7 +56,7 @@ from core.store.schema import (
     recovery_checkpoints,
     utcnow,
 )
-from core.store.tx import write_tx
+from core.store.tx import read_conn, write_tx
 
 __all__ = [
     "ORPHAN_REASONS",
@@ -60,6 +68,7 @@ __all__ = [
     "find_orphaned_conversations",
     "find_orphaned_drafts",
     "find_paused_batches",
+    "may_clean_up",
     "needs_attention",
     "orphaned_conversations_page",
     "orphaned_drafts_page",
@@ -74,9 +83,19 @@ STOPPED_BATCH_KINDS = ("interrupted_batches", "failed_batches", "paused_batches"
 ORPHAN_REASONS = ("item_not_done", "batch_deleted", "draft_missing")
 
 
-def _finding(kind: str, id_: str, what: str, action_text: str, action: str, **details: Any) -> dict[str, Any]:
-    return {"kind": kind, "id": id_, "what_happened": what, "recommended_action": action_text, "action": action,
-            "details": details}
+def _finding(kind: str, id_: str, owner_id: str | None, what: str, action_text: str, action: str,
+             **details: Any) -> dict[str, Any]:
+    return {"kind": kind, "id": id_, "owner_id": owner_id, "what_happened": what, "recommended_action": action_text,
+            "action": action, "details": details}
+
+
+def _batches_for(engine: Engine) -> sa.ColumnElement[bool]:
+    """The batches the acting person may act on (resume, retry, cancel): what Recovery lists them."""
+    return where(current_actor(engine), Action.ACT, Kind.BATCH, batch_jobs.c.owner_id)
+
+
+def _when(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M UTC")
 
 
 _LAST_CHANGE = "_last_item_change"  # a key of the counts beside the statuses: when an item last changed
@@ -108,9 +127,11 @@ def _batches(conn: sa.Connection, where: list[sa.ColumnElement[bool]], offset: i
     return [(r, counts[r["id"]]) for r in rows]
 
 
-def _batch_part(engine: Engine, where: list[sa.ColumnElement[bool]], finding: Callable[[Row], dict[str, Any]]
+def _batch_part(engine: Engine, cond: list[sa.ColumnElement[bool]], finding: Callable[[Row], dict[str, Any]]
                 ) -> Part:
-    """The batches `where` selects as one part of a paged list: counted, and only the page's rows read."""
+    """The batches `cond` selects (of those the actor may act on) as one part of a paged list: counted, and
+    only the page's rows read."""
+    where = [*cond, _batches_for(engine)]
 
     def part(offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         with engine.connect() as conn:
@@ -131,7 +152,7 @@ def _interrupted_part(engine: Engine, now: datetime) -> Part:
     def part(offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         with engine.connect() as conn:
             late = _batches(conn, [batch_jobs.c.status == "running", sa.or_(
-                batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now)])
+                batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now), _batches_for(engine)])
         # a late lease whose items still move is a busy worker, not a dead one
         stopped = [(r, c) for r, c in late if is_interrupted(r["status"], r["lease_expires_at"], c[_LAST_CHANGE], now)]
         return len(stopped), [_interrupted(r, c) for r, c in stopped[offset:offset + max(limit, 0)]]
@@ -143,9 +164,9 @@ def _interrupted(r: Any, c: dict[str, Any]) -> dict[str, Any]:
     left = c.get("pending", 0) + c.get("running", 0)
     since = r["lease_expires_at"] or r["updated_at"]
     return _finding(
-        "interrupted_batch", r["id"],
+        "interrupted_batch", r["id"], r["owner_id"],
         f"The worker running '{r['name']}' stopped (crash, restart or shutdown) with {c.get('done', 0)} of "
-        f"{r['total_items']} items done and {left} left; its lease ran out at {since.isoformat()}.",
+        f"{r['total_items']} items done and {left} left; its lease ran out at {_when(since)}.",
         "Nothing is lost. A running worker picks it up by itself; if none is running, resume it "
         "(or start `python -m core worker`).", "resume",
         name=r["name"], done=c.get("done", 0), remaining=left, last_owner=r["lease_owner"])
@@ -168,7 +189,7 @@ def _failed_part(engine: Engine, now: datetime) -> Part:
         else:
             action_text, action = ("Fix what the reason names (the API key comes from the environment or "
                                    ".streamlit/secrets.toml), then resume."), "resume"
-        return _finding("failed_batch", r["id"], _reason(r, c, now) or "The batch failed.", action_text,
+        return _finding("failed_batch", r["id"], r["owner_id"], _reason(r, c, now) or "The batch failed.", action_text,
                         action, name=r["name"], done=c.get("done", 0), failed=failed, pending=c.get("pending", 0))
 
     return _batch_part(engine, [batch_jobs.c.status == "failed"], finding)
@@ -184,7 +205,7 @@ def _paused_part(engine: Engine, now: datetime) -> Part:
                                    "\"Resume now\" tries at once."), "wait"
         else:
             action_text, action = "Resume it when you are ready.", "resume"
-        return _finding("paused_batch", r["id"], _reason(r, c, now) or "The batch is paused.", action_text,
+        return _finding("paused_batch", r["id"], r["owner_id"], _reason(r, c, now) or "The batch is paused.", action_text,
                         action, name=r["name"], pause_kind=r["pause_kind"], done=c.get("done", 0),
                         remaining=c.get("pending", 0) + c.get("running", 0))
 
@@ -226,34 +247,38 @@ def find_paused_batches(engine: Engine, now: datetime | None = None) -> list[dic
 
 
 def orphaned_drafts_page(engine: Engine, *, page: int = 1, page_size: int = 20, now: datetime | None = None,
-                         user: str | None = None) -> Page:
-    """One page of the in-progress drafts with no save for settings.orphan_draft_minutes, and how many there are."""
+                         ) -> Page:
+    """One page of the in-progress drafts with no save for settings.orphan_draft_minutes that the actor may
+    resume or discard, and how many there are; each says whose it is, by name."""
+    from core.auth.users import names_of  # users imports the store's services: only when a list is read
+
     page, page_size = max(1, int(page)), max(1, int(page_size))
     now = now or utcnow()
     cutoff = now - timedelta(minutes=get_settings().orphan_draft_minutes)
     d = conversation_drafts.c
-    where = [d.status == "in_progress", d.updated_at < cutoff] + ([d.user_id == user] if user else [])
+    cond = [d.status == "in_progress", d.updated_at < cutoff,
+            where(current_actor(engine), Action.ACT, Kind.DRAFT, d.user_id)]
     with engine.connect() as conn:
-        total = int(conn.execute(sa.select(sa.func.count()).select_from(conversation_drafts).where(*where))
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(conversation_drafts).where(*cond))
                     .scalar_one())
         rows = conn.execute(
             sa.select(d.id, d.user_id, d.template, d.progress, d.updated_at,
-                      sa.func.length(d.partial_text).label("chars")).where(*where)
+                      sa.func.length(d.partial_text).label("chars")).where(*cond)
             .order_by(d.updated_at.desc(), d.id).limit(page_size).offset((page - 1) * page_size)).mappings().all()
+    names = names_of(engine, (r["user_id"] for r in rows))
     return Page([_finding(
-        "orphaned_draft", r["id"],
-        f"A {r['template']} generation by {r['user_id']} stopped at {round(float(r['progress']) * 100)}% "
-        f"({r['chars'] or 0} characters) and was last saved {r['updated_at'].isoformat()}: the tab was closed "
-        "or the server stopped.",
+        "orphaned_draft", r["id"], r["user_id"],
+        f"A {r['template']} generation by {names.get(r['user_id'], 'someone no longer known')} stopped at "
+        f"{round(float(r['progress']) * 100)}% ({r['chars'] or 0} characters) and was last saved "
+        f"{_when(r['updated_at'])}: the tab was closed or the server stopped.",
         "Resume it (it continues from the saved text) or discard it.", "resume_draft",
-        user=r["user_id"], progress=float(r["progress"]), chars=int(r["chars"] or 0)) for r in rows],
+        owner=names.get(r["user_id"]), progress=float(r["progress"]), chars=int(r["chars"] or 0)) for r in rows],
         total, page, page_size)
 
 
-def find_orphaned_drafts(engine: Engine, now: datetime | None = None, *, user: str | None = None,
-                         ) -> list[dict[str, Any]]:
-    """In-progress drafts with no save for settings.orphan_draft_minutes."""
-    return _all(orphaned_drafts_page, engine, now=now, user=user)
+def find_orphaned_drafts(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
+    """In-progress drafts with no save for settings.orphan_draft_minutes (that the actor may act on)."""
+    return _all(orphaned_drafts_page, engine, now=now)
 
 
 # every item state but done, spelled out: an IN list reads the index, a != does not
@@ -277,8 +302,10 @@ def _query_part(engine: Engine, query: sa.Select[Any], order: Sequence[sa.Column
 def _orphan_parts(engine: Engine, reasons: Sequence[str], deep: bool) -> list[Part]:
     """The checks of find_orphaned_conversations, one part each, of the `reasons` asked for."""
     c, i, d = conversations, batch_items, conversation_drafts
+    # the conversations the actor may delete (their own; an admin's are everyone's): what is listed to them
+    mine = where(current_actor(engine), Action.DELETE, Kind.CONVERSATION, c.c.owner_id)
     by_item = sa.and_(c.c.batch_id == i.c.batch_id, c.c.item_index == i.c.item_index)
-    columns = (c.c.id, c.c.batch_id, c.c.item_index, i.c.status, i.c.conversation_id)
+    columns = (c.c.id, c.c.owner_id, c.c.batch_id, c.c.item_index, i.c.status, i.c.conversation_id)
     # batch_id IN (...) AND status IN (...): seeks in the items' (batch_id, status, item_index) index
     out_of_step = [sa.and_(i.c.batch_id.in_(sa.select(batch_jobs.c.id)), i.c.status.in_(_NOT_DONE))]
     if deep:
@@ -287,7 +314,7 @@ def _orphan_parts(engine: Engine, reasons: Sequence[str], deep: bool) -> list[Pa
 
     def item_not_done(r: Any) -> dict[str, Any]:
         return _finding(
-            "orphaned_conversation", r["id"],
+            "orphaned_conversation", r["id"], r["owner_id"],
             f"Conversation for item {r['item_index']} of batch {r['batch_id']} is saved, but the item is "
             f"'{r['status']}'" + (" and points at another conversation." if r["conversation_id"] else "."),
             "The conversation is complete: mark the item done (do not generate it again).", "mark_item_done",
@@ -295,23 +322,26 @@ def _orphan_parts(engine: Engine, reasons: Sequence[str], deep: bool) -> list[Pa
 
     def batch_deleted(r: Any) -> dict[str, Any]:
         return _finding(
-            "orphaned_conversation", r["id"], f"Conversation for item {r['item_index']} of a batch that was deleted.",
+            "orphaned_conversation", r["id"], r["owner_id"],
+            f"Conversation for item {r['item_index']} of a batch that was deleted.",
             "Keep it (it exports like any other) or delete it.", "keep_or_delete", reason="batch_deleted")
 
     def draft_missing(r: Any) -> dict[str, Any]:
         return _finding(
-            "orphaned_conversation", r["id"], f"Conversation linked to draft {r['draft_id']}, which no longer exists.",
+            "orphaned_conversation", r["id"], r["owner_id"],
+            f"Conversation linked to draft {r['draft_id']}, which no longer exists.",
             "Nothing to recover: the conversation is complete. Clearing the link is optional.", "none",
             reason="draft_missing", draft_id=r["draft_id"])
 
     # each in the order of the index it reads, so a page is a seek, not a sort of every match
     parts = {
-        "item_not_done": [_query_part(engine, sa.select(*columns).select_from(i).join(c, by_item).where(cond),
+        "item_not_done": [_query_part(engine, sa.select(*columns).select_from(i).join(c, by_item).where(cond, mine),
                                       (i.c.batch_id, i.c.item_index), item_not_done) for cond in out_of_step],
-        "batch_deleted": [_query_part(engine, sa.select(c.c.id, c.c.item_index).where(
-            c.c.batch_id.is_(None), c.c.item_index.is_not(None)), (c.c.item_index, c.c.id), batch_deleted)],
-        "draft_missing": [_query_part(engine, sa.select(c.c.id, c.c.draft_id).outerjoin(d, d.c.id == c.c.draft_id)
-                                      .where(c.c.draft_id.is_not(None), d.c.id.is_(None)),
+        "batch_deleted": [_query_part(engine, sa.select(c.c.id, c.c.owner_id, c.c.item_index).where(
+            c.c.batch_id.is_(None), c.c.item_index.is_not(None), mine), (c.c.item_index, c.c.id), batch_deleted)],
+        "draft_missing": [_query_part(engine, sa.select(c.c.id, c.c.owner_id, c.c.draft_id)
+                                      .outerjoin(d, d.c.id == c.c.draft_id)
+                                      .where(c.c.draft_id.is_not(None), d.c.id.is_(None), mine),
                                       (c.c.draft_id, c.c.id), draft_missing)],
     }
     return [part for reason in ORPHAN_REASONS if reason in reasons for part in parts[reason]]
@@ -386,34 +416,54 @@ def _expired_drafts(now: datetime) -> sa.ColumnElement[bool]:
                           conversation_drafts.c.updated_at < now - ttl - grace))
 
 
+def may_clean_up(actor: Actor | None = None) -> bool:
+    """Whether the actor (default: the running code's) may apply the cleanup (an admin, or the system)."""
+    return may(actor or current_actor(), Action.APPLY, Kind.CLEANUP)
+
+
 def cleanup_preview(engine: Engine, now: datetime | None = None) -> dict[str, int]:
-    """How many rows `apply_cleanup` would remove now, by kind; removes nothing."""
+    """How many rows `apply_cleanup` would remove now (everyone's), by kind; removes nothing."""
     now = now or utcnow()
-    with engine.connect() as conn:
+    with acting_as(system_actor()), read_conn(engine) as conn:
         out = {
             "checkpoints": int(conn.execute(sa.select(sa.func.count()).select_from(recovery_checkpoints)
                                             .where(_expired_checkpoints(now))).scalar_one()),
             "drafts": int(conn.execute(sa.select(sa.func.count()).select_from(conversation_drafts)
                                        .where(_expired_drafts(now))).scalar_one()),
         }
-    out["error_logs"] = int(retention_preview(engine, now)["total"])
+        out["error_logs"] = int(retention_preview(engine, now)["total"])
     return out
 
 
 def apply_cleanup(engine: Engine, now: datetime | None = None) -> dict[str, int]:
-    """Remove expired checkpoints, drafts and error log rows; how many of each were removed."""
+    """Remove expired checkpoints, drafts and error log rows (admins and the system); how many of each went.
+
+    Runs as the system (it removes everyone's expired rows). The audit row names who applied it
+    and is written in the transaction that removes the drafts and checkpoints, after the error
+    logs' retention (chunks of their own transactions, resumable from their checkpoint): a cleanup
+    that fails leaves no audit row; error logs it had already removed are recorded by the retention's
+    own checkpoint. The system's own runs (the workers' interval) write a row only when they removed
+    something.
+    """
+    actor = current_actor(engine)
+    require(actor, Action.APPLY, Kind.CLEANUP, None, missing="Only an admin can apply the cleanup.")
     now = now or utcnow()
+    system = system_actor()
+    with acting_as(system):
+        # chunks of their own transactions, not one: a retry by run_db resumes from the checkpoint
+        error_logs = int(run_db(apply_retention, engine, now)["total"])
 
-    def _checkpoints_and_drafts() -> dict[str, int]:
-        with write_tx(engine) as conn:
-            checkpoints = conn.execute(recovery_checkpoints.delete().where(_expired_checkpoints(now))).rowcount
-            expired = sa.select(conversation_drafts.c.id).where(_expired_drafts(now))
-            # the conversation is the durable result: it stays, only its link to the draft goes
-            conn.execute(conversations.update().where(conversations.c.draft_id.in_(expired)).values(draft_id=None))
-            drafts = conn.execute(conversation_drafts.delete().where(_expired_drafts(now))).rowcount
-        return {"checkpoints": int(checkpoints), "drafts": int(drafts)}
+        def _checkpoints_and_drafts() -> dict[str, int]:
+            with write_tx(engine, actor=system) as conn:
+                checkpoints = conn.execute(recovery_checkpoints.delete().where(_expired_checkpoints(now))).rowcount
+                expired = sa.select(conversation_drafts.c.id).where(_expired_drafts(now))
+                # the conversation is the durable result: it stays, only its link to the draft goes
+                conn.execute(conversations.update().where(conversations.c.draft_id.in_(expired))
+                             .values(draft_id=None))
+                drafts = conn.execute(conversation_drafts.delete().where(_expired_drafts(now))).rowcount
+                out = {"checkpoints": int(checkpoints), "drafts": int(drafts), "error_logs": error_logs}
+                if actor.is_person or any(out.values()):
+                    audit(conn, AuditAction.CLEANUP_APPLY, "cleanup", None, {"removed": out}, actor=actor)
+            return out
 
-    out = run_db(_checkpoints_and_drafts)
-    # chunks of their own transactions, not one: a retry by run_db resumes from the checkpoint
-    out["error_logs"] = int(run_db(apply_retention, engine, now)["total"])
-    return out
+        return run_db(_checkpoints_and_drafts)

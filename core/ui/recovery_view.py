@@ -190,7 +190,10 @@ def conversations_step() -> None:
 
 
 def cleanup_step() -> None:
-    """Show how many rows would go, then ask to confirm before removing anything."""
+    """Show how many rows would go, then ask to confirm before removing anything (admins only)."""
+    if not recovery.may_clean_up():
+        st.caption("An admin cleans up expired data (the workers also do it on their interval).")
+        return
     preview = recovery.cleanup_preview(get_engine())
     total = sum(preview.values())
     st.markdown("Expired data that cleanup would remove now: " + " · ".join(

@@ -87,6 +87,7 @@ def _seed(url: str) -> dict[str, Any]:
     """Hostile text in a batch, its items, a conversation, error rows and drafts; returns their ids."""
     import sqlalchemy as sa
 
+    from core.auth.users import sign_in
     from core.batches import service
     from core.drafts import start_draft
     from core.errorlog.seed import seed_errors
@@ -128,8 +129,10 @@ def _seed(url: str) -> dict[str, Any]:
                 fingerprint="f" * 32, component=HOSTILE, request_id=HOSTILE, operation_id=batch_id,
                 context={"note": HOSTILE}, user_id=HOSTILE, is_recoverable=True, recovered=False, resolved=False))
     params = GenerationParams(template=template, persona="a tester", emotion="curious", topic="billing", turns=4)
-    mine = start_draft(engine, params, user="analyst")
-    orphan = start_draft(engine, params, user="analyst")
+    mine = start_draft(engine, params)
+    orphan = start_draft(engine, params)
+    # another person, whose display name is hostile: Recovery names them in "What happened"
+    other = sign_in(engine, issuer="https://issuer.test", subject="hostile", email=None, name=HOSTILE)
     with engine.begin() as conn:
         row = conn.execute(sa.select(conversation_drafts.c.params).where(conversation_drafts.c.id == mine.id)).one()
         hostile_params = {**(row.params or {}), "persona": HOSTILE, "topic": HOSTILE, "emotion": HOSTILE}
@@ -137,7 +140,7 @@ def _seed(url: str) -> dict[str, Any]:
             params=hostile_params, status="failed", error_message=HOSTILE, partial_text=HOSTILE))
         # another user's draft, left open a day: Recovery names its user in "What happened"
         conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == orphan.id).values(
-            params=hostile_params, partial_text=HOSTILE, user_id=HOSTILE, updated_at=now - timedelta(days=1)))
+            params=hostile_params, partial_text=HOSTILE, user_id=other.user_id, updated_at=now - timedelta(days=1)))
     engine.dispose()
     return {"batch_id": batch_id}
 
