@@ -76,10 +76,13 @@ def test_stopped_batches_are_paged_with_their_total(open_page, engine, seeded):
 
 
 def _drafts(engine, n: int) -> None:
+    from core.auth import current_actor
+
+    owner = current_actor(engine).user_id  # the local user, whom the pages run as
     old = utcnow() - timedelta(hours=2)
     with engine.begin() as conn:
         conn.execute(conversation_drafts.insert(), [dict(
-            id=str(uuid.uuid4()), user_id="analyst", template="customer_support",
+            id=str(uuid.uuid4()), user_id=owner, template="customer_support",
             params={"template": "customer_support", "persona": "p", "emotion": "e", "topic": f"topic {i}", "turns": 4},
             partial_text="User: hello\n\nAssistant: hi", turns=[], status="in_progress", progress=0.25,
             created_at=old, updated_at=old - timedelta(seconds=i), expires_at=old + timedelta(hours=24))

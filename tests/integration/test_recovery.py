@@ -237,7 +237,7 @@ def test_orphaned_drafts_are_counted_beyond_a_page(engine):
     now = utcnow()
     ids = []
     for k in range(5):
-        draft = start_draft(engine, PARAMS, user="ana")
+        draft = start_draft(engine, PARAMS)
         with write_tx(engine) as conn:
             conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == draft.id).values(
                 updated_at=now - timedelta(hours=2, minutes=k)))
