@@ -60,7 +60,7 @@ def test_a_finished_batch_card_shows_its_final_rate_and_duration_not_a_zero_eta(
     text = _texts(at)
     assert "1.5 conv/min overall · took 2 min" in text
     assert "ETA 0 s" not in text and "0.0 conv/min" not in text
-    assert "created 0 s ago" in text or "created 1 s ago" in text
+    assert re.search(r"created \d+ s ago", text)  # seconds ago, however long the run took on a loaded machine
     assert not _RAW_ISO.search(text), _RAW_ISO.search(text)
 
 

@@ -259,7 +259,7 @@ def test_a_slow_answer_times_the_client_out_and_frees_the_server(sandbox):
     with pytest.raises(anthropic.APITimeoutError):
         c.messages.create(model=MODEL, max_tokens=100, messages=ask(2))
     c.close()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20  # the server notices the client left within its poll; a loaded machine is slow
     while sandbox.stats()["active_connections"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sandbox.stats()["active_connections"] == 0
