@@ -122,6 +122,13 @@ class Settings(BaseSettings, CheckedModel):
     generation_default_turns: int = positive(6, "Messages in a new conversation", most=500)
     generation_max_field_chars: int = positive(500, "Longest persona, emotion or topic (characters)", most=10_000)
     generation_max_template_chars: int = positive(20_000, "Longest prompt template (characters)", most=1_000_000)
+    # templates as data (core.templates): what one version may declare, and what a model accepts
+    template_max_variables: int = positive(20, "Most variables in a template", most=200)
+    template_max_values: int = positive(200, "Most suggested values of one variable", most=10_000)
+    template_max_edge_cases: int = positive(50, "Most edge cases in a template", most=1_000)
+    template_max_versions: int = positive(10_000, "Most versions of one template", most=10_000_000)
+    template_max_file_bytes: int = positive(1_000_000, "Largest template YAML file (bytes)", most=50_000_000)
+    model_context_tokens: int = positive(200_000, "Tokens a model accepts, prompt and reply", most=10_000_000)
     # the input-token estimate before a call (the rate limiter's, corrected by the reply's usage, and
     # a batch's cost estimate): characters / estimate_chars_per_token
     estimate_chars_per_token: float = positive(3.5, "Characters per token (estimate)", most=20)

@@ -122,6 +122,10 @@ class ErrorCode(StrEnum):
     UNKNOWN_TEMPLATE = "unknown_template"
     INVALID_TEMPLATE = "invalid_template"
     UNKNOWN_PLACEHOLDER = "unknown_placeholder"
+    UNUSED_VARIABLE = "unused_variable"
+    TEMPLATE_ARCHIVED = "template_archived"
+    TEMPLATE_CONFLICT = "template_conflict"  # someone saved a newer version since the edit began
+    INVALID_TEMPLATE_FILE = "invalid_template_file"
     UNKNOWN_MODEL = "unknown_model"
     MISSING_VALUE = "missing_value"
     TOO_LONG = "too_long"

@@ -43,6 +43,8 @@ class AuditAction(StrEnum):
     SIGN_IN = "user.sign_in"
     USER_ADD = "user.add"
     ROLE_CHANGE = "user.role_change"
+    TEMPLATE_SAVE = "template.save"
+    TEMPLATE_ARCHIVE = "template.archive"
 
 
 def audit(conn: Connection, action: AuditAction, target_kind: str, target_id: str | None,

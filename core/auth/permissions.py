@@ -19,6 +19,10 @@ not see answers exactly as what does not exist ("not found").
     settings      change                 -                -                every
     cleanup       apply                  -                -                every
     users         view, manage           -                -                every
+    template      view, create (a new    every            every            every
+                  template or version)
+    template      archive                own (author of   own              every
+                                         its latest version)
 
 The system (worker, retention, recovery scans) may do everything; a signed-out visitor nothing.
 """
@@ -47,6 +51,7 @@ class Kind(StrEnum):
     SETTINGS = "settings"
     CLEANUP = "cleanup"
     USERS = "users"
+    TEMPLATE = "template"
 
 
 class Action(StrEnum):
@@ -60,6 +65,7 @@ class Action(StrEnum):
     CHANGE = "change"
     APPLY = "apply"
     MANAGE = "manage"
+    ARCHIVE = "archive"
 
 
 class Scope(Enum):
@@ -104,6 +110,9 @@ _RULES: dict[tuple[Kind, Action], dict[Role, Scope]] = {
     (Kind.CLEANUP, Action.APPLY): _ADMIN_ONLY,
     (Kind.USERS, Action.VIEW): _ADMIN_ONLY,
     (Kind.USERS, Action.MANAGE): _ADMIN_ONLY,
+    (Kind.TEMPLATE, Action.VIEW): _ALL,
+    (Kind.TEMPLATE, Action.CREATE): _ALL,
+    (Kind.TEMPLATE, Action.ARCHIVE): _OWN,
 }
 
 

@@ -1,4 +1,4 @@
-"""Parse an uploaded CSV of batch parameters: columns persona, emotion, topic, optional turns.
+"""Parse an uploaded CSV of batch parameters: columns persona, emotion, topic, optional turns and custom variables.
 
 Everything that is wrong is refused with a ValidationError naming the problem (and the
 row and column where there is one) before a single row is written. The size limit is
@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -65,8 +66,12 @@ def parse_csv(
     max_bytes: int | None = None,
     max_rows: int | None = None,
     max_value_chars: int | None = None,
+    variables: Sequence[str] = (),
 ) -> list[dict[str, str | int]]:
-    """Rows of {"persona", "emotion", "topic"[, "turns"]}; ValidationError naming the first problem."""
+    """Rows of {"persona", "emotion", "topic"[, "turns"]}; ValidationError naming the first problem.
+
+    `variables`: a template's custom variables, each an optional column too (an empty cell: its default).
+    """
     settings = get_settings()
     max_rows = settings.batch_max_items if max_rows is None else max_rows
     max_chars = settings.csv_max_value_chars if max_value_chars is None else max_value_chars
@@ -98,7 +103,8 @@ def parse_csv(
         raise _refuse(
             f"Missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. The header row must "
             f"name persona, emotion and topic (turns is optional); found: {found}.", ErrorCode.MISSING_COLUMNS)
-    position = {name: columns.index(name) for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if name in columns}
+    position = {name: columns.index(name) for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *variables)
+                if name in columns}
     rows: list[dict[str, str | int]] = []
     try:
         for line_no, record in enumerate(reader, start=2):
@@ -107,7 +113,7 @@ def parse_csv(
             if len(rows) >= max_rows:
                 raise _refuse(f"The file has more than {max_rows:,} rows, the most one batch may hold.",
                               ErrorCode.TOO_MANY_ROWS)
-            rows.append(_row(record, position, line_no, max_chars))
+            rows.append(_row(record, position, line_no, max_chars, optional=frozenset(variables)))
     except csv.Error as exc:
         raise _refuse(f"Line {reader.line_num} is not valid CSV: {exc}.", ErrorCode.INVALID_CSV) from None
     if not rows:
@@ -115,7 +121,8 @@ def parse_csv(
     return rows
 
 
-def _row(record: list[str], position: dict[str, int], line_no: int, max_chars: int) -> dict[str, str | int]:
+def _row(record: list[str], position: dict[str, int], line_no: int, max_chars: int,
+         optional: frozenset[str] = frozenset()) -> dict[str, str | int]:
     row: dict[str, str | int] = {}
     for name, idx in position.items():
         value = record[idx].strip() if idx < len(record) else ""
@@ -130,6 +137,8 @@ def _row(record: list[str], position: dict[str, int], line_no: int, max_chars: i
             except ValueError:
                 raise _refuse(f"Line {line_no}, column turns: {value[:40]!r} is not a whole number.",
                               ErrorCode.INVALID_TURNS, field="turns") from None
+            continue
+        if not value and name in optional:
             continue
         if not value:
             raise _refuse(f"Line {line_no}, column {name}: the value is empty.", ErrorCode.EMPTY_VALUE, field=name)

@@ -16,10 +16,9 @@ Control actions and items in flight (an item is "running" while a worker holds i
 
 from __future__ import annotations
 
-import itertools
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +48,8 @@ from core.store.schema import (
     utcnow,
 )
 from core.store.tx import write_tx
+from core.templates.coverage import COVERAGE_MODES, plan
+from core.templates.store import resolve
 
 __all__ = [
     "batch_history",
@@ -103,7 +104,7 @@ def _grid_value(choices: Sequence[str] | None, default: Sequence[str], name: str
 
 
 def _item_params(template: str, model: str, turns: int, persona: str, emotion: str, topic: str,
-                 overrides: dict[str, str]) -> dict[str, Any]:
+                 overrides: dict[str, Any]) -> dict[str, Any]:
     return {"template": template, "persona": persona, "emotion": emotion, "topic": topic, "turns": turns,
             "model": model, **overrides}
 
@@ -114,6 +115,11 @@ def _validated(params: dict[str, Any], where: str) -> None:
     except ValidationError as exc:
         message = f"{where}: {exc.user_message}" if where else exc.user_message
         raise ValidationError(message, code=exc.code, field=exc.field, user_message=message) from exc
+
+
+def _with(params: dict[str, Any], custom: dict[str, str], edge_case: str | None) -> dict[str, Any]:
+    """An item's params with its custom variables and edge case, where it has them."""
+    return {**params, **({"variables": custom} if custom else {}), **({"edge_case": edge_case} if edge_case else {})}
 
 
 def create_batch(
@@ -131,26 +137,41 @@ def create_batch(
     name: str | None = None,
     system_prompt: str | None = None,
     user_template: str | None = None,
+    variables: Mapping[str, Sequence[str]] | None = None,
+    edge_cases: Sequence[str] | None = None,
+    coverage: str = "cycle",
+    template_version: int | None = None,
 ) -> str:
     """Create a queued batch in one transaction and return its id.
 
-    With `rows` (parsed CSV, see core.batches.csv_import) each row is one item (`count`
-    cuts them); otherwise the items cycle through personas x emotions x topics (each
-    defaulting to the template's suggestions) up to `count`. `system_prompt` / `user_template`
-    replace the template's texts for every item (an edited template). Refuses bad input with
-    a ValidationError before anything is written. `turns` defaults to
-    settings.generation_default_turns; a CSV row may give its own. The batch is the acting
-    person's (owner_id), and its creation is audited in the same transaction.
+    The batch and every item name the template version they are generated from (`template_version`:
+    the latest when None), so an edit of the template made later changes none of them. With `rows`
+    (parsed CSV, see core.batches.csv_import; a row may give any of the template's custom variables)
+    each row is one item (`count` cuts them); otherwise the items draw from personas x emotions x topics
+    x each custom variable (`variables`; each defaulting to the template's suggestions) x `edge_cases`
+    (names; None: all of the template's), cycling or balanced (`coverage`, see core.templates.coverage)
+    up to `count`. `system_prompt` / `user_template` replace the template's texts for every item (an
+    edited template). Refuses bad input with a ValidationError before anything is written. `turns`
+    defaults to settings.generation_default_turns (within the template's range); a CSV row may give its own.
+    The batch is the acting person's (owner_id), and its creation is audited in the same transaction.
     """
     actor = current_actor(engine)
     require(actor, Action.CREATE, Kind.BATCH, actor.owner_id, missing="Sign in to create a batch.")
-    overrides = {k: v for k, v in (("system_prompt", system_prompt), ("user_template", user_template))
-                 if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("system_prompt", system_prompt),
+                                                   ("user_template", user_template)) if v is not None}
 
     settings = get_settings()
-    tmpl = get_template(template)  # ValidationError for an unknown template
-    model = model or settings.default_model
-    turns = settings.generation_default_turns if turns is None else turns
+    tmpl = resolve(template, template_version, engine=engine)  # ValidationError for an unknown template
+    if tmpl.archived:
+        raise _refuse(f"The template {template!r} is archived; choose another one.", ErrorCode.TEMPLATE_ARCHIVED,
+                      "template")
+    if coverage not in COVERAGE_MODES:
+        raise _refuse(f"Coverage must be one of: {', '.join(COVERAGE_MODES)}; got {str(coverage)[:40]!r}.",
+                      ErrorCode.INVALID_INPUT, "coverage")
+    overrides["template_version"] = tmpl.version
+    model = model or tmpl.content.model or settings.default_model
+    turns = tmpl.turns_near(settings.generation_default_turns) if turns is None else turns
+    custom_names = tmpl.content.custom_variables
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
                                     or not 1 <= concurrency <= settings.max_concurrency):
         raise _refuse(f"Concurrency must be a whole number from 1 to {settings.max_concurrency}; "
@@ -172,26 +193,35 @@ def create_batch(
         for i, row in enumerate(rows[:n]):
             p = _item_params(template, model, int(row["turns"]) if row.get("turns") is not None else turns, str(row.get("persona", "")),
                              str(row.get("emotion", "")), str(row.get("topic", "")), overrides)
+            p = _with(p, {k: str(row[k]) for k in custom_names if row.get(k) not in (None, "")}, None)
             _validated(p, f"Row {i + 1}")
             params.append(p)
         source: dict[str, Any] = {"source": "csv", "rows": len(rows)}
     else:
         n = _validate_count(count)
-        ps = _grid_value(personas, tmpl.personas, "persona")
-        es = _grid_value(emotions, tmpl.emotions, "emotion")
-        ts = _grid_value(topics, tmpl.topics, "topic")
-        for value, field in itertools.chain(((p, "persona") for p in ps), ((e, "emotion") for e in es),
-                                            ((t, "topic") for t in ts)):
-            _validated(_item_params(template, model, turns, value if field == "persona" else ps[0],
-                                    value if field == "emotion" else es[0], value if field == "topic" else ts[0],
-                                    overrides), "")
-        grid = len(ps) * len(es) * len(ts)
-        params = []
-        for i in range(n):
-            k = i % grid  # cycle through the grid without materialising it
-            params.append(_item_params(template, model, turns, ps[k // (len(es) * len(ts))],
-                                       es[(k // len(ts)) % len(es)], ts[k % len(ts)], overrides))
-        source = {"source": "grid", "personas": ps, "emotions": es, "topics": ts}
+        unknown = sorted(set(variables or {}) - set(custom_names))
+        if unknown:
+            raise _refuse(f"{unknown[0][:40]!r} is not a variable of the template {template!r}.",
+                          ErrorCode.UNKNOWN_PLACEHOLDER, "variables")
+        grid = {"persona": _grid_value(personas, tmpl.personas, "persona"),
+                "emotion": _grid_value(emotions, tmpl.emotions, "emotion"),
+                "topic": _grid_value(topics, tmpl.topics, "topic"),
+                **{k: _grid_value((variables or {}).get(k), tmpl.content.values(k), k) for k in custom_names}}
+        chosen = list(tmpl.content.edge_cases) if edge_cases is None else [
+            tmpl.content.edge_case(e) or _no_edge_case(template, e) for e in edge_cases]
+        first = {k: vs[0] for k, vs in grid.items()}
+        checks = [{**first, k: v} for k, vs in grid.items() for v in vs]
+        for values, edge in [*((c, None) for c in checks), *((first, e.name) for e in chosen)]:
+            _validated(_with(_item_params(template, model, turns, values["persona"], values["emotion"], values["topic"],
+                                          overrides), {k: values[k] for k in custom_names}, edge), "")
+        params = [_with(_item_params(template, model, turns, values[0], values[1], values[2], overrides),
+                        dict(zip(custom_names, values[3:], strict=True)), edge)
+                  for values, edge in plan(list(grid.values()), [(e.name, e.weight) for e in chosen], n,
+                                           coverage)]  # type: ignore[arg-type]
+        source = {"source": "grid", "personas": grid["persona"], "emotions": grid["emotion"],
+                  "topics": grid["topic"], "coverage": coverage,
+                  **({"variables": {k: grid[k] for k in custom_names}} if custom_names else {}),
+                  **({"edge_cases": [e.name for e in chosen]} if chosen else {})}
     batch_id = str(uuid.uuid4())
     conc = concurrency or settings.worker_concurrency
     config = {"template": template, "model": model, "turns": turns, "concurrency": conc, **source, **overrides}
@@ -213,6 +243,10 @@ def create_batch(
 
     run_db(_write)
     return batch_id
+
+
+def _no_edge_case(template: str, name: str) -> Any:
+    raise _refuse(f"The template {template!r} has no edge case {name[:60]!r}.", ErrorCode.INVALID_INPUT, "edge_cases")
 
 
 def default_name(template_title: str, count: int, when: datetime) -> str:

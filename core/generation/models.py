@@ -18,7 +18,9 @@ class GenerationParams:
     """What the analyst asks for. `turns` counts messages (user and assistant), see prompts.validate_params.
 
     `system_prompt` / `user_template` override the named template's text (an edited template);
-    None means the built-in text.
+    None means the template's text. `template_version` pins the version (None: the latest);
+    `variables` holds the values of the template's custom variables (a missing one takes its
+    first suggestion); `edge_case` names one of the template's edge cases, or None.
     """
 
     template: str
@@ -29,9 +31,20 @@ class GenerationParams:
     model: str | None = None
     system_prompt: str | None = None
     user_template: str | None = None
+    template_version: int | None = None
+    variables: dict[str, str] | None = None
+    edge_case: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in _OMITTED_WHEN_NONE:
+            if data[key] is None:
+                del data[key]
+        return data
+
+
+# the fields a template version brought (issue 14): left out of stored params when unset
+_OMITTED_WHEN_NONE = ("template_version", "variables", "edge_case")
 
 
 @dataclass(frozen=True)

@@ -7,25 +7,29 @@ a fine-tuning example needs.
 
 The user message always ends with a machine-readable block (``Persona: …``, ``Emotion: …``,
 ``Topic: …``, ``Turns: N``) and the answer-format instructions, whatever the template says,
-so the reply can be parsed and the sandbox can imitate it.
+so the reply can be parsed and the sandbox can imitate it; a custom variable adds its own line
+after them, and an edge case's instruction follows the template's instruction.
+
+The system prompt is sent as written (braces in it are text): it is the prefix every
+conversation of a template shares, the part prompt caching can reuse.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-import string
 from typing import TYPE_CHECKING, Any
 
 from core.config import get_settings
 from core.errors import ErrorCode, ValidationError
-from core.generation.templates import PLACEHOLDERS, Template, get_template
+from core.generation.templates import get_template
 from core.llm.pricing import MODELS
+from core.templates.model import STANDARD_VARIABLES, TURNS, Template
+from core.templates.placeholders import find_placeholders, render
 
 if TYPE_CHECKING:
     from core.generation.models import GenerationParams
 
-__all__ = ["build_prompt", "render_user_template", "template_placeholders", "validate_params"]
+__all__ = ["build_prompt", "item_values", "prompt_for", "render_user_template", "template_placeholders", "validate_params"]
 
 _FORMAT_INSTRUCTIONS = (
     "Answer with the conversation only, exactly {turns} messages, alternating and starting with the user.\n"
@@ -40,30 +44,13 @@ def _invalid(field: str, message: str, code: ErrorCode = ErrorCode.INVALID_INPUT
     return ValidationError(f"{field}: {message}", code=code, field=field, user_message=message)
 
 
-def template_placeholders(text: str, *, field: str = "user_template") -> list[str]:
+def template_placeholders(text: str, *, field: str = "user_template",
+                          allowed: tuple[str, ...] = (*STANDARD_VARIABLES, TURNS)) -> list[str]:
     """The placeholder names used in `text`; ValidationError naming `field` if any is unknown or malformed."""
-    try:
-        parsed = _parse_template(text)
-    except ValueError as exc:
-        raise _invalid(field, f"The template's braces are not balanced ({exc}). Write a literal brace "
-                       "as {{ or }}.", ErrorCode.INVALID_TEMPLATE) from None
-    names: list[str] = []
-    for _literal, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if name not in PLACEHOLDERS or spec or conversion:
-            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            raise _invalid(
-                field, f"The template uses an unknown placeholder {shown}. Allowed: "
-                + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + ".", ErrorCode.UNKNOWN_PLACEHOLDER)
-        names.append(name)
+    names, problems = find_placeholders(text, allowed, field=field)
+    if problems:
+        raise _invalid(field, problems[0].message, problems[0].code)
     return names
-
-
-@functools.lru_cache(maxsize=64)
-def _parse_template(text: str) -> tuple[tuple[str, str | None, str | None, str | None], ...]:
-    # a batch renders the same template for every item, twice; parsing it is not free (ValueError is not cached)
-    return tuple(string.Formatter().parse(text))
 
 
 def _clean(value: Any) -> str:
@@ -71,18 +58,33 @@ def _clean(value: Any) -> str:
     return re.sub(r"\s+", " ", str(value if value is not None else "")).strip()
 
 
+def item_values(params: GenerationParams, template: Template) -> dict[str, str]:
+    """Every variable's value for `params`: persona, emotion, topic, then each custom one (given, or its first)."""
+    values = {name: _clean(getattr(params, name)) for name in STANDARD_VARIABLES}
+    given = params.variables or {}
+    for name in template.content.custom_variables:
+        values[name] = _clean(given[name]) if name in given else template.content.values(name)[0]
+    return values
+
+
 def validate_params(params: GenerationParams) -> Template:
     """Check every field of `params`; returns the template. Raises ValidationError(field=...)."""
     settings = get_settings()
-    template = get_template(params.template)
-    for name in ("persona", "emotion", "topic"):
-        value = _clean(getattr(params, name))
+    template = get_template(params.template, params.template_version)
+    for name, value in item_values(params, template).items():
         if not value:
             raise _invalid(name, f"The {name} is missing. Enter a {name} or pick one of the suggestions.",
                            ErrorCode.MISSING_VALUE)
         if len(value) > settings.generation_max_field_chars:
             raise _invalid(name, f"The {name} is {len(value)} characters long; the limit is "
                            f"{settings.generation_max_field_chars}.", ErrorCode.TOO_LONG)
+    unknown = sorted(set(params.variables or {}) - set(template.content.custom_variables))
+    if unknown:
+        raise _invalid("variables", f"{unknown[0][:40]!r} is not a variable of the template {template.name!r}.",
+                       ErrorCode.UNKNOWN_PLACEHOLDER)
+    if params.edge_case is not None and template.content.edge_case(params.edge_case) is None:
+        raise _invalid("edge_case", f"The template {template.name!r} has no edge case {params.edge_case[:60]!r}.",
+                       ErrorCode.INVALID_INPUT)
     turns = params.turns
     lo, hi = settings.generation_min_turns, settings.generation_max_turns
     if isinstance(turns, bool) or not isinstance(turns, int):
@@ -92,6 +94,10 @@ def validate_params(params: GenerationParams) -> Template:
     if turns % 2:
         raise _invalid("turns", f"The number of turns must be even (user and assistant messages in pairs, "
                        f"ending with the assistant); got {turns}.", ErrorCode.ODD_TURNS)
+    tlo, thi = template.content.min_turns, template.content.max_turns
+    if not tlo <= turns <= thi:
+        raise _invalid("turns", f"The template {template.title!r} asks for {tlo} to {thi} messages; got {turns}.",
+                       ErrorCode.OUT_OF_RANGE)
     if params.model is not None and params.model not in MODELS:
         raise _invalid("model", f"Unknown model {params.model!r}. Choose a model from the list.", ErrorCode.UNKNOWN_MODEL)
     for name in ("system_prompt", "user_template"):
@@ -104,30 +110,39 @@ def validate_params(params: GenerationParams) -> Template:
     user_template = params.user_template if params.user_template is not None else template.user_template
     if not user_template.strip():
         raise _invalid("user_template", "The user prompt template is empty.", ErrorCode.MISSING_VALUE)
-    template_placeholders(user_template)
+    template_placeholders(user_template, allowed=(*template.content.variables, TURNS))
     # the system prompt is sent as written: braces in it are text, never placeholders
     return template
 
 
-def render_user_template(text: str, params: GenerationParams) -> str:
-    """Fill the four placeholders of a (validated) template text."""
-    template_placeholders(text)
-    return text.format(
-        persona=_clean(params.persona), emotion=_clean(params.emotion), topic=_clean(params.topic),
-        turns=params.turns)
+def render_user_template(text: str, params: GenerationParams, template: Template | None = None) -> str:
+    """Fill the placeholders of a (validated) template text with the values of `params`."""
+    template = template or get_template(params.template, params.template_version)
+    values: dict[str, object] = {**item_values(params, template), TURNS: params.turns}
+    template_placeholders(text, allowed=tuple(values))
+    return render(text, values)
 
 
 def build_prompt(params: GenerationParams) -> tuple[str, str]:
     """(system prompt, user message) for `params`; raises ValidationError(field=...) on bad input."""
+    system, user, _template = prompt_for(params)
+    return system, user
+
+
+def prompt_for(params: GenerationParams) -> tuple[str, str, Template]:
+    """`build_prompt`, and the template version it was built from (its model and max tokens)."""
     template = validate_params(params)
     system = (params.system_prompt if params.system_prompt is not None else template.system_prompt).strip()
     body = render_user_template(
-        params.user_template if params.user_template is not None else template.user_template, params).strip()
+        params.user_template if params.user_template is not None else template.user_template, params,
+        template).strip()
+    edge = template.content.edge_case(params.edge_case) if params.edge_case is not None else None
+    if edge is not None:
+        body = f"{body}\n\n{render_user_template(edge.instruction, params, template).strip()}"
+    values = item_values(params, template)
     spec = "\n".join((
-        f"Persona: {_clean(params.persona)}",
-        f"Emotion: {_clean(params.emotion)}",
-        f"Topic: {_clean(params.topic)}",
+        *(f"{name.replace('_', ' ').capitalize()}: {value}" for name, value in values.items()),
         f"Turns: {params.turns}",
     ))
     user = f"{body}\n\n{spec}\n\n{_FORMAT_INSTRUCTIONS.format(turns=params.turns)}"
-    return system, user
+    return system, user, template

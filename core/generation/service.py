@@ -18,7 +18,7 @@ from core.errorlog import record
 from core.errors import ErrorCode, GenerationError
 from core.generation.models import Conversation, GenerationParams, GenerationResult
 from core.generation.parse import parse_conversation
-from core.generation.prompts import build_prompt
+from core.generation.prompts import prompt_for
 from core.llm.pricing import cost_usd
 from core.llm.types import LLMResult, Usage
 
@@ -40,7 +40,10 @@ class _Attempts:
         self.params = params
         self.component = component
         self.operation_id = operation_id
-        self.system, self.user = build_prompt(params)
+        self.system, self.user, template = prompt_for(params)
+        # the template version's own model and reply length, where the request names none
+        self.model = params.model or template.content.model
+        self.max_tokens = template.content.max_tokens
         self.max_invalid = get_settings().generation_invalid_retries
         self.invalid = 0
         self.usage: Usage = Usage()
@@ -105,7 +108,7 @@ async def agenerate_conversation(
     first_prefill = prefill
     while True:
         llm = await llm_client.acomplete(
-            system=run.system, messages=run.messages(), model=params.model, component=component,
+            system=run.system, messages=run.messages(), model=run.model, max_tokens=run.max_tokens, component=component,
             operation_id=operation_id, on_delta=on_delta, prefill=first_prefill,
             est_output_tokens=estimate_output_tokens(params.turns))
         result = run.accept(llm, first_prefill)

@@ -43,6 +43,8 @@ __all__ = [
     "app_settings",
     "app_users",
     "audit_events",
+    "templates",
+    "template_versions",
     "OwnerId",
     "utcnow",
     "RedactedText",
@@ -341,4 +343,33 @@ audit_events = Table(
     Index("ix_audit_target", "target_kind", "target_id", "created_at"),
     Index("ix_audit_actor", "actor_id", "created_at"),
     Index("ix_audit_created", "created_at"),
+)
+
+# Templates as data (core.templates). A template is its slug and whether it is archived; what it
+# says lives in its versions, each immutable once written (title and description too, so an edit
+# of any field is a new version and the template row changes only when it is archived).
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", String(36), primary_key=True),  # uuid as text
+    Column("slug", String(64), nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("archived_at", UtcDateTime()),
+    Column("archived_by", OwnerId()),
+    Column("created_by", OwnerId()),  # who made version 1; NULL: seeded (the built-ins)
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("slug", name="uq_templates_slug"),
+)
+
+template_versions = Table(
+    "template_versions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("template_id", String(36), ForeignKey("templates.id", ondelete="RESTRICT"), nullable=False),
+    Column("version", Integer, nullable=False),
+    # title, description, system prompt, user template, variables, edge cases, turn range, model, max tokens
+    Column("content", JSON, nullable=False),
+    Column("created_by", OwnerId()),  # its author; NULL: seeded
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("template_id", "version", name="uq_template_version"),
 )

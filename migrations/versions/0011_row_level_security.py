@@ -22,6 +22,8 @@ Create Date: 2026-12-03
 
 from alembic import op
 
+from core.store.rls import Policy, apply_policies, drop_policies
+
 revision = "0011"
 down_revision = "0010"
 branch_labels = None
@@ -36,7 +38,7 @@ OWN_BATCH = ("exists (select 1 from public.batch_jobs b where b.id = {col} "
 VISIBLE_BATCH = "exists (select 1 from public.batch_jobs b where b.id = {col})"
 
 # table -> [(policy, command, using, with check)]
-POLICIES: dict[str, list[tuple[str, str, str | None, str | None]]] = {
+POLICIES: dict[str, list[Policy]] = {
     "batch_jobs": [
         ("batch_jobs_select", "SELECT", f"owner_id = {UID} or {VIEWS_ALL}", None),
         ("batch_jobs_insert", "INSERT", None, f"owner_id = {UID} or {ADMIN}"),
@@ -188,24 +190,10 @@ def upgrade() -> None:
     op.execute(_AUTH)
     op.execute(_GRANTS)
     op.execute(_MEMBERSHIP)
-    for table, policies in POLICIES.items():
-        op.execute(f"ALTER TABLE public.{table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE public.{table} FORCE ROW LEVEL SECURITY")
-        for name, command, using, check in policies:
-            op.execute(f"DROP POLICY IF EXISTS {name} ON public.{table}")
-            sql = f"CREATE POLICY {name} ON public.{table} FOR {command} TO authenticated"
-            if using:
-                sql += f" USING ({using})"
-            if check:
-                sql += f" WITH CHECK ({check})"
-            op.execute(sql)
+    apply_policies(op.execute, POLICIES)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    for table, policies in POLICIES.items():
-        for name, _command, _using, _check in policies:
-            op.execute(f"DROP POLICY IF EXISTS {name} ON public.{table}")
-        op.execute(f"ALTER TABLE public.{table} NO FORCE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE public.{table} DISABLE ROW LEVEL SECURITY")
+    drop_policies(op.execute, POLICIES)

@@ -39,7 +39,7 @@ _TAG = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 # every table RLS guards, and the column naming its row (the owner's column, where it has one)
 OWNED_TABLES = ("batch_jobs", "batch_items", "batch_resumes", "conversations", "conversation_drafts",
                 "recovery_checkpoints", "error_logs", "audit_events", "app_users", "app_settings",
-                "error_log_rollup")
+                "error_log_rollup", "templates", "template_versions")
 KEY = {"batch_jobs": "id", "batch_items": "batch_id", "batch_resumes": "batch_id", "conversations": "id",
        "conversation_drafts": "id", "recovery_checkpoints": "operation_id", "error_logs": "error_id",
        "audit_events": "target_id", "app_users": "id"}
