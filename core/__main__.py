@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "core.cli.recovery",
     "core.cli.sandbox",
     "core.cli.generate",
+    "core.cli.templates",
     "core.cli.errors",
     "core.cli.demo",
     "core.cli.users",

@@ -11,9 +11,8 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from core.config import get_settings
-from core.generation.templates import template_names
 
-__all__ = ["bounded_text", "one_of", "template_name", "turns", "whole_number"]
+__all__ = ["bounded_text", "one_of", "template_name", "turns", "variable_value", "whole_number"]
 
 
 def _int(text: str) -> int:
@@ -73,11 +72,32 @@ def one_of(choices: Callable[[], Sequence[str]], what: str) -> Callable[[str], s
     return parse
 
 
-def _template_names() -> list[str]:
-    return template_names()
+def template_name(text: str) -> str:
+    """The name of a stored template (archived ones too: exports and history name them).
+
+    Checked against the store when it answers; when it does not, the name is taken as given and the
+    command fails on the store itself (exit 1), not as a bad argument.
+    """
+    from core.resilience import is_store_unavailable
+    from core.templates.store import known_names
+
+    try:
+        allowed = known_names()
+    except Exception as exc:
+        if is_store_unavailable(exc):
+            return text
+        raise
+    if text not in allowed:
+        raise argparse.ArgumentTypeError(f"there is no template {text[:60]!r}; choose one of: {', '.join(allowed)}")
+    return text
 
 
-template_name = one_of(_template_names, "template")
+def variable_value(text: str) -> tuple[str, str]:
+    """NAME=VALUE: a custom variable of the template and its value (checked against the template by the command)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text[:60]!r} is not NAME=VALUE")
+    return name.strip(), value
 
 
 def _short(value: int) -> str:

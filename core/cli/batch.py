@@ -17,8 +17,10 @@ from core.batches.service import (
 )
 from core.batches.states import BATCH_STATES
 from core.cli import add_action, add_group
-from core.cli.args import bounded_text, one_of, template_name, turns, whole_number
+from core.cli.args import bounded_text, one_of, template_name, turns, variable_value, whole_number
 from core.store import get_engine
+from core.templates.coverage import COVERAGE_MODES
+from core.templates.store import resolve
 
 
 def _csv_list(text: str | None) -> list[str] | None:
@@ -29,14 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     batch = add_group(sub, "batch", help="create, inspect and control batches")
 
     p = add_action(batch, "create", _create, help="create a queued batch; prints its id")
-    p.add_argument("--template", required=True, type=template_name, help="built-in template name")
+    p.add_argument("--template", required=True, type=template_name, help="a template's name (templates list)")
     p.add_argument("--count", type=whole_number(1, "batch_max_items"),
                    help="number of conversations (default: all CSV rows)")
     p.add_argument("--concurrency", type=whole_number(1, "max_concurrency"), help="parallel calls for this batch")
-    p.add_argument("--csv", help="CSV file with columns persona,emotion,topic[,turns]")
+    p.add_argument("--csv", help="CSV file with columns persona,emotion,topic[,turns][,any custom variable]")
     p.add_argument("--personas", help="comma-separated personas (default: the template's)")
     p.add_argument("--emotions", help="comma-separated emotions (default: the template's)")
     p.add_argument("--topics", help="comma-separated topics (default: the template's)")
+    p.add_argument("--var", action="append", type=variable_value, default=[], metavar="NAME=A,B",
+                   help="comma-separated values of a custom variable (repeat for each; default: the template's)")
+    p.add_argument("--edge-cases", help="comma-separated edge cases, or 'none' (default: all of the template's)")
+    p.add_argument("--coverage", choices=COVERAGE_MODES, default="cycle",
+                   help="cycle through the grid (default), or balance it: every cell as often as the count allows")
     p.add_argument("--turns", type=turns, default=None, help="messages per conversation, even (default: settings)")
     p.add_argument("--model", help="model name (default: settings)")
     p.add_argument("--name", type=bounded_text("batch_name_max_chars"), help="a label for the batch")
@@ -63,11 +70,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _create(args: argparse.Namespace) -> int:
-    rows = parse_csv(args.csv) if args.csv else None
+    engine = get_engine()
+    custom = resolve(args.template, engine=engine).content.custom_variables
+    rows = parse_csv(args.csv, variables=custom) if args.csv else None
+    edge_cases = None if args.edge_cases is None else [] if args.edge_cases.strip() == "none" else \
+        _csv_list(args.edge_cases) or []
     batch_id = create_batch(
-        get_engine(), template=args.template, count=args.count, rows=rows, personas=_csv_list(args.personas),
+        engine, template=args.template, count=args.count, rows=rows, personas=_csv_list(args.personas),
         emotions=_csv_list(args.emotions), topics=_csv_list(args.topics),
-        turns=args.turns, model=args.model, concurrency=args.concurrency, name=args.name)
+        turns=args.turns, model=args.model, concurrency=args.concurrency, name=args.name,
+        variables={name: _csv_list(values) or [] for name, values in args.var} or None, edge_cases=edge_cases,
+        coverage=args.coverage)
     print(batch_id)
     return 0
 

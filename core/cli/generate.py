@@ -12,21 +12,25 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from core.cli.args import template_name, turns
+from core.cli.args import template_name, turns, variable_value
 from core.config import get_settings
 from core.generation import GenerationParams, GenerationResult, validate_params
 from core.generation.service import agenerate_conversation
-from core.generation.templates import TEMPLATES, get_template
+from core.generation.templates import get_template
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("generate", help="generate one conversation from a template and print it")
-    p.add_argument("--template", required=True, type=template_name, help=f"one of: {', '.join(TEMPLATES)}")
+    p.add_argument("--template", required=True, type=template_name,
+                   help="a template's name (python -m core templates list)")
     p.add_argument("--persona", help="who the user is (default: the template's first suggestion)")
     p.add_argument("--emotion", help="how the user feels (default: the template's first suggestion)")
     p.add_argument("--topic", help="what the conversation is about (default: the template's first suggestion)")
     p.add_argument("--turns", type=turns, help="number of messages, even (default: settings)")
-    p.add_argument("--model", help="model name (default: the configured default model)")
+    p.add_argument("--var", action="append", type=variable_value, default=[], metavar="NAME=VALUE",
+                   help="a custom variable's value (repeat for each; default: its first suggestion)")
+    p.add_argument("--edge-case", help="one of the template's edge cases (default: none)")
+    p.add_argument("--model", help="model name (default: the template's, else the configured default model)")
     p.add_argument("--json", action="store_true", help="print JSON: conversation, usage, cost")
     p.set_defaults(func=_generate, store="log")
 
@@ -39,8 +43,9 @@ def _generate(args: argparse.Namespace) -> int:
         persona=args.persona if args.persona is not None else template.default_persona,
         emotion=args.emotion if args.emotion is not None else template.default_emotion,
         topic=args.topic if args.topic is not None else template.default_topic,
-        turns=get_settings().generation_default_turns if args.turns is None else args.turns,
-        model=args.model,
+        turns=template.turns_near(get_settings().generation_default_turns) if args.turns is None else args.turns,
+        model=args.model, template_version=template.version, variables=dict(args.var) or None,
+        edge_case=args.edge_case,
     )
     validate_params(params)
     return run_and_print(lambda client: run_generation(params, client), as_json=args.json)
