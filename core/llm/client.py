@@ -232,6 +232,22 @@ class ClaudeClient:
                 breaker.record_success()
         return self._finish(state, outcome, limiter)
 
+    async def acount_tokens(self, *, system: str | None, messages: Sequence[Mapping[str, Any]],
+                            model: str | None = None, component: str) -> int:
+        """Input tokens of a request, as the model service counts them (`messages.count_tokens`; free, not rate limited).
+
+        One attempt: a failure is classified, recorded and raised (a count is shown to a person, who can ask again).
+        """
+        try:
+            extra: dict[str, Any] = {} if system is None else {"system": system}
+            result = await self.async_sdk().messages.count_tokens(
+                model=model or get_settings().default_model, messages=list(messages), **extra)  # type: ignore[arg-type]
+        except Exception as exc:
+            err = _classify_attempt_error(exc)
+            record(err, component=component)
+            raise err from exc
+        return int(result.input_tokens)
+
     # ---- the steps of a call -------------------------------------------------------------
     def _new_state(
         self,

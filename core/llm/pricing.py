@@ -49,6 +49,8 @@ class ModelInfo:
     end_of_life: date | None
     price_source: str
     note: str = ""
+    cache_min_tokens: int = 1024  # the shortest prompt prefix the model caches
+
 
     @property
     def deprecated(self) -> bool:
@@ -63,7 +65,10 @@ class ModelInfo:
 _PRICE_KEYS = {"input": "input_per_mtok", "output": "output_per_mtok",
                "cache_write": "cache_write_per_mtok", "cache_read": "cache_read_per_mtok"}
 _TEXT_KEYS = ("label", "family")
-_OPTIONAL_KEYS = ("source", "end_of_life", "note")
+_OPTIONAL_KEYS = ("source", "end_of_life", "note", "cache_min_tokens")
+# the shortest cacheable prefix of a family, where a row does not say its own
+_CACHE_MIN_TOKENS = {"haiku": 2048}
+_CACHE_MIN_DEFAULT = 1024
 
 
 def _model(name: str, row: dict[str, Any]) -> ModelInfo:
@@ -92,9 +97,12 @@ def _model(name: str, row: dict[str, Any]) -> ModelInfo:
     note = row.get("note", "")
     if not isinstance(note, str):
         raise refuse("note is text")
+    cache_min = row.get("cache_min_tokens", _CACHE_MIN_TOKENS.get(row["family"], _CACHE_MIN_DEFAULT))
+    if isinstance(cache_min, bool) or not isinstance(cache_min, int) or cache_min < 1:
+        raise refuse("cache_min_tokens is a whole number above 0")
     return ModelInfo(name=name, label=row["label"], family=row["family"],
                      **{field: float(v) for field, v in prices.items()},
-                     end_of_life=end_of_life, price_source=source, note=note)
+                     end_of_life=end_of_life, price_source=source, note=note, cache_min_tokens=cache_min)
 
 
 def parse_prices(text: str) -> tuple[date, dict[str, ModelInfo]]:

@@ -1,0 +1,60 @@
+"""The token count of a template's system prompt, and whether prompt caching can reuse it.
+
+The system prompt is the prefix every conversation of a template shares; the model caches a
+prefix only from its minimum cacheable length on (`cache_min_tokens` in core/llm/prices.toml).
+The count is the model service's own (`messages.count_tokens`): Claude's with a key, the
+sandbox's without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.config import get_settings
+from core.llm.pricing import get_model
+
+if TYPE_CHECKING:
+    from core.llm.client import ClaudeClient
+
+__all__ = ["PrefixTokens", "system_prompt_tokens"]
+
+# count_tokens needs a message; this one is the same for every template, so its few tokens come off
+_PROBE = [{"role": "user", "content": "."}]
+
+
+@dataclass(frozen=True)
+class PrefixTokens:
+    """A system prompt's tokens for one model, that model's minimum cacheable length, and who counted."""
+
+    tokens: int
+    model: str
+    cache_min_tokens: int
+    provider: str
+
+    @property
+    def cacheable(self) -> bool:
+        return self.tokens >= self.cache_min_tokens
+
+    def text(self) -> str:
+        counted = "counted by the offline sandbox" if self.provider == "sandbox" else "counted by the model service"
+        if self.cacheable:
+            return (f"The system prompt is {self.tokens:,} tokens ({counted}): at least the {self.cache_min_tokens:,} "
+                    f"{self.model} caches, so every conversation of a batch can reuse it from the cache.")
+        return (f"The system prompt is {self.tokens:,} tokens ({counted}): below the {self.cache_min_tokens:,} tokens "
+                f"{self.model} needs before it caches a prompt, so it is sent in full with every conversation.")
+
+
+def system_prompt_tokens(system_prompt: str, model: str | None = None, *, client: ClaudeClient | None = None,
+                         component: str = "templates") -> PrefixTokens:
+    """Count `system_prompt` for `model` (default: the configured one) with the model service."""
+    from core.llm.client import get_client
+    from core.llm.loops import run_sync
+
+    name = model or get_settings().default_model
+    llm = client or get_client()
+    with_prompt = run_sync(llm.acount_tokens(system=system_prompt, messages=_PROBE, model=name, component=component))
+    without = run_sync(llm.acount_tokens(system=None, messages=_PROBE, model=name, component=component))
+    info, _known = get_model(name)
+    return PrefixTokens(tokens=max(with_prompt - without, 0), model=name, cache_min_tokens=info.cache_min_tokens,
+                        provider=llm.provider)
