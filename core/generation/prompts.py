@@ -67,10 +67,14 @@ def item_values(params: GenerationParams, template: Template) -> dict[str, str]:
     return values
 
 
-def validate_params(params: GenerationParams) -> Template:
-    """Check every field of `params`; returns the template. Raises ValidationError(field=...)."""
+def validate_params(params: GenerationParams, template: Template | None = None) -> Template:
+    """Check every field of `params`; returns the template. Raises ValidationError(field=...).
+
+    `template`: an unsaved template to check against (the editor's preview and "Try it") instead
+    of the stored version `params` names.
+    """
     settings = get_settings()
-    template = get_template(params.template, params.template_version)
+    template = template or get_template(params.template, params.template_version)
     for name, value in item_values(params, template).items():
         if not value:
             raise _invalid(name, f"The {name} is missing. Enter a {name} or pick one of the suggestions.",
@@ -123,15 +127,15 @@ def render_user_template(text: str, params: GenerationParams, template: Template
     return render(text, values)
 
 
-def build_prompt(params: GenerationParams) -> tuple[str, str]:
+def build_prompt(params: GenerationParams, template: Template | None = None) -> tuple[str, str]:
     """(system prompt, user message) for `params`; raises ValidationError(field=...) on bad input."""
-    system, user, _template = prompt_for(params)
+    system, user, _template = prompt_for(params, template)
     return system, user
 
 
-def prompt_for(params: GenerationParams) -> tuple[str, str, Template]:
+def prompt_for(params: GenerationParams, template: Template | None = None) -> tuple[str, str, Template]:
     """`build_prompt`, and the template version it was built from (its model and max tokens)."""
-    template = validate_params(params)
+    template = validate_params(params, template)
     system = (params.system_prompt if params.system_prompt is not None else template.system_prompt).strip()
     body = render_user_template(
         params.user_template if params.user_template is not None else template.user_template, params,

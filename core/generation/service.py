@@ -24,6 +24,7 @@ from core.llm.types import LLMResult, Usage
 
 if TYPE_CHECKING:
     from core.llm.client import ClaudeClient
+    from core.templates.model import Template
 
 __all__ = ["agenerate_conversation", "estimate_output_tokens"]
 
@@ -36,11 +37,12 @@ def estimate_output_tokens(turns: int) -> int:
 class _Attempts:
     """The bookkeeping of one conversation's calls: the prompt, the invalid replies so far, the usage."""
 
-    def __init__(self, params: GenerationParams, component: str, operation_id: str | None) -> None:
+    def __init__(self, params: GenerationParams, component: str, operation_id: str | None,
+                 template: Template | None = None) -> None:
         self.params = params
         self.component = component
         self.operation_id = operation_id
-        self.system, self.user, template = prompt_for(params)
+        self.system, self.user, template = prompt_for(params, template)
         # the template version's own model and reply length, where the request names none
         self.model = params.model or template.content.model
         self.max_tokens = template.content.max_tokens
@@ -96,14 +98,17 @@ async def agenerate_conversation(
     component: str = "generation",
     operation_id: str | None = None,
     on_restart: Callable[[], None] | None = None,
+    template: Template | None = None,
 ) -> GenerationResult:
     """One conversation for `params` (validated first: ValidationError(field=...) on bad input).
+
+    `template`: an unsaved template to generate from (the editor's "Try it"), instead of the stored one.
 
     Sync code runs it with `core.llm.loops.run_sync(agenerate_conversation(...))`.
     """
     from core.llm.client import get_client
 
-    run = _Attempts(params, component, operation_id)
+    run = _Attempts(params, component, operation_id, template)
     llm_client = client or get_client()
     first_prefill = prefill
     while True:

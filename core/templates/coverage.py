@@ -9,9 +9,9 @@ the custom ones in declared order) and, when the batch has edge cases, the edge 
   within each edge case among the value combinations as evenly as the count allows; the
   combinations that get one item more rotate from one edge case to the next, so that over the
   whole batch every combination, and with equal weights every cell, differs from any other by
-  at most one. Items are ordered so that a first part of the batch is spread much the same way
-  (each cell's items at even intervals; cells due together go edge case first, then the first
-  variable), so a batch stopped half way is still close to balanced.
+  at most one. The combinations that get one more are spread over the grid (not the first few of
+  one persona), and items are ordered so that a first part of the batch is spread much the same
+  way (each cell's items at even intervals), so a batch stopped half way is still close to balanced.
 """
 
 from __future__ import annotations
@@ -69,16 +69,29 @@ def plan(values: Sequence[Sequence[str]], edge_cases: Sequence[tuple[str, float]
     if mode != "balanced":
         raise ValueError(f"unknown coverage mode {mode!r}")
     per_edge = apportion(count, [w for _name, w in edges])
-    # each cell's items at even "times" over the batch; cells due at the same time go edge case
-    # fastest, then the first variable, then the next: so a short first part still has them all
-    slots: list[tuple[float, tuple[int, ...], int, int]] = []
+    # combinations in a spread-out order (a stride of about 0.618 of the grid, coprime to it): the ones
+    # that get an item more, and those due at the same moment, are far apart in every variable
+    step = _stride(combos)
+    rank = [0] * combos
+    for i in range(combos):
+        rank[(i * step) % combos] = i
+    # each cell's items at even "times" over the batch, sorted: any first part is spread the same way
+    slots: list[tuple[float, int, int, int]] = []
     cursor = 0
     for e, n_e in enumerate(per_edge):
         base, extra = divmod(n_e, combos)
         for c in range(combos):
-            target = base + (1 if (c - cursor) % combos < extra else 0)
-            order = tuple(reversed(_combo(c, sizes)))
-            slots.extend(((j + 0.5) / target, order, e, c) for j in range(target))
+            target = base + (1 if (rank[c] - cursor) % combos < extra else 0)
+            slots.extend(((j + 0.5) / target, rank[c], e, c) for j in range(target))
         cursor = (cursor + extra) % combos
     slots.sort()
-    return [item(c, e) for _t, _order, e, c in slots]
+    return [item(c, e) for _t, _rank, e, c in slots]
+
+
+def _stride(n: int) -> int:
+    if n <= 2:
+        return 1
+    step = round(n * 0.6180339887)
+    while math.gcd(step, n) != 1:
+        step += 1
+    return step % n or 1

@@ -14,6 +14,7 @@ from core.errors import AppError, ErrorCode, ValidationError
 from core.generation import get_template, template_names
 from core.llm.pricing import model_choices
 from core.store import get_engine, utcnow
+from core.ui import coverage_view
 from core.ui.boundaries import callback, report_error, section_key
 from core.ui.safe import literal
 from core.ui.table_state import TableState
@@ -150,19 +151,21 @@ def create_from_grid() -> None:
     topics = c3.multiselect("Topics", tmpl.topics, default=list(tmpl.topics[:2]), key=_key(f"topics_{template}"),
                             accept_new_options=True)
     hints["topic"] = c3.empty()
+    scenario = coverage_view.grid_options(tmpl, _K, hints)
     c4, c5, c6, c7 = st.columns(4)
     count = c4.number_input("Conversations", value=20, step=1, key=_key("count"))
     hints["count"] = c4.empty()
     turns, model, concurrency = _common(template, [c5, c6, c7], hints)
     hints["_form"] = hints["status"] = st.empty()
-    grid = max(len(personas), 1) * max(len(emotions), 1) * max(len(topics), 1)
-    st.caption(f"{grid} combinations, cycled until {int(count):,} conversations are made.")
+    grid = coverage_view.grid_size([personas, emotions, topics], scenario)
+    st.caption(coverage_view.grid_caption(grid, int(count), scenario))
     est = _estimate_line(hints, template, int(count), model, turns)
     if est is None:
         return
     name = _name(template, int(count), hints)
     _launch_button("Launch batch", "launch_grid", est, hints, template=template, count=int(count), personas=personas,
-                   emotions=emotions, topics=topics, turns=turns, model=model, concurrency=concurrency, name=name)
+                   emotions=emotions, topics=topics, turns=turns, model=model, concurrency=concurrency, name=name,
+                   **scenario)
 
 
 def create_from_csv() -> None:
@@ -179,7 +182,7 @@ def create_from_csv() -> None:
         st.caption("Upload a file to see a preview and an estimate.")
         return
     try:
-        rows = csv_import.parse_csv(upload)
+        rows = csv_import.parse_csv(upload, variables=get_template(template).content.custom_variables)
     except ValidationError as exc:
         hints["csv"].error(literal(exc.user_message), icon=":material/error:")
         return
@@ -307,6 +310,7 @@ def detail(batch_id: str, listed: list[str]) -> None:
     st.page_link("app_pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
                  query_params={"batch": batch_id})
     _failed_items(batch_id)
+    coverage_view.coverage_grid(batch_id)
     _resumes(batch_id)
     _history(batch_id)
 

@@ -135,7 +135,7 @@ def form() -> None:
     if not st.button("Generate", type="primary", key=_key("go"), icon=":material/auto_awesome:", disabled=busy):
         return
     params = GenerationParams(template=template, persona=persona, emotion=emotion, topic=topic, turns=int(turns),
-                              model=model)
+                              model=model, template_version=tmpl.version)
     draft = None
     try:
         draft = drafts.start_draft(get_engine(), params, session_id=session_id())

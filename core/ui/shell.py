@@ -30,6 +30,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("app_pages/home.py", "Home", ":material/home:"),
     ("app_pages/generate.py", "Generate", ":material/edit_note:"),
     ("app_pages/batches.py", "Batches", ":material/stacks:"),
+    ("app_pages/templates.py", "Templates", ":material/description:"),
     ("app_pages/conversations.py", "Conversations", ":material/forum:"),
     ("app_pages/errors.py", "Errors", ":material/bug_report:"),
     ("app_pages/recovery.py", "Recovery", ":material/healing:"),

@@ -60,3 +60,11 @@ def test_apportion_shares_by_largest_remainder():
     assert apportion(10, [1, 1, 1]) == [4, 3, 3]
     assert apportion(7, [2.5, 0.5]) == [6, 1]
     assert sum(apportion(1_000, [0.3, 0.3, 0.4])) == 1_000
+
+
+def test_a_balanced_batch_smaller_than_its_grid_is_spread_over_every_variable():
+    """Six items of a 30-cell grid are not six topics of the first persona: each variable takes several values."""
+    items = plan(VALUES, [], 6, "balanced")
+    for d in range(3):
+        assert len({v[d] for v, _e in items}) >= 2, [v for v, _e in items]
+    assert len(set(items)) == 6
