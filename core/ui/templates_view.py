@@ -40,11 +40,12 @@ def _key(name: str) -> str:
 
 def selected() -> str:
     """The slug being edited, or the new template's marker."""
-    return str(st.session_state.get(_key("selected")) or _NEW)
+    return str(st.session_state.get(_key("pick")) or _NEW)
 
 
 def _select(slug: str) -> None:
-    st.session_state[_key("selected")] = slug
+    """Edit `slug` from the next run on (the picker's own value is set before the picker is drawn)."""
+    st.session_state[_key("want")] = slug
 
 
 def listing() -> list[Template]:
@@ -59,13 +60,13 @@ def listing() -> list[Template]:
         "Edge cases": len(t.content.edge_cases), "Batches": used.get(t.name, {}).get("batches", 0),
         "Conversations": used.get(t.name, {}).get("conversations", 0),
         "Archived": t.archived} for t in found]), hide_index=True)
-    names = [t.name for t in found]
-    options = [_NEW, *names]
-    current = selected() if selected() in options else _NEW
+    options = [_NEW, *(t.name for t in found)]
+    wanted = st.session_state.pop(_key("want"), None)
+    if wanted is not None or selected() not in options:
+        st.session_state[_key("pick")] = wanted if wanted in options else _NEW
     titles = {t.name: f"{t.title} ({t.name}, v{t.version})" for t in found}
-    choice = st.selectbox("Edit", options, index=options.index(current), key=_key("pick"),
-                          format_func=lambda n: "A new template" if n == _NEW else titles.get(n, n))
-    _select(choice)
+    st.selectbox("Edit", options, key=_key("pick"),
+                 format_func=lambda n: "A new template" if n == _NEW else titles.get(n, n))
     return found
 
 

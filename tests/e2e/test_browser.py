@@ -16,7 +16,7 @@ from browser_app import SHOTS, goto
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["", "generate", "batches", "conversations", "errors", "recovery", "settings"]
+PAGES = ["", "generate", "batches", "templates", "conversations", "errors", "recovery", "settings"]
 
 
 def test_batch_of_twenty_reaches_100_percent_live(page, app):

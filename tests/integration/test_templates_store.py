@@ -233,3 +233,21 @@ def test_row_level_security_keeps_versions_immutable_and_archive_to_the_author(p
         assert conn.execute(templates.update().where(templates.c.slug == "insurance_claim")
                             .values(archived=True)).rowcount == 1
 
+
+
+def test_the_coverage_grid_counts_items_and_done_items_per_cell(engine, sandbox):
+    """batch_coverage counts per persona x emotion x topic, per edge case and per custom value, done ones apart."""
+    from core.templates.grid import batch_coverage
+
+    save_template(engine, "insurance_claim", _claim())
+    bid = create_batch(engine, template="insurance_claim", count=8, coverage="balanced", turns=4)
+    before = batch_coverage(engine, bid)
+    assert sum(n for n, _d in before.cells.values()) == 8 and before.thinnest == 2
+    assert set(before.cells) == {(p, e, "a flooded barn") for p in ("a farmer", "a nurse") for e in ("worried", "calm")}
+    assert before.edge_cases == {"switches language": (4, 0), "plain": (4, 0)}
+    assert before.variables == {"customer": {"a long-time customer": (4, 0), "a new customer": (4, 0)}}
+    assert asyncio.run(BatchWorker(engine, concurrency=2).run(once=True)) == 0
+    after = batch_coverage(engine, bid)
+    assert all(done == n for n, done in after.cells.values())
+    with pytest.raises(NotFoundError):
+        batch_coverage(engine, "no-such-batch")
