@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from core.auth.actor import current_actor
+from core.auth.claims import AS_LOGIN_ROLE
 from core.auth.permissions import Action, Kind, require
 from core.config import get_settings
 from core.errors import ErrorCode, ValidationError
@@ -259,7 +260,8 @@ def _migrated(engine: Engine) -> bool:
     key = str(engine.url)
     if key in _migrated_urls:
         return True
-    with engine.connect() as conn:
+    # as the login role: before the migration there are no users (nor roles) to begin a transaction as
+    with engine.connect().execution_options(**{AS_LOGIN_ROLE: True}) as conn:
         found = sa.inspect(conn).has_table("template_versions")
     if found:
         with _lock:

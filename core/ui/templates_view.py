@@ -280,24 +280,26 @@ def preview(draft: Template, found: list[Problem]) -> None:
     st.code(system, language=None, wrap_lines=True)
     st.markdown("**First user turn**")
     st.code(user, language=None, wrap_lines=True)
-    t1, t2 = st.columns(2)
-    if t1.button("Count tokens", key=_key("count"), icon=":material/calculate:",
-                 help="The system prompt's tokens, counted by the model service, against the model's cache minimum"):
-        _count(draft)
-    if t2.button("Try it", key=_key("try"), icon=":material/science:",
+    _count(draft)
+    if st.button("Try it", key=_key("try"), icon=":material/science:",
                  help="Generate one conversation from this edit, unsaved, and show it as a chat"):
         _try(params, draft)
 
 
 def _count(draft: Template) -> None:
+    """The system prompt's token count against the model's cache minimum; counted once per text and model."""
     from core.templates.tokens import system_prompt_tokens
 
-    try:
-        counted = system_prompt_tokens(draft.system_prompt, draft.content.model, component="ui.templates")
-    except AppError as exc:
-        st.error(literal(exc.user_message), icon=":material/error:")
-        return
-    (st.success if counted.cacheable else st.warning)(literal(counted.text()), icon=":material/token:")
+    counts = st.session_state.setdefault(_key("token_counts"), {})
+    wanted = (draft.system_prompt, draft.content.model)
+    if wanted not in counts:
+        try:
+            counts[wanted] = system_prompt_tokens(draft.system_prompt, draft.content.model, component="ui.templates")
+        except AppError as exc:
+            st.warning(f"The system prompt could not be counted: {literal(exc.user_message)}", icon=":material/token:")
+            return
+    counted = counts[wanted]
+    (st.success if counted.cacheable else st.info)(literal(counted.text()), icon=":material/token:")
 
 
 def _try(params: GenerationParams, draft: Template) -> None:

@@ -70,3 +70,10 @@ def test_the_diff_shows_what_changed_between_two_versions(open_page, engine):
     assert not at.exception
     diffs = [c.value for c in at.code if c.language == "diff"]
     assert diffs and "-title: Tutoring\n+title: Tutoring, patient" in diffs[0]
+
+
+def test_the_preview_says_the_system_prompt_is_below_the_cache_minimum(open_page):
+    """A built-in's short system prompt is counted by the sandbox and said to be too short to cache."""
+    at = _edit_tutoring(open_page)
+    said = [i.value for i in at.info if "tokens" in i.value]
+    assert said and "below the 1,024 tokens" in shown(said[0])
