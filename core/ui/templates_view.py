@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.auth.users import names_of
 from core.config import get_settings
 from core.errors import AppError, ValidationError
 from core.generation import GenerationParams, build_prompt
@@ -54,8 +55,10 @@ def listing() -> list[Template]:
     archived = st.toggle("Show archived templates", key=_key("archived"))
     found = templates.list_templates(engine, include_archived=archived)
     used = templates.usage_counts(engine)
+    authors = names_of(engine, (t.created_by for t in found))
     st.dataframe(pd.DataFrame([{
         "Name": t.name, "Title": t.title, "Version": t.version,
+        "Saved by": "built-in" if t.created_by is None else authors.get(t.created_by, "someone"),
         "Variables": ", ".join(t.content.custom_variables) or "—",
         "Edge cases": len(t.content.edge_cases), "Batches": used.get(t.name, {}).get("batches", 0),
         "Conversations": used.get(t.name, {}).get("conversations", 0),

@@ -141,6 +141,14 @@ def _seed(url: str) -> dict[str, Any]:
         # another user's draft, left open a day: Recovery names its user in "What happened"
         conn.execute(conversation_drafts.update().where(conversation_drafts.c.id == orphan.id).values(
             params=hostile_params, partial_text=HOSTILE, user_id=other.user_id, updated_at=now - timedelta(days=1)))
+    from core.templates import EdgeCase, TemplateContent
+    from core.templates.store import save_template
+
+    save_template(engine, "hostile_template", TemplateContent(
+        title=HOSTILE[:190], description=HOSTILE, system_prompt=HOSTILE,
+        user_template=f"{HOSTILE} {{persona}} {{emotion}} {{topic}} {{turns}} {{extra}}",
+        variables={"persona": (HOSTILE,), "emotion": (HOSTILE,), "topic": (HOSTILE,), "extra": (HOSTILE,)},
+        edge_cases=(EdgeCase(HOSTILE[:300], HOSTILE, 1),)))
     engine.dispose()
     return {"batch_id": batch_id}
 
@@ -325,4 +333,22 @@ def test_hostile_text_on_errors_and_settings_stays_text(watched, app):
     watched.page.wait_for_timeout(1500)
     watched.expand_session_errors()
     watched.check("settings")
+    watched.assert_clean()
+
+
+def test_hostile_text_on_the_templates_page_stays_text(watched, app):
+    """A template whose every text is hostile: the list, the editor, the preview and the version picker."""
+    watched.open("templates")
+    watched.check("templates")
+    watched.page.get_by_role("combobox", name="Edit").click()
+    watched.page.get_by_role("option", name=re.compile("hostile_template")).click()
+    watched.page.get_by_text("Editing version 1 of hostile_template").first.wait_for(timeout=30_000)
+    watched.page.wait_for_timeout(2000)
+    watched.shown("templates-preview", ":red[boom]")
+    watched.check("templates-editor")
+    watched.open("batches")
+    watched.page.get_by_role("combobox", name="Template").first.click()
+    watched.page.get_by_role("option", name=re.compile("clickme")).first.click()
+    watched.page.wait_for_timeout(2000)
+    watched.check("templates-batch-form")
     watched.assert_clean()

@@ -251,3 +251,26 @@ def test_the_coverage_grid_counts_items_and_done_items_per_cell(engine, sandbox)
     assert all(done == n for n, done in after.cells.values())
     with pytest.raises(NotFoundError):
         batch_coverage(engine, "no-such-batch")
+
+
+@pytest.mark.parametrize("action", ["save", "archive"])
+def test_an_action_that_fails_after_its_write_leaves_no_version_archive_or_audit_row(engine, monkeypatch, action):
+    """Save and archive write their row and their audit row in one transaction: a failure after both keeps neither."""
+    import core.auth.audit as audit_module
+
+    save_template(engine, "insurance_claim", _claim())
+    real = audit_module.audit
+
+    def audit_then_fail(*args, **kwargs):
+        real(*args, **kwargs)
+        raise RuntimeError("the transaction fails after the audit row")
+
+    before = (_count(engine, template_versions), _count(engine, audit_events))
+    monkeypatch.setattr(audit_module, "audit", audit_then_fail)
+    with pytest.raises(Exception, match="fails after the audit row"):
+        if action == "save":
+            save_template(engine, "insurance_claim", _claim(title="Claims"))
+        else:
+            archive_template(engine, "insurance_claim")
+    assert (_count(engine, template_versions), _count(engine, audit_events)) == before
+    assert not get_template(engine, "insurance_claim").archived
