@@ -104,6 +104,26 @@ def _suggested(col: Any, label: str, name: str, template: str, suggestions: tupl
     return str(value or "")
 
 
+def _scenario(tmpl: Any, busy: bool, hints: dict[str, Any]) -> tuple[dict[str, str] | None, str | None]:
+    """The template's custom variables (a suggestion or one's own words) and an edge case, if it has them."""
+    custom = tmpl.content.custom_variables
+    variables: dict[str, str] = {}
+    if custom:
+        cols = st.columns(min(len(custom), 3))
+        for i, name in enumerate(custom):
+            col = cols[i % len(cols)]
+            variables[name] = _suggested(col, name.replace("_", " ").capitalize(), name, tmpl.name,
+                                         tmpl.content.values(name), busy)
+            hints[name] = col.empty()
+    edge_case = None
+    if tmpl.content.edge_cases:
+        names = ["(none)", *(e.name for e in tmpl.content.edge_cases)]
+        chosen = st.selectbox("Edge case", names, key=_key(f"edge_{tmpl.name}"), disabled=busy)
+        edge_case = None if chosen == "(none)" else chosen
+        hints["edge_case"] = st.empty()
+    return variables or None, edge_case
+
+
 def form() -> None:
     """Template, persona, emotion, topic, turns and model; each refusal is shown under its field."""
     job = current_job()
@@ -123,6 +143,7 @@ def form() -> None:
     hints["emotion"] = c2.empty()
     topic = _suggested(c3, "Topic", "topic", template, tmpl.topics, busy)
     hints["topic"] = c3.empty()
+    variables, edge_case = _scenario(tmpl, busy, hints)
     c4, c5 = st.columns(2)
     turns = c4.number_input("Turns (messages, even)", value=get_settings().generation_default_turns, step=2,
                             key=_key("turns"), disabled=busy)
@@ -135,7 +156,7 @@ def form() -> None:
     if not st.button("Generate", type="primary", key=_key("go"), icon=":material/auto_awesome:", disabled=busy):
         return
     params = GenerationParams(template=template, persona=persona, emotion=emotion, topic=topic, turns=int(turns),
-                              model=model, template_version=tmpl.version)
+                              model=model, template_version=tmpl.version, variables=variables, edge_case=edge_case)
     draft = None
     try:
         draft = drafts.start_draft(get_engine(), params, session_id=session_id())

@@ -77,3 +77,33 @@ def test_the_preview_says_the_system_prompt_is_below_the_cache_minimum(open_page
     at = _edit_tutoring(open_page)
     said = [i.value for i in at.info if "tokens" in i.value]
     assert said and "below the 1,024 tokens" in shown(said[0])
+
+
+def test_generate_offers_a_stored_templates_custom_variable_and_edge_case(open_page, engine):
+    """On Generate, a stored template's custom variable and edge case are fields; the draft records them and the version."""
+    from dataclasses import replace
+
+    from core.drafts import get_draft
+    from core.templates import EdgeCase
+
+    tutoring = get_template(engine, "tutoring")
+    content = replace(tutoring.content, user_template=tutoring.user_template + " They use {tool}.",
+                      variables={**tutoring.content.variables, "tool": ("a whiteboard", "a calculator")},
+                      edge_cases=(EdgeCase("interrupted", "Halfway through, the call drops.", 1),))
+    from core.templates.store import save_template
+
+    save_template(engine, "tutoring", content)
+    at = open_page("generate")
+    at.selectbox(key="generate.template").select("tutoring").run()
+    tool = at.selectbox(key="generate.tool_tutoring")
+    assert list(tool.options) == ["a whiteboard", "a calculator"]
+    tool.set_value("a calculator")
+    at.selectbox(key="generate.edge_tutoring").set_value("interrupted")
+    at.button(key="generate.go").click().run()
+    assert not at.exception
+    job = at.session_state["generate.job"]
+    job.cancel()
+    job.join(30)
+    params = get_draft(engine, job.draft.id)["params"]
+    assert (params["template_version"], params["variables"], params["edge_case"]) == (
+        2, {"tool": "a calculator"}, "interrupted")
