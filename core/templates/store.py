@@ -167,8 +167,6 @@ def save_template(engine: Engine, slug: str, content: TemplateContent, *, based_
                 if based_on is not None:
                     raise _refuse(f"The template {slug!r} does not exist any more.", ErrorCode.TEMPLATE_CONFLICT)
                 template_id, version = str(uuid.uuid4()), 1
-                conn.execute(templates.insert().values(id=template_id, slug=slug, archived=False,
-                                                       created_by=actor.owner_id, created_at=now))
             else:
                 template_id = row["id"]
                 if row["archived"]:
@@ -186,8 +184,17 @@ def save_template(engine: Engine, slug: str, content: TemplateContent, *, based_
                     raise _refuse(f"The template {slug!r} has {latest.version:,} versions, the most one may have; save "
                                   "it under a new name.", ErrorCode.TOO_LONG)
             version_id = str(uuid.uuid4())
-            conn.execute(template_versions.insert().values(id=version_id, template_id=template_id, version=version,
-                                                           content=payload, created_by=actor.owner_id, created_at=now))
+            try:
+                if row is None:
+                    conn.execute(templates.insert().values(id=template_id, slug=slug, archived=False,
+                                                           created_by=actor.owner_id, created_at=now))
+                conn.execute(template_versions.insert().values(
+                    id=version_id, template_id=template_id, version=version, content=payload,
+                    created_by=actor.owner_id, created_at=now))
+            except sa.exc.IntegrityError:
+                # two saves at the same moment: the other one took this version number (or this name)
+                raise _refuse(f"Someone saved {slug!r} at the same moment; reload it and save again.",
+                              ErrorCode.TEMPLATE_CONFLICT) from None
             from core.auth.audit import AuditAction, audit
 
             audit(conn, AuditAction.TEMPLATE_SAVE, "template", template_id, {"slug": slug, "version": version},

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.auth.users import names_of
 from core.config import get_settings
-from core.errors import AppError, ValidationError
+from core.errors import AppError, ErrorCode, ValidationError
 from core.generation import GenerationParams, build_prompt
 from core.llm.pricing import model_choices
 from core.store import get_engine
@@ -86,7 +86,7 @@ def _custom(text: str, out: list[Problem]) -> dict[str, tuple[str, ...]]:
         name, sep, values = line.partition(":")
         if not sep or not name.strip():
             out.append(Problem("variables", f"Line {n}: write the variable as name: value; another value.",
-                               _invalid_code()))
+                               ErrorCode.INVALID_TEMPLATE))
             continue
         found[name.strip()] = tuple(v.strip() for v in values.split(";") if v.strip())
     return found
@@ -98,21 +98,15 @@ def _edges(text: str, out: list[Problem]) -> tuple[EdgeCase, ...]:
         parts = [p.strip() for p in line.split("|", 2)]
         if len(parts) != 3:
             out.append(Problem("edge_cases", f"Line {n}: write the edge case as name | weight | instruction.",
-                               _invalid_code()))
+                               ErrorCode.INVALID_TEMPLATE))
             continue
         try:
             weight: float = float(parts[1])
         except ValueError:
-            out.append(Problem("edge_cases", f"Line {n}: the weight {parts[1][:20]!r} is not a number.", _invalid_code()))
+            out.append(Problem("edge_cases", f"Line {n}: the weight {parts[1][:20]!r} is not a number.", ErrorCode.INVALID_TEMPLATE))
             continue
         found.append(EdgeCase(parts[0], parts[2], int(weight) if weight.is_integer() else weight))
     return tuple(found)
-
-
-def _invalid_code() -> Any:
-    from core.errors import ErrorCode
-
-    return ErrorCode.INVALID_TEMPLATE
 
 
 def _prefill(prefix: str, t: Template | None) -> None:

@@ -274,3 +274,19 @@ def test_an_action_that_fails_after_its_write_leaves_no_version_archive_or_audit
             archive_template(engine, "insurance_claim")
     assert (_count(engine, template_versions), _count(engine, audit_events)) == before
     assert not get_template(engine, "insurance_claim").archived
+
+
+def test_two_saves_at_the_same_moment_do_not_both_become_the_same_version(engine, monkeypatch):
+    """A save that read the latest version just before another save wrote the next one is refused, not an error."""
+    import core.templates.store as store
+
+    first = save_template(engine, "insurance_claim", _claim())
+    save_template(engine, "insurance_claim", _claim(title="Claims"))
+    real_read = store._read
+    monkeypatch.setattr(store, "_read", lambda conn, slug, version: first if version is None else
+                        real_read(conn, slug, version))  # what it read before the other save committed
+    with pytest.raises(ValidationError) as info:
+        save_template(engine, "insurance_claim", _claim(title="Claims desk"))
+    assert "at the same moment" in info.value.user_message
+    monkeypatch.undo()
+    assert [t.title for t in template_history(engine, "insurance_claim")] == ["Insurance claim", "Claims"]
