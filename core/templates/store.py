@@ -22,14 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from core.auth.actor import current_actor
+from core.auth.actor import current_actor, system_actor
 from core.auth.claims import AS_LOGIN_ROLE
 from core.auth.permissions import Action, Kind, require
 from core.config import get_settings
 from core.errors import ErrorCode, ValidationError
 from core.resilience import run_db
 from core.store.schema import batch_jobs, conversations, template_versions, templates, utcnow
-from core.store.tx import write_tx
+from core.store.tx import read_conn, write_tx
 from core.templates.builtin import BUILTINS
 from core.templates.model import Template, TemplateContent
 from core.templates.validate import check
@@ -115,9 +115,6 @@ def known_names(engine: Engine | None = None) -> list[str]:
     Only names: a command line is parsed before it knows who runs it, and every signed-in person
     may see every template anyway.
     """
-    from core.auth.actor import system_actor
-    from core.store.tx import read_conn
-
     if engine is None:
         from core.store import get_engine
 
@@ -301,7 +298,9 @@ def resolve(slug: str, version: int | None = None, *, engine: Engine | None = No
                 return cached
     if not _migrated(engine):
         return _seeded(slug, version)
-    with engine.connect() as conn:
+    # as the system: a generation thread or a worker may carry no person, and every signed-in person
+    # reads every template anyway (the pages' listings check the actor)
+    with read_conn(engine, actor=system_actor()) as conn:
         found = _read(conn, slug, version)
     with _lock:
         # the first read of a version wins, so every caller gets the same object for it

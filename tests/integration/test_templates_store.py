@@ -290,3 +290,16 @@ def test_two_saves_at_the_same_moment_do_not_both_become_the_same_version(engine
     assert "at the same moment" in info.value.user_message
     monkeypatch.undo()
     assert [t.title for t in template_history(engine, "insurance_claim")] == ["Insurance claim", "Claims"]
+
+
+@pytest.mark.postgres
+def test_generation_reads_its_template_version_whoever_its_thread_acts_as(pg_engine):
+    """resolve() reads as the system (a generation thread may carry no person); listing still needs a person."""
+    from core.auth import ANONYMOUS
+    from core.templates.store import forget_cache, resolve
+
+    forget_cache()
+    with acting_as(ANONYMOUS):
+        assert resolve("tutoring", 1, engine=pg_engine).title == "Tutoring"
+        with pytest.raises(NotFoundError):
+            list_templates(pg_engine)
