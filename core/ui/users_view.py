@@ -16,7 +16,7 @@ from core.auth.users import list_users, set_role
 from core.store import get_engine
 from core.ui.boundaries import callback, section_key
 from core.ui.safe import literal
-from core.ui.timefmt import exact
+from core.ui.timefmt import ago, exact
 from core.ui.toasts import success
 from core.wording import counted
 
@@ -24,9 +24,6 @@ __all__ = ["listing", "role_change"]
 
 _K = "users"
 _ROLES = [r.value for r in Role]
-_COLUMN_CONFIG = {
-    "Last seen": st.column_config.DatetimeColumn("Last seen", format="distance"),
-}
 
 
 def _key(name: str) -> str:
@@ -44,10 +41,11 @@ def listing() -> list[dict[str, Any]]:
     frame = pd.DataFrame([{
         "Name": u["name"] or "", "Email": u["email"] or "", "Role": u["role"],
         "Status": "active" if u["signed_in"] else "added, not signed in yet",
-        "Last seen": u["last_seen_at"] if u["signed_in"] else None, "Created (UTC)": exact(u["created_at"]),
+        "Last seen": ago(u["last_seen_at"]) if u["signed_in"] and u["last_seen_at"] else "never",
+        "Created (UTC)": exact(u["created_at"]),
         "Id": u["id"][:8]} for u in users])
     st.caption(counted(len(users), "user"))
-    st.dataframe(frame, hide_index=True, column_config=_COLUMN_CONFIG)
+    st.dataframe(frame, hide_index=True)
     return users
 
 
