@@ -27,6 +27,7 @@ from core.templates.yaml_io import TemplateFileInvalid, dump, load
 from core.ui.boundaries import section_key
 from core.ui.safe import literal
 from core.ui.toasts import success
+from core.wording import counted
 
 __all__ = ["diff", "editor", "listing", "preview", "selected", "transfer"]
 
@@ -212,7 +213,7 @@ def _buttons(base: Template | None, draft: Template, found: list[Problem]) -> No
     label = f"Save as version {draft.version}" if base else "Create template"
     unchanged = base is not None and base.content == draft.content
     if found:
-        c1.caption(f"{len(found)} problem(s) above; fix them to save.")
+        c1.caption(f"{counted(len(found), 'problem')} above; fix {'it' if len(found) == 1 else 'them'} to save.")
     elif unchanged:
         c1.caption("No changes to save.")
     if c1.button(label, type="primary", key=_key("save"), disabled=bool(found) or unchanged, icon=":material/save:"):
