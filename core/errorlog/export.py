@@ -33,7 +33,7 @@ from core.auth.audit import AuditAction, audit
 from core.auth.permissions import Action
 from core.config import get_settings
 from core.csv_cells import safe_cell
-from core.errorlog.filters import Bind, ErrorFilter, bind_connection, filter_conditions, ordering
+from core.errorlog.filters import Bind, ErrorFilter, bind_connection, filter_conditions, ordering, searched
 from core.store.schema import error_logs
 from core.store.tx import write_tx
 
@@ -53,7 +53,8 @@ def _iter_records(bind: Bind, flt: ErrorFilter | None, order: str, sort: str) ->
     batch = get_settings().log_export_batch_rows
     order_by = ordering(order, sort)
     with bind_connection(bind) as conn:
-        stmt = select(*columns).where(*filter_conditions(conn, flt, action=Action.EXPORT)).order_by(*order_by)
+        stmt = searched(conn, flt, select(*columns).where(*filter_conditions(conn, flt, action=Action.EXPORT))
+                        .order_by(*order_by))
         # stream_results: a server-side cursor on Postgres; yield_per bounds what is buffered
         result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
         try:

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, case, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, case, or_, select, table
+from sqlalchemy import column as table_column
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from core.auth.actor import Actor, current_actor, system_actor
-from core.auth.claims import AS_ACTOR
+from core.auth.claims import AS_ACTOR, AS_LOGIN_ROLE, role_of
 from core.auth.permissions import Action, Kind, Scope, scope, where
 from core.config import get_settings
 from core.errors import ERROR_TYPES, EVENT_CODES, AppError, Severity, ValidationError
-from core.store.dialect import contains_text
+from core.store.dialect import contains_text, is_sqlite
 from core.store.schema import error_log_rollup, error_logs
 from core.store.tx import read_conn
 
@@ -41,6 +43,7 @@ __all__ = [
     "recent_components",
     "rollup_conditions",
     "rollup_serves",
+    "searched",
     "severity_rank",
     "viewer",
     "visible",
@@ -65,6 +68,9 @@ RECENT_COMPONENT_ROWS = 20_000
 # widen what the search matches; which rows it returns is still the actor's (`visible`).
 LABEL_NAMES_TTL_S = 30.0
 _LABEL_NAMES: weakref.WeakKeyDictionary[Engine, tuple[float, list[str], list[str]]] = weakref.WeakKeyDictionary()
+# Postgres: error_logs as a person may read it, for the text search (migration 0013: the policy's
+# condition in a view of service_role's, so the trigram index can serve the ILIKE)
+SEARCH_VIEW = table("error_log_search", *(table_column(c.name, c.type) for c in error_logs.c), schema="studio_private")
 
 Bind = Engine | Connection
 
@@ -190,6 +196,29 @@ def rollup_serves(bind: Bind, flt: ErrorFilter) -> bool:
     0011); an analyst's counts come from their own rows.
     """
     return flt.rollup_answers and scope(viewer(bind), Action.VIEW, Kind.ERROR) is Scope.EVERY
+
+
+def searched(bind: Bind, flt: ErrorFilter | None, stmt: Any) -> Any:
+    """`stmt` (built on error_logs) reading SEARCH_VIEW instead, when `flt` searches text as a person on Postgres.
+
+    Under RLS, Postgres applies error_logs' policy before the ILIKE (which is not LEAKPROOF),
+    so the trigram index cannot serve it; the view applies the same condition as the policy
+    without that order. The same rows either way: the statement's own conditions, the actor's
+    permission among them, are unchanged. Elsewhere (SQLite; service_role, which bypasses RLS;
+    the login role) `stmt` as it is.
+    """
+    if (flt is None or not flt.search or is_sqlite(bind) or bind.get_execution_options().get(AS_LOGIN_ROLE)
+            or role_of(viewer(bind)) != "authenticated"):
+        return stmt
+
+    def to_view(element: Any, **_kw: Any) -> Any:
+        if element is error_logs:
+            return SEARCH_VIEW
+        if getattr(element, "table", None) is error_logs:
+            return SEARCH_VIEW.c[element.name]
+        return None
+
+    return replacement_traverse(stmt, {}, to_view)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from core.errorlog.filters import (
     bind_connection,
     filter_conditions,
     invalid,
+    searched,
     severity_rank,
 )
 from core.store.paging import Page
@@ -58,7 +59,7 @@ def error_groups_page(
              "severity": [rank.desc()]}[sort]
     with bind_connection(bind) as conn:
         conds = filter_conditions(conn, flt)
-        groups = conn.execute(
+        groups = conn.execute(searched(conn, flt,
             select(
                 c.fingerprint,
                 count,
@@ -75,11 +76,12 @@ def error_groups_page(
             .order_by(*order, last_seen.desc(), c.fingerprint)
             .limit(page_size)
             .offset((page - 1) * page_size)
-        ).all()
+        )).all()
         if groups:
             total = int(groups[0].groups_total)
         else:  # a page past the last: count the groups alone
-            total = int(conn.execute(select(func.count(c.fingerprint.distinct())).where(*conds)).scalar_one())
+            total = int(conn.execute(searched(conn, flt, select(func.count(c.fingerprint.distinct()))
+                                              .where(*conds))).scalar_one())
         # the latest row of each group: an index seek on (fingerprint, created_at); the text
         # condition is a plain recheck here, since the seek already narrows to a row or two
         recheck = filter_conditions(conn, flt, use_text_index=False)

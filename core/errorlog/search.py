@@ -21,6 +21,7 @@ from core.errorlog.filters import (
     rollup_conditions,
     rollup_hour,
     rollup_serves,
+    searched,
     visible,
 )
 from core.store.dialect import FTS_PROBE_MIN_MATCHES, count_text_matches
@@ -106,12 +107,12 @@ def search_errors(
         if total is None:
             total = _count_by_rollup(conn, flt)
         if total is None:
-            total = conn.execute(
-                select(func.count()).select_from(error_logs).where(*filter_conditions(conn, flt))).scalar_one()
+            total = conn.execute(searched(conn, flt, select(func.count()).select_from(error_logs)
+                                          .where(*filter_conditions(conn, flt)))).scalar_one()
         conds = filter_conditions(conn, flt, many_matches=total >= FTS_PROBE_MIN_MATCHES)
         stmt = (select(*LIST_COLUMNS).where(*conds).order_by(*order_by)
                 .limit(page_size).offset((page - 1) * page_size))
-        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        rows = [dict(r._mapping) for r in conn.execute(searched(conn, flt, stmt))]
     return Page(rows=rows, total=int(total), page=page, page_size=page_size)
 
 

@@ -20,6 +20,7 @@ from core.errorlog.filters import (
     rollup_conditions,
     rollup_hour,
     rollup_serves,
+    searched,
     visible,
 )
 from core.store.dialect import time_bucket
@@ -91,15 +92,15 @@ def _stats_rows(
 
     def collect(bucket_col: Any, t: Any, where: Any, n: Any) -> None:
         keys = (bucket_col.label("bucket"), t.error_type, t.severity)
-        per_hour.extend(conn.execute(select(
+        per_hour.extend(conn.execute(searched(conn, flt, select(
             *keys,
             func.sum(n).label("n"),
             func.sum(case((t.is_recoverable.is_(True), n), else_=0)).label("recoverable"),
             func.sum(case((t.recovered.is_(True), n), else_=0)).label("recovered"),
             func.sum(case((t.resolved.is_(False), n), else_=0)).label("unresolved"),
-        ).where(where).group_by(*keys)).all())
-        per_code.extend(conn.execute(
-            select(t.error_code, func.sum(n).label("n")).where(where).group_by(t.error_code)).all())
+        ).where(where).group_by(*keys))).all())
+        per_code.extend(conn.execute(searched(
+            conn, flt, select(t.error_code, func.sum(n).label("n")).where(where).group_by(t.error_code))).all())
 
     if full_start < full_end:
         r = error_log_rollup.c

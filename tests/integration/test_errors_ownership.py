@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from cli_runner import run_cli
 from people import person
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from core.auth import Actor, Role, acting_as
 from core.auth.audit import AuditAction
@@ -73,6 +73,39 @@ def _seen(engine, actor: Actor, flt: ErrorFilter | None = None) -> set[str]:
         page = search_errors(engine, flt or ErrorFilter(), page_size=500)
     assert page.total == len(page.rows)
     return {r["error_id"] for r in page.rows}
+
+
+def test_a_text_search_reads_the_search_view_on_postgres_and_finds_the_same_rows(engine, crowd):
+    """A person's text search (page, groups, stats, export) reads studio_private's view on Postgres, error_logs
+    elsewhere, and finds what the unsearched list holds with the text in it."""
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        statements.append(sql)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        for who in (crowd["a"], crowd["b"], crowd["admin"]):
+            with acting_as(who):
+                every = search_errors(engine, ErrorFilter(), page_size=500).rows
+                statements.clear()
+                found = search_errors(engine, ErrorFilter(search="BOOM"), page_size=500)
+                groups = error_groups(engine, ErrorFilter(search="boom"))
+                stats = error_stats(engine, ErrorFilter(search="boom"), since=NOW - timedelta(days=2),
+                                    until=NOW + timedelta(hours=1))
+                out = io.StringIO()
+                exported = export_csv(engine, ErrorFilter(search="boom"), out)
+            expected = {r["error_id"] for r in every if "boom" in r["message"]}
+            assert {r["error_id"] for r in found.rows} == expected and found.total == len(expected) > 0
+            assert sum(g["count"] for g in groups) == stats["total"] == exported == len(expected)
+            assert len(list(csv.reader(io.StringIO(out.getvalue())))) == len(expected) + 1
+            # the reads of the rows (not of the code and component names, nor a group's sample row)
+            reads = [q for q in statements if q.startswith("SELECT") and "error_log" in q and "error_log_rollup" not in q
+                     and "fingerprint = " not in q and not q.startswith("SELECT anon_1.component")]
+            via_view = [q for q in reads if "studio_private.error_log_search" in q]
+            assert via_view == (reads if engine.dialect.name == "postgresql" else []) and reads
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 ERROR_ACTIONS = (AuditAction.ERROR_RESOLVE, AuditAction.ERROR_UNRESOLVE, AuditAction.ERROR_RESOLVE_ALL,

@@ -454,3 +454,74 @@ def test_the_apps_pool_hands_the_next_transaction_none_of_the_last_ones_claims(w
         app.dispose()
     assert first[0] == second[0]  # the one connection of the pool, handed out twice
     assert (first[1], second[1], json.loads(second[2])) == (1, 0, ANONYMOUS.claims())
+
+
+# ---- the error log's search view (0013) ----------------------------------------------------------------------
+
+SEARCH_VIEW = "studio_private.error_log_search"
+
+
+@pytest.mark.parametrize("claims", ["none", "no sub"])
+def test_signed_out_sees_no_rows_through_the_search_view(world, claims):
+    """The search view, though its owner bypasses RLS, shows a signed-out visitor no row (the system's neither)."""
+    with as_(world, None if claims == "none" else ANONYMOUS) as conn:
+        assert _count(conn, SEARCH_VIEW) == 0
+
+
+def test_the_search_view_shows_each_person_the_rows_the_policy_does(world):
+    """Through the view B sees their own row and the system's, none of A's; an admin every row: as error_logs shows them."""
+    a_row, b_row = world.key_of(world.a, "error_logs"), world.key_of(world.b, "error_logs")
+    seen = {}
+    for who in (world.a, world.b, world.reviewer, world.admin):
+        with as_(world, who) as conn:
+            ids = set(conn.execute(text(f"select error_id from {SEARCH_VIEW}")).scalars())
+            assert ids == set(conn.execute(text("select error_id from error_logs")).scalars())
+            seen[who.email] = ids
+    assert seen["b@example.com"] == {b_row, "error_logs-nobody"}
+    assert seen["a@example.com"] == {a_row, "error_logs-nobody"}
+    assert seen["reviewer@example.com"] == {"error_logs-nobody"}
+    assert seen["admin@example.com"] == {a_row, b_row, "error_logs-nobody"}
+    assert _everything(world, "error_logs") == 3
+
+
+@pytest.mark.parametrize("statement", [
+    "insert into studio_private.error_log_search (error_id, error_type, error_code, severity, message, fingerprint)"
+    " values ('x', 'api', 'timeout', 'error', 'm', 'f')",
+    "update studio_private.error_log_search set resolved = true",
+    "delete from studio_private.error_log_search"])
+@pytest.mark.parametrize("who", ["b", "admin"])
+def test_the_search_view_cannot_be_written(world, statement, who):
+    """Not even an admin may insert, update or delete through the view (it would write with its owner's rights)."""
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied for view error_log_search"), \
+            as_(world, getattr(world, who)) as conn:
+        conn.execute(text(statement))
+
+
+def test_only_authenticated_may_read_the_search_view(world):
+    """`authenticated` may select from the view and nothing more; anon and PUBLIC may not even reach its schema."""
+    view = "studio_private.error_log_search"
+    with world.engine.connect() as conn:
+        granted = {(role, right): conn.execute(text(f"select has_table_privilege('{role}', '{view}', '{right}')"
+                                                    )).scalar_one()
+                   for role in ("authenticated", "anon") for right in ("SELECT", "INSERT", "UPDATE", "DELETE")}
+        schema = {role: conn.execute(text(f"select has_schema_privilege('{role}', 'studio_private', 'USAGE')"
+                                          )).scalar_one() for role in ("authenticated", "anon", "public")}
+    assert [k for k, v in granted.items() if v] == [("authenticated", "SELECT")]
+    assert schema == {"authenticated": True, "anon": False, "public": False}
+
+
+def test_the_search_view_has_every_column_of_error_logs_and_its_condition_is_the_select_policys(world):
+    """The view's columns are error_logs' (a new column needs the view made again), and it filters by the policy's USING."""
+    with world.engine.connect() as conn:
+        columns = [list(conn.execute(text(
+            "select column_name from information_schema.columns where table_schema = :s and table_name = :t "
+            "order by ordinal_position"), {"s": schema, "t": name}).scalars())
+            for schema, name in (("public", "error_logs"), ("studio_private", "error_log_search"))]
+        policy = conn.execute(text("select qual from pg_policies where tablename = 'error_logs' "
+                                   "and policyname = 'error_logs_select'")).scalar_one()
+        view = conn.execute(text("select pg_get_viewdef('studio_private.error_log_search'::regclass)")).scalar_one()
+        owner, options = conn.execute(text("select pg_get_userbyid(relowner), reloptions from pg_class "
+                                           "where oid = 'studio_private.error_log_search'::regclass")).one()
+    assert columns[0] == columns[1] and "message" in columns[0]
+    assert view.split("WHERE")[1].strip().rstrip(";").replace("error_logs.", "") == policy
+    assert (owner, options) == ("service_role", None)  # not a security_barrier view: the search's ILIKE plans in
