@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pg_scratch import scratch_database, server_version  # noqa: E402 - bench/ is sys.path[0] when this file runs
-from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy import Engine, event, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from core.auth import Actor, Role, acting_as, system_actor  # noqa: E402
@@ -76,6 +76,17 @@ def _seed(engine: Engine, rows: int, batches: int, owners: list[str]) -> None:
         conn.commit()
 
 
+AS_SERVICE_ROLE = "bench_as_service_role"  # an execution option: begin as service_role, no claims
+
+
+def _as_service_role(engine: Engine) -> None:
+    """Transactions on connections with AS_SERVICE_ROLE (and AS_LOGIN_ROLE, so claims.py sets nothing) run as service_role."""
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get(AS_SERVICE_ROLE):
+            conn.exec_driver_sql("SET LOCAL role service_role")
+
+
 def _percentiles(samples_s: list[float]) -> tuple[float, float]:
     ms = sorted(s * 1000 for s in samples_s)
     return statistics.median(ms), ms[min(len(ms) - 1, max(0, round(0.95 * len(ms)) - 1))]
@@ -83,8 +94,10 @@ def _percentiles(samples_s: list[float]) -> tuple[float, float]:
 
 def _compare(label: str, query: Callable[[Engine], Any], engine: Engine, who: Actor, runs: int) -> dict[str, Any]:
     """`query` as `who`, on connections that begin as `who` (RLS) and as service_role, runs alternating."""
+    # service_role: the app's own conditions stay `who`'s (an AS_ACTOR of the system would make them
+    # the system's: core.errorlog's `viewer`), only the role changes (see _as_service_role)
     modes = {"rls": engine.execution_options(**{AS_ACTOR: who}),
-             "service_role": engine.execution_options(**{AS_ACTOR: system_actor()})}
+             "service_role": engine.execution_options(**{AS_LOGIN_ROLE: True, AS_SERVICE_ROLE: True})}
     samples: dict[str, list[float]] = {m: [] for m in modes}
     sizes: dict[str, int] = {}
     with acting_as(who):
@@ -137,6 +150,7 @@ def load_average() -> str:
 
 def run(url: str, args: argparse.Namespace, seed: bool) -> None:
     engine = create_store_engine(url)
+    _as_service_role(engine)
     try:
         migrate(engine, force=True)
         analysts, admin = _people(engine)

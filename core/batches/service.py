@@ -269,17 +269,20 @@ def _batch_row(conn: Connection, batch_id: str, actor: Actor) -> Any:
     return row
 
 
-def _counts(conn: Connection, batch_id: str) -> tuple[dict[str, int], datetime | None]:
-    """Item counts by status, and when an item last changed (the same read)."""
-    counts = dict.fromkeys(("done", "failed", "pending", "running", "skipped"), 0)
-    last: datetime | None = None
-    for status, n, changed in conn.execute(
-        sa.select(batch_items.c.status, sa.func.count(), sa.func.max(batch_items.c.updated_at))
-        .where(batch_items.c.batch_id == batch_id).group_by(batch_items.c.status)
+def _counts(conn: Connection, batch_ids: Sequence[str]) -> dict[str, tuple[dict[str, int], datetime | None]]:
+    """Each batch's item counts by status, and when an item of it last changed: one grouped read for them all."""
+    out: dict[str, tuple[dict[str, int], datetime | None]] = {
+        b: (dict.fromkeys(("done", "failed", "pending", "running", "skipped"), 0), None) for b in batch_ids}
+    if not out:
+        return out
+    for batch_id, status, n, changed in conn.execute(
+        sa.select(batch_items.c.batch_id, batch_items.c.status, sa.func.count(), sa.func.max(batch_items.c.updated_at))
+        .where(batch_items.c.batch_id.in_(list(out))).group_by(batch_items.c.batch_id, batch_items.c.status)
     ):
+        counts, last = out[batch_id]
         counts[status] = int(n)
-        last = changed if last is None or (changed is not None and changed > last) else last
-    return counts, last
+        out[batch_id] = (counts, changed if last is None or (changed is not None and changed > last) else last)
+    return out
 
 
 def _throughput_per_min(conn: Connection, row: Any, now: datetime, actor: Actor) -> float:
@@ -302,8 +305,9 @@ def _duration_s(row: Any, now: datetime) -> float | None:
     return max(((row["finished_at"] or now) - row["started_at"]).total_seconds(), 0.0)
 
 
-def _status_dict(conn: Connection, row: Any, now: datetime, actor: Actor, names: dict[str, str]) -> dict[str, Any]:
-    counts, last_item_change = _counts(conn, row["id"])
+def _status_dict(conn: Connection, row: Any, now: datetime, actor: Actor, names: dict[str, str],
+                 counted: tuple[dict[str, int], datetime | None]) -> dict[str, Any]:
+    counts, last_item_change = counted
     interrupted = is_interrupted(row["status"], row["lease_expires_at"], last_item_change, now)
     state, reason = shown_state(row["status"], row["status_reason"], counts, interrupted=interrupted,
                                 pause_kind=row["pause_kind"], now=now)
@@ -368,7 +372,8 @@ def get_batch_status(engine: Engine, batch_id: str) -> dict[str, Any]:
     actor = current_actor(engine)
     with engine.connect() as conn:
         row = _batch_row(conn, batch_id, actor)
-        return _status_dict(conn, row, utcnow(), actor, names_of(engine, [row["owner_id"]]))
+        return _status_dict(conn, row, utcnow(), actor, names_of(engine, [row["owner_id"]]),
+                            _counts(conn, [row["id"]])[row["id"]])
 
 
 def _listing(actor: Any, status: str | Sequence[str] | None, owner_id: str | None) -> list[sa.ColumnElement[bool]]:
@@ -403,7 +408,8 @@ def list_batches(
     with engine.connect() as conn:
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         names = names_of(engine, (row["owner_id"] for row in rows))
-        return [_status_dict(conn, row, now, actor, names) for row in rows]
+        counted = _counts(conn, [row["id"] for row in rows])
+        return [_status_dict(conn, row, now, actor, names, counted[row["id"]]) for row in rows]
 
 
 def batches_page(engine: Engine, *, page: int = 1, page_size: int = 20, status: str | Sequence[str] | None = None,
