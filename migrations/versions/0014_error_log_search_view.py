@@ -16,15 +16,15 @@ auto-updatable, with the owner's rights). The app still puts its own permission 
 the query's WHERE (core.auth.permissions), as on every read. `SELECT *` is fixed when the view is
 created: a migration that adds a column to error_logs recreates the view. SQLite has no RLS: nothing here.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-05
 """
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
