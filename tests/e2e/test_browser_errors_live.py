@@ -57,7 +57,7 @@ def test_a_new_critical_error_appears_in_the_table_without_a_reload(page, app):
     insert_critical_error(engine)
     engine.dispose()
     page.get_by_text(re.compile(rf"· {before + 1:,} matching rows$")).first.wait_for(
-        timeout=(5 * LIVE_REFRESH_S + 10) * 1000)
+        timeout=(5 * LIVE_REFRESH_S + 25) * 1000)  # a refresh or two, on a loaded machine
 
 
 def test_clicking_a_severity_bar_filters_the_table_to_it(page, app):
