@@ -159,6 +159,8 @@ def run(url: str, args: argparse.Namespace, seed: bool) -> None:
         results = []
         now = datetime.now(UTC)
         for label, query in queries(now):
+            if args.only and args.only not in label:
+                continue
             for who in (analysts[0], admin):
                 results.append(_compare(label, query, engine, who, args.runs))
         worst = max(results, key=lambda r: r["ratio_p50"])
@@ -175,6 +177,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     parser.add_argument("--url", help="reuse a database --keep left (skips seeding)")
+    parser.add_argument("--only", help="run only the queries whose label contains this (e.g. search)")
     args = parser.parse_args()
     print(server_version(), f"· {os.cpu_count()} CPUs · load {load_average()}", flush=True)
     if args.url:

@@ -8,9 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["Policy", "apply_policies", "drop_policies"]
+__all__ = ["AUTH_JWT_BODY", "AUTH_UID_BODY", "Policy", "apply_policies", "drop_policies", "sql_literal"]
 
 Policy = tuple[str, str, str | None, str | None]
+
+# the bodies 0011 gives auth.uid() and auth.jwt() where Supabase's are missing, as pg_proc.prosrc
+# keeps them: 0015 knows the app's own functions by them. Changing them changes what 0011 created.
+AUTH_UID_BODY = """select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+               (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid"""
+AUTH_JWT_BODY = """select coalesce(nullif(current_setting('request.jwt.claim', true), ''),
+               nullif(current_setting('request.jwt.claims', true), ''))::jsonb"""
+
+
+def sql_literal(value: str) -> str:
+    """`value` as an SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def apply_policies(execute: Callable[[str], object], policies: Mapping[str, Sequence[Policy]]) -> None:

@@ -22,7 +22,7 @@ Create Date: 2026-12-03
 
 from alembic import op
 
-from core.store.rls import Policy, apply_policies, drop_policies
+from core.store.rls import AUTH_JWT_BODY, AUTH_UID_BODY, Policy, apply_policies, drop_policies, sql_literal
 
 revision = "0011"
 down_revision = "0010"
@@ -129,19 +129,17 @@ END $$;
 """
 
 # Supabase's own definitions are kept where they exist; these match what they return
-_AUTH = """
+_AUTH = f"""
 CREATE SCHEMA IF NOT EXISTS auth;
 DO $$
 BEGIN
   IF to_regprocedure('auth.uid()') IS NULL THEN
     CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
-      'select coalesce(nullif(current_setting(''request.jwt.claim.sub'', true), ''''),
-               (nullif(current_setting(''request.jwt.claims'', true), '''')::jsonb ->> ''sub''))::uuid';
+      {sql_literal(AUTH_UID_BODY)};
   END IF;
   IF to_regprocedure('auth.jwt()') IS NULL THEN
     CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS
-      'select coalesce(nullif(current_setting(''request.jwt.claim'', true), ''''),
-               nullif(current_setting(''request.jwt.claims'', true), ''''))::jsonb';
+      {sql_literal(AUTH_JWT_BODY)};
   END IF;
 END $$;
 CREATE OR REPLACE FUNCTION public.studio_is_admin() RETURNS boolean LANGUAGE sql STABLE AS

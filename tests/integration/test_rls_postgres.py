@@ -525,3 +525,56 @@ def test_the_search_view_has_every_column_of_error_logs_and_its_condition_is_the
     assert columns[0] == columns[1] and "message" in columns[0]
     assert view.split("WHERE")[1].strip().rstrip(";").replace("error_logs.", "") == policy
     assert (owner, options) == ("service_role", None)  # not a security_barrier view: the search's ILIKE plans in
+
+
+# ---- the claim functions may run in parallel workers ---------------------------------------------------------
+
+CLAIM_FUNCTIONS = ("auth.uid()", "auth.jwt()", "public.studio_is_admin()", "public.studio_sees_all_conversations()")
+
+
+def _parallel(conn: Connection) -> dict[str, str]:
+    return {name: conn.execute(text(f"select proparallel from pg_proc where oid = '{name}'::regprocedure")
+                               ).scalar_one() for name in CLAIM_FUNCTIONS}
+
+
+def test_the_claim_functions_the_app_created_are_parallel_safe(world):
+    """Where the migration made auth.uid() and auth.jwt() itself, they and the studio functions are PARALLEL SAFE."""
+    with world.engine.connect() as conn:
+        assert _parallel(conn) == dict.fromkeys(CLAIM_FUNCTIONS, "s")
+
+
+def test_claims_reach_a_parallel_plan_as_they_reach_a_single_process_one(world):
+    """With parallel plans made free, a person's count through the search view is the one a plan without workers gives."""
+    counts = []
+    for workers in (0, 2):
+        with as_(world, world.b) as conn:
+            for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size"):
+                conn.execute(text(f"set local {setting} = 0"))
+            conn.execute(text(f"set local max_parallel_workers_per_gather = {workers}"))
+            plan = "\n".join(conn.execute(text(f"explain select count(*) from {SEARCH_VIEW}")).scalars())
+            assert ("Gather" in plan) == bool(workers)
+            counts.append(_count(conn, SEARCH_VIEW))
+    assert counts == [2, 2]  # B's row and the system's
+
+
+def test_supabases_own_claim_functions_are_left_parallel_unsafe(tmp_path):
+    """auth.uid() and auth.jwt() that were there before the migration, with their own body and owner, stay as they were."""
+    login = f"studio_app_supa_{_TAG}"
+    with login_role(login) as (admin, url), _isolated(tmp_path):
+        with create_engine(url.replace(f"//{login}@", "//postgres@"), isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text("create schema auth"))  # as Supabase has them: another role's, other text
+            conn.execute(text("create function auth.uid() returns uuid language sql stable as "
+                              "$$ select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$"))
+            conn.execute(text("create function auth.jwt() returns jsonb language sql stable as "
+                              "$$ select nullif(current_setting('request.jwt.claims', true), '')::jsonb $$"))
+            conn.execute(text(f'grant usage on schema auth to "{login}" with grant option'))
+            conn.execute(text(f'grant execute on function auth.uid(), auth.jwt() to "{login}" with grant option'))
+            conn.execute(text(f'GRANT authenticated, service_role TO "{login}"'))
+        app = create_store_engine(url)
+        migrate(app, force=True)
+        app.dispose()
+        plain = create_engine(url)
+        with plain.connect() as conn:
+            assert _parallel(conn) == {"auth.uid()": "u", "auth.jwt()": "u", "public.studio_is_admin()": "s",
+                                       "public.studio_sees_all_conversations()": "s"}
+        plain.dispose()
