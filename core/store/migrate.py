@@ -30,7 +30,9 @@ def migrate(engine: Engine, *, force: bool = False, revision: str = "head") -> N
         if key in _done and not force and revision == "head":
             return
         cfg = _alembic_config()
-        with engine.connect().execution_options(**{AS_LOGIN_ROLE: True}) as conn:
+        # SQLite: the write lock first (BEGIN IMMEDIATE), so a writer that holds it (the error log's)
+        # is waited for; a deferred transaction that has read fails at once when it needs to write
+        with engine.connect().execution_options(sqlite_immediate=True, **{AS_LOGIN_ROLE: True}) as conn:
             if engine.dialect.name == "postgresql":
                 # one migrator at a time when several workers start together
                 conn.exec_driver_sql("SELECT pg_advisory_lock(7201)")
