@@ -583,6 +583,31 @@ def test_search_finds_rows_by_their_code_and_their_component(engine):
     assert [g["error_code"] for g in error_groups(engine, ErrorFilter(search="timeout"))] == ["request_timeout"]
 
 
+def test_a_search_naming_a_code_counts_its_time_range_from_an_index_alone(tmp_path):
+    """SQLite counts a week of a named code's rows in the (code, time) index, not row by row over all time."""
+    from sqlalchemy import event
+
+    from core.store import create_store_engine, migrate
+
+    sqlite = create_store_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    migrate(sqlite, force=True)
+    insert(sqlite, [make_row("the upstream took too long", error_code="request_timeout")])
+    counts: list[tuple[str, Any]] = []
+
+    @event.listens_for(sqlite, "before_cursor_execute")
+    def _keep(_conn, _cursor, statement, params, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT COUNT"):
+            counts.append((statement, params))
+
+    assert search_errors(sqlite, ErrorFilter(search="timeout", since=NOW - timedelta(days=7))).total == 1
+    event.remove(sqlite, "before_cursor_execute", _keep)
+    with sqlite.connect() as conn:
+        plan = [row[-1] for s, p in counts for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + s, p)]
+    assert any("COVERING INDEX ix_error_logs_code_created (error_code=? AND created_at>?)" in step
+               for step in plan), plan
+    sqlite.dispose()
+
+
 def _breaker_events() -> list[dict[str, Any]]:
     return [make_row(f"Circuit 'claude' is now {state}", error_code=code, component="breaker.claude",
                      severity="warn" if code == "circuit_opened" else "info", created_at=NOW - timedelta(hours=h))
