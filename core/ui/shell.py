@@ -15,7 +15,7 @@ from core.errorlog import recent
 from core.errorlog.alerts import latest_error_pk, new_critical, start_watcher
 from core.llm.chaos import faults_in_force
 from core.resilience import all_breakers
-from core.runtime import settle_heap
+from core.runtime import settle_heap, unstall_listeners
 from core.store import get_engine, migrate
 from core.ui.boundaries import SESSION_ERRORS_KEY, fragment, report_error
 from core.ui.safe import literal
@@ -176,6 +176,10 @@ def sidebar(person: Actor) -> None:
         fragment(run_every=max(get_settings().ui_live_refresh_s, 2.0) * 2.5)(_live_status)()
         account_panel(person)
 
+
+# The app's server socket is bound before the first script run, so its connections from now on
+# get TCP_NODELAY (see unstall_listeners); the first visitor's connections are already open.
+unstall_listeners()
 
 # Process start-up. Streamlit runs Home.py again for every session and every rerun, but
 # imports this module once per process, while the first script run has done nothing but
