@@ -110,7 +110,7 @@ def _quiet() -> None:
 def measure(runs: int) -> dict[str, list[float]]:
     _quiet()
     out: dict[str, list[float]] = {k: [] for k in TARGETS_S}
-    _timed_run(_fresh_session("errors"))  # imports (plotly, pandas, the SDK) are not part of a page view
+    _timed_run(_fresh_session("errors"))  # imports (pandas, the SDK) are not part of a page view
     for _ in range(runs):
         at = _fresh_session("errors")
         out["errors_first_view"].append(_timed_run(at))

@@ -26,13 +26,13 @@ from core.errorlog.filters import (
 from core.store.dialect import time_bucket
 from core.store.schema import error_log_rollup, error_logs
 
-__all__ = ["error_stats"]
+__all__ = ["BUCKET_STEPS", "error_stats"]
 
 TOP_CODES = 10
 BUCKETS = ("minute", "hour", "day")
 # minute bars are counted from the rows themselves (the rollup keeps hours): a few hours at most
 MINUTE_BUCKETS_MAX_SPAN = timedelta(hours=6)
-_STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+BUCKET_STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
 def _bucket_key(value: Any, unit: str) -> datetime:
@@ -55,7 +55,7 @@ def _floor(t: datetime, unit: str) -> datetime:
 
 
 def _bucket_starts(since: datetime, until: datetime, unit: str) -> list[datetime]:
-    step = _STEPS[unit]
+    step = BUCKET_STEPS[unit]
     start = _floor(since, unit)
     out = []
     while start < until:

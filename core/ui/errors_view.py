@@ -9,7 +9,6 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core.auth import Actor, acting_as, in_current_context
@@ -29,13 +28,15 @@ from core.errorlog import (
 )
 from core.errorlog.filters import KINDS, SORTS, recent_components
 from core.errorlog.groups import GROUP_SORTS
+from core.errorlog.stats import BUCKET_STEPS
 from core.errors import ValidationError
 from core.redact import redact
 from core.resilience import all_breakers
 from core.store import get_engine
+from core.ui import error_charts
 from core.ui.boundaries import dialog, section_key
 from core.ui.downloads import capped, limit_note
-from core.ui.safe import chart_text, literal
+from core.ui.safe import literal
 from core.ui.table_state import TableState
 from core.ui.toasts import success
 from core.ui.user import current_person
@@ -60,8 +61,6 @@ _CLICK_FILTERS = ("fingerprint", "window")
 _KIND_LABELS = {"error": "Errors", "event": "Breaker events", "all": "Errors and events"}
 _GROUP_SORT_LABELS = {"last_seen": "Last seen", "count": "Count", "first_seen": "First seen", "severity": "Severity"}
 PAGE_SIZES = (25, 50, 100, 200)
-_SEVERITY_COLORS = {"debug": "#adb5bd", "info": "#4dabf7", "warn": "#fab005", "error": "#fa5252",
-                    "critical": "#862e9c"}
 
 
 def _key(name: str) -> str:
@@ -179,7 +178,6 @@ def _stats(url: str, viewer: Actor, flt: ErrorFilter, bucket: str) -> dict[str, 
 
 # the widest range each bar width is used for: minutes for the last hour (or a clicked hour), hours up to 3 days
 _BUCKET_SPANS = (("minute", timedelta(hours=2)), ("hour", timedelta(days=3)))
-_BUCKET_STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
 def _bucket(since: datetime | None, until: datetime | None) -> str:
@@ -214,70 +212,54 @@ def stats_cards(stats: dict[str, Any], kind: str | None = "error") -> None:
     ])
 
 
-def _layout(fig: go.Figure, title: str, **extra: Any) -> go.Figure:
-    """Title on the left above the plot, the legend on its own line under it, axis labels with room of their own."""
-    fig.update_layout(title={"text": title, "x": 0, "xanchor": "left", "y": 0.97, "yanchor": "top"}, height=320,
-                      margin={"l": 10, "r": 30, "t": 80, "b": 10}, clickmode="event+select",
-                      modebar={"orientation": "v"},  # beside the plot, not over the title
-                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
-                      **extra)
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
-    return fig
-
-
-_BUCKET_WORDS = {"minute": "per minute", "hour": "per hour", "day": "per day"}
-
-
 def charts(stats: dict[str, Any]) -> None:
     """Errors over time, by severity and by code; clicking a bar narrows the table to it."""
     if not stats["total"]:
         st.info("No errors match these filters.", icon=":material/check_circle:")
         return
-    x = pd.to_datetime(stats["buckets"])
-    over_time = go.Figure()
-    shown_types = [name for name, counts in stats["series_by_type"].items() if any(counts)]
-    for name in shown_types:
-        over_time.add_bar(x=x, y=stats["series_by_type"][name], name=chart_text(name))
-    _layout(over_time, f"Over time by type, {_BUCKET_WORDS[stats['bucket']]}", barmode="stack")
-    sev = stats["by_severity"]
-    by_sev = _layout(go.Figure(go.Bar(x=[chart_text(s) for s in sev], y=list(sev.values()),
-                                      marker_color=[_SEVERITY_COLORS.get(s, "#868e96") for s in sev])),
-                     "By severity", showlegend=False)
-    top = stats["top_codes"][::-1]
-    codes = _layout(go.Figure(go.Bar(x=[t["count"] for t in top], y=[chart_text(t["code"], 60) for t in top],
-                                     orientation="h")), "Top codes", showlegend=False)
-    # what each chart's points stand for, read by the click handler (chart_text may shorten what it shows)
-    st.session_state[_key("chart_values")] = {
-        "time": {"types": shown_types, "bucket": stats["bucket"]},
-        "severity": list(sev), "codes": [t["code"] for t in top]}
-    c1, c2, c3 = st.columns([2, 1, 1])
-    for col, fig, name in ((c1, over_time, "time"), (c2, by_sev, "severity"), (c3, codes, "codes")):
-        col.plotly_chart(fig, key=_key(f"chart_{name}"), on_select=functools.partial(_chart_clicked, name),
-                         selection_mode="points")
+    st.session_state[_key("chart_bucket")] = stats["bucket"]  # the width of a clicked bar, read by the handler
+    # a handled click gives each chart a new key, so the same bar can be clicked again after "Clear filters"
+    generation = st.session_state.get(_key("chart_clicks"), 0)
+    specs = {"time": error_charts.time_spec(stats), "severity": error_charts.severity_spec(stats),
+             "codes": error_charts.codes_spec(stats)}
+    for col, name in zip(st.columns([2, 1, 1]), specs, strict=True):
+        key = _key(f"chart_{name}_{generation}")
+        col.vega_lite_chart(specs[name], key=key, on_select=functools.partial(_chart_clicked, name, key),
+                            selection_mode=error_charts.SELECTION, width="stretch")
     st.caption("Click a bar to show only its rows in the table.")
     if st.session_state.pop(_key("chart_refilter"), False):
         st.rerun()  # the charts refresh on their own (a fragment): the filters and the table want the whole page
 
 
-def _chart_clicked(name: str) -> None:
+def _clicked_time(value: Any) -> datetime | None:
+    """A clicked bar's start: Vega hands back a time as milliseconds since the epoch (or as text)."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    if isinstance(value, str) and value:
+        start = pd.Timestamp(value).to_pydatetime()
+        return start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+    return None
+
+
+def _chart_clicked(name: str, key: str) -> None:
     """A bar was clicked: narrow the filters to it (its type and time, its severity or its code)."""
-    event = st.session_state.get(_key(f"chart_{name}"))
-    points = list(getattr(getattr(event, "selection", None), "points", None) or
-                  (event or {}).get("selection", {}).get("points", []))
-    values = st.session_state.get(_key("chart_values"), {})
-    if not points or not values:
+    event = st.session_state.get(key)
+    selection = getattr(event, "selection", None) or (event or {}).get("selection", {})
+    points = list(selection.get(error_charts.SELECTION) or [])
+    if not points:
         return
     point = points[0]
-    if name == "severity":
-        st.session_state[_key("severities")] = [values["severity"][int(point["point_index"])]]
-    elif name == "codes":
-        st.session_state[_key("codes")] = [values["codes"][int(point["point_index"])]]
+    if name == "severity" and point.get("severity") in SEVERITY_ORDER:
+        st.session_state[_key("severities")] = [point["severity"]]
+    elif name == "codes" and point.get("code"):
+        st.session_state[_key("codes")] = [str(point["code"])]
+    elif name == "time" and point.get("type") in ERROR_TYPE_NAMES and (start := _clicked_time(point.get("start"))):
+        bucket = st.session_state.get(_key("chart_bucket"), "day")
+        st.session_state[_key("types")] = [point["type"]]
+        st.session_state[_key("window")] = (start, start + BUCKET_STEPS[bucket])
     else:
-        start = pd.Timestamp(point["x"]).to_pydatetime()
-        start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
-        st.session_state[_key("types")] = [values["time"]["types"][int(point["curve_number"])]]
-        st.session_state[_key("window")] = (start, start + _BUCKET_STEPS[values["time"]["bucket"]])
+        return
+    st.session_state[_key("chart_clicks")] = st.session_state.get(_key("chart_clicks"), 0) + 1
     st.session_state[_key("chart_refilter")] = True
 
 

@@ -21,12 +21,11 @@ this function there). Redaction is not done here: rows are redacted when they ar
 There is deliberately no inline-code variant: a code span inside a directive or badge label
 can be closed by a `]` in the value, and what follows it would be read as Markdown again.
 
-`chart_text(value)` does the same for Plotly labels, which read a small subset of HTML.
+`chart_text(value)` is its counterpart for chart labels (Vega-Lite), which are drawn as text.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 
@@ -61,8 +60,11 @@ def literal(value: Any, max_chars: int | None = None) -> str:
 
 
 def chart_text(value: Any, max_chars: int | None = None) -> str:
-    """A Plotly label (axis tick, legend, title) that shows `value` as text, not as Plotly's HTML subset."""
+    """A Vega-Lite label or tooltip value (None: empty), cut to `max_chars` and otherwise as typed.
+
+    Vega draws labels as SVG or canvas text and its tooltips escape HTML, so nothing in the
+    value can open a tag; an escape here would show as `&lt;` on screen.
+    """
     if value is None:
         return ""
-    # quotes stay as they are: Plotly shows &quot; literally, and with < escaped no tag can open
-    return html.escape(_cut(str(value), max_chars), quote=False)
+    return _cut(str(value), max_chars)

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import ROOT, reload_settings
 
-APP_TIMEOUT_S = 60  # the first run imports plotly, pandas and the SDK
+APP_TIMEOUT_S = 60  # the first run imports pandas and the SDK
 SEEDED_ERRORS = 120  # error rows in the browser tests' store before their app starts
 
 

@@ -60,15 +60,54 @@ def test_a_new_critical_error_appears_in_the_table_without_a_reload(page, app):
         timeout=(5 * LIVE_REFRESH_S + 25) * 1000)  # a refresh or two, on a loaded machine
 
 
+def _bar(page, chart: int, label_starts: str = ""):
+    """A bar of the Errors page's chart number `chart` (0 over time, 1 by severity, 2 top codes), drawn and clickable."""
+    labelled = f'[aria-label^="{label_starts}"]' if label_starts else ""
+    bars = page.locator('[data-testid="stVegaLiteChart"]').nth(chart).locator(
+        f'path[aria-roledescription="bar"]{labelled}')
+    bars.first.wait_for(timeout=30_000)
+    return bars.first
+
+
+def _rows_of(bar) -> int:
+    """The count a bar stands for, from its accessible label ("...; Rows: 12")."""
+    return int(re.search(r"Rows: ([\d,]+)", bar.get_attribute("aria-label")).group(1).replace(",", ""))
+
+
+def _wait_matching(page, want: int) -> None:
+    deadline = 30_000
+    while _matching(page) != want and deadline > 0:
+        page.wait_for_timeout(500)
+        deadline -= 500
+    assert _matching(page) == want
+
+
+def test_clicking_a_code_or_a_time_bar_filters_the_table_to_exactly_its_rows(page, app):
+    """Top codes' first bar narrows the table to that code's rows; a bar over time to its type's rows of that day."""
+    goto(page, app, "errors")
+    everything = _matching(page)
+    page.wait_for_timeout(1500)
+    top_code = _bar(page, 2)
+    want = _rows_of(top_code)
+    top_code.click(force=True)
+    _wait_matching(page, want)
+    assert want < everything
+    page.get_by_role("button", name="Clear filters").click()
+    _wait_matching(page, everything)
+    page.wait_for_timeout(1500)
+    day = _bar(page, 0)
+    want = _rows_of(day)
+    day.click(force=True)
+    _wait_matching(page, want)
+    page.get_by_text(re.compile("the bar clicked in the chart")).wait_for(timeout=30_000)
+
+
 def test_clicking_a_severity_bar_filters_the_table_to_it(page, app):
     """A click on the critical bar of By severity narrows the table to critical rows."""
     goto(page, app, "errors")
     everything = _matching(page)
-    charts = page.locator(".js-plotly-plot")
-    charts.nth(2).wait_for(timeout=30_000)
     page.wait_for_timeout(1500)
-    bars = charts.nth(1).locator("g.point path")
-    bars.last.click(force=True)  # critical is the last severity
+    _bar(page, 1, "severity: critical;").click(force=True)
     page.get_by_text(re.compile(r"· [\d,]+ matching rows$")).first.wait_for(timeout=30_000)
     deadline = 30_000
     while _matching(page) == everything and deadline > 0:

@@ -121,7 +121,7 @@ def _seed(url: str) -> dict[str, Any]:
                                           {"role": "assistant", "content": f"Sure.\n\n{HOSTILE}\n\n# {HOSTILE}"}],
             turn_count=2, input_tokens=10, output_tokens=10, cost_usd=0.0, status="ok", created_by="analyst",
             created_at=now))
-        # enough rows of one hostile code to put it first in the Top codes chart (Plotly reads <a href>)
+        # enough rows of one hostile code to put it first in the Top codes chart (drawn as text, never a link)
         for n in range(CHART_ROWS):
             conn.execute(error_logs.insert().values(
                 error_id=ERROR_ID if n == 0 else uuid.uuid4().hex, created_at=now, error_type="api",

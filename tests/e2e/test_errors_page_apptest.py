@@ -195,11 +195,21 @@ def test_resolve_all_says_how_many_rows_and_asks_first(open_page, engine):
     assert _csv_rows(engine, ErrorFilter(fingerprint=fp, resolved=False, kind=None)) == 0
 
 
-def _figure(at, key: str) -> dict:
+def _chart(at, key: str) -> tuple[dict, list[dict]]:
+    """The Vega-Lite spec of the chart whose key contains `key`, and its rows (Streamlit sends them as Arrow)."""
     import json
 
-    chart = next(c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id)
-    return json.loads(chart.proto.spec)
+    import pyarrow as pa
+
+    chart = next(c for c in at.get("vega_lite_chart") if c.proto.id and key in c.proto.id)
+    return json.loads(chart.proto.spec), pa.ipc.open_stream(chart.proto.data.data).read_all().to_pylist()
+
+
+def _span(spec: dict) -> timedelta:
+    """How much time the x axis of the over-time chart covers."""
+    first, last = (datetime(d["year"], d["month"], d["date"], d["hours"], d["minutes"], tzinfo=UTC)
+                   for d in spec["encoding"]["x"]["scale"]["domain"])
+    return last - first
 
 
 def test_charts_of_the_last_hour_have_a_bar_a_minute_and_keep_the_legend_off_the_axis(open_page, engine):
@@ -210,13 +220,14 @@ def test_charts_of_the_last_hour_have_a_bar_a_minute_and_keep_the_legend_off_the
         insert_critical_error(engine)
     at = open_page("errors")
     at.selectbox(key="errors.range").select("Last hour").run()
-    figure = _figure(at, "chart_time")
-    xs = figure["data"][0]["x"]
-    assert 60 <= len(xs) <= 62 and "per minute" in figure["layout"]["title"]["text"]
-    legend = figure["layout"]["legend"]
-    assert legend["yanchor"] == "bottom" and legend["y"] >= 1  # above the plot, never over the x-axis labels
+    spec, rows = _chart(at, "chart_time")
+    assert "per minute" in spec["title"]["text"] and rows
+    assert spec["encoding"]["x"]["timeUnit"] == "utcyearmonthdatehoursminutes"  # a bar is one minute wide
+    assert timedelta(minutes=60) <= _span(spec) <= timedelta(minutes=62)  # of the whole hour, not the rows' minutes
+    assert spec["encoding"]["color"]["legend"]["orient"] == "top"  # above the plot, never over the x-axis labels
     at.selectbox(key="errors.range").select("Last 30 days").run()
-    figure = _figure(at, "chart_time")
-    assert 30 <= len(figure["data"][0]["x"]) <= 31 and "per day" in figure["layout"]["title"]["text"]
+    spec, rows = _chart(at, "chart_time")
+    assert "per day" in spec["title"]["text"] and spec["encoding"]["x"]["timeUnit"] == "utcyearmonthdate"
+    assert timedelta(days=30) <= _span(spec) <= timedelta(days=31) and len({r["start"] for r in rows}) <= 31
     at.selectbox(key="errors.range").select("Last 24 hours").run()
-    assert "per hour" in _figure(at, "chart_time")["layout"]["title"]["text"]
+    assert "per hour" in _chart(at, "chart_time")[0]["title"]["text"]

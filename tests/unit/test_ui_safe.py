@@ -1,4 +1,4 @@
-"""literal() turns untrusted text into Markdown that shows it exactly; chart_text() does it for Plotly.
+"""literal() turns untrusted text into Markdown that shows it exactly; chart_text() cuts chart labels, which Vega draws as text.
 
 The check below reads the output the way a CommonMark parser reads text: a backslash before
 ASCII punctuation is that character, and any other ASCII punctuation character is markup.
@@ -124,8 +124,8 @@ def test_a_very_long_string_is_escaped_whole_and_fast():
     assert elapsed < 5  # linear: a regex pass; generous for a shared machine
 
 
-def test_chart_text_shows_plotly_html_as_text():
-    """Plotly's `<a href>`, `<b>` and `<br>` arrive as entities, so the label shows them as typed."""
-    assert chart_text('<a href="http://evil.invalid">x</a>') == '&lt;a href="http://evil.invalid"&gt;x&lt;/a&gt;'
+def test_chart_text_keeps_html_as_typed_for_vega_which_draws_it_as_text():
+    """Vega draws a label as text, so `<a href>` is passed on as typed (an entity would show as `&lt;`)."""
+    assert chart_text('<a href="http://evil.invalid">x</a>') == '<a href="http://evil.invalid">x</a>'
     assert chart_text(None) == ""
     assert chart_text("x" * 10, max_chars=4) == "xxx…"
