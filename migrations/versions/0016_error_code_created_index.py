@@ -9,16 +9,16 @@ same rows ~350 ms. With created_at in the index the count reads only the index r
 on the prefix. 0001 builds error_logs from the live schema, so a fresh database already has
 the new index; every step checks first.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
