@@ -38,7 +38,7 @@ def test_error_csv_has_the_header_and_the_filtered_rows(page, app, tmp_path):
     caption = page.get_by_text(re.compile(r"matching rows$")).first
     caption.wait_for(timeout=30_000)
     unfiltered = caption.inner_text()
-    page.get_by_label("Severity").click()
+    page.get_by_role("combobox", name="Severity").click()
     page.get_by_role("option", name="critical").click()
     page.keyboard.press("Escape")
     # the rerun with the filter has drawn the table (and the download beside it) when the count changes;

@@ -40,7 +40,7 @@ def _matching(page) -> int:
 
 
 def _filter_critical(page) -> None:
-    page.get_by_label("Severity").click()
+    page.get_by_role("combobox", name="Severity").click()
     page.get_by_role("option", name="critical").click()
     page.keyboard.press("Escape")
     page.wait_for_timeout(1500)  # let the rerun with the new filter settle
