@@ -22,6 +22,7 @@ from isolation import isolate_environment
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from core.auth.actor import forget_actor
 from core.auth.local import forget_local_user
 from core.config import reload_settings
 from core.errorlog import reset_recorder
@@ -44,11 +45,13 @@ def isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     reload_settings()
     reset_engine()
     forget_local_user()  # the local user is resolved again in this test's own database
+    forget_actor()  # an AppTest run sets the session's person in this thread: it must not act in the next test
     yield
     reset_recorder()  # stop the writer before the test's engines go away
     reset_engine()
     reload_settings()
     forget_local_user()
+    forget_actor()
 
 
 @pytest.fixture(autouse=True)

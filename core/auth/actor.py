@@ -23,6 +23,7 @@ __all__ = [
     "Role",
     "acting_as",
     "current_actor",
+    "forget_actor",
     "in_current_context",
     "known_actor",
     "set_actor",
@@ -131,6 +132,11 @@ def known_actor() -> Actor | None:
         return actor
     peek = _default_peek
     return peek() if peek is not None else (None if _default_resolver is not None else ANONYMOUS)
+
+
+def forget_actor() -> None:
+    """This context acts as the process default again (tests: no actor carries from one test to the next)."""
+    _current.set(None)
 
 
 def set_actor(actor: Actor) -> None:
