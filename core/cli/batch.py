@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from core.batches.csv_import import parse_csv
 from core.batches.service import (
@@ -16,7 +15,7 @@ from core.batches.service import (
     resume_batch,
 )
 from core.batches.states import BATCH_STATES
-from core.cli import add_action, add_group
+from core.cli import add_action, add_group, print_rows
 from core.cli.args import bounded_text, one_of, template_name, turns, variable_value, whole_number
 from core.store import get_engine
 from core.templates.coverage import COVERAGE_MODES
@@ -102,15 +101,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     rows = list_batches(get_engine(), status=args.status, limit=args.limit)
-    if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
-        return 0
-    for st in rows:
-        print(f"{st['id']}  {st['state']:<9}  {st['done']}/{st['total']} done  {st['failed']} failed  "
-              f"{st['created_at']}  {st['owner'] or '-'}  {st['name']}")
-    if not rows:
-        print("no batches", file=sys.stderr)
-    return 0
+    return print_rows(rows, as_json=args.json, footer=None if rows else "no batches", line=lambda st: (
+        f"{st['id']}  {st['state']:<9}  {st['done']}/{st['total']} done  {st['failed']} failed  "
+        f"{st['created_at']}  {st['owner'] or '-'}  {st['name']}"))
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -12,10 +12,10 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from core.batches.service import resolve_batch_id
-from core.cli import add_action, add_group, plain_fields
+from core.cli import add_action, add_group, plain_fields, print_rows
 from core.cli.args import template_name, whole_number
 from core.conversations import (
     ConversationExport,
@@ -55,15 +55,12 @@ def _list(args: argparse.Namespace) -> int:
     page = list_conversations(get_engine(), ConversationFilter(batch_id=args.batch, template=args.template),
                               page_size=args.limit)
     rows = [plain_fields(r, _LIST_FIELDS) for r in page.rows]
-    if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
-        return 0
-    for r in rows:
+
+    def line(r: dict[str, Any]) -> str:
         source = f"batch {r['batch_id'][:8]} #{r['item_index']}" if r["batch_id"] else "single"
-        print(f"{r['id']}  {r['created_at']}  {r['template']:<20}  {r['turn_count']} turns  {source}  "
-              f"{r['created_by'] or ''}")
-    print(f"{len(rows)} of {page.total} conversations", file=sys.stderr)
-    return 0
+        return f"{r['id']}  {r['created_at']}  {r['template']:<20}  {r['turn_count']} turns  {source}  {r['created_by'] or ''}"
+
+    return print_rows(rows, as_json=args.json, line=line, footer=f"{len(rows)} of {page.total} conversations")
 
 
 def _show(args: argparse.Namespace) -> int:

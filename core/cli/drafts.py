@@ -7,10 +7,9 @@ their role, but an admin's.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from core.cli import add_action, add_group, plain_fields
+from core.cli import add_action, add_group, plain_fields, print_rows
 from core.cli.generate import run_and_print
 from core.drafts import DraftSession, discard_draft, list_unfinished_drafts
 from core.store import get_engine
@@ -32,15 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _list(args: argparse.Namespace) -> int:
     rows = [plain_fields(r, _FIELDS) for r in list_unfinished_drafts(get_engine(), everyone=args.all)]
-    if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
-        return 0
-    for r in rows:
-        print(f"{r['id']}  {r['status']:<11}  {r['progress']:.0%}  {r['chars'] or 0} chars  {r['updated_at']}  "
-              f"{r['template']}")
-    if not rows:
-        print("no unfinished drafts", file=sys.stderr)
-    return 0
+    return print_rows(rows, as_json=args.json, footer=None if rows else "no unfinished drafts", line=lambda r: (
+        f"{r['id']}  {r['status']:<11}  {r['progress']:.0%}  {r['chars'] or 0} chars  {r['updated_at']}  "
+        f"{r['template']}"))
 
 
 def _resume(args: argparse.Namespace) -> int:
