@@ -53,8 +53,8 @@ def test_chaos_breaks_a_batch_the_errors_arrive_and_one_click_resumes_it(page, a
     _chaos(page, app, "Every call rejected (401, key invalid)", r"forced status 401")
     try:
         goto(page, app, "batches")
-        count = page.get_by_label("Conversations")
-        count.fill("12")
+        count = page.get_by_role("spinbutton", name="Conversations")
+        count.fill("12", timeout=90_000)  # the form is editable once the page's first run is drawn (slow under load)
         count.press("Tab")
         page.wait_for_timeout(1000)
         page.get_by_role("button", name="Launch batch").click()
