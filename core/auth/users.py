@@ -34,6 +34,7 @@ __all__ = ["LOCAL_ISSUER", "PENDING_ISSUER", "Identity", "actor_of", "add_user",
 LOCAL_ISSUER = "local"
 PENDING_ISSUER = "pending"
 _TEXT_MAX = 200
+_EMAIL_MAX = 320
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ def local_actor(engine: Engine, name: str | None = None) -> Actor:
 def sign_in(engine: Engine, *, issuer: str, subject: str, email: str | None, name: str | None) -> Actor:
     """The person an OIDC sign-in names: found, claimed from a pending invitation, or created."""
     email = (email or "").strip() or None
+    if email and redact_cut(email, _EMAIL_MAX) != email:
+        email = None  # secret-shaped (or too long): not stored, not matched against admins or invitations
     name = redact_cut(name, _TEXT_MAX) if name else None
     settings = get_settings()
     with _as_system(engine) as conn, conn.begin():

@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.auth import Role
 from core.auth.users import list_users, set_role
+from core.redact import redact_cut
 from core.store import get_engine
 from core.ui.boundaries import callback, section_key
 from core.ui.safe import literal
@@ -23,6 +24,7 @@ from core.wording import counted
 __all__ = ["listing", "role_change"]
 
 _K = "users"
+_CELL_MAX = 80
 _ROLES = [r.value for r in Role]
 
 
@@ -31,7 +33,7 @@ def _key(name: str) -> str:
 
 
 def _label(user: dict[str, Any]) -> str:
-    name, email = user["name"] or "", user["email"] or ""
+    name, email = redact_cut(user["name"] or "", _CELL_MAX), redact_cut(user["email"] or "", _CELL_MAX)
     return f"{name} · {email}" if name and email and name != email else (name or email or user["id"][:8])
 
 
@@ -39,7 +41,9 @@ def listing() -> list[dict[str, Any]]:
     """Every user, oldest first, as a table; returns them."""
     users = list_users(get_engine())
     frame = pd.DataFrame([{
-        "Name": u["name"] or "", "Email": u["email"] or "", "Role": u["role"],
+        # stored text is untrusted: redacted (rows from before sign-in redacted emails) and cut for the table
+        "Name": redact_cut(u["name"] or "", _CELL_MAX), "Email": redact_cut(u["email"] or "", _CELL_MAX),
+        "Role": u["role"],
         "Status": "active" if u["signed_in"] else "added, not signed in yet",
         "Last seen": ago(u["last_seen_at"]) if u["signed_in"] and u["last_seen_at"] else "never",
         "Created (UTC)": exact(u["created_at"]),

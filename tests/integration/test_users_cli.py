@@ -10,7 +10,7 @@ from people import TEST_ISSUER, person
 
 from core.auth import Role, acting_as, system_actor
 from core.auth.audit import AuditAction
-from core.auth.users import identity_of, local_actor, sign_in
+from core.auth.users import identity_of, list_users, local_actor, sign_in
 from core.store.schema import app_users, audit_events
 
 
@@ -133,3 +133,14 @@ def test_identity_of_drops_an_unverified_or_malformed_email():
         assert ident is not None and ident.email is None
     ident = identity_of({"iss": "https://idp", "sub": "x", "email": "nobody"})
     assert ident is not None and ident.email is None
+
+
+def test_a_secret_shaped_email_from_the_provider_is_not_stored(engine):
+    """A key in the provider's email claim is dropped at sign-in, so no page or list can show it."""
+
+    key = "sk-ant-api03-" + "Q7w8E9r0T1y2" * 6
+    actor = sign_in(engine, issuer="https://issuer.test", subject="keyed", email=f"{key}@x.test", name="Kay")
+    assert actor.email is None
+    with acting_as(person(engine, "boss@example.com", Role.ADMIN)):
+        listed = list_users(engine)
+    assert all(key not in str(u) for u in listed)
