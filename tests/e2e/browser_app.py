@@ -50,9 +50,10 @@ def app_environment(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 class RunningApp:
-    """`streamlit run Home.py` as a subprocess; `url` once it answers its health check."""
+    """`streamlit run Home.py` (or another `script`) as a subprocess; `url` once it answers its health check."""
 
-    def __init__(self, data_dir: Path, **extra_env: str) -> None:
+    def __init__(self, data_dir: Path, script: str = "Home.py", **extra_env: str) -> None:
+        self.script = script
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "streamlit.log"
@@ -64,7 +65,7 @@ class RunningApp:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             # Streamlit reads the secrets the settings do (a developer's .streamlit/secrets.toml is not the test's)
-            [str(streamlit), "run", "Home.py", "--server.port", str(self.port), "--server.headless", "true",
+            [str(streamlit), "run", self.script, "--server.port", str(self.port), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--secrets.files", self.env["STUDIO_SECRETS_FILE"]],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
