@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -45,6 +46,8 @@ __all__ = [
     "audit_events",
     "templates",
     "template_versions",
+    "review_decisions",
+    "message_batch_submissions",
     "OwnerId",
     "utcnow",
     "RedactedText",
@@ -230,6 +233,13 @@ batch_jobs = Table(
     Column("input_tokens", BigInteger, nullable=False, default=0),
     Column("output_tokens", BigInteger, nullable=False, default=0),
     Column("cost_usd", Float, nullable=False, default=0.0),
+    # Message Batches mode (0018): how its items reach the model, and a spend cap in dollars
+    Column("mode", String(20), nullable=False, default="online", server_default="online"),  # online|message_batches
+    Column("budget_usd", Float),
+    Column("cache_read_tokens", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("cache_creation_tokens", BigInteger, nullable=False, default=0, server_default="0"),
+    # the optional LLM judge's calls, apart from generation (0017)
+    Column("judge_cost_usd", Float, nullable=False, default=0.0, server_default="0"),
     Index("ix_batch_jobs_status", "status", "lease_expires_at"),
     Index("ix_batch_jobs_owner", "owner_id", "created_at"),
 )
@@ -251,6 +261,10 @@ batch_items = Table(
     Column("claimed_at", UtcDateTime()),
     Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("conversation_id", String(36)),
+    # times routing sent its conversation back to be generated again (0017), against the template's limit
+    Column("regenerations", Integer, nullable=False, default=0, server_default="0"),
+    # the Message Batches submission it is in flight in (0018); NULL: not submitted
+    Column("submission_id", String(36)),
     UniqueConstraint("batch_id", "item_index", name="uq_batch_item"),
     # pending items in index order: a claim reads the first few entries, however many are done
     Index("ix_batch_items_status_index", "batch_id", "status", "item_index"),
@@ -295,12 +309,79 @@ conversations = Table(
     Column("is_recovering", Boolean, nullable=False, default=False),
     Column("recovery_attempts", Integer, nullable=False, default=0),
     Column("original_conversation_id", String(36)),
+    # quality gate and review (0017; core.quality, core.review)
+    Column("review_status", String(16), nullable=False, default="needs_review",
+           server_default="needs_review"),  # accepted|needs_review|rejected|regenerate
+    Column("quality_score", Integer),  # 0-100, NULL: not checked yet
+    Column("checks", JSON),  # [{"name", "passed", "hard", "detail"}]
+    Column("score_parts", JSON),  # {"check name": points}
+    Column("content_hash", String(64)),  # of the normalised text: exact duplicates
+    Column("minhash", LargeBinary),  # MinHash signature over word shingles: near-duplicates
+    Column("duplicate_of", String(36)),  # the conversation it duplicates
+    Column("duplicate_kind", String(8)),  # exact|near
+    Column("duplicate_similarity", Float),
+    Column("duplicate_passage", RedactedText()),
+    Column("judge", JSON),  # {"scores": {...}, "reasons": {...}} from the optional LLM judge
+    Column("judge_status", String(16)),  # NULL: not judged; ok|failed
+    Column("judge_cost_usd", Float, nullable=False, default=0.0, server_default="0"),
+    Column("original_turns", JSON),  # the turns as generated, once a reviewer edits one
+    Column("reviewed_by", OwnerId()),
+    Column("reviewed_at", UtcDateTime()),
+    Column("review_note", RedactedText()),
+    # Message Batches and prompt caching (0018): the mode it was generated in, its cache usage
+    Column("mode", String(20), nullable=False, default="online", server_default="online"),
+    Column("cache_read_tokens", Integer, nullable=False, default=0, server_default="0"),
+    Column("cache_creation_tokens", Integer, nullable=False, default=0, server_default="0"),
     # a replayed batch item cannot write a second conversation
     UniqueConstraint("batch_id", "item_index", name="uq_conversation_batch_item"),
     Index("ix_conversations_created", "created_at"),
     Index("ix_conversations_template", "template", "created_at"),
     Index("ix_conversations_draft", "draft_id", "id"),  # Recovery: conversations whose draft is gone
     Index("ix_conversations_owner", "owner_id", "created_at"),
+    Index("ix_conversations_review", "review_status", "created_at"),  # the review queue, oldest first
+    Index("ix_conversations_hash", "content_hash"),
+)
+
+# One row per review decision (core.review): who decided what on which conversation, and in which
+# bulk operation. (operation_id, conversation_id) is unique, so a bulk decision resumed after a
+# crash cannot apply twice to the same conversation.
+review_decisions = Table(
+    "review_decisions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(36), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("decision", String(16), nullable=False),  # accepted|rejected|edited
+    Column("note", RedactedText()),
+    Column("reviewer_id", OwnerId()),
+    Column("operation_id", String(36)),  # the recovery_checkpoints row of a bulk decision; NULL: one by hand
+    Column("decided_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("operation_id", "conversation_id", name="uq_review_decision_operation"),
+    Index("ix_review_decisions_conversation", "conversation_id", "decided_at"),
+)
+
+# Message Batches mode (core.batches): one row per remote batch, written in the same transaction
+# that marks its items submitted and before the remote call, so a worker that dies after the call
+# finds the remote batch again by its items' custom_ids, and no item is submitted twice.
+message_batch_submissions = Table(
+    "message_batch_submissions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("batch_id", String(36), ForeignKey("batch_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("remote_id", String(128)),  # the API's msgbatch_... id; NULL until stored after create
+    # submitting|in_progress|canceling|ended|collected|failed
+    Column("state", String(16), nullable=False, default="submitting"),
+    Column("item_indexes", JSON, nullable=False),  # the batch item indexes in it
+    Column("request_count", Integer, nullable=False),
+    Column("request_bytes", BigInteger, nullable=False, default=0),
+    Column("counts", JSON),  # the remote request_counts: processing, succeeded, errored, expired, canceled
+    Column("results_done", Integer, nullable=False, default=0),  # results committed so far (resume point)
+    Column("last_error", RedactedText()),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("submitted_at", UtcDateTime()),
+    Column("ended_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("remote_id", name="uq_message_batch_remote"),
+    Index("ix_message_batch_submissions_batch", "batch_id", "state"),
 )
 
 app_settings = Table(

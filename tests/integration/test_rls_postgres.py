@@ -39,7 +39,7 @@ _TAG = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 # every table RLS guards, and the column naming its row (the owner's column, where it has one)
 OWNED_TABLES = ("batch_jobs", "batch_items", "batch_resumes", "conversations", "conversation_drafts",
                 "recovery_checkpoints", "error_logs", "audit_events", "app_users", "app_settings",
-                "error_log_rollup", "templates", "template_versions")
+                "error_log_rollup", "templates", "template_versions", "review_decisions", "message_batch_submissions")
 KEY = {"batch_jobs": "id", "batch_items": "batch_id", "batch_resumes": "batch_id", "conversations": "id",
        "conversation_drafts": "id", "recovery_checkpoints": "operation_id", "error_logs": "error_id",
        "audit_events": "target_id", "app_users": "id"}
@@ -145,6 +145,10 @@ def _rows_of(world: World, who: Actor) -> dict[str, list[dict[str, Any]]]:
                             severity="error", message=f"error of {uid}", fingerprint="f", user_id=uid)],
         "audit_events": [dict(actor_id=uid, actor_label="x", action="batch.create", target_kind="batch",
                               target_id=batch)],
+        "review_decisions": [dict(conversation_id=world.key_of(who, "conversations"), decision="accepted",
+                                  reviewer_id=uid)],
+        "message_batch_submissions": [dict(id=world.key_of(who, "message_batch_submissions"), batch_id=batch,
+                                           item_indexes=[0], request_count=1)],
     }
 
 
