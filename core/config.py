@@ -283,6 +283,34 @@ class Settings(BaseSettings, CheckedModel):
     # bigger sets go through the CLI export, which streams to a file
     ui_download_max_mb: int = positive(20, "Largest download from a page (MB)", most=40)
 
+    # quality gate (core.quality): checks, heuristic score, near-duplicates and routing
+    # each message's length, in characters, outside which its check fails
+    quality_min_turn_chars: int = positive(2, "Shortest message a check accepts (characters)", most=100_000)
+    quality_max_turn_chars: int = positive(4_000, "Longest message a check accepts (characters)", most=1_000_000)
+    # heavy repetition: the share of a conversation's sentences that repeat an earlier one, or of its
+    # word n-grams that occur more than once, above which the check fails
+    quality_repetition_max_share: float = fraction(0.3, "Largest share of repeated sentences or n-grams")
+    quality_repetition_ngram_words: int = positive(4, "Words per n-gram the repetition check counts", most=50)
+    # near-duplicates: MinHash over word shingles of this many words, signatures of this many hash values
+    quality_shingle_words: int = positive(5, "Words per shingle (near-duplicates)", most=50)
+    quality_minhash_perms: int = whole(128, "MinHash hash values per conversation", least=16, most=1024)
+    quality_near_duplicate_threshold: float = fraction(0.8, "Similarity that makes a near-duplicate",
+                                                       above_zero=True)
+    # a flagged pair shows its longest shared passage, redacted, then cut to this
+    quality_passage_max_chars: int = positive(300, "Longest shared passage shown (characters)", most=10_000)
+    # routing: accepted at or above the first, needs review from the second, regenerated below it
+    quality_accept_score: int = whole(85, "Score that accepts a conversation", least=0, most=100)
+    quality_review_score: int = whole(60, "Score below which a conversation is generated again",
+                                      least=0, most=100)
+    # times one batch item is generated again after routing sent it back; then it waits for review
+    quality_max_regenerations: int = non_negative(2, "Regenerations per batch item", most=20, zero="never")
+    # the in-memory near-duplicate index of each process: loaded in chunks, caught up this often, reading
+    # back this far past its last row (a transaction stamped earlier may commit later)
+    quality_index_chunk_rows: int = positive(5_000, "Signatures read per chunk", most=1_000_000)
+    quality_index_refresh_s: float = non_negative(10.0, "Near-duplicate index catch-up interval (s)", most=86_400,
+                                                  zero="at every conversation")
+    quality_index_overlap_s: float = non_negative(300.0, "Near-duplicate index catch-up overlap (s)", most=86_400)
+
     # offline sandbox
     sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")
     sandbox_rpm: int = non_negative(0, "Sandbox requests per minute", most=1_000_000, zero="no limit")
@@ -359,6 +387,12 @@ class Settings(BaseSettings, CheckedModel):
             raise RuleBroken(("generation_default_turns", "generation_min_turns", "generation_max_turns"), lambda n: (
                 f"({turns}) must be an even number from {n('generation_min_turns')} ({lo}) to "
                 f"{n('generation_max_turns')} ({hi})."))
+        if self.quality_review_score > self.quality_accept_score:
+            raise RuleBroken(("quality_review_score", "quality_accept_score"),
+                             lambda n: f"must be <= {n('quality_accept_score')} ({self.quality_accept_score}).")
+        if self.quality_min_turn_chars > self.quality_max_turn_chars:
+            raise RuleBroken(("quality_min_turn_chars", "quality_max_turn_chars"),
+                             lambda n: f"must be <= {n('quality_max_turn_chars')}.")
         if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
             raise RuleBroken(("database_url",), lambda n: (
                 "must start with sqlite:// or postgresql+psycopg:// (Supabase: use the session pooler URL)."))

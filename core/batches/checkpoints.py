@@ -39,8 +39,18 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.batches.leases import ClaimedItem, requeued_status
-from core.config import get_settings
+from core.config import Settings, get_settings
 from core.errors import AppError
+from core.quality import (
+    ACCEPTED,
+    NEEDS_REVIEW,
+    REGENERATE,
+    assess,
+    find_duplicate,
+    gate_values,
+    route,
+    shared_index,
+)
 from core.resilience import run_db
 from core.store.dialect import is_sqlite
 from core.store.schema import batch_items, batch_jobs, conversations, utcnow
@@ -94,7 +104,7 @@ def _insert_conversation(conn: Connection) -> Any:
 
 def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
                 conversation_id: str | None = None) -> bool:
-    """Save an item's conversation and mark it done; False if it was already done (a replay).
+    """Save an item's conversation and mark it done; False if it was already done (a replay) or it regenerates.
 
     Accepted whatever claim it came from (see the module docstring): a late result onto an
     item a sweep failed or a cancel skipped makes it done, and a finalized batch is reconciled.
@@ -105,17 +115,35 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
 
     The conversation is the batch's owner's, read from the batch row in the statement that adds the
     usage (the worker acts for the owner too, so the errors it records are theirs).
+
+    The quality gate runs in the same transaction (core.quality): the conversation is stored with
+    its checks, score, fingerprints, duplicate and review status. One that routing sends back is
+    not stored: its item goes back to pending as a new attempt (`regenerations` + 1, its usage
+    added), while the item's regenerations stay under settings.quality_max_regenerations, the
+    batch is running and this claim still holds; otherwise it is stored as needs_review.
     """
     usage = result.usage
     turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
     params = item.params
     # fixed across retries of _commit, so a retry can recognise its own earlier commit
     conversation_id = conversation_id or str(uuid.uuid4())
+    settings = get_settings()
+    assessment = assess(turns, params, settings)  # pure: outside the transaction
+    store_index = shared_index(engine)
 
     def _commit() -> bool:
         now = utcnow()
         keys = {"b_batch": item.batch_id, "b_index": item.item_index, "b_now": now}
+        index = store_index.prepare(item.batch_id)
         with write_tx(engine) as conn:
+            duplicate = find_duplicate(conn, assessment, batch_id=item.batch_id, index=index,
+                                       exclude_id=conversation_id, settings=settings)
+            status = route(assessment, duplicate, settings)
+            if status == REGENERATE:
+                regenerated = _regenerate(conn, item, result, now, settings)
+                if regenerated is not None:
+                    return False
+                status = NEEDS_REVIEW  # out of regenerations, or a late result: a reviewer decides
             # tokens were spent either way (the item counts once, below). The batch row is locked
             # first, as in every transaction that touches a batch and its items, so none deadlock.
             # no row: this very conversation was saved before (a retry after a lost COMMIT acknowledgement)
@@ -132,6 +160,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
                 "created_at": now,
                 "last_error": None, "error_count": result.invalid_attempts, "last_error_at": None,
                 "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None,
+                **gate_values(assessment, duplicate, status, settings),
             }).first() is not None
             saved_id = conversation_id if fresh else conn.execute(_CONVERSATION_ID, keys).scalar_one()
             newly_done = conn.execute(_MARK_DONE, {**keys, "b_item": item.id, "b_conv": saved_id}
@@ -139,9 +168,45 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
             if newly_done and batch_status == "failed":
                 # a late result onto a batch already finalized: its state follows its items again
                 _derive_final_state(conn, item.batch_id, now, from_status="failed")
+            if fresh:
+                index.add(conversation_id, assessment.signature, accepted=status == ACCEPTED,
+                          batch_id=item.batch_id)
             return fresh and newly_done
 
     return run_db(_commit)
+
+
+def _regenerate(conn: Connection, item: ClaimedItem, result: GenerationResult, now: datetime,
+                settings: Settings) -> str | None:
+    """Send the item back to pending as a new attempt, its usage added; None if it cannot (then it is stored).
+
+    "requeued": done now. "already": a retry of a transaction whose COMMIT landed (the item's
+    regenerations moved past this claim's), so nothing is added twice. None: out of
+    regenerations, the batch is not running, or this claim was lost: the conversation is
+    stored for review instead, as any late result is.
+    """
+    if item.regenerations >= settings.quality_max_regenerations:
+        return None
+    # the batch row first (the one lock order), then the item
+    batch_status = conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == item.batch_id)
+                                .with_for_update()).scalar()
+    if batch_status != "running":
+        return None
+    this_claim = [batch_items.c.id == item.id, batch_items.c.status == "running",
+                  batch_items.c.regenerations == item.regenerations, batch_items.c.attempts == item.attempts]
+    if item.claimed_by is not None:
+        this_claim.append(batch_items.c.claimed_by == item.claimed_by)
+    if conn.execute(batch_items.update().where(*this_claim).values(
+            status=requeued_status(), regenerations=item.regenerations + 1, claimed_by=None, claimed_at=None,
+            conversation_id=None, submission_id=None, updated_at=now)).rowcount == 1:
+        usage = result.usage
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == item.batch_id).values(
+            input_tokens=batch_jobs.c.input_tokens + usage.input_tokens,
+            output_tokens=batch_jobs.c.output_tokens + usage.output_tokens,
+            cost_usd=batch_jobs.c.cost_usd + result.cost_usd, updated_at=now))
+        return "requeued"
+    moved = conn.execute(sa.select(batch_items.c.regenerations).where(batch_items.c.id == item.id)).scalar()
+    return "already" if moved is not None and int(moved) > item.regenerations else None
 
 
 def record_item_failure(engine: Engine, item: ClaimedItem, error: AppError) -> str:

@@ -76,6 +76,7 @@ class ClaimedItem:
     attempts: int
     claimed_by: str | None = None  # the worker that claimed it: its outcome applies only to this claim
     lost_attempts: int = 0  # with attempts and claimed_by, tells this claim from a later one of the same item
+    regenerations: int = 0  # times routing sent this item back already (core.quality), against the setting
 
 
 _SYSTEM = system_actor()
@@ -216,9 +217,10 @@ def claim_items(engine: Engine, batch_id: str, worker_id: str, n: int, *, suspec
                                            batch_items.c.status == "pending", running)
                 .values(status="running", claimed_by=worker_id, claimed_at=now, updated_at=now)
                 .returning(batch_items.c.id, batch_items.c.item_index, batch_items.c.params,
-                           batch_items.c.attempts, batch_items.c.lost_attempts)).all()
+                           batch_items.c.attempts, batch_items.c.lost_attempts, batch_items.c.regenerations)).all()
         return sorted((ClaimedItem(int(r.id), batch_id, int(r.item_index), dict(r.params), int(r.attempts), worker_id,
-                                   int(r.lost_attempts)) for r in rows), key=lambda it: it.item_index)
+                                   int(r.lost_attempts), int(r.regenerations)) for r in rows),
+                      key=lambda it: it.item_index)
 
     return run_db(_claim)
 

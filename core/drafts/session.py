@@ -30,11 +30,22 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.auth import Action, Actor, Kind, current_actor, require, where
+from core.auth.actor import system_actor
 from core.config import get_settings
 from core.errorlog import record
 from core.errors import AppError, ErrorCode, NotFoundError, ValidationError, classify, without_promise
 from core.generation import GenerationParams, GenerationResult, validate_params
 from core.generation.service import agenerate_conversation
+from core.quality import (
+    ACCEPTED,
+    NEEDS_REVIEW,
+    REGENERATE,
+    assess,
+    find_duplicate,
+    gate_values,
+    route,
+    shared_index,
+)
 from core.redact import redact_text
 from core.resilience import run_db
 from core.store.paging import Page
@@ -205,10 +216,21 @@ class DraftSession:
         usage = result.usage
 
         owner_name = _name_of(self.engine, self.owner_id)
+        settings = get_settings()
+        params = self.params.to_dict()
+        assessment = assess(turns, params, settings)  # pure: outside the transaction
+        store_index = shared_index(self.engine)
 
-        def _write() -> None:
+        def _write() -> str:
             now = utcnow()
             actor = current_actor(self.engine)
+            index = store_index.prepare()
+            # looked up as the system: the accepted set is everybody's, and the owner may not see it all
+            with read_conn(self.engine, actor=system_actor()) as conn:
+                duplicate = find_duplicate(conn, assessment, batch_id=None, index=index, settings=settings)
+            # a single conversation is not generated again by itself: below the bar, a reviewer decides
+            status = route(assessment, duplicate, settings)
+            status = NEEDS_REVIEW if status == REGENERATE else status
             with write_tx(self.engine, actor=actor) as conn:
                 # the draft first: one the actor may not write leaves no conversation behind
                 if not conn.execute(conversation_drafts.update().where(
@@ -220,12 +242,15 @@ class DraftSession:
                 conn.execute(conversations.insert().values(
                     id=conversation_id, batch_id=None, item_index=None, draft_id=self.id,
                     template=self.params.template, model=result.llm.model or self.params.model or "",
-                    params=self.params.to_dict(), system_prompt=result.conversation.system_prompt, turns=turns,
+                    params=params, system_prompt=result.conversation.system_prompt, turns=turns,
                     turn_count=len(turns), input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                     cost_usd=result.cost_usd, status="ok", owner_id=self.owner_id, created_by=owner_name,
-                    created_at=now, error_count=result.invalid_attempts, is_recovering=False, recovery_attempts=0))
+                    created_at=now, error_count=result.invalid_attempts, is_recovering=False, recovery_attempts=0,
+                    **gate_values(assessment, duplicate, status, settings)))
+            return status
 
-        run_db(_write)
+        status = run_db(_write)
+        store_index.index.add(conversation_id, assessment.signature, accepted=status == ACCEPTED, batch_id=None)
         self.status, self.progress, self.conversation_id = "completed", 1.0, conversation_id
         self.partial_text, self.turns = result.raw_text, turns
         return conversation_id

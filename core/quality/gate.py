@@ -1,0 +1,195 @@
+"""The quality gate where a conversation is committed: checks, score, duplicates, routing, stored columns.
+
+`assess()` is pure (checks, score, hash, signature); `find_duplicate()` looks in the store (exact:
+the content hash, among the accepted set and the same batch) and in the process's index (near:
+MinHash); `route()` decides; `gate_values()` is what goes into the conversation row. The batch
+commit (core.batches.checkpoints) and the single save (core.drafts.session) call them inside
+their own transaction; `recheck()` runs them over rows saved before (quality_score NULL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from core.auth.actor import system_actor
+from core.config import Settings, get_settings
+from core.quality.checks import CheckResult, check_conversation
+from core.quality.fingerprint import (
+    content_hash,
+    conversation_text,
+    normalise,
+    shared_passage,
+    signature,
+    signature_bytes,
+)
+from core.quality.index import NearDuplicateIndex
+from core.quality.score import Score, score
+from core.redact import redact_cut
+from core.resilience import run_db
+from core.store.schema import conversations
+from core.store.tx import read_conn, write_tx
+
+__all__ = ["ACCEPTED", "NEEDS_REVIEW", "REGENERATE", "REJECTED", "Assessment", "Duplicate", "assess",
+           "find_duplicate", "gate_values", "recheck", "route"]
+
+ACCEPTED, NEEDS_REVIEW, REGENERATE, REJECTED = "accepted", "needs_review", "regenerate", "rejected"
+_c = conversations.c
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the checks say about one conversation, and its fingerprints."""
+
+    checks: list[CheckResult]
+    score: Score
+    content_hash: str
+    signature: np.ndarray
+    text: str  # the messages' content (the shared passage is cut from it)
+
+    @property
+    def failed_hard(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.hard and not c.passed]
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The earlier conversation this one duplicates: exact (same normalised text) or near (MinHash)."""
+
+    conversation_id: str
+    kind: str  # exact|near
+    similarity: float
+    passage: str  # the longest passage they share, redacted and cut
+
+
+def assess(turns: Sequence[Mapping[str, Any]], params: Mapping[str, Any], settings: Settings | None = None
+           ) -> Assessment:
+    """Checks, score, content hash and MinHash signature of one conversation (no store)."""
+    s = settings or get_settings()
+    checks = check_conversation(turns, params, s)
+    text = conversation_text(turns)
+    norm = normalise(text)
+    return Assessment(checks, score(checks), content_hash(norm),
+                      signature(norm, num_perm=s.quality_minhash_perms, shingle_words=s.quality_shingle_words),
+                      text)
+
+
+def _in_scope(batch_id: str | None) -> sa.ColumnElement[bool]:
+    accepted = _c.review_status == ACCEPTED
+    return sa.or_(accepted, _c.batch_id == batch_id) if batch_id is not None else accepted
+
+
+def find_duplicate(conn: Connection, assessment: Assessment, *, batch_id: str | None,
+                   index: NearDuplicateIndex | None, exclude_id: str | None = None,
+                   settings: Settings | None = None) -> Duplicate | None:
+    """The earliest exact duplicate in the store, else the nearest near-duplicate the index holds; or None.
+
+    Compared with the accepted set and with the conversations of the same batch (`batch_id`).
+    """
+    s = settings or get_settings()
+    query = sa.select(_c.id, _c.turns).where(_c.content_hash == assessment.content_hash, _in_scope(batch_id))
+    if exclude_id is not None:
+        query = query.where(_c.id != exclude_id)
+    exact = conn.execute(query.order_by(_c.created_at, _c.id).limit(1)).first()
+    if exact is not None:
+        return Duplicate(str(exact.id), "exact", 1.0, redact_cut(" ".join(assessment.text.split()),
+                                                                  s.quality_passage_max_chars))
+    match = index.nearest(assessment.signature, batch_id=batch_id, exclude=exclude_id) if index is not None else None
+    if match is None:
+        return None
+    other = conn.execute(sa.select(_c.turns).where(_c.id == match.conversation_id)).scalar()
+    if other is None:
+        return None  # removed meanwhile
+    passage = shared_passage(assessment.text, conversation_text(other), max_chars=s.quality_passage_max_chars)
+    return Duplicate(match.conversation_id, "near", round(match.similarity, 4), passage)
+
+
+def route(assessment: Assessment, duplicate: Duplicate | None, settings: Settings | None = None) -> str:
+    """accepted (score at or above the accept setting), needs_review (between), regenerate (below, or a hard fail).
+
+    A duplicate is never accepted: at best it waits for a reviewer, who sees what it duplicates.
+    """
+    s = settings or get_settings()
+    total = assessment.score.total
+    if assessment.failed_hard or total < s.quality_review_score:
+        return REGENERATE
+    if total >= s.quality_accept_score and duplicate is None:
+        return ACCEPTED
+    return NEEDS_REVIEW
+
+
+def gate_values(assessment: Assessment, duplicate: Duplicate | None, status: str,
+                settings: Settings | None = None) -> dict[str, Any]:
+    """The quality columns of the conversation row (details redacted, then cut)."""
+    s = settings or get_settings()
+    limit = s.stored_reason_max_chars
+    return {
+        "review_status": status,
+        "quality_score": assessment.score.total,
+        "checks": [{**c.to_json(), "detail": redact_cut(c.detail, limit) if c.detail else ""}
+                   for c in assessment.checks],
+        "score_parts": assessment.score.parts,
+        "content_hash": assessment.content_hash,
+        "minhash": signature_bytes(assessment.signature),
+        "duplicate_of": duplicate.conversation_id if duplicate else None,
+        "duplicate_kind": duplicate.kind if duplicate else None,
+        "duplicate_similarity": duplicate.similarity if duplicate else None,
+        "duplicate_passage": duplicate.passage if duplicate else None,
+    }
+
+
+def recheck(engine: Engine, batch_id: str | None = None, *, only_unchecked: bool = True) -> int:
+    """Check, score, fingerprint and route stored conversations again (oldest first); how many were written.
+
+    `only_unchecked`: only rows never checked (quality_score NULL, e.g. saved before the gate existed).
+    A row a reviewer decided on keeps its review status; the others take the route's, where
+    "regenerate" becomes needs_review (a stored conversation is not generated again). Runs as the
+    system, in chunks of settings.quality_index_chunk_rows, each chunk one transaction.
+    """
+    from core.quality.shared import shared_index  # the index reads review decisions; imported where used
+
+    s = get_settings()
+    system = system_actor()
+    where: list[sa.ColumnElement[bool]] = []
+    if batch_id is not None:
+        where.append(_c.batch_id == batch_id)
+    if only_unchecked:
+        where.append(_c.quality_score.is_(None))
+    store_index = shared_index(engine)
+    written = 0
+    after: tuple[Any, str] | None = None
+    while True:
+        query = sa.select(_c.id, _c.batch_id, _c.params, _c.turns, _c.review_status, _c.reviewed_by,
+                          _c.created_at).where(*where)
+        if after is not None:
+            query = query.where(sa.tuple_(_c.created_at, _c.id) > sa.tuple_(*after))
+        with read_conn(engine, actor=system) as conn:
+            rows = conn.execute(query.order_by(_c.created_at, _c.id).limit(s.quality_index_chunk_rows)).all()
+        if not rows:
+            return written
+
+        def _write(chunk: Sequence[Any] = rows) -> None:
+            with write_tx(engine, actor=system) as conn:
+                for row in chunk:
+                    index = store_index.prepare(row.batch_id)
+                    found = assess(row.turns or [], row.params or {}, s)
+                    dup = find_duplicate(conn, found, batch_id=row.batch_id, index=index, exclude_id=row.id,
+                                         settings=s)
+                    status = route(found, dup, s)
+                    if row.reviewed_by is not None or row.review_status == REJECTED:
+                        status = row.review_status  # a person's decision stands
+                    elif status == REGENERATE:
+                        status = NEEDS_REVIEW
+                    conn.execute(conversations.update().where(_c.id == row.id).values(
+                        **gate_values(found, dup, status, s)))
+                    # at once: the next rows of this chunk compare with it (the row exists either way)
+                    index.add(row.id, found.signature, accepted=status == ACCEPTED, batch_id=row.batch_id)
+
+        run_db(_write)
+        written += len(rows)
+        after = (rows[-1].created_at, rows[-1].id)
