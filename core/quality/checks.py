@@ -196,16 +196,40 @@ too not no yes who's that's someone somebody something person people one ones
 _STEM_CHARS = 5  # "frustrated" and "frustration" share a stem: a cheap match across word forms
 
 
+# an emotion shows in words near it as often as in its own name ("frustrated": "fed up", "annoyed"):
+# a value whose stem is in a family is present when any of the family's stems is
+_EMOTION_FAMILIES = (
+    ("frust", "annoy", "angry", "anger", "irrit", "furio", "fed up", "upset", "impat", "had it"),
+    ("anxio", "anxie", "nervo", "worri", "worry", "stres", "scare", "afrai", "overw", "panic", "tense"),
+    ("sad", "down", "disap", "disco", "lonel", "hopel", "unhap"),
+    ("excit", "happy", "thril", "eager", "enthu", "optim", "hopef", "cheer", "looki"),
+    ("confu", "lost", "unsur", "uncer", "puzzl", "baffl", "make sense", "not follo"),
+    ("skept", "scept", "doubt", "suspi", "cynic", "wary", "not convi"),
+    ("curio", "wonde", "inter", "intri", "quick quest"),
+)
+
+
 def content_words(value: str) -> list[str]:
     """The words of a persona, emotion or topic that carry meaning (no stopwords, at least three letters)."""
     return [w for w in _WORD.findall(value.lower()) if len(w) >= 3 and w not in _STOPWORDS]
 
 
-def _present(name: str, value: Any, stems: set[str]) -> str | None:
+def _shows(word: str, stems: set[str], text: str, families: tuple[tuple[str, ...], ...]) -> bool:
+    stem = word[:_STEM_CHARS]
+    if stem in stems:
+        return True
+    for family in families:
+        if stem in family:
+            return any((f in stems) if " " not in f else (f in text) for f in family)
+    return False
+
+
+def _present(name: str, value: Any, stems: set[str], text: str) -> str | None:
     words = content_words(str(value or ""))
     if not words:
         return None  # nothing to look for (empty, or only stopwords)
-    missing = [w for w in words if w[:_STEM_CHARS] not in stems]
+    families = _EMOTION_FAMILIES if name == "emotion" else ()
+    missing = [w for w in words if not _shows(w, stems, text, families)]
     # most words must appear: "a retired teacher who loves gardening" is there without "loves"
     if len(missing) * 2 > len(words):
         shown = ", ".join(missing[:6])
@@ -222,7 +246,8 @@ def check_conversation(turns: Sequence[Mapping[str, Any]], params: Mapping[str, 
                        settings: Settings | None = None) -> list[CheckResult]:
     """Every check on `turns` ([{"role", "content"}]) asked for with `params` (persona, emotion, topic, turns)."""
     s = settings or get_settings()
-    stems = {w[:_STEM_CHARS] for turn in turns for w in _WORD.findall(_content(turn).lower())}
+    text = " ".join(_content(turn).lower() for turn in turns)
+    stems = {w[:_STEM_CHARS] for w in _WORD.findall(text)}
     problems = {
         "roles_alternate": _roles_alternate(turns),
         "turn_count": _turn_count(turns, params.get("turns")),
@@ -231,8 +256,8 @@ def check_conversation(turns: Sequence[Mapping[str, Any]], params: Mapping[str, 
         "no_meta_text": _no_meta_text(turns),
         "no_refusal": _no_refusal(turns),
         "no_repetition": _no_repetition(turns, s),
-        "persona_present": _present("persona", params.get("persona"), stems),
-        "emotion_present": _present("emotion", params.get("emotion"), stems),
-        "topic_present": _present("topic", params.get("topic"), stems),
+        "persona_present": _present("persona", params.get("persona"), stems, text),
+        "emotion_present": _present("emotion", params.get("emotion"), stems, text),
+        "topic_present": _present("topic", params.get("topic"), stems, text),
     }
     return [_result(name, problems[name]) for name in CHECK_NAMES]
