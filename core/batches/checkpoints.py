@@ -50,6 +50,7 @@ from core.quality import (
     gate_values,
     route,
     shared_index,
+    thresholds,
 )
 from core.resilience import run_db
 from core.store.dialect import is_sqlite
@@ -129,6 +130,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
     conversation_id = conversation_id or str(uuid.uuid4())
     settings = get_settings()
     assessment = assess(turns, params, settings)  # pure: outside the transaction
+    accept, review = thresholds(params, engine, settings)
     store_index = shared_index(engine)
 
     def _commit() -> bool:
@@ -138,7 +140,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
         with write_tx(engine) as conn:
             duplicate = find_duplicate(conn, assessment, batch_id=item.batch_id, index=index,
                                        exclude_id=conversation_id, settings=settings)
-            status = route(assessment, duplicate, settings)
+            status = route(assessment, duplicate, settings, accept=accept, review=review)
             if status == REGENERATE:
                 regenerated = _regenerate(conn, item, result, now, settings)
                 if regenerated is not None:

@@ -45,6 +45,7 @@ from core.quality import (
     gate_values,
     route,
     shared_index,
+    thresholds,
 )
 from core.redact import redact_text
 from core.resilience import run_db
@@ -219,6 +220,7 @@ class DraftSession:
         settings = get_settings()
         params = self.params.to_dict()
         assessment = assess(turns, params, settings)  # pure: outside the transaction
+        accept, review = thresholds(params, self.engine, settings)
         store_index = shared_index(self.engine)
 
         def _write() -> str:
@@ -229,7 +231,7 @@ class DraftSession:
             with read_conn(self.engine, actor=system_actor()) as conn:
                 duplicate = find_duplicate(conn, assessment, batch_id=None, index=index, settings=settings)
             # a single conversation is not generated again by itself: below the bar, a reviewer decides
-            status = route(assessment, duplicate, settings)
+            status = route(assessment, duplicate, settings, accept=accept, review=review)
             status = NEEDS_REVIEW if status == REGENERATE else status
             with write_tx(self.engine, actor=actor) as conn:
                 # the draft first: one the actor may not write leaves no conversation behind

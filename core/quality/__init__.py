@@ -6,7 +6,8 @@
     NearDuplicateIndex                         in-memory MinHash LSH over compact signatures
     shared_index(engine).prepare(batch_id)     this process's index over the accepted set (+ the batch)
     find_duplicate(conn, assessment, ...)      exact (store) or near (index) duplicate, with shared passage
-    route(assessment, duplicate)               accepted | needs_review | regenerate
+    thresholds(params, engine)                 (accept, review) scores: the template version's, else settings
+    route(assessment, duplicate, accept=, review=)  accepted | needs_review | regenerate
     gate_values(assessment, duplicate, status) the conversation row's quality columns
     recheck(engine, batch_id=None)             run the gate over stored rows (quality_score NULL)
 """
@@ -34,6 +35,7 @@ from core.quality.gate import (
     gate_values,
     recheck,
     route,
+    thresholds,
 )
 from core.quality.index import Match, NearDuplicateIndex, bands_for
 from core.quality.score import POINTS, Score, score
@@ -73,4 +75,5 @@ __all__ = [
     "signature_bytes",
     "signature_from_bytes",
     "similarity",
+    "thresholds",
 ]

@@ -134,53 +134,69 @@ _REFUSAL = re.compile(
     re.IGNORECASE)
 
 
+def _first(rx: re.Pattern[str], turns: Sequence[Mapping[str, Any]], roles: tuple[str, ...]
+           ) -> tuple[int, re.Match[str]] | None:
+    """The first match of `rx` in the messages of these roles, and the index of its message (one scan)."""
+    picked = [(i, _content(t)) for i, t in enumerate(turns) if t.get("role") in roles]
+    if not picked:
+        return None
+    found = rx.search("\n".join(text for _, text in picked))
+    if found is None:
+        return None
+    offset = found.start()
+    for i, text in picked:
+        if offset <= len(text):
+            return i, found
+        offset -= len(text) + 1
+    return picked[-1][0], found
+
+
 def _no_meta_text(turns: Sequence[Mapping[str, Any]]) -> str | None:
-    for i, turn in enumerate(turns):
-        found = _META.search(_content(turn))
-        if found:
-            return f"{_where(i, str(turn.get('role') or '')).capitalize()} talks about the conversation " \
-                   f"instead of being part of it: {_quote(found.group())}."
-    return None
+    hit = _first(_META, turns, ("user", "assistant"))
+    if hit is None:
+        return None
+    i, found = hit
+    return f"{_where(i, str(turns[i].get('role') or '')).capitalize()} talks about the conversation " \
+           f"instead of being part of it: {_quote(found.group())}."
 
 
 def _no_refusal(turns: Sequence[Mapping[str, Any]]) -> str | None:
-    for i, turn in enumerate(turns):
-        if turn.get("role") != "assistant":
-            continue
-        found = _REFUSAL.search(_content(turn))
-        if found:
-            return f"{_where(i, 'assistant').capitalize()} refuses or speaks as an AI: {_quote(found.group())}."
-    return None
+    hit = _first(_REFUSAL, turns, ("assistant",))
+    if hit is None:
+        return None
+    i, found = hit
+    return f"{_where(i, 'assistant').capitalize()} refuses or speaks as an AI: {_quote(found.group())}."
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _MIN_SENTENCE_WORDS = 3  # "Thanks!" twice is not repetition
+_SENTENCE_EDGES = " \t\r\n.!?,;:\"'()[]-\u2026\u201c\u201d"
 
 
-def _no_repetition(turns: Sequence[Mapping[str, Any]], s: Settings) -> str | None:
-    sentences = [words for turn in turns for part in _SENTENCE_END.split(_content(turn))
-                 if len(words := tuple(_WORD.findall(part.lower()))) >= _MIN_SENTENCE_WORDS]
+def _no_repetition(lowered: Sequence[str], words: Sequence[list[str]], s: Settings) -> str | None:
     limit = s.quality_repetition_max_share
-    if sentences:
-        seen: set[tuple[str, ...]] = set()
-        repeated = 0
-        for sentence in sentences:
-            repeated += sentence in seen
-            seen.add(sentence)
-        if repeated / len(sentences) > limit:
-            return f"{repeated:,} of {counted(len(sentences), 'sentence')} repeat an earlier one " \
-                   f"(more than {limit:.0%})."
+    seen: set[str] = set()
+    repeated = total = 0
+    for text in lowered:
+        for part in _SENTENCE_END.split(text):
+            key = part.strip(_SENTENCE_EDGES)  # lowercased already; its inner punctuation counts
+            if key.count(" ") + 1 < _MIN_SENTENCE_WORDS:
+                continue
+            total += 1
+            repeated += key in seen
+            seen.add(key)
+    if total and repeated / total > limit:
+        return f"{repeated:,} of {counted(total, 'sentence')} repeat an earlier one (more than {limit:.0%})."
     n = s.quality_repetition_ngram_words
     grams: Counter[tuple[str, ...]] = Counter()
-    for turn in turns:
-        found = _WORD.findall(_content(turn).lower())
-        grams.update(tuple(found[i:i + n]) for i in range(len(found) - n + 1))
-    total = sum(grams.values())
-    if total:
+    for found in words:
+        grams.update(zip(*(found[j:] for j in range(n)), strict=False))
+    count = sum(grams.values())
+    if count:
         recurring = sum(c for c in grams.values() if c > 1)
-        if recurring / total > limit:
-            return f"{recurring / total:.0%} of the {n}-word phrases occur more than once (more than {limit:.0%})."
+        if recurring / count > limit:
+            return f"{recurring / count:.0%} of the {n}-word phrases occur more than once (more than {limit:.0%})."
     return None
 
 
@@ -246,8 +262,10 @@ def check_conversation(turns: Sequence[Mapping[str, Any]], params: Mapping[str, 
                        settings: Settings | None = None) -> list[CheckResult]:
     """Every check on `turns` ([{"role", "content"}]) asked for with `params` (persona, emotion, topic, turns)."""
     s = settings or get_settings()
-    text = " ".join(_content(turn).lower() for turn in turns)
-    stems = {w[:_STEM_CHARS] for w in _WORD.findall(text)}
+    lowered = [_content(turn).lower() for turn in turns]
+    words = [_WORD.findall(text) for text in lowered]
+    text = " ".join(lowered)
+    stems = {w[:_STEM_CHARS] for found in words for w in found}
     problems = {
         "roles_alternate": _roles_alternate(turns),
         "turn_count": _turn_count(turns, params.get("turns")),
@@ -255,7 +273,7 @@ def check_conversation(turns: Sequence[Mapping[str, Any]], params: Mapping[str, 
         "turn_length": _turn_length(turns, s),
         "no_meta_text": _no_meta_text(turns),
         "no_refusal": _no_refusal(turns),
-        "no_repetition": _no_repetition(turns, s),
+        "no_repetition": _no_repetition(lowered, words, s),
         "persona_present": _present("persona", params.get("persona"), stems, text),
         "emotion_present": _present("emotion", params.get("emotion"), stems, text),
         "topic_present": _present("topic", params.get("topic"), stems, text),

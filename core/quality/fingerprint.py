@@ -9,9 +9,10 @@ scheme, so each value fits in 32 bits) over word shingles, stored as little-endi
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
+import threading
+import zlib
 from collections.abc import Mapping, Sequence
 from difflib import SequenceMatcher
 from typing import Any
@@ -21,8 +22,8 @@ from datasketch import MinHash  # type: ignore[import-untyped]
 
 from core.redact import redact_cut
 
-__all__ = ["content_hash", "conversation_text", "normalise", "shared_passage", "signature", "signature_bytes",
-           "signature_from_bytes", "similarity"]
+__all__ = ["content_hash", "conversation_text", "normalise", "shared_passage", "shingle_hashes", "signature",
+           "signature_bytes", "signature_from_bytes", "similarity"]
 
 _NOT_WORD = re.compile(r"[\W_]+")
 _SCHEME = "affine32"
@@ -44,21 +45,49 @@ def content_hash(normalised: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=4)
-def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    # made once per size: MinHash draws them from a seeded generator on every construction otherwise
-    a, b = MinHash(num_perm=num_perm, scheme=_SCHEME).permutations
-    return a, b
+# a shingle's hash: its words' crc32 values, each times its position's odd constant, summed mod 2**64 and
+# folded to 32 bits. Stable across processes (signatures are stored and compared later), and one C call
+# per word instead of joining, encoding and hashing every shingle; datasketch mixes each value
+# (its MurmurHash3 finalizer) before permuting it, so a plain hash is enough.
+_POSITION = np.random.default_rng(5_021).integers(1, 2**62, size=64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_local = threading.local()
+
+
+def _identity(value: int) -> int:
+    return value
+
+
+def _minhash(num_perm: int) -> MinHash:
+    """This thread's MinHash of `num_perm` values, cleared (made once: its permutations cost more than a use)."""
+    held = getattr(_local, "minhash", None)
+    if held is None or held.num_perm != num_perm:
+        held = _local.minhash = MinHash(num_perm=num_perm, hashfunc=_identity, scheme=_SCHEME)
+    else:
+        held.clear()
+    return held
+
+
+def shingle_hashes(normalised: str, shingle_words: int) -> np.ndarray:
+    """uint32 hashes of the text's `shingle_words`-word shingles (fewer words: one shingle of them all)."""
+    words = normalised.split()
+    if not words:
+        return np.zeros(0, dtype=np.uint32)
+    k = min(shingle_words, len(words), len(_POSITION))
+    ids = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    n = len(words) - k + 1
+    h = np.zeros(n, dtype=np.uint64)
+    for j in range(k):
+        h += ids[j:j + n] * _POSITION[j]  # wraps mod 2**64, as intended
+    return ((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
 def signature(normalised: str, *, num_perm: int, shingle_words: int) -> np.ndarray:
-    """The MinHash of the text's word shingles (`shingle_words` words each; fewer words: one shingle)."""
-    words = normalised.split()
-    k = shingle_words
-    shingles = {" ".join(words[i:i + k]).encode() for i in range(max(1, len(words) - k + 1))}
-    m = MinHash(num_perm=num_perm, permutations=_permutations(num_perm), scheme=_SCHEME)
-    m.update_batch(shingles)
-    return np.asarray(m.hashvalues, dtype=_DTYPE)
+    """datasketch's MinHash of the text's word shingles, as uint32 values."""
+    m = _minhash(num_perm)
+    hashes = shingle_hashes(normalised, shingle_words)
+    if len(hashes):
+        m.update_batch(hashes.tolist())
+    return np.array(m.hashvalues, dtype=_DTYPE)
 
 
 def signature_bytes(sig: np.ndarray) -> bytes:

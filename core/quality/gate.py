@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from core.auth.actor import system_actor
 from core.config import Settings, get_settings
+from core.errors import AppError
 from core.quality.checks import CheckResult, check_conversation
 from core.quality.fingerprint import (
     content_hash,
@@ -36,7 +37,7 @@ from core.store.schema import conversations
 from core.store.tx import read_conn, write_tx
 
 __all__ = ["ACCEPTED", "NEEDS_REVIEW", "REGENERATE", "REJECTED", "Assessment", "Duplicate", "assess",
-           "find_duplicate", "gate_values", "recheck", "route"]
+           "find_duplicate", "gate_values", "recheck", "route", "thresholds"]
 
 ACCEPTED, NEEDS_REVIEW, REGENERATE, REJECTED = "accepted", "needs_review", "regenerate", "rejected"
 _c = conversations.c
@@ -109,16 +110,42 @@ def find_duplicate(conn: Connection, assessment: Assessment, *, batch_id: str | 
     return Duplicate(match.conversation_id, "near", round(match.similarity, 4), passage)
 
 
-def route(assessment: Assessment, duplicate: Duplicate | None, settings: Settings | None = None) -> str:
-    """accepted (score at or above the accept setting), needs_review (between), regenerate (below, or a hard fail).
+def thresholds(params: Mapping[str, Any], engine: Engine | None = None, settings: Settings | None = None
+               ) -> tuple[int, int]:
+    """(accept, review) scores for a conversation of these params: its template version's, else the settings'.
 
-    A duplicate is never accepted: at best it waits for a reviewer, who sees what it duplicates.
+    A template version is immutable and read once per process (core.templates.resolve), so this
+    costs a dictionary lookup per conversation after the first.
     """
     s = settings or get_settings()
+    accept, review = s.quality_accept_score, s.quality_review_score
+    name = params.get("template")
+    if name and engine is not None:
+        from core.templates.store import resolve  # the store's services import the gate's callers: when used
+
+        try:
+            content = resolve(str(name), params.get("template_version"), engine=engine).content
+        except AppError:  # an unknown or removed template: the settings decide
+            return accept, review
+        accept = content.quality_accept if content.quality_accept is not None else accept
+        review = content.quality_review if content.quality_review is not None else review
+    return accept, min(review, accept)
+
+
+def route(assessment: Assessment, duplicate: Duplicate | None, settings: Settings | None = None, *,
+          accept: int | None = None, review: int | None = None) -> str:
+    """accepted (score at or above `accept`), needs_review (from `review`), regenerate (below, or a hard fail).
+
+    `accept` / `review`: a template's own scores (see `thresholds`); None: the settings'. A
+    duplicate is never accepted: at best it waits for a reviewer, who sees what it duplicates.
+    """
+    s = settings or get_settings()
+    accept = s.quality_accept_score if accept is None else accept
+    review = s.quality_review_score if review is None else review
     total = assessment.score.total
-    if assessment.failed_hard or total < s.quality_review_score:
+    if assessment.failed_hard or total < review:
         return REGENERATE
-    if total >= s.quality_accept_score and duplicate is None:
+    if total >= accept and duplicate is None:
         return ACCEPTED
     return NEEDS_REVIEW
 
@@ -141,6 +168,11 @@ def gate_values(assessment: Assessment, duplicate: Duplicate | None, status: str
         "duplicate_similarity": duplicate.similarity if duplicate else None,
         "duplicate_passage": duplicate.passage if duplicate else None,
     }
+
+
+def _scores(params: Mapping[str, Any], engine: Engine, s: Settings) -> dict[str, int]:
+    accept, review = thresholds(params, engine, s)
+    return {"accept": accept, "review": review}
 
 
 def recheck(engine: Engine, batch_id: str | None = None, *, only_unchecked: bool = True) -> int:
@@ -180,7 +212,7 @@ def recheck(engine: Engine, batch_id: str | None = None, *, only_unchecked: bool
                     found = assess(row.turns or [], row.params or {}, s)
                     dup = find_duplicate(conn, found, batch_id=row.batch_id, index=index, exclude_id=row.id,
                                          settings=s)
-                    status = route(found, dup, s)
+                    status = route(found, dup, s, **_scores(row.params or {}, engine, s))
                     if row.reviewed_by is not None or row.review_status == REJECTED:
                         status = row.review_status  # a person's decision stands
                     elif status == REGENERATE:

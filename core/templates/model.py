@@ -46,6 +46,9 @@ class TemplateContent:
     max_turns: int = 40
     model: str | None = None  # None: the configured default model
     max_tokens: int | None = None  # None: the configured longest reply
+    # routing thresholds of this template's conversations (core.quality); None: the settings'
+    quality_accept: int | None = None
+    quality_review: int | None = None
 
     def values(self, name: str) -> tuple[str, ...]:
         return tuple(self.variables.get(name, ()))
@@ -69,12 +72,16 @@ class TemplateContent:
             "turns": {"min": self.min_turns, "max": self.max_turns},
             "model": self.model,
             "max_tokens": self.max_tokens,
+            # only when set: a version without its own thresholds keeps the shape it always had
+            **({"quality": {"accept": self.quality_accept, "review": self.quality_review}}
+               if self.quality_accept is not None or self.quality_review is not None else {}),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TemplateContent:
         """The content of a stored version (written by `to_json`, so trusted to have its shape)."""
         turns = data.get("turns") or {}
+        quality = data.get("quality") or {}
         return cls(
             title=str(data["title"]), description=str(data.get("description") or ""),
             system_prompt=str(data["system_prompt"]), user_template=str(data["user_template"]),
@@ -82,7 +89,8 @@ class TemplateContent:
             edge_cases=tuple(EdgeCase(str(e["name"]), str(e["instruction"]), e.get("weight", 1))
                              for e in data.get("edge_cases") or ()),
             min_turns=int(turns.get("min", 2)), max_turns=int(turns.get("max", 40)),
-            model=data.get("model") or None, max_tokens=data.get("max_tokens") or None)
+            model=data.get("model") or None, max_tokens=data.get("max_tokens") or None,
+            quality_accept=quality.get("accept"), quality_review=quality.get("review"))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ as a `TemplateInvalid` carrying the whole list. Nothing invalid is ever saved: t
 `check()` before it writes, so the previous version stays in force.
 
 Fields are named as in the YAML file: `slug`, `title`, `system_prompt`, `user_template`,
-`variables.<name>`, `edge_cases.<n>.name|instruction|weight` (n from 1), `turns`, `model`, `max_tokens`.
+`variables.<name>`, `edge_cases.<n>.name|instruction|weight` (n from 1), `turns`, `model`, `max_tokens`,
+`quality.accept|review` (the template's routing scores).
 """
 
 from __future__ import annotations
@@ -148,6 +149,25 @@ def _model(content: TemplateContent, out: list[Problem]) -> None:
                            ErrorCode.OUT_OF_RANGE))
 
 
+def _quality(content: TemplateContent, out: list[Problem]) -> None:
+    s = get_settings()
+    found: dict[str, int] = {}
+    for key, value in (("accept", content.quality_accept), ("review", content.quality_review)):
+        v: Any = value
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
+            out.append(Problem(f"quality.{key}", f"The {key} score must be a whole number from 0 to 100; "
+                               f"got {str(v)[:20]}.", ErrorCode.OUT_OF_RANGE))
+            return
+        found[key] = v
+    accept = found.get("accept", s.quality_accept_score)
+    review = found.get("review", s.quality_review_score)
+    if found and review > accept:
+        out.append(Problem("quality.review", f"The review score ({review}) is above the accept score ({accept}): "
+                           "nothing could wait for review.", ErrorCode.OUT_OF_RANGE))
+
+
 def prompt_tokens(content: TemplateContent) -> int:
     """The estimated input tokens of the longest prompt this template renders (longest values, edge case, turns)."""
     s = get_settings()
@@ -187,6 +207,7 @@ def problems(content: TemplateContent, *, slug: str | None = None) -> list[Probl
     out.extend(found)
     used = set(names)
     _edge_cases(content, allowed, used, out)
+    _quality(content, out)
     # a text whose braces do not parse uses nothing we can tell: saying every variable is unused would be noise
     unreadable = any(p.code is ErrorCode.INVALID_TEMPLATE and p.field.endswith(("user_template", "instruction"))
                      for p in out)

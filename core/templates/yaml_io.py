@@ -25,7 +25,7 @@ __all__ = ["HEADER", "TemplateFileInvalid", "dump", "load"]
 HEADER = "# LoRA Conversation Studio template; the fields are described in the README, \"Template files\".\n"
 
 _FIELDS = ("name", "title", "description", "system_prompt", "user_template", "variables", "edge_cases", "turns",
-           "model", "max_tokens")
+           "model", "max_tokens", "quality")
 _REQUIRED = ("name", "title", "system_prompt", "user_template", "variables")
 _EDGE_FIELDS = ("name", "instruction", "weight")
 
@@ -174,6 +174,15 @@ def load(data: bytes | str) -> tuple[str, TemplateContent]:
     max_tokens = doc.get("max_tokens")
     if max_tokens is not None and not _is_whole(max_tokens):
         out.append(_problem("max_tokens", "must be a whole number (or null for the configured longest reply)."))
+    quality = doc.get("quality")
+    if quality is not None and (not isinstance(quality, Mapping) or set(quality) - {"accept", "review"}):
+        out.append(_problem("quality", "must give the routing scores as accept and review "
+                                       "(e.g. quality: {accept: 85, review: 60}), or be left out."))
+        quality = None
+    quality = quality or {}
+    for key in ("accept", "review"):
+        if quality.get(key) is not None and not _is_whole(quality[key]):
+            out.append(_problem(f"quality.{key}", "must be a whole number from 0 to 100 (or null for the setting)."))
     variables = _variables(doc.get("variables"), out) if doc.get("variables") is not None else {}
     edges = _edge_cases(doc.get("edge_cases"), out)
     min_turns, max_turns = _turns(doc.get("turns"), out)
@@ -183,7 +192,8 @@ def load(data: bytes | str) -> tuple[str, TemplateContent]:
     content = TemplateContent(
         title=doc["title"], description=doc.get("description") or "", system_prompt=doc["system_prompt"],
         user_template=doc["user_template"], variables=variables, edge_cases=edges, min_turns=min_turns,
-        max_turns=max_turns, model=doc.get("model"), max_tokens=max_tokens)
+        max_turns=max_turns, model=doc.get("model"), max_tokens=max_tokens,
+        quality_accept=quality.get("accept"), quality_review=quality.get("review"))
     found = [*(_problem("name", p.message) for p in check_slug(slug)),
              *(Problem(p.field, p.message, p.code) for p in problems(content))]
     if found:

@@ -195,3 +195,22 @@ def test_the_process_index_catches_up_with_other_processes_commits_and_decisions
         conn.execute(conversations.update().where(conversations.c.id == waiting_id).values(review_status="accepted"))
         conn.execute(review_decisions.insert().values(conversation_id=waiting_id, decision="accepted"))
     assert index.prepare().nearest(sig(off_brief)).conversation_id == waiting_id
+
+
+def test_a_template_versions_own_scores_route_its_conversations(engine):
+    """A version that accepts only at 100 sends a 95 to review, where the settings (85) would accept it."""
+    import dataclasses
+
+    from core.templates.builtin import BUILTINS
+    from core.templates.store import save_template
+
+    strict = dataclasses.replace(BUILTINS["tech_troubleshooting"].content, quality_accept=100, quality_review=50)
+    save_template(engine, "strict_support", strict)
+    bid = create_batch(engine, template="strict_support", rows=[{**ROW, "emotion": "calm"}], turns=2)
+    assert claim_batch(engine, "w1") is not None
+    [item] = claim_items(engine, bid, "w1", 1)
+    calm = [("user", "My wifi keeps dropping and I'm a retired teacher who loves gardening."),
+            ("assistant", "Restart the router first, then check whether the phone drops the connection too.")]
+    assert checkpoints.commit_item(engine, item, _result(calm, PARAMS)) is True
+    [row] = _rows(engine, bid)
+    assert (row["quality_score"], row["review_status"]) == (95, "needs_review")
