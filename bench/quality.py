@@ -117,29 +117,47 @@ def main() -> None:
         queries[2 * j + 1] = (list(convo), params)
     print(f"queries: {args.queries:,} ({n_copies:,} near-copies, {n_copies:,} exact repeats of accepted ones)")
 
-    t0 = time.perf_counter()
-    for convo, params in queries:
-        score(check_conversation(convo, params, s))
-    _rate("checks only", args.queries, time.perf_counter() - t0)
+    def checks_only() -> None:
+        for convo, params in queries:
+            score(check_conversation(convo, params, s))
 
-    t0 = time.perf_counter()
-    for convo, params in queries:
-        assess(convo, params, s)
-    _rate("checks + fingerprints", args.queries, time.perf_counter() - t0)
+    def fingerprints() -> None:
+        for convo, params in queries:
+            assess(convo, params, s)
 
-    t0 = time.perf_counter()
-    flagged = 0
-    hashes = set()
-    for i, (convo, params) in enumerate(queries):
-        a = assess(convo, params, s)
-        exact = a.content_hash in hashes  # the store's indexed lookup, here a set of the batch's hashes
-        match = index.nearest(a.signature, batch_id="bench")
-        flagged += bool(exact or match)
-        index.add(f"query-{i}", a.signature, accepted=False, batch_id="bench")
-        hashes.add(a.content_hash)
-    _rate("checks + dedup", args.queries, time.perf_counter() - t0)
-    print(f"  flagged {flagged:,} of {args.queries:,} (near-copies and repeats: {2 * n_copies:,}; the exact repeats "
-          "match the accepted ones near, as their hashes are not in this set)")
+    flags: dict[str, int] = {}
+
+    def dedup(round_: int) -> None:
+        hashes: set[str] = set()
+        flagged_copies = flagged_repeats = flagged_fresh = 0
+        for i, (convo, params) in enumerate(queries):
+            a = assess(convo, params, s)
+            exact = a.content_hash in hashes  # the store's indexed lookup, here a set of the batch's hashes
+            match = index.nearest(a.signature, batch_id=f"bench-{round_}")
+            if exact or match:
+                if i < 2 * n_copies and i % 2:
+                    flagged_repeats += 1
+                elif i < 2 * n_copies:
+                    flagged_copies += 1
+                else:
+                    flagged_fresh += 1
+            index.add(f"query-{round_}-{i}", a.signature, accepted=False, batch_id=f"bench-{round_}")
+            hashes.add(a.content_hash)
+        flags.update(copies=flagged_copies, repeats=flagged_repeats, fresh=flagged_fresh)
+
+    # the machine is shared: each phase runs three times, interleaved, and the fastest run counts
+    best = {"checks only": float("inf"), "checks + fingerprints": float("inf"), "checks + dedup": float("inf")}
+    for round_ in range(3):
+        for label, run in (("checks only", checks_only), ("checks + fingerprints", fingerprints),
+                           ("checks + dedup", lambda r=round_: dedup(r))):
+            t0 = time.perf_counter()
+            run()
+            best[label] = min(best[label], time.perf_counter() - t0)
+    for label, seconds in best.items():
+        _rate(label, args.queries, seconds)
+    print(f"  flagged {flags['repeats']:,} of {n_copies:,} exact repeats, {flags['copies']:,} of {n_copies:,} near-copies "
+          f"(last message rewritten: short ones fall under the threshold), {flags['fresh']:,} of the "
+          f"{args.queries - 2 * n_copies:,} other conversations")
     print(f"peak RSS so far: {_rss_mb():.0f} MiB")
 
     if not args.no_store:

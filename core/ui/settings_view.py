@@ -31,6 +31,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Rate limits", ("rate_limit_rpm", "rate_limit_input_tpm", "rate_limit_output_tpm")),
     ("Drafts and batches", ("autosave_interval_s", "worker_concurrency", "item_max_attempts",
                             "batch_confirm_above_usd")),
+    ("Quality gate", ("quality_accept_score", "quality_review_score", "quality_near_duplicate_threshold",
+                      "quality_max_regenerations")),
     ("Alerts", ("alert_webhook_url", "alert_webhook_min_interval_s")),
 )
 _K = "settings"
