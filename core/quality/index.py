@@ -99,11 +99,16 @@ class NearDuplicateIndex:
             return -1
         return self._batch_codes.setdefault(batch_id, len(self._batch_codes))
 
-    def _grow(self, extra: int) -> None:
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` more rows at once (a load that knows its count grows the arrays once, not by doubling)."""
+        with self._lock:
+            self._grow(rows, exact=True)
+
+    def _grow(self, extra: int, *, exact: bool = False) -> None:
         need = self._n + extra
         if need <= len(self._sigs):
             return
-        size = max(need, 2 * len(self._sigs), 1024)
+        size = need if exact else max(need, 2 * len(self._sigs), 1024)
         for name, fill in (("_sigs", 0), ("_accepted", False), ("_batch", -1), ("_alive", False)):
             old = getattr(self, name)
             new = np.full((size, *old.shape[1:]), fill, dtype=old.dtype)

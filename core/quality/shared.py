@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
@@ -58,45 +57,44 @@ class StoreIndex:
         self._caught_up = 0.0
 
     def _add_rows(self, rows: Iterable[Any]) -> int:
-        ids: list[str] = []
-        sigs: list[np.ndarray] = []
-        accepted: list[bool] = []
-        batches: list[str | None] = []
-        width = self.index.num_perm
-        for row in rows:
-            if row.minhash is None:
-                continue
-            sig = signature_from_bytes(row.minhash)
-            if len(sig) != width:
-                continue  # signed under other settings: rechecking the rows signs them again
-            ids.append(row.id)
-            sigs.append(sig)
-            accepted.append(row.review_status == "accepted")
-            batches.append(row.batch_id)
-        if not ids:
+        width = self.index.num_perm * 4  # bytes of a signature signed under these settings
+        # one signed under other settings is left out: rechecking the rows signs them again
+        kept = [row for row in rows if row.minhash is not None and len(row.minhash) == width]
+        if not kept:
             return 0
-        return self.index.add_many(ids, np.vstack(sigs), accepted=accepted, batch_ids=batches)
+        sigs = signature_from_bytes(b"".join(row.minhash for row in kept)).reshape(len(kept), -1)
+        return self.index.add_many([row.id for row in kept], sigs,
+                                   accepted=[row.review_status == "accepted" for row in kept],
+                                   batch_ids=[row.batch_id for row in kept])
 
-    def _load_chunks(self, where: sa.ColumnElement[bool], order: sa.ColumnElement[Any]) -> None:
-        """Rows matching `where`, read in keyset chunks along `order` (a unique, indexed column)."""
+    def _load_chunks(self, where: sa.ColumnElement[bool], *order: sa.ColumnElement[Any]) -> None:
+        """Rows matching `where`, read in keyset chunks along `order` (unique together, the tail of an index).
+
+        Each chunk reads only its own rows from the index, so loading is linear in the rows loaded.
+        """
         chunk = get_settings().quality_index_chunk_rows
-        after: Any = None
+        after: tuple[Any, ...] | None = None
+        keys = [c.label(f"k{i}") for i, c in enumerate(order)]
         while True:
-            query = sa.select(*_COLUMNS, order.label("k")).where(where, _c.minhash.is_not(None))
+            query = sa.select(*_COLUMNS, *keys).where(where, _c.minhash.is_not(None))
             if after is not None:
-                query = query.where(order > after)
+                query = query.where(sa.tuple_(*order) > sa.tuple_(*after))
             with read_conn(self.engine, actor=_SYSTEM) as conn:
-                rows = conn.execute(query.order_by(order).limit(chunk)).all()
+                rows = conn.execute(query.order_by(*order).limit(chunk)).all()
             self._add_rows(rows)
             if len(rows) < chunk:
                 return
-            after = rows[-1].k
+            after = tuple(rows[-1][len(_COLUMNS) + i] for i in range(len(order)))
 
     def _load(self) -> None:
         started = utcnow()
         with read_conn(self.engine, actor=_SYSTEM) as conn:
             self._last_decision = int(conn.execute(sa.select(sa.func.max(review_decisions.c.id))).scalar() or 0)
-        self._load_chunks(_c.review_status == "accepted", _c.id)
+            accepted = int(conn.execute(sa.select(sa.func.count()).select_from(conversations).where(
+                _c.review_status == "accepted")).scalar_one())
+        self.index.reserve(accepted + accepted // 8)  # and some room for what comes next
+        # along ix_conversations_review (review_status, created_at), id breaking ties
+        self._load_chunks(_c.review_status == "accepted", _c.created_at, _c.id)
         self._since, self._loaded, self._caught_up = started, True, time.monotonic()
 
     def _track(self, batch_id: str) -> None:
@@ -104,7 +102,7 @@ class StoreIndex:
             self._batches.move_to_end(batch_id)
             return
         self._batches[batch_id] = None
-        self._load_chunks(_c.batch_id == batch_id, _c.item_index)
+        self._load_chunks(_c.batch_id == batch_id, _c.item_index)  # along uq_conversation_batch_item
         while len(self._batches) > _TRACKED_BATCHES:
             old, _ = self._batches.popitem(last=False)
             self.index.drop_batch(old)
