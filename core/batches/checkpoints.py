@@ -121,7 +121,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
     its checks, score, fingerprints, duplicate and review status. One that routing sends back is
     not stored: its item goes back to pending as a new attempt (`regenerations` + 1, its usage
     added), while the item's regenerations stay under settings.quality_max_regenerations, the
-    batch is running and this claim still holds; otherwise it is stored as needs_review.
+    batch is running (or paused) and this claim still holds; otherwise it is stored as needs_review.
     """
     usage = result.usage
     turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
@@ -184,15 +184,15 @@ def _regenerate(conn: Connection, item: ClaimedItem, result: GenerationResult, n
 
     "requeued": done now. "already": a retry of a transaction whose COMMIT landed (the item's
     regenerations moved past this claim's), so nothing is added twice. None: out of
-    regenerations, the batch is not running, or this claim was lost: the conversation is
-    stored for review instead, as any late result is.
+    regenerations, the batch is finalized or cancelled, or this claim was lost: the conversation
+    is stored for review instead, as any late result is.
     """
     if item.regenerations >= settings.quality_max_regenerations:
         return None
     # the batch row first (the one lock order), then the item
     batch_status = conn.execute(sa.select(batch_jobs.c.status).where(batch_jobs.c.id == item.batch_id)
                                 .with_for_update()).scalar()
-    if batch_status != "running":
+    if batch_status not in ("running", "paused"):  # a paused batch claims its pending items again on resume
         return None
     this_claim = [batch_items.c.id == item.id, batch_items.c.status == "running",
                   batch_items.c.regenerations == item.regenerations, batch_items.c.attempts == item.attempts]

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from core.auth.actor import system_actor
 from core.config import Settings, get_settings
-from core.errors import AppError
+from core.errors import ValidationError
 from core.quality.checks import CheckResult, check_conversation
 from core.quality.fingerprint import (
     content_hash,
@@ -125,7 +125,7 @@ def thresholds(params: Mapping[str, Any], engine: Engine | None = None, settings
 
         try:
             content = resolve(str(name), params.get("template_version"), engine=engine).content
-        except AppError:  # an unknown or removed template: the settings decide
+        except ValidationError:  # an unknown template (a store outage is raised: the caller retries it)
             return accept, review
         accept = content.quality_accept if content.quality_accept is not None else accept
         review = content.quality_review if content.quality_review is not None else review
