@@ -310,6 +310,9 @@ class Settings(BaseSettings, CheckedModel):
     quality_index_refresh_s: float = non_negative(10.0, "Near-duplicate index catch-up interval (s)", most=86_400,
                                                   zero="at every conversation")
     quality_index_overlap_s: float = non_negative(300.0, "Near-duplicate index catch-up overlap (s)", most=86_400)
+    # the optional LLM judge (core.quality.judge): answers that are not its JSON are asked again this often
+    quality_judge_invalid_retries: int = non_negative(2, "Retries of a malformed judge answer", most=20)
+    quality_judge_max_tokens: int = positive(1_024, "Longest judge answer (tokens)", most=128_000)
 
     # offline sandbox
     sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")

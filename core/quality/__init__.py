@@ -10,6 +10,7 @@
     route(assessment, duplicate, accept=, review=)  accepted | needs_review | regenerate
     gate_values(assessment, duplicate, status) the conversation row's quality columns
     recheck(engine, batch_id=None)             run the gate over stored rows (quality_score NULL)
+    judge_conversation(engine, id)             the optional LLM judge on one stored conversation (off by default)
 """
 
 from core.quality.checks import CHECK_NAMES, HARD_CHECKS, CheckResult, check_conversation, content_words
@@ -38,6 +39,7 @@ from core.quality.gate import (
     thresholds,
 )
 from core.quality.index import Match, NearDuplicateIndex, bands_for
+from core.quality.judge import RUBRIC, Judgement, ajudge, judge_conversation, parse_judgement
 from core.quality.score import POINTS, Score, score
 from core.quality.shared import StoreIndex, reset_shared_indexes, shared_index
 
@@ -49,13 +51,16 @@ __all__ = [
     "POINTS",
     "REGENERATE",
     "REJECTED",
+    "RUBRIC",
     "Assessment",
     "CheckResult",
     "Duplicate",
+    "Judgement",
     "Match",
     "NearDuplicateIndex",
     "Score",
     "StoreIndex",
+    "ajudge",
     "assess",
     "bands_for",
     "check_conversation",
@@ -64,7 +69,9 @@ __all__ = [
     "conversation_text",
     "find_duplicate",
     "gate_values",
+    "judge_conversation",
     "normalise",
+    "parse_judgement",
     "recheck",
     "reset_shared_indexes",
     "route",

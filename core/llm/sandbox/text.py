@@ -5,7 +5,8 @@ last user message. The answer is `Turns` blocks starting `User:` / `Assistant:`,
 by blank lines, composed from sentence banks chosen by the topic's words and the emotion.
 Choices come from a hash of (seed, request content), so the same request gives the same
 text on any run and in any process, while another topic, persona or emotion reads differently.
-A request without a brief gets a short plain reply. A trailing assistant message is prefill:
+A request with a `Judge rubric: a, b, ...` line gets a judge's JSON answer (a reason and a score per
+criterion). A request without a brief gets a short plain reply. A trailing assistant message is prefill:
 the answer is only the continuation, and prefill + answer together form the whole text.
 """
 
@@ -506,11 +507,28 @@ def compose_reply(seed: int, system: Any, messages: Sequence[dict[str, Any]]) ->
     if brief is None and system:
         brief = parse_brief(message_text(system))
     key = request_key(seed, system, asked)
+    rubric = _JUDGE_RUBRIC.search(last_user)
+    if rubric is not None:
+        return Reply(_judge_reply(rubric.group(1), key), None, prefill)
     if brief is None:
         full = _plain_reply(last_user, key)
         return Reply(_continue_plain(full, prefill, key), None, prefill)
     turns = compose_turns(brief, key, context=f"{message_text(system)}\n{last_user}")
     return Reply(_continue_conversation(turns, prefill), brief, prefill)
+
+
+_JUDGE_RUBRIC = re.compile(r"^Judge rubric:[ \t]*(.+)$", re.MULTILINE)
+_JUDGE_REASONS = ("Consistent with the brief throughout.", "Mostly on point, one generic stretch.",
+                  "Reads naturally; the user sounds like a person.", "Helpful and specific, no filler.",
+                  "Clear from start to end.", "Nothing unsafe or off-limits.")
+
+
+def _judge_reply(criteria: str, key: str) -> str:
+    """A judge's JSON answer: a reason and a 3-5 score for each named criterion, chosen by `key`."""
+    rng = random.Random(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
+    names = [c.strip() for c in criteria.split(",") if c.strip()]
+    return json.dumps({name: {"reason": _JUDGE_REASONS[rng.randrange(len(_JUDGE_REASONS))],
+                              "score": rng.randint(3, 5)} for name in names})
 
 
 def _plain_reply(user_text: str, key: str) -> str:
@@ -563,6 +581,8 @@ def _continue_conversation(turns: list[tuple[str, str]], prefill: str) -> str:
 
 def break_conversation(text: str, prefill: str, draw: float) -> str:
     """`text` spoiled so it no longer parses as a conversation (for the invalid-conversation fault)."""
+    if text.lstrip().startswith("{"):  # a judge's JSON answer: cut short, so it no longer parses
+        return text[:len(text) // 2]
     if prefill:
         # appended blocks with the same role twice: wrong count and broken alternation
         return text + "\n\nAssistant: Let me add one more thing.\n\nAssistant: And one more."
