@@ -59,6 +59,7 @@ from core.store.tx import write_tx
 
 if TYPE_CHECKING:
     from core.generation import GenerationResult
+    from core.quality import Judgement
 
 __all__ = [
     "commit_item",
@@ -80,7 +81,8 @@ _ADD_USAGE = batch_jobs.update().where(
     ~sa.exists().where(conversations.c.id == _P("b_conv"))).values(
     input_tokens=batch_jobs.c.input_tokens + _P("b_in", type_=sa.BigInteger()),
     output_tokens=batch_jobs.c.output_tokens + _P("b_out", type_=sa.BigInteger()),
-    cost_usd=batch_jobs.c.cost_usd + _P("b_cost", type_=sa.Float()), updated_at=_P("b_now")
+    cost_usd=batch_jobs.c.cost_usd + _P("b_cost", type_=sa.Float()),
+    judge_cost_usd=batch_jobs.c.judge_cost_usd + _P("b_judge", type_=sa.Float()), updated_at=_P("b_now")
 ).returning(batch_jobs.c.status, batch_jobs.c.owner_id)
 _CONVERSATION_ID = sa.select(conversations.c.id).where(conversations.c.batch_id == _P("b_batch"),
                                                        conversations.c.item_index == _P("b_index"))
@@ -104,7 +106,7 @@ def _insert_conversation(conn: Connection) -> Any:
 
 
 def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
-                conversation_id: str | None = None) -> bool:
+                conversation_id: str | None = None, judgement: Judgement | None = None) -> bool:
     """Save an item's conversation and mark it done; False if it was already done (a replay) or it regenerates.
 
     Accepted whatever claim it came from (see the module docstring): a late result onto an
@@ -122,6 +124,8 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
     not stored: its item goes back to pending as a new attempt (`regenerations` + 1, its usage
     added), while the item's regenerations stay under settings.quality_max_regenerations, the
     batch is running (or paused) and this claim still holds; otherwise it is stored as needs_review.
+    `judgement`: the optional LLM judge's (core.quality.judge), stored with it; its cost is added to
+    the batch's judge cost, apart from generation.
     """
     usage = result.usage
     turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
@@ -132,6 +136,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
     assessment = assess(turns, params, settings)  # pure: outside the transaction
     accept, review = thresholds(params, engine, settings)
     store_index = shared_index(engine)
+    judge_cost = judgement.cost_usd if judgement else 0.0
 
     def _commit() -> bool:
         now = utcnow()
@@ -142,7 +147,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
                                        exclude_id=conversation_id, settings=settings)
             status = route(assessment, duplicate, settings, accept=accept, review=review)
             if status == REGENERATE:
-                regenerated = _regenerate(conn, item, result, now, settings)
+                regenerated = _regenerate(conn, item, result, now, settings, judge_cost)
                 if regenerated is not None:
                     return False
                 status = NEEDS_REVIEW  # out of regenerations, or a late result: a reviewer decides
@@ -151,7 +156,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
             # no row: this very conversation was saved before (a retry after a lost COMMIT acknowledgement)
             batch_status, owner_id = conn.execute(_ADD_USAGE, {
                 **keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens, "b_cost": result.cost_usd,
-                "b_conv": conversation_id}).first() or (None, None)
+                "b_judge": judge_cost, "b_conv": conversation_id}).first() or (None, None)
             fresh = conn.execute(_insert_conversation(conn), {
                 "b_batch": item.batch_id, "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
                 "draft_id": None, "template": params.get("template", ""),
@@ -163,6 +168,8 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
                 "last_error": None, "error_count": result.invalid_attempts, "last_error_at": None,
                 "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None,
                 **gate_values(assessment, duplicate, status, settings),
+                "judge": judgement.to_json() if judgement else None,
+                "judge_status": judgement.status if judgement else None, "judge_cost_usd": judge_cost,
             }).first() is not None
             saved_id = conversation_id if fresh else conn.execute(_CONVERSATION_ID, keys).scalar_one()
             newly_done = conn.execute(_MARK_DONE, {**keys, "b_item": item.id, "b_conv": saved_id}
@@ -179,7 +186,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
 
 
 def _regenerate(conn: Connection, item: ClaimedItem, result: GenerationResult, now: datetime,
-                settings: Settings) -> str | None:
+                settings: Settings, judge_cost: float) -> str | None:
     """Send the item back to pending as a new attempt, its usage added; None if it cannot (then it is stored).
 
     "requeued": done now. "already": a retry of a transaction whose COMMIT landed (the item's
@@ -205,7 +212,8 @@ def _regenerate(conn: Connection, item: ClaimedItem, result: GenerationResult, n
         conn.execute(batch_jobs.update().where(batch_jobs.c.id == item.batch_id).values(
             input_tokens=batch_jobs.c.input_tokens + usage.input_tokens,
             output_tokens=batch_jobs.c.output_tokens + usage.output_tokens,
-            cost_usd=batch_jobs.c.cost_usd + result.cost_usd, updated_at=now))
+            cost_usd=batch_jobs.c.cost_usd + result.cost_usd,
+            judge_cost_usd=batch_jobs.c.judge_cost_usd + judge_cost, updated_at=now))
         return "requeued"
     moved = conn.execute(sa.select(batch_items.c.regenerations).where(batch_items.c.id == item.id)).scalar()
     return "already" if moved is not None and int(moved) > item.regenerations else None

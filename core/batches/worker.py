@@ -62,7 +62,8 @@ from core.batches.states import BREAKER_PAUSE_REASON, STOPPED_PREFIX, breaker_pa
 from core.config import get_settings
 from core.errorlog import record
 from core.errors import Action, AppError, ErrorCode, ErrorType, classify
-from core.generation import GenerationParams
+from core.generation import GenerationParams, GenerationResult
+from core.quality import Judgement, ajudge, judge_wanted
 from core.recovery import apply_cleanup
 from core.redact import redact_cut
 from core.resilience import get_breaker, get_rate_limiter, is_store_unavailable, outlast_store_outage
@@ -426,10 +427,11 @@ class BatchWorker:
             await self._item_failed(ctx, item, classify(exc))
             return
         self.stats.replies += 1
+        judgement = await self._judge(ctx, item, result)
         try:
             # one id for every try: a try whose acknowledgement was lost is recognised, not counted twice
             await self._save_outcome(ctx, item, "commit", checkpoints.commit_item, result,
-                                     conversation_id=str(uuid.uuid4()))
+                                     conversation_id=str(uuid.uuid4()), judgement=judgement)
         except Exception as exc:  # noqa: BLE001 - the reply is lost; the attempt is counted and retried
 
             err = classify(exc)
@@ -440,6 +442,22 @@ class BatchWorker:
             await self._settle(ctx, item, err)
             return
         self.stats.items_done += 1
+
+    async def _judge(self, ctx: _BatchRun, item: ClaimedItem, result: GenerationResult) -> Judgement | None:
+        """The optional LLM judge's judgement, when the item's template version asks for it (else None).
+
+        Never fails the item: the judge's own failures come back as a "failed" judgement, and a store
+        that cannot say whether the template wants a judge is recorded and the item goes unjudged.
+        """
+        try:
+            wanted = await asyncio.to_thread(judge_wanted, item.params, self.engine)
+        except Exception as exc:  # noqa: BLE001 - the judge is optional; the conversation is saved without it
+            _record(exc, operation_id=ctx.batch_id, context={"item_index": item.item_index, "step": "judge"})
+            return None
+        if not wanted:
+            return None
+        turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
+        return await ajudge(turns, item.params, client=self.client, operation_id=ctx.batch_id)
 
     async def _save_outcome(self, ctx: _BatchRun, item: ClaimedItem, step: str,
                             save: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -37,7 +37,8 @@ from core.store.schema import conversations
 from core.store.tx import read_conn, write_tx
 
 __all__ = ["ACCEPTED", "NEEDS_REVIEW", "REGENERATE", "REJECTED", "Assessment", "Duplicate", "assess",
-           "find_duplicate", "gate_values", "recheck", "route", "thresholds"]
+           "find_duplicate", "gate_values", "judge_wanted", "recheck", "route", "template_content",
+           "thresholds"]
 
 ACCEPTED, NEEDS_REVIEW, REGENERATE, REJECTED = "accepted", "needs_review", "regenerate", "rejected"
 _c = conversations.c
@@ -110,26 +111,39 @@ def find_duplicate(conn: Connection, assessment: Assessment, *, batch_id: str | 
     return Duplicate(match.conversation_id, "near", round(match.similarity, 4), passage)
 
 
+def template_content(params: Mapping[str, Any], engine: Engine | None) -> Any:
+    """The TemplateContent of the version these params name, or None (no template, or an unknown one).
+
+    A version is immutable and read once per process (core.templates.resolve): a dictionary lookup
+    per conversation after the first. A store outage is raised, for the caller's retry.
+    """
+    name = params.get("template")
+    if not name or engine is None:
+        return None
+    from core.templates.store import resolve  # the store's services import the gate's callers: when used
+
+    try:
+        return resolve(str(name), params.get("template_version"), engine=engine).content
+    except ValidationError:  # an unknown template
+        return None
+
+
 def thresholds(params: Mapping[str, Any], engine: Engine | None = None, settings: Settings | None = None
                ) -> tuple[int, int]:
-    """(accept, review) scores for a conversation of these params: its template version's, else the settings'.
-
-    A template version is immutable and read once per process (core.templates.resolve), so this
-    costs a dictionary lookup per conversation after the first.
-    """
+    """(accept, review) scores for a conversation of these params: its template version's, else the settings'."""
     s = settings or get_settings()
     accept, review = s.quality_accept_score, s.quality_review_score
-    name = params.get("template")
-    if name and engine is not None:
-        from core.templates.store import resolve  # the store's services import the gate's callers: when used
-
-        try:
-            content = resolve(str(name), params.get("template_version"), engine=engine).content
-        except ValidationError:  # an unknown template (a store outage is raised: the caller retries it)
-            return accept, review
+    content = template_content(params, engine)
+    if content is not None:
         accept = content.quality_accept if content.quality_accept is not None else accept
         review = content.quality_review if content.quality_review is not None else review
     return accept, min(review, accept)
+
+
+def judge_wanted(params: Mapping[str, Any], engine: Engine | None) -> bool:
+    """Whether the template version these params name asks for the LLM judge (off by default)."""
+    content = template_content(params, engine)
+    return bool(content is not None and content.judge)
 
 
 def route(assessment: Assessment, duplicate: Duplicate | None, settings: Settings | None = None, *,

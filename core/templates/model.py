@@ -49,6 +49,7 @@ class TemplateContent:
     # routing thresholds of this template's conversations (core.quality); None: the settings'
     quality_accept: int | None = None
     quality_review: int | None = None
+    judge: bool = False  # the optional LLM judge scores this template's batch conversations (core.quality.judge)
 
     def values(self, name: str) -> tuple[str, ...]:
         return tuple(self.variables.get(name, ()))
@@ -75,6 +76,7 @@ class TemplateContent:
             # only when set: a version without its own thresholds keeps the shape it always had
             **({"quality": {"accept": self.quality_accept, "review": self.quality_review}}
                if self.quality_accept is not None or self.quality_review is not None else {}),
+            **({"judge": True} if self.judge else {}),
         }
 
     @classmethod
@@ -90,7 +92,7 @@ class TemplateContent:
                              for e in data.get("edge_cases") or ()),
             min_turns=int(turns.get("min", 2)), max_turns=int(turns.get("max", 40)),
             model=data.get("model") or None, max_tokens=data.get("max_tokens") or None,
-            quality_accept=quality.get("accept"), quality_review=quality.get("review"))
+            quality_accept=quality.get("accept"), quality_review=quality.get("review"), judge=bool(data.get("judge")))
 
 
 @dataclass(frozen=True)

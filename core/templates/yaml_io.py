@@ -25,7 +25,7 @@ __all__ = ["HEADER", "TemplateFileInvalid", "dump", "load"]
 HEADER = "# LoRA Conversation Studio template; the fields are described in the README, \"Template files\".\n"
 
 _FIELDS = ("name", "title", "description", "system_prompt", "user_template", "variables", "edge_cases", "turns",
-           "model", "max_tokens", "quality")
+           "model", "max_tokens", "quality", "judge")
 _REQUIRED = ("name", "title", "system_prompt", "user_template", "variables")
 _EDGE_FIELDS = ("name", "instruction", "weight")
 
@@ -183,6 +183,8 @@ def load(data: bytes | str) -> tuple[str, TemplateContent]:
     for key in ("accept", "review"):
         if quality.get(key) is not None and not _is_whole(quality[key]):
             out.append(_problem(f"quality.{key}", "must be a whole number from 0 to 100 (or null for the setting)."))
+    if doc.get("judge") is not None and not isinstance(doc["judge"], bool):
+        out.append(_problem("judge", "must be true or false (the optional LLM judge for this template's batches)."))
     variables = _variables(doc.get("variables"), out) if doc.get("variables") is not None else {}
     edges = _edge_cases(doc.get("edge_cases"), out)
     min_turns, max_turns = _turns(doc.get("turns"), out)
@@ -193,7 +195,7 @@ def load(data: bytes | str) -> tuple[str, TemplateContent]:
         title=doc["title"], description=doc.get("description") or "", system_prompt=doc["system_prompt"],
         user_template=doc["user_template"], variables=variables, edge_cases=edges, min_turns=min_turns,
         max_turns=max_turns, model=doc.get("model"), max_tokens=max_tokens,
-        quality_accept=quality.get("accept"), quality_review=quality.get("review"))
+        quality_accept=quality.get("accept"), quality_review=quality.get("review"), judge=doc.get("judge") is True)
     found = [*(_problem("name", p.message) for p in check_slug(slug)),
              *(Problem(p.field, p.message, p.code) for p in problems(content))]
     if found:

@@ -84,3 +84,30 @@ def test_judging_a_conversation_nobody_may_see_is_not_found(engine):
     """An unknown id answers as not found, before any model call."""
     with pytest.raises(NotFoundError):
         judge_conversation(engine, "00000000-0000-0000-0000-000000000000")
+
+
+def test_a_template_that_asks_for_the_judge_gets_its_batch_conversations_judged(engine, sandbox):
+    """judge: true on the version: each committed conversation carries its judgement; the batch sums judge cost."""
+    import asyncio
+    import dataclasses
+
+    from core.batches.worker import BatchWorker
+    from core.quality import reset_shared_indexes
+    from core.templates.builtin import BUILTINS
+    from core.templates.store import save_template
+
+    save_template(engine, "judged_support", dataclasses.replace(BUILTINS["tech_troubleshooting"].content, judge=True))
+    bid = create_batch(engine, template="judged_support", rows=[PARAMS, {**PARAMS, "emotion": "anxious"}], turns=4)
+    plain = create_batch(engine, template="tech_troubleshooting", rows=[PARAMS], turns=4)
+    reset_shared_indexes()
+    assert asyncio.run(BatchWorker(engine, concurrency=2).run(once=True)) == 0
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(conversations.c.batch_id, conversations.c.judge_status,
+                                      conversations.c.judge, conversations.c.judge_cost_usd)).all()
+        batch_judge = dict(conn.execute(sa.select(batch_jobs.c.id, batch_jobs.c.judge_cost_usd)).all())
+    judged = [r for r in rows if r.batch_id == bid]
+    assert len(judged) == 2 and all(r.judge_status == "ok" and set(r.judge["scores"]) == set(RUBRIC)
+                                    for r in judged)
+    assert batch_judge[bid] == pytest.approx(sum(r.judge_cost_usd for r in judged)) and batch_judge[bid] > 0
+    [unjudged] = [r for r in rows if r.batch_id == plain]
+    assert (unjudged.judge_status, unjudged.judge_cost_usd, batch_judge[plain]) == (None, 0.0, 0.0)

@@ -45,3 +45,19 @@ def test_a_file_with_a_malformed_quality_field_names_it():
     with pytest.raises(TemplateFileInvalid) as err:
         load(text)
     assert [p.field for p in err.value.problems] == ["quality.accept"]
+
+
+def test_the_judge_switch_round_trips_and_is_off_by_default():
+    """judge: true is written only when on, and reads back from JSON and YAML."""
+    assert BASE.content.judge is False and "judge" not in BASE.content.to_json()
+    content = dataclasses.replace(BASE.content, judge=True)
+    assert content.to_json()["judge"] is True
+    assert type(content).from_json(content.to_json()) == content
+    assert load(dump(Template("judged", content)))[1] == content
+
+
+def test_a_judge_switch_that_is_not_true_or_false_is_named():
+    """judge: maybe is refused beside its field."""
+    with pytest.raises(TemplateFileInvalid) as err:
+        load(dump(BASE) + "judge: maybe\n")
+    assert [p.field for p in err.value.problems] == ["judge"]

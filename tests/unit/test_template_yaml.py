@@ -45,7 +45,8 @@ def test_a_field_that_is_not_in_the_schema_is_named():
     """An unknown top-level key is refused with the list of fields."""
     found = _problems(dump(CUSTOM) + "colour: blue\n")
     assert found == [("colour", "is not a field of a template file (they are: name, title, description, "
-                                "system_prompt, user_template, variables, edge_cases, turns, model, max_tokens, quality).")]
+                                "system_prompt, user_template, variables, edge_cases, turns, model, max_tokens, quality, "
+                                "judge).")]
 
 
 def test_a_missing_required_field_is_named():
