@@ -40,9 +40,12 @@ from core.quality import (
     ACCEPTED,
     NEEDS_REVIEW,
     REGENERATE,
+    Judgement,
+    ajudge,
     assess,
     find_duplicate,
     gate_values,
+    judge_wanted,
     route,
     shared_index,
     thresholds,
@@ -210,8 +213,12 @@ class DraftSession:
         self._saved_mono = time.monotonic()
 
     # ---- outcome ---------------------------------------------------------------------------
-    def finish(self, result: GenerationResult) -> str:
-        """Write the conversation (draft_id set) and mark the draft completed, in one transaction."""
+    def finish(self, result: GenerationResult, *, judgement: Judgement | None = None) -> str:
+        """Write the conversation (draft_id set) and mark the draft completed, in one transaction.
+
+        It is checked, scored, compared and routed on the way (core.quality); `judgement`, the
+        optional LLM judge's, is stored with it.
+        """
         conversation_id = str(uuid.uuid4())
         turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
         usage = result.usage
@@ -248,6 +255,9 @@ class DraftSession:
                     turn_count=len(turns), input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                     cost_usd=result.cost_usd, status="ok", owner_id=self.owner_id, created_by=owner_name,
                     created_at=now, error_count=result.invalid_attempts, is_recovering=False, recovery_attempts=0,
+                    judge=judgement.to_json() if judgement else None,
+                    judge_status=judgement.status if judgement else None,
+                    judge_cost_usd=judgement.cost_usd if judgement else 0.0,
                     **gate_values(assessment, duplicate, status, settings)))
             return status
 
@@ -307,8 +317,23 @@ class DraftSession:
             except Exception as save_exc:  # noqa: BLE001 - keep the generation's error; the store's is recorded
                 _record(classify(save_exc), draft_id=self.id, step="save_failure")
             raise
-        self.finish(result)
+        self.finish(result, judgement=self._judge(result, client))
         return result
+
+    def _judge(self, result: GenerationResult, client: Any) -> Judgement | None:
+        """The optional LLM judge's judgement when the template version asks for it; never fails the draft."""
+        from core.llm.loops import run_sync
+
+        params = self.params.to_dict()
+        try:
+            wanted = judge_wanted(params, self.engine)
+        except Exception as exc:  # noqa: BLE001 - the judge is optional; the conversation is saved without it
+            _record(classify(exc), draft_id=self.id, step="judge")
+            return None
+        if not wanted:
+            return None
+        turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
+        return run_sync(ajudge(turns, params, client=client, operation_id=self.id))
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "owner_id": self.owner_id, "params": self.params.to_dict(), "partial_text": self.partial_text,

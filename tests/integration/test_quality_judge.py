@@ -111,3 +111,25 @@ def test_a_template_that_asks_for_the_judge_gets_its_batch_conversations_judged(
     assert batch_judge[bid] == pytest.approx(sum(r.judge_cost_usd for r in judged)) and batch_judge[bid] > 0
     [unjudged] = [r for r in rows if r.batch_id == plain]
     assert (unjudged.judge_status, unjudged.judge_cost_usd, batch_judge[plain]) == (None, 0.0, 0.0)
+
+
+def test_a_single_generation_of_a_judged_template_is_judged(engine, sandbox):
+    """A draft of a judge: true version finishes with its judgement stored on the conversation."""
+    import dataclasses
+
+    from people import person
+
+    from core.auth import acting_as
+    from core.drafts import start_draft
+    from core.templates.builtin import BUILTINS
+    from core.templates.store import save_template
+
+    save_template(engine, "judged_single", dataclasses.replace(BUILTINS["tech_troubleshooting"].content, judge=True))
+    ana = person(engine, "ana@example.com")
+    with acting_as(ana):
+        draft = start_draft(engine, GenerationParams("judged_single", *PARAMS.values(), 4))
+        draft.run()
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(conversations.c.judge_status, conversations.c.judge_cost_usd).where(
+            conversations.c.id == draft.conversation_id)).one()
+    assert row.judge_status == "ok" and row.judge_cost_usd > 0
