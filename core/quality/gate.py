@@ -3,8 +3,9 @@
 `assess()` is pure (checks, score, hash, signature); `find_duplicate()` looks in the store (exact:
 the content hash, among the accepted set and the same batch) and in the process's index (near:
 MinHash); `route()` decides; `gate_values()` is what goes into the conversation row. The batch
-commit (core.batches.checkpoints) and the single save (core.drafts.session) call them inside
-their own transaction; `recheck()` runs them over rows saved before (quality_score NULL).
+commit (core.batches.checkpoints) calls them inside its one transaction; the single save
+(core.drafts.session) looks for duplicates as the system just before its own (its owner may not
+see the whole accepted set); `recheck()` runs them over rows saved before (quality_score NULL).
 """
 
 from __future__ import annotations
