@@ -226,6 +226,19 @@ class Settings(BaseSettings, CheckedModel):
     # launching a batch estimated above this asks first, showing the estimate (0: always ask)
     batch_confirm_above_usd: float = non_negative(5.0, "Ask before launching a batch costing more than ($)",
                                                   most=1_000_000, zero="always ask")
+    # Message Batches mode (core.batches.message_batches): the largest remote batch, in requests and in
+    # bytes of its request JSON (the API's own limits are 100,000 and 256 MB), how often an open one is
+    # polled, how many results are committed between two saves of the resume point, and how far before a
+    # submission's own row a remote batch may have been created and still be matched to it (clock skew)
+    message_batch_max_requests: int = positive(100_000, "Most requests in one remote batch", most=100_000)
+    message_batch_max_bytes: int = positive(256 * 1024 * 1024, "Largest remote batch (bytes)",
+                                            most=256 * 1024 * 1024)
+    message_batch_poll_interval_s: float = positive(60.0, "Poll a remote batch every (s)", most=3600)
+    message_batch_results_chunk: int = positive(100, "Results committed per resume point", most=100_000)
+    message_batch_match_skew_s: float = non_negative(300.0, "Clock skew allowed matching a remote batch (s)",
+                                                     most=86_400)
+    # the highest spend cap a batch may carry ($)
+    batch_budget_max_usd: float = positive(1_000_000.0, "Highest batch budget ($)", most=1_000_000_000)
     # every worker runs the recovery cleanup (expired drafts, old checkpoints, error-log retention)
     # this often, the first time one interval after it starts; 0 turns it off
     cleanup_interval_s: float = non_negative(3600.0, "Cleanup interval (s)", most=604_800, zero="off")

@@ -54,6 +54,7 @@ __all__ = [
     "fail_batch",
     "finalize_batch",
     "pause_for_breaker",
+    "pause_for_budget",
     "record_item_failure",
     "resume_after_breaker",
 ]
@@ -93,7 +94,7 @@ def _insert_conversation(conn: Connection) -> Any:
 
 
 def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
-                conversation_id: str | None = None) -> bool:
+                conversation_id: str | None = None, mode: str = "online") -> bool:
     """Save an item's conversation and mark it done; False if it was already done (a replay).
 
     Accepted whatever claim it came from (see the module docstring): a late result onto an
@@ -105,6 +106,8 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
 
     The conversation is the batch's owner's, read from the batch row in the statement that adds the
     usage (the worker acts for the owner too, so the errors it records are theirs).
+
+    `mode`: how the reply was made ("online", or "message_batches" at the batch price), kept on the conversation.
     """
     usage = result.usage
     turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
@@ -131,7 +134,7 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
                 "cost_usd": result.cost_usd, "status": "ok", "created_by": None, "owner_id": owner_id,
                 "created_at": now,
                 "last_error": None, "error_count": result.invalid_attempts, "last_error_at": None,
-                "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None,
+                "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None, "mode": mode,
             }).first() is not None
             saved_id = conversation_id if fresh else conn.execute(_CONVERSATION_ID, keys).scalar_one()
             newly_done = conn.execute(_MARK_DONE, {**keys, "b_item": item.id, "b_conv": saved_id}
@@ -192,6 +195,12 @@ def fail_batch(engine: Engine, batch_id: str, reason: str) -> bool:
 def pause_for_breaker(engine: Engine, batch_id: str, reason: str) -> bool:
     """Pause a running batch because the model service's breaker is open; it resumes by itself."""
     return _set_status(engine, batch_id, ("running",), {"status": "paused", "pause_kind": "breaker",
+                                                        "status_reason": reason})
+
+
+def pause_for_budget(engine: Engine, batch_id: str, reason: str) -> bool:
+    """Pause a running batch whose spend cap is reached; it stays paused until a person resumes it."""
+    return _set_status(engine, batch_id, ("running",), {"status": "paused", "pause_kind": "budget",
                                                         "status_reason": reason})
 
 

@@ -56,9 +56,14 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.auth.actor import acting_as, system_actor
-from core.batches import checkpoints, leases
+from core.batches import budget, checkpoints, leases, message_batches
 from core.batches.leases import ClaimedBatch, ClaimedItem
-from core.batches.states import BREAKER_PAUSE_REASON, STOPPED_PREFIX, breaker_pause_reason
+from core.batches.states import (
+    BREAKER_PAUSE_REASON,
+    STOPPED_PREFIX,
+    breaker_pause_reason,
+    budget_pause_reason,
+)
 from core.config import get_settings
 from core.errorlog import record
 from core.errors import Action, AppError, ErrorCode, ErrorType, classify
@@ -235,6 +240,9 @@ class BatchWorker:
 
     async def _work(self, batch_id: str, *, owner: bool, batch_concurrency: int,
                     claimed: ClaimedBatch | None = None) -> None:
+        if claimed is not None and claimed.mode == message_batches.MODE:
+            await self._work_remote(claimed)
+            return
         settings = get_settings()
         # the batch asks for its parallelism; this worker's bound (--concurrency or settings) caps it
         limit = max(1, min(batch_concurrency, self.concurrency or settings.worker_concurrency))
@@ -259,6 +267,7 @@ class BatchWorker:
                 # a half-open breaker lets one probe through: claim one item at a time until it closes
                 free = (1 if _claude_breaker_half_open() else limit) - len(in_flight)
                 try:
+                    free = await self._within_budget(batch_id, free, in_flight)
                     items = await asyncio.to_thread(self._claim, batch_id, in_flight, free)
                 except Exception as exc:  # noqa: BLE001 - the store is down: in-flight items go on, claims wait
                     self._store_trouble(exc, batch_id, "claim_items")
@@ -290,6 +299,29 @@ class BatchWorker:
                 stop_wait.cancel()
             self.stats.current_batch = None
 
+    async def _work_remote(self, claimed: ClaimedBatch) -> None:
+        """A Message Batches batch: submit, poll and collect its remote batches while the lease is this worker's."""
+        ctx = _BatchRun(batch_id=claimed.batch_id, owner=True)
+        self.stats.current_batch = claimed.batch_id
+        self.stats.state = "working"
+        heartbeat = asyncio.create_task(self._heartbeat(ctx, {}))
+        from core.llm.client import get_client
+
+        run = message_batches.RemoteBatchRun(self.engine, claimed.batch_id, self.client or get_client(),
+                                             stopped=lambda: self.stopping or not ctx.owner, sleep=self._sleep)
+        try:
+            await run.run()
+        except AppError as err:
+            if not is_batch_fatal(err):
+                raise
+            ctx.fatal = True
+            if await asyncio.to_thread(checkpoints.fail_batch, self.engine, ctx.batch_id, _fatal_reason(err)):
+                _record_once(err, operation_id=ctx.batch_id, context={"step": "batch_failed"})
+        finally:
+            heartbeat.cancel()
+            self.stats.current_batch = None
+            await self._wind_down(ctx, {})
+
     def _claim(self, batch_id: str, in_flight: dict[asyncio.Task[None], ClaimedItem], free: int) -> list[ClaimedItem]:
         """Up to `free` items; an item a dead worker had in flight only alone, once nothing else is left.
 
@@ -302,6 +334,18 @@ class BatchWorker:
         if not items and not in_flight:
             items = leases.claim_items(self.engine, batch_id, self.worker_id, 1, suspect=True)
         return items
+
+    async def _within_budget(self, batch_id: str, free: int, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> int:
+        """`free`, cut to what the batch's spend cap allows; none fit and none in flight: the batch pauses."""
+        if free <= 0:
+            return free
+        fits = await asyncio.to_thread(budget.room, self.engine, batch_id)
+        if fits is None or fits.items >= free:
+            return free
+        if fits.items <= 0 and fits.pending and not in_flight:
+            await asyncio.to_thread(checkpoints.pause_for_budget, self.engine, batch_id,
+                                    budget_pause_reason(fits.spent_usd, fits.budget_usd))
+        return max(fits.items, 0)
 
     async def _others_still_working(self, ctx: _BatchRun) -> bool:
         """True if the batch is running and items are in flight at other workers (the owner waits for them)."""

@@ -11,7 +11,7 @@ the text it has shown: the deltas that follow belong to a new reply.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.config import get_settings
 from core.errorlog import record
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from core.llm.client import ClaudeClient
     from core.templates.model import Template
 
-__all__ = ["agenerate_conversation", "estimate_output_tokens"]
+__all__ = ["agenerate_conversation", "estimate_output_tokens", "parse_reply", "request_params"]
 
 
 def estimate_output_tokens(turns: int) -> int:
@@ -50,6 +50,12 @@ class _Attempts:
         self.invalid = 0
         self.usage: Usage = Usage()
         self.last_error: GenerationError | None = None
+
+    def request(self) -> dict[str, Any]:
+        """The Messages API parameters of this conversation's call (no prefill): what both modes send."""
+        return {"model": self.model or get_settings().default_model,
+                "max_tokens": self.max_tokens or get_settings().max_output_tokens,
+                "system": self.system, "messages": self.messages()}
 
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "user", "content": self.user}]
@@ -89,6 +95,30 @@ class _Attempts:
             cause=last)
 
 
+def request_params(params: GenerationParams) -> dict[str, Any]:
+    """The Messages API parameters one item's conversation is asked with (a Message Batches request's `params`).
+
+    The same prompt, model and reply length the online call sends (validated first: ValidationError).
+    """
+    return _Attempts(params, "batch", None).request()
+
+
+def parse_reply(params: GenerationParams, llm: LLMResult, *, component: str = "batch",
+                operation_id: str | None = None) -> GenerationResult:
+    """The conversation in a reply that came some other way than `agenerate_conversation` (a Message Batches result).
+
+    A reply that is not a usable conversation is recorded and raised (GenerationError, recoverable:
+    asking again may give a good one); the caller decides whether to ask again.
+    """
+    run = _Attempts(params, component, operation_id)
+    result = run.accept(llm, "")
+    if result is not None:
+        return result
+    assert run.last_error is not None
+    run.last_error.is_recoverable = True
+    raise run.last_error
+
+
 async def agenerate_conversation(
     params: GenerationParams,
     *,
@@ -113,7 +143,7 @@ async def agenerate_conversation(
     first_prefill = prefill
     while True:
         llm = await llm_client.acomplete(
-            system=run.system, messages=run.messages(), model=run.model, max_tokens=run.max_tokens, component=component,
+            **run.request(), component=component,
             operation_id=operation_id, on_delta=on_delta, prefill=first_prefill,
             est_output_tokens=estimate_output_tokens(params.turns))
         result = run.accept(llm, first_prefill)

@@ -30,7 +30,7 @@ _SELECTED = section_key(_K, "selected")
 _FAILED_PAGE = 50
 # what each audited action on a batch is called in its history
 _DONE = {"batch.create": "created", "batch.resume": "resumed", "batch.retry_failed": "retried failed items",
-         "batch.pause": "paused", "batch.cancel": "cancelled"}
+         "batch.pause": "paused", "batch.cancel": "cancelled", "batch.budget": "changed the budget"}
 
 
 def _key(name: str) -> str:
