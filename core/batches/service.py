@@ -34,6 +34,7 @@ from core.auth.actor import Actor, current_actor
 from core.auth.audit import AuditAction, audit
 from core.auth.permissions import Action, Kind, may, require, where
 from core.auth.users import names_of
+from core.batches.budget import cost_at_mode_price
 from core.batches.leases import claim_expired
 from core.batches.states import (
     BATCH_MODES,
@@ -589,6 +590,8 @@ def estimate(template: str, count: int, model: str | None = None, *, turns: int 
         "rate_limit_rpm": settings.rate_limit_rpm,
         "binding": binding,
         "measured_from": measured[2] if measured else 0,  # conversations averaged; 0: the static estimate
+        # the same usage at the Message Batches discount; its time is the API's (within 24 h), not the rate limit's
+        "batch_cost_usd": round(cost_at_mode_price(model, usage, "message_batches"), 4),
     }
 
 
