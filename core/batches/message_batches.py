@@ -341,8 +341,9 @@ class RemoteBatchRun:
         self.client = client
         self.stopped = stopped
         self.sleep = sleep
-        self._next_poll: dict[str, float] = {}  # submission id -> loop time of its next retrieve
+        self._next_poll: dict[str, float] = {}  # submission id -> loop time of its next retrieve (or reconcile)
         self.submitted = 0  # remote batches this run created
+        self.committed = 0  # results saved as conversations by this run
 
     def _sdk(self) -> Any:
         return self.client.async_sdk()
@@ -396,12 +397,14 @@ class RemoteBatchRun:
                 status = await self._db(_batch_status, self.engine, self.batch_id)
                 if status != "running" or not await self._db(_pending_items, self.engine, self.batch_id, 1):
                     return
-            due = min(self._next_poll.values(), default=loop.time() + interval)
+            due = min((self._next_poll[s.id] for s in subs if s.id in self._next_poll), default=loop.time() + interval)
             await self.sleep(min(max(0.0, due - loop.time()), interval))
 
     async def _advance(self, sub: Submission, status: str | None, now: float) -> None:
         if sub.state == "submitting":
-            await self._reconcile(sub, status)
+            if now >= self._next_poll.get(sub.id, 0.0):  # after a lost answer, the service gets a poll interval
+                self._next_poll.pop(sub.id, None)
+                await self._reconcile(sub, status)
             return
         if sub.state == "ended":
             await self._collect(sub)
@@ -476,15 +479,18 @@ class RemoteBatchRun:
             status = err.status_code or 0
             refused = 400 <= status < 500 and status not in (408, 409, 429)
             if not refused:
-                # it may have been created: the next round looks for it before submitting again
+                # it may have been created (or be in the making): looked for a poll interval later, before
+                # anything is submitted again
+                self._next_poll[submission_id] = (asyncio.get_running_loop().time()
+                                                  + get_settings().message_batch_poll_interval_s)
                 await self._db(_note, self.engine, submission_id, f"create: {err.message}")
                 raise
             from core.batches.worker import is_batch_fatal
 
             fatal = is_batch_fatal(err)
             await self._db(_finish_submission, self.engine, self.batch_id, submission_id, "failed",
-                                             redact_cut(f"the remote batch was refused: {err.message}", 500),
-                                             err.code, count_attempt=not fatal)
+                           redact_cut(f"the remote batch was refused: {err.message}", 500), err.code,
+                           count_attempt=not fatal)
             raise
         self.submitted += 1
         await self._db(_store_remote, self.engine, submission_id, remote)
@@ -517,15 +523,15 @@ class RemoteBatchRun:
             return
         if status != "running":  # never created, and no new submission now: its items go back
             await self._db(_finish_submission, self.engine, self.batch_id, sub.id, "failed",
-                                             f"not submitted: the batch is {status}", ErrorCode.BATCH_REQUEST_MISSING,
-                                             count_attempt=False)
+                           f"not submitted: the batch is {status}", ErrorCode.BATCH_REQUEST_MISSING,
+                           count_attempt=False)
             return
         items = await self._db(_items_of, self.engine, self.batch_id, sub.item_indexes)
         requests = [_build_request(self.batch_id, i, dict(items[i].params))[0] for i in sub.item_indexes
                     if i in items and items[i].submission_id == sub.id]
         if not requests:
-            await self._db(_finish_submission, self.engine, self.batch_id, sub.id, "collected",
-                                             "", ErrorCode.BATCH_REQUEST_MISSING, count_attempt=False)
+            await self._db(_finish_submission, self.engine, self.batch_id, sub.id, "collected", "",
+                           ErrorCode.BATCH_REQUEST_MISSING, count_attempt=False)
             return
         await self._create(sub.id, requests)
 
@@ -535,14 +541,18 @@ class RemoteBatchRun:
         assert sub.remote_id is not None
         chunk_size = get_settings().message_batch_results_chunk
         position, chunk = 0, []
-        async for line in await self._call("results", _remote_results, sub.remote_id):
-            chunk.append(line)
-            if len(chunk) >= chunk_size:
-                position += len(chunk)
-                await self._commit_chunk(sub, chunk, position)
-                chunk = []
-                if self.stopped():
-                    return
+        lines = await self._call("results", _remote_results, sub.remote_id)
+        try:
+            async for line in lines:
+                chunk.append(line)
+                if len(chunk) >= chunk_size:
+                    position += len(chunk)
+                    await self._commit_chunk(sub, chunk, position)
+                    chunk = []
+                    if self.stopped():
+                        return
+        finally:
+            await lines.close()  # a stream left part-read (stopped, or a commit failed) frees its connection
         if chunk:
             position += len(chunk)
             await self._commit_chunk(sub, chunk, position)
@@ -584,8 +594,9 @@ class RemoteBatchRun:
                 return _Failure(index, err.code, err.message, True, llm.usage, llm.cost_usd)
             parsed = replace(parsed, cost_usd=cost_at_mode_price(llm.model, parsed.usage, MODE))
             claimed = ClaimedItem(int(item.id), self.batch_id, index, dict(item.params), int(item.attempts))
-            await self._db(checkpoints.commit_item, self.engine, claimed, parsed,
-                                             conversation_id=_conversation_id(remote_id, line.custom_id), mode=MODE)
+            if await self._db(checkpoints.commit_item, self.engine, claimed, parsed,
+                              conversation_id=_conversation_id(remote_id, line.custom_id), mode=MODE):
+                self.committed += 1
             return None
         if kind == "errored":
             error_type, message = _error_of(result)

@@ -320,6 +320,7 @@ class BatchWorker:
         finally:
             heartbeat.cancel()
             self.stats.current_batch = None
+            self.stats.items_done += run.committed
             await self._wind_down(ctx, {})
 
     def _claim(self, batch_id: str, in_flight: dict[asyncio.Task[None], ClaimedItem], free: int) -> list[ClaimedItem]:

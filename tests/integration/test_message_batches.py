@@ -8,13 +8,23 @@ a cancel during processing, and a spend cap reached and then raised.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import sqlalchemy as sa
 from batch_support import UNLIMITED_RATE, start_worker, wait_for, worker_env
+from cli_runner import run_cli
 
-from core.batches.service import cancel_batch, create_batch, get_batch_status, resume_batch, set_budget
+from core.batches.service import (
+    cancel_batch,
+    create_batch,
+    get_batch_status,
+    pause_batch,
+    resume_batch,
+    set_budget,
+)
 from core.batches.worker import BatchWorker
+from core.config import reload_settings
 from core.store.schema import batch_items, batch_jobs, conversations, message_batch_submissions, utcnow
 
 FAST = {
@@ -190,3 +200,58 @@ def test_the_batch_price_is_half_the_online_price_of_the_same_usage(engine, sand
     per_token = a["cost_usd"] / a["tokens"], b["cost_usd"] / b["tokens"]
     assert abs(per_token[1] / per_token[0] - 0.5) < 0.05, (a, b)
 
+
+
+def test_a_job_is_split_by_the_byte_limit_too(engine, sandbox, monkeypatch):
+    """With room for about three requests' bytes, 8 items go in remote batches no larger than the limit."""
+    monkeypatch.setenv("STUDIO_MESSAGE_BATCH_MAX_BYTES", "4500")
+    reload_settings()
+    bid = create_batch(engine, template="tutoring", count=8, turns=4, mode="message_batches")
+    run_worker(engine)
+    st = get_batch_status(engine, bid)
+    assert (st["state"], st["done"]) == ("completed", 8)
+    assert len(st["submissions"]) >= 3 and all(s["request_bytes"] <= 4500 for s in st["submissions"])
+    assert sum(s["request_count"] for s in st["submissions"]) == 8
+
+
+def test_pause_stops_new_submissions_but_collects_those_in_flight(engine, sandbox):
+    """Paused with one remote batch in flight: its results are saved, nothing more is submitted; Resume finishes."""
+    sandbox.configure(batch_processing_s=1.0)
+    bid = create_batch(engine, template="tutoring", count=15, turns=4, mode="message_batches")
+    worker = BatchWorker(engine, concurrency=4)
+    thread = threading.Thread(target=lambda: asyncio.run(worker.run(once=True)), daemon=True)
+    thread.start()
+    wait_for(lambda: _remote_states(engine, bid)[:1] == ["in_progress"], 30, "the first remote batch in progress")
+    pause_batch(engine, bid)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    st = get_batch_status(engine, bid)
+    created = sandbox.stats()["batches_created"]
+    assert st["state"] == "paused" and st["running"] == 0 and st["done"] == sum(
+        s["counts"]["succeeded"] for s in st["submissions"]) > 0
+    assert set(_remote_states(engine, bid)) == {"collected"} and created == len(st["submissions"]) < 3
+    resume_batch(engine, bid)
+    run_worker(engine)
+    assert get_batch_status(engine, bid)["state"] == "completed"
+    assert conversation_indexes(engine, bid) == list(range(15))
+
+
+def test_the_cli_creates_a_message_batches_batch_with_a_budget_and_shows_its_remote_batches(engine, sandbox):
+    """`batch create --mode message_batches --max-cost`, then `batch status --json` shows mode, budget, submissions."""
+    made = run_cli(["batch", "create", "--template", "tutoring", "--count", "4", "--turns", "4",
+                    "--mode", "message_batches", "--max-cost", "5"])
+    assert made.returncode == 0, made.stderr
+    bid = made.stdout.strip()
+    run_worker(engine)
+    shown = run_cli(["batch", "status", bid, "--json"])
+    status = json.loads(shown.stdout)
+    assert (status["mode"], status["budget_usd"], status["state"]) == ("message_batches", 5.0, "completed")
+    [sub] = status["submissions"]
+    assert sub["remote_id"].startswith("msgbatch_") and sub["counts"]["succeeded"] == 4
+    text = run_cli(["batch", "status", bid]).stdout
+    assert "mode message_batches  budget $5.00" in text and sub["remote_id"] in text
+    refused = run_cli(["batch", "create", "--template", "tutoring", "--count", "4", "--max-cost", "-1"])
+    assert refused.returncode == 2 and "--max-cost" in refused.stderr
+    resumed = run_cli(["batch", "resume", bid, "--max-cost", "9"])
+    assert resumed.returncode == 2 and "finished" in resumed.stderr  # a finished batch: refused, budget kept
+    assert get_batch_status(engine, bid)["budget_usd"] == 5.0
