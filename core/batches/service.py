@@ -331,6 +331,8 @@ def _status_dict(conn: Connection, row: Any, now: datetime, actor: Actor, names:
         "progress": round((counts["done"] + counts["failed"] + counts["skipped"]) / total, 4) if total else 0.0,
         "input_tokens": int(row["input_tokens"]),
         "output_tokens": int(row["output_tokens"]),
+        "cache_read_tokens": int(row["cache_read_tokens"]),
+        "cache_creation_tokens": int(row["cache_creation_tokens"]),
         "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
         "cost_usd": round(float(row["cost_usd"]), 6),
         "throughput_per_min": throughput,
