@@ -9,36 +9,23 @@ flight still finish and are kept. Resume after raising the budget (service.set_b
 
 An item's estimated cost is the mean cost of the batch's items done so far, or before the first
 one the static estimate of the batch's template at its model (core.batches.service.estimate),
-each at the price of the batch's mode.
+each at the price of the batch's mode (core.llm.pricing.price: Message Batches at the batch share).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.auth.actor import system_actor
 from core.errors import AppError
-from core.llm.pricing import cost_usd
 from core.store.schema import batch_items, batch_jobs
 from core.store.tx import read_conn
 
-__all__ = ["BATCH_PRICE_FACTOR", "Room", "cost_at_mode_price", "room"]
-
-# The Message Batches API bills every token at half the standard price. The ONE place it is applied:
-# to be replaced by the price table's own batch prices (core.llm.pricing) when they land.
-BATCH_PRICE_FACTOR = 0.5
-
-
-def cost_at_mode_price(model: str | None, usage: Any, mode: str) -> float:
-    """Dollar cost of `usage` at the price of `mode` ("message_batches": the batch discount)."""
-    online = cost_usd(model, usage)
-    return online * BATCH_PRICE_FACTOR if mode == "message_batches" else online
-
+__all__ = ["Room", "room"]
 
 @dataclass(frozen=True)
 class Room:
@@ -61,10 +48,10 @@ def _static_estimate(template: str, model: str, turns: int | None, mode: str) ->
     from core.batches.service import estimate  # the service imports this package's worker
 
     try:
-        online = float(estimate(template, 1, model, turns=turns)["cost_usd"])
+        est = estimate(template, 1, model, turns=turns)
     except AppError:  # the template is gone: only what is committed counts
         return 0.0
-    return online * BATCH_PRICE_FACTOR if mode == "message_batches" else online
+    return float(est["batch_cost_usd"] if mode == "message_batches" else est["cost_usd"])
 
 
 def room(engine: Engine, batch_id: str) -> Room | None:

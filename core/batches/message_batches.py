@@ -8,7 +8,7 @@ the model item by item. Each remote batch is one `message_batch_submissions` row
     --(results streamed, committed in chunks, `results_done` advanced with each)--> collected
 
 - Requests: `custom_id` is the item's stable id, "<batch id>_<item index>"; `params` are what the
-  online call sends (core.generation.service.request_params). A job is split into several remote
+  online call sends (core.generation.request, the same prefix, with the 1-hour cache). A job is split into several remote
   batches by settings.message_batch_max_requests and message_batch_max_bytes.
 - Exactly once: a succeeded result is committed by the online item commit
   (core.batches.checkpoints.commit_item), keyed (batch_id, item_index), with a conversation id derived
@@ -51,14 +51,16 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.batches import checkpoints
-from core.batches.budget import cost_at_mode_price, room
+from core.batches.budget import room
 from core.batches.leases import OPEN_SUBMISSION_STATES, ClaimedItem, requeued_status
 from core.batches.states import budget_pause_reason
 from core.config import get_settings
 from core.errorlog import record
-from core.errors import AppError, ErrorCode, GenerationError, classify
+from core.errors import AppError, ErrorCode, GenerationError, ValidationError, classify
 from core.generation import GenerationParams
-from core.generation.service import parse_reply, request_params
+from core.generation.request import ItemRequest, aitem_request
+from core.generation.service import parse_reply
+from core.llm.pricing import price
 from core.llm.types import LLMResult, Usage
 from core.redact import redact_cut
 from core.resilience import async_retry_policy, get_breaker, run_db
@@ -307,18 +309,23 @@ def _known_remote_ids(engine: Engine, remote_ids: Sequence[str]) -> set[str]:
 # ---- one batch ---------------------------------------------------------------------------------------------
 
 
-def _build_request(batch_id: str, index: int, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """One request of a remote batch and its size in the body (ValidationError if the item's params are unusable)."""
-    request = {"custom_id": custom_id(batch_id, index), "params": request_params(GenerationParams(**params))}
+async def _item_request(client: Any, params: dict[str, Any]) -> ItemRequest:
+    """What the item asks, as online mode asks it, with the 1-hour cache (ValidationError if its params are unusable)."""
+    return await aitem_request(GenerationParams(**params), mode=MODE, client=client, component="batch")
+
+
+async def _build_request(client: Any, batch_id: str, index: int, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """One request of a remote batch and its size in the body."""
+    request = {"custom_id": custom_id(batch_id, index), "params": (await _item_request(client, params)).params()}
     return request, len(json.dumps(request, ensure_ascii=False).encode()) + _PER_REQUEST_OVERHEAD
 
 
-def _reply_of(message: Any, provider: str, batch_id: str) -> LLMResult:
+def _reply_of(message: Any, provider: str, request: ItemRequest) -> LLMResult:
     usage = Usage.from_api(getattr(message, "usage", None))
-    model = str(getattr(message, "model", "") or "")
+    model = str(getattr(message, "model", "") or request.model)
     text = "".join(getattr(b, "text", "") for b in getattr(message, "content", None) or []
                    if getattr(b, "type", "") == "text")
-    return LLMResult(text=text, usage=usage, cost_usd=cost_at_mode_price(model, usage, MODE),
+    return LLMResult(text=text, usage=usage, cost_usd=price(model, usage, mode=MODE, ttl=request.cache_ttl).total,
                      request_id=getattr(message, "id", None), model=model,
                      stop_reason=getattr(message, "stop_reason", None), attempts=1, provider=provider)
 
@@ -443,8 +450,9 @@ class RemoteBatchRun:
             size = _ENVELOPE_BYTES
             for item in items:
                 try:
-                    request, n = _build_request(self.batch_id, int(item.item_index), dict(item.params))
-                except AppError as err:  # e.g. its template was removed: this item cannot be asked
+                    request, n = await _build_request(self.client, self.batch_id, int(item.item_index),
+                                                      dict(item.params))
+                except ValidationError as err:  # e.g. its template was removed: this item cannot be asked
                     await self._db(self._fail_unbuildable, int(item.id), err)
                     continue
                 if size + n > s.message_batch_max_bytes and requests:
@@ -527,8 +535,8 @@ class RemoteBatchRun:
                            count_attempt=False)
             return
         items = await self._db(_items_of, self.engine, self.batch_id, sub.item_indexes)
-        requests = [_build_request(self.batch_id, i, dict(items[i].params))[0] for i in sub.item_indexes
-                    if i in items and items[i].submission_id == sub.id]
+        requests = [(await _build_request(self.client, self.batch_id, i, dict(items[i].params)))[0]
+                    for i in sub.item_indexes if i in items and items[i].submission_id == sub.id]
         if not requests:
             await self._db(_finish_submission, self.engine, self.batch_id, sub.id, "collected", "",
                            ErrorCode.BATCH_REQUEST_MISSING, count_attempt=False)
@@ -586,16 +594,15 @@ class RemoteBatchRun:
         kind = getattr(result, "type", "")
         index = int(item.item_index)
         if kind == "succeeded":
-            params = GenerationParams(**dict(item.params))
-            llm = _reply_of(result.message, getattr(self.client, "provider", "sandbox"), self.batch_id)
+            request = await _item_request(self.client, dict(item.params))
+            llm = _reply_of(result.message, getattr(self.client, "provider", "sandbox"), request)
             try:
-                parsed = parse_reply(params, llm, operation_id=self.batch_id)
+                parsed = parse_reply(GenerationParams(**dict(item.params)), request, llm, operation_id=self.batch_id)
             except GenerationError as err:
                 return _Failure(index, err.code, err.message, True, llm.usage, llm.cost_usd)
-            parsed = replace(parsed, cost_usd=cost_at_mode_price(llm.model, parsed.usage, MODE))
             claimed = ClaimedItem(int(item.id), self.batch_id, index, dict(item.params), int(item.attempts))
             if await self._db(checkpoints.commit_item, self.engine, claimed, parsed,
-                              conversation_id=_conversation_id(remote_id, line.custom_id), mode=MODE):
+                              conversation_id=_conversation_id(remote_id, line.custom_id)):
                 self.committed += 1
             return None
         if kind == "errored":

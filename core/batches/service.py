@@ -34,7 +34,6 @@ from core.auth.actor import Actor, current_actor
 from core.auth.audit import AuditAction, audit
 from core.auth.permissions import Action, Kind, may, require, where
 from core.auth.users import names_of
-from core.batches.budget import cost_at_mode_price
 from core.batches.leases import claim_expired
 from core.batches.states import (
     BATCH_MODES,
@@ -376,6 +375,8 @@ def _status_dict(conn: Connection, row: Any, now: datetime, actor: Actor, names:
         "progress": round((counts["done"] + counts["failed"] + counts["skipped"]) / total, 4) if total else 0.0,
         "input_tokens": int(row["input_tokens"]),
         "output_tokens": int(row["output_tokens"]),
+        "cache_read_tokens": int(row["cache_read_tokens"]),
+        "cache_creation_tokens": int(row["cache_creation_tokens"]),
         "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
         "cost_usd": round(float(row["cost_usd"]), 6),
         "mode": row["mode"],
@@ -591,7 +592,7 @@ def estimate(template: str, count: int, model: str | None = None, *, turns: int 
         "binding": binding,
         "measured_from": measured[2] if measured else 0,  # conversations averaged; 0: the static estimate
         # the same usage at the Message Batches discount; its time is the API's (within 24 h), not the rate limit's
-        "batch_cost_usd": round(cost_at_mode_price(model, usage, "message_batches"), 4),
+        "batch_cost_usd": round(cost_usd(model, usage, mode="message_batches"), 4),
     }
 
 

@@ -11,22 +11,22 @@ the text it has shown: the deltas that follow belong to a new reply.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.config import get_settings
 from core.errorlog import record
 from core.errors import ErrorCode, GenerationError
 from core.generation.models import Conversation, GenerationParams, GenerationResult
 from core.generation.parse import parse_conversation
-from core.generation.prompts import prompt_for
-from core.llm.pricing import cost_usd
+from core.generation.request import ItemRequest, aitem_request
+from core.llm.pricing import price
 from core.llm.types import LLMResult, Usage
 
 if TYPE_CHECKING:
     from core.llm.client import ClaudeClient
     from core.templates.model import Template
 
-__all__ = ["agenerate_conversation", "estimate_output_tokens", "parse_reply", "request_params"]
+__all__ = ["agenerate_conversation", "estimate_output_tokens", "parse_reply"]
 
 
 def estimate_output_tokens(turns: int) -> int:
@@ -38,27 +38,15 @@ class _Attempts:
     """The bookkeeping of one conversation's calls: the prompt, the invalid replies so far, the usage."""
 
     def __init__(self, params: GenerationParams, component: str, operation_id: str | None,
-                 template: Template | None = None) -> None:
+                 request: ItemRequest) -> None:
         self.params = params
         self.component = component
         self.operation_id = operation_id
-        self.system, self.user, template = prompt_for(params, template)
-        # the template version's own model and reply length, where the request names none
-        self.model = params.model or template.content.model
-        self.max_tokens = template.content.max_tokens
+        self.request = request
         self.max_invalid = get_settings().generation_invalid_retries
         self.invalid = 0
         self.usage: Usage = Usage()
         self.last_error: GenerationError | None = None
-
-    def request(self) -> dict[str, Any]:
-        """The Messages API parameters of this conversation's call (no prefill): what both modes send."""
-        return {"model": self.model or get_settings().default_model,
-                "max_tokens": self.max_tokens or get_settings().max_output_tokens,
-                "system": self.system, "messages": self.messages()}
-
-    def messages(self) -> list[dict[str, str]]:
-        return [{"role": "user", "content": self.user}]
 
     def accept(self, llm: LLMResult, prefill: str) -> GenerationResult | None:
         """The result if `llm`'s reply parses; else record why and return None (try again)."""
@@ -76,9 +64,10 @@ class _Attempts:
             self.last_error = err
             return None
         return GenerationResult(
-            conversation=Conversation(system_prompt=self.system, turns=turns), llm=llm, params=self.params,
-            raw_text=text, usage=self.usage, cost_usd=cost_usd(llm.model, self.usage),
-            invalid_attempts=self.invalid)
+            conversation=Conversation(system_prompt=self.request.system_prompt, turns=turns), llm=llm,
+            params=self.params, raw_text=text, usage=self.usage,
+            cost_usd=price(llm.model, self.usage, mode=self.request.mode, ttl=self.request.cache_ttl).total,
+            invalid_attempts=self.invalid, mode=self.request.mode)
 
     def exhausted(self) -> bool:
         return self.invalid > self.max_invalid
@@ -95,22 +84,14 @@ class _Attempts:
             cause=last)
 
 
-def request_params(params: GenerationParams) -> dict[str, Any]:
-    """The Messages API parameters one item's conversation is asked with (a Message Batches request's `params`).
-
-    The same prompt, model and reply length the online call sends (validated first: ValidationError).
-    """
-    return _Attempts(params, "batch", None).request()
-
-
-def parse_reply(params: GenerationParams, llm: LLMResult, *, component: str = "batch",
+def parse_reply(params: GenerationParams, request: ItemRequest, llm: LLMResult, *, component: str = "batch",
                 operation_id: str | None = None) -> GenerationResult:
-    """The conversation in a reply that came some other way than `agenerate_conversation` (a Message Batches result).
+    """The conversation in a reply that came another way than `agenerate_conversation` (a Message Batches result).
 
-    A reply that is not a usable conversation is recorded and raised (GenerationError, recoverable:
-    asking again may give a good one); the caller decides whether to ask again.
+    Priced at `request`'s mode. A reply that is not a usable conversation is recorded and raised
+    (GenerationError, recoverable: asking again may give a good one); the caller decides whether to.
     """
-    run = _Attempts(params, component, operation_id)
+    run = _Attempts(params, component, operation_id, request)
     result = run.accept(llm, "")
     if result is not None:
         return result
@@ -138,12 +119,14 @@ async def agenerate_conversation(
     """
     from core.llm.client import get_client
 
-    run = _Attempts(params, component, operation_id, template)
     llm_client = client or get_client()
+    request = await aitem_request(params, client=llm_client, template=template, component=component)
+    run = _Attempts(params, component, operation_id, request)
     first_prefill = prefill
     while True:
         llm = await llm_client.acomplete(
-            **run.request(), component=component,
+            system=request.system, messages=request.messages(), model=request.model, max_tokens=request.max_tokens,
+            component=component,
             operation_id=operation_id, on_delta=on_delta, prefill=first_prefill,
             est_output_tokens=estimate_output_tokens(params.turns))
         result = run.accept(llm, first_prefill)

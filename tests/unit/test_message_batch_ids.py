@@ -1,14 +1,12 @@
-"""Message Batches mode's small rules: the items' custom_ids, the batch price, the budget's pause reason."""
+"""Message Batches mode's small rules: the items' custom_ids and the budget's pause reason."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
-from core.batches.budget import cost_at_mode_price
 from core.batches.message_batches import _index_of, custom_id
 from core.batches.states import budget_pause_reason
-from core.llm.pricing import DEFAULT_MODEL
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -26,13 +24,6 @@ def test_a_custom_id_names_its_item_only_within_its_own_batch():
     assert _index_of(mine, custom_id(mine, 42)) == 42
     assert _index_of(mine, custom_id(other, 42)) is None
     assert _index_of(mine, f"{mine}_x") is None and _index_of(mine, "42") is None
-
-
-def test_the_message_batches_price_is_half_the_online_price():
-    """The same usage costs half in Message Batches mode, cache reads included."""
-    usage = {"input_tokens": 12_000, "output_tokens": 3_000, "cache_read_input_tokens": 5_000}
-    online = cost_at_mode_price(DEFAULT_MODEL, usage, "online")
-    assert online > 0 and cost_at_mode_price(DEFAULT_MODEL, usage, "message_batches") == online * 0.5
 
 
 def test_the_budget_pause_reason_says_what_was_reached_of_what():
