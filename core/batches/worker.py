@@ -25,6 +25,10 @@
 - An open "claude" breaker pauses the batch (pause_kind "breaker") without failing items;
   the worker keeps the lease, waits the cool-down and sets it running again. A batch a
   user paused stays paused.
+- A batch in Message Batches mode (batch_jobs.mode) is worked by its lease holder alone, through
+  core.batches.message_batches (submit, poll, collect remote batches); nobody joins it.
+- A spend cap (batch_jobs.budget_usd, core.batches.budget) cuts the items claimed to what fits; when
+  none fits and none is in flight the batch pauses (pause_kind "budget") until a person resumes it.
 - request_stop() (SIGTERM/SIGINT in `python -m core worker`): no new items, the lease is
   released at once, in-flight items get settings.worker_shutdown_grace_s to finish, the
   rest go back to pending.
@@ -267,7 +271,7 @@ class BatchWorker:
                 # a half-open breaker lets one probe through: claim one item at a time until it closes
                 free = (1 if _claude_breaker_half_open() else limit) - len(in_flight)
                 try:
-                    free = await self._within_budget(batch_id, free, in_flight)
+                    free = await self._within_budget(ctx, free, in_flight)
                     items = await asyncio.to_thread(self._claim, batch_id, in_flight, free)
                 except Exception as exc:  # noqa: BLE001 - the store is down: in-flight items go on, claims wait
                     self._store_trouble(exc, batch_id, "claim_items")
@@ -336,12 +340,19 @@ class BatchWorker:
             items = leases.claim_items(self.engine, batch_id, self.worker_id, 1, suspect=True)
         return items
 
-    async def _within_budget(self, batch_id: str, free: int, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> int:
-        """`free`, cut to what the batch's spend cap allows; none fit and none in flight: the batch pauses."""
-        if free <= 0:
+    async def _within_budget(self, ctx: _BatchRun, free: int, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> int:
+        """`free`, cut to what the batch's spend cap allows; none fit and none in flight: the batch pauses.
+
+        A batch without a budget is asked again once a poll interval (one may be given meanwhile), not per claim.
+        """
+        batch_id = ctx.batch_id
+        if free <= 0 or time.monotonic() < ctx.no_budget_until:
             return free
         fits = await asyncio.to_thread(budget.room, self.engine, batch_id)
-        if fits is None or fits.items >= free:
+        if fits is None:
+            ctx.no_budget_until = time.monotonic() + get_settings().worker_poll_interval_s
+            return free
+        if fits.items >= free:
             return free
         if fits.items <= 0 and fits.pending and not in_flight:
             await asyncio.to_thread(checkpoints.pause_for_budget, self.engine, batch_id,
@@ -546,6 +557,7 @@ class _BatchRun:
     fatal: bool = False
     breaker_wait_s: float | None = None  # set when the model service's breaker is open
     rate_wait_shown: bool = False  # the batch shows "waiting for rate limit: N s"
+    no_budget_until: float = 0.0  # monotonic time until which the batch is taken to have no budget
 
 
 def _release_item(engine: Engine, item: ClaimedItem, worker_id: str) -> int:
