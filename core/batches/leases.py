@@ -45,6 +45,8 @@ __all__ = [
     "claim_expired",
     "claim_items",
     "find_joinable_batch",
+    "next_parked",
+    "park_batch",
     "release_items",
     "release_lease",
     "renew",
@@ -279,6 +281,32 @@ def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool,
             return kept
 
     return run_db_past_breaker(_renew)
+
+
+def park_batch(engine: Engine, batch_id: str, worker_id: str, until: datetime) -> bool:
+    """Let go of a Message Batches batch until its next poll: no worker claims it before `until`.
+
+    While its remote batches process (up to 24 h) the worker works other batches; the lease row
+    keeps the time, so whoever claims it next does at its poll time, not at once and not never.
+    """
+
+    def _park() -> bool:
+        with write_tx(engine, actor=_SYSTEM) as conn:
+            return conn.execute(batch_jobs.update().where(
+                batch_jobs.c.id == batch_id, batch_jobs.c.lease_owner == worker_id).values(
+                lease_owner=None, lease_expires_at=until, updated_at=utcnow())).rowcount == 1
+
+    return run_db(_park)
+
+
+def next_parked(engine: Engine) -> datetime | None:
+    """When the first parked Message Batches batch may be claimed again; None when none is parked."""
+    now = utcnow()
+    with read_conn(engine, actor=_SYSTEM) as conn:
+        return conn.execute(sa.select(sa.func.min(batch_jobs.c.lease_expires_at)).where(
+            batch_jobs.c.mode == "message_batches", batch_jobs.c.lease_owner.is_(None),
+            batch_jobs.c.lease_expires_at >= now, batch_jobs.c.status.in_(("running", "paused", "cancelled")),
+            _has_open_submission())).scalar()
 
 
 def release_lease(engine: Engine, batch_id: str, worker_id: str) -> bool:

@@ -377,8 +377,12 @@ class RemoteBatchRun:
                 breaker.record_success()
         return out
 
-    async def run(self) -> None:
-        """Until the batch has nothing left in flight and nothing to submit, or the worker stops."""
+    async def run(self) -> float | None:
+        """Until the batch has nothing left in flight and nothing to submit, or the worker stops: None.
+
+        Seconds until the next poll instead, when that is longer than a heartbeat and nothing else
+        is to be done meanwhile: the worker parks the batch that long and works other batches.
+        """
         loop = asyncio.get_running_loop()
         interval = get_settings().message_batch_poll_interval_s
         while not self.stopped():
@@ -387,7 +391,7 @@ class RemoteBatchRun:
             try:
                 for sub in subs:
                     if self.stopped():
-                        return
+                        return None
                     await self._advance(sub, status, loop.time())
                 if status == "running" and not self.stopped():
                     await self._submit_pending()
@@ -403,9 +407,14 @@ class RemoteBatchRun:
             if not subs:
                 status = await self._db(_batch_status, self.engine, self.batch_id)
                 if status != "running" or not await self._db(_pending_items, self.engine, self.batch_id, 1):
-                    return
+                    return None
             due = min((self._next_poll[s.id] for s in subs if s.id in self._next_poll), default=loop.time() + interval)
-            await self.sleep(min(max(0.0, due - loop.time()), interval))
+            wait = min(max(0.0, due - loop.time()), interval)
+            if subs and wait > get_settings().heartbeat_interval_s and all(
+                    s.state in ("in_progress", "canceling") for s in subs):
+                return wait
+            await self.sleep(wait)
+        return None
 
     async def _advance(self, sub: Submission, status: str | None, now: float) -> None:
         if sub.state == "submitting":

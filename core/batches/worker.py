@@ -26,7 +26,9 @@
   the worker keeps the lease, waits the cool-down and sets it running again. A batch a
   user paused stays paused.
 - A batch in Message Batches mode (batch_jobs.mode) is worked by its lease holder alone, through
-  core.batches.message_batches (submit, poll, collect remote batches); nobody joins it.
+  core.batches.message_batches (submit, poll, collect remote batches); nobody joins it. While its
+  remote batches process, it is parked until its next poll (leases.park_batch) and the worker
+  works other batches; `--once` waits for parked batches rather than exit with them in flight.
 - A spend cap (batch_jobs.budget_usd, core.batches.budget) cuts the items claimed to what fits; when
   none fits and none is in flight the batch pauses (pause_kind "budget") until a person resumes it.
 - request_stop() (SIGTERM/SIGINT in `python -m core worker`): no new items, the lease is
@@ -208,14 +210,29 @@ class BatchWorker:
                             self._store_trouble(exc, work.batch_id, "work_batch")
                             await self._sleep(settings.worker_poll_interval_s)
                     continue
-                if once:
+                if once and not await self._wait_for_parked():
                     break
+                if once:
+                    continue
                 self.stats.state = "idle"
                 await self._sleep(settings.worker_poll_interval_s)
         finally:
             self.stats.state = "stopped"
             self.stats.current_batch = None
         return 0
+
+    async def _wait_for_parked(self) -> bool:
+        """--once with a Message Batches batch parked until its next poll: wait for it (True), or False if none is."""
+        try:
+            wake = await asyncio.to_thread(leases.next_parked, self.engine)
+        except Exception as exc:  # noqa: BLE001 - unknown: --once ends as if none were parked
+            self._store_trouble(exc, None, "next_parked")
+            return False
+        if wake is None:
+            return False
+        self.stats.state = "idle"
+        await self._sleep(min(max((wake - utcnow()).total_seconds(), 0.05), get_settings().worker_poll_interval_s))
+        return True
 
     async def _maybe_cleanup(self) -> None:
         """The cleanup job: expired drafts, old checkpoints and error logs, every cleanup_interval_s."""
@@ -313,8 +330,9 @@ class BatchWorker:
 
         run = message_batches.RemoteBatchRun(self.engine, claimed.batch_id, self.client or get_client(),
                                              stopped=lambda: self.stopping or not ctx.owner, sleep=self._sleep)
+        park_s: float | None = None
         try:
-            await run.run()
+            park_s = await run.run()
         except AppError as err:
             if not is_batch_fatal(err):
                 raise
@@ -325,7 +343,18 @@ class BatchWorker:
             heartbeat.cancel()
             self.stats.current_batch = None
             self.stats.items_done += run.committed
-            await self._wind_down(ctx, {})
+            # its remote batches are processing: parked until their next poll, this worker moves on
+            parked = park_s is not None and ctx.owner and not self.stopping and await self._park(ctx, park_s)
+            if not parked:
+                await self._wind_down(ctx, {})
+
+    async def _park(self, ctx: _BatchRun, seconds: float) -> bool:
+        until = utcnow() + timedelta(seconds=seconds)
+        try:
+            return await asyncio.to_thread(leases.park_batch, self.engine, ctx.batch_id, self.worker_id, until)
+        except Exception as exc:  # noqa: BLE001 - not parked: let go of it the usual way (its lease runs out)
+            self._store_trouble(exc, ctx.batch_id, "park")
+            return False
 
     def _claim(self, batch_id: str, in_flight: dict[asyncio.Task[None], ClaimedItem], free: int) -> list[ClaimedItem]:
         """Up to `free` items; an item a dead worker had in flight only alone, once nothing else is left.

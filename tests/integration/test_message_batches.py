@@ -255,3 +255,17 @@ def test_the_cli_creates_a_message_batches_batch_with_a_budget_and_shows_its_rem
     resumed = run_cli(["batch", "resume", bid, "--max-cost", "9"])
     assert resumed.returncode == 2 and "finished" in resumed.stderr  # a finished batch: refused, budget kept
     assert get_batch_status(engine, bid)["budget_usd"] == 5.0
+
+
+def test_a_worker_works_other_batches_while_its_remote_batches_process(engine, sandbox, monkeypatch):
+    """The Message Batches batch is parked until its next poll; an online batch made after it finishes first."""
+    monkeypatch.setenv("STUDIO_MESSAGE_BATCH_POLL_INTERVAL_S", "1.0")
+    reload_settings()
+    sandbox.configure(batch_processing_s=3.0)
+    remote = create_batch(engine, template="tutoring", count=6, turns=4, mode="message_batches")
+    online = create_batch(engine, template="tutoring", count=6, turns=4)
+    run_worker(engine)  # --once: waits for the parked batch instead of exiting with it in flight
+    a, b = get_batch_status(engine, remote), get_batch_status(engine, online)
+    assert a["state"] == b["state"] == "completed" and a["lease_owner"] is None
+    assert b["finished_at"] < a["finished_at"]
+    assert sandbox.stats()["batches_created"] == 1
