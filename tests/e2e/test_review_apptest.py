@@ -94,6 +94,17 @@ def test_next_and_previous_move_along_the_queue(engine, reviewer):
     assert decisions(engine) == []
 
 
+def test_a_filter_narrows_the_queue_and_starts_it_again_from_its_first(engine, reviewer):
+    """On the second of three, a failed-check filter that matches one shows "1 of 1", that one."""
+    stored(engine, None, 2)
+    failing = stored(engine, None, 1, failed=("refusal",), start=5)[0]
+    at = _click(_open(), "review.next")
+    assert "Conversation 2 of 3" in _heading(at)
+    at.text_input(key="review.check").set_value("refusal").run()
+    assert not at.exception, at.exception
+    assert "Conversation 1 of 1" in _heading(at) and failing[:8] in _heading(at)
+
+
 def test_edit_saves_a_turn_and_keeps_the_turns_as_generated(engine, reviewer):
     """Edit opens a form per turn; saving one changes that turn only and keeps the original."""
     cid = stored(engine, None, 1)[0]

@@ -64,6 +64,8 @@ def test_the_filters_narrow_by_batch_template_failed_check_and_score(engine):
         assert _ids(engine, review.ReviewFilter(template="travel_booking")) == other_template
         assert _ids(engine, review.ReviewFilter(failed_check="meta_text")) == failing
         assert _ids(engine, review.ReviewFilter(failed_check="roles_alternate")) == []  # it passed everywhere
+        for hostile in ('meta_text"}] or 1=1 --', "meta%", "meta_tex_", "' OR '1'='1"):  # literal names, no syntax
+            assert _ids(engine, review.ReviewFilter(failed_check=hostile)) == []
         assert _ids(engine, review.ReviewFilter(min_score=55, max_score=70)) == other_template + failing
         assert _ids(engine, review.ReviewFilter(min_score=90)) == passing
         assert review.review_page(engine, review.ReviewFilter(failed_check="meta_text")).rows[0]["failed_checks"] == [
