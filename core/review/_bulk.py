@@ -33,7 +33,7 @@ from core.config import get_settings
 from core.resilience import run_db
 from core.review._decide import checked_decision, checked_note, record_decisions
 from core.review._queue import ORDER, ReviewFilter, reviewable
-from core.store.resumable import Checkpoint, advance, begin, finish
+from core.store.resumable import Checkpoint, advance, begin, finish, reload
 from core.store.schema import conversations, utcnow
 from core.store.tx import read_conn, write_tx
 
@@ -95,6 +95,7 @@ def bulk_decide(engine: Engine, flt: ReviewFilter, decision: str, note: str | No
 
     def _chunk(cp: Checkpoint) -> tuple[Checkpoint, int]:
         with write_tx(engine, actor=actor) as conn:
+            cp = reload(conn, cp)  # a retry after a commit whose acknowledgement was lost starts after it
             pick = (sa.select(*ORDER).where(*_cond(conn, actor, flt, at, cp.after))
                     .order_by(*ORDER).limit(chunk).with_for_update())
             rows = conn.execute(pick).all()

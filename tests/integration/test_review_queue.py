@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from audit_support import audit_rows, fail_after
 from people import cast
@@ -11,7 +13,7 @@ from core import review
 from core.auth import acting_as
 from core.auth.audit import AuditAction
 from core.config import override_settings
-from core.errors import ErrorCode, NotFoundError, ValidationError
+from core.errors import DatabaseError, ErrorCode, NotFoundError, ValidationError
 
 
 def _ids(engine, flt: review.ReviewFilter | None = None, **kw) -> list[str]:
@@ -161,3 +163,27 @@ def test_a_bulk_accept_decides_the_filtered_queue_once_under_one_operation(engin
     assert {d["operation_id"] for d in rows} == {result.operation_id}
     [a] = audit_rows(engine, AuditAction.REVIEW_DECISION)
     assert a["detail"]["count"] == 7 and a["target_id"] == result.operation_id
+
+
+def test_a_bulk_chunk_whose_commit_acknowledgement_was_lost_is_counted_once(engine, monkeypatch):
+    """The 2nd chunk commits, then the connection drops: the retry starts after it, and the count is exact."""
+    people = cast(engine)
+    queued = stored(engine, people.a.user_id, 7)
+    override_settings(review_bulk_chunk_rows=3)
+    real_write_tx, calls = review._bulk.write_tx, 0
+
+    @contextmanager
+    def losing_the_second_acknowledgement(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        with real_write_tx(*args, **kwargs) as conn:
+            yield conn
+        if calls == 2:
+            raise DatabaseError("server closed the connection unexpectedly", code="db_connection")
+
+    monkeypatch.setattr("core.review._bulk.write_tx", losing_the_second_acknowledgement)
+    with acting_as(people.reviewer):
+        result = review.bulk_decide(engine, review.ReviewFilter(), "rejected")
+    assert calls == 3  # the second chunk, retried, finds only the last conversation left
+    assert result.decided == 7 == len(decisions(engine))
+    assert {reviewed(engine, c)["review_status"] for c in queued} == {"rejected"}
