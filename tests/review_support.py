@@ -6,14 +6,17 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from core.auth import acting_as, system_actor
+from core import review
+from core.auth import Actor, acting_as, system_actor
+from core.config import override_settings
 from core.store.schema import batch_jobs, conversations, review_decisions, utcnow
 from core.store.tx import read_conn, write_tx
 
-__all__ = ["batch", "checked", "decisions", "reviewed", "stored"]
+__all__ = ["batch", "checked", "decisions", "interrupt_a_bulk_accept", "reviewed", "stored"]
 
 _T0 = datetime(2026, 11, 1, 12, 0, tzinfo=utcnow().tzinfo)
 
@@ -70,3 +73,22 @@ def decisions(engine: Engine, cid: str | None = None) -> list[dict[str, Any]]:
         if cid:
             q = q.where(review_decisions.c.conversation_id == cid)
         return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def interrupt_a_bulk_accept(engine: Engine, monkeypatch: pytest.MonkeyPatch, reviewer: Actor, flt: review.ReviewFilter,
+                            after_chunks: int = 1) -> None:
+    """A bulk accept (chunks of 3) whose chunk after `after_chunks` fails: it stops there, unfinished."""
+    override_settings(review_bulk_chunk_rows=3)
+    real_advance, calls = review._bulk.advance, 0
+
+    def advance_then_fail(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > after_chunks:
+            raise RuntimeError("the process dies mid-way")
+        return real_advance(*args, **kwargs)
+
+    monkeypatch.setattr("core.review._bulk.advance", advance_then_fail)
+    with acting_as(reviewer), pytest.raises(Exception, match="dies mid-way"):
+        review.bulk_decide(engine, flt, "accepted", note="first note")
+    monkeypatch.setattr("core.review._bulk.advance", real_advance)

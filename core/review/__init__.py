@@ -6,7 +6,15 @@ carries the reviewer, writes a `review_decisions` row and an audit row in its ow
 a bulk decision is a resumable operation (see core.review._bulk).
 """
 
-from core.review._bulk import OPERATION_TYPE, BulkResult, bulk_decide, bulk_operation_key, count_to_decide
+from core.review._bulk import (
+    OPERATION_TYPE,
+    BulkResult,
+    Interrupted,
+    bulk_decide,
+    bulk_operation_key,
+    count_to_decide,
+    interrupted_bulk,
+)
 from core.review._decide import DECISIONS, Decision, checked_note, decide, edit_turn
 from core.review._queue import STATUSES, ReviewFilter, Status, failed_checks, review_item, review_page
 
@@ -16,6 +24,7 @@ __all__ = [
     "STATUSES",
     "BulkResult",
     "Decision",
+    "Interrupted",
     "ReviewFilter",
     "Status",
     "bulk_decide",
@@ -25,6 +34,7 @@ __all__ = [
     "decide",
     "edit_turn",
     "failed_checks",
+    "interrupted_bulk",
     "review_item",
     "review_page",
 ]

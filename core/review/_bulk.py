@@ -27,17 +27,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from core.auth import Actor, current_actor
+from core.auth import Action, Actor, Kind, current_actor, where
 from core.auth.audit import AuditAction, audit
 from core.config import get_settings
+from core.errors import ValidationError
 from core.resilience import run_db
 from core.review._decide import checked_decision, checked_note, record_decisions
 from core.review._queue import ORDER, ReviewFilter, reviewable
 from core.store.resumable import Checkpoint, advance, begin, finish, reload
-from core.store.schema import conversations, utcnow
+from core.store.schema import conversations, recovery_checkpoints, utcnow
 from core.store.tx import read_conn, write_tx
 
-__all__ = ["OPERATION_TYPE", "BulkResult", "bulk_decide", "bulk_operation_key", "count_to_decide"]
+__all__ = ["OPERATION_TYPE", "BulkResult", "Interrupted", "bulk_decide", "bulk_operation_key", "count_to_decide",
+           "interrupted_bulk"]
 
 OPERATION_TYPE = "bulk_approve"  # the seed's operation type: bulk accept and bulk reject alike
 _c = conversations.c
@@ -50,6 +52,40 @@ class BulkResult:
     decided: int  # over every run of the operation
     operation_id: str  # review_decisions.operation_id of its decisions
     resumed: bool  # it continued an interrupted run
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A bulk decision of the actor's that stopped before its end: what it decides, on which filter, how far."""
+
+    decision: str
+    filter: ReviewFilter
+    done: int
+    note: str | None
+    started_at: datetime
+
+
+def interrupted_bulk(engine: Engine) -> list[Interrupted]:
+    """The actor's bulk decisions that did not finish (killed, the database gone), oldest first.
+
+    Asking for the same decision on the same filter again (bulk_decide) resumes one.
+    """
+    actor = current_actor(engine)
+    cp = recovery_checkpoints.c
+    with read_conn(engine, actor=actor) as conn:
+        rows = conn.execute(sa.select(cp.state, cp.completed_count, cp.created_at).where(
+            cp.operation_type == OPERATION_TYPE, cp.expires_at.is_(None),
+            where(actor, Action.ACT, Kind.CHECKPOINT, cp.owner_id)).order_by(cp.created_at, cp.id)).all()
+    out: list[Interrupted] = []
+    for row in rows:
+        params = dict((row.state or {}).get("params") or {})
+        try:
+            flt = ReviewFilter.from_described(dict(params.get("filter") or {}))
+        except ValidationError:
+            continue  # a filter this version no longer reads: nothing to offer
+        out.append(Interrupted(str(params.get("decision")), flt, int(row.completed_count), params.get("note"),
+                               row.created_at))
+    return out
 
 
 def bulk_operation_key(actor: Actor, decision: str, flt: ReviewFilter) -> str:

@@ -224,6 +224,13 @@ def bulk(flt: review.ReviewFilter) -> None:
     if pending is not None:
         _run_bulk(*pending)
         return
+    for i, stopped in enumerate(review.interrupted_bulk(get_engine())):
+        c1, c2 = st.columns([5, 1], vertical_alignment="center")
+        c1.warning(f"An interrupted bulk {_VERB.get(stopped.decision, '?').lower()} of {_described(stopped.filter)} "
+                   f"stopped after {counted(stopped.done, 'conversation')} (started {ago(stopped.started_at)}). "
+                   "Resuming it decides the rest, with its first note and time.", icon=":material/pending_actions:")
+        c2.button("Resume", key=_key(f"resume_{i}"), icon=":material/play_arrow:", on_click=_confirm,
+                  args=(stopped.decision, stopped.filter, review.count_to_decide(get_engine(), stopped.filter)))
     n = review.count_to_decide(get_engine(), flt)
     asked = st.session_state.get(_key("bulk_ask"))
     c1, c2, _ = st.columns([1.3, 1.3, 3])
@@ -241,6 +248,20 @@ def bulk(flt: review.ReviewFilter) -> None:
     d1.button(f"Yes, {_VERB[asked].lower()} {n:,}", key=_key("bulk_confirm"), type="primary",
               on_click=_confirm, args=(asked, flt, n))
     d2.button("Cancel", key=_key("bulk_cancel"), on_click=_ask, args=(None,))
+
+
+def _described(flt: review.ReviewFilter) -> str:
+    """A filter in words, its values escaped: "batch 1a2b3c4d · template tutoring · score 20–80"."""
+    parts = []
+    if flt.batch_id:
+        parts.append(f"batch {literal(flt.batch_id[:8])}")
+    if flt.template:
+        parts.append(f"template {literal(flt.template)}")
+    if flt.failed_check:
+        parts.append(f"failed check {literal(flt.failed_check, 64)}")
+    if flt.min_score is not None or flt.max_score is not None:
+        parts.append(f"score {flt.min_score or 0}–{100 if flt.max_score is None else flt.max_score}")
+    return "the queue" + (f" ({' · '.join(parts)})" if parts else "")
 
 
 def _ask(decision: str | None) -> None:

@@ -8,9 +8,10 @@ import pytest
 from audit_support import audit_rows
 from e2e_data import shown
 from people import person
-from review_support import decisions, reviewed, stored
+from review_support import decisions, interrupt_a_bulk_accept, reviewed, stored
 from streamlit.testing.v1 import AppTest
 
+from core import review
 from core.auth import Role, acting_as, system_actor
 from core.auth.audit import AuditAction
 from core.auth.local import use_local_user_by_default
@@ -128,6 +129,19 @@ def test_bulk_accept_asks_naming_how_many_then_decides_the_filtered_queue(engine
     assert {reviewed(engine, i)["review_status"] for i in ids} == {"accepted"}
     assert len({d["operation_id"] for d in decisions(engine)}) == 1
     assert any("Nothing needs review" in s.value for s in at.main.success)
+
+
+def test_an_interrupted_bulk_accept_is_offered_and_resumed_from_the_page(engine, reviewer, monkeypatch):
+    """The page names the stopped operation and how far it got; Resume decides the rest under the same operation."""
+    ids = stored(engine, None, 5)
+    interrupt_a_bulk_accept(engine, monkeypatch, reviewer, review.ReviewFilter())
+    at = _open()
+    assert any("interrupted bulk accept of the queue stopped after 3 conversations" in shown(w.value)
+               for w in at.main.warning)
+    at = _click(at, "review.resume_0")
+    assert {reviewed(engine, i)["review_status"] for i in ids} == {"accepted"}
+    assert len({d["operation_id"] for d in decisions(engine)}) == 1 and len(decisions(engine)) == 5
+    assert not any("interrupted" in shown(w.value) for w in at.main.warning)
 
 
 _AUTH = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,

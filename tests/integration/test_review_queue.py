@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 from audit_support import audit_rows, fail_after
 from people import cast
-from review_support import batch, decisions, reviewed, stored
+from review_support import batch, decisions, interrupt_a_bulk_accept, reviewed, stored
 
 from core import review
 from core.auth import acting_as
@@ -187,3 +187,23 @@ def test_a_bulk_chunk_whose_commit_acknowledgement_was_lost_is_counted_once(engi
     assert calls == 3  # the second chunk, retried, finds only the last conversation left
     assert result.decided == 7 == len(decisions(engine))
     assert {reviewed(engine, c)["review_status"] for c in queued} == {"rejected"}
+
+
+def test_an_interrupted_bulk_decision_is_listed_for_its_person_and_resumes_with_its_first_note(engine, monkeypatch):
+    """Stopped after one chunk: listed (3 done) for its reviewer only; asked again, it decides the rest once."""
+    people = cast(engine)
+    queued = stored(engine, people.a.user_id, 7)
+    flt = review.ReviewFilter(max_score=80)
+    interrupt_a_bulk_accept(engine, monkeypatch, people.reviewer, flt)
+    with acting_as(people.reviewer):
+        [stopped] = review.interrupted_bulk(engine)
+    assert (stopped.decision, stopped.filter, stopped.done, stopped.note) == ("accepted", flt, 3, "first note")
+    with acting_as(people.admin):  # an admin reaches every checkpoint; an analyst none
+        assert len(review.interrupted_bulk(engine)) == 1
+    with acting_as(people.a):
+        assert review.interrupted_bulk(engine) == []
+    with acting_as(people.reviewer):
+        result = review.bulk_decide(engine, stopped.filter, "accepted", note="another note")
+        assert review.interrupted_bulk(engine) == []
+    assert result.resumed and result.decided == 7 == len(decisions(engine))
+    assert {reviewed(engine, c)["review_note"] for c in queued} == {"first note"}
