@@ -177,9 +177,8 @@ def _evidence(row: dict[str, Any]) -> None:
     score = row["quality_score"]
     st.metric("Score", "not scored" if score is None else f"{score} / 100")
     parts = row["score_parts"] or {}
-    if parts:
-        st.dataframe(pd.DataFrame([{"Part": redact_cut(str(k), _CELL_MAX), "Points": v} for k, v in parts.items()]),
-                     hide_index=True, key=_key(f"parts_{row['id']}"))
+    if parts:  # a line, not a table: a grid costs the browser more than the rest of the next conversation
+        st.caption(" · ".join(f"{literal(redact_cut(str(k), 60))} {literal(v)}" for k, v in parts.items()))
     checks = [c for c in (row["checks"] or []) if isinstance(c, dict)]
     failed = [c for c in checks if not c.get("passed", True)]
     if failed:
