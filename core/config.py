@@ -294,6 +294,12 @@ class Settings(BaseSettings, CheckedModel):
     sandbox_latency_ms: int = non_negative(40, "Sandbox latency (ms)", most=600_000)
     sandbox_tokens_per_s: float = positive(400.0, "Sandbox speed (tokens/s)", most=1_000_000)
     sandbox_seed: int = whole(0, "Sandbox seed", least=0, most=2**32 - 1)
+    # the sandbox's Message Batches: how long a batch takes, and shares of its requests that do not succeed
+    sandbox_batch_processing_s: float = non_negative(0.5, "Sandbox message batch processing time (s)", most=3600)
+    sandbox_batch_error_rate: float = fraction(0.0, "Sandbox batch requests errored, retryable")
+    sandbox_batch_invalid_rate: float = fraction(0.0, "Sandbox batch requests errored, invalid request")
+    sandbox_batch_expired_rate: float = fraction(0.0, "Sandbox batch requests expired")
+    sandbox_batch_canceled_rate: float = fraction(0.0, "Sandbox batch requests canceled")
 
     @classmethod
     def named(cls, name: str) -> str:
