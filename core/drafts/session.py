@@ -222,7 +222,9 @@ class DraftSession:
                     template=self.params.template, model=result.llm.model or self.params.model or "",
                     params=self.params.to_dict(), system_prompt=result.conversation.system_prompt, turns=turns,
                     turn_count=len(turns), input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                    cost_usd=result.cost_usd, status="ok", owner_id=self.owner_id, created_by=owner_name,
+                    cost_usd=result.cost_usd, mode=result.mode, cache_read_tokens=usage.cache_read_input_tokens,
+                    cache_creation_tokens=usage.cache_creation_input_tokens,
+                    status="ok", owner_id=self.owner_id, created_by=owner_name,
                     created_at=now, error_count=result.invalid_attempts, is_recovering=False, recovery_attempts=0))
 
         run_db(_write)

@@ -8,6 +8,8 @@ sandbox's without one.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,7 @@ from core.llm.pricing import get_model
 if TYPE_CHECKING:
     from core.llm.client import ClaudeClient
 
-__all__ = ["PrefixTokens", "system_prompt_tokens"]
+__all__ = ["PrefixTokens", "acached_system_prompt_tokens", "asystem_prompt_tokens", "system_prompt_tokens"]
 
 # count_tokens needs a message; this one is the same for every template, so its few tokens come off
 _PROBE = [{"role": "user", "content": "."}]
@@ -48,13 +50,41 @@ class PrefixTokens:
 def system_prompt_tokens(system_prompt: str, model: str | None = None, *, client: ClaudeClient | None = None,
                          component: str = "templates") -> PrefixTokens:
     """Count `system_prompt` for `model` (default: the configured one) with the model service."""
-    from core.llm.client import get_client
     from core.llm.loops import run_sync
+
+    return run_sync(asystem_prompt_tokens(system_prompt, model, client=client, component=component))
+
+
+async def asystem_prompt_tokens(system_prompt: str, model: str | None = None, *, client: ClaudeClient | None = None,
+                                component: str = "templates") -> PrefixTokens:
+    """`system_prompt_tokens` for async callers."""
+    from core.llm.client import get_client
 
     name = model or get_settings().default_model
     llm = client or get_client()
-    with_prompt = run_sync(llm.acount_tokens(system=system_prompt, messages=_PROBE, model=name, component=component))
-    without = run_sync(llm.acount_tokens(system=None, messages=_PROBE, model=name, component=component))
+    with_prompt = await llm.acount_tokens(system=system_prompt, messages=_PROBE, model=name, component=component)
+    without = await llm.acount_tokens(system=None, messages=_PROBE, model=name, component=component)
     info, _known = get_model(name)
     return PrefixTokens(tokens=max(with_prompt - without, 0), model=name, cache_min_tokens=info.cache_min_tokens,
                         provider=llm.provider)
+
+
+# (provider, base URL, model, digest of the prompt) -> its count: a template's prompt is counted once
+# per process, not once per conversation
+_counted: dict[tuple[str, str | None, str, str], PrefixTokens] = {}
+_counted_lock = threading.Lock()
+
+
+async def acached_system_prompt_tokens(system_prompt: str, model: str, *, client: ClaudeClient,
+                                       component: str) -> PrefixTokens:
+    """`asystem_prompt_tokens`, remembered for the process: the count of a prompt does not change."""
+    key = (client.provider, client.base_url, model, hashlib.sha256(system_prompt.encode()).hexdigest())
+    with _counted_lock:
+        known = _counted.get(key)
+    if known is None:
+        known = await asystem_prompt_tokens(system_prompt, model, client=client, component=component)
+        with _counted_lock:
+            if len(_counted) > 1000:  # templates come and go; a long-lived worker keeps only recent ones
+                _counted.clear()
+            _counted[key] = known
+    return known
