@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.config import get_settings
+from core.errors import AppError
 from core.llm.pricing import get_model
 
 if TYPE_CHECKING:
@@ -75,14 +76,23 @@ _counted: dict[tuple[str, str | None, str, str], PrefixTokens] = {}
 _counted_lock = threading.Lock()
 
 
-async def acached_system_prompt_tokens(system_prompt: str, model: str, *, client: ClaudeClient,
-                                       component: str) -> PrefixTokens:
-    """`asystem_prompt_tokens`, remembered for the process: the count of a prompt does not change."""
+async def acached_system_prompt_tokens(system_prompt: str, model: str, *, client: ClaudeClient, component: str,
+                                       fallback: PrefixTokens | None = None) -> PrefixTokens:
+    """`asystem_prompt_tokens`, remembered for the process: the count of a prompt does not change.
+
+    `fallback`: remembered and returned instead when the count fails (the client has recorded why);
+    without one the AppError is raised.
+    """
     key = (client.provider, client.base_url, model, hashlib.sha256(system_prompt.encode()).hexdigest())
     with _counted_lock:
         known = _counted.get(key)
     if known is None:
-        known = await asystem_prompt_tokens(system_prompt, model, client=client, component=component)
+        try:
+            known = await asystem_prompt_tokens(system_prompt, model, client=client, component=component)
+        except AppError:
+            if fallback is None:
+                raise
+            known = fallback
         with _counted_lock:
             if len(_counted) > 1000:  # templates come and go; a long-lived worker keeps only recent ones
                 _counted.clear()
