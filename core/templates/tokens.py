@@ -28,7 +28,11 @@ _PROBE = [{"role": "user", "content": "."}]
 
 @dataclass(frozen=True)
 class PrefixTokens:
-    """A system prompt's tokens for one model, that model's minimum cacheable length, and who counted."""
+    """A system prompt's tokens for one model, that model's minimum cacheable length, and who counted.
+
+    `provider` is the client's ("sandbox", "endpoint", "claude"), or "estimate" when the service
+    could not count and the local estimate stands in.
+    """
 
     tokens: int
     model: str
@@ -40,7 +44,9 @@ class PrefixTokens:
         return self.tokens >= self.cache_min_tokens
 
     def text(self) -> str:
-        counted = "counted by the offline sandbox" if self.provider == "sandbox" else "counted by the model service"
+        counted = {"sandbox": "counted by the offline sandbox",
+                   "estimate": "estimated here: the model service did not count it"}.get(
+            self.provider, "counted by the model service")
         if self.cacheable:
             return (f"The system prompt is {self.tokens:,} tokens ({counted}): at least the {self.cache_min_tokens:,} "
                     f"{self.model} caches, so every conversation of a batch can reuse it from the cache.")

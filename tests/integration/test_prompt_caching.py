@@ -92,5 +92,6 @@ def test_a_failed_count_falls_back_to_the_estimate_once_per_process(sandbox):
     prompt = "A prompt counted nowhere else. " + MANUAL  # counts are remembered per process
     assert run_sync(count(prompt)) == estimate and run_sync(count(prompt)) == estimate
     assert sandbox.stats()["by_status"] == {"401": 1}
+    assert "estimated here" in estimate.text()
     with pytest.raises(AppError):
         run_sync(count(prompt + ".", None))
