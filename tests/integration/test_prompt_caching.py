@@ -95,3 +95,25 @@ def test_a_failed_count_falls_back_to_the_estimate_once_per_process(sandbox):
     assert "estimated here" in estimate.text()
     with pytest.raises(AppError):
         run_sync(count(prompt + ".", None))
+
+
+def test_a_single_streamed_generation_records_its_cache_use_on_its_conversation(engine, sandbox):
+    """A draft run twice on a long prompt: the first conversation wrote the cache, the second read it, both priced so."""
+    from people import person
+
+    from core.auth import acting_as
+    from core.drafts import start_draft
+
+    _template(engine, "claims_draft", MANUAL)
+    params = GenerationParams(template="claims_draft", persona="a farmer", emotion="calm", topic="hail", turns=2)
+    ana = person(engine, "ana@example.com")
+    with acting_as(ana):
+        ids = [start_draft(engine, params) for _ in range(2)]
+        for draft in ids:
+            draft.run(on_delta=lambda _piece: None)
+    with engine.connect() as conn:
+        rows = [conn.execute(sa.select(conversations).where(conversations.c.draft_id == d.id)).mappings().one()
+                for d in ids]
+    assert rows[0]["cache_creation_tokens"] > 0 and rows[0]["cache_read_tokens"] == 0
+    assert rows[1]["cache_read_tokens"] == rows[0]["cache_creation_tokens"] and rows[1]["cache_creation_tokens"] == 0
+    assert rows[1]["cost_usd"] < rows[0]["cost_usd"] and {r["mode"] for r in rows} == {"online"}
