@@ -215,6 +215,10 @@ class Settings(BaseSettings, CheckedModel):
     # long operations without an items table (resolve a group, retention) commit this many rows per
     # transaction with their checkpoint, so an interrupted one resumes there (core.store.resumable)
     checkpoint_chunk_rows: int = positive(5000, "Rows per checkpointed transaction", most=1_000_000)
+    # review (core.review): a bulk accept or reject commits this many conversations per transaction with
+    # its checkpoint (and the page's progress bar moves as often); an edited turn is at most this long
+    review_bulk_chunk_rows: int = positive(200, "Conversations per bulk review transaction", most=100_000)
+    review_turn_max_chars: int = positive(50_000, "Longest edited turn (characters)", most=1_000_000)
     csv_max_value_chars: int = positive(2_000, "Longest CSV value (characters)", most=1_000_000)
     # cost estimates before a batch starts: expected output tokens per message of a conversation
     estimate_output_tokens_per_turn: int = positive(80, "Output tokens per message (estimate)", most=128_000)

@@ -300,13 +300,16 @@ def park_batch(engine: Engine, batch_id: str, worker_id: str, until: datetime) -
 
 
 def next_parked(engine: Engine) -> datetime | None:
-    """When the first parked Message Batches batch may be claimed again; None when none is parked."""
+    """When the first parked Message Batches batch may be claimed again (now, if its time has come); None if none is.
+
+    One whose park ran out since the last claim counts too: it is claimable now, not gone.
+    """
     now = utcnow()
     with read_conn(engine, actor=_SYSTEM) as conn:
-        return conn.execute(sa.select(sa.func.min(batch_jobs.c.lease_expires_at)).where(
+        times = conn.execute(sa.select(batch_jobs.c.lease_expires_at).where(
             batch_jobs.c.mode == "message_batches", batch_jobs.c.lease_owner.is_(None),
-            batch_jobs.c.lease_expires_at >= now, batch_jobs.c.status.in_(("running", "paused", "cancelled")),
-            _has_open_submission())).scalar()
+            batch_jobs.c.status.in_(("running", "paused", "cancelled")), _has_open_submission())).scalars().all()
+    return min((t or now for t in times), default=None)
 
 
 def release_lease(engine: Engine, batch_id: str, worker_id: str) -> bool:

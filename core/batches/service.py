@@ -260,7 +260,7 @@ def create_batch(
             for start in range(0, n, _INSERT_CHUNK):
                 conn.execute(batch_items.insert(), [
                     {"batch_id": batch_id, "item_index": start + j, "params": p, "status": "pending",
-                     "attempts": 0, "updated_at": now}
+                     "attempts": 0, "updated_at": now, "owner_id": actor.owner_id}
                     for j, p in enumerate(params[start:start + _INSERT_CHUNK])])
             audit(conn, AuditAction.BATCH_CREATE, Kind.BATCH, batch_id,
                   {"template": template, "model": model, "items": n, "source": source["source"], "mode": mode,
@@ -329,17 +329,25 @@ def _counts(conn: Connection, batch_ids: Sequence[str]) -> dict[str, tuple[dict[
     return out
 
 
-def _throughput_per_min(conn: Connection, row: Any, now: datetime, actor: Actor) -> float:
-    window = get_settings().batch_throughput_window_s
-    since = now - timedelta(seconds=window)
+def _recent_done(conn: Connection, rows: Sequence[Any], now: datetime, actor: Actor) -> dict[str, int]:
+    """Conversations each running batch of `rows` made in the throughput window, in one query for all of them."""
+    running = [row["id"] for row in rows if row["status"] == "running"]
+    if not running:
+        return {}
+    since = now - timedelta(seconds=get_settings().batch_throughput_window_s)
     # conversations of the window (the created_at index): cost follows the window, not the batch size
-    recent = conn.execute(
-        sa.select(sa.func.count()).select_from(conversations)
-        .where(conversations.c.created_at >= since, conversations.c.batch_id == row["id"],
-               where(actor, Action.VIEW, Kind.CONVERSATION, conversations.c.owner_id))).scalar_one()
+    return {batch_id: int(n) for batch_id, n in conn.execute(
+        sa.select(conversations.c.batch_id, sa.func.count()).select_from(conversations)
+        .where(conversations.c.created_at >= since, conversations.c.batch_id.in_(running),
+               where(actor, Action.VIEW, Kind.CONVERSATION, conversations.c.owner_id))
+        .group_by(conversations.c.batch_id))}
+
+
+def _throughput_per_min(row: Any, recent: int, now: datetime) -> float:
+    window = get_settings().batch_throughput_window_s
     started = row["started_at"]
     span = window if started is None else min(window, max((now - started).total_seconds(), 1.0))
-    return round(int(recent) * 60.0 / span, 2)
+    return round(recent * 60.0 / span, 2)
 
 
 def _duration_s(row: Any, now: datetime) -> float | None:
@@ -349,13 +357,13 @@ def _duration_s(row: Any, now: datetime) -> float | None:
     return max(((row["finished_at"] or now) - row["started_at"]).total_seconds(), 0.0)
 
 
-def _status_dict(conn: Connection, row: Any, now: datetime, actor: Actor, names: dict[str, str],
-                 counted: tuple[dict[str, int], datetime | None]) -> dict[str, Any]:
+def _status_dict(row: Any, now: datetime, actor: Actor, names: dict[str, str],
+                 counted: tuple[dict[str, int], datetime | None], recent: dict[str, int]) -> dict[str, Any]:
     counts, last_item_change = counted
     interrupted = is_interrupted(row["status"], row["lease_expires_at"], last_item_change, now)
     state, reason = shown_state(row["status"], row["status_reason"], counts, interrupted=interrupted,
                                 pause_kind=row["pause_kind"], now=now)
-    throughput = _throughput_per_min(conn, row, now, actor) if row["status"] == "running" else 0.0
+    throughput = _throughput_per_min(row, recent.get(row["id"], 0), now) if row["status"] == "running" else 0.0
     duration = _duration_s(row, now)
     finished = row["status"] in TERMINAL
     remaining = counts["pending"] + counts["running"]
@@ -420,8 +428,9 @@ def get_batch_status(engine: Engine, batch_id: str) -> dict[str, Any]:
     actor = current_actor(engine)
     with engine.connect() as conn:
         row = _batch_row(conn, batch_id, actor)
-        status = _status_dict(conn, row, utcnow(), actor, names_of(engine, [row["owner_id"]]),
-                              _counts(conn, [row["id"]])[row["id"]])
+        now = utcnow()
+        status = _status_dict(row, now, actor, names_of(engine, [row["owner_id"]]),
+                              _counts(conn, [row["id"]])[row["id"]], _recent_done(conn, [row], now, actor))
         status["submissions"] = _submissions(conn, batch_id)
         return status
 
@@ -477,7 +486,8 @@ def list_batches(
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         names = names_of(engine, (row["owner_id"] for row in rows))
         counted = _counts(conn, [row["id"] for row in rows])
-        return [_status_dict(conn, row, now, actor, names, counted[row["id"]]) for row in rows]
+        recent = _recent_done(conn, rows, now, actor)
+        return [_status_dict(row, now, actor, names, counted[row["id"]], recent) for row in rows]
 
 
 def batches_page(engine: Engine, *, page: int = 1, page_size: int = 20, status: str | Sequence[str] | None = None,

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.errors import AppError
 from core.generation.prompts import prompt_for
 from core.llm.pricing import MODES, get_model
 from core.templates.tokens import PrefixTokens, acached_system_prompt_tokens
@@ -81,7 +80,8 @@ async def aitem_request(params: GenerationParams, *, mode: str = "online", clien
     """The request for `params` (validated first: ValidationError(field=...) on bad input).
 
     The system prompt is counted by the model service once per process and prompt; if the count
-    fails (recorded in the error log by the client) the breakpoint follows the local estimate.
+    fails (recorded in the error log by the client) the breakpoint follows the local estimate, for
+    the rest of the process too, so a service that refuses counts is asked once, not per item.
     """
     from core.config import get_settings
     from core.llm.client import get_client
@@ -94,13 +94,9 @@ async def aitem_request(params: GenerationParams, *, mode: str = "online", clien
     model = params.model or template.content.model or settings.default_model
     max_tokens = template.content.max_tokens or settings.max_output_tokens
     llm = client or get_client()
-    try:
-        prefix = await acached_system_prompt_tokens(system, model, client=llm,
-                                                                         component=component)
-    except AppError:
-        info = get_model(model)[0]
-        prefix = PrefixTokens(tokens=settings.estimated_tokens(system), model=model,
-                              cache_min_tokens=info.cache_min_tokens, provider="estimate")
+    estimate = PrefixTokens(tokens=settings.estimated_tokens(system), model=model,
+                            cache_min_tokens=get_model(model)[0].cache_min_tokens, provider="estimate")
+    prefix = await acached_system_prompt_tokens(system, model, client=llm, component=component, fallback=estimate)
     return ItemRequest(system_prompt=system, user=user, model=model, max_tokens=max_tokens,
                        mode=mode, prefix=prefix, template=template)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.config import get_settings
+from core.errors import AppError
 from core.llm.pricing import get_model
 
 if TYPE_CHECKING:
@@ -27,7 +28,11 @@ _PROBE = [{"role": "user", "content": "."}]
 
 @dataclass(frozen=True)
 class PrefixTokens:
-    """A system prompt's tokens for one model, that model's minimum cacheable length, and who counted."""
+    """A system prompt's tokens for one model, that model's minimum cacheable length, and who counted.
+
+    `provider` is the client's ("sandbox", "endpoint", "claude"), or "estimate" when the service
+    could not count and the local estimate stands in.
+    """
 
     tokens: int
     model: str
@@ -39,7 +44,9 @@ class PrefixTokens:
         return self.tokens >= self.cache_min_tokens
 
     def text(self) -> str:
-        counted = "counted by the offline sandbox" if self.provider == "sandbox" else "counted by the model service"
+        counted = {"sandbox": "counted by the offline sandbox",
+                   "estimate": "estimated here: the model service did not count it"}.get(
+            self.provider, "counted by the model service")
         if self.cacheable:
             return (f"The system prompt is {self.tokens:,} tokens ({counted}): at least the {self.cache_min_tokens:,} "
                     f"{self.model} caches, so every conversation of a batch can reuse it from the cache.")
@@ -75,14 +82,23 @@ _counted: dict[tuple[str, str | None, str, str], PrefixTokens] = {}
 _counted_lock = threading.Lock()
 
 
-async def acached_system_prompt_tokens(system_prompt: str, model: str, *, client: ClaudeClient,
-                                       component: str) -> PrefixTokens:
-    """`asystem_prompt_tokens`, remembered for the process: the count of a prompt does not change."""
+async def acached_system_prompt_tokens(system_prompt: str, model: str, *, client: ClaudeClient, component: str,
+                                       fallback: PrefixTokens | None = None) -> PrefixTokens:
+    """`asystem_prompt_tokens`, remembered for the process: the count of a prompt does not change.
+
+    `fallback`: remembered and returned instead when the count fails (the client has recorded why);
+    without one the AppError is raised.
+    """
     key = (client.provider, client.base_url, model, hashlib.sha256(system_prompt.encode()).hexdigest())
     with _counted_lock:
         known = _counted.get(key)
     if known is None:
-        known = await asystem_prompt_tokens(system_prompt, model, client=client, component=component)
+        try:
+            known = await asystem_prompt_tokens(system_prompt, model, client=client, component=component)
+        except AppError:
+            if fallback is None:
+                raise
+            known = fallback
         with _counted_lock:
             if len(_counted) > 1000:  # templates come and go; a long-lived worker keeps only recent ones
                 _counted.clear()

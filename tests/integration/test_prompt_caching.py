@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from batch_support import run_worker_here, worker_env
 
 from core.batches.service import create_batch, get_batch_status
+from core.errors import AppError
 from core.generation import GenerationParams
 from core.generation.request import item_request
 from core.llm.pricing import get_model, price
@@ -72,3 +74,46 @@ def test_an_online_batch_records_cache_writes_then_reads_and_prices_them(engine,
     status = get_batch_status(engine, batch_id)
     assert (status["cache_read_tokens"], status["cache_creation_tokens"]) == (sum(read), sum(written))
     assert sandbox.stats()["cache_read_input_tokens"] == sum(read)
+
+
+def test_a_failed_count_falls_back_to_the_estimate_once_per_process(sandbox):
+    """A service that refuses the count is asked once; the local estimate decides, for later items too."""
+    from core.llm.client import ClaudeClient
+    from core.llm.loops import run_sync
+    from core.templates.tokens import PrefixTokens, acached_system_prompt_tokens
+
+    sandbox.configure(api_key_required="the-right-key")
+    refused = ClaudeClient(provider="endpoint", base_url=sandbox.base_url, api_key="a-wrong-key")
+    estimate = PrefixTokens(tokens=2000, model=MODEL, cache_min_tokens=1024, provider="estimate")
+
+    async def count(prompt: str, fallback: PrefixTokens | None = estimate) -> PrefixTokens:
+        return await acached_system_prompt_tokens(prompt, MODEL, client=refused, component="test", fallback=fallback)
+
+    prompt = "A prompt counted nowhere else. " + MANUAL  # counts are remembered per process
+    assert run_sync(count(prompt)) == estimate and run_sync(count(prompt)) == estimate
+    assert sandbox.stats()["by_status"] == {"401": 1}
+    assert "estimated here" in estimate.text()
+    with pytest.raises(AppError):
+        run_sync(count(prompt + ".", None))
+
+
+def test_a_single_streamed_generation_records_its_cache_use_on_its_conversation(engine, sandbox):
+    """A draft run twice on a long prompt: the first conversation wrote the cache, the second read it, both priced so."""
+    from people import person
+
+    from core.auth import acting_as
+    from core.drafts import start_draft
+
+    _template(engine, "claims_draft", MANUAL)
+    params = GenerationParams(template="claims_draft", persona="a farmer", emotion="calm", topic="hail", turns=2)
+    ana = person(engine, "ana@example.com")
+    with acting_as(ana):
+        ids = [start_draft(engine, params) for _ in range(2)]
+        for draft in ids:
+            draft.run(on_delta=lambda _piece: None)
+    with engine.connect() as conn:
+        rows = [conn.execute(sa.select(conversations).where(conversations.c.draft_id == d.id)).mappings().one()
+                for d in ids]
+    assert rows[0]["cache_creation_tokens"] > 0 and rows[0]["cache_read_tokens"] == 0
+    assert rows[1]["cache_read_tokens"] == rows[0]["cache_creation_tokens"] and rows[1]["cache_creation_tokens"] == 0
+    assert rows[1]["cost_usd"] < rows[0]["cost_usd"] and {r["mode"] for r in rows} == {"online"}

@@ -169,3 +169,20 @@ def test_a_bad_batch_is_refused_at_create(client):
     for bad in ([], [*requests(1), *requests(1)], [{"custom_id": "no spaces", "params": {}}]):
         with pytest.raises(anthropic.BadRequestError):
             client.messages.batches.create(requests=bad)
+
+
+def test_the_async_client_creates_lists_and_streams_results(sandbox):
+    """AsyncAnthropic, as the worker uses it: create, list, retrieve until ended, and results line by line."""
+    import asyncio
+
+    async def run() -> tuple[list[str], list[str], str]:
+        async with anthropic.AsyncAnthropic(base_url=sandbox.base_url, api_key="k", max_retries=0) as client:
+            batch = await client.messages.batches.create(requests=requests(3))
+            listed = [b.id async for b in client.messages.batches.list(limit=1)]
+            while (await client.messages.batches.retrieve(batch.id)).processing_status != "ended":
+                await asyncio.sleep(0.05)
+            lines = [line.custom_id async for line in await client.messages.batches.results(batch.id)]
+            return listed, lines, batch.id
+
+    listed, lines, batch_id = asyncio.run(run())
+    assert listed == [batch_id] and lines == ["item-0", "item-1", "item-2"]

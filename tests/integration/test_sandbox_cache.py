@@ -115,3 +115,14 @@ def test_batch_requests_share_the_cache_in_order(client):
     assert usages[0].cache_creation.ephemeral_1h_input_tokens > 0 and usages[0].cache_read_input_tokens == 0
     assert all(u.cache_read_input_tokens == usages[0].cache_creation_input_tokens for u in usages[1:])
     assert all(u.service_tier == "batch" for u in usages)
+
+
+def test_cache_reads_do_not_count_against_the_input_token_limit(client, sandbox):
+    """Under an input limit that fits one full prompt, the next calls that read it from the cache still go through."""
+    total = request_input_tokens(LONG, ASK)
+    sandbox.configure(input_tpm=total + total // 2)
+    assert call(client, system()).cache_creation_input_tokens > 0
+    for _ in range(3):
+        assert call(client, system()).cache_read_input_tokens > 0
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.create(model=MODEL, max_tokens=300, system=LONG, messages=ASK)  # uncached: the full prompt

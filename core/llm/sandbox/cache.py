@@ -107,8 +107,11 @@ class PromptCache:
         return len(self._entries)
 
     def use(self, body: dict[str, Any], input_tokens: int, config: SandboxConfig,
-            now: float | None = None) -> CacheUse:
-        """Read and write the cache for one validated request whose input is `input_tokens` in all."""
+            now: float | None = None, *, look_only: bool = False) -> CacheUse:
+        """Read and write the cache for one validated request whose input is `input_tokens` in all.
+
+        `look_only`: what the request would read and write, leaving the cache as it is.
+        """
         points = [p for p in breakpoints(body) if p.tokens >= get_model(str(body.get("model")))[0].cache_min_tokens]
         if not points:
             return CacheUse()
@@ -124,9 +127,10 @@ class PromptCache:
                 tokens = min(point.tokens, input_tokens)
                 created[point.ttl] += max(0, tokens - edge)
                 edge = max(edge, tokens)
-            for point in points:
-                self._entries[(point.digest, point.ttl)] = now + life[point.ttl]
-            self._expire(now)
+            if not look_only:
+                for point in points:
+                    self._entries[(point.digest, point.ttl)] = now + life[point.ttl]
+                self._expire(now)
         return CacheUse(read=read, created_5m=created["5m"], created_1h=created["1h"])
 
     def _expire(self, now: float) -> None:

@@ -323,7 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "invalid_conversation":
             broken = break_conversation(answer.text, answer.reply.prefill, sandbox._faults.uniform())
             answer = finish_answer(broken, body, answer.reply)
-        admission = sandbox._limits.admit(answer.input_tokens, answer.output_tokens)
+        # as the API counts them for its input limit: cache reads are not, cache writes are
+        cached = sandbox._cache.use(body, answer.input_tokens, config, look_only=True)
+        admission = sandbox._limits.admit(answer.input_tokens - cached.read, answer.output_tokens)
         if not admission.allowed:
             stats.add("rate_limited")
             wait = admission.retry_after_s
