@@ -287,6 +287,15 @@ class Settings(BaseSettings, CheckedModel):
     # bigger sets go through the CLI export, which streams to a file
     ui_download_max_mb: int = positive(20, "Largest download from a page (MB)", most=40)
 
+    # trainer-ready exports and dataset health (core.datasets)
+    # a dataset card's tables (persona x emotion x topic, templates, models) show at most this many rows,
+    # then how many more there are
+    dataset_card_max_rows: int = positive(200, "Most rows of one table in a dataset card", most=100_000)
+    # distinct-1/2 of assistant turns are exact up to this many distinct n-grams (about 80 bytes each
+    # in memory), then estimated with HyperLogLog (about 1% off) so a huge set stays in bounded memory
+    dataset_health_exact_ngrams: int = positive(2_000_000, "Distinct n-grams counted exactly (dataset health)",
+                                                most=100_000_000)
+
     # offline sandbox
     sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")
     sandbox_rpm: int = non_negative(0, "Sandbox requests per minute", most=1_000_000, zero="no limit")
