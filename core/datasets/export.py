@@ -72,8 +72,8 @@ StatusChoice = Literal["accepted", "needs_review", "rejected", "all"]
 STATUSES: tuple[StatusChoice, ...] = ("accepted", "needs_review", "rejected", "all")
 FORMAT_ALIASES: dict[str, DatasetFormat] = {"jsonl": "openai"}
 FORMAT_LABELS: dict[DatasetFormat, str] = {
-    "openai": "chat JSONL (OpenAI and Anthropic fine-tuning)", "sharegpt": "ShareGPT JSONL",
-    "hf": "a Hugging Face dataset (Parquet)", "csv": "CSV"}
+    "openai": "OpenAI / Anthropic chat JSONL", "sharegpt": "ShareGPT JSONL", "hf": "Hugging Face dataset (Parquet)",
+    "csv": "CSV"}
 _SUFFIXES: dict[DatasetFormat, str] = {"openai": ".jsonl", "sharegpt": ".jsonl", "hf": ".parquet", "csv": ".csv"}
 _TEXT_FORMATS = ("openai", "sharegpt", "csv")
 

@@ -61,6 +61,8 @@ def health_panel(flt: ConversationFilter, what: str = "these conversations") -> 
                                                        "by default"),
         ("Needs review", f"{states.get('needs_review', 0):,}", "Waiting in the review queue"),
         ("Rejected", f"{states.get('rejected', 0):,}", None),
+    ])
+    metric_cards([
         ("Duplicate rate", _share(health.duplicate_rate),
          "Share flagged as an exact or near duplicate of another conversation"),
         ("Distinct-1", _ratio(health.distinct_1, health.exact),
