@@ -291,10 +291,12 @@ class Settings(BaseSettings, CheckedModel):
     # a dataset card's tables (persona x emotion x topic, templates, models) show at most this many rows,
     # then how many more there are
     dataset_card_max_rows: int = positive(200, "Most rows of one table in a dataset card", most=100_000)
-    # distinct-1/2 of assistant turns are exact up to this many distinct n-grams (about 80 bytes each
-    # in memory), then estimated with HyperLogLog (about 1% off) so a huge set stays in bounded memory
-    dataset_health_exact_ngrams: int = positive(2_000_000, "Distinct n-grams counted exactly (dataset health)",
-                                                most=100_000_000)
+    # distinct-1/2 of assistant turns keep the smallest this many n-gram hashes (8 bytes each): exact while a set
+    # has fewer distinct n-grams, else a k-minimum-values estimate about 1/sqrt(k) off (0.2 % at 200,000)
+    dataset_health_sketch_size: int = positive(200_000, "N-grams kept for distinct-n (dataset health)",
+                                               most=100_000_000)
+    # the Conversations page and a batch's detail count their dataset health again at most this often
+    ui_health_refresh_s: float = positive(30.0, "Dataset health refresh (s)", most=3600)
 
     # offline sandbox
     sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")

@@ -4,8 +4,11 @@ One streamed pass over the matching conversations (core.conversations.stream_row
 columns it needs), so the numbers are of the same rows the list and the export show. distinct-n is
 the share of an assistant turn's word n-grams (n = 1, 2; lower-cased words, n-grams inside one
 turn) that are distinct over the whole set: near 1, varied answers; near 0, the model repeats
-itself. Exact up to settings.dataset_health_exact_ngrams distinct n-grams, then a HyperLogLog
-estimate (datasketch, about 1 % off), so memory stays bounded for any size of set.
+itself. Each n-gram is hashed to 64 bits and the smallest settings.dataset_health_sketch_size
+hashes are kept (k minimum values): while a set has fewer distinct n-grams than that, the count is
+exact; past it, it is estimated from the k-th smallest hash (about 1/sqrt(k) off), so memory stays
+bounded for any size of set. Hashing and keeping the minimum run on numpy arrays, a chunk of rows
+at a time.
 
 The coverage grid counts conversations, and accepted ones, per persona x emotion x topic cell
 (and per edge case and custom value), in core.templates.grid's Coverage: (conversations, accepted).
@@ -18,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 
 from core.auth import Action, current_actor
@@ -32,58 +36,90 @@ __all__ = ["REVIEW_STATES", "DatasetHealth", "dataset_health", "distinct_n"]
 REVIEW_STATES = ("accepted", "needs_review", "rejected", "regenerate")
 _WORD = re.compile(r"\w+")
 _MASK64 = (1 << 64) - 1
+_FLUSH_ROWS = 500  # rows whose word hashes are counted together (one numpy pass)
 
 
 class _Distinct:
-    """Distinct values among hashed n-grams: a set while small, then HyperLogLog."""
+    """How many distinct values among 64-bit hashes: the k smallest kept, exact below k, estimated above."""
 
-    def __init__(self, exact_max: int) -> None:
-        self.exact_max = exact_max
-        self.seen: set[int] | None = set()
-        self.sketch: Any = None
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.kept = np.empty(0, dtype=np.uint64)  # sorted, distinct, at most k
         self.total = 0
+        self.saturated = False  # a value was dropped: the count is an estimate
 
-    def add(self, hashes: list[int]) -> None:
+    def add(self, hashes: np.ndarray) -> None:
         self.total += len(hashes)
-        if self.seen is not None:
-            self.seen.update(hashes)
-            if len(self.seen) > self.exact_max:
-                self._to_sketch()
-        else:
-            for h in hashes:
-                self.sketch.update(h)
-
-    def _to_sketch(self) -> None:
-        from datasketch import HyperLogLogPlusPlus
-
-        self.sketch = HyperLogLogPlusPlus(p=14, hashfunc=lambda h: h & _MASK64)
-        for h in self.seen or ():
-            self.sketch.update(h)
-        self.seen = None
+        if not len(hashes):
+            return
+        if self.saturated:  # only a value below the k-th smallest can change what is kept
+            hashes = hashes[hashes < self.kept[-1]]
+        merged = np.concatenate((self.kept, hashes))
+        merged.sort()
+        merged = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+        if len(merged) > self.k:
+            self.saturated = True
+            merged = merged[: self.k]
+        self.kept = merged
 
     @property
     def exact(self) -> bool:
-        return self.seen is not None
+        return not self.saturated
+
+    def distinct(self) -> int:
+        if not self.saturated:
+            return len(self.kept)
+        kth = (float(self.kept[-1]) + 1.0) / 2.0**64
+        return int(round((self.k - 1) / kth))
 
     def ratio(self) -> float | None:
-        if not self.total:
-            return None
-        distinct = len(self.seen) if self.seen is not None else int(self.sketch.count())
-        return min(distinct / self.total, 1.0)
+        return min(self.distinct() / self.total, 1.0) if self.total else None
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads word hashes (and combinations of them) over all 64 bits."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class _Turns:
+    """Word hashes of assistant turns gathered for one chunk, then counted as unigrams and in-turn bigrams."""
+
+    def __init__(self, k: int) -> None:
+        self.uni, self.bi = _Distinct(k), _Distinct(k)
+        self.words: list[int] = []
+        self.turn: list[int] = []
+        self.turns = 0
+
+    def add(self, text: str) -> None:
+        words = _WORD.findall(text.lower())
+        self.words.extend(hash(w) & _MASK64 for w in words)
+        self.turn.extend([self.turns] * len(words))
+        self.turns += 1
+
+    def flush(self) -> None:
+        if not self.words:
+            return
+        with np.errstate(over="ignore"):
+            words = _mix(np.array(self.words, dtype=np.uint64))
+            turn = np.array(self.turn, dtype=np.int64)
+            same = turn[:-1] == turn[1:]  # a bigram never spans two turns
+            pairs = _mix(words[:-1][same] * np.uint64(0x9E3779B97F4A7C15) ^ words[1:][same])
+        self.uni.add(words)
+        self.bi.add(pairs)
+        self.words, self.turn = [], []
 
 
 def distinct_n(texts: list[str], n: int) -> float | None:
-    """distinct-n of `texts` (each a turn), exactly: distinct n-grams / all n-grams; None when there are none."""
-    counter = _Distinct(exact_max=1 << 62)
+    """distinct-n of `texts` (each a turn), n = 1 or 2: distinct n-grams / all n-grams; None when there are none."""
+    counter = _Turns(k=1 << 62)
     for text in texts:
-        counter.add(_ngrams(_WORD.findall(text.lower()), n))
-    return counter.ratio()
-
-
-def _ngrams(words: list[str], n: int) -> list[int]:
-    if n == 1:
-        return [hash(w) for w in words]
-    return [hash(g) for g in zip(*(words[i:] for i in range(n)), strict=False)]
+        counter.add(text)
+    counter.flush()
+    return (counter.uni if n == 1 else counter.bi).ratio()
 
 
 @dataclass(frozen=True)
@@ -110,8 +146,7 @@ def dataset_health(engine: Engine, flt: ConversationFilter | None = None) -> Dat
     c = conversations.c
     states: Counter[str] = Counter()
     scores: Counter[str] = Counter()
-    limit = get_settings().dataset_health_exact_ngrams
-    uni, bi = _Distinct(limit), _Distinct(limit)
+    turns = _Turns(get_settings().dataset_health_sketch_size)
     coverage = Coverage()
     total = duplicates = 0
     for row in stream_rows(engine, flt, actor, action=Action.VIEW,
@@ -122,10 +157,12 @@ def dataset_health(engine: Engine, flt: ConversationFilter | None = None) -> Dat
         duplicates += 1 if row["duplicate_of"] else 0
         for turn in row["turns"] or ():
             if turn.get("role") == "assistant":
-                words = _WORD.findall(str(turn.get("content", "")).lower())
-                uni.add(_ngrams(words, 1))
-                bi.add(_ngrams(words, 2))
+                turns.add(str(turn.get("content", "")))
+        if total % _FLUSH_ROWS == 0:
+            turns.flush()
         _count_cell(coverage, row["params"] or {}, row["review_status"] == "accepted")
+    turns.flush()
+    uni, bi = turns.uni, turns.bi
     return DatasetHealth(
         total=total, states={s: states[s] for s in (*REVIEW_STATES, *sorted(set(states) - set(REVIEW_STATES)))},
         scores={**{b: scores[b] for b in SCORE_BINS}, NOT_SCORED: scores[NOT_SCORED]}, duplicates=duplicates,

@@ -1,14 +1,15 @@
 """Dataset health of a set of conversations, where people look: counts, two charts, distinct-n, the coverage grid.
 
 On a batch's detail (its conversations) and on the Conversations page (the filtered set). The
-numbers are core.datasets.dataset_health's, one streamed pass, cached for a few seconds per
-viewer and filter (the viewer is part of the key), so the live batch view does not recount on
-every refresh.
+numbers are core.datasets.dataset_health's, one streamed pass, cached per viewer and filter (the
+viewer is part of the key) for settings.ui_health_refresh_s, so the live batch view does not
+recount at every refresh.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import streamlit as st
 
@@ -23,11 +24,9 @@ from core.ui.widgets import metric_cards
 
 __all__ = ["health_panel", "load_health"]
 
-_TTL_S = 10
-
-
-@st.cache_data(ttl=_TTL_S, show_spinner=False)
-def _health(url: str, viewer: Actor, flt: ConversationFilter) -> DatasetHealth:
+@st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
+def _health(url: str, viewer: Actor, flt: ConversationFilter, period: int) -> DatasetHealth:
+    """The health as `viewer` sees it, counted once per `period` (a number of refresh intervals since the epoch)."""
     with acting_as(viewer):  # the rows counted are the ones `viewer` may see: they are part of the key
         return dataset_health(get_engine(url), flt)
 
@@ -36,7 +35,10 @@ def load_health(flt: ConversationFilter) -> DatasetHealth:
     """The health of the filtered set as this run's person sees it (a "since" moving with the clock is cut to the minute)."""
     if flt.since is not None:
         flt = dataclasses.replace(flt, since=flt.since.replace(second=0, microsecond=0))
-    return _health(get_settings().effective_database_url, current_person(), flt)
+    settings = get_settings()
+    # a refresh interval changed on the Settings page applies at once: it is part of the key, not the ttl
+    return _health(settings.effective_database_url, current_person(), flt,
+                   int(time.time() // settings.ui_health_refresh_s))
 
 
 def _share(value: float | None) -> str:

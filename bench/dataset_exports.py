@@ -1,6 +1,6 @@
 """Trainer-ready exports and dataset health over a big set: rows/s and peak memory of each.
 
-    .venv/bin/python bench/datasets.py [--conversations 20000] [--turn-words 60]
+    .venv/bin/python bench/dataset_exports.py [--conversations 20000] [--turn-words 60]
 
 Seeds a fresh SQLite file with accepted conversations (varied words, one in ten a duplicate of
 another), then for each format writes the export with a 0.9 split and the card, and computes the
