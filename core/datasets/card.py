@@ -3,8 +3,9 @@
 Counts come from the rows as they are written (`CardStats.add`, in the export's one pass), so
 the card describes exactly the file beside it; the decisions and the duplicates the filter left
 out are counted by the store for the same filter. Every text that came from a person or a model
-(templates, personas, models, names, the filter) is escaped with core.markdown_text.one_line, so
-the card renders as text in any Markdown viewer: no image loads, no link or HTML forms.
+(templates, personas, models, names, the filter) is redacted, then cut, then escaped with
+core.markdown_text.one_line, so the card renders as text in any Markdown viewer: no image loads,
+no link or HTML forms, and no secret a persona carried is repeated.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from core.config import get_settings
 from core.markdown_text import one_line
+from core.redact import redact_text
 
 __all__ = ["NOT_SCORED", "SCORE_BINS", "CardFacts", "CardStats", "render_card", "score_bin"]
 
@@ -117,7 +119,12 @@ def _cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.4f}"
-    return one_line(value, _TEXT_MAX) if value not in (None, "") else "—"
+    return _text(value) if value not in (None, "") else "—"
+
+
+def _text(value: Any, max_chars: int | None = _TEXT_MAX) -> str:
+    """Untrusted text for one line of the card: redacted first, then cut and escaped."""
+    return one_line(redact_text(str(value)), max_chars)
 
 
 def _by_count(counter: Mapping[Any, int]) -> list[tuple[Any, int]]:
@@ -127,13 +134,13 @@ def _by_count(counter: Mapping[Any, int]) -> list[tuple[Any, int]]:
 
 def render_card(stats: CardStats, facts: CardFacts) -> str:
     """The card as Markdown."""
-    lines = [f"# {one_line(facts.title, _TEXT_MAX)}", "",
-             f"Exported {facts.made_at:%Y-%m-%d %H:%M:%S} UTC by {one_line(facts.made_by, _TEXT_MAX)} "
-             f"(via {one_line(facts.via)}) as {one_line(facts.format_label)}.", ""]
+    lines = [f"# {_text(facts.title)}", "",
+             f"Exported {facts.made_at:%Y-%m-%d %H:%M:%S} UTC by {_text(facts.made_by)} "
+             f"(via {_text(facts.via)}) as {_text(facts.format_label)}.", ""]
     if not facts.complete:
         lines += [f"This export was cut at the download limit: it holds the first {stats.total:,} matching "
                   "conversations (oldest first), and this card describes those.", ""]
-    lines += ["## Files", "", *(f"- {one_line(name)}" for name in facts.files), ""]
+    lines += ["## Files", "", *(f"- {_text(name, None)}" for name in facts.files), ""]
     lines += ["## Filter", "", *_table(("field", "value"), sorted((k, str(v)) for k, v in facts.filter.items())), ""]
     lines += ["## Counts", "", *_table(("part", "conversations"), sorted(stats.rows.items()), stats.total), ""]
     lines += ["## Templates and versions", "",

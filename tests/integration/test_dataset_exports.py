@@ -244,6 +244,17 @@ def test_the_card_shows_hostile_text_as_text(engine, tmp_path):
     assert len(re.findall(r"(?<!\\)\|", line)) == 5  # four cells: the persona's pipe is escaped
 
 
+def test_the_card_repeats_no_secret_a_persona_carried(engine, tmp_path):
+    """A key pasted into a persona is redacted in the card (before the cell is cut), the rest of the text kept."""
+    from redaction_cases import ANTHROPIC_KEY
+
+    insert(engine, [row(0, persona=f"nurse {ANTHROPIC_KEY} at night")])
+    out = tmp_path / "data.jsonl"
+    DatasetExport(engine, spec=ExportSpec(card=True)).write(out)
+    card = card_path(out).read_text(encoding="utf-8")
+    assert ANTHROPIC_KEY[:20] not in card.replace("\\", "") and "nurse" in card and "at night" in card
+
+
 def test_a_download_is_a_zip_of_the_files_and_the_card_cut_at_the_limit(engine, tmp_path):
     """archive() holds the split files and the card; under a byte limit only whole rows, and the audit says so."""
     insert(engine, [row(i) for i in range(10)])
