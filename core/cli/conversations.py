@@ -135,10 +135,23 @@ def _export(args: argparse.Namespace) -> int:
     if args.out == "-":
         result = export.stream(sys.stdout)
         print(f"exported {result.total} conversations to stdout", file=sys.stderr)
+        _say_what_else_matches(export, result.total)
         return 0
     result = export.write(Path(args.out))
     parts = ", ".join(f"{result.rows[side]:,} in {path}" for side, path in zip(result.rows, result.files, strict=False))
     card = f"; card {result.files[-1]}" if spec.card else ""
     print(f"exported {result.total:,} conversations ({spec.format}, status {spec.status}): {parts}{card}",
           file=sys.stderr)
+    _say_what_else_matches(export, result.total)
     return 0
+
+
+def _say_what_else_matches(export: DatasetExport, exported: int) -> None:
+    """An empty export by status says which other statuses hold conversations (the gate may not have run yet)."""
+    if exported or export.spec.status == "all":
+        return
+    others = {s: n for s, n in export.status_counts().items() if s != export.spec.status}
+    if others:
+        held = ", ".join(f"{n:,} {s}" for s, n in sorted(others.items()))
+        print(f"note: no {export.spec.status} conversation matches; {held} do (--status all exports every one)",
+              file=sys.stderr)

@@ -320,6 +320,14 @@ class DatasetExport:
                  else [out.name])
         return [*names, card_path(out).name]
 
+    def status_counts(self) -> dict[str, int]:
+        """How many conversations of the filter (any review status) the actor may export, by status."""
+        c = conversations.c
+        with read_conn(self.engine, actor=self.actor) as conn:
+            rows = conn.execute(sa.select(c.review_status, sa.func.count()).where(
+                *self.flt.where(), visible(self.actor, Action.EXPORT)).group_by(c.review_status)).all()
+        return {r[0]: int(r[1]) for r in rows}
+
     # -- the card and the audit row ---------------------------------------------------------------
 
     def _card(self, result: ExportResult) -> str:

@@ -310,6 +310,14 @@ def test_bad_export_arguments_exit_2_naming_the_option_and_why(engine, tmp_path,
     assert not list(folder.iterdir())
 
 
+def test_an_empty_export_by_status_says_which_statuses_hold_conversations(engine, tmp_path):
+    """No accepted conversation yet (the gate has not run): the CLI says how many of each other status match."""
+    insert(engine, [row(0, status="needs_review"), row(1, status="needs_review"), row(2, status="rejected")])
+    run = run_cli(["conversations", "export", "--out", str(tmp_path / "x.jsonl")])
+    assert run.returncode == 0 and "exported 0 conversations" in run.stderr
+    assert "note: no accepted conversation matches; 2 needs_review, 1 rejected do (--status all" in run.stderr
+
+
 def test_the_cli_streams_one_text_file_to_stdout(engine):
     """--out - writes the JSONL lines to stdout, nothing else."""
     _mixed(engine)
