@@ -148,6 +148,8 @@ class ExportSpec:
         out: dict[str, Any] = {"format": self.format, "status": self.status, "system_prompt": self.system_prompt}
         if self.split is not None:
             out["split"] = self.split
+        if self.system_text:
+            out["system_text"] = self.system_text
         return out
 
 
