@@ -300,6 +300,17 @@ class Settings(BaseSettings, CheckedModel):
     # bigger sets go through the CLI export, which streams to a file
     ui_download_max_mb: int = positive(20, "Largest download from a page (MB)", most=40)
 
+    # trainer-ready exports and dataset health (core.datasets)
+    # a dataset card's tables (persona x emotion x topic, templates, models) show at most this many rows,
+    # then how many more there are
+    dataset_card_max_rows: int = positive(200, "Most rows of one table in a dataset card", most=100_000)
+    # distinct-1/2 of assistant turns keep the smallest this many n-gram hashes (8 bytes each): exact while a set
+    # has fewer distinct n-grams, else a k-minimum-values estimate about 1/sqrt(k) off (0.2 % at 200,000)
+    dataset_health_sketch_size: int = positive(200_000, "N-grams kept for distinct-n (dataset health)",
+                                               most=100_000_000)
+    # the Conversations page and a batch's detail count their dataset health again at most this often
+    ui_health_refresh_s: float = positive(30.0, "Dataset health refresh (s)", most=3600)
+
     # offline sandbox
     sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")
     sandbox_rpm: int = non_negative(0, "Sandbox requests per minute", most=1_000_000, zero="no limit")

@@ -10,11 +10,12 @@ import streamlit as st
 from core.batches import csv_import
 from core.batches import service as batches
 from core.config import get_settings
+from core.conversations import ConversationFilter
 from core.errors import AppError, ErrorCode, ValidationError
 from core.generation import get_template, template_names
 from core.llm.pricing import model_choices
 from core.store import get_engine, utcnow
-from core.ui import coverage_view
+from core.ui import coverage_view, health_view
 from core.ui.boundaries import callback, report_error, section_key
 from core.ui.safe import literal
 from core.ui.table_state import TableState
@@ -336,6 +337,7 @@ def detail(batch_id: str, listed: list[str]) -> None:
                  query_params={"batch": batch_id})
     _mode_and_remote(b)
     _failed_items(batch_id)
+    health_view.health_panel(ConversationFilter(batch_id=batch_id), "this batch")
     coverage_view.coverage_grid(batch_id)
     _resumes(batch_id)
     _history(batch_id)

@@ -29,22 +29,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.markdown_text import cut as _cut
+from core.markdown_text import escape
+
 __all__ = ["chart_text", "literal"]
 
-# every ASCII punctuation character: CommonMark lets any of them be backslash-escaped
-_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 _LEADING_SPACE = re.compile(r"^[ \t]+", re.MULTILINE)
 _NBSP = "\u00a0"
-_WORD_JOINER = "\u2060"
-# where GFM's autolink pass would start a link: "http://", "www.", "name@host"
-_LINKABLE = re.compile(r"(?<=:)(?=/)|(?<=@)|(?<=www)(?=\.)", re.IGNORECASE)
-_ELLIPSIS = "…"
-
-
-def _cut(text: str, max_chars: int | None) -> str:
-    if max_chars is None or len(text) <= max_chars:
-        return text
-    return text[: max(max_chars - 1, 0)] + _ELLIPSIS
 
 
 def literal(value: Any, max_chars: int | None = None) -> str:
@@ -52,8 +43,7 @@ def literal(value: Any, max_chars: int | None = None) -> str:
     if value is None:
         return ""
     text = _cut(str(value), max_chars).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    text = _LINKABLE.sub(_WORD_JOINER, text)
-    text = _PUNCTUATION.sub(r"\\\1", text)
+    text = escape(text)  # core.markdown_text: the one escape, shared with the dataset card
     # indentation would make a code block, where escapes show as backslashes
     text = _LEADING_SPACE.sub(lambda m: _NBSP * len(m.group().expandtabs(4)), text)
     return text.replace("\n", "  \n")
