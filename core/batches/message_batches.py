@@ -457,7 +457,9 @@ class RemoteBatchRun:
             requests: list[dict[str, Any]] = []
             ids: list[int] = []
             size = _ENVELOPE_BYTES
-            for item in items:
+            for position, item in enumerate(items):
+                if position % 200 == 199:
+                    await asyncio.sleep(0)  # a long build must not hold up the heartbeat that keeps the lease
                 try:
                     request, n = await _build_request(self.client, self.batch_id, int(item.item_index),
                                                       dict(item.params))
