@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import string
-import time
 
 import pytest
 
@@ -114,14 +113,10 @@ def test_a_cut_comes_before_the_escape():
     assert not out.endswith("\\")
 
 
-def test_a_very_long_string_is_escaped_whole_and_fast():
-    """A megabyte of hostile text is escaped in well under a second, with nothing lost."""
+def test_a_very_long_string_is_escaped_whole():
+    """A megabyte of hostile text is escaped with nothing lost (its speed is a benchmark's, not a test's)."""
     text = "<img src=x>:red[b]$m$ " * 50_000
-    started = time.perf_counter()
-    out = literal(text)
-    elapsed = time.perf_counter() - started
-    assert _unescape(out) == text
-    assert elapsed < 5  # linear: a regex pass; generous for a shared machine
+    assert _unescape(literal(text)) == text
 
 
 def test_chart_text_keeps_html_as_typed_for_vega_which_draws_it_as_text():
