@@ -1,8 +1,9 @@
-"""Conversations: browse and filter, read one as a chat, export the filtered set (JSONL, CSV)."""
+"""Conversations: browse and filter, the set's dataset health, read one as a chat, export a trainer-ready dataset."""
 
 import streamlit as st
 
 from core.ui import conversations_view as view
+from core.ui import health_view
 from core.ui.boundaries import section
 
 st.title("Conversations")
@@ -12,7 +13,7 @@ with section("filters"):
     flt = view.filters()
 
 if flt is not None:
-    with section("export"):
+    with section("export"), st.expander("Export a dataset", icon=":material/download:"):
         view.exports(flt)
     left, right = st.columns([3, 2])
     shown = None
@@ -20,3 +21,5 @@ if flt is not None:
         shown = view.listing(flt)
     with right, section("chat"):
         view.chat(shown)
+    with section("health"):
+        health_view.health_panel(flt)

@@ -55,7 +55,7 @@ def main() -> int:
     args = ARGS.parse_args()
     from recovery_scan import seed
 
-    from core.conversations import iter_csv, iter_jsonl
+    from core.datasets import DatasetExport, ExportSpec
     from core.errorlog.export import iter_csv_chunks
     from core.errorlog.seed import seed_errors
     from core.store import create_store_engine, migrate
@@ -68,8 +68,9 @@ def main() -> int:
         seed(engine, args.conversations, turn_chars=800)
         print(f"{args.errors:,} error rows, {args.conversations:,} conversations (~5 KB each)")
         for kind, rows in (("errors CSV", lambda: iter_csv_chunks(engine, None)),
-                           ("conversations JSONL", lambda: iter_jsonl(engine, None)),
-                           ("conversations CSV", lambda: iter_csv(engine, None))):
+                           ("conversations JSONL", lambda: DatasetExport(engine, None, ExportSpec(status="all")).lines()),
+                           ("conversations CSV",
+                            lambda: DatasetExport(engine, None, ExportSpec(format="csv", status="all")).lines())):
             _measure(f"{kind} whole", lambda rows=rows: _whole(rows()))
             _measure(f"{kind} capped", lambda rows=rows: capped(rows()))
         engine.dispose()

@@ -11,8 +11,8 @@ search < 1 s, sort < 1 s, Home < 1 s.
 the same database and times the same views in headless Chromium (Playwright), each run in a new
 browser context (a new session, an empty browser cache), from the action until what a person
 waits for is on screen (see VISIBLE), and then Streamlit's own floor for the same first views (a
-bare page with the same heading, cards and table; see _FLOOR_SCRIPT) in the same run, so the
-figures read as a ratio on a shared machine. Not a test: prints figures; --write appends them to
+bare page with the same heading, cards and table; see _FLOOR_SCRIPT), alternating with ours run
+by run, so the figures read as a ratio on a shared machine. Not a test: prints figures; --write appends them to
 bench/RESULTS.md.
 """
 
@@ -294,54 +294,40 @@ def _floor_run(browser, url: str, out: dict[str, list[float]]) -> None:
             context.close()
 
 
-def measure_floor(data_dir: Path, runs: int, gap_s: float) -> dict[str, list[float]]:
-    """Streamlit's floor for the first view of Errors and of Home's cards, in headless Chromium."""
-    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-    from browser_app import CHROMIUM, CHROMIUM_ARGS, RunningApp
-    from playwright.sync_api import sync_playwright
+def measure_browser(data_dir: Path, runs: int, gap_s: float, app_env: dict[str, str],
+                    floor_dir: Path) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]], str]:
+    """The same views in headless Chromium against `streamlit run Home.py`, each run followed by the floor's.
 
-    script = data_dir / "floor_app.py"
-    script.write_text(_FLOOR_SCRIPT, encoding="utf-8")
-    out: dict[str, list[float]] = {"errors_first_view": [], "home": []}
-    app = RunningApp(data_dir, script=str(script)).start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                _floor_run(browser, app.url, {"errors_first_view": [], "home": []})  # first run imports
-                for _ in range(runs):
-                    time.sleep(gap_s)
-                    _floor_run(browser, app.url, out)
-            finally:
-                browser.close()
-    finally:
-        app.stop()
-    return out
-
-
-def measure_browser(data_dir: Path, runs: int, gap_s: float,
-                    app_env: dict[str, str]) -> tuple[dict[str, list[float]], dict[str, list[float]], str]:
-    """The same views in headless Chromium against `streamlit run Home.py`; (figures, split, the app's log)."""
+    (figures, split, the floor's figures, the app's log). Ours and the floor alternate run by run, so
+    a change of the machine's load falls on both."""
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
     from browser_app import CHROMIUM, CHROMIUM_ARGS, RunningApp
     from playwright.sync_api import sync_playwright
 
     out: dict[str, list[float]] = {k: [] for k in TARGETS_S}
     split: dict[str, list[float]] = {}
+    floor: dict[str, list[float]] = {"errors_first_view": [], "home": []}
+    floor_dir.mkdir(parents=True, exist_ok=True)
+    script = floor_dir / "floor_app.py"
+    script.write_text(_FLOOR_SCRIPT, encoding="utf-8")
     app = RunningApp(data_dir, **app_env).start()
+    floor_app = RunningApp(floor_dir, script=str(script)).start()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
-                _browser_run(browser, app.url, {k: [] for k in TARGETS_S}, {})  # first run imports
+                _browser_run(browser, app.url, {k: [] for k in TARGETS_S}, {})  # first runs import
+                _floor_run(browser, floor_app.url, {"errors_first_view": [], "home": []})
                 for _ in range(runs):
                     time.sleep(gap_s)  # the stats' 5 s cache runs out, as between two people's visits
                     _browser_run(browser, app.url, out, split)
+                    _floor_run(browser, floor_app.url, floor)
             finally:
                 browser.close()
     finally:
         app.stop()
-    return out, split, app.log()
+        floor_app.stop()
+    return out, split, floor, app.log()
 
 
 def _p50_p95(samples: list[float]) -> tuple[float, float]:
@@ -406,8 +392,7 @@ def main() -> int:
                 reset_engine()  # the app opens the file itself
                 load_before = _load()
                 app_env = {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"} if args.no_file_watcher else {}
-                browser, split, _log = measure_browser(data_dir, args.runs, args.gap, app_env)
-                floor = measure_floor(tmp, args.runs, args.gap)
+                browser, split, floor, _log = measure_browser(data_dir, args.runs, args.gap, app_env, tmp / "floor")
                 loads["browser"] = f"{load_before} -> {_load()}"
         finally:
             drop()

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "core.cli.batch",
     "core.cli.worker",
     "core.cli.conversations",
+    "core.cli.review",
     "core.cli.drafts",
     "core.cli.recovery",
     "core.cli.sandbox",

@@ -215,6 +215,10 @@ class Settings(BaseSettings, CheckedModel):
     # long operations without an items table (resolve a group, retention) commit this many rows per
     # transaction with their checkpoint, so an interrupted one resumes there (core.store.resumable)
     checkpoint_chunk_rows: int = positive(5000, "Rows per checkpointed transaction", most=1_000_000)
+    # review (core.review): a bulk accept or reject commits this many conversations per transaction with
+    # its checkpoint (and the page's progress bar moves as often); an edited turn is at most this long
+    review_bulk_chunk_rows: int = positive(200, "Conversations per bulk review transaction", most=100_000)
+    review_turn_max_chars: int = positive(50_000, "Longest edited turn (characters)", most=1_000_000)
     csv_max_value_chars: int = positive(2_000, "Longest CSV value (characters)", most=1_000_000)
     # cost estimates before a batch starts: expected output tokens per message of a conversation
     estimate_output_tokens_per_turn: int = positive(80, "Output tokens per message (estimate)", most=128_000)
@@ -226,6 +230,19 @@ class Settings(BaseSettings, CheckedModel):
     # launching a batch estimated above this asks first, showing the estimate (0: always ask)
     batch_confirm_above_usd: float = non_negative(5.0, "Ask before launching a batch costing more than ($)",
                                                   most=1_000_000, zero="always ask")
+    # Message Batches mode (core.batches.message_batches): the largest remote batch, in requests and in
+    # bytes of its request JSON (the API's own limits are 100,000 and 256 MB), how often an open one is
+    # polled, how many results are committed between two saves of the resume point, and how far before a
+    # submission's own row a remote batch may have been created and still be matched to it (clock skew)
+    message_batch_max_requests: int = positive(100_000, "Most requests in one remote batch", most=100_000)
+    message_batch_max_bytes: int = positive(256 * 1024 * 1024, "Largest remote batch (bytes)",
+                                            most=256 * 1024 * 1024)
+    message_batch_poll_interval_s: float = positive(60.0, "Poll a remote batch every (s)", most=3600)
+    message_batch_results_chunk: int = positive(100, "Results committed per resume point", most=100_000)
+    message_batch_match_skew_s: float = non_negative(300.0, "Clock skew allowed matching a remote batch (s)",
+                                                     most=86_400)
+    # the highest spend cap a batch may carry ($)
+    batch_budget_max_usd: float = positive(1_000_000.0, "Highest batch budget ($)", most=1_000_000_000)
     # every worker runs the recovery cleanup (expired drafts, old checkpoints, error-log retention)
     # this often, the first time one interval after it starts; 0 turns it off
     cleanup_interval_s: float = non_negative(3600.0, "Cleanup interval (s)", most=604_800, zero="off")
@@ -313,6 +330,16 @@ class Settings(BaseSettings, CheckedModel):
     # the optional LLM judge (core.quality.judge): answers that are not its JSON are asked again this often
     quality_judge_invalid_retries: int = non_negative(2, "Retries of a malformed judge answer", most=20)
     quality_judge_max_tokens: int = positive(1_024, "Longest judge answer (tokens)", most=128_000)
+    # trainer-ready exports and dataset health (core.datasets)
+    # a dataset card's tables (persona x emotion x topic, templates, models) show at most this many rows,
+    # then how many more there are
+    dataset_card_max_rows: int = positive(200, "Most rows of one table in a dataset card", most=100_000)
+    # distinct-1/2 of assistant turns keep the smallest this many n-gram hashes (8 bytes each): exact while a set
+    # has fewer distinct n-grams, else a k-minimum-values estimate about 1/sqrt(k) off (0.2 % at 200,000)
+    dataset_health_sketch_size: int = positive(200_000, "N-grams kept for distinct-n (dataset health)",
+                                               most=100_000_000)
+    # the Conversations page and a batch's detail count their dataset health again at most this often
+    ui_health_refresh_s: float = positive(30.0, "Dataset health refresh (s)", most=3600)
 
     # offline sandbox
     sandbox_fault_rate: float = fraction(0.0, "Sandbox fault rate")
@@ -321,6 +348,12 @@ class Settings(BaseSettings, CheckedModel):
     sandbox_latency_ms: int = non_negative(40, "Sandbox latency (ms)", most=600_000)
     sandbox_tokens_per_s: float = positive(400.0, "Sandbox speed (tokens/s)", most=1_000_000)
     sandbox_seed: int = whole(0, "Sandbox seed", least=0, most=2**32 - 1)
+    # the sandbox's Message Batches: how long a batch takes, and shares of its requests that do not succeed
+    sandbox_batch_processing_s: float = non_negative(0.5, "Sandbox message batch processing time (s)", most=3600)
+    sandbox_batch_error_rate: float = fraction(0.0, "Sandbox batch requests errored, retryable")
+    sandbox_batch_invalid_rate: float = fraction(0.0, "Sandbox batch requests errored, invalid request")
+    sandbox_batch_expired_rate: float = fraction(0.0, "Sandbox batch requests expired")
+    sandbox_batch_canceled_rate: float = fraction(0.0, "Sandbox batch requests canceled")
 
     @classmethod
     def named(cls, name: str) -> str:

@@ -149,6 +149,8 @@ class ErrorCode(StrEnum):
     AMBIGUOUS_BATCH = "ambiguous_batch"
     INVALID_TRANSITION = "invalid_transition"
     NOTHING_TO_RETRY = "nothing_to_retry"
+    INVALID_MODE = "invalid_mode"
+    INVALID_BUDGET = "invalid_budget"
     DRAFT_FINISHED = "draft_finished"
     GENERATION_RUNNING = "generation_running"
     UNKNOWN_DRAFT = "unknown_draft"
@@ -167,6 +169,13 @@ class ErrorCode(StrEnum):
     CIRCUIT_CLOSED = "circuit_closed"
     RATE_LIMIT_WAIT = "rate_limit_wait"
     WORKER_LOST = "worker_lost"
+    # a Message Batches request that did not succeed: errored (its error type beside it), expired, canceled,
+    # or without a result line; and a batch the spend cap paused
+    BATCH_REQUEST_ERRORED = "batch_request_errored"
+    BATCH_REQUEST_EXPIRED = "batch_request_expired"
+    BATCH_REQUEST_CANCELED = "batch_request_canceled"
+    BATCH_REQUEST_MISSING = "batch_request_missing"
+    BUDGET_REACHED = "budget_reached"
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode | None:

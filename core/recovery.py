@@ -196,13 +196,16 @@ def _failed_part(engine: Engine, now: datetime) -> Part:
 
 
 def _paused_part(engine: Engine, now: datetime) -> Part:
-    """Paused batches: by a user (resume when ready) or by the breaker (continues by itself)."""
+    """Paused batches: by a user (resume when ready), by the breaker (continues by itself) or by its budget."""
 
     def finding(row: Row) -> dict[str, Any]:
         r, c = row
         if r["pause_kind"] == "breaker":
             action_text, action = ("No action needed: it continues by itself when the model service recovers; "
                                    "\"Resume now\" tries at once."), "wait"
+        elif r["pause_kind"] == "budget":
+            action_text, action = ("Raise its budget (Set budget in its details, or `python -m core batch resume "
+                                   f"{r['id']} --max-cost USD`), then resume it."), "resume"
         else:
             action_text, action = "Resume it when you are ready.", "resume"
         return _finding("paused_batch", r["id"], r["owner_id"], _reason(r, c, now) or "The batch is paused.", action_text,

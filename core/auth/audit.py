@@ -31,6 +31,7 @@ class AuditAction(StrEnum):
     BATCH_RETRY_FAILED = "batch.retry_failed"
     BATCH_PAUSE = "batch.pause"
     BATCH_CANCEL = "batch.cancel"
+    BATCH_BUDGET = "batch.budget"
     CONVERSATION_DELETE = "conversation.delete"
     REVIEW_DECISION = "review.decision"
     ERROR_RESOLVE = "error.resolve"

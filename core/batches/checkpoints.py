@@ -66,6 +66,7 @@ __all__ = [
     "fail_batch",
     "finalize_batch",
     "pause_for_breaker",
+    "pause_for_budget",
     "record_item_failure",
     "resume_after_breaker",
 ]
@@ -82,7 +83,10 @@ _ADD_USAGE = batch_jobs.update().where(
     input_tokens=batch_jobs.c.input_tokens + _P("b_in", type_=sa.BigInteger()),
     output_tokens=batch_jobs.c.output_tokens + _P("b_out", type_=sa.BigInteger()),
     cost_usd=batch_jobs.c.cost_usd + _P("b_cost", type_=sa.Float()),
-    judge_cost_usd=batch_jobs.c.judge_cost_usd + _P("b_judge", type_=sa.Float()), updated_at=_P("b_now")
+    judge_cost_usd=batch_jobs.c.judge_cost_usd + _P("b_judge", type_=sa.Float()),
+    cache_read_tokens=batch_jobs.c.cache_read_tokens + _P("b_cache_read", type_=sa.BigInteger()),
+    cache_creation_tokens=batch_jobs.c.cache_creation_tokens + _P("b_cache_write", type_=sa.BigInteger()),
+    updated_at=_P("b_now")
 ).returning(batch_jobs.c.status, batch_jobs.c.owner_id)
 _CONVERSATION_ID = sa.select(conversations.c.id).where(conversations.c.batch_id == _P("b_batch"),
                                                        conversations.c.item_index == _P("b_index"))
@@ -156,7 +160,9 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
             # no row: this very conversation was saved before (a retry after a lost COMMIT acknowledgement)
             batch_status, owner_id = conn.execute(_ADD_USAGE, {
                 **keys, "b_in": usage.input_tokens, "b_out": usage.output_tokens, "b_cost": result.cost_usd,
-                "b_judge": judge_cost, "b_conv": conversation_id}).first() or (None, None)
+                "b_judge": judge_cost, "b_cache_read": usage.cache_read_input_tokens,
+                "b_cache_write": usage.cache_creation_input_tokens,
+                "b_conv": conversation_id}).first() or (None, None)
             fresh = conn.execute(_insert_conversation(conn), {
                 "b_batch": item.batch_id, "id": conversation_id, "batch_id": item.batch_id, "item_index": item.item_index,
                 "draft_id": None, "template": params.get("template", ""),
@@ -164,7 +170,8 @@ def commit_item(engine: Engine, item: ClaimedItem, result: GenerationResult, *,
                 "system_prompt": result.conversation.system_prompt, "turns": turns, "turn_count": len(turns),
                 "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                 "cost_usd": result.cost_usd, "status": "ok", "created_by": None, "owner_id": owner_id,
-                "created_at": now,
+                "created_at": now, "mode": result.mode, "cache_read_tokens": usage.cache_read_input_tokens,
+                "cache_creation_tokens": usage.cache_creation_input_tokens,
                 "last_error": None, "error_count": result.invalid_attempts, "last_error_at": None,
                 "is_recovering": False, "recovery_attempts": 0, "original_conversation_id": None,
                 **gate_values(assessment, duplicate, status, settings),
@@ -267,6 +274,12 @@ def fail_batch(engine: Engine, batch_id: str, reason: str) -> bool:
 def pause_for_breaker(engine: Engine, batch_id: str, reason: str) -> bool:
     """Pause a running batch because the model service's breaker is open; it resumes by itself."""
     return _set_status(engine, batch_id, ("running",), {"status": "paused", "pause_kind": "breaker",
+                                                        "status_reason": reason})
+
+
+def pause_for_budget(engine: Engine, batch_id: str, reason: str) -> bool:
+    """Pause a running batch whose spend cap is reached; it stays paused until a person resumes it."""
+    return _set_status(engine, batch_id, ("running",), {"status": "paused", "pause_kind": "budget",
                                                         "status_reason": reason})
 
 

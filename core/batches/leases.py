@@ -33,17 +33,20 @@ from core.auth.actor import system_actor
 from core.config import get_settings
 from core.errors import ErrorCode
 from core.resilience import run_db, run_db_past_breaker
-from core.store.schema import batch_items, batch_jobs, utcnow
+from core.store.schema import batch_items, batch_jobs, message_batch_submissions, utcnow
 from core.store.tx import read_conn, write_tx
 
 __all__ = [
     "ClaimedBatch",
     "ClaimedItem",
+    "OPEN_SUBMISSION_STATES",
     "JoinableBatch",
     "claim_batch",
     "claim_expired",
     "claim_items",
     "find_joinable_batch",
+    "next_parked",
+    "park_batch",
     "release_items",
     "release_lease",
     "renew",
@@ -58,6 +61,7 @@ class ClaimedBatch:
     concurrency: int
     requeued: int  # items the previous owner left running, back to pending
     owner_id: str | None = None  # the person whose batch it is: the worker acts for them on it
+    mode: str = "online"  # online | message_batches (core.batches.message_batches works those)
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,27 @@ def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(batch_jobs.c.lease_expires_at.is_(None), batch_jobs.c.lease_expires_at < now)
 
 
+# a remote batch not collected yet: its items' results are still to be saved (or the remote batch cancelled)
+OPEN_SUBMISSION_STATES = ("submitting", "in_progress", "canceling", "ended")
+
+
+def _has_open_submission() -> sa.ColumnElement[bool]:
+    return sa.exists().where(message_batch_submissions.c.batch_id == batch_jobs.c.id,
+                             message_batch_submissions.c.state.in_(OPEN_SUBMISSION_STATES))
+
+
 def _claimable(now: datetime) -> sa.ColumnElement[bool]:
-    """Queued batches, and running or breaker-paused ones whose owner is gone (lease expired or released)."""
+    """Queued batches, and running or breaker-paused ones whose owner is gone (lease expired or released).
+
+    Also a paused or cancelled Message Batches batch with remote batches not collected yet: what
+    they paid for is saved (and a cancelled one's remote batches are cancelled) whoever paused it.
+    """
     return sa.or_(
         batch_jobs.c.status == "queued",
         sa.and_(batch_jobs.c.status == "running", _lease_free(now)),
         sa.and_(batch_jobs.c.status == "paused", batch_jobs.c.pause_kind == "breaker", _lease_free(now)),
+        sa.and_(batch_jobs.c.status.in_(("paused", "cancelled")), batch_jobs.c.mode == "message_batches",
+                _lease_free(now), _has_open_submission()),
     )
 
 
@@ -126,8 +145,10 @@ def claim_batch(engine: Engine, worker_id: str) -> ClaimedBatch | None:
                 dead = old_owner if old_owner and old_expiry is not None and old_expiry < now else None
                 requeued = _reset_orphans(conn, batch_id, now, dead_owner=dead)
                 row = conn.execute(sa.select(batch_jobs.c.status, batch_jobs.c.pause_kind, batch_jobs.c.concurrency,
-                                             batch_jobs.c.owner_id).where(batch_jobs.c.id == batch_id)).one()
-                return ClaimedBatch(batch_id, row.status, row.pause_kind, int(row.concurrency), requeued, row.owner_id)
+                                             batch_jobs.c.owner_id, batch_jobs.c.mode)
+                                   .where(batch_jobs.c.id == batch_id)).one()
+                return ClaimedBatch(batch_id, row.status, row.pause_kind, int(row.concurrency), requeued, row.owner_id,
+                                    row.mode)
         return None
 
     return run_db(_claim)
@@ -163,7 +184,9 @@ def _reset_orphans(conn: Connection, batch_id: str, now: datetime, *, dead_owner
     orphan = claim_expired(now)
     if dead_owner:
         orphan = sa.or_(orphan, batch_items.c.claimed_by == dead_owner)
-    mine = [batch_items.c.batch_id == batch_id, batch_items.c.status == "running", orphan]
+    # an item in a remote Message Batch has no worker: it waits for its result, however long that takes
+    mine = [batch_items.c.batch_id == batch_id, batch_items.c.status == "running", orphan,
+            batch_items.c.submission_id.is_(None)]
     poison = batch_items.c.lost_attempts + 1 >= s.item_max_lost_attempts
     conn.execute(batch_items.update().where(*mine, poison).values(
         status="failed", lost_attempts=batch_items.c.lost_attempts + 1, last_error_code=ErrorCode.WORKER_LOST,
@@ -185,7 +208,7 @@ def find_joinable_batch(engine: Engine, worker_id: str) -> JoinableBatch | None:
     with read_conn(engine, actor=_SYSTEM) as conn:
         row = conn.execute(
             sa.select(batch_jobs.c.id, batch_jobs.c.concurrency, batch_jobs.c.owner_id).where(
-                batch_jobs.c.status == "running", batch_jobs.c.lease_owner != worker_id,
+                batch_jobs.c.status == "running", batch_jobs.c.mode == "online", batch_jobs.c.lease_owner != worker_id,
                 batch_jobs.c.lease_expires_at >= now, has_pending)
             .order_by(batch_jobs.c.created_at).limit(1)).first()
     return JoinableBatch(str(row.id), int(row.concurrency), row.owner_id) if row is not None else None
@@ -260,6 +283,35 @@ def renew(engine: Engine, worker_id: str, batch_id: str | None, *, owner: bool,
             return kept
 
     return run_db_past_breaker(_renew)
+
+
+def park_batch(engine: Engine, batch_id: str, worker_id: str, until: datetime) -> bool:
+    """Let go of a Message Batches batch until its next poll: no worker claims it before `until`.
+
+    While its remote batches process (up to 24 h) the worker works other batches; the lease row
+    keeps the time, so whoever claims it next does at its poll time, not at once and not never.
+    """
+
+    def _park() -> bool:
+        with write_tx(engine, actor=_SYSTEM) as conn:
+            return conn.execute(batch_jobs.update().where(
+                batch_jobs.c.id == batch_id, batch_jobs.c.lease_owner == worker_id).values(
+                lease_owner=None, lease_expires_at=until, updated_at=utcnow())).rowcount == 1
+
+    return run_db(_park)
+
+
+def next_parked(engine: Engine) -> datetime | None:
+    """When the first parked Message Batches batch may be claimed again (now, if its time has come); None if none is.
+
+    One whose park ran out since the last claim counts too: it is claimable now, not gone.
+    """
+    now = utcnow()
+    with read_conn(engine, actor=_SYSTEM) as conn:
+        times = conn.execute(sa.select(batch_jobs.c.lease_expires_at).where(
+            batch_jobs.c.mode == "message_batches", batch_jobs.c.lease_owner.is_(None),
+            batch_jobs.c.status.in_(("running", "paused", "cancelled")), _has_open_submission())).scalars().all()
+    return min((t or now for t in times), default=None)
 
 
 def release_lease(engine: Engine, batch_id: str, worker_id: str) -> bool:

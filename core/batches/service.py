@@ -12,6 +12,11 @@ Control actions and items in flight (an item is "running" while a worker holds i
 - Cancel ends the batch at once: pending and running items become skipped. A worker still
   generating one of them may yet deliver its reply; it is accepted (the item becomes done),
   so a paid-for conversation is kept and an item whose worker died does not stay running.
+
+Message Batches mode (core.batches.message_batches): an item in a remote batch is "running"
+with its submission_id until its result is collected; Pause stops new submissions (the remote
+batches in flight are still collected), Cancel also makes the worker cancel the remote batches,
+and Resume continues from the stored submissions.
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ from core.auth.audit import AuditAction, audit
 from core.auth.permissions import Action, Kind, may, require, where
 from core.auth.users import names_of
 from core.batches.leases import claim_expired
-from core.batches.states import BATCH_STATES, TERMINAL, check_transition, is_interrupted, shown_state
+from core.batches.states import (
+    BATCH_MODES,
+    BATCH_STATES,
+    TERMINAL,
+    check_transition,
+    is_interrupted,
+    shown_state,
+)
 from core.config import get_settings
 from core.errors import ErrorCode, NotFoundError, ValidationError
 from core.generation import GenerationParams, build_prompt, get_template, validate_params
@@ -45,6 +57,7 @@ from core.store.schema import (
     batch_jobs,
     batch_resumes,
     conversations,
+    message_batch_submissions,
     utcnow,
 )
 from core.store.tx import write_tx
@@ -66,6 +79,8 @@ __all__ = [
     "resolve_batch_id",
     "resume_batch",
     "resume_history_page",
+    "set_budget",
+    "validated_budget",
 ]
 
 _INSERT_CHUNK = 2_000
@@ -141,6 +156,8 @@ def create_batch(
     edge_cases: Sequence[str] | None = None,
     coverage: str = "cycle",
     template_version: int | None = None,
+    mode: str = "online",
+    budget_usd: float | None = None,
 ) -> str:
     """Create a queued batch in one transaction and return its id.
 
@@ -153,6 +170,9 @@ def create_batch(
     up to `count`. `system_prompt` / `user_template` replace the template's texts for every item (an
     edited template). Refuses bad input with a ValidationError before anything is written. `turns`
     defaults to settings.generation_default_turns (within the template's range); a CSV row may give its own.
+    `mode`: how the items reach the model, "online" (one call each) or "message_batches" (remote
+    Message Batches at the batch discount, see core.batches.message_batches); `budget_usd`: a spend
+    cap, None for none (see core.batches.budget).
     The batch is the acting person's (owner_id), and its creation is audited in the same transaction.
     """
     actor = current_actor(engine)
@@ -168,6 +188,8 @@ def create_batch(
     if coverage not in COVERAGE_MODES:
         raise _refuse(f"Coverage must be one of: {', '.join(COVERAGE_MODES)}; got {str(coverage)[:40]!r}.",
                       ErrorCode.INVALID_INPUT, "coverage")
+    mode = _validated_mode(mode)
+    budget_usd = validated_budget(budget_usd)
     overrides["template_version"] = tmpl.version
     model = model or tmpl.content.model or settings.default_model
     turns = tmpl.turns_near(settings.generation_default_turns) if turns is None else turns
@@ -224,7 +246,8 @@ def create_batch(
                   **({"edge_cases": [e.name for e in chosen]} if chosen else {})}
     batch_id = str(uuid.uuid4())
     conc = concurrency or settings.worker_concurrency
-    config = {"template": template, "model": model, "turns": turns, "concurrency": conc, **source, **overrides}
+    config = {"template": template, "model": model, "turns": turns, "concurrency": conc, "mode": mode, **source,
+              **overrides}
     now = utcnow()
 
     def _write() -> None:
@@ -232,17 +255,38 @@ def create_batch(
             conn.execute(batch_jobs.insert().values(
                 id=batch_id, name=name or default_name(tmpl.title, n, now), template=template, model=model, config=config,
                 status="queued", total_items=n, concurrency=conc, created_by=actor.label, owner_id=actor.owner_id,
-                created_at=now, updated_at=now, input_tokens=0, output_tokens=0, cost_usd=0.0))
+                created_at=now, updated_at=now, input_tokens=0, output_tokens=0, cost_usd=0.0, mode=mode,
+                budget_usd=budget_usd))
             for start in range(0, n, _INSERT_CHUNK):
                 conn.execute(batch_items.insert(), [
                     {"batch_id": batch_id, "item_index": start + j, "params": p, "status": "pending",
-                     "attempts": 0, "updated_at": now}
+                     "attempts": 0, "updated_at": now, "owner_id": actor.owner_id}
                     for j, p in enumerate(params[start:start + _INSERT_CHUNK])])
             audit(conn, AuditAction.BATCH_CREATE, Kind.BATCH, batch_id,
-                  {"template": template, "model": model, "items": n, "source": source["source"]}, actor=actor)
+                  {"template": template, "model": model, "items": n, "source": source["source"], "mode": mode,
+                   "budget_usd": budget_usd}, actor=actor)
 
     run_db(_write)
     return batch_id
+
+
+def _validated_mode(mode: Any) -> str:
+    if mode not in BATCH_MODES:
+        raise _refuse(f"The mode must be one of: {', '.join(BATCH_MODES)}; got {str(mode)[:40]!r}.",
+                      ErrorCode.INVALID_MODE, "mode")
+    return str(mode)
+
+
+def validated_budget(budget_usd: Any) -> float | None:
+    """A spend cap in dollars: None (no cap) or a finite number above 0 up to settings.batch_budget_max_usd."""
+    if budget_usd is None:
+        return None
+    most = get_settings().batch_budget_max_usd
+    if isinstance(budget_usd, bool) or not isinstance(budget_usd, int | float) or not math.isfinite(budget_usd) \
+            or not 0 < budget_usd <= most:
+        raise _refuse(f"The budget must be a number of dollars above 0 and at most {most:,.0f}; "
+                      f"got {str(budget_usd)[:24]}.", ErrorCode.INVALID_BUDGET, "budget_usd")
+    return float(budget_usd)
 
 
 def _no_edge_case(template: str, name: str) -> Any:
@@ -285,17 +329,25 @@ def _counts(conn: Connection, batch_ids: Sequence[str]) -> dict[str, tuple[dict[
     return out
 
 
-def _throughput_per_min(conn: Connection, row: Any, now: datetime, actor: Actor) -> float:
-    window = get_settings().batch_throughput_window_s
-    since = now - timedelta(seconds=window)
+def _recent_done(conn: Connection, rows: Sequence[Any], now: datetime, actor: Actor) -> dict[str, int]:
+    """Conversations each running batch of `rows` made in the throughput window, in one query for all of them."""
+    running = [row["id"] for row in rows if row["status"] == "running"]
+    if not running:
+        return {}
+    since = now - timedelta(seconds=get_settings().batch_throughput_window_s)
     # conversations of the window (the created_at index): cost follows the window, not the batch size
-    recent = conn.execute(
-        sa.select(sa.func.count()).select_from(conversations)
-        .where(conversations.c.created_at >= since, conversations.c.batch_id == row["id"],
-               where(actor, Action.VIEW, Kind.CONVERSATION, conversations.c.owner_id))).scalar_one()
+    return {batch_id: int(n) for batch_id, n in conn.execute(
+        sa.select(conversations.c.batch_id, sa.func.count()).select_from(conversations)
+        .where(conversations.c.created_at >= since, conversations.c.batch_id.in_(running),
+               where(actor, Action.VIEW, Kind.CONVERSATION, conversations.c.owner_id))
+        .group_by(conversations.c.batch_id))}
+
+
+def _throughput_per_min(row: Any, recent: int, now: datetime) -> float:
+    window = get_settings().batch_throughput_window_s
     started = row["started_at"]
     span = window if started is None else min(window, max((now - started).total_seconds(), 1.0))
-    return round(int(recent) * 60.0 / span, 2)
+    return round(recent * 60.0 / span, 2)
 
 
 def _duration_s(row: Any, now: datetime) -> float | None:
@@ -305,13 +357,13 @@ def _duration_s(row: Any, now: datetime) -> float | None:
     return max(((row["finished_at"] or now) - row["started_at"]).total_seconds(), 0.0)
 
 
-def _status_dict(conn: Connection, row: Any, now: datetime, actor: Actor, names: dict[str, str],
-                 counted: tuple[dict[str, int], datetime | None]) -> dict[str, Any]:
+def _status_dict(row: Any, now: datetime, actor: Actor, names: dict[str, str],
+                 counted: tuple[dict[str, int], datetime | None], recent: dict[str, int]) -> dict[str, Any]:
     counts, last_item_change = counted
     interrupted = is_interrupted(row["status"], row["lease_expires_at"], last_item_change, now)
     state, reason = shown_state(row["status"], row["status_reason"], counts, interrupted=interrupted,
                                 pause_kind=row["pause_kind"], now=now)
-    throughput = _throughput_per_min(conn, row, now, actor) if row["status"] == "running" else 0.0
+    throughput = _throughput_per_min(row, recent.get(row["id"], 0), now) if row["status"] == "running" else 0.0
     duration = _duration_s(row, now)
     finished = row["status"] in TERMINAL
     remaining = counts["pending"] + counts["running"]
@@ -331,8 +383,12 @@ def _status_dict(conn: Connection, row: Any, now: datetime, actor: Actor, names:
         "progress": round((counts["done"] + counts["failed"] + counts["skipped"]) / total, 4) if total else 0.0,
         "input_tokens": int(row["input_tokens"]),
         "output_tokens": int(row["output_tokens"]),
+        "cache_read_tokens": int(row["cache_read_tokens"]),
+        "cache_creation_tokens": int(row["cache_creation_tokens"]),
         "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
         "cost_usd": round(float(row["cost_usd"]), 6),
+        "mode": row["mode"],
+        "budget_usd": row["budget_usd"],
         "throughput_per_min": throughput,
         "final_throughput_per_min": round(counts["done"] * 60.0 / max(duration, 1.0), 2)
         if finished and duration is not None else None,
@@ -372,8 +428,29 @@ def get_batch_status(engine: Engine, batch_id: str) -> dict[str, Any]:
     actor = current_actor(engine)
     with engine.connect() as conn:
         row = _batch_row(conn, batch_id, actor)
-        return _status_dict(conn, row, utcnow(), actor, names_of(engine, [row["owner_id"]]),
-                            _counts(conn, [row["id"]])[row["id"]])
+        now = utcnow()
+        status = _status_dict(row, now, actor, names_of(engine, [row["owner_id"]]),
+                              _counts(conn, [row["id"]])[row["id"]], _recent_done(conn, [row], now, actor))
+        status["submissions"] = _submissions(conn, batch_id)
+        return status
+
+
+_REMOTE_COUNTS = ("processing", "succeeded", "errored", "expired", "canceled")
+
+
+def _submissions(conn: Connection, batch_id: str) -> list[dict[str, Any]]:
+    """A batch's remote Message Batches, oldest first: remote id, state, requests and the remote per-state counts."""
+    rows = conn.execute(sa.select(
+        message_batch_submissions.c.id, message_batch_submissions.c.remote_id, message_batch_submissions.c.state,
+        message_batch_submissions.c.request_count, message_batch_submissions.c.request_bytes,
+        message_batch_submissions.c.counts, message_batch_submissions.c.results_done,
+        message_batch_submissions.c.last_error, message_batch_submissions.c.created_at,
+        message_batch_submissions.c.submitted_at, message_batch_submissions.c.ended_at)
+        .where(message_batch_submissions.c.batch_id == batch_id)
+        .order_by(message_batch_submissions.c.created_at, message_batch_submissions.c.id)).mappings().all()
+    return [{**dict(r), "counts": {k: int((r["counts"] or {}).get(k, 0)) for k in _REMOTE_COUNTS},
+             "created_at": _iso(r["created_at"]), "submitted_at": _iso(r["submitted_at"]),
+             "ended_at": _iso(r["ended_at"])} for r in rows]
 
 
 def _listing(actor: Any, status: str | Sequence[str] | None, owner_id: str | None) -> list[sa.ColumnElement[bool]]:
@@ -409,7 +486,8 @@ def list_batches(
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         names = names_of(engine, (row["owner_id"] for row in rows))
         counted = _counts(conn, [row["id"] for row in rows])
-        return [_status_dict(conn, row, now, actor, names, counted[row["id"]]) for row in rows]
+        recent = _recent_done(conn, rows, now, actor)
+        return [_status_dict(row, now, actor, names, counted[row["id"]], recent) for row in rows]
 
 
 def batches_page(engine: Engine, *, page: int = 1, page_size: int = 20, status: str | Sequence[str] | None = None,
@@ -523,6 +601,8 @@ def estimate(template: str, count: int, model: str | None = None, *, turns: int 
         "rate_limit_rpm": settings.rate_limit_rpm,
         "binding": binding,
         "measured_from": measured[2] if measured else 0,  # conversations averaged; 0: the static estimate
+        # the same usage at the Message Batches discount; its time is the API's (within 24 h), not the rate limit's
+        "batch_cost_usd": round(cost_usd(model, usage, mode="message_batches"), 4),
     }
 
 
@@ -630,6 +710,24 @@ def pause_batch(engine: Engine, batch_id: str, *, reason: str | None = None) -> 
     run_db(_write)
 
 
+def set_budget(engine: Engine, batch_id: str, budget_usd: float | None) -> None:
+    """Give a batch a new spend cap (None: none); a batch the cap paused then continues on Resume. Audited."""
+    actor = current_actor(engine)
+    budget_usd = validated_budget(budget_usd)
+
+    def _write() -> None:
+        with write_tx(engine) as conn:
+            row = _locked_row(conn, batch_id, actor, "change the budget of")
+            if row["status"] in TERMINAL:
+                check_transition(batch_id, row["status"], "queued")
+            conn.execute(batch_jobs.update().where(batch_jobs.c.id == batch_id).values(
+                budget_usd=budget_usd, updated_at=utcnow()))
+            audit(conn, AuditAction.BATCH_BUDGET, Kind.BATCH, batch_id,
+                  {"was": row["budget_usd"], "budget_usd": budget_usd}, actor=actor)
+
+    run_db(_write)
+
+
 def cancel_batch(engine: Engine, batch_id: str) -> int:
     """Cancel a batch: pending and running items become skipped, finished ones are kept. Returns how many were skipped.
 
@@ -687,7 +785,8 @@ def resume_batch(engine: Engine, batch_id: str, *, failed_only: bool = False) ->
                                                 updated_at=now)).rowcount)
             if not failed_only:
                 conn.execute(batch_items.update().where(
-                    batch_items.c.batch_id == batch_id, batch_items.c.status == "running", claim_expired(now)).values(
+                    batch_items.c.batch_id == batch_id, batch_items.c.status == "running", claim_expired(now),
+                    batch_items.c.submission_id.is_(None)).values(  # a remote batch's items are its collector's
                     status="pending", claimed_by=None, claimed_at=None, updated_at=now))
                 requeued = int(conn.execute(sa.select(sa.func.count()).select_from(batch_items).where(
                     batch_items.c.batch_id == batch_id, batch_items.c.status == "pending")).scalar_one())

@@ -16,18 +16,23 @@ from core.wording import counted
 
 __all__ = [
     "ACTIVE",
+    "BATCH_MODES",
     "BATCH_STATES",
+    "BUDGET_PAUSE_PREFIX",
     "BREAKER_PAUSE_REASON",
     "ITEM_STATES",
     "STOPPED_PREFIX",
     "TERMINAL",
     "breaker_pause_reason",
+    "budget_pause_reason",
     "check_transition",
     "is_interrupted",
     "next_try_in_s",
     "shown_state",
 ]
 
+# how a batch's items reach the model: one call each (online), or in Message Batches at the batch discount
+BATCH_MODES = ("online", "message_batches")
 BATCH_STATES = ("queued", "running", "paused", "failed", "cancelled", "completed")
 ITEM_STATES = ("pending", "running", "done", "failed", "skipped")
 TERMINAL = frozenset({"cancelled", "completed"})
@@ -77,6 +82,16 @@ _NEXT_TRY = "; next try at "
 def breaker_pause_reason(next_try_at: datetime) -> str:
     """The reason of a batch the open breaker paused, with when the worker tries again."""
     return f"{BREAKER_PAUSE_REASON}{_NEXT_TRY}{next_try_at.isoformat()}"
+
+
+# a batch its spend cap paused (pause_kind "budget"): "budget reached: $X of $Y"
+BUDGET_PAUSE_PREFIX = "budget reached: "
+
+
+def budget_pause_reason(spent_usd: float, budget_usd: float) -> str:
+    """The reason of a batch the spend cap paused: committed plus in-flight estimated cost, of the budget."""
+    return (f"{BUDGET_PAUSE_PREFIX}${spent_usd:,.2f} of ${budget_usd:,.2f} (committed plus in-flight estimate); "
+            "raise the budget and resume it")
 
 
 def next_try_in_s(reason: str | None, now: datetime) -> int | None:

@@ -25,6 +25,12 @@
 - An open "claude" breaker pauses the batch (pause_kind "breaker") without failing items;
   the worker keeps the lease, waits the cool-down and sets it running again. A batch a
   user paused stays paused.
+- A batch in Message Batches mode (batch_jobs.mode) is worked by its lease holder alone, through
+  core.batches.message_batches (submit, poll, collect remote batches); nobody joins it. While its
+  remote batches process, it is parked until its next poll (leases.park_batch) and the worker
+  works other batches; `--once` waits for parked batches rather than exit with them in flight.
+- A spend cap (batch_jobs.budget_usd, core.batches.budget) cuts the items claimed to what fits; when
+  none fits and none is in flight the batch pauses (pause_kind "budget") until a person resumes it.
 - request_stop() (SIGTERM/SIGINT in `python -m core worker`): no new items, the lease is
   released at once, in-flight items get settings.worker_shutdown_grace_s to finish, the
   rest go back to pending.
@@ -56,9 +62,14 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.auth.actor import acting_as, system_actor
-from core.batches import checkpoints, leases
+from core.batches import budget, checkpoints, leases, message_batches
 from core.batches.leases import ClaimedBatch, ClaimedItem
-from core.batches.states import BREAKER_PAUSE_REASON, STOPPED_PREFIX, breaker_pause_reason
+from core.batches.states import (
+    BREAKER_PAUSE_REASON,
+    STOPPED_PREFIX,
+    breaker_pause_reason,
+    budget_pause_reason,
+)
 from core.config import get_settings
 from core.errorlog import record
 from core.errors import Action, AppError, ErrorCode, ErrorType, classify
@@ -200,14 +211,29 @@ class BatchWorker:
                             self._store_trouble(exc, work.batch_id, "work_batch")
                             await self._sleep(settings.worker_poll_interval_s)
                     continue
-                if once:
+                if once and not await self._wait_for_parked():
                     break
+                if once:
+                    continue
                 self.stats.state = "idle"
                 await self._sleep(settings.worker_poll_interval_s)
         finally:
             self.stats.state = "stopped"
             self.stats.current_batch = None
         return 0
+
+    async def _wait_for_parked(self) -> bool:
+        """--once with a Message Batches batch parked until its next poll: wait for it (True), or False if none is."""
+        try:
+            wake = await asyncio.to_thread(leases.next_parked, self.engine)
+        except Exception as exc:  # noqa: BLE001 - unknown: --once ends as if none were parked
+            self._store_trouble(exc, None, "next_parked")
+            return False
+        if wake is None:
+            return False
+        self.stats.state = "idle"
+        await self._sleep(min(max((wake - utcnow()).total_seconds(), 0.05), get_settings().worker_poll_interval_s))
+        return True
 
     async def _maybe_cleanup(self) -> None:
         """The cleanup job: expired drafts, old checkpoints and error logs, every cleanup_interval_s."""
@@ -236,6 +262,9 @@ class BatchWorker:
 
     async def _work(self, batch_id: str, *, owner: bool, batch_concurrency: int,
                     claimed: ClaimedBatch | None = None) -> None:
+        if claimed is not None and claimed.mode == message_batches.MODE:
+            await self._work_remote(claimed)
+            return
         settings = get_settings()
         # the batch asks for its parallelism; this worker's bound (--concurrency or settings) caps it
         limit = max(1, min(batch_concurrency, self.concurrency or settings.worker_concurrency))
@@ -260,6 +289,7 @@ class BatchWorker:
                 # a half-open breaker lets one probe through: claim one item at a time until it closes
                 free = (1 if _claude_breaker_half_open() else limit) - len(in_flight)
                 try:
+                    free = await self._within_budget(ctx, free, in_flight)
                     items = await asyncio.to_thread(self._claim, batch_id, in_flight, free)
                 except Exception as exc:  # noqa: BLE001 - the store is down: in-flight items go on, claims wait
                     self._store_trouble(exc, batch_id, "claim_items")
@@ -291,6 +321,42 @@ class BatchWorker:
                 stop_wait.cancel()
             self.stats.current_batch = None
 
+    async def _work_remote(self, claimed: ClaimedBatch) -> None:
+        """A Message Batches batch: submit, poll and collect its remote batches while the lease is this worker's."""
+        ctx = _BatchRun(batch_id=claimed.batch_id, owner=True)
+        self.stats.current_batch = claimed.batch_id
+        self.stats.state = "working"
+        heartbeat = asyncio.create_task(self._heartbeat(ctx, {}))
+        from core.llm.client import get_client
+
+        run = message_batches.RemoteBatchRun(self.engine, claimed.batch_id, self.client or get_client(),
+                                             stopped=lambda: self.stopping or not ctx.owner, sleep=self._sleep)
+        park_s: float | None = None
+        try:
+            park_s = await run.run()
+        except AppError as err:
+            if not is_batch_fatal(err):
+                raise
+            ctx.fatal = True
+            if await asyncio.to_thread(checkpoints.fail_batch, self.engine, ctx.batch_id, _fatal_reason(err)):
+                _record_once(err, operation_id=ctx.batch_id, context={"step": "batch_failed"})
+        finally:
+            heartbeat.cancel()
+            self.stats.current_batch = None
+            self.stats.items_done += run.committed
+            # its remote batches are processing: parked until their next poll, this worker moves on
+            parked = park_s is not None and ctx.owner and not self.stopping and await self._park(ctx, park_s)
+            if not parked:
+                await self._wind_down(ctx, {})
+
+    async def _park(self, ctx: _BatchRun, seconds: float) -> bool:
+        until = utcnow() + timedelta(seconds=seconds)
+        try:
+            return await asyncio.to_thread(leases.park_batch, self.engine, ctx.batch_id, self.worker_id, until)
+        except Exception as exc:  # noqa: BLE001 - not parked: let go of it the usual way (its lease runs out)
+            self._store_trouble(exc, ctx.batch_id, "park")
+            return False
+
     def _claim(self, batch_id: str, in_flight: dict[asyncio.Task[None], ClaimedItem], free: int) -> list[ClaimedItem]:
         """Up to `free` items; an item a dead worker had in flight only alone, once nothing else is left.
 
@@ -303,6 +369,25 @@ class BatchWorker:
         if not items and not in_flight:
             items = leases.claim_items(self.engine, batch_id, self.worker_id, 1, suspect=True)
         return items
+
+    async def _within_budget(self, ctx: _BatchRun, free: int, in_flight: dict[asyncio.Task[None], ClaimedItem]) -> int:
+        """`free`, cut to what the batch's spend cap allows; none fit and none in flight: the batch pauses.
+
+        A batch without a budget is asked again once a poll interval (one may be given meanwhile), not per claim.
+        """
+        batch_id = ctx.batch_id
+        if free <= 0 or time.monotonic() < ctx.no_budget_until:
+            return free
+        fits = await asyncio.to_thread(budget.room, self.engine, batch_id)
+        if fits is None:
+            ctx.no_budget_until = time.monotonic() + get_settings().worker_poll_interval_s
+            return free
+        if fits.items >= free:
+            return free
+        if fits.items <= 0 and fits.pending and not in_flight:
+            await asyncio.to_thread(checkpoints.pause_for_budget, self.engine, batch_id,
+                                    budget_pause_reason(fits.spent_usd, fits.budget_usd))
+        return max(fits.items, 0)
 
     async def _others_still_working(self, ctx: _BatchRun) -> bool:
         """True if the batch is running and items are in flight at other workers (the owner waits for them)."""
@@ -519,6 +604,7 @@ class _BatchRun:
     fatal: bool = False
     breaker_wait_s: float | None = None  # set when the model service's breaker is open
     rate_wait_shown: bool = False  # the batch shows "waiting for rate limit: N s"
+    no_budget_until: float = 0.0  # monotonic time until which the batch is taken to have no budget
 
 
 def _release_item(engine: Engine, item: ClaimedItem, worker_id: str) -> int:

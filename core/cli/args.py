@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from core.config import get_settings
 
-__all__ = ["bounded_text", "one_of", "template_name", "turns", "variable_value", "whole_number"]
+__all__ = ["bounded_text", "dollars", "one_of", "template_name", "turns", "variable_value", "whole_number"]
 
 
 def _int(text: str) -> int:
@@ -33,6 +33,23 @@ def whole_number(low: int, high_setting: str) -> Callable[[str], int]:
         return value
 
     parse.__name__ = "whole number"  # argparse names the type in its own messages
+    return parse
+
+
+def dollars(high_setting: str) -> Callable[[str], float]:
+    """A finite amount of dollars above 0, at most the setting named `high_setting`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip().removeprefix("$").replace("_", "").replace(",", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an amount of dollars") from None
+        high = float(getattr(get_settings(), high_setting))
+        if not 0 < value <= high:  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"must be an amount above 0 and at most {high:,.0f}; got {text[:24]}")
+        return value
+
+    parse.__name__ = "dollars"
     return parse
 
 

@@ -13,10 +13,11 @@ from core.batches.service import (
     list_batches,
     pause_batch,
     resume_batch,
+    set_budget,
 )
-from core.batches.states import BATCH_STATES
+from core.batches.states import BATCH_MODES, BATCH_STATES
 from core.cli import add_action, add_group, print_rows
-from core.cli.args import bounded_text, one_of, template_name, turns, variable_value, whole_number
+from core.cli.args import bounded_text, dollars, one_of, template_name, turns, variable_value, whole_number
 from core.store import get_engine
 from core.templates.coverage import COVERAGE_MODES
 from core.templates.store import resolve
@@ -46,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--turns", type=turns, default=None, help="messages per conversation, even (default: settings)")
     p.add_argument("--model", help="model name (default: settings)")
     p.add_argument("--name", type=bounded_text("batch_name_max_chars"), help="a label for the batch")
+    p.add_argument("--mode", choices=BATCH_MODES, default="online",
+                   help="online: one call per item (default); message_batches: remote Message Batches at half price")
+    p.add_argument("--max-cost", type=dollars("batch_budget_max_usd"), metavar="USD",
+                   help="a spend cap: the batch pauses before it would cost more")
 
     p = add_action(batch, "status", _status, help="state, counts, tokens, cost, throughput and ETA of a batch")
     p.add_argument("id")
@@ -60,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="resume a paused, failed or interrupted batch (done items are kept)")
     p.add_argument("id")
     p.add_argument("--failed-only", action="store_true", help="requeue only the failed items")
+    p.add_argument("--max-cost", type=dollars("batch_budget_max_usd"), metavar="USD",
+                   help="give the batch this spend cap first (raise it to resume a batch its budget paused)")
 
     p = add_action(batch, "pause", _pause, help="stop taking new items; in-flight ones finish")
     p.add_argument("id")
@@ -79,7 +86,7 @@ def _create(args: argparse.Namespace) -> int:
         emotions=_csv_list(args.emotions), topics=_csv_list(args.topics),
         turns=args.turns, model=args.model, concurrency=args.concurrency, name=args.name,
         variables={name: _csv_list(values) or [] for name, values in args.var} or None, edge_cases=edge_cases,
-        coverage=args.coverage)
+        coverage=args.coverage, mode=args.mode, budget_usd=args.max_cost)
     print(batch_id)
     return 0
 
@@ -94,6 +101,12 @@ def _status(args: argparse.Namespace) -> int:
     print(f"  done {st['done']}  failed {st['failed']}  pending {st['pending']}  running {st['running']}  "
           f"skipped {st['skipped']}  of {st['total']}")
     print(f"  tokens {st['tokens']:,}  cost ${st['cost_usd']:.4f}  {st['throughput_per_min']} items/min  ETA {eta}")
+    budget = "no budget" if st["budget_usd"] is None else f"budget ${st['budget_usd']:,.2f}"
+    print(f"  mode {st['mode']}  {budget}")
+    for sub in st["submissions"]:
+        counts = "  ".join(f"{k} {v}" for k, v in sub["counts"].items())
+        print(f"  remote {sub['remote_id'] or '(id not stored yet)'}  {sub['state']}  {sub['request_count']} requests  "
+              f"{counts}")
     if st["status_reason"]:
         print(f"  {st['status_reason']}")
     return 0
@@ -107,6 +120,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    if args.max_cost is not None:
+        set_budget(get_engine(), args.id, args.max_cost)
     n = resume_batch(get_engine(), args.id, failed_only=args.failed_only)
     what = "failed items requeued" if args.failed_only else "items to process"
     print(f"resumed {args.id}: {n} {what}")

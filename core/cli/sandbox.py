@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="run the offline Anthropic-compatible model server (faults and limits on demand)",
         description="Serve the Messages API on 127.0.0.1 until interrupted. Defaults come from the "
         "STUDIO_SANDBOX_* settings. Faults and limits can be changed while it runs with "
-        "POST /_sandbox/config; GET /_sandbox/stats shows the counters.",
+        "POST /_sandbox/config; GET /_sandbox/stats shows the counters, GET /_sandbox/batch_requests "
+        "how many Message Batches requests carried each custom_id.",
     )
     p.add_argument("--port", type=int, default=0, help="port to listen on (0: a free port)")
     p.add_argument("--fault-rate", type=float, help="share of calls answered 429/500/503/529 (0-1)")
@@ -30,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--tokens-per-s", type=float, help="generation speed, streaming and not")
     p.add_argument("--seed", type=int, help="seed for the text and the fault sequence")
     p.add_argument("--api-key", help="require this x-api-key (default: any key is accepted)")
+    p.add_argument("--batch-processing-s", type=float, help="a message batch ends this long after creation")
+    p.add_argument("--batch-error-rate", type=float,
+                   help="share of batch requests errored with a retryable overloaded_error or api_error (0-1)")
+    p.add_argument("--batch-invalid-rate", type=float,
+                   help="share of batch requests errored with invalid_request_error (0-1)")
+    p.add_argument("--batch-expired-rate", type=float, help="share of batch requests expired (0-1)")
+    p.add_argument("--batch-canceled-rate", type=float, help="share of batch requests canceled (0-1)")
     p.set_defaults(func=_run, store="none")
 
 
@@ -46,6 +54,11 @@ def _run(args: argparse.Namespace) -> int:
         ("tokens_per_s", "tokens_per_s"),
         ("seed", "seed"),
         ("api_key", "api_key_required"),
+        ("batch_processing_s", "batch_processing_s"),
+        ("batch_error_rate", "batch_error_rate"),
+        ("batch_invalid_rate", "batch_invalid_rate"),
+        ("batch_expired_rate", "batch_expired_rate"),
+        ("batch_canceled_rate", "batch_canceled_rate"),
     ):
         value = getattr(args, option)
         if value is not None:

@@ -84,6 +84,7 @@ class GenerationResult:
     usage: Usage
     cost_usd: float
     invalid_attempts: int = 0
+    mode: str = "online"  # how it reached the model: online | message_batches (its cost is at that mode's price)
 
     @property
     def calls(self) -> int:
@@ -99,6 +100,7 @@ class GenerationResult:
             "stop_reason": self.llm.stop_reason,
             "usage": asdict(self.usage),
             "cost_usd": self.cost_usd,
+            "mode": self.mode,
             "attempts": self.llm.attempts,
             "invalid_attempts": self.invalid_attempts,
         }

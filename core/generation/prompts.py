@@ -23,6 +23,7 @@ from core.config import get_settings
 from core.errors import ErrorCode, ValidationError
 from core.generation.templates import get_template
 from core.llm.pricing import MODELS
+from core.redact import redact_text
 from core.templates.model import STANDARD_VARIABLES, TURNS, Template
 from core.templates.placeholders import find_placeholders, render
 
@@ -67,6 +68,14 @@ def item_values(params: GenerationParams, template: Template) -> dict[str, str]:
     return values
 
 
+def _refuse_secrets(name: str, value: str) -> None:
+    """A value the redactor would change holds a secret: refused, since it would be sent and stored as typed."""
+    if redact_text(value) != value:
+        raise _invalid(name, f"The {name.replace('_', ' ')} looks like it holds a secret (an API key, a token or a "
+                       f"password). Remove it: it would be sent to the model and stored with the conversation.",
+                       ErrorCode.INVALID_INPUT)
+
+
 def validate_params(params: GenerationParams, template: Template | None = None) -> Template:
     """Check every field of `params`; returns the template. Raises ValidationError(field=...).
 
@@ -82,6 +91,7 @@ def validate_params(params: GenerationParams, template: Template | None = None) 
         if len(value) > settings.generation_max_field_chars:
             raise _invalid(name, f"The {name} is {len(value)} characters long; the limit is "
                            f"{settings.generation_max_field_chars}.", ErrorCode.TOO_LONG)
+        _refuse_secrets(name, value)
     unknown = sorted(set(params.variables or {}) - set(template.content.custom_variables))
     if unknown:
         raise _invalid("variables", f"{unknown[0][:40]!r} is not a variable of the template {template.name!r}.",
@@ -109,6 +119,8 @@ def validate_params(params: GenerationParams, template: Template | None = None) 
         if text is not None and len(text) > settings.generation_max_template_chars:
             raise _invalid(name, f"The text is {len(text)} characters long; the limit is "
                            f"{settings.generation_max_template_chars}.", ErrorCode.TOO_LONG)
+        if text is not None:
+            _refuse_secrets(name, text)
     if params.system_prompt is not None and not params.system_prompt.strip():
         raise _invalid("system_prompt", "The system prompt is empty.", ErrorCode.MISSING_VALUE)
     user_template = params.user_template if params.user_template is not None else template.user_template

@@ -18,15 +18,15 @@ from core.errorlog import record
 from core.errors import ErrorCode, GenerationError
 from core.generation.models import Conversation, GenerationParams, GenerationResult
 from core.generation.parse import parse_conversation
-from core.generation.prompts import prompt_for
-from core.llm.pricing import cost_usd
+from core.generation.request import ItemRequest, aitem_request
+from core.llm.pricing import price
 from core.llm.types import LLMResult, Usage
 
 if TYPE_CHECKING:
     from core.llm.client import ClaudeClient
     from core.templates.model import Template
 
-__all__ = ["agenerate_conversation", "estimate_output_tokens"]
+__all__ = ["agenerate_conversation", "estimate_output_tokens", "parse_reply"]
 
 
 def estimate_output_tokens(turns: int) -> int:
@@ -38,21 +38,15 @@ class _Attempts:
     """The bookkeeping of one conversation's calls: the prompt, the invalid replies so far, the usage."""
 
     def __init__(self, params: GenerationParams, component: str, operation_id: str | None,
-                 template: Template | None = None) -> None:
+                 request: ItemRequest) -> None:
         self.params = params
         self.component = component
         self.operation_id = operation_id
-        self.system, self.user, template = prompt_for(params, template)
-        # the template version's own model and reply length, where the request names none
-        self.model = params.model or template.content.model
-        self.max_tokens = template.content.max_tokens
+        self.request = request
         self.max_invalid = get_settings().generation_invalid_retries
         self.invalid = 0
         self.usage: Usage = Usage()
         self.last_error: GenerationError | None = None
-
-    def messages(self) -> list[dict[str, str]]:
-        return [{"role": "user", "content": self.user}]
 
     def accept(self, llm: LLMResult, prefill: str) -> GenerationResult | None:
         """The result if `llm`'s reply parses; else record why and return None (try again)."""
@@ -70,9 +64,10 @@ class _Attempts:
             self.last_error = err
             return None
         return GenerationResult(
-            conversation=Conversation(system_prompt=self.system, turns=turns), llm=llm, params=self.params,
-            raw_text=text, usage=self.usage, cost_usd=cost_usd(llm.model, self.usage),
-            invalid_attempts=self.invalid)
+            conversation=Conversation(system_prompt=self.request.system_prompt, turns=turns), llm=llm,
+            params=self.params, raw_text=text, usage=self.usage,
+            cost_usd=price(llm.model, self.usage, mode=self.request.mode, ttl=self.request.cache_ttl).total,
+            invalid_attempts=self.invalid, mode=self.request.mode)
 
     def exhausted(self) -> bool:
         return self.invalid > self.max_invalid
@@ -87,6 +82,22 @@ class _Attempts:
                           "Try again, or change the template or the number of turns."),
             request_id=last.request_id if last else None, context=dict(last.context) if last else None,
             cause=last)
+
+
+def parse_reply(params: GenerationParams, request: ItemRequest, llm: LLMResult, *, component: str = "batch",
+                operation_id: str | None = None) -> GenerationResult:
+    """The conversation in a reply that came another way than `agenerate_conversation` (a Message Batches result).
+
+    Priced at `request`'s mode. A reply that is not a usable conversation is recorded and raised
+    (GenerationError, recoverable: asking again may give a good one); the caller decides whether to.
+    """
+    run = _Attempts(params, component, operation_id, request)
+    result = run.accept(llm, "")
+    if result is not None:
+        return result
+    assert run.last_error is not None
+    run.last_error.is_recoverable = True
+    raise run.last_error
 
 
 async def agenerate_conversation(
@@ -108,12 +119,14 @@ async def agenerate_conversation(
     """
     from core.llm.client import get_client
 
-    run = _Attempts(params, component, operation_id, template)
     llm_client = client or get_client()
+    request = await aitem_request(params, client=llm_client, template=template, component=component)
+    run = _Attempts(params, component, operation_id, request)
     first_prefill = prefill
     while True:
         llm = await llm_client.acomplete(
-            system=run.system, messages=run.messages(), model=run.model, max_tokens=run.max_tokens, component=component,
+            system=request.system, messages=request.messages(), model=request.model, max_tokens=request.max_tokens,
+            component=component,
             operation_id=operation_id, on_delta=on_delta, prefill=first_prefill,
             est_output_tokens=estimate_output_tokens(params.turns))
         result = run.accept(llm, first_prefill)

@@ -78,7 +78,7 @@ _STREAM_ERROR_TYPES: dict[str, tuple[ErrorCode, bool, str]] = {
 class _CallState:
     """What one acomplete() call carries from attempt to attempt."""
 
-    system: str
+    system: str | list[dict[str, Any]]
     messages: list[dict[str, Any]]
     model: str
     max_tokens: int
@@ -196,7 +196,7 @@ class ClaudeClient:
     async def acomplete(
         self,
         *,
-        system: str,
+        system: str | Sequence[Mapping[str, Any]],
         messages: Sequence[Mapping[str, Any]],
         model: str | None = None,
         max_tokens: int | None = None,
@@ -207,6 +207,9 @@ class ClaudeClient:
         est_output_tokens: int | None = None,
     ) -> LLMResult:
         """One model call with retries; streams to `on_delta` when given. Raises a classified AppError.
+
+        `system` is the text, or the API's text blocks (one with a `cache_control` breakpoint:
+        core.generation.request builds it).
 
         The only way to the model; sync code runs it with `core.llm.loops.run_sync`.
         """
@@ -234,14 +237,18 @@ class ClaudeClient:
 
     async def acount_tokens(self, *, system: str | None, messages: Sequence[Mapping[str, Any]],
                             model: str | None = None, component: str) -> int:
-        """Input tokens of a request, as the model service counts them (`messages.count_tokens`; free, not rate limited).
+        """Input tokens of a request, as the model service counts them (`messages.count_tokens`; free).
 
         One attempt: a failure is classified, recorded and raised (a count is shown to a person, who can ask again).
+        It takes a request slot of the rate limiter: the API limits counts apart from messages, but a gateway
+        or proxy in front of it may count both against one limit, which a batch runs at.
         """
+        name = model or get_settings().default_model
+        await get_rate_limiter(self._limiter_name).aacquire(0, 0, model=name)
         try:
             extra: dict[str, Any] = {} if system is None else {"system": system}
             result = await self.async_sdk().messages.count_tokens(
-                model=model or get_settings().default_model, messages=list(messages), **extra)  # type: ignore[arg-type]
+                model=name, messages=list(messages), **extra)  # type: ignore[arg-type]
         except Exception as exc:
             err = _classify_attempt_error(exc)
             record(err, component=component)
@@ -251,7 +258,7 @@ class ClaudeClient:
     # ---- the steps of a call -------------------------------------------------------------
     def _new_state(
         self,
-        system: str,
+        system: str | Sequence[Mapping[str, Any]],
         messages: Sequence[Mapping[str, Any]],
         model: str | None,
         max_tokens: int | None,
@@ -271,10 +278,12 @@ class ClaudeClient:
             prefill = str(msgs.pop()["content"])
         if not msgs:
             raise ValidationError("messages: at least one user message is needed", field="messages")
-        text = system + "".join(str(m.get("content", "")) for m in msgs) + prefill
+        blocks = None if isinstance(system, str) else [dict(b) for b in system]
+        system_text = system if isinstance(system, str) else "".join(str(b.get("text", "")) for b in system)
+        text = system_text + "".join(str(m.get("content", "")) for m in msgs) + prefill
         limit = max_tokens or s.max_output_tokens
         return _CallState(
-            system=system, messages=msgs, model=model or s.default_model, max_tokens=limit,
+            system=system_text if blocks is None else blocks, messages=msgs, model=model or s.default_model, max_tokens=limit,
             component=component, operation_id=operation_id, on_delta=on_delta, prefill=prefill or "",
             est_input=_estimate_tokens(text, s) + len(msgs) * s.estimate_tokens_per_message,
             est_output=min(est_output_tokens or limit, limit),

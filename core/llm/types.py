@@ -17,6 +17,8 @@ class Usage:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    # the part of cache_creation_input_tokens written to the 1-hour cache (the rest: 5 minutes)
+    cache_creation_1h_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -24,6 +26,7 @@ class Usage:
             self.output_tokens + other.output_tokens,
             self.cache_creation_input_tokens + other.cache_creation_input_tokens,
             self.cache_read_input_tokens + other.cache_read_input_tokens,
+            self.cache_creation_1h_input_tokens + other.cache_creation_1h_input_tokens,
         )
 
     @classmethod
@@ -37,7 +40,17 @@ class Usage:
             output_tokens=int(get("output_tokens", 0) or 0),
             cache_creation_input_tokens=int(get("cache_creation_input_tokens", 0) or 0),
             cache_read_input_tokens=int(get("cache_read_input_tokens", 0) or 0),
+            cache_creation_1h_input_tokens=_one_hour(get("cache_creation", None)),
         )
+
+
+def _one_hour(split: Any) -> int:
+    """ephemeral_1h_input_tokens of a usage's cache_creation breakdown (an object, a dict, or absent)."""
+    if split is None:
+        return 0
+    value = split.get("ephemeral_1h_input_tokens") if isinstance(split, Mapping) else getattr(
+        split, "ephemeral_1h_input_tokens", 0)
+    return int(value or 0)
 
 
 @dataclass(frozen=True)

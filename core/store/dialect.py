@@ -6,10 +6,24 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ColumnElement, Table, bindparam, func, literal_column, select, table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    String,
+    Table,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    table,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-__all__ = ["is_sqlite", "time_bucket", "escape_like", "contains_text", "count_text_matches", "bulk_insert", "FTS_PROBE_MIN_MATCHES", "FTS_MIN_CHARS"]
+__all__ = ["is_sqlite", "time_bucket", "escape_like", "contains_text", "count_text_matches", "bulk_insert",
+           "json_array_has", "FTS_PROBE_MIN_MATCHES", "FTS_MIN_CHARS"]
 
 # SQLite's default bound-variable limit is 32766; stay below it with room to spare
 SQLITE_MAX_VARIABLES = 30_000
@@ -38,6 +52,22 @@ def time_bucket(bind: Connection | Engine | Dialect, column: Any, unit: str) -> 
     if is_sqlite(bind):
         return func.substr(column, 1, prefix)
     return func.date_trunc(literal_column(f"'{unit}'"), func.timezone("UTC", column))
+
+
+def json_array_has(bind: Connection | Engine | Dialect, column: Any, element: dict[str, str | bool]
+                   ) -> ColumnElement[bool]:
+    """Whether the JSON array in `column` holds an object with (at least) the fields of `element`.
+
+    Postgres: jsonb containment of `[element]`. SQLite: an element of json_each whose fields
+    equal the values (json_extract gives true/false as 1/0).
+    """
+    if not is_sqlite(bind):
+        wanted = bindparam("json_element", json.dumps([element]), type_=String(), unique=True)
+        return cast(column, JSONB).op("@>")(cast(wanted, JSONB))
+    each = func.json_each(column).table_valued("value")
+    fields = [func.json_extract(each.c.value, f"$.{name}") == (int(v) if isinstance(v, bool) else v)
+              for name, v in element.items()]
+    return select(literal_column("1")).select_from(each).where(*fields).exists()
 
 
 def escape_like(text: str, escape: str = "\\") -> str:

@@ -42,7 +42,7 @@ from core.config import get_settings
 from core.store.schema import recovery_checkpoints, utcnow
 from core.store.tx import write_tx
 
-__all__ = ["Checkpoint", "advance", "begin", "finish"]
+__all__ = ["Checkpoint", "advance", "begin", "finish", "reload"]
 
 _cp = recovery_checkpoints.c
 
@@ -83,6 +83,22 @@ def begin(engine: Engine, kind: str, operation_id: str, params: dict[str, Any]) 
         else:
             conn.execute(recovery_checkpoints.update().where(*_where(kind, operation_id, actor)).values(**values))
     return Checkpoint(kind, operation_id, dict(params))
+
+
+def reload(conn: Connection, cp: Checkpoint) -> Checkpoint:
+    """`cp` as its row stands now, locked until `conn`'s transaction ends: call it first in a chunk's transaction.
+
+    A chunk retried after its COMMIT reached the server (the acknowledgement was lost) then starts
+    after the keys that commit did, and counts on from its count, instead of from the caller's copy.
+    """
+    actor = conn.get_execution_options().get(AS_ACTOR) or current_actor(conn.engine)
+    row = conn.execute(sa.select(_cp.state, _cp.completed_count)
+                       .where(*_where(cp.kind, cp.operation_id, actor)).with_for_update()).first()
+    if row is None:
+        return cp
+    state = dict(row.state or {})
+    return replace(cp, done=int(row.completed_count), after=state.get("after"),
+                   progress=dict(state.get("progress") or {}))
 
 
 def advance(conn: Connection, cp: Checkpoint, *, done: int, after: Any, **progress: Any) -> Checkpoint:

@@ -265,6 +265,9 @@ batch_items = Table(
     Column("regenerations", Integer, nullable=False, default=0, server_default="0"),
     # the Message Batches submission it is in flight in (0018); NULL: not submitted
     Column("submission_id", String(36)),
+    # the batch's owner, copied at insert (0019): Postgres' policies read it on the row, without a
+    # look-up of batch_jobs per statement; a policy keeps it equal to the batch's
+    Column("owner_id", OwnerId()),
     UniqueConstraint("batch_id", "item_index", name="uq_batch_item"),
     # pending items in index order: a claim reads the first few entries, however many are done
     Index("ix_batch_items_status_index", "batch_id", "status", "item_index"),

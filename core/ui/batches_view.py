@@ -10,11 +10,12 @@ import streamlit as st
 from core.batches import csv_import
 from core.batches import service as batches
 from core.config import get_settings
+from core.conversations import ConversationFilter
 from core.errors import AppError, ErrorCode, ValidationError
 from core.generation import get_template, template_names
 from core.llm.pricing import model_choices
 from core.store import get_engine, utcnow
-from core.ui import coverage_view
+from core.ui import coverage_view, health_view
 from core.ui.boundaries import callback, report_error, section_key
 from core.ui.safe import literal
 from core.ui.table_state import TableState
@@ -30,7 +31,7 @@ _SELECTED = section_key(_K, "selected")
 _FAILED_PAGE = 50
 # what each audited action on a batch is called in its history
 _DONE = {"batch.create": "created", "batch.resume": "resumed", "batch.retry_failed": "retried failed items",
-         "batch.pause": "paused", "batch.cancel": "cancelled"}
+         "batch.pause": "paused", "batch.cancel": "cancelled", "batch.budget": "changed the budget"}
 
 
 def _key(name: str) -> str:
@@ -66,6 +67,29 @@ def _estimate_line(hints: dict[str, Any], template: str, count: int, model: str,
             f"({est['input_tokens']:,} in / {est['output_tokens']:,} out) · about ${est['cost_usd']:,.2f} · "
             f"about {duration}, {est['binding']['text']}  \n{basis}", icon=":material/calculate:")
     return est
+
+
+_MODES = {"online": "Online (one call per conversation)", "message_batches": "Message Batches (half price)"}
+
+
+def _mode_and_budget(est: dict[str, Any], key: str, hints: dict[str, Any]) -> tuple[str, float | None, dict[str, Any]]:
+    """The mode radio with both modes' cost and time side by side, and the budget; the estimate in the chosen mode."""
+    seconds = est["seconds"]
+    online_time = f"about {seconds:,} s" if seconds < 120 else f"about {seconds / 60:,.1f} min"
+    cols = st.columns(2)
+    cols[0].metric(_MODES["online"], f"${est['cost_usd']:,.2f}", online_time, delta_color="off",
+                   help=f"At the rate limit: {est['binding']['text']}.")
+    cols[1].metric(_MODES["message_batches"], f"${est['batch_cost_usd']:,.2f}", "results within 24 h",
+                   delta_color="off", help="Remote Message Batches: every token at 50 % of the online price, not bound "
+                   "by the per-minute rate limits; most batches end well within the 24 hours.")
+    mode = st.radio("How to send", list(_MODES), format_func=_MODES.__getitem__, horizontal=True,
+                    key=_key(f"{key}_mode"))
+    budget = st.number_input("Budget in $ (0: none)", min_value=0.0, max_value=get_settings().batch_budget_max_usd,
+                             value=0.0, step=1.0, key=_key(f"{key}_budget"),
+                             help="The worker pauses the batch before committed plus in-flight cost would pass it.")
+    hints["budget_usd"], hints["mode"] = st.empty(), st.empty()
+    chosen = est if mode == "online" else {**est, "cost_usd": est["batch_cost_usd"]}
+    return str(mode), (float(budget) or None), chosen
 
 
 def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
@@ -162,10 +186,11 @@ def create_from_grid() -> None:
     est = _estimate_line(hints, template, int(count), model, turns)
     if est is None:
         return
+    mode, budget, est = _mode_and_budget(est, "grid", hints)
     name = _name(template, int(count), hints)
     _launch_button("Launch batch", "launch_grid", est, hints, template=template, count=int(count), personas=personas,
                    emotions=emotions, topics=topics, turns=turns, model=model, concurrency=concurrency, name=name,
-                   **scenario)
+                   mode=mode, budget_usd=budget, **scenario)
 
 
 def create_from_csv() -> None:
@@ -191,9 +216,10 @@ def create_from_csv() -> None:
     est = _estimate_line(hints, template, len(rows), model, turns)
     if est is None:
         return
+    mode, budget, est = _mode_and_budget(est, "csv", hints)
     name = _name(template, len(rows), hints)
     _launch_button("Launch batch from CSV", "launch_csv", est, hints, template=template, rows=rows, turns=turns,
-                   model=model, concurrency=concurrency, name=name)
+                   model=model, concurrency=concurrency, name=name, mode=mode, budget_usd=budget)
 
 
 def _eta(seconds: int | None) -> str:
@@ -309,10 +335,40 @@ def detail(batch_id: str, listed: list[str]) -> None:
         st.caption(f"Pace: {binding['text']} (Settings → Rate limits).")
     st.page_link("app_pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
                  query_params={"batch": batch_id})
+    _mode_and_remote(b)
     _failed_items(batch_id)
+    health_view.health_panel(ConversationFilter(batch_id=batch_id), "this batch")
     coverage_view.coverage_grid(batch_id)
     _resumes(batch_id)
     _history(batch_id)
+
+
+def _mode_and_remote(b: dict[str, Any]) -> None:
+    """The batch's mode and price, its budget (with a way to raise it), and its remote batches with their counts."""
+    price = "at the Message Batches price (50 % of online)" if b["mode"] == "message_batches" else "at the online price"
+    budget = "no budget" if b["budget_usd"] is None else f"budget ${b['budget_usd']:,.2f}"
+    st.caption(f"Mode: {_MODES.get(b['mode'], literal(b['mode']))} · cost ${b['cost_usd']:,.4f} {price} · {budget}")
+    if b["may_act"] and b["state"] not in ("completed", "cancelled"):
+        cols = st.columns([2, 1])
+        new = cols[0].number_input("New budget in $", min_value=0.01, max_value=get_settings().batch_budget_max_usd,
+                                   value=max(float(b["budget_usd"] or 0.0) * 2, 1.0), step=1.0,
+                                   key=_key(f"budget_{b['id']}"))
+        cols[1].button("Set budget", key=_key(f"set_budget_{b['id']}"), icon=":material/paid:", on_click=_set_budget,
+                       args=(b["id"], _key(f"budget_{b['id']}")), disabled=new is None)
+    subs = b.get("submissions") or []
+    if not subs:
+        return
+    st.markdown(f"**Remote batches ({len(subs):,})**")
+    st.dataframe(pd.DataFrame([{"remote id": s["remote_id"] or "(not stored yet)", "state": s["state"],
+                                "requests": s["request_count"], **s["counts"], "results saved": s["results_done"],
+                                "submitted": exact(s["submitted_at"]) if s["submitted_at"] else "",
+                                "note": s["last_error"] or ""} for s in subs]), hide_index=True)
+
+
+@callback
+def _set_budget(batch_id: str, key: str) -> None:
+    """The budget typed beside the button (read at the click, not when the button was drawn)."""
+    run_action("Set budget", batches.set_budget, batch_id, budget_usd=float(st.session_state[key]))
 
 
 def _resumes(batch_id: str) -> None:

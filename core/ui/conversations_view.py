@@ -1,4 +1,4 @@
-"""The Conversations page's pieces: filters, the paged list, one conversation as a chat, exports."""
+"""The Conversations page's pieces: filters, the paged list, one conversation as a chat, the dataset export."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import streamlit as st
 from core import conversations as convs
 from core.auth.users import names_of
 from core.batches import service as batches
+from core.datasets import FORMAT_LABELS, FORMATS, STATUSES, SYSTEM_POLICIES, DatasetExport, ExportSpec
 from core.errors import ValidationError
 from core.generation import get_template, template_names
 from core.store import get_engine
 from core.ui.boundaries import section_key
-from core.ui.downloads import capped_export, limit_note
+from core.ui.downloads import limit_bytes, limit_note
 from core.ui.safe import literal
 from core.ui.table_state import TableState
 from core.ui.timefmt import ago, exact
@@ -138,20 +139,45 @@ def chat(conversation_id: str | None) -> None:
             st.markdown(literal(turn["content"]))
 
 
-def exports(flt: convs.ConversationFilter) -> None:
-    """The filtered set as fine-tuning JSONL and as CSV, built when clicked, up to the download limit.
+_STATUS_LABELS = {"accepted": "Accepted only", "needs_review": "Needs review", "rejected": "Rejected",
+                  "all": "Every status"}
+_POLICY_LABELS = {"keep": "Keep it", "drop": "Drop it", "replace": "Replace it"}
 
-    The file is built on another thread, after this run: each export keeps this run's person, and
-    writes its audit row when the file is built.
+
+def exports(flt: convs.ConversationFilter) -> None:
+    """The filtered set as a trainer-ready dataset: format, review status, split, system prompt; a zip with its card.
+
+    The zip is built when clicked, on another thread, after this run: the export keeps this run's
+    person, and writes its audit row when the zip is built.
     """
-    engine = get_engine()
-    jsonl = convs.ConversationExport(engine, flt, "jsonl", via="download")
-    csv = convs.ConversationExport(engine, flt, "csv", via="download")
-    c1, c2 = st.columns(2)
-    c1.download_button("Download JSONL (fine-tuning)", data=lambda: capped_export(jsonl),
-                       file_name="conversations.jsonl", mime="application/jsonl", key=_key("jsonl"),
+    c1, c2, c3 = st.columns(3)
+    fmt = c1.selectbox("Format", FORMATS, format_func=FORMAT_LABELS.__getitem__, key=_key("format"))
+    status = c2.selectbox("Review status", STATUSES, format_func=_STATUS_LABELS.__getitem__, key=_key("status"),
+                          help="Accepted only by default: what passed the checks or a reviewer.")
+    split_on = c3.toggle("Train / validation split", key=_key("split_on"),
+                         help="Duplicates of each other stay on one side, so validation never holds a copy of "
+                              "a training conversation.")
+    ratio = c3.slider("Train share", min_value=0.05, max_value=0.95, value=0.9, step=0.05, key=_key("split"),
+                      disabled=not split_on)
+    policy = st.radio("System prompt", SYSTEM_POLICIES, format_func=_POLICY_LABELS.__getitem__, horizontal=True,
+                      key=_key("system_prompt"))
+    text = st.text_area("Replacement system prompt", key=_key("system_text"),
+                        placeholder="Every exported conversation gets this system prompt.") if policy == "replace" else ""
+    hint = st.empty()
+    try:
+        spec = ExportSpec(format=fmt, status=status, split=ratio if split_on else None, system_prompt=policy,
+                          system_text=text or None, card=True)
+    except ValidationError as exc:
+        hint.error(literal(exc.user_message), icon=":material/error:")
+        spec = None
+    if spec is None:
+        st.download_button("Download dataset", data=b"", key=_key("download"), disabled=True,
+                           icon=":material/download:")
+        return
+    export = DatasetExport(get_engine(), flt, spec, via="download")
+    st.download_button("Download dataset", data=lambda: export.archive(limit_bytes()),
+                       file_name=f"conversations-{fmt}.zip", mime="application/zip", key=_key("download"),
                        icon=":material/download:", on_click="ignore")
-    c2.download_button("Download CSV", data=lambda: capped_export(csv),
-                       file_name="conversations.csv", mime="text/csv", key=_key("csv"),
-                       icon=":material/download:", on_click="ignore")
-    limit_note("python -m core conversations export --out conversations.jsonl")
+    st.caption(f"A zip of {', '.join(export.file_names())}: the dataset card describes what the files hold and "
+               "how they were chosen.")
+    limit_note("python -m core conversations export --out conversations.jsonl --card")

@@ -1,5 +1,6 @@
-"""Scenario coverage on the Batches page: the custom variables, edge cases and coverage of a new batch, and
-the coverage grid of a batch (persona x emotion x topic, then edge cases and custom variables, done / items)."""
+"""Scenario coverage: the custom variables, edge cases and coverage of a new batch (Batches page), and the
+coverage grid (persona x emotion x topic, then edge cases and custom variables): a batch's done / items, and a
+set of conversations' accepted / conversations (dataset health, core.ui.health_view)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import streamlit as st
 from core.store import get_engine
 from core.templates import Template
 from core.templates.coverage import COVERAGE_MODES
-from core.templates.grid import batch_coverage
+from core.templates.grid import Coverage, batch_coverage
 from core.ui.boundaries import section_key
 
-__all__ = ["coverage_grid", "grid_caption", "grid_options", "grid_size"]
+__all__ = ["coverage_grid", "coverage_table", "grid_caption", "grid_options", "grid_size"]
 
 _COVERAGE_LABELS = {"cycle": "Cycle through the grid", "balanced": "Balanced: every cell as often as the count allows"}
 
@@ -67,10 +68,14 @@ def _shown(cell: tuple[int, int]) -> str:
 
 def coverage_grid(batch_id: str) -> None:
     """Done / items per persona x emotion (rows) and topic (columns), then per edge case and custom value."""
-    coverage = batch_coverage(get_engine(), batch_id)
+    coverage_table(batch_coverage(get_engine(), batch_id), "done / items")
+
+
+def coverage_table(coverage: Coverage, counted_as: str) -> None:
+    """The grid of `coverage` in an expander: each cell `part/whole` (`counted_as` says which, e.g. "done / items")."""
     if not coverage.cells:
         return
-    with st.expander(f"Coverage (done / items per cell; the thinnest cell has {coverage.thinnest})",
+    with st.expander(f"Coverage ({counted_as} per cell; the thinnest cell has {coverage.thinnest})",
                      icon=":material/grid_on:"):
         topics = sorted({t for _p, _e, t in coverage.cells})
         rows = sorted({(p, e) for p, e, _t in coverage.cells})
@@ -78,8 +83,8 @@ def coverage_grid(batch_id: str) -> None:
             [{"persona": p, "emotion": e, **{t: _shown(coverage.cells.get((p, e, t), (0, 0))) for t in topics}}
              for p, e in rows]), hide_index=True)
         if coverage.edge_cases:
-            st.dataframe(pd.DataFrame([{"edge case": name, "done / items": _shown(cell)}
+            st.dataframe(pd.DataFrame([{"edge case": name, counted_as: _shown(cell)}
                                        for name, cell in sorted(coverage.edge_cases.items())]), hide_index=True)
         for name, values in coverage.variables.items():
-            st.dataframe(pd.DataFrame([{name: value, "done / items": _shown(cell)}
+            st.dataframe(pd.DataFrame([{name: value, counted_as: _shown(cell)}
                                        for value, cell in sorted(values.items())]), hide_index=True)

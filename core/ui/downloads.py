@@ -1,20 +1,20 @@
 """Downloads from a page, bounded: Streamlit keeps a download's whole file in server memory.
 
 A page's download holds the rows up to settings.ui_download_max_mb (whole rows only) and says
-so beside its button, naming the CLI export that streams any size to a file.
+so beside its button, naming the CLI export that streams any size to a file. A dataset download
+(core.datasets.DatasetExport.archive) stops at the same `limit_bytes()`, whole rows only.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
-from typing import Protocol
 
 import streamlit as st
 
 from core.config import get_settings
 
-__all__ = ["Audited", "capped", "capped_export", "limit_bytes", "limit_note"]
+__all__ = ["capped", "limit_bytes", "limit_note"]
 
 
 def limit_bytes() -> int:
@@ -24,21 +24,6 @@ def limit_bytes() -> int:
 def capped(chunks: Iterable[str], limit: int | None = None) -> bytes:
     """The chunks (whole rows or lines) as UTF-8, stopping before the one that would pass `limit` bytes."""
     return _fill(chunks, limit)[0]
-
-
-class Audited(Protocol):
-    """An export that writes its own audit row once its lines are out (core.conversations.ConversationExport)."""
-
-    def lines(self) -> Iterator[str]: ...
-
-    def done(self, lines: int, *, complete: bool = True) -> None: ...
-
-
-def capped_export(export: Audited, limit: int | None = None) -> bytes:
-    """`capped` over the export's lines, then its audit row: how many lines the file holds, and whether all."""
-    data, written, complete = _fill(export.lines(), limit)
-    export.done(written, complete=complete)
-    return data
 
 
 def _fill(chunks: Iterable[str], limit: int | None) -> tuple[bytes, int, bool]:

@@ -16,7 +16,9 @@ nodes), so an invisible word joiner (U+2060) goes inside each `:/`, after each `
 `www` and `.`; the text reads the same, though a copy of it carries the joiner.
 The output is inert HTML too: every `<` and `&` is a Markdown text character, so it stays text
 even where raw HTML is allowed (tests/unit/test_ui_html_lint.py allows only constants and
-this function there). Redaction is not done here: rows are redacted when they are written.
+this function there). It redacts first (core.redact), then cuts, then escapes: most rows are
+redacted when they are written, but a conversation's turns are stored as the model wrote them
+(they are the training data), so what is shown is redacted here, whatever its source.
 
 There is deliberately no inline-code variant: a code span inside a directive or badge label
 can be closed by a `]` in the value, and what follows it would be read as Markdown again.
@@ -29,42 +31,33 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.markdown_text import cut as _cut
+from core.markdown_text import escape
+from core.redact import redact_text
+
 __all__ = ["chart_text", "literal"]
 
-# every ASCII punctuation character: CommonMark lets any of them be backslash-escaped
-_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 _LEADING_SPACE = re.compile(r"^[ \t]+", re.MULTILINE)
 _NBSP = "\u00a0"
-_WORD_JOINER = "\u2060"
-# where GFM's autolink pass would start a link: "http://", "www.", "name@host"
-_LINKABLE = re.compile(r"(?<=:)(?=/)|(?<=@)|(?<=www)(?=\.)", re.IGNORECASE)
-_ELLIPSIS = "…"
-
-
-def _cut(text: str, max_chars: int | None) -> str:
-    if max_chars is None or len(text) <= max_chars:
-        return text
-    return text[: max(max_chars - 1, 0)] + _ELLIPSIS
 
 
 def literal(value: Any, max_chars: int | None = None) -> str:
     """Markdown that Streamlit renders as exactly `value`'s text (None: empty), cut to `max_chars`."""
     if value is None:
         return ""
-    text = _cut(str(value), max_chars).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    text = _LINKABLE.sub(_WORD_JOINER, text)
-    text = _PUNCTUATION.sub(r"\\\1", text)
+    text = _cut(redact_text(str(value)), max_chars).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = escape(text)  # core.markdown_text: the one escape, shared with the dataset card
     # indentation would make a code block, where escapes show as backslashes
     text = _LEADING_SPACE.sub(lambda m: _NBSP * len(m.group().expandtabs(4)), text)
     return text.replace("\n", "  \n")
 
 
 def chart_text(value: Any, max_chars: int | None = None) -> str:
-    """A Vega-Lite label or tooltip value (None: empty), cut to `max_chars` and otherwise as typed.
+    """A Vega-Lite label or tooltip value (None: empty), redacted, cut to `max_chars` and otherwise as typed.
 
     Vega draws labels as SVG or canvas text and its tooltips escape HTML, so nothing in the
     value can open a tag; an escape here would show as `&lt;` on screen.
     """
     if value is None:
         return ""
-    return _cut(str(value), max_chars)
+    return _cut(redact_text(str(value)), max_chars)

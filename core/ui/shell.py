@@ -22,7 +22,7 @@ from core.ui.safe import literal
 from core.ui.user import account_panel, session_id, set_process_default
 from core.ui.widgets import ago, breaker_badge, severity_badge
 
-__all__ = ["ADMIN_PAGES", "PAGES", "SIGN_IN_PAGE", "chaos_banner", "navigation", "session_errors", "session_panel",
+__all__ = ["ADMIN_PAGES", "PAGES", "REVIEW_PAGE", "SIGN_IN_PAGE", "chaos_banner", "navigation", "session_errors", "session_panel",
            "sidebar", "startup"]
 
 # (file, title, material icon); the first is the default page
@@ -36,6 +36,9 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("app_pages/recovery.py", "Recovery", ":material/healing:"),
     ("app_pages/settings.py", "Settings", ":material/settings:"),
 )
+
+# after Conversations for those who may review (reviewers and admins); for anyone else its URL does not exist
+REVIEW_PAGE: tuple[str, str, str] = ("app_pages/review.py", "Review", ":material/rate_review:")
 
 # only admins have these in their navigation; for anyone else their URLs do not exist ("Page not found")
 ADMIN_PAGES: tuple[tuple[str, str, str], ...] = (
@@ -83,9 +86,12 @@ def navigation(person: Actor) -> Any:
     if not person.is_person:
         signs_in = [st.Page(SIGN_IN_PAGE, title="Sign in", icon=":material/login:", default=True)]
         signs_in += [st.Page(SIGN_IN_PAGE, title="Sign in", url_path=_url_path(path), visibility="hidden")
-                     for path, _title, _icon in (*PAGES, *ADMIN_PAGES)]
+                     for path, _title, _icon in (*PAGES, REVIEW_PAGE, *ADMIN_PAGES)]
         return st.navigation(signs_in, position="hidden")
-    pages = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
+    listed = list(PAGES)
+    if may(person, Action.REVIEW, Kind.CONVERSATION):
+        listed.insert(next(i for i, p in enumerate(PAGES) if p[1] == "Conversations") + 1, REVIEW_PAGE)
+    pages = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(listed)]
     if not may(person, Action.VIEW, Kind.USERS):
         return st.navigation(pages)
     admin = [st.Page(path, title=title, icon=icon) for path, title, icon in ADMIN_PAGES]

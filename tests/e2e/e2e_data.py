@@ -43,6 +43,11 @@ def shown(markdown: str) -> str:
     return _ESCAPE.sub(r"\1", str(markdown)).replace("\u00a0", " ").replace("\u2060", "").replace("  \n", "\n")
 
 
+def listed(at) -> list:
+    """The Conversations page's list grid (0 or 1 of them): not the dataset-health coverage table below it."""
+    return [d for d in at.dataframe if (d.key or "").startswith("conversations.rows")]
+
+
 def select_row(at, position: int, table: int = 0) -> None:
     """Select the grid's row at `position` as a click in the browser would, and rerun."""
     at.session_state[at.dataframe[table].key] = {"selection": {"rows": [position], "columns": [], "cells": []}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from e2e_data import insert_conversation, shown
+from e2e_data import insert_conversation, listed, shown
 from sqlalchemy import func, select
 
 from core.errorlog import flush
@@ -79,7 +79,7 @@ def test_conversations_accept_a_short_batch_id(open_page, engine, seeded):
     at.selectbox(key="conversations.source").set_value("A batch").run()
     at.text_input(key="conversations.batch").input(seeded["batch_id"][:8]).run()
     assert not at.exception
-    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 1
+    assert len(listed(at)) == 1 and len(at.dataframe[0].value) == 1
     assert list(at.dataframe[0].value["Batch"]) == [seeded["batch_id"][:8]]
 
 
@@ -98,7 +98,7 @@ def test_conversations_offer_a_batch_picker_by_name(open_page, engine, seeded):
 def test_a_batch_with_none_chosen_shows_nothing(open_page):
     """'A batch' with no batch chosen lists no conversations and says to choose one."""
     at = open_page("conversations")
-    assert len(at.dataframe) == 1  # the seeded single generation, under "All"
+    assert len(listed(at)) == 1  # the seeded single generation, under "All"
     at.selectbox(key="conversations.source").set_value("A batch").run()
     assert not at.exception
     assert len(at.dataframe) == 0

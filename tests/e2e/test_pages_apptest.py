@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from e2e_data import shown
+from e2e_data import listed, shown
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
@@ -118,7 +118,7 @@ def test_conversations_page_shows_a_chat(open_page):
     """The Conversations page lists the conversation and shows it as chat messages, with both exports."""
     at = open_page("conversations")
     assert not at.exception
-    assert len(at.dataframe) == 1
+    assert len(listed(at)) == 1
     assert len(at.chat_message) == 2
     assert "Why was I billed twice?" in _texts(at)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from redaction_cases import ANTHROPIC_KEY
 from streamlit.testing.v1 import AppTest
 
+from core.markdown_text import escape
 from core.redact import REDACTED
 from core.ui.safe import literal
 
@@ -32,7 +33,7 @@ def test_toasts_show_the_message_redacted():
     shown = [t.value for t in at.toast]
     assert len(shown) == 2
     # toasts are Markdown with untrusted parts escaped: look for the key in both forms
-    for secret in (ANTHROPIC_KEY, literal(ANTHROPIC_KEY), "SeCrEtPaTh42"):
+    for secret in (ANTHROPIC_KEY, escape(ANTHROPIC_KEY), "SeCrEtPaTh42"):
         assert all(secret not in text for text in shown)
     assert literal(f"Retrying with key {REDACTED} shortly.") in shown[0]
 

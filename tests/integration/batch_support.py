@@ -91,14 +91,15 @@ def worker_env(base_url: str, **extra: str) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str], *args: str, after_replies: int | None = None,
-                 poison_persona: str | None = None) -> subprocess.Popen[bytes]:
+                 poison_persona: str | None = None, remote_step: str | None = None) -> subprocess.Popen[bytes]:
     """A real `python -m core worker --once --concurrency 8 [args]` process; with a crash hook (see crash_hook)."""
     cli = ["worker", "--once", "--concurrency", "8", *args]
-    if after_replies is None and poison_persona is None:
+    if after_replies is None and poison_persona is None and remote_step is None:
         command = [sys.executable, "-m", "core", *cli]
     else:
         hook = [f"--after-replies={after_replies}"] if after_replies else []
         hook += [f"--poison-persona={poison_persona}"] if poison_persona else []
+        hook += [f"--remote-step={remote_step}"] if remote_step else []
         command = [sys.executable, "-c", "import crash_hook; crash_hook.main()", *hook, *cli]
         env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

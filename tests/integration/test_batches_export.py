@@ -9,9 +9,19 @@ import uuid
 from datetime import timedelta
 
 from core.batches.service import create_batch
-from core.conversations import ConversationFilter, iter_csv, iter_jsonl, list_conversations
+from core.conversations import ConversationFilter, list_conversations
+from core.datasets import DatasetExport, ExportSpec
 from core.store.schema import conversations, utcnow
 from core.store.tx import write_tx
+
+
+def iter_jsonl(engine, flt: ConversationFilter | None = None):
+    """The chat JSONL lines of every conversation (any review status) the filter matches."""
+    return DatasetExport(engine, flt, ExportSpec(status="all")).lines()
+
+
+def iter_csv(engine):
+    return DatasetExport(engine, None, ExportSpec(format="csv", status="all")).lines()
 
 
 def _seed(engine, n: int, batch_id: str | None = None) -> None:

@@ -192,7 +192,7 @@ def test_cli_create_status_resume_and_export(engine, sandbox, capsys, tmp_path):
         cli(["batch", "create", "--template", "tutoring", "--count", "0"])
     assert refused.value.code == 2 and "from 1 to" in capsys.readouterr().err
     out = tmp_path / "train.jsonl"
-    assert cli(["conversations", "export", "--out", str(out), "--batch", bid]) == 0
+    assert cli(["conversations", "export", "--out", str(out), "--batch", bid, "--status", "all"]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 5
     assert all(m["messages"][0]["role"] == "system" and [x["role"] for x in m["messages"][1:]] ==

@@ -116,49 +116,56 @@ def test_a_delete_that_fails_after_its_write_keeps_the_conversation_and_leaves_n
 
 def test_an_export_holds_what_the_actor_may_export_and_writes_one_audit_row_with_its_filter(engine):
     """B's export leaves A's conversation out, the reviewer's holds both; each export is one audit row."""
+    import io
+
+    from core.datasets import DatasetExport, ExportSpec
+
     people = cast(engine)
     _conversation(engine, people.a.user_id, topic="a-topic")
     _conversation(engine, people.b.user_id, topic="b-topic")
     flt = convs.ConversationFilter(template="tutoring")
     with acting_as(people.b):
-        b_export = convs.ConversationExport(engine, flt, "csv")
+        b_export = DatasetExport(engine, flt, ExportSpec(format="csv", status="all"))
     with acting_as(people.reviewer):
-        r_export = convs.ConversationExport(engine, flt, "jsonl")
-    b_lines = list(b_export.lines())  # read outside the block: as the person who made it
-    r_lines = list(r_export.lines())
+        r_export = DatasetExport(engine, flt, ExportSpec(format="openai", status="all"))
+    b_out, r_out = io.StringIO(), io.StringIO()
+    b_export.stream(b_out)  # read outside the block: as the person who made it
+    r_export.stream(r_out)
+    b_lines, r_lines = b_out.getvalue().splitlines(), r_out.getvalue().splitlines()
     assert len(b_lines) == 2 and "b-topic" in b_lines[1] and "a-topic" not in "".join(b_lines)
     assert len(r_lines) == 2
-    b_export.done(len(b_lines))
-    r_export.done(len(r_lines))
     rows = audit_rows(engine, AuditAction.EXPORT_CONVERSATIONS)
     assert [(r["actor_id"], r["detail"]["rows"], r["detail"]["format"]) for r in rows] == [
-        (people.b.user_id, 1, "csv"), (people.reviewer.user_id, 2, "jsonl")]
+        (people.b.user_id, 1, "csv"), (people.reviewer.user_id, 2, "openai")]
     assert rows[0]["detail"]["filter"] == {"template": "tutoring"} and rows[0]["detail"]["complete"] is True
 
 
 def test_a_download_keeps_the_person_who_asked_and_its_audit_says_how_much_it_holds(engine):
     """The page's capped download reads as its maker on another thread; its audit row counts the rows it holds."""
+    import io
     import threading
+    import zipfile
 
-    from core.ui.downloads import capped_export
+    from core.datasets import DatasetExport, ExportSpec
 
     people = cast(engine)
     for _ in range(3):
         _conversation(engine, people.a.user_id)
     _conversation(engine, people.b.user_id)
     with acting_as(people.a):
-        export = convs.ConversationExport(engine, None, "jsonl", via="download")
+        export = DatasetExport(engine, None, ExportSpec(status="all"), via="download")
     line = len(next(export.lines()).encode())
     out: list[bytes] = []
 
     def download(limit: int | None) -> None:  # as Streamlit builds a deferred download: a thread with no actor
-        thread = threading.Thread(target=lambda: out.append(capped_export(export, limit=limit)))
+        thread = threading.Thread(target=lambda: out.append(export.archive(limit_bytes=limit)))
         thread.start()
         thread.join(30)
 
     download(None)
     download(2 * line)
-    assert [data.count(b"\n") for data in out] == [3, 2]  # A's three, not B's; then as many as fit
+    files = [zipfile.ZipFile(io.BytesIO(data)).read("conversations.jsonl") for data in out]
+    assert [data.count(b"\n") for data in files] == [3, 2]  # A's three, not B's; then as many as fit
     rows = audit_rows(engine, AuditAction.EXPORT_CONVERSATIONS)
     assert {r["actor_id"] for r in rows} == {people.a.user_id}
     assert [(r["detail"]["rows"], r["detail"]["complete"], r["detail"]["via"]) for r in rows] == [
@@ -197,7 +204,7 @@ def test_cli_lists_and_exports_per_role(engine, tmp_path):
         listed = run_cli(["conversations", "list", "--json"], env=_as(email))
         assert listed.returncode == 0 and {r["id"] for r in json.loads(listed.stdout)} == ids, email
         out = tmp_path / f"{email}.csv"
-        exported = run_cli(["conversations", "export", "--out", str(out)], env=_as(email))
+        exported = run_cli(["conversations", "export", "--out", str(out), "--status", "all"], env=_as(email))
         assert exported.returncode == 0 and f"exported {len(ids)} conversations" in exported.stderr
         assert {line.split(",")[0] for line in out.read_text().splitlines()[1:]} == ids
     rows = audit_rows(engine, AuditAction.EXPORT_CONVERSATIONS)

@@ -7,8 +7,8 @@ import io
 import uuid
 from datetime import timedelta
 
-from core.conversations import iter_csv
 from core.csv_cells import safe_cell
+from core.datasets import DatasetExport, ExportSpec
 from core.errorlog.export import iter_csv_chunks
 from core.store.schema import conversations, error_logs, utcnow
 from core.store.tx import write_tx
@@ -30,6 +30,11 @@ def _error_row(message: str) -> dict:
     return {"error_id": uuid.uuid4().hex, "created_at": utcnow() - timedelta(minutes=1), "error_type": "api",
             "error_code": "bad_request", "severity": "error", "message": message, "fingerprint": "f" * 32,
             "is_recoverable": False, "recovered": False, "resolved": False, "component": "test"}
+
+
+def iter_csv(engine):
+    """The conversations CSV export, every review status."""
+    return DatasetExport(engine, None, ExportSpec(format="csv", status="all")).lines()
 
 
 def _records(text: str) -> list[dict[str, str]]:

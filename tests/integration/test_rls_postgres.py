@@ -133,7 +133,7 @@ def _rows_of(world: World, who: Actor) -> dict[str, list[dict[str, Any]]]:
     batch = world.key_of(who, "batch_items")
     return {
         "batch_jobs": [dict(id=batch, template="t", model="m", config={}, total_items=1, owner_id=uid)],
-        "batch_items": [dict(batch_id=batch, item_index=0, params={})],
+        "batch_items": [dict(batch_id=batch, item_index=0, params={}, owner_id=uid)],
         "batch_resumes": [dict(batch_id=batch, resumed_by=uid)],
         "conversations": [dict(id=world.key_of(who, "conversations"), template="t", model="m", params={}, turns=[],
                                turn_count=0, owner_id=uid, batch_id=batch)],

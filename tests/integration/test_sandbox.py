@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -529,11 +530,11 @@ def test_batches_list_in_pages_and_cancel(client, sandbox):
 
 
 def test_the_cli_serves_until_sigterm(tmp_path):
-    """`python -m core sandbox --port 0` prints its URL, answers the SDK, and exits 0 on SIGTERM."""
+    """`python -m core sandbox --port 0` prints its URL, answers the SDK, takes its flags, and exits 0 on SIGTERM."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "core", "sandbox", "--port", "0", "--seed", "3", "--latency-ms", "0",
-         "--tokens-per-s", "100000", "--rpm", "100"],
+         "--tokens-per-s", "100000", "--rpm", "100", "--batch-processing-s", "0", "--batch-error-rate", "0.25"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -543,6 +544,9 @@ def test_the_cli_serves_until_sigterm(tmp_path):
         raw = c.messages.with_raw_response.create(model=MODEL, max_tokens=2000, messages=ask(4))
         assert len(turns_of(raw.parse().content[0].text)) == 4
         assert raw.headers["anthropic-ratelimit-requests-limit"] == "100"
+        with urllib.request.urlopen(f"{url}/_sandbox/config") as resp:
+            config = json.loads(resp.read())
+        assert (config["batch_processing_s"], config["batch_error_rate"]) == (0.0, 0.25)
         c.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

@@ -140,7 +140,8 @@ def test_generate_batch_create_and_export_take_a_stored_template(engine, tmp_pat
     assert customers == ["new", "new", "old", "old"]
     assert run_cli(["worker", "--once"]).returncode == 0
     out = tmp_path / "c.jsonl"
-    exported = run_cli(["conversations", "export", "--out", str(out), "--template", "insurance_claim"])
+    exported = run_cli(["conversations", "export", "--out", str(out), "--template", "insurance_claim",
+                        "--status", "all"])
     assert exported.returncode == 0 and len(out.read_text().splitlines()) == 4
     assert _count(engine, conversations) == 4
 

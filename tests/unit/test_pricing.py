@@ -18,11 +18,13 @@ from core.llm.pricing import (
     DEFAULT_MODEL,
     FAMILY_ESTIMATE,
     MODELS,
+    MODES,
     PRICE_FILE,
     PRICES_CHECKED,
     cost_usd,
     model_choices,
     parse_prices,
+    price,
     priced_cost,
 )
 
@@ -33,6 +35,12 @@ CURRENT_MODELS = ["claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-5-5", "c
 
 ROW = '''
 checked = 2026-11-29
+
+[multipliers]
+batch = 0.5
+cache_read = 0.1
+cache_write_5m = 1.25
+cache_write_1h = 2.0
 
 [models.claude-test-1]
 label = "Claude Test 1"
@@ -154,3 +162,77 @@ def test_estimated_rows_say_so():
     assert "claude-mythos-preview" in estimates
     assert DEFAULT_MODEL not in estimates
     assert all(MODELS[n].is_estimate for n in estimates)
+
+
+USAGE = {"input_tokens": 123_456, "output_tokens": 54_321, "cache_read_input_tokens": 400_000,
+         "cache_creation_input_tokens": 20_000}
+BARE = ROW.replace("cache_write = 2.5\ncache_read = 0.2\n", "")
+
+
+def test_a_message_batch_costs_half_of_the_same_usage_online_for_every_model():
+    """Each kind of token, and so the total, costs 50 % in message_batches mode of what it costs online."""
+    for name in MODELS:
+        online, batch = price(name, USAGE), price(name, USAGE, mode="message_batches")
+        for kind, dollars in online.by_kind().items():
+            assert batch.by_kind()[kind] == pytest.approx(dollars * 0.5), (name, kind)
+        assert batch.total > 0
+
+
+def test_cache_prices_a_row_leaves_out_are_its_input_price_times_the_multipliers():
+    """Without its own cache prices a row reads at 0.1x input and writes at 1.25x (5 minutes) or 2x (1 hour)."""
+    info = parse_prices(BARE)[1]["claude-test-1"]
+    assert (info.cache_read_per_mtok, info.cache_write_per_mtok, info.cache_write_1h_per_mtok) == \
+        pytest.approx((0.2, 2.5, 4.0))
+    assert info.batch_share == 0.5
+    assert parse_prices(BARE.replace("family =", "batch = 0.4\nfamily ="))[1]["claude-test-1"].batch_share == 0.4
+
+
+def test_the_default_model_reads_at_a_tenth_and_writes_at_its_multipliers():
+    """A million read tokens cost 0.1x the input price; a million written 1.25x for 5 minutes, 2x for an hour."""
+    info = MODELS[DEFAULT_MODEL]
+    read = price(DEFAULT_MODEL, {"cache_read_input_tokens": 1_000_000})
+    five = price(DEFAULT_MODEL, {"cache_creation_input_tokens": 1_000_000})
+    hour = price(DEFAULT_MODEL, {"cache_creation_input_tokens": 1_000_000}, ttl="1h")
+    assert read.cache_read == pytest.approx(0.1 * info.input_per_mtok) and read.total == read.cache_read
+    assert five.cache_write == pytest.approx(1.25 * info.input_per_mtok)
+    assert hour.cache_write == pytest.approx(2.0 * info.input_per_mtok)
+    batch_hour = price(DEFAULT_MODEL, {"cache_creation_input_tokens": 1_000_000}, ttl="1h", mode="message_batches")
+    assert batch_hour.cache_write == pytest.approx(1.0 * info.input_per_mtok)
+
+
+def test_the_usage_breakdown_says_which_writes_were_for_an_hour():
+    """The API's cache_creation split, or Usage.cache_creation_1h_input_tokens, prices each part at its own rate."""
+    from core.llm.types import Usage
+
+    info = MODELS[DEFAULT_MODEL]
+    api = {"cache_creation_input_tokens": 3_000_000,
+           "cache_creation": {"ephemeral_5m_input_tokens": 2_000_000, "ephemeral_1h_input_tokens": 1_000_000}}
+    expected = (2 * 1.25 + 1 * 2.0) * info.input_per_mtok
+    assert price(DEFAULT_MODEL, api).cache_write == pytest.approx(expected)
+    usage = Usage.from_api(api)
+    assert usage.cache_creation_1h_input_tokens == 1_000_000
+    assert price(DEFAULT_MODEL, usage).cache_write == pytest.approx(expected)
+    assert (usage + usage).cache_creation_1h_input_tokens == 2_000_000
+
+
+def test_cost_by_kind_adds_up_and_a_bad_mode_or_ttl_is_refused():
+    """input + output + cache read + cache write is the total; a mode or ttl outside the lists is a ValueError."""
+    cost = price("claude-opus-4-8", USAGE)
+    parts = cost.by_kind()
+    assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k != "total"))
+    assert cost_usd("claude-opus-4-8", USAGE, mode="message_batches") == pytest.approx(cost.total / 2)
+    assert MODES == ("online", "message_batches")
+    with pytest.raises(ValueError, match="mode"):
+        price(DEFAULT_MODEL, USAGE, mode="batch")
+    with pytest.raises(ValueError, match="ttl"):
+        price(DEFAULT_MODEL, USAGE, ttl="24h")
+
+
+def test_a_price_file_without_its_multipliers_is_refused():
+    """[multipliers] must give batch, cache_read, cache_write_5m and cache_write_1h, each above 0."""
+    for broken in (ROW.replace("batch = 0.5\n", ""), ROW.replace("batch = 0.5", "batch = 0"),
+                   ROW.replace("cache_read = 0.1", "cache_read = true")):
+        with pytest.raises(ValueError, match="multiplier"):
+            parse_prices(broken)
+    with pytest.raises(ValueError, match="batch"):
+        parse_prices(ROW.replace("family =", "batch = 1.5\nfamily ="))

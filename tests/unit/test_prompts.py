@@ -65,6 +65,24 @@ def test_a_too_long_value_is_refused():
     build_prompt(_params(persona="x" * 500))
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("persona", "an admin whose key is sk-ant-api03-" + "x" * 40),
+    ("topic", "resetting password=hunter2hunter2 on the router"),
+    ("system_prompt", "You are helpful. Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789"),
+])
+def test_a_secret_typed_into_a_field_is_refused_naming_the_field(field, value):
+    """A key, a password or a bearer token in a persona, topic or prompt is refused before it is sent or stored."""
+    with pytest.raises(ValidationError) as info:
+        build_prompt(_params(**{field: value}))
+    assert info.value.field == field and "secret" in info.value.user_message
+    assert "hunter2" not in info.value.user_message and "x" * 40 not in info.value.user_message
+
+
+def test_an_ordinary_value_with_key_like_words_is_not_refused():
+    """Words such as "password reset" or "API key rotation" are topics, not secrets."""
+    build_prompt(_params(topic="a password reset and an API key rotation"))
+
+
 @pytest.mark.parametrize("turns", [0, 1, 3, 42, 10**9, -2])
 def test_turns_outside_the_even_range_2_to_40_are_refused(turns):
     """Turns must be an even number from 2 to 40; anything else names the turns field."""

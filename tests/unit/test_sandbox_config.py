@@ -30,3 +30,23 @@ def test_the_admin_view_round_trips():
     config = SandboxConfig(seed=3, fault_rate=0.25)
     assert SandboxConfig(**config.to_dict()) == config
     assert set(config.to_dict()) == set(SandboxConfig.model_fields)
+
+
+def test_batch_outcome_shares_may_not_add_up_to_more_than_all_requests():
+    """The four Message Batches outcome rates are checked together, apart from the online fault rates."""
+    config = SandboxConfig(batch_error_rate=0.5, batch_invalid_rate=0.2, batch_expired_rate=0.2,
+                           batch_canceled_rate=0.1, fault_rate=1.0)
+    assert sum(config.batch_outcome_rates().values()) == pytest.approx(1.0)
+    with pytest.raises(SandboxConfigError, match="batch outcome rates add up to more than 1"):
+        config.replace(batch_expired_rate=0.3)
+
+
+def test_the_app_settings_set_the_sandbox_batch_knobs(monkeypatch):
+    """STUDIO_SANDBOX_BATCH_* environment variables reach the config the app's sandbox starts with."""
+    from core.config import reload_settings
+
+    monkeypatch.setenv("STUDIO_SANDBOX_BATCH_ERROR_RATE", "0.1")
+    monkeypatch.setenv("STUDIO_SANDBOX_BATCH_PROCESSING_S", "2")
+    reload_settings()
+    config = SandboxConfig.from_settings()
+    assert (config.batch_error_rate, config.batch_processing_s) == (0.1, 2.0)

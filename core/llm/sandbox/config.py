@@ -58,6 +58,15 @@ class SandboxConfig(CheckedModel):
     api_key_required: str | None = Field(default=None, title="When set, x-api-key must equal it, else 401")
     batch_processing_s: float = non_negative(0.5, "A message batch ends this long after creation (s)",
                                               most=3600)
+    # message batch outcomes: each a share of a batch's requests, drawn per request from the seed,
+    # its custom_id and how many times that custom_id was submitted before (a resubmission draws anew)
+    batch_error_rate: float = fraction(0.0, "Batch requests errored with a retryable overloaded_error or api_error")
+    batch_invalid_rate: float = fraction(0.0, "Batch requests errored with invalid_request_error")
+    batch_expired_rate: float = fraction(0.0, "Batch requests expired")
+    batch_canceled_rate: float = fraction(0.0, "Batch requests canceled without a cancel")
+    # prompt caching: how long an entry written with cache_control lives after its last use
+    cache_ttl_5m_s: float = non_negative(300.0, "Life of a 5-minute cache entry (s)", most=86_400)
+    cache_ttl_1h_s: float = non_negative(3600.0, "Life of a 1-hour cache entry (s)", most=86_400)
     idle_timeout_s: float = non_negative(30.0, "An idle keep-alive connection is closed after this (s)",
                                           most=3600)
 
@@ -69,10 +78,17 @@ class SandboxConfig(CheckedModel):
     def _rates_add_up(self) -> SandboxConfig:
         if self.total_fault_rate() > 1.0 + 1e-9:
             raise ValueError("the sandbox fault rates add up to more than 1")
+        if sum(self.batch_outcome_rates().values()) > 1.0 + 1e-9:
+            raise ValueError("the sandbox's message batch outcome rates add up to more than 1")
         return self
 
     def total_fault_rate(self) -> float:
         return sum(value for name, value in self if name == "fault_rate" or name.startswith("rate_"))
+
+    def batch_outcome_rates(self) -> dict[str, float]:
+        """Share of batch requests per outcome that is not a success, in the order they are drawn."""
+        return {"retryable": self.batch_error_rate, "invalid": self.batch_invalid_rate,
+                "expired": self.batch_expired_rate, "canceled": self.batch_canceled_rate}
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> SandboxConfig:
@@ -88,5 +104,10 @@ class SandboxConfig(CheckedModel):
             input_tpm=s.sandbox_tpm,
             output_tpm=s.sandbox_tpm,
             fault_rate=s.sandbox_fault_rate,
+            batch_processing_s=s.sandbox_batch_processing_s,
+            batch_error_rate=s.sandbox_batch_error_rate,
+            batch_invalid_rate=s.sandbox_batch_invalid_rate,
+            batch_expired_rate=s.sandbox_batch_expired_rate,
+            batch_canceled_rate=s.sandbox_batch_canceled_rate,
         )
         return base.replace(**overrides) if overrides else base

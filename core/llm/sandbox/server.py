@@ -28,7 +28,8 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from core.llm.sandbox.batches import BatchStore
+from core.llm.sandbox.batches import MAX_BATCH_BYTES, BatchStore
+from core.llm.sandbox.cache import CacheUse, PromptCache
 from core.llm.sandbox.config import SandboxConfig, SandboxConfigError
 from core.llm.sandbox.faults import FAULT_KINDS, FaultPicker
 from core.llm.sandbox.limits import RateLimits
@@ -97,8 +98,8 @@ class _Stats:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             names = ("requests", "messages_requests", "streams", "faults_injected", "rate_limited",
-                     "status_429_sent", "input_tokens", "output_tokens", "client_gone", "connections",
-                     "batches_created")
+                     "status_429_sent", "input_tokens", "output_tokens", "cache_read_input_tokens",
+                     "cache_creation_input_tokens", "client_gone", "connections", "batches_created")
             out: dict[str, Any] = {name: self.counts[name] for name in names}
             out["by_status"] = dict(sorted(self.by_status.items()))
             out["faults"] = {kind: self.faults[kind] for kind in (*FAULT_KINDS, "forced")}
@@ -222,8 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send_json(200, self.sandbox._batches.cancel(batch_id, self.sandbox.config,
                                                                       self._base_url()))
                 case ("GET", ["v1", "messages", "batches", batch_id, "results"]):
-                    data = self.sandbox._batches.results(batch_id, self.sandbox.config)
-                    self._send_bytes(200, data, "application/x-jsonl")
+                    lines = self.sandbox._batches.results(batch_id, self.sandbox.config)
+                    self._send_head(200, "application/binary", {"Transfer-Encoding": "chunked"})
+                    for line in lines:
+                        self._chunk(line)
+                    self._write(b"0\r\n\r\n")
                 case ("GET", ["v1", "models"]):
                     self._send_json(200, _model_page())
                 case ("GET", ["v1", "models", model_id]):
@@ -247,9 +251,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.close_connection = True
             raise RequestError(400, "Invalid Content-Length header.") from None
-        if length > MAX_BODY_BYTES:
+        limit = self._body_limit()
+        if length > limit:
             self.close_connection = True  # the unread body would be taken for the next request
-            raise RequestError(413, f"Request exceeds the maximum allowed number of bytes ({MAX_BODY_BYTES}).")
+            raise RequestError(413, f"Request exceeds the maximum allowed number of bytes ({limit}).")
         return self.rfile.read(length) if length > 0 else b""
 
     def _read_chunked(self) -> bytes:
@@ -262,9 +267,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return bytes(data)
             data += self.rfile.read(size)
             self.rfile.readline()
-            if len(data) > MAX_BODY_BYTES:
+            if len(data) > self._body_limit():
                 self.close_connection = True
                 raise RequestError(413, "Request exceeds the maximum allowed number of bytes.")
+
+    def _body_limit(self) -> int:
+        return MAX_BATCH_BYTES if urlsplit(self.path).path.rstrip("/") == "/v1/messages/batches" else MAX_BODY_BYTES
 
     def _json(self, body: bytes) -> Any:
         try:
@@ -315,15 +323,20 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "invalid_conversation":
             broken = break_conversation(answer.text, answer.reply.prefill, sandbox._faults.uniform())
             answer = finish_answer(broken, body, answer.reply)
-        admission = sandbox._limits.admit(answer.input_tokens, answer.output_tokens)
+        # as the API counts them for its input limit: cache reads are not, cache writes are
+        cached = sandbox._cache.use(body, answer.input_tokens, config, look_only=True)
+        admission = sandbox._limits.admit(answer.input_tokens - cached.read, answer.output_tokens)
         if not admission.allowed:
             stats.add("rate_limited")
             wait = admission.retry_after_s
             headers = {"retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": str(max(1, math.ceil(wait * 1000)))}
             self._send_error(429, _limit_message(admission.limited_by, config), headers)
             return
-        stats.add("input_tokens", answer.input_tokens)
+        cache = sandbox._cache.use(body, answer.input_tokens, config)
+        stats.add("input_tokens", answer.input_tokens - cache.read - cache.created)
         stats.add("output_tokens", answer.output_tokens)
+        stats.add("cache_read_input_tokens", cache.read)
+        stats.add("cache_creation_input_tokens", cache.created)
         if fault is not None:
             stats.fault(fault)
         if fault == "slow":
@@ -332,13 +345,13 @@ class _Handler(BaseHTTPRequestHandler):
         model = body["model"]
         if body.get("stream"):
             stats.add("streams")
-            self._stream(answer, model, config, fault)
+            self._stream(answer, model, config, fault, cache)
         else:
             self._pause(answer.output_tokens / config.tokens_per_s)
-            self._reply(answer, model, fault)
+            self._reply(answer, model, fault, cache)
 
-    def _reply(self, answer: Answer, model: str, fault: str | None) -> None:
-        data = json.dumps(message_object(answer, model, new_id("msg")), ensure_ascii=False).encode()
+    def _reply(self, answer: Answer, model: str, fault: str | None, cache: CacheUse) -> None:
+        data = json.dumps(message_object(answer, model, new_id("msg"), cache), ensure_ascii=False).encode()
         if fault == "malformed_json":
             # a body that starts like a Message and then is not JSON at all
             data = data[: max(1, len(data) // 2)] + b"<<sandbox: malformed>>"
@@ -349,10 +362,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send_bytes(200, data, "application/json")
 
-    def _stream(self, answer: Answer, model: str, config: SandboxConfig, fault: str | None) -> None:
+    def _stream(self, answer: Answer, model: str, config: SandboxConfig, fault: str | None, cache: CacheUse) -> None:
         self._send_head(200, "text/event-stream; charset=utf-8",
                         {"Transfer-Encoding": "chunked", "Cache-Control": "no-cache"})
-        for event in stream_head(answer, model, new_id("msg")):
+        for event in stream_head(answer, model, new_id("msg"), cache):
             self._chunk(event)
         pieces = text_pieces(answer.text)
         cut_after = max(1, len(pieces) // 2) if fault in ("stream_cut", "stream_error") else None
@@ -415,6 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, new.to_dict())
         elif path == "/_sandbox/stats" and method == "GET":
             self._send_json(200, sandbox.stats())
+        elif path == "/_sandbox/batch_requests" and method == "GET":
+            self._send_json(200, sandbox.batch_submissions())
         elif path == "/_sandbox/reset" and method == "POST":
             sandbox.reset()
             self._send_json(200, {"reset": True})
@@ -532,7 +547,8 @@ class SandboxServer:
         self._stats = _Stats()
         self._faults = FaultPicker(self._config.seed)
         self._limits = RateLimits(self._config.rpm, self._config.input_tpm, self._config.output_tpm)
-        self._batches = BatchStore()
+        self._cache = PromptCache()
+        self._batches = BatchStore(self._cache)
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -619,6 +635,8 @@ class SandboxServer:
     def stats(self) -> dict[str, Any]:
         out = self._stats.snapshot()
         out["batches"] = len(self._batches)
+        out["batch_requests"] = sum(self._batches.submissions().values())
+        out["cache_entries"] = len(self._cache)
         httpd = self._httpd
         if httpd is not None:
             with httpd.conn_lock:
@@ -628,12 +646,17 @@ class SandboxServer:
             out["active_connections"] = out["peak_connections"] = 0
         return out
 
+    def batch_submissions(self) -> dict[str, int]:
+        """custom_id -> how many Message Batches requests carried it since the last reset."""
+        return self._batches.submissions()
+
     def reset(self) -> None:
-        """Zero the counters, refill the rate limits, restart the fault sequence, forget batches."""
+        """Zero the counters, refill the rate limits, restart the fault sequence, forget batches and the cache."""
         self._stats.reset()
         self._limits.reset()
         self._faults.reseed(self._config.seed)
         self._batches.reset()
+        self._cache.reset()
         httpd = self._httpd
         if httpd is not None:
             with httpd.conn_lock:

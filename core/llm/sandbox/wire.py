@@ -6,9 +6,12 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.llm.sandbox.text import Reply, compose_reply, estimate_tokens, message_text, request_input_tokens
+
+if TYPE_CHECKING:
+    from core.llm.sandbox.cache import CacheUse
 
 __all__ = [
     "ERROR_TYPES",
@@ -18,6 +21,7 @@ __all__ = [
     "error_body",
     "message_object",
     "new_id",
+    "usage_object",
     "validate_request",
 ]
 
@@ -70,7 +74,8 @@ def error_type_for(status: int) -> str:
     return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
-def error_body(status: int, message: str | None, request_id: str, error_code: str | None = None) -> dict[str, Any]:
+def error_body(status: int, message: str | None, request_id: str | None,
+               error_code: str | None = None) -> dict[str, Any]:
     """{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}"""
     error: dict[str, Any] = {"type": error_type_for(status), "message": message or DEFAULT_MESSAGES.get(status, "Error")}
     if error_code:
@@ -184,7 +189,8 @@ def _cut(text: str, max_tokens: int) -> str:
     return cut[:space] if space > limit // 2 else cut
 
 
-def message_object(answer: Answer, model: str, message_id: str) -> dict[str, Any]:
+def message_object(answer: Answer, model: str, message_id: str, cache: CacheUse | None = None,
+                   service_tier: str = "standard") -> dict[str, Any]:
     return {
         "id": message_id,
         "type": "message",
@@ -193,17 +199,21 @@ def message_object(answer: Answer, model: str, message_id: str) -> dict[str, Any
         "content": [{"type": "text", "text": answer.text}],
         "stop_reason": answer.stop_reason,
         "stop_sequence": answer.stop_sequence,
-        "usage": _usage(answer.input_tokens, answer.output_tokens),
+        "usage": usage_object(answer.input_tokens, answer.output_tokens, cache, service_tier),
     }
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def usage_object(input_tokens: int, output_tokens: int, cache: CacheUse | None = None,
+                 service_tier: str = "standard") -> dict[str, Any]:
+    """The API's usage: `input_tokens` is what the cache neither read nor wrote of the request's input."""
+    read, five, hour = (cache.read, cache.created_5m, cache.created_1h) if cache is not None else (0, 0, 0)
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": max(0, input_tokens - read - five - hour),
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "service_tier": "standard",
+        "cache_creation_input_tokens": five + hour,
+        "cache_read_input_tokens": read,
+        "cache_creation": {"ephemeral_5m_input_tokens": five, "ephemeral_1h_input_tokens": hour},
+        "service_tier": service_tier,
     }
 
 
@@ -228,11 +238,11 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def stream_head(answer: Answer, model: str, message_id: str) -> list[bytes]:
+def stream_head(answer: Answer, model: str, message_id: str, cache: CacheUse | None = None) -> list[bytes]:
     """message_start, content_block_start and a ping: what comes before the first delta."""
-    start = message_object(answer, model, message_id)
+    start = message_object(answer, model, message_id, cache)
     start.update(content=[], stop_reason=None, stop_sequence=None)
-    start["usage"] = _usage(answer.input_tokens, 1)
+    start["usage"] = usage_object(answer.input_tokens, 1, cache)
     return [
         sse("message_start", {"type": "message_start", "message": start}),
         sse("content_block_start", {"type": "content_block_start", "index": 0,

@@ -1,0 +1,106 @@
+"""Dataset health on the Conversations page and on a batch's detail; the Conversations page's dataset export."""
+
+from __future__ import annotations
+
+import json
+
+from dataset_support import insert, row
+from e2e_data import shown
+
+from core.conversations import ConversationFilter
+from core.datasets import dataset_health, distinct_n
+
+HOSTILE = "<img src=x onerror=alert(1)> **bold**"
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _charts(at) -> list[tuple[str, list[dict]]]:
+    """Each Vega-Lite chart's title and its rows (Streamlit sends inline values as an Arrow table)."""
+    import pyarrow as pa
+
+    return [(json.loads(e.proto.spec)["title"]["text"], pa.ipc.open_stream(e.proto.data.data).read_all().to_pylist())
+            for e in at.get("vega_lite_chart")]
+
+
+def _seed(engine, batch_id: str | None = None) -> list[dict]:
+    """Three accepted, two needing review, one rejected duplicate; one persona is hostile text."""
+    return insert(engine, [
+        row(0, score=95, persona=HOSTILE, batch_id=batch_id, answer="the cat sat on the mat"),
+        row(1, score=85, batch_id=batch_id, answer="the cat sat"),
+        row(2, score=85, batch_id=batch_id, answer="a dog ran"),
+        row(3, status="needs_review", score=55, batch_id=batch_id),
+        row(4, status="needs_review", score=55, batch_id=batch_id),
+        row(5, status="rejected", score=10, duplicate_of="d" * 36, batch_id=batch_id)])
+
+
+def test_the_conversations_page_shows_the_health_of_the_filtered_set(open_page, engine):
+    """Cards count each review state, the duplicate rate and distinct-n; the charts hold the same counts."""
+    rows = _seed(engine)
+    at = open_page("conversations")
+    assert not at.exception, at.exception
+    cards = _metrics(at)
+    # the seeded single generation is the seventh, needing review and not scored
+    assert (cards["Conversations"], cards["Accepted"], cards["Needs review"], cards["Rejected"]) == ("7", "3", "3", "1")
+    assert cards["Duplicate rate"] == "14.3%"
+    answers = [r["turns"][1]["content"] for r in rows] + ["Let me check that for you."]
+    assert cards["Distinct-1"] == f"{distinct_n(answers, 1):.2f}" and cards["Distinct-2"] == f"{distinct_n(answers, 2):.2f}"
+    (states_title, states), (scores_title, scores) = _charts(at)
+    assert (states_title, scores_title) == ("Review states", "Quality score")
+    assert {v["state"]: v["n"] for v in states} == {"accepted": 3, "needs review": 3, "rejected": 1, "regenerate": 0}
+    bins = {v["bin"]: v["n"] for v in scores}
+    assert (bins["90-100"], bins["80-89"], bins["50-59"], bins["10-19"], bins["not scored"]) == (1, 2, 2, 1, 1)
+
+
+def test_the_coverage_grid_counts_accepted_of_all_per_cell_and_shows_hostile_text_as_a_cell(open_page, engine):
+    """The coverage grid is the batch grid's table: accepted / conversations per persona x emotion and topic."""
+    _seed(engine)
+    at = open_page("conversations")
+    grid = next(d.value for d in at.dataframe if "persona" in d.value.columns and "fees" in d.value.columns)
+    cells = {(r["persona"], r["emotion"]): r["fees"] for _, r in grid.iterrows()}
+    assert cells[(HOSTILE, "calm")] == "1/1"  # as text in the grid's cell, not markup
+    assert cells[("persona 0", "calm")] == "0/1" and cells[("persona 1", "calm")] == "1/2"
+    assert any("accepted / conversations per cell" in shown(e.proto.label) for e in at.expander)
+
+
+def test_the_export_names_its_files_and_refuses_a_replacement_without_text(open_page, engine):
+    """Format, split and system prompt choose the zip's files; 'replace' with no text is named and disables it."""
+    _seed(engine)
+    at = open_page("conversations")
+    at.selectbox(key="conversations.format").set_value("hf")
+    at.toggle(key="conversations.split_on").set_value(True).run()
+    assert any("conversations.train.parquet, conversations.validation.parquet, conversations.card.md"
+               in shown(c.value) for c in at.caption)
+    at.radio(key="conversations.system_prompt").set_value("replace").run()
+    assert not at.exception
+    assert any("system_text: replacing the system prompt needs the text" in shown(e.value) for e in at.error)
+    [button] = at.get("download_button")
+    assert button.proto.disabled
+    at.text_area(key="conversations.system_text").input("You are a tutor.").run()
+    assert not at.error
+    [button] = at.get("download_button")
+    assert not button.proto.disabled and button.proto.label == "Download dataset"
+
+
+def test_the_export_holds_what_the_page_chose(open_page, engine):
+    """The export the page makes has the page's filter and choices (the zip itself: test_dataset_exports)."""
+    _seed(engine)
+    at = open_page("conversations")
+    at.selectbox(key="conversations.status").set_value("needs_review").run()
+    assert not at.exception
+    assert any("conversations.jsonl, conversations.card.md" in shown(c.value) for c in at.caption)
+
+
+def test_a_batch_detail_shows_the_health_of_its_conversations(open_page, engine, seeded):
+    """A batch's detail counts its own conversations only (the single generation is not in it)."""
+    _seed(engine, batch_id=seeded["batch_id"])
+    at = open_page("batches")
+    at.button(key=f"batches.list_details_{seeded['batch_id']}").click().run()
+    assert not at.exception, at.exception
+    cards = _metrics(at)
+    assert (cards["Conversations"], cards["Accepted"], cards["Needs review"]) == ("6", "3", "2")
+    health = dataset_health(engine, ConversationFilter(batch_id=seeded["batch_id"]))
+    assert cards["Duplicate rate"] == f"{health.duplicate_rate:.1%}"
+    assert len(_charts(at)) == 2
