@@ -10,7 +10,8 @@ search < 1 s, sort < 1 s, Home < 1 s.
 --browser (SQLite only) then starts the app with `streamlit run Home.py` on a free port against
 the same database and times the same views in headless Chromium (Playwright), each run in a new
 browser context (a new session, an empty browser cache), from the action until what a person
-waits for is on screen (see VISIBLE), and then Streamlit's own floor for the same first views (a
+waits for is on screen (see VISIBLE); the first views again in one context kept for the run (a
+returning person: a new session, the browser's cache warm); and Streamlit's own floor for the same first views (a
 bare page with the same heading, cards and table; see _FLOOR_SCRIPT), alternating with ours run
 by run, so the figures read as a ratio on a shared machine. Not a test: prints figures; --write appends them to
 bench/RESULTS.md.
@@ -280,6 +281,19 @@ st.navigation([st.Page(errors, title="Errors", url_path="errors", default=True)]
 """
 
 
+def _warm_run(context, url: str, split: dict[str, list[float]], label: str) -> None:
+    """A returning person's first view: a new page (a new Streamlit session) in a context whose HTTP cache is warm."""
+    for view, path, js in (("errors first view", "/errors", _JS_TABLE), ("home", "", _JS_HOME)):
+        page = context.new_page()
+        try:
+            t0 = time.perf_counter()
+            page.goto(f"{url}{path}", wait_until="commit")
+            page.wait_for_function(js, arg={}, polling="raf", timeout=VISIBLE_TIMEOUT_MS)
+            split.setdefault(f"{label}{view}, browser cache warm (a new session)", []).append(time.perf_counter() - t0)
+        finally:
+            page.close()
+
+
 def _floor_run(browser, url: str, out: dict[str, list[float]]) -> None:
     """The floor page's first view in a new context: until the table is visible, and until its cards are."""
     for view, path, js in (("errors_first_view", "/errors", _JS_TABLE), ("home", "", _JS_HOME)):
@@ -318,10 +332,16 @@ def measure_browser(data_dir: Path, runs: int, gap_s: float, app_env: dict[str, 
             try:
                 _browser_run(browser, app.url, {k: [] for k in TARGETS_S}, {})  # first runs import
                 _floor_run(browser, floor_app.url, {"errors_first_view": [], "home": []})
+                warm = browser.new_context(viewport={"width": 1400, "height": 1800})  # one cache, kept
+                _warm_run(warm, app.url, {}, "")
+                _warm_run(warm, floor_app.url, {}, "")
                 for _ in range(runs):
                     time.sleep(gap_s)  # the stats' 5 s cache runs out, as between two people's visits
                     _browser_run(browser, app.url, out, split)
                     _floor_run(browser, floor_app.url, floor)
+                    _warm_run(warm, app.url, split, "")
+                    _warm_run(warm, floor_app.url, split, "floor: ")
+                warm.close()
             finally:
                 browser.close()
     finally:
