@@ -242,6 +242,7 @@ batch_jobs = Table(
     Column("judge_cost_usd", Float, nullable=False, default=0.0, server_default="0"),
     Index("ix_batch_jobs_status", "status", "lease_expires_at"),
     Index("ix_batch_jobs_owner", "owner_id", "created_at"),
+    Index("ix_batch_jobs_created", "created_at", "id"),  # the batch list, newest first (0020)
 )
 
 batch_items = Table(
