@@ -249,7 +249,8 @@ def _present(name: str, value: Any, stems: set[str], text: str) -> str | None:
     # most words must appear: "a retired teacher who loves gardening" is there without "loves"
     if len(missing) * 2 > len(words):
         shown = ", ".join(missing[:6])
-        return f"The {name} does not show: {counted(len(missing), 'word')} of it never appear ({shown})."
+        return (f"The {name} does not show: {shown} never appears." if len(missing) == 1 else
+                f"The {name} does not show: {counted(len(missing), 'word')} of it never appear ({shown}).")
     return None
 
 

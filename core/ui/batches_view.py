@@ -77,11 +77,11 @@ def _mode_and_budget(est: dict[str, Any], key: str, hints: dict[str, Any]) -> tu
     seconds = est["seconds"]
     online_time = f"about {seconds:,} s" if seconds < 120 else f"about {seconds / 60:,.1f} min"
     cols = st.columns(2)
-    cols[0].metric(_MODES["online"], f"${est['cost_usd']:,.2f}", online_time, delta_color="off",
+    cols[0].metric(_MODES["online"], f"${est['cost_usd']:,.2f}", online_time, delta_color="off", delta_arrow="off",
                    help=f"At the rate limit: {est['binding']['text']}.")
     cols[1].metric(_MODES["message_batches"], f"${est['batch_cost_usd']:,.2f}", "results within 24 h",
-                   delta_color="off", help="Remote Message Batches: every token at 50 % of the online price, not bound "
-                   "by the per-minute rate limits; most batches end well within the 24 hours.")
+                   delta_color="off", delta_arrow="off", help="Remote Message Batches: every token at 50 % of the online "
+                   "price, not bound by the per-minute rate limits; most batches end well within the 24 hours.")
     mode = st.radio("How to send", list(_MODES), format_func=_MODES.__getitem__, horizontal=True,
                     key=_key(f"{key}_mode"))
     budget = st.number_input("Budget in $ (0: none)", min_value=0.0, max_value=get_settings().batch_budget_max_usd,
