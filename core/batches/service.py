@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from core.auth.actor import Actor, current_actor
+from core.auth.actor import Actor, current_actor, system_actor
 from core.auth.audit import AuditAction, audit
 from core.auth.permissions import Action, Kind, may, require, where
 from core.auth.users import names_of
@@ -60,7 +60,7 @@ from core.store.schema import (
     message_batch_submissions,
     utcnow,
 )
-from core.store.tx import write_tx
+from core.store.tx import read_conn, write_tx
 from core.templates.coverage import COVERAGE_MODES, plan
 from core.templates.store import resolve
 
@@ -158,6 +158,7 @@ def create_batch(
     template_version: int | None = None,
     mode: str = "online",
     budget_usd: float | None = None,
+    judge: bool = False,
 ) -> str:
     """Create a queued batch in one transaction and return its id.
 
@@ -172,7 +173,8 @@ def create_batch(
     defaults to settings.generation_default_turns (within the template's range); a CSV row may give its own.
     `mode`: how the items reach the model, "online" (one call each) or "message_batches" (remote
     Message Batches at the batch discount, see core.batches.message_batches); `budget_usd`: a spend
-    cap, None for none (see core.batches.budget).
+    cap, None for none (see core.batches.budget); `judge`: the optional LLM judge scores every
+    conversation of the batch, whatever its template says (core.quality.judge).
     The batch is the acting person's (owner_id), and its creation is audited in the same transaction.
     """
     actor = current_actor(engine)
@@ -247,7 +249,7 @@ def create_batch(
     batch_id = str(uuid.uuid4())
     conc = concurrency or settings.worker_concurrency
     config = {"template": template, "model": model, "turns": turns, "concurrency": conc, "mode": mode, **source,
-              **overrides}
+              **overrides, **({"judge": True} if judge else {})}
     now = utcnow()
 
     def _write() -> None:
@@ -851,3 +853,10 @@ def batch_history(engine: Engine, batch_id: str, *, limit: int = 200) -> list[di
     return [{"at": _iso(r["created_at"]), "actor_id": r["actor_id"],
              "by": names.get(r["actor_id"] or "") or r["actor_label"] or "system",
              "action": r["action"], "detail": r["detail"] or {}} for r in rows]
+
+
+def judge_asked(engine: Engine, batch_id: str) -> bool:
+    """Whether the batch was created with the LLM judge on (read as the system: the worker's question)."""
+    with read_conn(engine, actor=system_actor()) as conn:
+        config = conn.execute(sa.select(batch_jobs.c.config).where(batch_jobs.c.id == batch_id)).scalar()
+    return bool((config or {}).get("judge"))

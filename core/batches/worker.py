@@ -62,7 +62,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.auth.actor import acting_as, system_actor
-from core.batches import budget, checkpoints, leases, message_batches
+from core.batches import budget, checkpoints, leases, message_batches, service
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.batches.states import (
     BREAKER_PAUSE_REASON,
@@ -529,13 +529,15 @@ class BatchWorker:
         self.stats.items_done += 1
 
     async def _judge(self, ctx: _BatchRun, item: ClaimedItem, result: GenerationResult) -> Judgement | None:
-        """The optional LLM judge's judgement, when the item's template version asks for it (else None).
+        """The optional LLM judge's judgement, when the batch or the item's template version asks for it (else None).
 
         Never fails the item: the judge's own failures come back as a "failed" judgement, and a store
         that cannot say whether the template wants a judge is recorded and the item goes unjudged.
         """
         try:
-            wanted = await asyncio.to_thread(judge_wanted, item.params, self.engine)
+            if ctx.judge is None:
+                ctx.judge = await asyncio.to_thread(service.judge_asked, self.engine, ctx.batch_id)
+            wanted = ctx.judge or await asyncio.to_thread(judge_wanted, item.params, self.engine)
         except Exception as exc:  # noqa: BLE001 - the judge is optional; the conversation is saved without it
             _record(exc, operation_id=ctx.batch_id, context={"item_index": item.item_index, "step": "judge"})
             return None
@@ -605,6 +607,7 @@ class _BatchRun:
     breaker_wait_s: float | None = None  # set when the model service's breaker is open
     rate_wait_shown: bool = False  # the batch shows "waiting for rate limit: N s"
     no_budget_until: float = 0.0  # monotonic time until which the batch is taken to have no budget
+    judge: bool | None = None  # the batch asked for the LLM judge (read at its first conversation)
 
 
 def _release_item(engine: Engine, item: ClaimedItem, worker_id: str) -> int:

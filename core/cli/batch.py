@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="online: one call per item (default); message_batches: remote Message Batches at half price")
     p.add_argument("--max-cost", type=dollars("batch_budget_max_usd"), metavar="USD",
                    help="a spend cap: the batch pauses before it would cost more")
+    p.add_argument("--judge", action="store_true",
+                   help="the optional LLM judge scores each conversation (judge cost kept apart)")
 
     p = add_action(batch, "status", _status, help="state, counts, tokens, cost, throughput and ETA of a batch")
     p.add_argument("id")
@@ -86,7 +88,8 @@ def _create(args: argparse.Namespace) -> int:
         emotions=_csv_list(args.emotions), topics=_csv_list(args.topics),
         turns=args.turns, model=args.model, concurrency=args.concurrency, name=args.name,
         variables={name: _csv_list(values) or [] for name, values in args.var} or None, edge_cases=edge_cases,
-        coverage=args.coverage, mode=args.mode, budget_usd=args.max_cost)
+        coverage=args.coverage, mode=args.mode, budget_usd=args.max_cost,
+        judge=args.judge)
     print(batch_id)
     return 0
 

@@ -19,6 +19,7 @@ from core.auth.audit import AuditAction, audit
 from core.config import get_settings
 from core.conversations import missing
 from core.errors import ErrorCode, NotFoundError, ValidationError
+from core.quality import assess, gate_values
 from core.redact import redact_text
 from core.resilience import run_db
 from core.review._queue import reviewable
@@ -106,12 +107,18 @@ def record_decisions(conn: Connection, ids: Sequence[str], decision: str, note: 
              "operation_id": operation_id, "decided_at": at} for i in ids])
 
 
+# what an edit takes again from the edited turns (core.quality): not the review state, not the duplicate flag
+_RESCORED = ("quality_score", "checks", "score_parts", "content_hash", "minhash")
+
+
 def edit_turn(engine: Engine, conversation_id: str, turn_index: int, text: str, note: str | None = None) -> None:
     """Replace the text of one turn (from 0), keeping the turns as generated in `original_turns` the first time.
 
     The review state stays as it was (an edit is not a decision); the reviewer, the time and the note
     are kept, with a review_decisions row "edited" and an audit row, in one transaction. The text is
-    redacted before it is stored, like every stored string.
+    redacted before it is stored, like every stored string. The checks, the score and the
+    fingerprints are taken again on the edited turns (the duplicate flag keeps what the generated
+    text duplicated).
     """
     limit = get_settings().review_turn_max_chars
     if not text.strip():
@@ -127,7 +134,7 @@ def edit_turn(engine: Engine, conversation_id: str, turn_index: int, text: str, 
     def _edit() -> None:
         now = utcnow()
         with write_tx(engine, actor=actor) as conn:
-            row = conn.execute(sa.select(_c.turns, _c.original_turns).where(
+            row = conn.execute(sa.select(_c.turns, _c.original_turns, _c.params).where(
                 _c.id == conversation_id, reviewable(actor)).with_for_update()).first()
             if row is None:
                 raise _not_found([conversation_id])
@@ -138,6 +145,8 @@ def edit_turn(engine: Engine, conversation_id: str, turn_index: int, text: str, 
             before = turns[turn_index]["content"]
             turns[turn_index] = {**turns[turn_index], "content": clean}
             values: dict[str, Any] = {"turns": turns, "reviewed_by": actor.user_id, "reviewed_at": now}
+            rescored = gate_values(assess(turns, row.params or {}), None, "")
+            values.update({k: rescored[k] for k in _RESCORED})
             if note:
                 values["review_note"] = note
             if row.original_turns is None:

@@ -92,6 +92,14 @@ def _mode_and_budget(est: dict[str, Any], key: str, hints: dict[str, Any]) -> tu
     return str(mode), (float(budget) or None), chosen
 
 
+def _judge_box(key: str) -> bool:
+    """Whether the optional LLM judge scores this batch's conversations (its template may ask for it anyway)."""
+    return bool(st.checkbox("Score each conversation with the LLM judge", key=_key(f"{key}_judge"),
+                            help="One more model call per conversation (its cost is shown apart as judge cost): "
+                            "a 1-5 score with a reason for persona, emotion, topic, realism, assistant quality, "
+                            "coherence and safety, shown to the reviewer. Off by default."))
+
+
 def _launch(hints: dict[str, Any], **kwargs: Any) -> None:
     try:
         batch_id = batches.create_batch(get_engine(), **kwargs)
@@ -187,10 +195,11 @@ def create_from_grid() -> None:
     if est is None:
         return
     mode, budget, est = _mode_and_budget(est, "grid", hints)
+    judge = _judge_box("grid")
     name = _name(template, int(count), hints)
     _launch_button("Launch batch", "launch_grid", est, hints, template=template, count=int(count), personas=personas,
                    emotions=emotions, topics=topics, turns=turns, model=model, concurrency=concurrency, name=name,
-                   mode=mode, budget_usd=budget, **scenario)
+                   mode=mode, budget_usd=budget, judge=judge, **scenario)
 
 
 def create_from_csv() -> None:
@@ -217,9 +226,10 @@ def create_from_csv() -> None:
     if est is None:
         return
     mode, budget, est = _mode_and_budget(est, "csv", hints)
+    judge = _judge_box("csv")
     name = _name(template, len(rows), hints)
     _launch_button("Launch batch from CSV", "launch_csv", est, hints, template=template, rows=rows, turns=turns,
-                   model=model, concurrency=concurrency, name=name, mode=mode, budget_usd=budget)
+                   model=model, concurrency=concurrency, name=name, mode=mode, budget_usd=budget, judge=judge)
 
 
 def _eta(seconds: int | None) -> str:

@@ -30,6 +30,18 @@ def test_the_new_batch_form_launches_a_message_batches_batch_with_its_budget(ope
     assert (row.mode, row.budget_usd) == ("message_batches", 3.0)
 
 
+def test_the_new_batch_form_can_turn_the_judge_on_for_one_batch(open_page, engine):
+    """Ticking the judge box launches a batch that asks for the LLM judge; left alone, it does not."""
+    open_page("batches").button(key="batches.launch_grid").click().run()
+    at = open_page("batches")
+    at.checkbox(key="batches.grid_judge").check().run()
+    at.button(key="batches.launch_grid").click().run()
+    assert not at.exception, at.exception
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(batch_jobs.c.id).order_by(batch_jobs.c.created_at)).scalars().all()
+    assert [service.judge_asked(engine, i) for i in ids[-2:]] == [False, True]  # (the seed made batches before)
+
+
 def test_a_batchs_detail_shows_its_mode_price_budget_and_remote_batches(open_page, engine):
     """The detail names the mode and its price, the budget, and each remote batch's id and counts."""
     bid = service.create_batch(engine, template="tutoring", count=3, mode="message_batches", budget_usd=2.5)

@@ -133,3 +133,19 @@ def test_a_single_generation_of_a_judged_template_is_judged(engine, sandbox):
         row = conn.execute(sa.select(conversations.c.judge_status, conversations.c.judge_cost_usd).where(
             conversations.c.id == draft.conversation_id)).one()
     assert row.judge_status == "ok" and row.judge_cost_usd > 0
+
+
+def test_a_batch_created_with_the_judge_on_is_judged_though_its_template_does_not_ask(engine, sandbox):
+    """judge=True on one batch: its conversations carry judgements; another batch of the same template has none."""
+    import asyncio
+
+    from core.batches.worker import BatchWorker
+    from core.quality import reset_shared_indexes
+
+    judged_batch = create_batch(engine, template="tech_troubleshooting", rows=[PARAMS], turns=4, judge=True)
+    plain = create_batch(engine, template="tech_troubleshooting", rows=[{**PARAMS, "emotion": "anxious"}], turns=4)
+    reset_shared_indexes()
+    assert asyncio.run(BatchWorker(engine, concurrency=2).run(once=True)) == 0
+    with engine.connect() as conn:
+        status = dict(conn.execute(sa.select(conversations.c.batch_id, conversations.c.judge_status)).all())
+    assert status == {judged_batch: "ok", plain: None}

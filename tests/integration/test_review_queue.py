@@ -140,6 +140,18 @@ def test_editing_a_turn_keeps_the_turns_as_generated_from_the_first_edit(engine)
     assert len(audit_rows(engine, AuditAction.REVIEW_DECISION)) == 2
 
 
+def test_an_edit_takes_the_checks_and_score_again_on_the_edited_turns(engine):
+    """An edit that leaves a placeholder unfilled fails that check and lowers the score; the state stays."""
+    people = cast(engine)
+    cid = stored(engine, people.a.user_id, score=100)[0]
+    with acting_as(people.reviewer):
+        review.edit_turn(engine, cid, 1, "Hello, {persona}, how are the night shifts?")
+    row = reviewed(engine, cid)
+    failed = {c["name"] for c in row["checks"] if not c["passed"]}
+    assert "no_placeholder" in failed and row["quality_score"] < 100
+    assert row["content_hash"] and row["minhash"] and row["review_status"] == "needs_review"
+
+
 def test_a_bulk_accept_decides_the_filtered_queue_once_under_one_operation(engine):
     """Bulk accept of a batch: every conversation that needed review, one operation id, one audit row."""
     people = cast(engine)
