@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.config import get_settings
-from core.errors import AppError
+from core.errors import AppError, ErrorCode
 from core.llm.pricing import get_model
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ async def asystem_prompt_tokens(system_prompt: str, model: str | None = None, *,
 # (provider, base URL, model, digest of the prompt) -> its count: a template's prompt is counted once
 # per process, not once per conversation
 _counted: dict[tuple[str, str | None, str, str], PrefixTokens] = {}
+_REFUSES_EVERY_CALL = frozenset({ErrorCode.AUTHENTICATION_FAILED, ErrorCode.MALFORMED_API_KEY, ErrorCode.BILLING_ERROR,
+                                 ErrorCode.SPEND_LIMIT})
 _counted_lock = threading.Lock()
 
 
@@ -87,7 +89,7 @@ async def acached_system_prompt_tokens(system_prompt: str, model: str, *, client
     """`asystem_prompt_tokens`, remembered for the process: the count of a prompt does not change.
 
     `fallback`: remembered and returned instead when the count fails (the client has recorded why);
-    without one the AppError is raised.
+    without one, or when the key or the account is refused (every call would be), the AppError is raised.
     """
     key = (client.provider, client.base_url, model, hashlib.sha256(system_prompt.encode()).hexdigest())
     with _counted_lock:
@@ -95,8 +97,10 @@ async def acached_system_prompt_tokens(system_prompt: str, model: str, *, client
     if known is None:
         try:
             known = await asystem_prompt_tokens(system_prompt, model, client=client, component=component)
-        except AppError:
-            if fallback is None:
+        except AppError as exc:
+            # a key or an account every call is refused for: the call after the count would be refused the
+            # same, so the count's error is the item's (one row in the log), not a reason to estimate
+            if fallback is None or exc.code in _REFUSES_EVERY_CALL:
                 raise
             known = fallback
         with _counted_lock:

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from batch_support import run_worker_here, worker_env
 
 from core.batches.service import create_batch, get_batch_status
-from core.errors import AppError
+from core.errors import AppError, ErrorCode
 from core.generation import GenerationParams
 from core.generation.request import item_request
 from core.llm.pricing import get_model, price
@@ -77,7 +77,28 @@ def test_an_online_batch_records_cache_writes_then_reads_and_prices_them(engine,
 
 
 def test_a_failed_count_falls_back_to_the_estimate_once_per_process(sandbox):
-    """A service that refuses the count is asked once; the local estimate decides, for later items too."""
+    """A service that does not count (a proxy without the endpoint) is asked once; the estimate decides after."""
+    from core.llm.client import ClaudeClient
+    from core.llm.loops import run_sync
+    from core.templates.tokens import PrefixTokens, acached_system_prompt_tokens
+
+    no_counts = ClaudeClient(provider="endpoint", base_url=sandbox.base_url + "/no-such-proxy-path", api_key="k")
+    estimate = PrefixTokens(tokens=2000, model=MODEL, cache_min_tokens=1024, provider="estimate")
+
+    async def count(prompt: str, fallback: PrefixTokens | None = estimate) -> PrefixTokens:
+        return await acached_system_prompt_tokens(prompt, MODEL, client=no_counts, component="test", fallback=fallback)
+
+    prompt = "A prompt counted nowhere else. " + MANUAL  # counts are remembered per process
+    before = sum(sandbox.stats()["by_status"].values())
+    assert run_sync(count(prompt)) == estimate and run_sync(count(prompt)) == estimate
+    assert sum(sandbox.stats()["by_status"].values()) - before <= 1
+    assert "estimated here" in estimate.text()
+    with pytest.raises(AppError):
+        run_sync(count(prompt + ".", None))
+
+
+def test_a_rejected_key_on_the_count_is_raised_not_estimated(sandbox):
+    """A 401 on the count would be the call's too: it is raised (one error, not a count error and a call error)."""
     from core.llm.client import ClaudeClient
     from core.llm.loops import run_sync
     from core.templates.tokens import PrefixTokens, acached_system_prompt_tokens
@@ -85,16 +106,10 @@ def test_a_failed_count_falls_back_to_the_estimate_once_per_process(sandbox):
     sandbox.configure(api_key_required="the-right-key")
     refused = ClaudeClient(provider="endpoint", base_url=sandbox.base_url, api_key="a-wrong-key")
     estimate = PrefixTokens(tokens=2000, model=MODEL, cache_min_tokens=1024, provider="estimate")
-
-    async def count(prompt: str, fallback: PrefixTokens | None = estimate) -> PrefixTokens:
-        return await acached_system_prompt_tokens(prompt, MODEL, client=refused, component="test", fallback=fallback)
-
-    prompt = "A prompt counted nowhere else. " + MANUAL  # counts are remembered per process
-    assert run_sync(count(prompt)) == estimate and run_sync(count(prompt)) == estimate
-    assert sandbox.stats()["by_status"] == {"401": 1}
-    assert "estimated here" in estimate.text()
-    with pytest.raises(AppError):
-        run_sync(count(prompt + ".", None))
+    with pytest.raises(AppError) as info:
+        run_sync(acached_system_prompt_tokens("Another prompt. " + MANUAL, MODEL, client=refused, component="test",
+                                              fallback=estimate))
+    assert info.value.code == ErrorCode.AUTHENTICATION_FAILED
 
 
 def test_a_single_streamed_generation_records_its_cache_use_on_its_conversation(engine, sandbox):

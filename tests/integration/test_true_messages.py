@@ -95,7 +95,7 @@ def test_a_batch_with_a_rejected_key_is_stopped_with_its_items_not_started_and_l
     assert st["shown_reason"].startswith("stopped: key rejected; 20 items not started.")
     assert "ANTHROPIC_API_KEY" in st["shown_reason"]
     rows = _logged(engine, "authentication_failed")
-    assert len(rows) == 1, [r.component for r in rows]
+    assert len(rows) == 1, [tuple(r) for r in rows]
 
 
 def test_a_breaker_paused_batch_counts_down_to_its_next_try_and_needs_no_action(engine):
