@@ -383,6 +383,9 @@ def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
 
 def _parquet(jsonl: Path, out: Path, scratch: Path) -> None:
     """The Hugging Face dataset of the rows in `jsonl`, built in chunks from the file, saved as Parquet at `out`."""
+    # the app sends nothing anywhere it was not asked to: no Hub look-ups, no usage statistics
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        os.environ.setdefault(name, "1")
     import datasets  # heavy (pyarrow, pandas): only an hf export pays for it
 
     datasets.disable_progress_bars()
