@@ -47,7 +47,7 @@ from core.config import get_settings
 from core.errors import ErrorCode, NotFoundError, ValidationError
 from core.generation import GenerationParams, build_prompt, get_template, validate_params
 from core.generation.service import estimate_output_tokens
-from core.llm.pricing import cost_usd
+from core.llm.pricing import cost_usd, price
 from core.redact import redact_text
 from core.resilience import run_db
 from core.store.paging import Page
@@ -389,6 +389,7 @@ def _status_dict(row: Any, now: datetime, actor: Actor, names: dict[str, str],
         "cache_creation_tokens": int(row["cache_creation_tokens"]),
         "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
         "cost_usd": round(float(row["cost_usd"]), 6),
+        "judge_cost_usd": round(float(row["judge_cost_usd"] or 0.0), 6),
         "mode": row["mode"],
         "budget_usd": row["budget_usd"],
         "throughput_per_min": throughput,
@@ -860,3 +861,23 @@ def judge_asked(engine: Engine, batch_id: str) -> bool:
     with read_conn(engine, actor=system_actor()) as conn:
         config = conn.execute(sa.select(batch_jobs.c.config).where(batch_jobs.c.id == batch_id)).scalar()
     return bool((config or {}).get("judge"))
+
+
+def cost_by_kind(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A batch's tokens and dollars by kind (input, output, cache reads, cache writes; the judge apart).
+
+    Priced from the batch's totals at its model's and mode's prices (Message Batches: the batch
+    share, 1-hour cache writes; online: 5-minute writes), which is what the per-call costs add up to.
+    """
+    usage = {"input_tokens": status["input_tokens"], "output_tokens": status["output_tokens"],
+             "cache_read_input_tokens": status["cache_read_tokens"],
+             "cache_creation_input_tokens": status["cache_creation_tokens"]}
+    batch_mode = status["mode"] == "message_batches"
+    cost = price(status["model"], usage, mode=status["mode"], ttl="1h" if batch_mode else "5m")
+    rows = [{"kind": "input", "tokens": usage["input_tokens"], "cost_usd": cost.input},
+            {"kind": "output", "tokens": usage["output_tokens"], "cost_usd": cost.output},
+            {"kind": "cache reads", "tokens": usage["cache_read_input_tokens"], "cost_usd": cost.cache_read},
+            {"kind": "cache writes", "tokens": usage["cache_creation_input_tokens"], "cost_usd": cost.cache_write}]
+    if status.get("judge_cost_usd"):
+        rows.append({"kind": "judge", "tokens": None, "cost_usd": status["judge_cost_usd"]})
+    return rows

@@ -340,7 +340,7 @@ def detail(batch_id: str, listed: list[str]) -> None:
         batch_card(b, "detail")
     if b.get("rate_limit_wait_s") is not None:
         st.warning(f"waiting for rate limit: {int(b['rate_limit_wait_s'])} s", icon=":material/hourglass_top:")
-    binding = batches.batch_binding(b)
+    binding = batches.batch_binding(b) if b["mode"] != "message_batches" else None  # not bound by the rate limits
     if binding is not None:
         st.caption(f"Pace: {binding['text']} (Settings → Rate limits).")
     st.page_link("app_pages/errors.py", label="Errors of this batch", icon=":material/bug_report:",
@@ -365,6 +365,9 @@ def _mode_and_remote(b: dict[str, Any]) -> None:
                                    key=_key(f"budget_{b['id']}"))
         cols[1].button("Set budget", key=_key(f"set_budget_{b['id']}"), icon=":material/paid:", on_click=_set_budget,
                        args=(b["id"], _key(f"budget_{b['id']}")), disabled=new is None)
+    kinds = batches.cost_by_kind(b)
+    st.dataframe(pd.DataFrame([{"Kind": k["kind"], "Tokens": k["tokens"], "Cost ($)": round(k["cost_usd"], 6)}
+                               for k in kinds]), hide_index=True)
     subs = b.get("submissions") or []
     if not subs:
         return

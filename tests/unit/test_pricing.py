@@ -236,3 +236,20 @@ def test_a_price_file_without_its_multipliers_is_refused():
             parse_prices(broken)
     with pytest.raises(ValueError, match="batch"):
         parse_prices(ROW.replace("family =", "batch = 1.5\nfamily ="))
+
+
+def test_a_batchs_cost_by_kind_adds_up_and_message_batches_halves_every_kind():
+    """Input, output, cache reads and writes of a batch's totals: online sums to the price; batch mode is half of it."""
+    from core.batches.service import cost_by_kind
+
+    totals = {"model": "claude-sonnet-5-5", "input_tokens": 100_000, "output_tokens": 20_000,
+              "cache_read_tokens": 50_000, "cache_creation_tokens": 0, "judge_cost_usd": 0.0}
+    online = cost_by_kind({**totals, "mode": "online"})
+    batched = cost_by_kind({**totals, "mode": "message_batches"})
+    assert [k["kind"] for k in online] == ["input", "output", "cache reads", "cache writes"]
+    usage = {"input_tokens": 100_000, "output_tokens": 20_000, "cache_read_input_tokens": 50_000}
+    assert sum(k["cost_usd"] for k in online) == pytest.approx(price("claude-sonnet-5-5", usage).total)
+    for a, b in zip(online, batched, strict=True):
+        assert b["cost_usd"] == pytest.approx(a["cost_usd"] / 2)
+    judged = cost_by_kind({**totals, "mode": "online", "judge_cost_usd": 0.25})
+    assert judged[-1] == {"kind": "judge", "tokens": None, "cost_usd": 0.25}
