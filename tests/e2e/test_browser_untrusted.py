@@ -200,7 +200,7 @@ class Watched:
     def shown(self, step: str, text: str) -> None:
         """`text` is on the page as literal text, so the checks look at a page that has the hostile text."""
         try:
-            self.page.get_by_text(text, exact=False).filter(visible=True).first.wait_for(timeout=15_000)
+            self.page.get_by_text(text, exact=False).filter(visible=True).first.wait_for(timeout=45_000)
         except PlaywrightTimeout:
             self.problems.append(f"{step}: {text!r} is not shown as text")
 
@@ -282,7 +282,7 @@ def test_hostile_text_on_batches_and_conversations_stays_text(watched, app):
     watched.check("batches")
 
     watched.open(f"batches?batch={batch_id}")
-    watched.page.get_by_text("Details:").first.wait_for(timeout=30_000)
+    watched.page.get_by_text("Details:").first.wait_for(timeout=60_000)
     watched.check("batches-detail")
 
     watched.open(f"batches?batch={quote(HOSTILE_ID)}")
