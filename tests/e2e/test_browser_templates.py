@@ -48,7 +48,9 @@ def test_a_new_template_runs_a_balanced_batch_and_shows_its_coverage(page, app):
     page.screenshot(path=str(SHOTS / "templates.png"), full_page=True)
 
     goto(page, app, "batches")
-    page.get_by_role("combobox", name="Template").first.click()
+    template = page.get_by_role("combobox", name="Template").first
+    template.wait_for(timeout=90_000)  # the new-batch form draws after the heading: on a loaded machine, late
+    template.click()
     page.get_by_role("option", name="Claim desk").click()
     page.get_by_label("Coverage").first.wait_for(timeout=30_000)
     page.get_by_text("Balanced: every cell as often as the count allows").click()
