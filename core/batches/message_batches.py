@@ -24,6 +24,9 @@ the model item by item. Each remote batch is one `message_batch_submissions` row
   Resume continues from the stored rows. The spend cap (core.batches.budget) is asked before each
   submission, which is cut to what fits; when nothing fits the batch pauses, "budget reached".
 - create is never retried blindly: a request whose answer was lost may have created a batch.
+- create's body is built as bytes, each request encoded once as it is added, and streamed from them
+  (`RequestsBody`): `messages.batches.create` would hold the request dicts, their JSON text and its
+  bytes at once, a worker at 500 MB for 10,000 requests of 9 KB (bench/message_batches_worker.py).
 
 Finding a remote batch whose id was not stored (the worker died between create and storing it, or
 create's answer was lost): the row stays "submitting" and is reconciled by listing the account's
@@ -42,8 +45,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,13 +70,16 @@ from core.resilience import async_retry_policy, get_breaker, run_db
 from core.store.schema import batch_items, batch_jobs, message_batch_submissions, utcnow
 from core.store.tx import read_conn, write_tx
 
-__all__ = ["MODE", "RETRYABLE_ERROR_TYPES", "RemoteBatchRun", "custom_id"]
+__all__ = ["MODE", "RETRYABLE_ERROR_TYPES", "RemoteBatchRun", "RequestsBody", "custom_id"]
 
 MODE = "message_batches"
 RETRYABLE_ERROR_TYPES = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
 # a request JSON's share of the batch body beyond its own bytes: the comma between two of them
 _PER_REQUEST_OVERHEAD = 1
-_ENVELOPE_BYTES = len('{"requests":[]}')
+_OPEN, _CLOSE = b'{"requests":[', b"]}"
+_ENVELOPE_BYTES = len(_OPEN) + len(_CLOSE)
+_CREATE_PATH = "/v1/messages/batches"
+_CHUNK_BYTES = 64 * 1024  # of the body, a write at a time
 _CONVERSATION_NS = uuid.UUID("5b0e1f52-6a3c-4a8e-9d0f-1b7c2e4d6a80")
 
 
@@ -95,8 +101,61 @@ def _conversation_id(remote_id: str, cid: str) -> str:
 # ---- the remote calls (module functions, looked up at each call: the crash tests wrap them) --------------------
 
 
-async def _remote_create(sdk: Any, requests: list[dict[str, Any]]) -> Any:
-    return await sdk.messages.batches.create(requests=requests)
+@dataclass
+class RequestsBody:
+    """The body of one create, `{"requests":[...]}`, built a request at a time and streamed.
+
+    The requests' JSON lies comma-joined in one buffer, so the body is in memory once, in one
+    allocation that goes back to the system when it is dropped (10,000 pieces would stay in the heap).
+    """
+
+    _joined: bytearray = field(default_factory=bytearray)
+    _spans: list[tuple[int, int, int]] = field(default_factory=list)  # (item index, start, end) in _joined
+
+    def add(self, index: int, request: bytes) -> None:
+        if self._spans:
+            self._joined += b","
+        start = len(self._joined)
+        self._joined += request
+        self._spans.append((index, start, len(self._joined)))
+
+    def size_with(self, request: bytes) -> int:
+        """The body's bytes once `request` is added."""
+        return self.size + len(request) + (_PER_REQUEST_OVERHEAD if self._spans else 0)
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    @property
+    def size(self) -> int:
+        return _ENVELOPE_BYTES + len(self._joined)
+
+    @property
+    def indexes(self) -> list[int]:
+        return [index for index, _, _ in self._spans]
+
+    def only(self, indexes: set[int]) -> RequestsBody:
+        """The body of just these items' requests."""
+        kept = RequestsBody()
+        for index, start, end in self._spans:
+            if index in indexes:
+                kept.add(index, bytes(self._joined[start:end]))
+        return kept
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield _OPEN
+        view = memoryview(self._joined)
+        for start in range(0, len(view), _CHUNK_BYTES):
+            yield bytes(view[start:start + _CHUNK_BYTES])
+        yield _CLOSE
+
+
+async def _remote_create(sdk: Any, body: RequestsBody) -> Any:
+    from anthropic.types.messages import MessageBatch  # loaded by then: the worker preloads the SDK
+
+    # what sdk.messages.batches.create sends, from bytes already encoded; with its length, so not chunked
+    return await sdk.post(_CREATE_PATH, cast_to=MessageBatch, content=body.chunks(), options={
+        "headers": {"Content-Type": "application/json", "Content-Length": str(body.size)}})
 
 
 async def _remote_retrieve(sdk: Any, remote_id: str) -> Any:
@@ -314,10 +373,10 @@ async def _item_request(client: Any, params: dict[str, Any]) -> ItemRequest:
     return await aitem_request(GenerationParams(**params), mode=MODE, client=client, component="batch")
 
 
-async def _build_request(client: Any, batch_id: str, index: int, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """One request of a remote batch and its size in the body."""
+async def _encoded_request(client: Any, batch_id: str, index: int, params: dict[str, Any]) -> bytes:
+    """One request of a remote batch as it goes in the body: compact JSON, UTF-8 (as the SDK encodes it)."""
     request = {"custom_id": custom_id(batch_id, index), "params": (await _item_request(client, params)).params()}
-    return request, len(json.dumps(request, ensure_ascii=False).encode()) + _PER_REQUEST_OVERHEAD
+    return json.dumps(request, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _reply_of(message: Any, provider: str, request: ItemRequest) -> LLMResult:
@@ -454,32 +513,30 @@ class RemoteBatchRun:
             items = await self._db(_pending_items, self.engine, self.batch_id, limit)
             if not items:
                 return
-            requests: list[dict[str, Any]] = []
+            body = RequestsBody()
             ids: list[int] = []
-            size = _ENVELOPE_BYTES
             for position, item in enumerate(items):
                 if position % 200 == 199:
                     await asyncio.sleep(0)  # a long build must not hold up the heartbeat that keeps the lease
                 try:
-                    request, n = await _build_request(self.client, self.batch_id, int(item.item_index),
-                                                      dict(item.params))
+                    request = await _encoded_request(self.client, self.batch_id, int(item.item_index),
+                                                     dict(item.params))
                 except ValidationError as err:  # e.g. its template was removed: this item cannot be asked
                     await self._db(self._fail_unbuildable, int(item.id), err)
                     continue
-                if size + n > s.message_batch_max_bytes and requests:
+                if body.size_with(request) > s.message_batch_max_bytes and body:
                     break
-                requests.append(request)
+                body.add(int(item.item_index), request)
                 ids.append(int(item.id))
-                size += n
-            if not requests:
+            if not body:
                 continue
             submission_id = str(uuid.uuid4())
-            indexes = await self._db(_record_submission, self.engine, self.batch_id, submission_id, ids, size)
+            indexes = await self._db(_record_submission, self.engine, self.batch_id, submission_id, ids, body.size)
             if not indexes:
                 return  # paused or cancelled meanwhile, or the items were taken
-            chosen = set(indexes)
-            requests = [r for r in requests if _index_of(self.batch_id, r["custom_id"]) in chosen]
-            await self._create(submission_id, requests)
+            if indexes != body.indexes:
+                body = body.only(set(indexes))
+            await self._create(submission_id, body)
 
     def _fail_unbuildable(self, item_id: int, err: AppError) -> None:
         def _write() -> None:
@@ -490,10 +547,10 @@ class RemoteBatchRun:
 
         run_db(_write)
 
-    async def _create(self, submission_id: str, requests: list[dict[str, Any]]) -> None:
+    async def _create(self, submission_id: str, body: RequestsBody) -> None:
         """create, then the remote id on the row; a refusal puts the items back, a lost answer is reconciled."""
         try:
-            remote = await self._call("create", _remote_create, requests, retry=False)
+            remote = await self._call("create", _remote_create, body, retry=False)
         except AppError as err:
             status = err.status_code or 0
             refused = 400 <= status < 500 and status not in (408, 409, 429)
@@ -546,13 +603,15 @@ class RemoteBatchRun:
                            count_attempt=False)
             return
         items = await self._db(_items_of, self.engine, self.batch_id, sub.item_indexes)
-        requests = [(await _build_request(self.client, self.batch_id, i, dict(items[i].params)))[0]
-                    for i in sub.item_indexes if i in items and items[i].submission_id == sub.id]
-        if not requests:
+        body = RequestsBody()
+        for i in sub.item_indexes:
+            if i in items and items[i].submission_id == sub.id:
+                body.add(i, await _encoded_request(self.client, self.batch_id, i, dict(items[i].params)))
+        if not body:
             await self._db(_finish_submission, self.engine, self.batch_id, sub.id, "collected", "",
                            ErrorCode.BATCH_REQUEST_MISSING, count_attempt=False)
             return
-        await self._create(sub.id, requests)
+        await self._create(sub.id, body)
 
     # ---- collecting ----------------------------------------------------------------------------------------
     async def _collect(self, sub: Submission) -> None:

@@ -214,6 +214,27 @@ def test_a_job_is_split_by_the_byte_limit_too(engine, sandbox, monkeypatch):
     assert sum(s["request_count"] for s in st["submissions"]) == 8
 
 
+def test_a_remote_batchs_recorded_bytes_are_the_bytes_its_create_sends(engine, sandbox, monkeypatch):
+    """create streams the requests' JSON as encoded while building: valid, the items' requests, as long as the row says."""
+    import core.batches.message_batches as mb
+
+    sent: list[tuple[int, bytes]] = []
+    real = mb._remote_create
+
+    async def recording(sdk, body):
+        sent.append((body.size, b"".join([chunk async for chunk in body.chunks()])))
+        return await real(sdk, body)
+
+    monkeypatch.setattr(mb, "_remote_create", recording)
+    bid = create_batch(engine, template="tutoring", count=5, turns=4, mode="message_batches")
+    run_worker(engine)
+    st = get_batch_status(engine, bid)
+    assert (st["state"], st["done"]) == ("completed", 5)
+    [(size, raw)] = sent
+    assert size == len(raw) == st["submissions"][0]["request_bytes"]
+    assert [r["custom_id"] for r in json.loads(raw)["requests"]] == [f"{bid}_{i}" for i in range(5)]
+
+
 def test_pause_stops_new_submissions_but_collects_those_in_flight(engine, sandbox):
     """Paused with one remote batch in flight: its results are saved, nothing more is submitted; Resume finishes."""
     sandbox.configure(batch_processing_s=1.0)
