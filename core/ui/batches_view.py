@@ -360,8 +360,10 @@ def _mode_and_remote(b: dict[str, Any]) -> None:
     st.caption(f"Mode: {_MODES.get(b['mode'], literal(b['mode']))} · cost ${b['cost_usd']:,.4f} {price} · {budget}")
     if b["may_act"] and b["state"] not in ("completed", "cancelled"):
         cols = st.columns([2, 1])
-        new = cols[0].number_input("New budget in $", min_value=0.01, max_value=get_settings().batch_budget_max_usd,
-                                   value=max(float(b["budget_usd"] or 0.0) * 2, 1.0), step=1.0,
+        most = get_settings().batch_budget_max_usd
+        # twice what it may spend or has spent: a cap under what is spent already would pause it at once
+        offered = min(max(float(b["budget_usd"] or 0.0), float(b["cost_usd"]), 0.5) * 2, most)
+        new = cols[0].number_input("New budget in $", min_value=0.01, max_value=most, value=offered, step=1.0,
                                    key=_key(f"budget_{b['id']}"))
         cols[1].button("Set budget", key=_key(f"set_budget_{b['id']}"), icon=":material/paid:", on_click=_set_budget,
                        args=(b["id"], _key(f"budget_{b['id']}")), disabled=new is None)

@@ -60,3 +60,14 @@ def test_a_batchs_detail_shows_its_mode_price_budget_and_remote_batches(open_pag
     table = "\n".join(frame.value.to_csv() for frame in at.dataframe)
     assert "msgbatch_01shown" in table and "in_progress" in table and "processing" in table
     assert f"batches.set_budget_{bid}" in {b.key for b in at.button}
+
+
+def test_the_new_budget_offered_is_above_what_the_batch_has_already_cost(open_page, engine):
+    """A batch without a budget that has spent $3.40 is offered more than that, not a cap that would pause it at once."""
+    bid = service.create_batch(engine, template="tutoring", count=3, mode="message_batches")
+    with engine.begin() as conn:
+        conn.execute(batch_jobs.update().where(batch_jobs.c.id == bid).values(status="running", cost_usd=3.4))
+    at = open_page("batches")
+    at.button(key=f"batches.list_details_{bid}").click().run()
+    assert not at.exception, at.exception
+    assert at.number_input(key=f"batches.budget_{bid}").value > 3.4
