@@ -29,6 +29,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def migrated_data_dir(tmp_path_factory: Any, name: str) -> Path:
+    """A fresh folder for an app under test, its SQLite store migrated."""
+    from core.store import create_store_engine, migrate
+
+    data = Path(tmp_path_factory.mktemp(name))
+    engine = create_store_engine(f"sqlite:///{data / 'studio.db'}")
+    migrate(engine, force=True)
+    engine.dispose()
+    return data
+
+
 def app_environment(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of the app under test: its own SQLite file, no key (so the sandbox), fast sandbox."""
     env = {k: v for k, v in os.environ.items()

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from browser_app import SHOTS, RunningApp, goto
+from browser_app import SHOTS, RunningApp, goto, migrated_data_dir
 
 from core.config import ROOT
 from core.llm.pricing import price
 from core.llm.sandbox import SandboxConfig, SandboxServer
-from core.store import create_store_engine, migrate
+from core.store import create_store_engine
 from core.store.schema import batch_items, batch_jobs, conversations, message_batch_submissions, utcnow
 
 pytestmark = pytest.mark.browser
@@ -62,11 +62,7 @@ def sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, sandbox) -> Iterator[RunningApp]:
     """The app on a fresh store, pointed at this test's sandbox, without a background worker."""
-    data = tmp_path_factory.mktemp("mb_app")
-    engine = create_store_engine(f"sqlite:///{data / 'studio.db'}")
-    migrate(engine, force=True)
-    engine.dispose()
-    running = RunningApp(data, ANTHROPIC_BASE_URL=sandbox.base_url, **SETTINGS).start()
+    running = RunningApp(migrated_data_dir(tmp_path_factory, "mb_app"), ANTHROPIC_BASE_URL=sandbox.base_url, **SETTINGS).start()
     yield running
     running.stop()
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from browser_app import CHROMIUM, CHROMIUM_ARGS, SHOTS, RunningApp
+from browser_app import CHROMIUM, CHROMIUM_ARGS, SHOTS, RunningApp, migrated_data_dir
 
 from core.auth import acting_as, system_actor
-from core.store import create_store_engine, migrate
+from core.store import create_store_engine
 from core.store.schema import app_users, batch_jobs
 
 pytestmark = pytest.mark.browser
@@ -72,10 +72,7 @@ def provider() -> Iterator[Provider]:
 @pytest.fixture(scope="module")
 def signin_app(tmp_path_factory, provider) -> Iterator[RunningApp]:
     """The app with sign-in configured against the provider (no background worker: batches stay queued)."""
-    data = tmp_path_factory.mktemp("signin_app")
-    engine = create_store_engine(f"sqlite:///{data / 'studio.db'}")
-    migrate(engine, force=True)
-    engine.dispose()
+    data = migrated_data_dir(tmp_path_factory, "signin_app")
     secrets = data / "secrets.toml"
     app = RunningApp(data, STUDIO_SECRETS_FILE=str(secrets), STUDIO_UI_BACKGROUND_WORKER="false")
     secrets.write_text(
