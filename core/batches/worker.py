@@ -518,8 +518,8 @@ class BatchWorker:
                                     [{"role": t.role, "content": t.content} for t in result.conversation.turns])
         try:
             # one id for every try: a try whose acknowledgement was lost is recognised, not counted twice
-            await self._save_outcome(ctx, item, "commit", checkpoints.commit_item, result,
-                                     conversation_id=str(uuid.uuid4()), judgement=judgement)
+            done = await self._save_outcome(ctx, item, "commit", checkpoints.commit_item, result,
+                                            conversation_id=str(uuid.uuid4()), judgement=judgement)
         except Exception as exc:  # noqa: BLE001 - the reply is lost; the attempt is counted and retried
 
             err = classify(exc)
@@ -529,7 +529,8 @@ class BatchWorker:
             self.stats.last_error = err.message
             await self._settle(ctx, item, err)
             return
-        self.stats.items_done += 1
+        if done:  # not when it went back to be generated again, nor when another worker's commit was first
+            self.stats.items_done += 1
 
     async def _save_outcome(self, ctx: _BatchRun, item: ClaimedItem, step: str,
                             save: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -70,8 +70,9 @@ def test_an_item_routed_to_regenerate_is_generated_again_then_waits_for_review(e
     override_settings(quality_accept_score=100, quality_review_score=100, quality_max_regenerations=2)
     bid = create_batch(engine, template="tech_troubleshooting", rows=[{**ROW, "emotion": "calm"}, ROW], turns=4,
                        concurrency=1)
-    _run_worker(engine)
+    worker = _run_worker(engine)
     assert get_batch_status(engine, bid)["state"] == "completed"
+    assert (worker.stats.replies, worker.stats.items_done) == (4, 2)  # a regenerated reply is not an item done
     rows = _rows(engine, bid)
     assert [r["item_index"] for r in rows] == [0, 1]  # one row per item, whatever was regenerated
     calm, plain = rows
