@@ -269,3 +269,18 @@ def test_a_worker_works_other_batches_while_its_remote_batches_process(engine, s
     assert a["state"] == b["state"] == "completed" and a["lease_owner"] is None
     assert b["finished_at"] < a["finished_at"]
     assert sandbox.stats()["batches_created"] == 1
+
+
+def test_a_judged_message_batches_batch_has_each_result_judged_at_the_online_price(engine, sandbox):
+    """--judge on a batch-mode batch: each committed result carries its judgement; the judge's calls are
+    online requests (one per conversation), their cost kept apart from the half-price generation cost."""
+    bid = create_batch(engine, template="tutoring", count=6, turns=4, mode="message_batches", judge=True)
+    online_before = sandbox.stats()["messages_requests"]
+    run_worker(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(conversations.c.judge_status, conversations.c.judge_cost_usd,
+                                      conversations.c.cost_usd).where(conversations.c.batch_id == bid)).all()
+        judge_cost = conn.execute(sa.select(batch_jobs.c.judge_cost_usd).where(batch_jobs.c.id == bid)).scalar_one()
+    assert len(rows) == 6 and all(r.judge_status == "ok" and r.judge_cost_usd > 0 for r in rows)
+    assert judge_cost == sum(r.judge_cost_usd for r in rows)
+    assert sandbox.stats()["messages_requests"] - online_before == 6
