@@ -21,6 +21,7 @@ from core import review
 from core.batches import service as batches
 from core.errors import ValidationError
 from core.generation import get_template, template_names
+from core.quality import thresholds
 from core.redact import redact_cut, redact_text
 from core.store import get_engine
 from core.ui.boundaries import callback, section_key
@@ -176,6 +177,9 @@ def _evidence(row: dict[str, Any]) -> None:
     if problem:
         st.error(literal(problem), icon=":material/error:")
     score = row["quality_score"]
+    why = why_in_queue(row)
+    if why:
+        st.info(why, icon=":material/help:")
     st.metric("Score", "not scored" if score is None else f"{score} / 100")
     parts = row["score_parts"] or {}
     if parts:  # a line, not a table: a grid costs the browser more than the rest of the next conversation
@@ -202,6 +206,32 @@ def _evidence(row: dict[str, Any]) -> None:
             with st.expander("The passage they share", expanded=True):
                 st.markdown(literal(redact_text(row["duplicate_passage"])))
     _judge(row)
+
+
+def why_in_queue(row: dict[str, Any]) -> str:
+    """Why the quality gate sent this conversation to a person, in a sentence ('' once it is decided).
+
+    A conversation waits for review when it duplicates another, when a hard check still failed
+    after its regenerations, or when its score is under its template's accept score.
+    """
+    if row.get("review_status") != "needs_review":
+        return ""
+    reasons = []
+    if row.get("duplicate_of"):
+        kind = "exactly" if row.get("duplicate_kind") == "exact" else "nearly"
+        reasons.append(f"it {kind} duplicates conversation {literal(str(row['duplicate_of'])[:8])}")
+    hard = [str(c.get("name")) for c in (row.get("checks") or []) if isinstance(c, dict)
+            and c.get("hard") and not c.get("passed", True)]
+    if hard:
+        reasons.append(f"a hard check still failed after its regenerations ({literal(', '.join(hard))})")
+    score = row.get("quality_score")
+    if score is not None:
+        accept, _review = thresholds(row.get("params") or {}, get_engine())
+        if score < accept:
+            reasons.append(f"its score {score} is under the accept score {accept}")
+    if not reasons:
+        return "Sent here for a person to decide."
+    return "In the queue because " + "; ".join(reasons) + "."
 
 
 def _judge(row: dict[str, Any]) -> None:
