@@ -200,7 +200,7 @@ def exports(flt: convs.ConversationFilter) -> None:
                        icon=":material/download:", on_click="ignore", disabled=not held)
     st.caption(f"A zip of {', '.join(export.file_names())}: the dataset card describes what the files hold and "
                "how they were chosen.")
-    limit_note("python -m core conversations export --out conversations.jsonl --card")
+    limit_note(export.cli_command())
 
 
 _HOLDING = {"accepted": "accepted", "needs_review": "needing review", "rejected": "rejected",

@@ -109,6 +109,11 @@ def test_the_export_says_how_many_conversations_it_holds_and_how_the_split_share
     assert "The export holds **all 7 conversations the filters match**: about 4 for training and 3" in _said(at)
     [button] = at.get("download_button")
     assert not button.proto.disabled
+    at.selectbox(key="conversations.format").set_value("hf").run()
+    notes = [shown(c.value) for c in at.caption if "for a bigger set run" in shown(c.value)]
+    # the command that writes this very export (format, status, split) whole, not a fixed example
+    assert notes and ("python -m core conversations export --out conversations.parquet --format hf --status all "
+                      "--split 0.5 --card") in notes[0]
 
 
 def test_an_export_that_would_be_empty_says_which_statuses_hold_conversations_and_cannot_be_downloaded(
