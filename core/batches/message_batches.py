@@ -55,6 +55,7 @@ from sqlalchemy import Engine
 
 from core.batches import checkpoints
 from core.batches.budget import room
+from core.batches.judging import BatchJudge
 from core.batches.leases import OPEN_SUBMISSION_STATES, ClaimedItem, requeued_status
 from core.batches.states import budget_pause_reason
 from core.config import get_settings
@@ -401,10 +402,11 @@ class RemoteBatchRun:
     """Works one Message Batches batch while this worker holds its lease: submit, poll, collect."""
 
     def __init__(self, engine: Engine, batch_id: str, client: Any, *, stopped: Callable[[], bool],
-                 sleep: Callable[[float], Awaitable[None]]) -> None:
+                 sleep: Callable[[float], Awaitable[None]], judge: BatchJudge | None = None) -> None:
         self.engine = engine
         self.batch_id = batch_id
         self.client = client
+        self.judge = judge or BatchJudge(engine, batch_id, client)
         self.stopped = stopped
         self.sleep = sleep
         self._next_poll: dict[str, float] = {}  # submission id -> loop time of its next retrieve (or reconcile)
@@ -671,8 +673,13 @@ class RemoteBatchRun:
             except GenerationError as err:
                 return _Failure(index, err.code, err.message, True, llm.usage, llm.cost_usd)
             claimed = ClaimedItem(int(item.id), self.batch_id, index, dict(item.params), int(item.attempts))
+            conversation_id = _conversation_id(remote_id, line.custom_id)
+            judgement = None
+            if item.status != "done":  # a result committed before a kill is not judged again
+                judgement = await self.judge(index, claimed.params, [
+                    {"role": t.role, "content": t.content} for t in parsed.conversation.turns])
             if await self._db(checkpoints.commit_item, self.engine, claimed, parsed,
-                              conversation_id=_conversation_id(remote_id, line.custom_id)):
+                              conversation_id=conversation_id, judgement=judgement):
                 self.committed += 1
             return None
         if kind == "errored":

@@ -62,7 +62,8 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.auth.actor import acting_as, system_actor
-from core.batches import budget, checkpoints, leases, message_batches, service
+from core.batches import budget, checkpoints, leases, message_batches
+from core.batches.judging import BatchJudge
 from core.batches.leases import ClaimedBatch, ClaimedItem
 from core.batches.states import (
     BREAKER_PAUSE_REASON,
@@ -73,8 +74,7 @@ from core.batches.states import (
 from core.config import get_settings
 from core.errorlog import record
 from core.errors import Action, AppError, ErrorCode, ErrorType, classify
-from core.generation import GenerationParams, GenerationResult
-from core.quality import Judgement, ajudge, judge_wanted
+from core.generation import GenerationParams
 from core.recovery import apply_cleanup
 from core.redact import redact_cut
 from core.resilience import get_breaker, get_rate_limiter, is_store_unavailable, outlast_store_outage
@@ -270,7 +270,7 @@ class BatchWorker:
         limit = max(1, min(batch_concurrency, self.concurrency or settings.worker_concurrency))
         self.stats.current_batch = batch_id
         self.stats.state = "working"
-        ctx = _BatchRun(batch_id=batch_id, owner=owner)
+        ctx = _BatchRun(batch_id=batch_id, owner=owner, judge=BatchJudge(self.engine, batch_id, self.client))
         in_flight: dict[asyncio.Task[None], ClaimedItem] = {}
         heartbeat = asyncio.create_task(self._heartbeat(ctx, in_flight))
         stop_wait = asyncio.create_task(self._stop.wait()) if self._stop else None
@@ -323,14 +323,16 @@ class BatchWorker:
 
     async def _work_remote(self, claimed: ClaimedBatch) -> None:
         """A Message Batches batch: submit, poll and collect its remote batches while the lease is this worker's."""
-        ctx = _BatchRun(batch_id=claimed.batch_id, owner=True)
+        ctx = _BatchRun(batch_id=claimed.batch_id, owner=True,
+                        judge=BatchJudge(self.engine, claimed.batch_id, self.client))
         self.stats.current_batch = claimed.batch_id
         self.stats.state = "working"
         heartbeat = asyncio.create_task(self._heartbeat(ctx, {}))
         from core.llm.client import get_client
 
         run = message_batches.RemoteBatchRun(self.engine, claimed.batch_id, self.client or get_client(),
-                                             stopped=lambda: self.stopping or not ctx.owner, sleep=self._sleep)
+                                             stopped=lambda: self.stopping or not ctx.owner, sleep=self._sleep,
+                                             judge=ctx.judge)
         park_s: float | None = None
         try:
             park_s = await run.run()
@@ -512,11 +514,12 @@ class BatchWorker:
             await self._item_failed(ctx, item, classify(exc))
             return
         self.stats.replies += 1
-        judgement = await self._judge(ctx, item, result)
+        judgement = await ctx.judge(item.item_index, item.params,
+                                    [{"role": t.role, "content": t.content} for t in result.conversation.turns])
         try:
             # one id for every try: a try whose acknowledgement was lost is recognised, not counted twice
-            await self._save_outcome(ctx, item, "commit", checkpoints.commit_item, result,
-                                     conversation_id=str(uuid.uuid4()), judgement=judgement)
+            done = await self._save_outcome(ctx, item, "commit", checkpoints.commit_item, result,
+                                            conversation_id=str(uuid.uuid4()), judgement=judgement)
         except Exception as exc:  # noqa: BLE001 - the reply is lost; the attempt is counted and retried
 
             err = classify(exc)
@@ -526,25 +529,8 @@ class BatchWorker:
             self.stats.last_error = err.message
             await self._settle(ctx, item, err)
             return
-        self.stats.items_done += 1
-
-    async def _judge(self, ctx: _BatchRun, item: ClaimedItem, result: GenerationResult) -> Judgement | None:
-        """The optional LLM judge's judgement, when the batch or the item's template version asks for it (else None).
-
-        Never fails the item: the judge's own failures come back as a "failed" judgement, and a store
-        that cannot say whether the template wants a judge is recorded and the item goes unjudged.
-        """
-        try:
-            if ctx.judge is None:
-                ctx.judge = await asyncio.to_thread(service.judge_asked, self.engine, ctx.batch_id)
-            wanted = ctx.judge or await asyncio.to_thread(judge_wanted, item.params, self.engine)
-        except Exception as exc:  # noqa: BLE001 - the judge is optional; the conversation is saved without it
-            _record(exc, operation_id=ctx.batch_id, context={"item_index": item.item_index, "step": "judge"})
-            return None
-        if not wanted:
-            return None
-        turns = [{"role": t.role, "content": t.content} for t in result.conversation.turns]
-        return await ajudge(turns, item.params, client=self.client, operation_id=ctx.batch_id)
+        if done:  # not when it went back to be generated again, nor when another worker's commit was first
+            self.stats.items_done += 1
 
     async def _save_outcome(self, ctx: _BatchRun, item: ClaimedItem, step: str,
                             save: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -603,11 +589,11 @@ class BatchWorker:
 class _BatchRun:
     batch_id: str
     owner: bool
+    judge: BatchJudge  # the optional LLM judge of its conversations
     fatal: bool = False
     breaker_wait_s: float | None = None  # set when the model service's breaker is open
     rate_wait_shown: bool = False  # the batch shows "waiting for rate limit: N s"
     no_budget_until: float = 0.0  # monotonic time until which the batch is taken to have no budget
-    judge: bool | None = None  # the batch asked for the LLM judge (read at its first conversation)
 
 
 def _release_item(engine: Engine, item: ClaimedItem, worker_id: str) -> int:

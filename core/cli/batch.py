@@ -12,6 +12,7 @@ from core.batches.service import (
     get_batch_status,
     list_batches,
     pause_batch,
+    resolve_batch_id,
     resume_batch,
     set_budget,
 )
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="the optional LLM judge scores each conversation (judge cost kept apart)")
 
     p = add_action(batch, "status", _status, help="state, counts, tokens, cost, throughput and ETA of a batch")
-    p.add_argument("id")
+    p.add_argument("id", help="the batch's id, or its first characters (8 are enough)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = add_action(batch, "list", _list, help="recent batches")
@@ -65,16 +66,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = add_action(batch, "resume", _resume,
                    help="resume a paused, failed or interrupted batch (done items are kept)")
-    p.add_argument("id")
+    p.add_argument("id", help="the batch's id, or its first characters (8 are enough)")
     p.add_argument("--failed-only", action="store_true", help="requeue only the failed items")
     p.add_argument("--max-cost", type=dollars("batch_budget_max_usd"), metavar="USD",
                    help="give the batch this spend cap first (raise it to resume a batch its budget paused)")
 
     p = add_action(batch, "pause", _pause, help="stop taking new items; in-flight ones finish")
-    p.add_argument("id")
+    p.add_argument("id", help="the batch's id, or its first characters (8 are enough)")
 
     p = add_action(batch, "cancel", _cancel, help="stop a batch for good; finished items are kept")
-    p.add_argument("id")
+    p.add_argument("id", help="the batch's id, or its first characters (8 are enough)")
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -94,8 +95,13 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _id(args: argparse.Namespace) -> str:
+    """The batch's full id: the whole id, or its first characters (the 8 the pages show are enough)."""
+    return resolve_batch_id(get_engine(), args.id)
+
+
 def _status(args: argparse.Namespace) -> int:
-    st = get_batch_status(get_engine(), args.id)
+    st = get_batch_status(get_engine(), _id(args))
     if args.json:
         print(json.dumps(st, indent=2, sort_keys=True))
         return 0
@@ -103,7 +109,9 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{st['id']}  {st['state']}  {st['name']}  (by {st['owner'] or '-'})")
     print(f"  done {st['done']}  failed {st['failed']}  pending {st['pending']}  running {st['running']}  "
           f"skipped {st['skipped']}  of {st['total']}")
-    print(f"  tokens {st['tokens']:,}  cost ${st['cost_usd']:.4f}  {st['throughput_per_min']} items/min  ETA {eta}")
+    final = st["final_throughput_per_min"]
+    pace = f"{st['throughput_per_min']} items/min  ETA {eta}" if final is None else f"{final} items/min over the run"
+    print(f"  tokens {st['tokens']:,}  cost ${st['cost_usd']:.4f}  {pace}")
     budget = "no budget" if st["budget_usd"] is None else f"budget ${st['budget_usd']:,.2f}"
     print(f"  mode {st['mode']}  {budget}")
     for sub in st["submissions"]:
@@ -123,21 +131,24 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    batch_id = _id(args)
     if args.max_cost is not None:
-        set_budget(get_engine(), args.id, args.max_cost)
-    n = resume_batch(get_engine(), args.id, failed_only=args.failed_only)
+        set_budget(get_engine(), batch_id, args.max_cost)
+    n = resume_batch(get_engine(), batch_id, failed_only=args.failed_only)
     what = "failed items requeued" if args.failed_only else "items to process"
-    print(f"resumed {args.id}: {n} {what}")
+    print(f"resumed {batch_id}: {n} {what}")
     return 0
 
 
 def _pause(args: argparse.Namespace) -> int:
-    pause_batch(get_engine(), args.id)
-    print(f"paused {args.id}")
+    batch_id = _id(args)
+    pause_batch(get_engine(), batch_id)
+    print(f"paused {batch_id}")
     return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    n = cancel_batch(get_engine(), args.id)
-    print(f"cancelled {args.id}: {n} pending items skipped")
+    batch_id = _id(args)
+    n = cancel_batch(get_engine(), batch_id)
+    print(f"cancelled {batch_id}: {n} pending items skipped")
     return 0

@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 import uuid
 import zipfile
@@ -76,6 +77,7 @@ FORMAT_LABELS: dict[DatasetFormat, str] = {
     "csv": "CSV"}
 _SUFFIXES: dict[DatasetFormat, str] = {"openai": ".jsonl", "sharegpt": ".jsonl", "hf": ".parquet", "csv": ".csv"}
 _TEXT_FORMATS = ("openai", "sharegpt", "csv")
+_SAFE_WORD = re.compile(r"[A-Za-z0-9_.-]{1,80}")  # a name that reads the same in a shell command
 
 
 def format_for(name: str | None, out: str) -> DatasetFormat:
@@ -321,6 +323,30 @@ class DatasetExport:
         names = ([side_path(out, s).name for s in ("train", "validation")] if self.spec.split is not None
                  else [out.name])
         return [*names, card_path(out).name]
+
+    def cli_command(self) -> str:
+        """The `python -m core conversations export` command that writes this export whole, to a file.
+
+        Names the format, status, split, system-prompt policy and the batch / template filter; a
+        replacement system prompt is left as a TEXT placeholder (a command is no place for a person's
+        text), and a time window or an owner, which the command cannot take, is left out.
+        """
+        spec = self.spec
+        parts = ["python -m core conversations export", f"--out {self.title}{_SUFFIXES[spec.format]}",
+                 f"--format {spec.format}"]
+        if spec.status != "accepted":
+            parts.append(f"--status {spec.status}")
+        if spec.split is not None:
+            parts.append(f"--split {spec.split:g}")
+        if spec.system_prompt != "keep":
+            parts.append(f"--system-prompt {spec.system_prompt}")
+            if spec.system_prompt == "replace":
+                parts.append("--system-text TEXT")
+        if self.flt.batch_id:
+            parts.append(f"--batch {self.flt.batch_id[:8]}")
+        if self.flt.template and _SAFE_WORD.fullmatch(self.flt.template):
+            parts.append(f"--template {self.flt.template}")
+        return " ".join([*parts, "--card"])
 
     def status_counts(self) -> dict[str, int]:
         """How many conversations of the filter (any review status) the actor may export, by status."""

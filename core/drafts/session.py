@@ -195,8 +195,11 @@ class DraftSession:
     def save(self) -> None:
         """Write the partial text, finished turns and progress now."""
         self._refresh()
-        values = {"partial_text": self.partial_text, "turns": self.turns, "progress": self.progress,
-                  "status": self.status, "error_message": self.error_message}
+        # stored redacted, as the finished conversation's turns are (core.generation.parse): a resume
+        # continues from the redacted text, which is all the model needs to go on
+        values = {"partial_text": redact_text(self.partial_text),
+                  "turns": [{**t, "content": redact_text(t["content"])} for t in self.turns],
+                  "progress": self.progress, "status": self.status, "error_message": self.error_message}
 
         def _update() -> datetime:
             now = utcnow()

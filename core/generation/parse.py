@@ -6,6 +6,7 @@ import re
 
 from core.errors import ErrorCode, GenerationError
 from core.generation.models import Role, Turn
+from core.redact import redact_text
 
 __all__ = ["parse_conversation"]
 
@@ -24,7 +25,9 @@ def parse_conversation(text: str, expected_turns: int) -> list[Turn]:
 
     A block starts at the beginning of a line with ``User:`` or ``Assistant:``; the lines up
     to the next block belong to it (so a message may hold paragraphs). Raises
-    GenerationError(code="invalid_response") with the reason otherwise.
+    GenerationError(code="invalid_response") with the reason otherwise. Each message is redacted
+    (a credential-shaped string becomes [REDACTED]): what is stored, reviewed and exported never
+    carries a secret the model wrote, and a dataset never teaches one.
     """
     if not text or not text.strip():
         raise _invalid("the reply is empty", text or "")
@@ -46,7 +49,7 @@ def parse_conversation(text: str, expected_turns: int) -> list[Turn]:
         content = "\n".join(lines).strip()
         if not content:
             raise _invalid(f"message {index + 1} ({role}) is empty", text)
-        result.append(Turn(role=role, content=content))
+        result.append(Turn(role=role, content=redact_text(content)))
     if len(result) != expected_turns:
         raise _invalid(f"it has {len(result)} messages but {expected_turns} were asked for", text)
     return result

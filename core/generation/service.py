@@ -21,6 +21,7 @@ from core.generation.parse import parse_conversation
 from core.generation.request import ItemRequest, aitem_request
 from core.llm.pricing import price
 from core.llm.types import LLMResult, Usage
+from core.redact import redact_text
 
 if TYPE_CHECKING:
     from core.llm.client import ClaudeClient
@@ -64,7 +65,7 @@ class _Attempts:
             self.last_error = err
             return None
         return GenerationResult(
-            conversation=Conversation(system_prompt=self.request.system_prompt, turns=turns), llm=llm,
+            conversation=Conversation(system_prompt=redact_text(self.request.system_prompt), turns=turns), llm=llm,
             params=self.params, raw_text=text, usage=self.usage,
             cost_usd=price(llm.model, self.usage, mode=self.request.mode, ttl=self.request.cache_ttl).total,
             invalid_attempts=self.invalid, mode=self.request.mode)

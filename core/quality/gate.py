@@ -87,6 +87,22 @@ def _in_scope(batch_id: str | None) -> sa.ColumnElement[bool]:
     return sa.or_(accepted, _c.batch_id == batch_id) if batch_id is not None else accepted
 
 
+# the advisory-lock space of exact-duplicate checks (two-key form; the migration lock uses the one-key form)
+_DUPLICATE_LOCK_SPACE = 7202
+
+
+def _hold_hash(conn: Connection, content_hash: str) -> None:
+    """On Postgres, hold this text's hash until the transaction ends: two commits of the same text in
+    parallel then run one after the other, so the second sees the first and is flagged its duplicate.
+
+    SQLite needs nothing: its writers run one at a time already.
+    """
+    if conn.dialect.name == "postgresql":
+        key = int(content_hash[:8], 16) - 2**31  # a signed 32-bit key; another hash sharing it only waits
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                     {"space": _DUPLICATE_LOCK_SPACE, "key": key})
+
+
 def find_duplicate(conn: Connection, assessment: Assessment, *, batch_id: str | None,
                    index: NearDuplicateIndex | None, exclude_id: str | None = None,
                    settings: Settings | None = None) -> Duplicate | None:
@@ -95,6 +111,7 @@ def find_duplicate(conn: Connection, assessment: Assessment, *, batch_id: str | 
     Compared with the accepted set and with the conversations of the same batch (`batch_id`).
     """
     s = settings or get_settings()
+    _hold_hash(conn, assessment.content_hash)
     query = sa.select(_c.id, _c.turns).where(_c.content_hash == assessment.content_hash, _in_scope(batch_id))
     if exclude_id is not None:
         query = query.where(_c.id != exclude_id)

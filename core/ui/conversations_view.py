@@ -12,12 +12,21 @@ import streamlit as st
 from core import conversations as convs
 from core.auth.users import names_of
 from core.batches import service as batches
-from core.datasets import FORMAT_LABELS, FORMATS, STATUSES, SYSTEM_POLICIES, DatasetExport, ExportSpec
+from core.datasets import (
+    FORMAT_LABELS,
+    FORMATS,
+    STATUSES,
+    SYSTEM_POLICIES,
+    DatasetExport,
+    ExportSpec,
+    train_target,
+)
 from core.errors import ValidationError
 from core.generation import get_template, template_names
 from core.store import get_engine
 from core.ui.boundaries import section_key
 from core.ui.downloads import limit_bytes, limit_note
+from core.ui.health_charts import STATE_LABELS
 from core.ui.safe import literal
 from core.ui.table_state import TableState
 from core.ui.timefmt import ago, exact
@@ -94,7 +103,16 @@ def _signature(flt: convs.ConversationFilter) -> tuple[Any, ...]:
 _COLUMN_CONFIG = {
     "When": st.column_config.DatetimeColumn("When", format="distance", help="How long ago; the exact time is beside it"),
     "Cost ($)": st.column_config.NumberColumn("Cost ($)", format="%.4f"),
+    "Review": st.column_config.TextColumn("Review", help="Its review state (the quality gate's or a reviewer's) "
+                                                        "and its quality score, 0-100"),
 }
+
+
+def _review(row: Any) -> str:
+    """The review state and the score in one cell, e.g. 'accepted · 92' (a missing score is said, not 'None')."""
+    score = row["quality_score"]
+    return f"{STATE_LABELS.get(row['review_status'], row['review_status'])} · " + (
+        "not scored" if score is None else str(score))
 
 
 def listing(flt: convs.ConversationFilter) -> str | None:
@@ -106,7 +124,8 @@ def listing(flt: convs.ConversationFilter) -> str | None:
         return None
     names = names_of(get_engine(), (r["owner_id"] for r in page.rows))
     frame = pd.DataFrame([{
-        "When": r["created_at"], "Created (UTC)": exact(r["created_at"]), "Template": r["template"],
+        "When": r["created_at"], "Created (UTC)": exact(r["created_at"]),
+        "Review": _review(r), "Template": r["template"],
         "Persona": (r["params"] or {}).get("persona") or "", "Topic": (r["params"] or {}).get("topic") or "",
         "By": names.get(r["owner_id"] or "") or r["created_by"] or "",
         "Turns": r["turn_count"], "Tokens": r["input_tokens"] + r["output_tokens"], "Cost ($)": r["cost_usd"],
@@ -145,7 +164,7 @@ _POLICY_LABELS = {"keep": "Keep it", "drop": "Drop it", "replace": "Replace it"}
 
 
 def exports(flt: convs.ConversationFilter) -> None:
-    """The filtered set as a trainer-ready dataset: format, review status, split, system prompt; a zip with its card.
+    """The filtered set as a trainer-ready dataset: format, status, split, system prompt, its size; a zip with a card.
 
     The zip is built when clicked, on another thread, after this run: the export keeps this run's
     person, and writes its audit row when the zip is built.
@@ -175,9 +194,38 @@ def exports(flt: convs.ConversationFilter) -> None:
                            icon=":material/download:")
         return
     export = DatasetExport(get_engine(), flt, spec, via="download")
+    held = _held(export)
     st.download_button("Download dataset", data=lambda: export.archive(limit_bytes()),
                        file_name=f"conversations-{fmt}.zip", mime="application/zip", key=_key("download"),
-                       icon=":material/download:", on_click="ignore")
+                       icon=":material/download:", on_click="ignore", disabled=not held)
     st.caption(f"A zip of {', '.join(export.file_names())}: the dataset card describes what the files hold and "
                "how they were chosen.")
-    limit_note("python -m core conversations export --out conversations.jsonl --card")
+    limit_note(export.cli_command())
+
+
+_HOLDING = {"accepted": "accepted", "needs_review": "needing review", "rejected": "rejected",
+            "regenerate": "to regenerate"}
+
+
+def _held(export: DatasetExport) -> int:
+    """Say how many conversations the export will hold (and how the split shares them) before it is downloaded."""
+    counts = export.status_counts()
+    total, status = sum(counts.values()), export.spec.status
+    n = total if status == "all" else counts.get(status, 0)
+    if not total:
+        st.info("No conversation matches the filters, so there is nothing to export.", icon=":material/forum:")
+        return 0
+    if not n:
+        others = ", ".join(f"{k:,} {_HOLDING.get(s) or literal(s)}" for s, k in sorted(counts.items()))
+        st.warning(f"No conversation the filters match is {_HOLDING[status]} (of {counted(total, 'conversation')}: "
+                   f"{others}): choose another review status, or every status.", icon=":material/filter_alt_off:")
+        return 0
+    which = f"all {counted(n, 'conversation')} the filters match" if status == "all" else (
+        f"{counted(n, 'conversation')} {_HOLDING[status]}, of the {counted(total, 'conversation')} the filters match")
+    split = ""
+    if export.spec.split is not None:
+        train = train_target(export.spec.split, n)
+        split = (f": about {train:,} for training and {n - train:,} for validation (duplicates stay together on "
+                 "one side, so the sides can differ from this by a few)")
+    st.markdown(f"The export holds **{which}**{split}.")
+    return n

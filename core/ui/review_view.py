@@ -12,7 +12,7 @@ redacted, then shown through `literal` or as a table cell.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import streamlit as st
@@ -21,6 +21,7 @@ from core import review
 from core.batches import service as batches
 from core.errors import ValidationError
 from core.generation import get_template, template_names
+from core.quality import thresholds
 from core.redact import redact_cut, redact_text
 from core.store import get_engine
 from core.ui.boundaries import callback, section_key
@@ -92,13 +93,14 @@ def queue(flt: review.ReviewFilter) -> None:
         return
     row = page.rows[0]
     cid = row["id"]
-    top = st.columns([3, 1, 1], vertical_alignment="center")
-    top[0].markdown(f"**Conversation {page.page:,} of {page.total:,}** in the queue · made {ago(row['created_at'])} "
-                    f"({literal(exact(row['created_at']))}) · id {literal(cid[:8])}")
-    top[1].button("Previous", key=_key("prev"), icon=":material/chevron_left:", shortcut="K",
-                  disabled=page.page <= 1, on_click=state.go_to, args=(page.page - 1,), width="stretch")
-    top[2].button("Next", key=_key("next"), icon=":material/chevron_right:", shortcut="J",
-                  disabled=page.page >= page.pages, on_click=state.go_to, args=(page.page + 1,), width="stretch")
+    where, moves = st.columns([4, 3], vertical_alignment="center")
+    where.markdown(f"**Conversation {page.page:,} of {page.total:,}** in the queue · made {ago(row['created_at'])} "
+                   f"({literal(exact(row['created_at']))}) · id {literal(cid[:8])}")
+    with moves, _buttons(align="right"):
+        st.button("Previous", key=_key("prev"), icon=":material/chevron_left:", shortcut="K",
+                  disabled=page.page <= 1, on_click=state.go_to, args=(page.page - 1,))
+        st.button("Next", key=_key("next"), icon=":material/chevron_right:", shortcut="J",
+                  disabled=page.page >= page.pages, on_click=state.go_to, args=(page.page + 1,))
     left, right = st.columns([3, 2])
     editing = st.session_state.get(_key("editing")) == cid
     with left:
@@ -134,13 +136,13 @@ def _chat(row: dict[str, Any], editing: bool) -> None:
 def _decisions(cid: str, editing: bool) -> None:
     st.text_input("Note (kept with the decision)", key=_key(f"note_{cid}"), max_chars=500,
                   placeholder="optional")
-    c1, c2, c3 = st.columns(3)
-    c1.button("Accept", key=_key("accept"), type="primary", icon=":material/check:", shortcut="A",
-              on_click=_decide, args=(cid, "accepted"), width="stretch")
-    c2.button("Reject", key=_key("reject"), icon=":material/close:", help="Key: r",
-              on_click=_decide, args=(cid, "rejected"), width="stretch")
-    c3.button("Done editing" if editing else "Edit", key=_key("edit"), icon=":material/edit:", shortcut="E",
-              on_click=_toggle_edit, args=(cid,), width="stretch")
+    with _buttons():
+        st.button("Accept", key=_key("accept"), type="primary", icon=":material/check:", shortcut="A",
+                  on_click=_decide, args=(cid, "accepted"))
+        st.button("Reject", key=_key("reject"), icon=":material/close:", help="Key: r",
+                  on_click=_decide, args=(cid, "rejected"))
+        st.button("Done editing" if editing else "Edit", key=_key("edit"), icon=":material/edit:", shortcut="E",
+                  on_click=_toggle_edit, args=(cid,))
 
 
 @callback
@@ -175,6 +177,9 @@ def _evidence(row: dict[str, Any]) -> None:
     if problem:
         st.error(literal(problem), icon=":material/error:")
     score = row["quality_score"]
+    why = why_in_queue(row)
+    if why:
+        st.info(why, icon=":material/help:")
     st.metric("Score", "not scored" if score is None else f"{score} / 100")
     parts = row["score_parts"] or {}
     if parts:  # a line, not a table: a grid costs the browser more than the rest of the next conversation
@@ -203,6 +208,32 @@ def _evidence(row: dict[str, Any]) -> None:
     _judge(row)
 
 
+def why_in_queue(row: dict[str, Any]) -> str:
+    """Why the quality gate sent this conversation to a person, in a sentence ('' once it is decided).
+
+    A conversation waits for review when it duplicates another, when a hard check still failed
+    after its regenerations, or when its score is under its template's accept score.
+    """
+    if row.get("review_status") != "needs_review":
+        return ""
+    reasons = []
+    if row.get("duplicate_of"):
+        kind = "exactly" if row.get("duplicate_kind") == "exact" else "nearly"
+        reasons.append(f"it {kind} duplicates conversation {literal(str(row['duplicate_of'])[:8])}")
+    hard = [str(c.get("name")) for c in (row.get("checks") or []) if isinstance(c, dict)
+            and c.get("hard") and not c.get("passed", True)]
+    if hard:
+        reasons.append(f"a hard check still failed after its regenerations ({literal(', '.join(hard))})")
+    score = row.get("quality_score")
+    if score is not None:
+        accept, _review = thresholds(row.get("params") or {}, get_engine())
+        if score < accept:
+            reasons.append(f"its score {score} is under the accept score {accept}")
+    if not reasons:
+        return "Sent here for a person to decide."
+    return "In the queue because " + "; ".join(reasons) + "."
+
+
 def _judge(row: dict[str, Any]) -> None:
     if row["judge_status"] == "failed":
         st.warning("The judge could not score this conversation.", icon=":material/gavel:")
@@ -224,29 +255,33 @@ def bulk(flt: review.ReviewFilter) -> None:
         _run_bulk(*pending)
         return
     for i, stopped in enumerate(review.interrupted_bulk(get_engine())):
-        c1, c2 = st.columns([5, 1], vertical_alignment="center")
-        c1.warning(f"An interrupted bulk {_VERB.get(stopped.decision, '?').lower()} of {_described(stopped.filter)} "
+        st.warning(f"An interrupted bulk {_VERB.get(stopped.decision, '?').lower()} of {_described(stopped.filter)} "
                    f"stopped after {counted(stopped.done, 'conversation')} (started {ago(stopped.started_at)}). "
                    "Resuming it decides the rest, with its first note and time.", icon=":material/pending_actions:")
-        c2.button("Resume", key=_key(f"resume_{i}"), icon=":material/play_arrow:", on_click=_confirm,
+        st.button("Resume", key=_key(f"resume_{i}"), icon=":material/play_arrow:", on_click=_confirm,
                   args=(stopped.decision, stopped.filter, review.count_to_decide(get_engine(), stopped.filter)))
     n = review.count_to_decide(get_engine(), flt)
     asked = st.session_state.get(_key("bulk_ask"))
-    c1, c2, _ = st.columns([1.3, 1.3, 3])
-    c1.button(f"Accept all {n:,}…", key=_key("bulk_accept"), icon=":material/done_all:", disabled=not n,
-              on_click=_ask, args=("accepted",))
-    c2.button(f"Reject all {n:,}…", key=_key("bulk_reject"), icon=":material/remove_done:", disabled=not n,
-              on_click=_ask, args=("rejected",))
+    with _buttons():
+        st.button(f"Accept all {n:,}…", key=_key("bulk_accept"), icon=":material/done_all:", disabled=not n,
+                  on_click=_ask, args=("accepted",))
+        st.button(f"Reject all {n:,}…", key=_key("bulk_reject"), icon=":material/remove_done:", disabled=not n,
+                  on_click=_ask, args=("rejected",))
     if asked not in _VERB or not n:
         return
     st.warning(f"{_VERB[asked]} **{counted(n, 'conversation')}** that need review and match the filters? Each is "
                "recorded with you as the reviewer; an interrupted run resumes where it stopped.",
                icon=":material/warning:")
     st.text_input("Note for all of them", key=_key("bulk_note"), max_chars=500, placeholder="optional")
-    d1, d2, _ = st.columns([1.3, 1, 4])
-    d1.button(f"Yes, {_VERB[asked].lower()} {n:,}", key=_key("bulk_confirm"), type="primary",
-              on_click=_confirm, args=(asked, flt, n))
-    d2.button("Cancel", key=_key("bulk_cancel"), on_click=_ask, args=(None,))
+    with _buttons():
+        st.button(f"Yes, {_VERB[asked].lower()} {n:,}", key=_key("bulk_confirm"), type="primary",
+                  on_click=_confirm, args=(asked, flt, n))
+        st.button("Cancel", key=_key("bulk_cancel"), on_click=_ask, args=(None,))
+
+
+def _buttons(align: Literal["left", "right"] = "left") -> Any:
+    """A row of buttons each as wide as its label, wrapping when the column is narrow: a label is never cut."""
+    return st.container(horizontal=True, horizontal_alignment=align, vertical_alignment="center")
 
 
 def _described(flt: review.ReviewFilter) -> str:

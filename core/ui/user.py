@@ -139,7 +139,9 @@ def _sign_out() -> None:
 def account_panel(person: Actor) -> None:
     """The sidebar's line about who is signed in: local mode says so; signed in, a Sign out button."""
     if not login_configured():
-        st.caption(f":material/person: Local mode — signed in as {literal(person.label)} (no sign-in configured)")
+        # the local user's name is "analyst" by default while its role may be admin: the role is said apart
+        st.caption(f":material/person: Local mode — signed in as {literal(person.label)}, role "
+                   f"{literal(person.role or 'analyst')} (no sign-in configured)")
         return
     st.caption(f":material/person: Signed in as {literal(person.label)} · {literal(person.role or 'analyst')}")
     st.button("Sign out", key="_studio_sign_out", on_click=_sign_out, icon=":material/logout:")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dataset_support import insert, row
-from e2e_data import shown
+from e2e_data import listed, shown
 
 from core.conversations import ConversationFilter
 from core.datasets import dataset_health, distinct_n
@@ -91,6 +91,54 @@ def test_the_export_holds_what_the_page_chose(open_page, engine):
     at.selectbox(key="conversations.status").set_value("needs_review").run()
     assert not at.exception
     assert any("conversations.jsonl, conversations.card.md" in shown(c.value) for c in at.caption)
+
+
+def _said(at) -> str:
+    return "\n".join(shown(m.value) for m in at.markdown)
+
+
+def test_the_export_says_how_many_conversations_it_holds_and_how_the_split_shares_them(open_page, engine):
+    """Before the download: how many of the filtered set the status takes, and about how many go to each side."""
+    _seed(engine)  # with the seeded single generation: 3 accepted, 3 needing review, 1 rejected
+    at = open_page("conversations")
+    assert "The export holds **3 conversations accepted, of the 7 conversations the filters match**." in _said(at)
+    at.toggle(key="conversations.split_on").set_value(True).run()
+    at.slider(key="conversations.split").set_value(0.5).run()
+    assert "about 2 for training and 1 for validation" in _said(at)
+    at.selectbox(key="conversations.status").set_value("all").run()
+    assert "The export holds **all 7 conversations the filters match**: about 4 for training and 3" in _said(at)
+    [button] = at.get("download_button")
+    assert not button.proto.disabled
+    at.selectbox(key="conversations.format").set_value("hf").run()
+    notes = [shown(c.value) for c in at.caption if "for a bigger set run" in shown(c.value)]
+    # the command that writes this very export (format, status, split) whole, not a fixed example
+    assert notes and ("python -m core conversations export --out conversations.parquet --format hf --status all "
+                      "--split 0.5 --card") in notes[0]
+
+
+def test_an_export_that_would_be_empty_says_which_statuses_hold_conversations_and_cannot_be_downloaded(
+        open_page, engine, seeded):
+    """Nothing accepted yet (the gate has not run): the page names what the filters do hold; no empty zip."""
+    at = open_page("conversations")  # the seeded single generation only, needing review
+    assert not at.exception
+    assert any("No conversation the filters match is accepted (of 1 conversation: 1 needing review)"
+               in shown(w.value) for w in at.warning)
+    [button] = at.get("download_button")
+    assert button.proto.disabled
+    at.selectbox(key="conversations.status").set_value("needs_review").run()
+    assert not any("No conversation the filters match" in shown(w.value) for w in at.warning)
+    assert not at.get("download_button")[0].proto.disabled
+
+
+def test_the_conversations_list_shows_each_review_state_and_score(open_page, engine):
+    """A Review column: the state the gate or a reviewer left, and the score (or that there is none)."""
+    rows = _seed(engine)
+    at = open_page("conversations")
+    [grid] = listed(at)
+    review = dict(zip(grid.value["Id"], grid.value["Review"], strict=True))
+    assert review[rows[0]["id"][:8]] == "accepted · 95" and review[rows[3]["id"][:8]] == "needs review · 55"
+    assert review[rows[5]["id"][:8]] == "rejected · 10"
+    assert sorted(review.values())[-1] == "rejected · 10" and "needs review · not scored" in review.values()
 
 
 def test_a_batch_detail_shows_the_health_of_its_conversations(open_page, engine, seeded):

@@ -65,6 +65,9 @@ def test_the_oldest_conversation_is_shown_as_a_chat_with_its_checks_score_duplic
     assert FAKE_KEY not in shown(turn) and re.search(r"(?<!\\)[<*]", turn) is None  # every < and * escaped
     assert any("meta_text" in shown(e.value) for e in at.main.error)
     assert at.metric[0].value == "47 / 100"
+    [why] = [shown(i.value) for i in at.main.info if "In the queue because" in shown(i.value)]
+    assert why == ("In the queue because it nearly duplicates conversation dddddddd; its score 47 is under the "
+                   "accept score 85.")
     assert any("near-duplicate" in shown(w.value) and "dddddddd" in shown(w.value) for w in at.main.warning)
     frames = [d.value for d in at.dataframe]
     assert any("Reason" in f and "The user sounds scripted." in list(f["Reason"]) for f in frames)

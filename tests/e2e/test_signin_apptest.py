@@ -166,7 +166,7 @@ def test_an_unverified_email_does_not_make_an_admin(engine, app_env, monkeypatch
 def test_local_mode_says_so_in_the_sidebar(engine, app_env):
     """Without [auth] the sidebar names the local user and says no sign-in is configured."""
     at = _app(None, signed_in_config=False)
-    assert any("Local mode — signed in as analyst (no sign-in configured)" in shown(c.value)
+    assert any("Local mode — signed in as analyst, role admin (no sign-in configured)" in shown(c.value)
                for c in at.sidebar.caption)
     assert "Sign out" not in [b.label for b in at.button]
     assert _user_rows(engine) == []

@@ -46,6 +46,19 @@ def test_autosave_at_each_finished_turn(engine):
     assert row["partial_text"].endswith("Let's look") and row["progress"] == pytest.approx(1 / 6, abs=1e-3)
 
 
+def test_a_draft_is_saved_with_a_credential_the_model_wrote_redacted(engine):
+    """The autosaved partial text and finished turns carry [REDACTED], not the key-shaped string."""
+    from redaction_cases import ANTHROPIC_KEY
+
+    override_settings(autosave_interval_s=3600)
+    draft = start_draft(engine, PARAMS)
+    draft.on_delta(f"User: my key {ANTHROPIC_KEY} stopped working\n\n")
+    assert draft.on_delta("Assistant: Rotate it") is True
+    row = _saved(engine, draft.id)
+    assert row["turns"] == [{"role": "user", "content": "my key [REDACTED] stopped working"}]
+    assert ANTHROPIC_KEY not in row["partial_text"] and row["partial_text"].endswith("Rotate it")
+
+
 def test_autosave_when_the_interval_has_passed(engine):
     """Inside one turn the draft is saved once the autosave interval has passed since the last save."""
     override_settings(autosave_interval_s=0.05)

@@ -269,8 +269,9 @@ def test_the_cli_creates_a_message_batches_batch_with_a_budget_and_shows_its_rem
     assert (status["mode"], status["budget_usd"], status["state"]) == ("message_batches", 5.0, "completed")
     [sub] = status["submissions"]
     assert sub["remote_id"].startswith("msgbatch_") and sub["counts"]["succeeded"] == 4
-    text = run_cli(["batch", "status", bid]).stdout
+    text = run_cli(["batch", "status", bid[:8]]).stdout  # the short id the pages show is enough
     assert "mode message_batches  budget $5.00" in text and sub["remote_id"] in text
+    assert f"{status['final_throughput_per_min']} items/min over the run" in text and "ETA" not in text
     refused = run_cli(["batch", "create", "--template", "tutoring", "--count", "4", "--max-cost", "-1"])
     assert refused.returncode == 2 and "--max-cost" in refused.stderr
     resumed = run_cli(["batch", "resume", bid, "--max-cost", "9"])
@@ -290,3 +291,18 @@ def test_a_worker_works_other_batches_while_its_remote_batches_process(engine, s
     assert a["state"] == b["state"] == "completed" and a["lease_owner"] is None
     assert b["finished_at"] < a["finished_at"]
     assert sandbox.stats()["batches_created"] == 1
+
+
+def test_a_judged_message_batches_batch_has_each_result_judged_at_the_online_price(engine, sandbox):
+    """--judge on a batch-mode batch: each committed result carries its judgement; the judge's calls are
+    online requests (one per conversation), their cost kept apart from the half-price generation cost."""
+    bid = create_batch(engine, template="tutoring", count=6, turns=4, mode="message_batches", judge=True)
+    online_before = sandbox.stats()["messages_requests"]
+    run_worker(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(conversations.c.judge_status, conversations.c.judge_cost_usd,
+                                      conversations.c.cost_usd).where(conversations.c.batch_id == bid)).all()
+        judge_cost = conn.execute(sa.select(batch_jobs.c.judge_cost_usd).where(batch_jobs.c.id == bid)).scalar_one()
+    assert len(rows) == 6 and all(r.judge_status == "ok" and r.judge_cost_usd > 0 for r in rows)
+    assert judge_cost == sum(r.judge_cost_usd for r in rows)
+    assert sandbox.stats()["messages_requests"] - online_before == 6

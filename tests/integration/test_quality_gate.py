@@ -70,8 +70,9 @@ def test_an_item_routed_to_regenerate_is_generated_again_then_waits_for_review(e
     override_settings(quality_accept_score=100, quality_review_score=100, quality_max_regenerations=2)
     bid = create_batch(engine, template="tech_troubleshooting", rows=[{**ROW, "emotion": "calm"}, ROW], turns=4,
                        concurrency=1)
-    _run_worker(engine)
+    worker = _run_worker(engine)
     assert get_batch_status(engine, bid)["state"] == "completed"
+    assert (worker.stats.replies, worker.stats.items_done) == (4, 2)  # a regenerated reply is not an item done
     rows = _rows(engine, bid)
     assert [r["item_index"] for r in rows] == [0, 1]  # one row per item, whatever was regenerated
     calm, plain = rows
@@ -214,3 +215,48 @@ def test_a_template_versions_own_scores_route_its_conversations(engine):
     assert checkpoints.commit_item(engine, item, _result(calm, PARAMS)) is True
     [row] = _rows(engine, bid)
     assert (row["quality_score"], row["review_status"]) == (95, "needs_review")
+
+
+GOOD = [("user", "I'm a retired teacher who loves gardening and I'm frustrated: my wifi keeps dropping."),
+        ("assistant", "Let's find out why. Does it drop in every room, or only far from the router?")]
+
+
+def test_two_commits_of_the_same_text_at_once_flag_the_second_as_its_exact_duplicate(engine, monkeypatch):
+    """Two workers commit the same text in parallel: the second waits for the first and is flagged its duplicate.
+
+    The first commit is held open after its duplicate lookup until the second has started its own:
+    on Postgres, without the hash lock, both looked before either committed and neither was flagged.
+    """
+    import threading
+
+    bid = create_batch(engine, template="tech_troubleshooting", rows=[ROW, ROW], turns=2)
+    assert claim_batch(engine, "w1") is not None
+    first, second = claim_items(engine, bid, "w1", 2)
+    original = checkpoints.find_duplicate
+    second_started = threading.Event()
+
+    def lookup(conn, assessment, **kwargs):
+        if threading.current_thread().name == "second":
+            second_started.set()
+            return original(conn, assessment, **kwargs)
+        found = original(conn, assessment, **kwargs)
+        # Postgres: the second is then inside its lookup (waiting, with the lock). SQLite: the second
+        # cannot begin its write transaction before this one ends, so it never starts meanwhile.
+        if second_started.wait(5):
+            threading.Event().wait(0.5)
+        return found
+
+    monkeypatch.setattr(checkpoints, "find_duplicate", lookup)
+    saved: dict[str, bool] = {}
+    threads = [threading.Thread(target=lambda it=it, n=name: saved.__setitem__(
+        n, checkpoints.commit_item(engine, it, _result(GOOD, PARAMS))), name=name)
+        for name, it in (("first", first), ("second", second))]
+    threads[0].start()
+    threading.Event().wait(0.2)  # the first is inside its transaction before the second begins
+    threads[1].start()
+    for t in threads:
+        t.join(60)
+    assert saved == {"first": True, "second": True}
+    by_index = {r["item_index"]: r for r in _rows(engine, bid)}
+    assert by_index[first.item_index]["duplicate_of"] is None
+    assert by_index[second.item_index]["duplicate_of"] == by_index[first.item_index]["id"]

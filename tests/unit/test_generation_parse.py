@@ -82,3 +82,15 @@ def test_conversation_to_messages_is_chat_format_with_system_first():
     msgs = conv.to_messages()
     assert msgs[0] == {"role": "system", "content": "Be kind."}
     assert [m["role"] for m in msgs[1:]] == ["user", "assistant", "user", "assistant"]
+
+
+def test_a_credential_the_model_wrote_is_redacted_in_the_turns_and_the_words_around_it_kept():
+    """What is stored, reviewed and exported never carries a key-shaped string from the reply."""
+    from redaction_cases import ANTHROPIC_KEY, JWT
+
+    reply = (f"User: My token is {JWT}, is that bad?\n\n"
+             f"Assistant: Never share it. Use password=hunter2hunter2 nowhere; rotate {ANTHROPIC_KEY} today.")
+    user, assistant = parse_conversation(reply, 2)
+    assert user.content == "My token is [REDACTED], is that bad?"
+    assert ANTHROPIC_KEY not in assistant.content and "hunter2hunter2" not in assistant.content
+    assert assistant.content.startswith("Never share it.") and assistant.content.endswith(" today.")
