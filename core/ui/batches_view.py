@@ -59,13 +59,12 @@ def _estimate_line(hints: dict[str, Any], template: str, count: int, model: str,
     except ValidationError as exc:
         _refused(hints, exc)
         return None
-    seconds = est["seconds"]
-    duration = f"{seconds:,} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
     basis = (f"tokens as measured on the last {counted(est['measured_from'], 'conversation')} of this template"
              if est["measured_from"] else "tokens estimated from the prompt (no conversations of this template yet)")
+    # cost and time depend on the mode: they are given per mode under "How to send", not here
     st.info(f"**Estimate:** {est['calls']:,} calls · {est['tokens']:,} tokens "
-            f"({est['input_tokens']:,} in / {est['output_tokens']:,} out) · about ${est['cost_usd']:,.2f} · "
-            f"about {duration}, {est['binding']['text']}  \n{basis}", icon=":material/calculate:")
+            f"({est['input_tokens']:,} in / {est['output_tokens']:,} out); the cost and time of each way to send "
+            f"are below  \n{basis}", icon=":material/calculate:")
     return est
 
 
@@ -78,7 +77,8 @@ def _mode_and_budget(est: dict[str, Any], key: str, hints: dict[str, Any]) -> tu
     online_time = f"about {seconds:,} s" if seconds < 120 else f"about {seconds / 60:,.1f} min"
     cols = st.columns(2)
     cols[0].metric(_MODES["online"], f"${est['cost_usd']:,.2f}", online_time, delta_color="off", delta_arrow="off",
-                   help=f"At the rate limit: {est['binding']['text']}.")
+                   help="At the account's rate limit, which the line below names.")
+    cols[0].caption(f"Online time: {est['binding']['text']}")
     cols[1].metric(_MODES["message_batches"], f"${est['batch_cost_usd']:,.2f}", "results within 24 h",
                    delta_color="off", delta_arrow="off", help="Remote Message Batches: every token at 50 % of the online "
                    "price, not bound by the per-minute rate limits; most batches end well within the 24 hours.")

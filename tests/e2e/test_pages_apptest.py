@@ -72,6 +72,11 @@ def test_batches_page_lists_the_batch_with_actions(open_page, seeded):
     assert not at.exception
     text = _texts(at)
     assert "Estimate:" in text
+    # no cost or time in the estimate line: they differ by mode, and each mode's is given beside its name
+    [line] = [i.value for i in at.info if "Estimate:" in i.value]
+    assert "$" not in line and " min" not in line
+    costs = {m.label: m.value for m in at.metric if m.label.startswith(("Online", "Message Batches"))}
+    assert len(costs) == 2 and all(v.startswith("$") for v in costs.values())
     assert seeded["batch_id"] in text
     labels = {b.label for b in at.button}
     assert {"Launch batch", "Pause", "Cancel", "Details"} <= labels
@@ -460,14 +465,14 @@ def test_batches_refuses_a_zero_count_beside_the_field(open_page, engine):
 
 
 def test_batches_estimate_and_detail_say_which_limit_binds(open_page, seeded, monkeypatch):
-    """With only the RPM raised to 1,200, the estimate and the batch detail name the output-token limit and its pace."""
+    """With only the RPM raised to 1,200, the online estimate and the batch detail name the output-token limit."""
     from core.config import reload_settings
 
     monkeypatch.setenv("STUDIO_RATE_LIMIT_RPM", "1200")
     reload_settings()
     at = open_page("batches")
     expected = "bound by output tokens per minute (16,000): ~33 conversations/min"
-    assert any(expected in i.value for i in at.info), [i.value for i in at.info]
+    assert any(f"Online time: {expected}" in c.value for c in at.caption), [c.value for c in at.caption]
     at.button(key=f"batches.list_details_{seeded['batch_id']}").click().run()
     assert not at.exception
     assert any(f"Pace: {expected}" in c.value for c in at.caption), [c.value for c in at.caption]
