@@ -65,7 +65,7 @@ def _env(data: str, base_url: str, args: argparse.Namespace) -> dict[str, str]:
         "STUDIO_RATE_LIMIT_INPUT_TPM": "1000000000", "STUDIO_RATE_LIMIT_OUTPUT_TPM": "1000000000",
         "STUDIO_ITEM_MAX_ATTEMPTS": str(args.max_attempts), "ANTHROPIC_BASE_URL": base_url})
     if args.sqlite_cache_mb is not None:
-        env["STUDIO_SQLITE_CACHE_MB"] = str(args.sqlite_cache_mb)
+        env["STUDIO_WORKER_SQLITE_CACHE_MB"] = str(args.sqlite_cache_mb)
     return env
 
 
@@ -113,7 +113,9 @@ def _child(mode: str, n: int, template: str) -> dict[str, Any]:
     from core.batches import message_batches
     from core.batches.service import cost_by_kind, create_batch, get_batch_status
     from core.batches.worker import BatchWorker
+    from core.config import get_settings
     from core.store import get_engine, migrate
+    from core.store.engine import limit_sqlite_cache
     from core.store.schema import conversations
     from core.templates.builtin import BUILTINS
     from core.templates.store import save_template
@@ -126,6 +128,7 @@ def _child(mode: str, n: int, template: str) -> dict[str, Any]:
                                                     system_prompt=f"{base.system_prompt}\n\n{_MANUAL.strip()}"))
         template = _CACHED_SLUG
     batch_id = create_batch(engine, template=template, count=n, turns=4, mode=mode, concurrency=CONCURRENCY)
+    limit_sqlite_cache(engine, get_settings().worker_sqlite_cache_mb)  # as `python -m core worker` does
 
     sampler = _Sampler()
     sampler.phase(message_batches.RemoteBatchRun, "_collect", "streaming_results")
@@ -226,7 +229,8 @@ def main() -> int:
                     help="the worker's attempts per item (settings default 3): a Message Batches item errored "
                          "three times in a row (0.05^3 of them at 5 %%) would fail, and the modes would not compare")
     ap.add_argument("--sqlite-cache-mb", type=int,
-                    help="the worker's SQLite page cache per connection (default: the settings', 64 MB)")
+                    help="the worker's SQLite page cache per connection (default: the settings' "
+                         "worker_sqlite_cache_mb, 4 MB; 0: the app's sqlite_cache_mb, 64 MB)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -195,6 +195,10 @@ class Settings(BaseSettings, CheckedModel):
     # the furthest back a span like 7d may reach (errors --since, demo seed-errors --days)
     time_span_max_days: int = positive(36_500, "Furthest time span (days)", most=36_500)
     worker_poll_interval_s: float = positive(1.0, "Worker poll interval (s)", most=600)
+    # a stand-alone worker writes conversations it never reads again: a small page cache per
+    # connection keeps it well under 300 MB at 10,000 results (bench/message_batches_worker.py)
+    worker_sqlite_cache_mb: int = non_negative(4, "SQLite page cache per connection of a stand-alone worker (MB)",
+                                               most=4096, zero="the app's (sqlite_cache_mb)")
     item_max_attempts: int = positive(3, "Attempts per batch item", most=20)
     # deaths of the worker with the item in flight (crash, kill -9, stopped past its lease), counted
     # apart from item_max_attempts; after the first, the item runs alone (see core.batches.leases),

@@ -9,8 +9,10 @@ import sys
 
 from core.batches.worker import BatchWorker
 from core.cli.args import whole_number
+from core.config import get_settings
 from core.settings_store import apply_persisted
 from core.store import get_engine
+from core.store.engine import limit_sqlite_cache
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,6 +28,7 @@ def _worker(args: argparse.Namespace) -> int:
     _settings, skipped = apply_persisted(engine)
     for problem in skipped:
         print(f"warning: saved setting ignored: {problem}", file=sys.stderr)
+    limit_sqlite_cache(engine, get_settings().worker_sqlite_cache_mb)
     worker = BatchWorker(concurrency=args.concurrency)
 
     async def _main() -> int:

@@ -11,7 +11,8 @@ from core.config import get_settings
 from core.process_wide import ProcessWide
 from core.store.files import private_file
 
-__all__ = ["create_store_engine", "get_engine", "ping", "reset_engine", "SUPABASE_TRANSACTION_POOLER_PORT"]
+__all__ = ["create_store_engine", "get_engine", "limit_sqlite_cache", "ping", "reset_engine",
+           "SUPABASE_TRANSACTION_POOLER_PORT"]
 
 # Supabase's transaction pooler (Supavisor, port 6543) cannot keep prepared statements.
 SUPABASE_TRANSACTION_POOLER_PORT = 6543
@@ -73,6 +74,25 @@ def create_store_engine(url: str) -> Engine:
 
 
 _engines: ProcessWide[Engine] = ProcessWide(close=Engine.dispose)
+
+
+def limit_sqlite_cache(engine: Engine, cache_mb: int) -> None:
+    """Give each of this SQLite engine's connections a page cache of `cache_mb` from now on (0: no change).
+
+    For a process that writes far more than it reads again (a stand-alone batch worker): the
+    app's cache, sized for the error log's indexes, fills with pages the worker never reads
+    again, one cache per pooled connection. Open connections are closed, so all take it.
+    """
+    if not cache_mb or engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _cache(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")  # after the engine's own listener
+        cur.close()
+
+    engine.dispose()
 
 
 def get_engine(url: str | None = None) -> Engine:

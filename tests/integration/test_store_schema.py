@@ -87,6 +87,23 @@ def test_sqlite_connections_get_the_configured_page_cache(tmp_path, monkeypatch,
         eng.dispose()
 
 
+def test_a_stand_alone_workers_connections_take_its_smaller_page_cache(tmp_path, monkeypatch):
+    """limit_sqlite_cache: connections opened before (pooled) and after both run with the worker's cache."""
+    from core.store.engine import limit_sqlite_cache
+
+    monkeypatch.setenv("STUDIO_SQLITE_CACHE_MB", "64")
+    reload_settings()
+    eng = create_store_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+    try:
+        with eng.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -64 * 1024
+        limit_sqlite_cache(eng, 4)
+        with eng.connect() as first, eng.connect() as second:
+            assert [c.exec_driver_sql("PRAGMA cache_size").scalar() for c in (first, second)] == [-4096, -4096]
+    finally:
+        eng.dispose()
+
+
 def test_sqlite_connections_wait_the_configured_busy_timeout(tmp_path, monkeypatch):
     """Every SQLite connection of the app waits sqlite_busy_timeout_s for another connection's lock."""
     monkeypatch.setenv("STUDIO_SQLITE_BUSY_TIMEOUT_S", "0.25")
