@@ -369,15 +369,18 @@ def _mode_and_remote(b: dict[str, Any]) -> None:
                        args=(b["id"], _key(f"budget_{b['id']}")), disabled=new is None)
     kinds = batches.cost_by_kind(b)
     st.dataframe(pd.DataFrame([{"Kind": k["kind"], "Tokens": k["tokens"], "Cost ($)": round(k["cost_usd"], 6)}
-                               for k in kinds]), hide_index=True)
+                               for k in kinds]), hide_index=True,
+                 column_config={"Tokens": st.column_config.NumberColumn("Tokens", format="localized")})
     subs = b.get("submissions") or []
     if not subs:
         return
     st.markdown(f"**Remote batches ({len(subs):,})**")
     st.dataframe(pd.DataFrame([{"remote id": s["remote_id"] or "(not stored yet)", "state": s["state"],
                                 "requests": s["request_count"], **s["counts"], "results saved": s["results_done"],
-                                "submitted": exact(s["submitted_at"]) if s["submitted_at"] else "",
-                                "note": s["last_error"] or ""} for s in subs]), hide_index=True)
+                                "submitted": s["submitted_at"],
+                                "note": s["last_error"] or ""} for s in subs]), hide_index=True,
+                 column_config={"submitted": st.column_config.DatetimeColumn(
+                     "submitted", format="distance", help="How long ago it was sent")})
 
 
 @callback
