@@ -83,10 +83,35 @@ def browser(app) -> Iterator[Any]:
         chromium.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """Keep each phase's report on the test, so `page` can tell that its test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def page(browser, app) -> Iterator[Any]:
-    """A fresh browser context and page for each test (downloads accepted)."""
+def page(request, browser, app) -> Iterator[Any]:
+    """A fresh browser context and page for each test (downloads accepted).
+
+    When the test fails, what the page showed is kept for whoever reads the failure: a screenshot,
+    the page's text and the end of the app's log, under artifacts/failures/.
+    """
     context = browser.new_context(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
     pg = context.new_page()
     yield pg
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        folder = ROOT / "artifacts" / "failures"
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = request.node.name.replace("/", "_")[:120]
+        try:
+            pg.screenshot(path=str(folder / f"{stem}.png"), full_page=True)
+            text = pg.inner_text("body", timeout=5_000)
+        except Exception as exc:  # noqa: BLE001 - the page may be gone; the failure itself is what matters
+            text = f"(the page could not be read: {exc})"
+        log = getattr(app, "log", str)()
+        (folder / f"{stem}.txt").write_text(f"{pg.url}\n\n{text}\n\n--- app log ---\n{log}", encoding="utf-8")
+        print(f"\nbrowser failure kept in artifacts/failures/{stem}.png and .txt; the page showed:\n{text[:3000]}")
     context.close()

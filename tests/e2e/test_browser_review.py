@@ -181,12 +181,21 @@ def _download(page, fmt: str, tmp_path: Path) -> tuple[list[str], dict[str, list
     """Choose `fmt`, download the zip, read each side with its consumer's library: (names, side -> (id, messages), card)."""
     _choose(page, "Format", FORMAT_LABELS[fmt])
     _said(page, f"conversations.train{_STEMS[fmt]}, conversations.validation{_STEMS[fmt]}")
-    with page.expect_download(timeout=60_000) as info:
-        page.get_by_role("button", name="Download dataset").click()
     folder = tmp_path / fmt
     folder.mkdir()
     archive = folder / "dataset.zip"
-    info.value.save_as(archive)
+    # OpenAI and ShareGPT files have the same names: until the page's rerun for the new format has
+    # drawn its button, a click downloads the previous format's zip. Its card names the format, so a
+    # zip of another format is fetched again, a few times (the file is checked below, whatever comes).
+    for _ in range(10):
+        with page.expect_download(timeout=60_000) as info:
+            page.get_by_role("button", name="Download dataset").click()
+        info.value.save_as(archive)
+        with zipfile.ZipFile(archive) as zf:
+            card = zf.read("conversations.card.md").decode("utf-8")
+        if FORMAT_LABELS[fmt] in shown(card):
+            break
+        page.wait_for_timeout(1_000)
     with zipfile.ZipFile(archive) as zf:
         names = sorted(zf.namelist())
         zf.extractall(folder)
