@@ -6,6 +6,7 @@ Its own app (module fixture below) refreshes every 5 s, so waiting for the refre
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -40,10 +41,15 @@ def _matching(page) -> int:
 
 
 def _filter_critical(page) -> None:
+    """Narrow to critical, and wait until the table's count is the narrowed one (a loaded run read the old one)."""
+    everything = _matching(page)
     page.get_by_role("combobox", name="Severity").click()
     page.get_by_role("option", name="critical").click()
     page.keyboard.press("Escape")
-    page.wait_for_timeout(1500)  # let the rerun with the new filter settle
+    deadline = time.monotonic() + 60
+    while _matching(page) == everything:
+        assert time.monotonic() < deadline, "the table's count did not follow the severity filter within 60 s"
+        page.wait_for_timeout(250)
 
 
 def test_a_new_critical_error_appears_in_the_table_without_a_reload(page, app):
