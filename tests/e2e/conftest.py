@@ -83,6 +83,46 @@ def browser(app) -> Iterator[Any]:
         chromium.close()
 
 
+# at most this many browser test modules (a Streamlit server and a Chromium each) run at once across
+# the xdist workers: four at once loaded two cores past what their waits allow, and a different one
+# timed out in each loaded CI run. A module waits at most BROWSER_SLOT_WAIT_S for a slot, then runs.
+BROWSER_SLOTS = 2
+BROWSER_SLOT_WAIT_S = 200
+
+
+@pytest.fixture(scope="module", autouse=True)
+def browser_slot(request) -> Iterator[None]:
+    """Hold one of BROWSER_SLOTS lock files while a browser module runs (nothing for other modules)."""
+    if request.node.get_closest_marker("browser") is None:
+        yield
+        return
+    import fcntl
+    import time
+
+    folder = request.config.cache.mkdir("browser-slots")
+    deadline = time.monotonic() + BROWSER_SLOT_WAIT_S
+    held = None
+    while held is None:
+        for n in range(BROWSER_SLOTS):
+            fh = open(folder / f"slot-{n}", "w")  # noqa: SIM115 - held open for the module
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                continue
+            held = fh
+            break
+        if held is None:
+            if time.monotonic() > deadline:
+                break  # run anyway: a slow neighbour must not time this module out
+            time.sleep(0.5)
+    try:
+        yield
+    finally:
+        if held is not None:
+            held.close()  # closing the file releases its lock
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
     """Keep each phase's report on the test, so `page` can tell that its test failed."""
