@@ -227,5 +227,8 @@ def _held(export: DatasetExport) -> int:
         train = train_target(export.spec.split, n)
         split = (f": about {train:,} for training and {n - train:,} for validation (duplicates stay together on "
                  "one side, so the sides can differ from this by a few)")
+        if n > 1 and train in (0, n):
+            split += (f". At a train share of {export.spec.split:.2f} the {'validation' if train else 'training'} "
+                      "file would be empty: move the slider")
     st.markdown(f"The export holds **{which}**{split}.")
     return n

@@ -61,3 +61,12 @@ def open_groups(open_page):
     at.run()
     assert not at.exception
     return at
+
+
+def open_export(open_page):
+    """The Conversations page with its "Export a dataset" expander open (the export is drawn only while it is)."""
+    at = open_page("conversations")
+    at.session_state["export.open"] = True
+    at.run()
+    assert not at.exception
+    return at

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dataset_support import insert, row
-from e2e_data import listed, shown
+from e2e_data import listed, open_export, shown
 
 from core.conversations import ConversationFilter
 from core.datasets import dataset_health, distinct_n
@@ -68,7 +68,7 @@ def test_the_coverage_grid_counts_accepted_of_all_per_cell_and_shows_hostile_tex
 def test_the_export_names_its_files_and_refuses_a_replacement_without_text(open_page, engine):
     """Format, split and system prompt choose the zip's files; 'replace' with no text is named and disables it."""
     _seed(engine)
-    at = open_page("conversations")
+    at = open_export(open_page)
     at.selectbox(key="conversations.format").set_value("hf")
     at.toggle(key="conversations.split_on").set_value(True).run()
     assert any("conversations.train.parquet, conversations.validation.parquet, conversations.card.md"
@@ -87,7 +87,7 @@ def test_the_export_names_its_files_and_refuses_a_replacement_without_text(open_
 def test_the_export_holds_what_the_page_chose(open_page, engine):
     """The export the page makes has the page's filter and choices (the zip itself: test_dataset_exports)."""
     _seed(engine)
-    at = open_page("conversations")
+    at = open_export(open_page)
     at.selectbox(key="conversations.status").set_value("needs_review").run()
     assert not at.exception
     assert any("conversations.jsonl, conversations.card.md" in shown(c.value) for c in at.caption)
@@ -100,11 +100,17 @@ def _said(at) -> str:
 def test_the_export_says_how_many_conversations_it_holds_and_how_the_split_shares_them(open_page, engine):
     """Before the download: how many of the filtered set the status takes, and about how many go to each side."""
     _seed(engine)  # with the seeded single generation: 3 accepted, 3 needing review, 1 rejected
-    at = open_page("conversations")
+    at = open_export(open_page)
     assert "The export holds **3 conversations accepted, of the 7 conversations the filters match**." in _said(at)
     at.toggle(key="conversations.split_on").set_value(True).run()
     at.slider(key="conversations.split").set_value(0.5).run()
     assert "about 2 for training and 1 for validation" in _said(at)
+    assert "would be empty" not in _said(at)
+    at.slider(key="conversations.split").set_value(0.95).run()  # 3 accepted: all of them on the train side
+    assert ("about 3 for training and 0 for validation (duplicates stay together on one side, so the sides can "
+            "differ from this by a few). At a train share of 0.95 the validation file would be empty: move the "
+            "slider.") in _said(at)
+    at.slider(key="conversations.split").set_value(0.5).run()
     at.selectbox(key="conversations.status").set_value("all").run()
     assert "The export holds **all 7 conversations the filters match**: about 4 for training and 3" in _said(at)
     [button] = at.get("download_button")
@@ -119,7 +125,7 @@ def test_the_export_says_how_many_conversations_it_holds_and_how_the_split_share
 def test_an_export_that_would_be_empty_says_which_statuses_hold_conversations_and_cannot_be_downloaded(
         open_page, engine, seeded):
     """Nothing accepted yet (the gate has not run): the page names what the filters do hold; no empty zip."""
-    at = open_page("conversations")  # the seeded single generation only, needing review
+    at = open_export(open_page)  # the seeded single generation only, needing review
     assert not at.exception
     assert any("No conversation the filters match is accepted (of 1 conversation: 1 needing review)"
                in shown(w.value) for w in at.warning)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from e2e_data import listed, shown
+from e2e_data import listed, open_export, shown
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
@@ -132,7 +132,7 @@ def test_downloads_say_their_size_limit_and_name_the_cli_export(open_page):
     """Errors and Conversations say beside their downloads how much they hold and which command exports all."""
     for page, command in (("errors", "python -m core errors export"),
                           ("conversations", "python -m core conversations export")):
-        at = open_page(page)
+        at = open_export(open_page) if page == "conversations" else open_page(page)
         assert not at.exception
         notes = [shown(c.value) for c in at.caption if "A download here holds at most" in shown(c.value)]
         assert len(notes) == 1 and command in notes[0] and "20 MB" in notes[0]
