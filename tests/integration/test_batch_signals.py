@@ -40,7 +40,7 @@ def running_at(engine, batch_id: str) -> int:
 
 def in_flight_at(engine, srv: SandboxServer, batch_id: str, n: int) -> None:
     """Wait until n items are claimed and their n requests have reached the (slow) sandbox."""
-    wait_for(lambda: running_at(engine, batch_id) >= n and model_calls(srv) >= n, 30, f"{n} items in flight")
+    wait_for(lambda: running_at(engine, batch_id) >= n and model_calls(srv) >= n, 90, f"{n} items in flight")
 
 
 def saved_indexes(engine, batch_id: str) -> list[int]:
