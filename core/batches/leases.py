@@ -314,6 +314,20 @@ def next_parked(engine: Engine) -> datetime | None:
     return min((t or now for t in times), default=None)
 
 
+def held_elsewhere(engine: Engine, worker_id: str) -> list[tuple[str, datetime]]:
+    """Unfinished batches another worker's unexpired lease holds: (batch id, when the lease runs out), soonest first.
+
+    A worker killed mid-batch still holds its lease until it runs out; `worker --once` names these
+    rather than exit as if nothing were left.
+    """
+    with read_conn(engine, actor=_SYSTEM) as conn:
+        rows = conn.execute(sa.select(batch_jobs.c.id, batch_jobs.c.lease_expires_at).where(
+            batch_jobs.c.status.in_(("queued", "running")), batch_jobs.c.lease_owner.is_not(None),
+            batch_jobs.c.lease_owner != worker_id, batch_jobs.c.lease_expires_at >= utcnow(),
+        ).order_by(batch_jobs.c.lease_expires_at)).all()
+    return [(r.id, r.lease_expires_at) for r in rows]
+
+
 def release_lease(engine: Engine, batch_id: str, worker_id: str) -> bool:
     """Give the lease up now so the next worker need not wait for it to expire."""
 

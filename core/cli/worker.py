@@ -7,12 +7,14 @@ import asyncio
 import signal
 import sys
 
+from core.batches import leases
 from core.batches.worker import BatchWorker
 from core.cli.args import whole_number
 from core.config import get_settings
 from core.settings_store import apply_persisted
-from core.store import get_engine
+from core.store import get_engine, utcnow
 from core.store.engine import limit_sqlite_cache
+from core.ui.timefmt import duration
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -37,4 +39,15 @@ def _worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, worker.request_stop)
         return await worker.run(once=args.once)
 
-    return asyncio.run(_main())
+    code = asyncio.run(_main())
+    if args.once and not worker.stopping:
+        _say_what_is_held(engine, worker.worker_id)
+    return code
+
+
+def _say_what_is_held(engine, worker_id: str) -> None:  # type: ignore[no-untyped-def]
+    """--once found nothing to claim: name the batches another worker's lease still holds (a killed one's, maybe)."""
+    for batch_id, until in leases.held_elsewhere(engine, worker_id):
+        left = duration((until - utcnow()).total_seconds())
+        print(f"note: batch {batch_id[:8]} is held by another worker's lease for {left} more. If that worker "
+              "was stopped or killed, run the worker again after that and it takes the batch over.", file=sys.stderr)

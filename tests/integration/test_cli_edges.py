@@ -6,13 +6,14 @@ value too large for a database column is refused before the database is touched.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
 from sqlalchemy import func, select
 
-from core.store.schema import batch_jobs, error_logs
+from core.store.schema import batch_items, batch_jobs, error_logs, utcnow
 
 HUGE = str(10**20)
 TRILLION = str(10**12)
@@ -110,3 +111,27 @@ def test_a_failure_while_the_database_is_down_is_spooled_not_lost(tmp_path):
     error_id = result.stderr.rsplit("error id ", 1)[1].split()[0]
     spooled = "".join(p.read_text(encoding="utf-8") for p in Path(data).glob("errorlog-spool*.jsonl"))
     assert error_id in spooled and "cli.batch.list" in spooled
+
+
+def test_worker_once_names_a_batch_a_killed_workers_lease_still_holds(engine):
+    """`worker --once` with nothing it may take says which batch another lease holds and for how long, not nothing."""
+    created = run_cli(["batch", "create", "--template", "tutoring", "--count", "2"])
+    assert created.returncode == 0, created.stderr
+    with engine.begin() as conn:
+        batch_id = conn.execute(select(batch_jobs.c.id)).scalar_one()
+        conn.execute(batch_jobs.update().values(status="running", lease_owner="killed-host:4242:abc123",
+                                                lease_expires_at=utcnow() + timedelta(seconds=25)))
+        conn.execute(batch_items.update().values(status="running", claimed_by="killed-host:4242:abc123",
+                                                 claimed_at=utcnow()))
+    result = run_cli(["worker", "--once"])
+    assert result.returncode == 0, result.stderr
+    note = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(note) == 1, result.stderr
+    assert note[0].startswith(f"note: batch {batch_id[:8]} is held by another worker's lease for 2")  # 25 s or 24 s
+    assert "run the worker again after that and it takes the batch over" in note[0]
+    with engine.begin() as conn:  # nothing taken from the lease holder
+        assert conn.execute(select(batch_jobs.c.lease_owner)).scalar_one() == "killed-host:4242:abc123"
+
+    with engine.begin() as conn:  # once the lease has run out, the next --once takes the batch and says nothing
+        conn.execute(batch_jobs.update().values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert "note: " not in run_cli(["worker", "--once"]).stderr
