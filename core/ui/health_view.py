@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import datetime
 
 import streamlit as st
 
@@ -17,22 +18,26 @@ from core.auth import Actor, acting_as
 from core.config import get_settings
 from core.conversations import ConversationFilter
 from core.datasets import DatasetHealth, dataset_health
-from core.store import get_engine
+from core.store import get_engine, utcnow
 from core.ui import coverage_view, health_charts
+from core.ui.timefmt import ago, duration
 from core.ui.user import current_person
 from core.ui.widgets import metric_cards
 
 __all__ = ["health_panel", "load_health"]
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
-def _health(url: str, viewer: Actor, flt: ConversationFilter, period: int) -> DatasetHealth:
-    """The health as `viewer` sees it, counted once per `period` (a number of refresh intervals since the epoch)."""
+def _health(url: str, viewer: Actor, flt: ConversationFilter, period: int) -> tuple[DatasetHealth, datetime]:
+    """The health as `viewer` sees it and when it was counted, once per `period` (refresh intervals since the epoch)."""
     with acting_as(viewer):  # the rows counted are the ones `viewer` may see: they are part of the key
-        return dataset_health(get_engine(url), flt)
+        return dataset_health(get_engine(url), flt), utcnow()
 
 
-def load_health(flt: ConversationFilter) -> DatasetHealth:
-    """The health of the filtered set as this run's person sees it (a "since" moving with the clock is cut to the minute)."""
+def load_health(flt: ConversationFilter) -> tuple[DatasetHealth, datetime]:
+    """The health of the filtered set as this run's person sees it, and when it was counted.
+
+    A "since" moving with the clock is cut to the minute.
+    """
     if flt.since is not None:
         flt = dataclasses.replace(flt, since=flt.since.replace(second=0, microsecond=0))
     settings = get_settings()
@@ -51,8 +56,10 @@ def _ratio(value: float | None, exact: bool) -> str:
 
 def health_panel(flt: ConversationFilter, what: str = "these conversations") -> DatasetHealth:
     """Counts by review state, duplicate rate and distinct-1/2 as cards; review states and scores as charts; coverage."""
-    health = load_health(flt)
+    health, counted = load_health(flt)
     st.markdown("**Dataset health**")
+    # counted at most once a refresh interval: a running batch's newest conversations may not be in it yet
+    st.caption(f"Counted {ago(counted)}; counted again every {duration(get_settings().ui_health_refresh_s)}.")
     if not health.total:
         st.caption(f"No conversations yet in {what}.")
         return health

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from dataset_support import insert, row
 from e2e_data import listed, open_export, shown
@@ -52,6 +53,9 @@ def test_the_conversations_page_shows_the_health_of_the_filtered_set(open_page, 
     assert {v["state"]: v["n"] for v in states} == {"accepted": 3, "needs review": 3, "rejected": 1, "regenerate": 0}
     bins = {v["bin"]: v["n"] for v in scores}
     assert (bins["90-100"], bins["80-89"], bins["50-59"], bins["10-19"], bins["not scored"]) == (1, 2, 2, 1, 1)
+    # counted at most once a refresh interval, and it says so (a running batch's newest may not be in yet)
+    counted = [c for c in (shown(c.value) for c in at.caption) if c.startswith("Counted ")]
+    assert len(counted) == 1 and re.fullmatch(r"Counted \d{1,2} s ago; counted again every 30 s\.", counted[0]), counted
 
 
 def test_the_coverage_grid_counts_accepted_of_all_per_cell_and_shows_hostile_text_as_a_cell(open_page, engine):
