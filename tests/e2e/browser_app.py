@@ -107,3 +107,18 @@ def goto(page: Any, app: RunningApp, path: str) -> None:
     """Open `path` of the app in `page` and wait for its first heading."""
     page.goto(f"{app.url}/{path}")
     page.get_by_role("heading", level=1).first.wait_for(timeout=30_000)
+
+
+def open_expander(page: Any, label: str, timeout: float = 90_000) -> None:
+    """Make sure the expander labelled `label` is open, clicking its header only if it is shut.
+
+    The app opens some expanders itself ("New batch" starts open) and the person opens others;
+    on loaded CI runs Streamlit's frontend has twice drawn such an expander shut under the test
+    (the content was sent, the <details> closed), so a test about what is inside opens it as a
+    person would, rather than wait for content nobody can see.
+    """
+    summary = page.locator('[data-testid="stExpander"] summary', has_text=label).first
+    summary.wait_for(timeout=timeout)
+    if not summary.evaluate("s => s.closest('details').open"):
+        summary.click()
+    page.wait_for_function("s => s.closest('details').open", arg=summary.element_handle(), timeout=timeout)

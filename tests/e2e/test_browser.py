@@ -13,7 +13,7 @@ import re
 import time
 
 import pytest
-from browser_app import SHOTS, goto
+from browser_app import SHOTS, goto, open_expander
 
 pytestmark = pytest.mark.browser
 
@@ -23,6 +23,7 @@ PAGES = ["", "generate", "batches", "templates", "conversations", "errors", "rec
 def test_batch_of_twenty_reaches_100_percent_live(page, app):
     """A 20-item batch launched from the UI shows 20 / 20 (100%) without a reload."""
     goto(page, app, "batches")
+    open_expander(page, "New batch")
     page.get_by_role("button", name="Launch batch").click()
     page.get_by_text(re.compile(r"^0 / 20 \(0%\)|/ 20 \(")).first.wait_for(timeout=30_000)
     page.get_by_text(re.compile(r"20 / 20 \(100%\)")).first.wait_for(timeout=180_000)

@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from browser_app import SHOTS, goto
+from browser_app import SHOTS, goto, open_expander
 
 pytestmark = pytest.mark.browser
 
@@ -53,6 +53,7 @@ def test_chaos_breaks_a_batch_the_errors_arrive_and_one_click_resumes_it(page, a
     _chaos(page, app, "Every call rejected (401, key invalid)", r"forced status 401")
     try:
         goto(page, app, "batches")
+        open_expander(page, "New batch")
         count = page.get_by_role("spinbutton", name="Conversations")
         count.fill("12", timeout=90_000)  # the form is editable once the page's first run is drawn (slow under load)
         count.press("Tab")

@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Iterator
 
 import pytest
-from browser_app import CHROMIUM, SHOTS, RunningApp
+from browser_app import CHROMIUM, SHOTS, RunningApp, open_expander
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +53,7 @@ def test_hostile_personas_show_as_text_beside_the_health_charts_and_the_export_d
     page.get_by_text("Dataset health").first.wait_for(timeout=30_000)
     page.locator('[data-testid="stVegaLiteChart"]').nth(1).wait_for(timeout=30_000)
     page.get_by_text(re.compile(r"^Coverage \(accepted / conversations")).first.click()
-    page.get_by_text("Export a dataset").first.click()
+    open_expander(page, "Export a dataset")
     page.wait_for_timeout(2500)  # the grid and the charts draw after the first paint
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "datasets-conversations.png"), full_page=True)

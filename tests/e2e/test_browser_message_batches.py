@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from browser_app import SHOTS, RunningApp, goto, migrated_data_dir
+from browser_app import SHOTS, RunningApp, goto, migrated_data_dir, open_expander
 
 from core.config import ROOT
 from core.llm.pricing import price
@@ -131,6 +131,7 @@ def test_an_analyst_runs_a_message_batches_batch_through_a_killed_worker_and_see
         page, app, sandbox, store):
     """Mode radio, launch, kill -9 after a remote batch is stored, restart: remote batches, counts, batch price."""
     goto(page, app, "batches")
+    open_expander(page, "New batch")
     count = page.get_by_role("spinbutton", name="Conversations")
     count.fill(str(ITEMS), timeout=90_000)  # editable once the page's first run is drawn
     count.press("Tab")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_app import SHOTS, RunningApp
+from browser_app import SHOTS, RunningApp, open_expander
 from e2e_data import shown
 from people import person
 from review_support import decisions, reviewed, stored
@@ -156,7 +156,7 @@ def _open_export(page) -> None:
     """From the Review page, through the sidebar, to the export: accepted only, a train/validation split at 0.5."""
     page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Conversations").click()
     page.get_by_role("heading", name="Conversations").wait_for(timeout=60_000)
-    page.get_by_text("Export a dataset").first.click()
+    open_expander(page, "Export a dataset")
     _choose(page, "Review status", "Accepted only")
     _said(page, "The export holds 2 conversations accepted, of the 4 conversations the filters match.")
     page.get_by_text("Train / validation split").first.click()
@@ -179,6 +179,7 @@ def _choose(page, box: str, option: str) -> None:
 
 def _download(page, fmt: str, tmp_path: Path) -> tuple[list[str], dict[str, list[tuple[str | None, Any]]], str]:
     """Choose `fmt`, download the zip, read each side with its consumer's library: (names, side -> (id, messages), card)."""
+    open_expander(page, "Export a dataset")
     _choose(page, "Format", FORMAT_LABELS[fmt])
     _said(page, f"conversations.train{_STEMS[fmt]}, conversations.validation{_STEMS[fmt]}")
     folder = tmp_path / fmt

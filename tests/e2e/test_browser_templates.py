@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_app import SHOTS, goto
+from browser_app import SHOTS, goto, open_expander
 
 pytestmark = pytest.mark.browser
 
@@ -48,6 +48,7 @@ def test_a_new_template_runs_a_balanced_batch_and_shows_its_coverage(page, app):
     page.screenshot(path=str(SHOTS / "templates.png"), full_page=True)
 
     goto(page, app, "batches")
+    open_expander(page, "New batch")
     template = page.get_by_role("combobox", name="Template").first
     template.wait_for(timeout=90_000)  # the new-batch form draws after the heading: on a loaded machine, late
     template.click()

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from browser_app import CHROMIUM, CHROMIUM_ARGS, SHOTS, RunningApp
+from browser_app import CHROMIUM, CHROMIUM_ARGS, SHOTS, RunningApp, open_expander
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
@@ -347,6 +347,7 @@ def test_hostile_text_on_the_templates_page_stays_text(watched, app):
     watched.shown("templates-preview", ":red[boom]")
     watched.check("templates-editor")
     watched.open("batches")
+    open_expander(watched.page, "New batch")
     watched.page.get_by_role("combobox", name="Template").first.click()
     watched.page.get_by_role("option", name=re.compile("clickme")).first.click()
     watched.page.wait_for_timeout(2000)
