@@ -70,11 +70,11 @@ def filters() -> review.ReviewFilter:
     """The queue's filters: batch, template, a failed check and the score range."""
     named = {b["id"]: b for b in batches.batch_names(get_engine())}
     c1, c2, c3, c4 = st.columns([2, 2, 1.5, 2])
-    batch_id = c1.selectbox("Batch", list(named), index=None, key=_key("batch"), placeholder="All batches",
+    batch_id = c1.selectbox("Batch", list(named), index=None, key=_key("batch"), placeholder="All",
                             format_func=lambda i: f"{redact_cut(named[i]['name'] or '', 60)} · {i[:8]} · "
                                                   f"{ago(named[i]['created_at'])}")
     names = template_names()
-    template = c2.selectbox("Template", names, index=None, key=_key("template"), placeholder="All templates",
+    template = c2.selectbox("Template", names, index=None, key=_key("template"), placeholder="All",
                             format_func=lambda n: get_template(n).title)
     check = c3.text_input("Failed check", key=_key("check"), max_chars=64, placeholder="any",
                           help="Only conversations that failed the check of this name.").strip()
