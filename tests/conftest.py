@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from core.auth.actor import forget_actor
-from core.auth.local import forget_local_user
+from core.auth.local import forget_local_user, use_local_user_by_default
 from core.config import reload_settings
 from core.errorlog import reset_recorder
 from core.llm.client import reset_client
@@ -46,12 +46,20 @@ def isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     reset_engine()
     forget_local_user()  # the local user is resolved again in this test's own database
     forget_actor()  # an AppTest run sets the session's person in this thread: it must not act in the next test
+    use_local_user_by_default()  # an app run with sign-in configured made it nobody, process-wide
     yield
     reset_recorder()  # stop the writer before the test's engines go away
     reset_engine()
+    # the settings kept for what runs before the next test's setup (the next module's fixtures) are
+    # the isolated ones, not this test's own setenv: a STUDIO_USER set here once made the next
+    # module seed its rows as that person, whom the app's local user could not see
+    monkeypatch.undo()
+    isolate_environment(monkeypatch, tmp_path)
     reload_settings()
     forget_local_user()
     forget_actor()
+    # and after: the next module's fixtures (its seeded rows, say) run before this hook's next setup
+    use_local_user_by_default()
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ from streamlit.testing.v1 import AppTest
 from core import review
 from core.auth import Role, acting_as, system_actor
 from core.auth.audit import AuditAction
-from core.auth.local import use_local_user_by_default
 from core.auth.users import set_role
 from core.config import ROOT, reload_settings
 
@@ -152,13 +151,6 @@ _AUTH = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cooki
                   "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}}
 
 
-@pytest.fixture
-def signed_in_default_after():
-    """A sign-in app makes the process default nobody; the tests after this one start from the local user."""
-    yield
-    use_local_user_by_default()
-
-
 def _signed_in(email: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=APP_TIMEOUT_S)
     at.secrets = _AUTH
@@ -168,7 +160,7 @@ def _signed_in(email: str) -> AppTest:
     return at
 
 
-def test_the_review_page_is_in_a_reviewers_navigation_and_not_in_an_analysts(engine, app_env, signed_in_default_after):
+def test_the_review_page_is_in_a_reviewers_navigation_and_not_in_an_analysts(engine, app_env):
     """A signed-in analyst cannot open it; the same person made a reviewer can."""
     at = _signed_in("a@example.com")
     at.switch_page("app_pages/batches.py").run()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +10,6 @@ from e2e_data import shown
 from streamlit.testing.v1 import AppTest
 
 from core.auth import ANONYMOUS, Role, acting_as, current_actor, system_actor
-from core.auth.local import use_local_user_by_default
 from core.auth.users import set_role
 from core.config import ROOT
 from core.store.schema import app_users, audit_events
@@ -26,13 +24,6 @@ ISSUER = "https://idp.test"
 
 def _claims(sub: str, email: str, name: str) -> dict:
     return {"is_logged_in": True, "iss": ISSUER, "sub": sub, "email": email, "name": name}
-
-
-@pytest.fixture(autouse=True)
-def local_default_after() -> Iterator[None]:
-    """A sign-in app makes the process default nobody; the tests after this one start from the local user."""
-    yield
-    use_local_user_by_default()
 
 
 def _app(user: dict | None, *, page: str | None = None, signed_in_config: bool = True) -> AppTest:
