@@ -22,6 +22,7 @@ from core.cli.args import bounded_text, dollars, one_of, template_name, turns, v
 from core.store import get_engine
 from core.templates.coverage import COVERAGE_MODES
 from core.templates.store import resolve
+from core.ui.timefmt import exact
 
 
 def _csv_list(text: str | None) -> list[str] | None:
@@ -127,7 +128,7 @@ def _list(args: argparse.Namespace) -> int:
     rows = list_batches(get_engine(), status=args.status, limit=args.limit)
     return print_rows(rows, as_json=args.json, footer=None if rows else "no batches", line=lambda st: (
         f"{st['id']}  {st['state']:<9}  {st['done']}/{st['total']} done  {st['failed']} failed  "
-        f"{st['created_at']}  {st['owner'] or '-'}  {st['name']}"))
+        f"{exact(st['created_at'])}  {st['owner'] or '-'}  {st['name']}"))
 
 
 def _resume(args: argparse.Namespace) -> int:

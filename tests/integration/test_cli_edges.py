@@ -6,6 +6,8 @@ value too large for a database column is refused before the database is touched.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -135,3 +137,13 @@ def test_worker_once_names_a_batch_a_killed_workers_lease_still_holds(engine):
     with engine.begin() as conn:  # once the lease has run out, the next --once takes the batch and says nothing
         conn.execute(batch_jobs.update().values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     assert "note: " not in run_cli(["worker", "--once"]).stderr
+
+
+def test_batch_list_gives_each_batch_its_time_to_the_second_in_utc(engine):
+    """The human listing reads "2026-12-02 06:00:11 UTC", not an ISO string with microseconds; --json keeps ISO."""
+    assert run_cli(["batch", "create", "--template", "tutoring", "--count", "2"]).returncode == 0
+    [line] = run_cli(["batch", "list"]).stdout.splitlines()
+    assert re.search(r"  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  ", line), line
+    assert not re.search(r"T\d\d:\d\d:\d\d\.\d+", line), line
+    [row] = json.loads(run_cli(["batch", "list", "--json"]).stdout)
+    assert "T" in row["created_at"]
