@@ -7,6 +7,8 @@ import asyncio
 import signal
 import sys
 
+from sqlalchemy import Engine
+
 from core.batches import leases
 from core.batches.worker import BatchWorker
 from core.cli.args import whole_number
@@ -45,7 +47,7 @@ def _worker(args: argparse.Namespace) -> int:
     return code
 
 
-def _say_what_is_held(engine, worker_id: str) -> None:  # type: ignore[no-untyped-def]
+def _say_what_is_held(engine: Engine, worker_id: str) -> None:
     """--once found nothing to claim: name the batches another worker's lease still holds (a killed one's, maybe)."""
     for batch_id, until in leases.held_elsewhere(engine, worker_id):
         left = duration((until - utcnow()).total_seconds())

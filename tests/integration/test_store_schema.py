@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -71,49 +73,49 @@ def test_failed_write_transaction_is_rolled_back_whole(engine):
 
 
 
+@contextmanager
+def _sqlite_engine(tmp_path, monkeypatch, **env: str) -> Iterator[sa.Engine]:
+    """A new SQLite engine under `env` (settings read again), disposed afterwards."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reload_settings()
+    eng = create_store_engine(f"sqlite:///{tmp_path / 'pragma.db'}")
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+def _pragma(eng: sa.Engine, name: str) -> int:
+    with eng.connect() as conn:
+        return int(conn.exec_driver_sql(f"PRAGMA {name}").scalar())
+
+
 @pytest.mark.parametrize(("cache_mb", "expected"), [
     ("48", -48 * 1024),
     ("0", sqlite3.connect(":memory:").execute("PRAGMA cache_size").fetchone()[0]),  # SQLite's own default
 ])
 def test_sqlite_connections_get_the_configured_page_cache(tmp_path, monkeypatch, cache_mb, expected):
     """Every SQLite connection of the app runs with the page cache named by sqlite_cache_mb (0: SQLite's default)."""
-    monkeypatch.setenv("STUDIO_SQLITE_CACHE_MB", cache_mb)
-    reload_settings()
-    eng = create_store_engine(f"sqlite:///{tmp_path / 'cache.db'}")
-    try:
-        with eng.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == expected
-    finally:
-        eng.dispose()
+    with _sqlite_engine(tmp_path, monkeypatch, STUDIO_SQLITE_CACHE_MB=cache_mb) as eng:
+        assert _pragma(eng, "cache_size") == expected
 
 
 def test_a_stand_alone_workers_connections_take_its_smaller_page_cache(tmp_path, monkeypatch):
     """limit_sqlite_cache: connections opened before (pooled) and after both run with the worker's cache."""
     from core.store.engine import limit_sqlite_cache
 
-    monkeypatch.setenv("STUDIO_SQLITE_CACHE_MB", "64")
-    reload_settings()
-    eng = create_store_engine(f"sqlite:///{tmp_path / 'cache.db'}")
-    try:
-        with eng.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -64 * 1024
+    with _sqlite_engine(tmp_path, monkeypatch, STUDIO_SQLITE_CACHE_MB="64") as eng:
+        assert _pragma(eng, "cache_size") == -64 * 1024
         limit_sqlite_cache(eng, 4)
         with eng.connect() as first, eng.connect() as second:
             assert [c.exec_driver_sql("PRAGMA cache_size").scalar() for c in (first, second)] == [-4096, -4096]
-    finally:
-        eng.dispose()
 
 
 def test_sqlite_connections_wait_the_configured_busy_timeout(tmp_path, monkeypatch):
     """Every SQLite connection of the app waits sqlite_busy_timeout_s for another connection's lock."""
-    monkeypatch.setenv("STUDIO_SQLITE_BUSY_TIMEOUT_S", "0.25")
-    reload_settings()
-    eng = create_store_engine(f"sqlite:///{tmp_path / 'busy.db'}")
-    try:
-        with eng.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
-    finally:
-        eng.dispose()
+    with _sqlite_engine(tmp_path, monkeypatch, STUDIO_SQLITE_BUSY_TIMEOUT_S="0.25") as eng:
+        assert _pragma(eng, "busy_timeout") == 250
 
 
 def test_sqlite_full_text_index_merges_sixteen_segments_at_a_time(engine):
